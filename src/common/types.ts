@@ -1,0 +1,196 @@
+/**
+ * Domain types shared by manager, agent, naming and CLI. These are the trusted
+ * shapes *after* validation at the border (task files, config, HTTP bodies).
+ * Units are normalized: cpu in cores, memory/disk in bytes, durations in ms.
+ */
+
+export interface Resources {
+  /** CPU in cores (0.5 = half a core). */
+  cpu: number;
+  /** Bytes. */
+  memory: number;
+  /** Bytes. */
+  disk: number;
+}
+
+export type ConstraintOperator = "=" | "!=" | "in" | "regexp";
+
+export interface Constraint {
+  attribute: string;
+  operator: ConstraintOperator;
+  /** A string for `=`, `!=`, `regexp`; a list for `in`. */
+  value: string | string[];
+}
+
+export interface HealthCheck {
+  type: "http" | "tcp";
+  /** HTTP path; only for type http. */
+  path?: string;
+  intervalMs: number;
+  timeoutMs: number;
+  /** Consecutive failures before a service task is restarted. */
+  failures: number;
+}
+
+export interface PortSpec {
+  name: string;
+  /** A fixed host port; absent = allocated dynamically by the agent. */
+  static?: number;
+  check?: HealthCheck;
+}
+
+export interface RestartPolicy {
+  attempts: number;
+  delayMs: number;
+  backoff: number;
+  maxDelayMs: number;
+}
+
+export type AlertOn = "failed" | "lost" | "oom-killed" | "unhealthy" | "completed" | "cron-failed";
+
+export interface NotifySpec {
+  email: string[];
+  sms: string[];
+  on: AlertOn[];
+}
+
+export type PackageRef = { kind: "named"; name: string; version: string } | { kind: "digest"; digest: string };
+
+export interface PlacementPolicy {
+  /** binpack (default) fills machines; spread prefers the emptiest. */
+  strategy: "binpack" | "spread";
+  /** At most this many instances of the job on one machine; absent = no limit. */
+  maxPerNode?: number;
+}
+
+/** A validated task description file: one job of `instances` identical tasks. */
+export interface JobSpec {
+  name: string;
+  namespace: string;
+  type: "service" | "batch";
+  /** 0..1000; prod = 200, batch = 100. */
+  priority: number;
+  instances: number;
+  package?: PackageRef;
+  /** The package reference as the user wrote it (`webapp@1.2.0` or `sha256:…`). */
+  packageText?: string;
+  command: string[];
+  env: Record<string, string>;
+  resources: Resources;
+  isolation?: "lxc" | "process";
+  constraints: Constraint[];
+  ports: PortSpec[];
+  service?: { name: string };
+  restart: RestartPolicy;
+  schedule?: string;
+  notify?: NotifySpec;
+  placement: PlacementPolicy;
+}
+
+export const PRIORITY_PROD = 200;
+export const PRIORITY_BATCH = 100;
+
+export function jobIdOf(namespace: string, name: string): string {
+  return namespace === "default" ? name : `${namespace}:${name}`;
+}
+
+export function taskIdOf(jobId: string, index: number): string {
+  return `${jobId}/${index}`;
+}
+
+export function parseTaskId(taskId: string): { jobId: string; index: number } | undefined {
+  const slash = taskId.lastIndexOf("/");
+  if (slash <= 0) return undefined;
+  const index = Number(taskId.slice(slash + 1));
+  if (!Number.isInteger(index) || index < 0) return undefined;
+  return { jobId: taskId.slice(0, slash), index };
+}
+
+export type JobStatus = "pending" | "running" | "complete" | "failed" | "dead";
+
+/** What the manager wants of a task. */
+export type DesiredState = "run" | "stop";
+
+/**
+ * Lifecycle of one task instance as the manager records it.
+ * pending → dispatched → running → completed | failed | killed | lost
+ */
+export type TaskState = "pending" | "dispatched" | "running" | "completed" | "failed" | "killed" | "lost";
+
+export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set(["completed", "failed", "killed", "lost"]);
+
+export interface ExitInfo {
+  exitCode: number | null;
+  signal: string | null;
+  oomKilled: boolean;
+  /** Human-readable reason ("exit 1", "oom-killed", "killed by SIGKILL", "node lost"). */
+  reason: string;
+}
+
+export interface TaskEvent {
+  at: number;
+  type: string;
+  message: string;
+}
+
+export interface TaskInstance {
+  id: string;
+  jobId: string;
+  index: number;
+  /** Run number for cron jobs (0 for plain jobs). */
+  run: number;
+  desired: DesiredState;
+  state: TaskState;
+  /** Increases on every (re)start; dispatch is idempotent by (task, attempt). */
+  attempt: number;
+  /** Restarts on the current node (reset on migration). */
+  restartsOnNode: number;
+  nodeId?: string;
+  /** Ports allocated by the agent (name → host port). */
+  ports?: Record<string, number>;
+  exit?: ExitInfo;
+  /** Why the task is pending or failed (scheduler reasons, last error). */
+  reason?: string;
+  /** Earliest time a pending retry may start (ms since epoch). */
+  notBefore?: number;
+  createdAt: number;
+  updatedAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  events: TaskEvent[];
+}
+
+export interface Job {
+  id: string;
+  spec: JobSpec;
+  /** The task file as submitted, for display. */
+  source: string;
+  status: JobStatus;
+  desired: "run" | "stop";
+  submittedAt: number;
+  updatedAt: number;
+  /** Cron bookkeeping. */
+  cron?: { lastFiring?: number; runs: number };
+}
+
+export type NodeState = "ready" | "draining" | "lost";
+
+/** An agent's machine as the collector knows it. */
+export interface NodeInfo {
+  id: string;
+  /** Base URL of the agent's start daemon, e.g. http://127.0.0.1:7401 */
+  url: string;
+  host: string;
+  state: NodeState;
+  capacity: Resources;
+  /** What may be given to tasks (capacity minus reserved). */
+  allocatable: Resources;
+  attributes: Record<string, string>;
+  /** Package digests present in the agent's cache. */
+  cachedPackages: string[];
+  /** Dynamic port range the agent allocates from. */
+  portRange: [number, number];
+  drivers: { lxc: boolean; process: boolean };
+  load?: { cpu1m: number; memoryUsed: number; diskFree: number };
+  lastReportAt: number;
+}
