@@ -31,13 +31,6 @@ export function createHttpClient(opts: HttpClientOptions = {}): Got {
     // 307 keeps method and body, which is what a write forwarded to the primary needs.
     methodRewriting: false,
     headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
-    hooks: {
-      beforeError: [
-        (error: RequestError) => {
-          return error;
-        },
-      ],
-    },
   };
   if (opts.baseUrl) options.prefixUrl = opts.baseUrl;
   return got.extend(options);
