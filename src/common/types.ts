@@ -145,7 +145,14 @@ export interface TaskInstance {
   attempt: number;
   /** Restarts on the current node (reset on migration). */
   restartsOnNode: number;
+  /** Times the task was moved off a node because it kept failing there. */
+  migrations: number;
   nodeId?: string;
+  /** Restart here (restart policy) instead of asking the scheduler. */
+  stickyNode?: string;
+  /** Nodes the scheduler must not use for this task (it failed there). */
+  avoidNodes?: string[];
+  dispatchedAt?: number;
   /** Ports allocated by the agent (name → host port). */
   ports?: Record<string, number>;
   exit?: ExitInfo;

@@ -1,0 +1,249 @@
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { parseDocument } from "yaml";
+import { z } from "zod";
+import { ConfigError } from "./errors.js";
+import { parseCpu, parseDuration, parseSize } from "./units.js";
+
+/**
+ * One config for manager, agent and client: one schema, one loader. Human units
+ * are parsed here, once; everything downstream gets numbers (ms, bytes, cores).
+ * Unknown keys are rejected so a typo never silently falls back to a default.
+ *
+ * Environment overrides: TORCA_<SECTION>_<KEY> (camelCase keys upper-snaked),
+ * e.g. TORCA_CLUSTER_ZOOKEEPER, TORCA_MANAGER_LISTEN, TORCA_AGENT_ID.
+ */
+
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const r = parseDuration(v);
+  if (typeof r === "string") {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: r });
+    return z.NEVER;
+  }
+  return r;
+});
+const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const r = parseSize(v);
+  if (typeof r === "string") {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: r });
+    return z.NEVER;
+  }
+  return r;
+});
+const cpu = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const r = parseCpu(v);
+  if (typeof r === "string") {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: r });
+    return z.NEVER;
+  }
+  return r;
+});
+/** host:port; the host must be given explicitly so nothing listens beyond what the config says. */
+const listen = z.string().regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, "must be host:port, e.g. 127.0.0.1:7300");
+
+const resources = z.object({ cpu: cpu.optional(), memory: size.optional(), disk: size.optional() }).strict();
+
+const tokenEntry = z
+  .object({
+    name: z.string().min(1),
+    role: z.enum(["read", "submit", "admin"]),
+    token: z.string().min(16).optional(),
+    tokenFile: z.string().optional(),
+  })
+  .strict()
+  .refine((t) => (t.token === undefined) !== (t.tokenFile === undefined), "give exactly one of token or tokenFile");
+
+const smtp = z
+  .object({
+    host: z.string(),
+    port: z.number().int().min(1).max(65535),
+    secure: z.boolean().default(false),
+    requireTLS: z.boolean().default(false),
+    auth: z.object({ user: z.string(), pass: z.string() }).strict().optional(),
+    from: z.string(),
+  })
+  .strict();
+
+const smsGateway = z
+  .object({
+    url: z.string().url(),
+    method: z.enum(["POST", "PUT", "GET"]).default("POST"),
+    headers: z.record(z.string()).default({}),
+    body: z.string().default('{"to":"{{to}}","text":"{{text}}"}'),
+    timeout: duration.default("5s"),
+    retries: z.number().int().min(0).max(10).default(2),
+  })
+  .strict();
+
+const alertRoute = z
+  .object({
+    kinds: z.union([z.literal("*"), z.array(z.string())]),
+    email: z.array(z.string()).default([]),
+    sms: z.array(z.string()).default([]),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    cluster: z
+      .object({
+        name: z.string().default("local"),
+        zookeeper: z.string().default("127.0.0.1:2181"),
+        root: z.string().regex(/^\/[A-Za-z0-9_\-/]*[^/]$/, "must be an absolute znode path such as /torca").default("/torca"),
+        sessionTimeout: duration.default("4s"),
+        /** The cluster's admin token (used by daemons among themselves and by `torca` on this host). */
+        tokenFile: z.string().default(".torca/token"),
+        tokens: z.array(tokenEntry).default([]),
+      })
+      .strict()
+      .default({}),
+    manager: z
+      .object({
+        id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default("manager-1"),
+        listen: listen.default("127.0.0.1:7300"),
+        advertiseUrl: z.string().url().optional(),
+        storageDir: z.string().default(".torca/storage"),
+        bodyLimit: size.default("1MiB"),
+        packageLimit: size.default("2GiB"),
+        schedulerInterval: duration.default("500ms"),
+        /** A node whose last report is older than this (and whose znode is gone) is lost. */
+        nodeLostAfter: duration.default("10s"),
+        alerting: z
+          .object({
+            smtp: smtp.optional(),
+            sms: smsGateway.optional(),
+            routes: z.array(alertRoute).default([]),
+            dedupWindow: duration.default("1h"),
+            stormThreshold: z.number().int().min(1).default(20),
+            stormWindow: duration.default("1m"),
+            ratePerRecipient: z.number().int().min(1).default(10),
+            rateWindow: duration.default("10m"),
+          })
+          .strict()
+          .default({}),
+      })
+      .strict()
+      .default({}),
+    agent: z
+      .object({
+        id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+        listen: listen.default("127.0.0.1:7400"),
+        advertiseUrl: z.string().url().optional(),
+        dataDir: z.string().default(".torca/agent"),
+        /** Capacity offered; absent fields are measured from the machine. */
+        resources: resources.default({}),
+        reserved: resources.default({}),
+        labels: z.record(z.string()).default({}),
+        portRange: z.tuple([z.number().int().min(1024), z.number().int().max(65535)]).default([20000, 29999]),
+        reportInterval: duration.default("5s"),
+        driver: z.enum(["auto", "lxc", "process"]).default("auto"),
+        lxc: z
+          .object({
+            rootfs: z.string().default("/var/lib/torca/lxc/rootfs"),
+            lxcPath: z.string().default("/var/lib/torca/lxc/run"),
+            uid: z.number().int().min(0).default(1000),
+            gid: z.number().int().min(0).default(1000),
+          })
+          .strict()
+          .default({}),
+        packageCache: z.object({ dir: z.string().optional(), maxSize: size.default("10GiB") }).strict().default({}),
+        /** Shared storage mounted on this machine (same directory as the managers' storageDir), if any. */
+        storageDir: z.string().optional(),
+        logs: z.object({ maxSize: size.default("16MiB"), keep: z.number().int().min(0).max(100).default(3) }).strict().default({}),
+        stopGrace: duration.default("5s"),
+      })
+      .strict()
+      .default({}),
+    client: z
+      .object({
+        manager: z.string().url().optional(),
+        token: z.string().optional(),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+export type Config = z.output<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+function describeZodIssue(i: z.ZodIssue): string {
+  switch (i.code) {
+    case z.ZodIssueCode.unrecognized_keys:
+      return `unknown key${i.keys.length > 1 ? "s" : ""} ${i.keys.map((k) => JSON.stringify(k)).join(", ")}`;
+    case z.ZodIssueCode.invalid_type:
+      return i.received === "undefined" ? "is required" : `must be ${i.expected}, not ${i.received}`;
+    case z.ZodIssueCode.invalid_enum_value:
+      return `must be one of ${i.options.map((o) => JSON.stringify(o)).join(", ")}`;
+    default:
+      return i.message;
+  }
+}
+
+/** Sets a value at a dotted path from an environment override. Values are parsed as YAML scalars/lists. */
+function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  const sections = ["cluster", "manager", "agent", "client"];
+  for (const [k, v] of Object.entries(env)) {
+    if (!k.startsWith("TORCA_") || v === undefined) continue;
+    const rest = k.slice("TORCA_".length).toLowerCase().split("_");
+    const section = rest[0]!;
+    if (!sections.includes(section) || rest.length < 2) continue;
+    const key = rest.slice(1).map((p, i) => (i === 0 ? p : p[0]!.toUpperCase() + p.slice(1))).join("");
+    const sec = (raw[section] ??= {}) as Record<string, unknown>;
+    const parsed: unknown = parseDocument(v).toJS();
+    sec[key] = parsed ?? v;
+  }
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** Where relative paths were resolved from. */
+  baseDir: string;
+  path?: string;
+}
+
+/**
+ * Loads and validates a config file (YAML), applies environment overrides, and
+ * resolves relative paths against the file's directory (or cwd without a file).
+ */
+export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  let raw: Record<string, unknown> = {};
+  if (path) {
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (e) {
+      throw new ConfigError(`cannot read config ${path}: ${(e as Error).message}`);
+    }
+    const doc = parseDocument(text, { uniqueKeys: true });
+    if (doc.errors.length) throw new ConfigError(`${path}: ${doc.errors[0]!.message}`);
+    const js: unknown = doc.toJS() ?? {};
+    if (typeof js !== "object" || js === null || Array.isArray(js)) throw new ConfigError(`${path}: the config must be a mapping`);
+    raw = js as Record<string, unknown>;
+  }
+  applyEnvOverrides(raw, env);
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const msgs = parsed.error.issues.map((i) => {
+      const field = i.path.join(".");
+      return `${field || "(top level)"}: ${describeZodIssue(i)}`;
+    });
+    const first = parsed.error.issues[0]!;
+    throw new ConfigError(`${path ?? "config"}: ${msgs.join("; ")}`, first.path.join("."));
+  }
+  const baseDir = path ? dirname(resolve(path)) : process.cwd();
+  const config = parsed.data;
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  config.cluster.tokenFile = abs(config.cluster.tokenFile);
+  config.manager.storageDir = abs(config.manager.storageDir);
+  config.agent.dataDir = abs(config.agent.dataDir);
+  if (config.agent.storageDir) config.agent.storageDir = abs(config.agent.storageDir);
+  if (config.agent.packageCache.dir) config.agent.packageCache.dir = abs(config.agent.packageCache.dir);
+  for (const t of config.cluster.tokens) if (t.tokenFile) t.tokenFile = abs(t.tokenFile);
+  return { config, baseDir, path };
+}
+
+export function parseListen(l: string): { host: string; port: number } {
+  const i = l.lastIndexOf(":");
+  return { host: l.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(l.slice(i + 1)) };
+}

@@ -1,0 +1,74 @@
+import { z } from "zod";
+import { ValidationError } from "./errors.js";
+import type { ExitInfo, JobSpec } from "./types.js";
+
+/**
+ * The manager ⇄ agent wire protocol. Both sides validate bodies with these
+ * schemas at the border; the types inside are trusted afterwards.
+ */
+
+export interface TaskDispatch {
+  epoch: number;
+  taskId: string;
+  jobId: string;
+  index: number;
+  attempt: number;
+  spec: JobSpec;
+  packageDigest?: string;
+}
+
+export const StopRequestSchema = z.object({ epoch: z.number().int().min(0), attempt: z.number().int().min(0).optional(), graceMs: z.number().int().min(0).max(600_000).optional() }).strict();
+export type StopRequest = z.infer<typeof StopRequestSchema>;
+
+const ExitInfoSchema = z.object({
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  oomKilled: z.boolean(),
+  reason: z.string(),
+});
+
+export const ReportedTaskSchema = z.object({
+  taskId: z.string().min(1),
+  attempt: z.number().int().min(0),
+  state: z.enum(["starting", "running", "exited"]),
+  exit: ExitInfoSchema.optional(),
+  ports: z.record(z.number().int()).optional(),
+  startedAt: z.number().optional(),
+  finishedAt: z.number().optional(),
+  healthy: z.boolean().optional(),
+  usage: z.object({ cpuNs: z.number(), memoryBytes: z.number(), memoryPeakBytes: z.number(), pids: z.number() }).partial().optional(),
+  error: z.string().optional(),
+});
+export type ReportedTask = z.infer<typeof ReportedTaskSchema> & { exit?: ExitInfo };
+
+export const AgentReportSchema = z.object({
+  agentId: z.string().min(1),
+  /** The full list of tasks the agent holds (level-triggered reconcile), not just changes. */
+  tasks: z.array(ReportedTaskSchema),
+  cachedPackages: z.array(z.string()).default([]),
+  load: z.object({ cpu1m: z.number(), memoryUsed: z.number(), diskFree: z.number() }).optional(),
+});
+export type AgentReport = z.infer<typeof AgentReportSchema>;
+
+/** Agent znode data (ephemeral, /agents/<id>): who it is and what it offers. */
+export const AgentAdSchema = z.object({
+  id: z.string(),
+  url: z.string(),
+  host: z.string(),
+  capacity: z.object({ cpu: z.number(), memory: z.number(), disk: z.number() }),
+  allocatable: z.object({ cpu: z.number(), memory: z.number(), disk: z.number() }),
+  attributes: z.record(z.string()),
+  portRange: z.tuple([z.number(), z.number()]),
+  drivers: z.object({ lxc: z.boolean(), process: z.boolean() }),
+  cachedPackages: z.array(z.string()).default([]),
+  load: z.object({ cpu1m: z.number(), memoryUsed: z.number(), diskFree: z.number() }).optional(),
+  startedAt: z.number(),
+});
+export type AgentAd = z.infer<typeof AgentAdSchema>;
+
+/** Parses a body with a schema, turning zod issues into one ValidationError naming each field. */
+export function parseBody<T extends z.ZodTypeAny>(schema: T, body: unknown): z.output<T> {
+  const r = schema.safeParse(body);
+  if (r.success) return r.data as z.output<T>;
+  throw new ValidationError(r.error.issues.map((i) => ({ field: i.path.join("."), message: i.message })));
+}

@@ -1,0 +1,23 @@
+/** The znode layout under the cluster root (DESIGN.md). One place, so nobody spells a path twice. */
+export function zpaths(root: string) {
+  return {
+    root,
+    election: `${root}/election`,
+    leader: `${root}/leader`,
+    epoch: `${root}/epoch`,
+    agents: `${root}/agents`,
+    agent: (id: string) => `${root}/agents/${id}`,
+    nodes: `${root}/nodes`,
+    node: (id: string) => `${root}/nodes/${id}`,
+    jobs: `${root}/jobs`,
+    job: (jobId: string) => `${root}/jobs/${encodeURIComponent(jobId)}`,
+    tasks: (jobId: string) => `${root}/jobs/${encodeURIComponent(jobId)}/tasks`,
+    task: (jobId: string, index: number) => `${root}/jobs/${encodeURIComponent(jobId)}/tasks/${index}`,
+    packages: `${root}/packages`,
+    packageName: (name: string) => `${root}/packages/${name}`,
+    packageVersion: (name: string, version: string) => `${root}/packages/${name}/${version}`,
+    naming: `${root}/naming`,
+    alerts: `${root}/alerts`,
+  };
+}
+export type ZPaths = ReturnType<typeof zpaths>;

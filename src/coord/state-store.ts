@@ -1,0 +1,266 @@
+import { EventEmitter } from "node:events";
+import { ConflictError, CoordinationError } from "../common/errors.js";
+import type { Logger } from "../common/logger.js";
+import type { Job, TaskInstance } from "../common/types.js";
+import { zpaths, type ZPaths } from "./paths.js";
+import { isZkCode, ZK, type ZkSession } from "./zk.js";
+
+/**
+ * Durable cluster state (jobs and task instances) in ZooKeeper, with an
+ * in-memory copy.
+ *
+ * - Backups keep the copy warm by watching every znode (one-shot watches,
+ *   re-armed on each read), so a takeover needs no reload: `becomeAuthoritative`
+ *   syncs with the ZooKeeper leader and waits for the in-flight re-reads.
+ * - The primary writes through: every write is a compare-and-set against the
+ *   version it last saw, on the very session that holds its election node. A
+ *   stale version means someone else wrote: the caller must stop acting.
+ *
+ * Layout: /jobs/<job> = Job JSON; /jobs/<job>/tasks/<index> = TaskInstance JSON.
+ */
+
+interface Entry<T> {
+  value: T;
+  version: number;
+}
+
+export interface StateStoreEvents {
+  job: [Job | undefined, string];
+  task: [TaskInstance | undefined, string];
+}
+
+export interface StateStore {
+  readonly jobs: ReadonlyMap<string, Job>;
+  tasksOf(jobId: string): TaskInstance[];
+  task(jobId: string, index: number): TaskInstance | undefined;
+  allTasks(): Iterable<TaskInstance>;
+  /** Durable create; ConflictError when the job exists. */
+  createJob(job: Job): Promise<void>;
+  updateJob(job: Job): Promise<void>;
+  /** Removes a job and all its tasks (used when a dead job's name is reused). */
+  deleteJob(jobId: string): Promise<void>;
+  putTask(task: TaskInstance): Promise<void>;
+}
+
+const MAX_PARALLEL_LOADS = 200;
+
+export class ZkStateStore extends EventEmitter<StateStoreEvents> implements StateStore {
+  private readonly jobEntries = new Map<string, Entry<Job>>();
+  private readonly taskEntries = new Map<string, Map<number, Entry<TaskInstance>>>();
+  private readonly jobView = new Map<string, Job>();
+  private readonly p: ZPaths;
+  private authoritative = false;
+  private inflight = 0;
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(private readonly zk: ZkSession, root: string, private readonly log?: Logger) {
+    super();
+    this.p = zpaths(root);
+  }
+
+  get jobs(): ReadonlyMap<string, Job> {
+    return this.jobView;
+  }
+
+  tasksOf(jobId: string): TaskInstance[] {
+    const m = this.taskEntries.get(jobId);
+    if (!m) return [];
+    return [...m.values()].map((e) => e.value).sort((a, b) => a.index - b.index);
+  }
+
+  task(jobId: string, index: number): TaskInstance | undefined {
+    return this.taskEntries.get(jobId)?.get(index)?.value;
+  }
+
+  *allTasks(): Iterable<TaskInstance> {
+    for (const m of this.taskEntries.values()) for (const e of m.values()) yield e.value;
+  }
+
+  /** Loads everything and arms watches. */
+  async start(): Promise<void> {
+    await this.zk.ensurePath(this.p.jobs);
+    await this.track(() => this.loadJobList());
+    await this.drained();
+  }
+
+  /**
+   * Called on election: make sure every write that preceded our election has
+   * reached the cache, then stop watching (we are the only writer from now on).
+   */
+  async becomeAuthoritative(): Promise<void> {
+    await this.zk.sync(this.p.jobs);
+    // Watch notifications are delivered before the sync reply; wait for the reads they started.
+    await this.drained();
+    await this.track(() => this.loadJobList());
+    await this.drained();
+    this.authoritative = true;
+  }
+
+  private track(fn: () => Promise<void>): Promise<void> {
+    this.inflight++;
+    return fn()
+      .catch((e) => {
+        if (this.zk.isAlive) this.log?.warn({ err: (e as Error).message }, "state read failed");
+      })
+      .finally(() => {
+        this.inflight--;
+        if (this.inflight === 0) {
+          const w = this.drainWaiters;
+          this.drainWaiters = [];
+          for (const f of w) f();
+        }
+      });
+  }
+
+  private drained(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((r) => this.drainWaiters.push(r));
+  }
+
+  private watchOrNot(fn: () => void): (() => void) | undefined {
+    return this.authoritative ? undefined : fn;
+  }
+
+  private async loadJobList(): Promise<void> {
+    const names = await this.zk.children(this.p.jobs, this.watchOrNot(() => void this.track(() => this.loadJobList())));
+    const ids = new Set(names.map((n) => decodeURIComponent(n)));
+    for (const id of [...this.jobEntries.keys()]) {
+      if (!ids.has(id)) this.forgetJob(id);
+    }
+    const missing = [...ids].filter((id) => !this.jobEntries.has(id));
+    await parallel(missing, MAX_PARALLEL_LOADS, (id) => this.track(() => this.loadJob(id)));
+  }
+
+  private forgetJob(id: string): void {
+    this.jobEntries.delete(id);
+    this.jobView.delete(id);
+    this.taskEntries.delete(id);
+    this.emit("job", undefined, id);
+  }
+
+  private async loadJob(id: string): Promise<void> {
+    const r = await this.zk.getIfExists(this.p.job(id), this.watchOrNot(() => void this.track(() => this.loadJob(id))));
+    if (!r) {
+      if (this.jobEntries.has(id)) this.forgetJob(id);
+      return;
+    }
+    const cur = this.jobEntries.get(id);
+    const isNew = !cur;
+    if (!cur || r.stat.version > cur.version) {
+      const job = JSON.parse(r.data.toString()) as Job;
+      this.jobEntries.set(id, { value: job, version: r.stat.version });
+      this.jobView.set(id, job);
+      this.emit("job", job, id);
+    }
+    if (isNew) await this.loadTaskList(id);
+  }
+
+  private async loadTaskList(jobId: string): Promise<void> {
+    const names = await this.zk.children(this.p.tasks(jobId), this.watchOrNot(() => void this.track(() => this.loadTaskList(jobId))));
+    const m = this.taskEntries.get(jobId) ?? new Map<number, Entry<TaskInstance>>();
+    this.taskEntries.set(jobId, m);
+    const missing = names.map(Number).filter((i) => !m.has(i));
+    await parallel(missing, MAX_PARALLEL_LOADS, (i) => this.track(() => this.loadTask(jobId, i)));
+  }
+
+  private async loadTask(jobId: string, index: number): Promise<void> {
+    const r = await this.zk.getIfExists(this.p.task(jobId, index), this.watchOrNot(() => void this.track(() => this.loadTask(jobId, index))));
+    const m = this.taskEntries.get(jobId);
+    if (!m) return;
+    if (!r) {
+      const gone = m.get(index);
+      m.delete(index);
+      if (gone) this.emit("task", undefined, gone.value.id);
+      return;
+    }
+    const cur = m.get(index);
+    if (!cur || r.stat.version > cur.version) {
+      const t = JSON.parse(r.data.toString()) as TaskInstance;
+      m.set(index, { value: t, version: r.stat.version });
+      this.emit("task", t, t.id);
+    }
+  }
+
+  // ---- writes (primary only) ----
+
+  async createJob(job: Job): Promise<void> {
+    const path = this.p.job(job.id);
+    try {
+      await this.zk.create(path, JSON.stringify(job));
+    } catch (e) {
+      if (isZkCode(e, ZK.NODEEXISTS)) throw new ConflictError(`job ${job.id} already exists`, { jobId: job.id });
+      throw e;
+    }
+    await this.zk.createIfAbsent(this.p.tasks(job.id));
+    this.jobEntries.set(job.id, { value: job, version: 0 });
+    this.jobView.set(job.id, job);
+    this.taskEntries.set(job.id, new Map());
+    this.emit("job", job, job.id);
+  }
+
+  async updateJob(job: Job): Promise<void> {
+    const cur = this.jobEntries.get(job.id);
+    if (!cur) throw new ConflictError(`job ${job.id} is not in the state`);
+    const stat = await this.casSet(this.p.job(job.id), JSON.stringify(job), cur.version);
+    this.jobEntries.set(job.id, { value: job, version: stat.version });
+    this.jobView.set(job.id, job);
+    this.emit("job", job, job.id);
+  }
+
+  async deleteJob(jobId: string): Promise<void> {
+    const m = this.taskEntries.get(jobId);
+    if (m) for (const [i, e] of m) await this.zk.delete(this.p.task(jobId, i), e.version);
+    // Tasks created by a previous primary that this copy never saw.
+    for (const c of await this.zk.children(this.p.tasks(jobId))) await this.zk.delete(`${this.p.tasks(jobId)}/${c}`);
+    await this.zk.delete(this.p.tasks(jobId));
+    const cur = this.jobEntries.get(jobId);
+    await this.zk.delete(this.p.job(jobId), cur?.version ?? -1);
+    this.forgetJob(jobId);
+  }
+
+  async putTask(task: TaskInstance): Promise<void> {
+    let m = this.taskEntries.get(task.jobId);
+    if (!m) {
+      m = new Map();
+      this.taskEntries.set(task.jobId, m);
+    }
+    const cur = m.get(task.index);
+    const path = this.p.task(task.jobId, task.index);
+    const data = JSON.stringify(task);
+    if (!cur) {
+      try {
+        await this.zk.create(path, data);
+      } catch (e) {
+        if (isZkCode(e, ZK.NODEEXISTS)) throw new ConflictError(`task ${task.id} was created by another writer`, { taskId: task.id });
+        throw e;
+      }
+      m.set(task.index, { value: task, version: 0 });
+    } else {
+      const stat = await this.casSet(path, data, cur.version);
+      m.set(task.index, { value: task, version: stat.version });
+    }
+    this.emit("task", task, task.id);
+  }
+
+  private async casSet(path: string, data: string, version: number) {
+    try {
+      return await this.zk.set(path, data, version);
+    } catch (e) {
+      if (e instanceof CoordinationError && e.zkCode === ZK.BADVERSION) {
+        throw new ConflictError(`${path} was changed by another writer (fenced)`, { path });
+      }
+      throw e;
+    }
+  }
+}
+
+async function parallel<T>(items: T[], limit: number, fn: (x: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const x = items[next++]!;
+      await fn(x);
+    }
+  });
+  await Promise.all(workers);
+}
