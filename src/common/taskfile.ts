@@ -126,7 +126,8 @@ export function parseTaskFile(text: string, opts: ParseTaskFileOptions = {}): Jo
   const issues: InputIssue[] = [];
   let fatal = false;
   for (const err of doc.errors) {
-    const [line, column] = err.linePos ? [err.linePos[0].line, err.linePos[0].col] : [undefined, undefined];
+    // linePos is only filled in with prettyErrors, which would also bury the message in a code excerpt.
+    const { line, col: column } = lc.linePos(err.pos[0]);
     if (err.code === "DUPLICATE_KEY") {
       // Duplicates leave a well-formed tree, so validation of the rest can go on.
       const path = pathOfKeyAt(doc, err.pos[0]);
@@ -422,7 +423,7 @@ function checkJob(c: Checker, value: Record<string, unknown>): JobSpec {
   if (scheduleV !== undefined) {
     const sched = c.string(scheduleV, s.at("schedule"));
     if (sched !== undefined) {
-      if (explicitType === "service") c.add(s.at("schedule"), "schedule is for batch jobs only (set type: batch, or remove schedule)");
+      if (explicitType === "service") c.add(s.at("schedule"), "is for batch jobs only (set type: batch, or remove schedule)");
       const problem = checkCron(sched);
       if (problem) c.add(s.at("schedule"), problem);
       else spec.schedule = sched.trim().split(/\s+/).join(" ");
@@ -531,7 +532,7 @@ function checkCommand(c: Checker, v: unknown, path: Path): string[] {
     // argv only: a shell string would need a shell, and quoting rules would be a guess.
     const words = v.trim().split(/\s+/).filter((w) => w.length > 0);
     const shellish = /[|&;<>()$`\\"'*?]/.test(v);
-    const example = shellish ? JSON.stringify(["/bin/sh", "-c", v]) : JSON.stringify(words);
+    const example = `[${(shellish ? ["/bin/sh", "-c", v] : words).map((w) => JSON.stringify(w)).join(", ")}]`;
     c.add(path, `must be a list of arguments (argv), not a string: write command: ${example}`);
     return [];
   }
@@ -712,8 +713,8 @@ function checkHealth(c: Checker, v: unknown, path: Path): HealthCheck | undefine
   }
   // A timeout as long as the interval would let probes pile up; point at whichever the user wrote.
   if (intervalOk && timeoutOk && hc.timeoutMs >= hc.intervalMs) {
-    const where = timeoutV !== undefined ? "timeout" : "interval";
-    c.add(s.at(where), `timeout (${hc.timeoutMs}ms) must be less than interval (${hc.intervalMs}ms)`);
+    if (timeoutV !== undefined) c.add(s.at("timeout"), `must be less than interval (${hc.intervalMs}ms), got ${hc.timeoutMs}ms`);
+    else c.add(s.at("interval"), `must be greater than timeout (${hc.timeoutMs}ms, the default), got ${hc.intervalMs}ms`);
   }
   const failV = s.get("failures");
   if (failV !== undefined) hc.failures = c.int(failV, s.at("failures"), 1, 1000) ?? hc.failures;
