@@ -1,0 +1,179 @@
+/**
+ * cgroup v1 access for task cgroups at <root>/<controller>/<parent>/<name>.
+ *
+ * This host has cgroup v1 with `cpu` and `cpuacct` as separate hierarchies
+ * (notes 1.4), so a task's cgroup is one dir per controller. The process driver
+ * creates these dirs itself; LXC creates them for containers (lxc.cgroup.dir.container)
+ * and removes them when the container exits.
+ */
+import { access, constants as fsConstants, mkdir, readdir, readFile, rmdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CFS_PERIOD_US, type TaskUsage } from "./driver.js";
+
+/** The controllers a task's limits and usage need. */
+export const TASK_CONTROLLERS = ["memory", "pids", "cpu", "cpuacct"] as const;
+export type TaskController = (typeof TASK_CONTROLLERS)[number];
+
+export interface CgroupLimits {
+  /** Cores; 0 = no quota. */
+  cpuCores: number;
+  /** Bytes; 0 = no limit. */
+  memoryBytes: number;
+  pidsMax: number;
+}
+
+export const DEFAULT_CGROUP_ROOT = "/sys/fs/cgroup";
+export const DEFAULT_CGROUP_PARENT = "torca";
+
+/** CFS quota (µs per CFS_PERIOD_US) for a number of cores; the kernel refuses < 1000 µs. */
+export function cfsQuotaUs(cores: number): number {
+  return Math.max(1000, Math.round(cores * CFS_PERIOD_US));
+}
+
+function isErrno(e: unknown, ...codes: string[]): boolean {
+  return codes.includes((e as NodeJS.ErrnoException).code ?? "");
+}
+
+async function readTrimmed(path: string): Promise<string | undefined> {
+  try {
+    return (await readFile(path, "utf8")).trim();
+  } catch (e) {
+    if (isErrno(e, "ENOENT", "ENODEV")) return undefined;
+    throw e;
+  }
+}
+
+async function readNumber(path: string): Promise<number | undefined> {
+  const s = await readTrimmed(path);
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+export class CgroupV1 {
+  private memswKnown: boolean | undefined;
+
+  constructor(
+    readonly root: string = DEFAULT_CGROUP_ROOT,
+    readonly parent: string = DEFAULT_CGROUP_PARENT,
+  ) {}
+
+  /** Path of a task cgroup relative to a controller's mount, e.g. "torca/t-job_0-ab12cd34-1". */
+  relative(name: string): string {
+    return `${this.parent}/${name}`;
+  }
+
+  dir(controller: string, name: string): string {
+    return join(this.root, controller, this.parent, name);
+  }
+
+  /** Whether task cgroups can be created here; the reason when not. */
+  async usable(): Promise<{ ok: boolean; reason?: string }> {
+    if (typeof process.getuid === "function" && process.getuid() !== 0) return { ok: false, reason: "not running as root" };
+    for (const c of TASK_CONTROLLERS) {
+      const base = join(this.root, c);
+      try {
+        await access(join(base, "cgroup.procs"), fsConstants.R_OK);
+        await access(base, fsConstants.W_OK);
+      } catch {
+        return { ok: false, reason: `cgroup v1 controller ${c} not mounted or not writable at ${base}` };
+      }
+    }
+    return { ok: true };
+  }
+
+  /** memory.memsw.* exists only with swap accounting enabled. */
+  async hasMemsw(): Promise<boolean> {
+    if (this.memswKnown === undefined) {
+      try {
+        await access(join(this.root, "memory", "memory.memsw.limit_in_bytes"));
+        this.memswKnown = true;
+      } catch {
+        this.memswKnown = false;
+      }
+    }
+    return this.memswKnown;
+  }
+
+  /** Creates the task's dirs in TASK_CONTROLLERS and applies the limits. */
+  async create(name: string, limits: CgroupLimits): Promise<void> {
+    await Promise.all(TASK_CONTROLLERS.map((c) => mkdir(this.dir(c, name), { recursive: true })));
+    const writes: Promise<void>[] = [writeFile(join(this.dir("pids", name), "pids.max"), String(limits.pidsMax))];
+    if (limits.cpuCores > 0) {
+      const cpu = this.dir("cpu", name);
+      writes.push(
+        writeFile(join(cpu, "cpu.cfs_period_us"), String(CFS_PERIOD_US)).then(() => writeFile(join(cpu, "cpu.cfs_quota_us"), String(cfsQuotaUs(limits.cpuCores)))),
+      );
+    }
+    if (limits.memoryBytes > 0) {
+      const mem = this.dir("memory", name);
+      const memsw = await this.hasMemsw();
+      // memsw must be ≥ the memory limit, so the memory limit goes first.
+      writes.push(
+        writeFile(join(mem, "memory.limit_in_bytes"), String(limits.memoryBytes)).then(() =>
+          memsw ? writeFile(join(mem, "memory.memsw.limit_in_bytes"), String(limits.memoryBytes)) : undefined,
+        ),
+      );
+    }
+    await Promise.all(writes);
+  }
+
+  async exists(name: string): Promise<boolean> {
+    try {
+      await access(this.dir("pids", name));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Pids (host view) of every process in the task's cgroup; [] when it does not exist. */
+  async procs(name: string): Promise<number[]> {
+    const text = await readTrimmed(join(this.dir("pids", name), "cgroup.procs"));
+    if (!text) return [];
+    return text.split("\n").map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  }
+
+  /** Current usage; undefined when the cgroup does not exist (any more). */
+  async usage(name: string): Promise<TaskUsage | undefined> {
+    const mem = this.dir("memory", name);
+    const [memoryBytes, memoryPeakBytes, cpuNs, pids] = await Promise.all([
+      readNumber(join(mem, "memory.usage_in_bytes")),
+      readNumber(join(mem, "memory.max_usage_in_bytes")),
+      readNumber(join(this.dir("cpuacct", name), "cpuacct.usage")),
+      readNumber(join(this.dir("pids", name), "pids.current")),
+    ]);
+    if (memoryBytes === undefined && cpuNs === undefined && pids === undefined) return undefined;
+    return { cpuNs: cpuNs ?? 0, memoryBytes: memoryBytes ?? 0, memoryPeakBytes: memoryPeakBytes ?? 0, pids: pids ?? 0 };
+  }
+
+  /**
+   * Removes the task's dir in every mounted hierarchy (LXC creates them in all of
+   * them). rmdir fails with EBUSY while a process is still inside, or shortly after
+   * the last one died, so it retries a bounded number of times.
+   */
+  async remove(name: string): Promise<void> {
+    let controllers: string[];
+    try {
+      controllers = await readdir(this.root);
+    } catch {
+      return;
+    }
+    await Promise.all(
+      controllers.map(async (c) => {
+        const dir = this.dir(c, name);
+        for (let i = 0; i < 50; i++) {
+          try {
+            await rmdir(dir);
+            return;
+          } catch (e) {
+            if (isErrno(e, "ENOENT", "ENOTDIR")) return;
+            if (!isErrno(e, "EBUSY") || i === 49) throw e;
+            await sleep(20);
+          }
+        }
+      }),
+    );
+  }
+}

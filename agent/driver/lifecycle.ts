@@ -1,0 +1,46 @@
+/** Pieces of the task lifecycle common to both drivers. */
+import { chown, mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { TaskHandle } from "./driver.js";
+
+export const WORK_DIR = "work";
+export const HANDLE_FILE = "handle.json";
+/** How long to wait for the exit record after SIGKILL before giving up (the wrapper needs a moment to write it). */
+export const KILL_SETTLE_MS = 5000;
+
+/** Creates taskDir/work, owned by the task's user when one is given. */
+export async function prepareWorkDir(taskDir: string, user: { uid: number; gid: number } | undefined): Promise<string> {
+  const work = join(taskDir, WORK_DIR);
+  await mkdir(work, { recursive: true });
+  if (user) await chown(work, user.uid, user.gid);
+  return work;
+}
+
+/** A copy of the handle next to the task's files, for operators and for recovery tools. */
+export async function writeHandleFile(h: TaskHandle): Promise<void> {
+  await writeFile(join(h.taskDir, HANDLE_FILE), JSON.stringify(h) + "\n");
+}
+
+/**
+ * SIGTERM, then SIGKILL once `graceMs` passed without an exit. `deliver` sends a
+ * signal to the task's processes; `exited` settles when the exit record exists.
+ */
+export async function terminateWithGrace(deliver: (sig: NodeJS.Signals) => Promise<void>, exited: Promise<unknown>, graceMs: number): Promise<void> {
+  let done = false;
+  const settled = exited.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  if (graceMs > 0) {
+    await deliver("SIGTERM");
+    const ac = new AbortController();
+    await Promise.race([settled, sleep(graceMs, undefined, { signal: ac.signal }).catch(() => undefined)]);
+    ac.abort();
+    if (done) return;
+  }
+  await deliver("SIGKILL");
+  const ac = new AbortController();
+  await Promise.race([settled, sleep(KILL_SETTLE_MS, undefined, { signal: ac.signal }).catch(() => undefined)]);
+  ac.abort();
+}

@@ -1,0 +1,135 @@
+/**
+ * The `process` driver: the task runs on the host as a plain process group, under
+ * the host-side wrapper. As root with writable cgroup v1 it gets its own
+ * memory/pids/cpu/cpuacct cgroup (limits, usage, OOM detection); otherwise no
+ * limits at all (fingerprint says so: process.cgroups = none).
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import type { ExitInfo } from "../../src/common/types.js";
+import { DEFAULT_PIDS_MAX, type Driver, type FingerprintResult, type TaskHandle, type TaskLaunch, type TaskUsage, type WaitOptions } from "./driver.js";
+import { CgroupV1 } from "./cgroup.js";
+import { hostAttributes } from "./fingerprint.js";
+import { checkLaunch, resolveCommand, taskEnv } from "./launch.js";
+import { prepareWorkDir, terminateWithGrace, writeHandleFile } from "./lifecycle.js";
+import { instanceName } from "./names.js";
+import { childrenOf, killQuietly } from "./procfs.js";
+import { hasExitFile, isWrapperAlive, PROCESS_WRAPPER_SH, spawnWrapper, waitForExitRecord } from "./wrapper.js";
+
+export interface ProcessDriverOptions {
+  /** Where task cgroups go; default /sys/fs/cgroup/<ctrl>/torca/<name>. */
+  cgroup?: CgroupV1;
+  /** false: never use cgroups. Default: use them when running as root and they are writable. */
+  useCgroups?: boolean;
+}
+
+export class ProcessDriver implements Driver {
+  readonly name = "process" as const;
+  private readonly cgroup: CgroupV1;
+  private readonly useCgroups: boolean;
+  private cgroupCheck: Promise<{ ok: boolean; reason?: string }> | undefined;
+  /** Exit events of wrappers spawned by this instance (wakes wait() without polling delay). */
+  private readonly exits = new Map<number, Promise<void>>();
+
+  constructor(opts: ProcessDriverOptions = {}) {
+    this.cgroup = opts.cgroup ?? new CgroupV1();
+    this.useCgroups = opts.useCgroups ?? true;
+  }
+
+  private cgroupsUsable(): Promise<{ ok: boolean; reason?: string }> {
+    if (!this.useCgroups) return Promise.resolve({ ok: false, reason: "disabled by configuration" });
+    this.cgroupCheck ??= this.cgroup.usable();
+    return this.cgroupCheck;
+  }
+
+  async fingerprint(): Promise<FingerprintResult> {
+    const cg = await this.cgroupsUsable();
+    const attributes: Record<string, string> = { ...hostAttributes(), "driver.process": "1", "driver.process.cgroups": cg.ok ? "v1" : "none" };
+    if (!cg.ok && cg.reason) attributes["driver.process.cgroups.reason"] = `no resource limits: ${cg.reason}`;
+    return { available: true, attributes };
+  }
+
+  async start(l: TaskLaunch): Promise<TaskHandle> {
+    await checkLaunch(l);
+    const command = resolveCommand(l, l.packageDir);
+    const workDir = await prepareWorkDir(l.taskDir, l.user);
+    const name = instanceName(l.taskId, l.attempt);
+    const cg = await this.cgroupsUsable();
+    if (cg.ok) await this.cgroup.create(name, { cpuCores: l.resources.cpu, memoryBytes: l.resources.memory, pidsMax: l.pidsMax ?? DEFAULT_PIDS_MAX });
+    const args = [cg.ok ? this.cgroup.root : "", cg.ok ? this.cgroup.relative(name) : "", l.user ? String(l.user.uid) : "", l.user ? String(l.user.gid) : "", ...command];
+    const startedAt = Date.now();
+    const w = await spawnWrapper(PROCESS_WRAPPER_SH, args, { taskDir: l.taskDir, cwd: l.packageDir ?? workDir, env: taskEnv(l) });
+    this.exits.set(w.pid, w.exited);
+    void w.exited.then(() => this.exits.delete(w.pid));
+    const handle: TaskHandle = { driver: "process", taskId: l.taskId, attempt: l.attempt, taskDir: l.taskDir, pid: w.pid, startedAt };
+    if (cg.ok) handle.cgroup = name;
+    await writeHandleFile(handle);
+    return handle;
+  }
+
+  private async cgroupBusy(h: TaskHandle): Promise<boolean> {
+    return h.cgroup !== undefined && (await this.cgroup.procs(h.cgroup)).length > 0;
+  }
+
+  wait(h: TaskHandle, opts: WaitOptions = {}): Promise<ExitInfo> {
+    return waitForExitRecord({
+      taskDir: h.taskDir,
+      wrapperPid: h.pid,
+      wake: this.exits.get(h.pid),
+      signal: opts.signal,
+      // A killed wrapper leaves the task (own session) running; its cgroup tells when it is done.
+      stillRunningWithoutWrapper: () => this.cgroupBusy(h),
+    });
+  }
+
+  /** The task's pid (= its process group): the wrapper's only child. Bounded wait right after start. */
+  private async taskPid(h: TaskHandle): Promise<number | undefined> {
+    for (let i = 0; i < 100; i++) {
+      const [child] = await childrenOf(h.pid);
+      if (child !== undefined) return child;
+      if (!(await isWrapperAlive(h.pid, h.taskDir))) return undefined;
+      await sleep(10);
+    }
+    return undefined;
+  }
+
+  private async deliver(h: TaskHandle, sig: NodeJS.Signals): Promise<void> {
+    const pid = await this.taskPid(h);
+    if (pid !== undefined) killQuietly(-pid, sig);
+    // SIGKILL also reaches processes that left the group (setsid, daemonized) but not the cgroup.
+    if (sig === "SIGKILL" && h.cgroup) for (const p of await this.cgroup.procs(h.cgroup)) killQuietly(p, sig);
+  }
+
+  async stop(h: TaskHandle, graceMs: number): Promise<void> {
+    if (await hasExitFile(h.taskDir)) return;
+    await terminateWithGrace((sig) => this.deliver(h, sig), this.wait(h), graceMs);
+  }
+
+  async signal(h: TaskHandle, sig: NodeJS.Signals): Promise<void> {
+    await this.deliver(h, sig);
+  }
+
+  async inspect(h: TaskHandle): Promise<{ running: boolean; usage?: TaskUsage }> {
+    const running = !(await hasExitFile(h.taskDir)) && ((await isWrapperAlive(h.pid, h.taskDir)) || (await this.cgroupBusy(h)));
+    const usage = h.cgroup ? await this.cgroup.usage(h.cgroup) : undefined;
+    return usage ? { running, usage } : { running };
+  }
+
+  async recover(h: TaskHandle): Promise<"running" | "exited" | "gone"> {
+    if (await hasExitFile(h.taskDir)) return "exited";
+    if ((await isWrapperAlive(h.pid, h.taskDir)) || (await this.cgroupBusy(h))) return "running";
+    return "gone";
+  }
+
+  async destroy(h: TaskHandle): Promise<void> {
+    if ((await this.recover(h)) === "running") await this.stop(h, 0);
+    if (!h.cgroup) return;
+    // Leftovers the task forked off before it exited would keep the cgroup busy.
+    for (let i = 0; i < 20; i++) {
+      const procs = await this.cgroup.procs(h.cgroup);
+      if (procs.length === 0) break;
+      for (const p of procs) killQuietly(p, "SIGKILL");
+      await sleep(25);
+    }
+    await this.cgroup.remove(h.cgroup);
+  }
+}
