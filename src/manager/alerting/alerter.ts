@@ -222,7 +222,8 @@ export class Alerter {
   }
 
   private persist(rec: DeliveryRecord): void {
-    const snapshot = structuredClone(rec);
+    // Through JSON: the ledger and the history see plain JSON (no undefined-valued keys).
+    const snapshot = JSON.parse(JSON.stringify(rec)) as DeliveryRecord;
     const prev = this.writes.get(rec.id) ?? Promise.resolve();
     const next = prev
       .then(() => this.ledger.record(snapshot))
