@@ -1,0 +1,71 @@
+import type { Readable } from "node:stream";
+import type { Got } from "got";
+import { NotFoundError, TorcaError, UnauthorizedError, UnavailableError } from "../../src/common/errors.js";
+import { createHttpClient, httpErrorToTorca } from "../../src/common/http.js";
+import { BlobStore } from "../../src/storage/blob-store.js";
+import type { Digest } from "../../src/storage/digest.js";
+
+/**
+ * Where the agent can read a package blob from: the shared storage directory
+ * when it is mounted on this machine, else a manager over HTTP
+ * (`GET {url}/v1/blobs/{digest}`). A source only opens the bytes; verifying
+ * them is the caller's business, since no source is trusted.
+ */
+export interface BlobSource {
+  readonly kind: "storage" | "http";
+  /** For logs and error messages. */
+  readonly name: string;
+  /** The blob's bytes; NotFoundError when this source does not hold it. */
+  open(digest: Digest): Promise<Readable>;
+}
+
+export function storageSource(dir: string): BlobSource & { has(digest: Digest): Promise<boolean> } {
+  const store = new BlobStore(dir);
+  return {
+    kind: "storage",
+    name: `storage ${dir}`,
+    has: (digest) => store.has(digest),
+    open: (digest) => store.openRead(digest),
+  };
+}
+
+export interface HttpSourceOptions {
+  token: string;
+  /** Whole-download timeout; packages can be large, so this is generous. */
+  downloadTimeoutMs: number;
+  /** Time allowed to connect and to get response headers. */
+  responseTimeoutMs: number;
+}
+
+function httpStatusError(status: number, digest: Digest, url: string): TorcaError {
+  if (status === 404) return new NotFoundError("blob", digest);
+  if (status === 401 || status === 403) return new UnauthorizedError(`${url}: HTTP ${status} (token refused)`);
+  return new UnavailableError(`${url}: HTTP ${status}`);
+}
+
+/** A manager serving `/v1/blobs/:digest`. Retries are the caller's (across managers), so the client makes none. */
+export function httpSource(baseUrl: string, opts: HttpSourceOptions, client: Got = createHttpClient({ token: opts.token, retries: 0, timeoutMs: opts.downloadTimeoutMs })): BlobSource {
+  const base = baseUrl.replace(/\/+$/, "");
+  return {
+    kind: "http",
+    name: `manager ${base}`,
+    async open(digest) {
+      const url = `${base}/v1/blobs/${digest}`;
+      const stream = client.stream(url, {
+        throwHttpErrors: false,
+        timeout: { request: opts.downloadTimeoutMs, connect: opts.responseTimeoutMs, response: opts.responseTimeoutMs },
+      });
+      try {
+        const response = await new Promise<{ statusCode: number }>((resolve, reject) => {
+          stream.once("response", resolve);
+          stream.once("error", reject);
+        });
+        if (response.statusCode !== 200) throw httpStatusError(response.statusCode, digest, url);
+      } catch (err) {
+        stream.destroy();
+        throw httpErrorToTorca(err, `GET ${url}`);
+      }
+      return stream;
+    },
+  };
+}
