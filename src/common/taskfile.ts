@@ -133,7 +133,8 @@ export function parseTaskFile(text: string, opts: ParseTaskFileOptions = {}): Jo
       const path = pathOfKeyAt(doc, err.pos[0]);
       const key = path.length > 0 ? String(path[path.length - 1]) : keyTextAt(text, err.pos[0]);
       issues.push({ field: formatPath(path), message: `duplicate key "${key}" (each key may appear only once)`, line, column });
-    } else {
+    } else if (!fatal) {
+      // Only the first syntax error: the parser's later ones are nearly always its consequences.
       fatal = true;
       issues.push({ field: "", message: `${explicitJson ? "invalid JSON" : "invalid YAML"}: ${stripLocation(err.message)}`, line, column });
     }
@@ -253,7 +254,11 @@ export function suggest(word: string, candidates: readonly string[]): string | u
     }
   }
   const limit = Math.min(3, Math.max(1, Math.floor(word.length / 3)));
-  return bestDistance <= limit ? best : undefined;
+  if (bestDistance <= limit) return best;
+  // Another form of the same word (`failure` for `failed`) is far in edits but shares a stem.
+  const stem = word.toLowerCase().slice(0, 4);
+  const sameStem = stem.length === 4 ? candidates.filter((c) => c.toLowerCase().startsWith(stem)) : [];
+  return sameStem.length === 1 ? sameStem[0] : undefined;
 }
 
 function describe(v: unknown): string {
