@@ -36,8 +36,13 @@ export function safeLink(link: string | undefined): string | undefined {
   }
 }
 
-export function formatAlert(e: AlertEvent): AlertMessage {
-  const subject = oneLine(`[torca ${SEVERITY_TAG[e.severity]}] ${e.subject}`);
+/** Caps on user-controlled text, so a delivery record stays small enough for a ZooKeeper node. */
+const SUBJECT_MAX_CHARS = 200;
+const TEXT_MAX_CHARS = 2000;
+
+export function formatAlert(ev: AlertEvent): AlertMessage {
+  const e = { ...ev, subject: truncateChars(oneLine(ev.subject), SUBJECT_MAX_CHARS), text: truncateChars(ev.text, TEXT_MAX_CHARS) };
+  const subject = `[torca ${SEVERITY_TAG[e.severity]}] ${e.subject}`;
   const link = safeLink(e.link);
   const facts: [string, string][] = [["Kind", e.kind]];
   if (e.jobId) facts.push(["Job", e.jobId]);
@@ -52,7 +57,7 @@ export function formatAlert(e: AlertEvent): AlertMessage {
     `<table>${facts.map(([k, v]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join("")}</table>`,
     link ? `<p><a href="${escapeHtml(link)}">${escapeHtml(link)}</a></p>` : "",
   ].join("\n");
-  return { subject, text, html, short: shortForm(`${SEVERITY_TAG[e.severity]} ${oneLine(e.subject)}`, link) };
+  return { subject, text, html, short: shortForm(`${SEVERITY_TAG[e.severity]} ${e.subject}`, link) };
 }
 
 /** "27 more alerts in the last minute: 20 node-lost, 7 task-lost" */
