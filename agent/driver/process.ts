@@ -6,11 +6,12 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ExitInfo } from "../../src/common/types.js";
-import { DEFAULT_PIDS_MAX, type Driver, type FingerprintResult, type TaskHandle, type TaskLaunch, type TaskUsage, type WaitOptions } from "./driver.js";
+import { DEFAULT_PIDS_MAX, type Driver, type FinalUsage, type FingerprintResult, type TaskHandle, type TaskLaunch, type TaskUsage, type WaitOptions } from "./driver.js";
 import { CgroupV1 } from "./cgroup.js";
 import { hostAttributes } from "./fingerprint.js";
 import { checkLaunch, resolveCommand, taskEnv } from "./launch.js";
 import { prepareWorkDir, terminateWithGrace, writeHandleFile } from "./lifecycle.js";
+import { readExitRecord } from "./exit-record.js";
 import { instanceName } from "./names.js";
 import { childrenOf, killQuietly } from "./procfs.js";
 import { hasExitFile, isWrapperAlive, PROCESS_WRAPPER_SH, spawnWrapper, waitForExitRecord } from "./wrapper.js";
@@ -112,6 +113,11 @@ export class ProcessDriver implements Driver {
     const running = !(await hasExitFile(h.taskDir)) && ((await isWrapperAlive(h.pid, h.taskDir)) || (await this.cgroupBusy(h)));
     const usage = h.cgroup ? await this.cgroup.usage(h.cgroup) : undefined;
     return usage ? { running, usage } : { running };
+  }
+
+  /** Final cgroup figures (peak memory, CPU time, OOM kills) from the exit record; undefined while running. */
+  async finalUsage(h: TaskHandle): Promise<FinalUsage | undefined> {
+    return (await readExitRecord(h.taskDir))?.usage;
   }
 
   async recover(h: TaskHandle): Promise<"running" | "exited" | "gone"> {
