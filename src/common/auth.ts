@@ -34,6 +34,11 @@ export class TokenTable {
     this.entries = [{ name: "cluster", role: "admin", token: Buffer.from(adminToken) }, ...extra.map((e) => ({ ...e, token: Buffer.from(e.token) }))];
   }
 
+  /** The cluster (admin) token the daemons use among themselves. */
+  static adminTokenOf(config: Config): string {
+    return readTokenFile(config.cluster.tokenFile);
+  }
+
   static fromConfig(config: Config, createAdmin = false): TokenTable {
     const admin = readTokenFile(config.cluster.tokenFile, createAdmin);
     const extra = config.cluster.tokens.map((t) => ({ name: t.name, role: t.role, token: t.token ?? readTokenFile(t.tokenFile!) }));

@@ -105,7 +105,9 @@ const ALIASES: Record<string, string> = {
  * Parses and validates a task file. Throws ValidationError listing every issue
  * found, each with its field path and 1-based line/column, sorted by position.
  */
-export function parseTaskFile(text: string, opts: ParseTaskFileOptions = {}): JobSpec {
+export function parseTaskFile(input: string, opts: ParseTaskFileOptions = {}): JobSpec {
+  // Editors on some systems write a byte-order mark; JSON.parse rejects it, YAML ignores it.
+  const text = input.replace(/^\uFEFF/, "");
   const lc = new LineCounter();
   const explicitJson = opts.format === "json" || (opts.format === undefined && /\.json$/i.test(opts.source ?? ""));
   const looksJson = opts.format === undefined && /^\s*[{[]/.test(text);
@@ -122,7 +124,8 @@ export function parseTaskFile(text: string, opts: ParseTaskFileOptions = {}): Jo
     }
   }
 
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  // logLevel "error": warnings would go to process.emitWarning; problems are reported as issues instead.
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, logLevel: "error" });
   const issues: InputIssue[] = [];
   let fatal = false;
   for (const err of doc.errors) {
@@ -266,7 +269,9 @@ function describe(v: unknown): string {
   if (typeof v === "string") return JSON.stringify(v.length > 40 ? v.slice(0, 37) + "..." : v);
   if (typeof v === "number" || typeof v === "boolean") return String(v);
   if (Array.isArray(v)) return "a list";
-  if (typeof v === "object") return "a mapping";
+  if (isPlainObject(v)) return "a mapping";
+  if (ArrayBuffer.isView(v)) return "binary data";
+  if (typeof v === "object") return `an object of type ${v.constructor?.name ?? "unknown"}`;
   return typeof v;
 }
 
@@ -562,6 +567,11 @@ function checkEnv(c: Checker, v: unknown, path: Path): Record<string, string> {
     const at = [...path, key];
     if (!ENV_KEY_RE.test(key)) {
       c.add(at, `${JSON.stringify(key)} is not a valid environment variable name (letters, digits and _, not starting with a digit)`, "key");
+      continue;
+    }
+    if (key === "__proto__") {
+      // Assigning it would change the prototype of the env object instead of adding a variable.
+      c.add(at, `"__proto__" is not allowed as an environment variable name`, "key");
       continue;
     }
     if (key.startsWith("TORCA_")) {

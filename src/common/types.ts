@@ -176,6 +176,8 @@ export interface Job {
   desired: "run" | "stop";
   submittedAt: number;
   updatedAt: number;
+  /** Resolved content digest of `spec.package`, fixed at submission. */
+  packageDigest?: string;
   /** Cron bookkeeping. */
   cron?: { lastFiring?: number; runs: number };
 }

@@ -1,0 +1,164 @@
+import { EventEmitter } from "node:events";
+import type { Logger } from "../../common/logger.js";
+import { AgentAdSchema, type AgentAd, type AgentReport } from "../../common/protocol.js";
+import type { NodeInfo, NodeState } from "../../common/types.js";
+import { zpaths, type ZPaths } from "../../coord/paths.js";
+import type { ZkSession } from "../../coord/zk.js";
+
+/**
+ * The collector: what every manager (primary and backups) knows about machines.
+ *
+ * Liveness comes from the agents' ephemeral znodes (/agents/<id>): a node whose
+ * znode is gone is lost, because ZooKeeper expired its session. The agent
+ * rewrites its znode data with machine state every report interval, so backups
+ * see the same picture as the primary. Administrative state (draining) lives in
+ * persistent znodes (/nodes/<id>). Task reports arrive over HTTP at the primary.
+ */
+
+interface AdminState {
+  drain: boolean;
+}
+
+export interface CollectorEvents {
+  "node-up": [NodeInfo];
+  "node-lost": [NodeInfo];
+  "node-changed": [NodeInfo];
+}
+
+export class Collector extends EventEmitter<CollectorEvents> {
+  private readonly ads = new Map<string, AgentAd>();
+  private readonly admin = new Map<string, AdminState>();
+  private readonly known = new Map<string, NodeInfo>();
+  private readonly lastReport = new Map<string, number>();
+  private readonly p: ZPaths;
+  private closed = false;
+
+  constructor(private readonly zk: ZkSession, root: string, private readonly log?: Logger) {
+    super();
+    this.p = zpaths(root);
+  }
+
+  async start(): Promise<void> {
+    await this.zk.ensurePath(this.p.agents);
+    await this.zk.ensurePath(this.p.nodes);
+    await this.loadAdminList();
+    await this.loadAgentList();
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  nodes(): NodeInfo[] {
+    return [...this.known.values()].sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  node(id: string): NodeInfo | undefined {
+    return this.known.get(id);
+  }
+
+  /** Records a report's dynamic facts (cache content, load) for the scheduler. */
+  noteReport(report: AgentReport): void {
+    this.lastReport.set(report.agentId, Date.now());
+    const n = this.known.get(report.agentId);
+    if (!n) return;
+    n.cachedPackages = report.cachedPackages;
+    if (report.load) n.load = report.load;
+    n.lastReportAt = Date.now();
+  }
+
+  async setDrain(id: string, drain: boolean): Promise<void> {
+    const path = this.p.node(id);
+    const data = JSON.stringify({ drain });
+    if (!(await this.zk.createIfAbsent(path, data))) await this.zk.set(path, data);
+    this.admin.set(id, { drain });
+    this.refresh(id);
+  }
+
+  private async loadAgentList(): Promise<void> {
+    if (this.closed) return;
+    const ids = await this.zk.children(this.p.agents, () => void this.loadAgentList().catch((e) => this.warn(e)));
+    const live = new Set(ids);
+    for (const id of [...this.ads.keys()]) {
+      if (!live.has(id)) {
+        this.ads.delete(id);
+        this.refresh(id);
+      }
+    }
+    await Promise.all(ids.filter((id) => !this.ads.has(id)).map((id) => this.loadAgent(id).catch((e) => this.warn(e))));
+  }
+
+  private async loadAgent(id: string): Promise<void> {
+    if (this.closed) return;
+    const r = await this.zk.getIfExists(this.p.agent(id), (ev) => {
+      if (ev === "changed") void this.loadAgent(id).catch((e) => this.warn(e));
+    });
+    if (!r) {
+      this.ads.delete(id);
+    } else {
+      const parsed = AgentAdSchema.safeParse(JSON.parse(r.data.toString()));
+      if (!parsed.success) {
+        this.log?.warn({ agent: id }, "ignoring malformed agent znode");
+        return;
+      }
+      this.ads.set(id, parsed.data);
+      if (!this.admin.has(id)) await this.loadAdmin(id);
+    }
+    this.refresh(id);
+  }
+
+  private async loadAdminList(): Promise<void> {
+    const ids = await this.zk.children(this.p.nodes);
+    await Promise.all(ids.map((id) => this.loadAdmin(id)));
+  }
+
+  private async loadAdmin(id: string): Promise<void> {
+    if (this.closed) return;
+    const r = await this.zk.getIfExists(this.p.node(id), (ev) => {
+      if (ev === "changed" || ev === "created") void this.loadAdmin(id).then(() => this.refresh(id)).catch((e) => this.warn(e));
+    });
+    if (r) this.admin.set(id, JSON.parse(r.data.toString()) as AdminState);
+    else {
+      // Arm a creation watch so a drain set by another manager is seen.
+      if (!this.admin.has(id)) this.admin.set(id, { drain: false });
+    }
+  }
+
+  private refresh(id: string): void {
+    const ad = this.ads.get(id);
+    const prev = this.known.get(id);
+    const drain = this.admin.get(id)?.drain ?? false;
+    if (!ad) {
+      if (prev && prev.state !== "lost") {
+        prev.state = "lost";
+        this.log?.warn({ node: id }, "node lost (its ZooKeeper session ended)");
+        this.emit("node-lost", prev);
+      }
+      return;
+    }
+    const state: NodeState = drain ? "draining" : "ready";
+    const info: NodeInfo = {
+      id,
+      url: ad.url,
+      host: ad.host,
+      state,
+      capacity: ad.capacity,
+      allocatable: ad.allocatable,
+      attributes: ad.attributes,
+      cachedPackages: prev?.cachedPackages.length && prev.lastReportAt > ad.startedAt ? prev.cachedPackages : ad.cachedPackages,
+      portRange: ad.portRange,
+      drivers: ad.drivers,
+      load: ad.load ?? prev?.load,
+      lastReportAt: this.lastReport.get(id) ?? prev?.lastReportAt ?? Date.now(),
+    };
+    this.known.set(id, info);
+    if (!prev || prev.state === "lost") {
+      this.log?.info({ node: id, url: ad.url }, "node up");
+      this.emit("node-up", info);
+    } else this.emit("node-changed", info);
+  }
+
+  private warn(e: unknown): void {
+    if (!this.closed && this.zk.isAlive) this.log?.warn({ err: (e as Error).message }, "collector read failed");
+  }
+}

@@ -1,0 +1,41 @@
+import type { Got } from "got";
+import { createHttpClient, httpErrorToTorca } from "../../common/http.js";
+import type { Logger } from "../../common/logger.js";
+import type { StopRequest, TaskDispatch } from "../../common/protocol.js";
+
+/**
+ * Sends task descriptions and stop orders to the agents' start daemons.
+ * Both are idempotent on the agent by (task, attempt), so retries are safe.
+ * Every message carries the primary's epoch: an agent that has seen a higher
+ * epoch refuses it, which fences off a deposed primary.
+ */
+export interface Dispatcher {
+  start(nodeUrl: string, d: TaskDispatch): Promise<void>;
+  stop(nodeUrl: string, taskId: string, req: StopRequest): Promise<void>;
+}
+
+export class HttpDispatcher implements Dispatcher {
+  private readonly http: Got;
+
+  constructor(token: string, private readonly log?: Logger) {
+    this.http = createHttpClient({ token, timeoutMs: 5000, retries: 2 });
+  }
+
+  async start(nodeUrl: string, d: TaskDispatch): Promise<void> {
+    try {
+      // PUT: idempotent by (task, attempt), so got may retry it.
+      await this.http.put(`${nodeUrl}/v1/tasks/${encodeURIComponent(d.taskId)}`, { json: d });
+    } catch (e) {
+      throw httpErrorToTorca(e, `dispatch ${d.taskId}#${d.attempt} to ${nodeUrl}`);
+    }
+    this.log?.debug({ task: d.taskId, attempt: d.attempt, node: nodeUrl }, "dispatched");
+  }
+
+  async stop(nodeUrl: string, taskId: string, req: StopRequest): Promise<void> {
+    try {
+      await this.http.post(`${nodeUrl}/v1/tasks/${encodeURIComponent(taskId)}/stop`, { json: req, retry: { limit: 2, methods: ["POST"] } });
+    } catch (e) {
+      throw httpErrorToTorca(e, `stop ${taskId} on ${nodeUrl}`);
+    }
+  }
+}

@@ -1,0 +1,191 @@
+import Router from "@koa/router";
+import type { Context } from "koa";
+import type { Got } from "got";
+import type { TokenTable } from "../../common/auth.js";
+import { NotFoundError, NotPrimaryError, UnavailableError, ValidationError } from "../../common/errors.js";
+import { httpErrorToTorca } from "../../common/http.js";
+import { AgentReportSchema, parseBody } from "../../common/protocol.js";
+import { parseTaskFile } from "../../common/taskfile.js";
+import { parseTaskId, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
+import type { LeaderInfo } from "../../coord/election.js";
+import type { StateStore } from "../../coord/state-store.js";
+import type { Collector } from "../collector/collector.js";
+import type { EventBus } from "../events.js";
+import type { Primary } from "../primary/primary.js";
+import { readJson, readText, requireRole } from "./middleware.js";
+import { streamEvents } from "./sse.js";
+
+/** What the HTTP layer needs from the running manager; the pieces change on failover. */
+export interface ManagerView {
+  readonly id: string;
+  readonly url: string;
+  store(): StateStore | undefined;
+  collector(): Collector | undefined;
+  /** Set only while this manager is the primary. */
+  primary(): Primary | undefined;
+  leader(): LeaderInfo | undefined;
+  zookeeperState(): string;
+  resolvePackage(spec: JobSpec): Promise<string | undefined>;
+  readonly bus: EventBus;
+  readonly http: Got;
+  readonly bodyLimit: number;
+}
+
+export function jobSummary(job: Job, tasks: TaskInstance[]) {
+  const counts: Record<string, number> = {};
+  for (const t of tasks) counts[t.state] = (counts[t.state] ?? 0) + 1;
+  return {
+    id: job.id,
+    name: job.spec.name,
+    namespace: job.spec.namespace,
+    type: job.spec.type,
+    priority: job.spec.priority,
+    instances: job.spec.instances,
+    status: job.status,
+    desired: job.desired,
+    submittedAt: job.submittedAt,
+    updatedAt: job.updatedAt,
+    tasks: counts,
+  };
+}
+
+export function nodeView(n: NodeInfo, tasks: TaskInstance[]) {
+  const mine = tasks.filter((t) => t.nodeId === n.id && (t.state === "running" || t.state === "dispatched"));
+  return { ...n, tasks: mine.map((t) => t.id) };
+}
+
+function requireStore(v: ManagerView): StateStore {
+  const s = v.store();
+  if (!s) throw new UnavailableError("this manager is still joining the cluster");
+  return s;
+}
+
+function requirePrimary(v: ManagerView): Primary {
+  const p = v.primary();
+  if (p?.isActive) return p;
+  const l = v.leader();
+  throw new NotPrimaryError(l && l.id !== v.id ? l.url : undefined);
+}
+
+function findTask(store: StateStore, id: string): TaskInstance {
+  const ref = parseTaskId(id);
+  const t = ref ? store.task(ref.jobId, ref.index) : undefined;
+  if (!t) throw new NotFoundError("task", id);
+  return t;
+}
+
+async function parseSubmission(ctx: Context, v: ManagerView): Promise<{ spec: JobSpec; source: string; digest?: string }> {
+  const source = await readText(ctx, v.bodyLimit);
+  if (!source.trim()) throw new ValidationError([{ field: "", message: "empty request body: send a task description (YAML or JSON)" }]);
+  const ct = ctx.get("content-type");
+  const spec = parseTaskFile(source, { format: ct.includes("json") ? "json" : undefined, source: "task description" });
+  const digest = await v.resolvePackage(spec);
+  return { spec, source, ...(digest ? { digest } : {}) };
+}
+
+export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
+  const r = new Router();
+  const read = requireRole(tokens, "read");
+  const submit = requireRole(tokens, "submit");
+  const admin = requireRole(tokens, "admin");
+
+  r.get("/v1/leader", read, (ctx) => {
+    const l = v.leader();
+    if (!l) throw new UnavailableError("no primary is elected right now");
+    ctx.body = { id: l.id, url: l.url, epoch: l.epoch, since: l.since, self: v.id, isPrimary: v.primary()?.isActive === true };
+  });
+
+  r.post("/v1/jobs", submit, async (ctx) => {
+    const p = requirePrimary(v);
+    const { spec, source, digest } = await parseSubmission(ctx, v);
+    const job = await p.submit(spec, source, digest);
+    ctx.status = 201;
+    ctx.set("Location", `/v1/jobs/${encodeURIComponent(job.id)}`);
+    ctx.body = { id: job.id, job: jobSummary(job, []), epoch: p.epoch };
+  });
+
+  r.post("/v1/jobs/plan", read, async (ctx) => {
+    const p = requirePrimary(v);
+    const { spec, digest } = await parseSubmission(ctx, v);
+    const result = p.plan(spec, digest);
+    ctx.body = { placeable: result.unplaced.length === 0, ...result };
+  });
+
+  r.get("/v1/jobs", read, (ctx) => {
+    const store = requireStore(v);
+    const status = typeof ctx.query.status === "string" ? ctx.query.status : undefined;
+    const jobs = [...store.jobs.values()].filter((j) => !status || j.status === status).sort((a, b) => b.submittedAt - a.submittedAt);
+    ctx.body = { jobs: jobs.map((j) => jobSummary(j, store.tasksOf(j.id))) };
+  });
+
+  r.get("/v1/jobs/:id", read, (ctx) => {
+    const store = requireStore(v);
+    const job = store.jobs.get(ctx.params.id!);
+    if (!job) throw new NotFoundError("job", ctx.params.id!);
+    ctx.body = { ...jobSummary(job, store.tasksOf(job.id)), spec: job.spec, source: job.source, packageDigest: job.packageDigest, cron: job.cron, taskList: store.tasksOf(job.id) };
+  });
+
+  r.delete("/v1/jobs/:id", submit, async (ctx) => {
+    const job = await requirePrimary(v).kill(ctx.params.id!);
+    ctx.body = { id: job.id, desired: job.desired, status: job.status };
+  });
+
+  r.get("/v1/tasks/:id", read, (ctx) => {
+    ctx.body = findTask(requireStore(v), ctx.params.id!);
+  });
+
+  r.get("/v1/tasks/:id/logs", read, async (ctx) => {
+    const store = requireStore(v);
+    const t = findTask(store, ctx.params.id!);
+    if (!t.nodeId && !t.events.length) throw new NotFoundError("logs of task", t.id);
+    const nodeId = t.nodeId ?? [...t.events].reverse().map((e) => /on (\S+)$/.exec(e.message)?.[1]).find(Boolean);
+    const node = nodeId ? v.collector()?.node(nodeId) : undefined;
+    if (!node || node.state === "lost") throw new UnavailableError(`the node that ran ${t.id} (${nodeId ?? "none"}) is not reachable`);
+    const q = new URLSearchParams();
+    q.set("stream", ctx.query.stream === "stderr" ? "stderr" : "stdout");
+    if (ctx.query.follow === "1" || ctx.query.follow === "true") q.set("follow", "1");
+    if (typeof ctx.query.tail === "string") q.set("tail", ctx.query.tail);
+    q.set("attempt", String(t.attempt));
+    const upstream = v.http.stream(`${node.url}/v1/tasks/${encodeURIComponent(t.id)}/logs?${q}`, { timeout: {}, retry: { limit: 0 } });
+    await new Promise<void>((resolve, reject) => {
+      upstream.once("response", (res: { statusCode: number }) => {
+        if (res.statusCode >= 400) return;
+        resolve();
+      });
+      upstream.once("error", (e: unknown) => reject(httpErrorToTorca(e, `logs of ${t.id} from ${node.id}`)));
+    });
+    ctx.req.socket.setTimeout(0);
+    ctx.set("Content-Type", "text/plain; charset=utf-8");
+    ctx.req.on("close", () => upstream.destroy());
+    ctx.body = upstream;
+  });
+
+  r.get("/v1/nodes", read, (ctx) => {
+    const store = requireStore(v);
+    const tasks = [...store.allTasks()];
+    ctx.body = { nodes: (v.collector()?.nodes() ?? []).map((n) => nodeView(n, tasks)) };
+  });
+
+  r.post("/v1/nodes/:id/drain", admin, async (ctx) => {
+    const p = requirePrimary(v);
+    const body = (await readJson(ctx, v.bodyLimit)) as { undo?: unknown };
+    const undo = body.undo === true || ctx.query.undo === "1" || ctx.query.undo === "true";
+    await p.drain(ctx.params.id!, !undo);
+    ctx.body = { id: ctx.params.id, draining: !undo };
+  });
+
+  r.post("/v1/agents/:id/report", admin, async (ctx) => {
+    const p = requirePrimary(v);
+    const report = parseBody(AgentReportSchema, await readJson(ctx, 16 * v.bodyLimit));
+    if (report.agentId !== ctx.params.id) throw new ValidationError([{ field: "agentId", message: "does not match the URL" }]);
+    await p.handleReport(report);
+    ctx.body = { epoch: p.epoch };
+  });
+
+  r.get("/v1/events", read, (ctx) => {
+    const types = typeof ctx.query.types === "string" ? new Set(ctx.query.types.split(",")) : undefined;
+    streamEvents(ctx, v.bus, types ? (e) => types.has(e.type) : undefined);
+  });
+
+  return r;
+}

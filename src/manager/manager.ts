@@ -1,0 +1,241 @@
+import { createServer, type Server } from "node:http";
+import Koa from "koa";
+import Router from "@koa/router";
+import type { Got } from "got";
+import { TokenTable } from "../common/auth.js";
+import { parseListen, type Config } from "../common/config.js";
+import { ValidationError } from "../common/errors.js";
+import { createHttpClient } from "../common/http.js";
+import { createLogger, type Logger } from "../common/logger.js";
+import type { JobSpec } from "../common/types.js";
+import { Election, readLeader, type LeaderInfo } from "../coord/election.js";
+import { ZkStateStore } from "../coord/state-store.js";
+import { ZkSession } from "../coord/zk.js";
+import { Collector } from "./collector/collector.js";
+import { HttpDispatcher } from "./dispatcher/dispatcher.js";
+import { EventBus } from "./events.js";
+import { apiRouter, type ManagerView } from "./http/api.js";
+import { errorEnvelope, requireRole } from "./http/middleware.js";
+import { renderMetrics } from "./http/metrics.js";
+import { pagesRouter } from "./http/pages.js";
+import { Primary } from "./primary/primary.js";
+
+/**
+ * The Central Manager daemon. Every manager serves the API and pages from its
+ * warm copy of the state; the one elected primary also runs the control loop.
+ *
+ * Session loss ends the primary's term at once (`Primary.fence`), then the
+ * manager rejoins with a fresh session as a backup: it never tries to keep
+ * acting on a session that ZooKeeper has expired.
+ */
+
+interface Term {
+  zk: ZkSession;
+  store: ZkStateStore;
+  collector: Collector;
+  election: Election;
+  primary?: Primary;
+}
+
+export class ManagerDaemon {
+  readonly id: string;
+  readonly url: string;
+  readonly bus = new EventBus();
+  private readonly log: Logger;
+  private readonly tokens: TokenTable;
+  private readonly adminToken: string;
+  private server?: Server;
+  private term?: Term;
+  private leaderInfo?: LeaderInfo;
+  private stopping = false;
+  private rejoinTimer?: NodeJS.Timeout;
+  private readonly http: Got;
+
+  constructor(private readonly config: Config) {
+    this.id = config.manager.id;
+    const { host, port } = parseListen(config.manager.listen);
+    this.url = config.manager.advertiseUrl ?? `http://${host}:${port}`;
+    this.log = createLogger("manager", { manager: this.id });
+    this.tokens = TokenTable.fromConfig(config);
+    this.adminToken = TokenTable.adminTokenOf(config);
+    this.http = createHttpClient({ token: this.adminToken, timeoutMs: 10_000 });
+  }
+
+  get isPrimary(): boolean {
+    return this.term?.primary?.isActive === true;
+  }
+
+  get epoch(): number | undefined {
+    return this.term?.primary?.epoch;
+  }
+
+  private view(): ManagerView {
+    return {
+      id: this.id,
+      url: this.url,
+      store: () => this.term?.store,
+      collector: () => this.term?.collector,
+      primary: () => this.term?.primary,
+      leader: () => this.leaderInfo,
+      zookeeperState: () => (this.term ? (this.term.zk.isConnected ? "connected" : this.term.zk.isAlive ? "disconnected" : "expired") : "connecting"),
+      resolvePackage: (spec) => this.resolvePackage(spec),
+      bus: this.bus,
+      http: this.http,
+      bodyLimit: this.config.manager.bodyLimit,
+    };
+  }
+
+  async start(): Promise<void> {
+    const app = new Koa();
+    app.proxy = false;
+    const v = this.view();
+    app.use(errorEnvelope(this.log));
+    const api = apiRouter(v, this.tokens);
+    const misc = new Router();
+    misc.get("/metrics", requireRole(this.tokens, "read"), (ctx) => {
+      ctx.type = "text/plain; version=0.0.4";
+      ctx.body = renderMetrics(v);
+    });
+    misc.get("/healthz", (ctx) => {
+      ctx.body = { ok: true, id: this.id, primary: this.isPrimary };
+    });
+    app.use(api.routes()).use(api.allowedMethods());
+    app.use(misc.routes());
+    const pages = pagesRouter(v);
+    app.use(pages.routes());
+    const { host, port } = parseListen(this.config.manager.listen);
+    this.server = createServer(app.callback());
+    this.server.keepAliveTimeout = 5000;
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once("error", reject);
+      this.server!.listen(port, host, () => resolve());
+    });
+    this.log.info({ url: this.url }, "manager listening");
+    await this.join();
+  }
+
+  /** Connects a fresh session and runs for election; the HTTP server stays up throughout. */
+  private async join(): Promise<void> {
+    if (this.stopping) return;
+    const c = this.config.cluster;
+    let zk: ZkSession;
+    try {
+      zk = await ZkSession.connect({ connect: c.zookeeper, sessionTimeoutMs: c.sessionTimeout, logger: this.log });
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, "cannot reach ZooKeeper; retrying");
+      this.scheduleRejoin(1000);
+      return;
+    }
+    const store = new ZkStateStore(zk, c.root, this.log);
+    const collector = new Collector(zk, c.root, this.log);
+    const election = new Election(zk, c.root, { id: this.id, url: this.url }, this.log);
+    const term: Term = { zk, store, collector, election };
+    this.term = term;
+    store.on("job", (job, id) => this.bus.publish("job", id, job ?? { id, deleted: true }));
+    store.on("task", (task, id) => this.bus.publish("task", id, task ?? { id, deleted: true }));
+    collector.on("node-up", (n) => this.bus.publish("node", n.id, n));
+    collector.on("node-changed", (n) => this.bus.publish("node", n.id, n));
+    collector.on("node-lost", (n) => this.bus.publish("node", n.id, n));
+    election.on("elected", (info) => void this.becomePrimary(term, info));
+    const onSessionEnd = () => {
+      term.primary?.fence();
+      collector.close();
+      if (this.term === term) this.term = undefined;
+      if (!this.stopping) {
+        this.log.warn("session ended; rejoining as a backup with a new session");
+        this.scheduleRejoin(200);
+      }
+    };
+    zk.once("expired", onSessionEnd);
+    try {
+      await store.start();
+      await collector.start();
+      await this.watchLeader(term);
+      await election.start();
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, "joining failed; retrying");
+      zk.close();
+      if (this.term === term) this.term = undefined;
+      this.scheduleRejoin(1000);
+    }
+  }
+
+  private scheduleRejoin(ms: number): void {
+    if (this.stopping || this.rejoinTimer) return;
+    this.rejoinTimer = setTimeout(() => {
+      this.rejoinTimer = undefined;
+      void this.join();
+    }, ms);
+  }
+
+  private async watchLeader(term: Term): Promise<void> {
+    if (this.term !== term || !term.zk.isAlive) return;
+    const info = await readLeader(term.zk, this.config.cluster.root, () => void this.watchLeader(term).catch(() => undefined));
+    const changed = info?.epoch !== this.leaderInfo?.epoch;
+    this.leaderInfo = info;
+    if (changed && info) this.bus.publish("leader", info.id, info);
+  }
+
+  private async becomePrimary(term: Term, info: LeaderInfo): Promise<void> {
+    if (this.term !== term) return;
+    const t0 = Date.now();
+    await term.store.becomeAuthoritative();
+    const m = this.config.manager;
+    const primary = new Primary(
+      term.store,
+      term.collector,
+      new HttpDispatcher(this.adminToken, this.log),
+      this.bus,
+      {
+        epoch: info.epoch,
+        schedulerIntervalMs: m.schedulerInterval,
+        reconcileGraceMs: this.config.agent.reportInterval + 2000,
+        missingGraceMs: 10_000,
+        stopGraceMs: this.config.agent.stopGrace,
+      },
+      this.log.child({ epoch: info.epoch }),
+    );
+    term.primary = primary;
+    term.election.once("deposed", () => primary.fence());
+    if (!term.zk.isAlive) {
+      primary.fence();
+      return;
+    }
+    primary.start();
+    this.leaderInfo = info;
+    this.log.info({ epoch: info.epoch, ms: Date.now() - t0, jobs: term.store.jobs.size }, "acting as primary");
+    this.bus.publish("leader", info.id, info);
+  }
+
+  private async resolvePackage(spec: JobSpec): Promise<string | undefined> {
+    const ref = spec.package;
+    if (!ref) return undefined;
+    if (ref.kind === "digest") return ref.digest;
+    const term = this.term;
+    if (!term) return undefined;
+    const r = await term.zk.getIfExists(`${this.config.cluster.root}/packages/${ref.name}/${ref.version}`);
+    if (!r) throw new ValidationError([{ field: "package", message: `package ${ref.name}@${ref.version} is not in shared storage (push it with: torca push DIR --name ${ref.name} --version ${ref.version})` }]);
+    return (JSON.parse(r.data.toString()) as { digest: string }).digest;
+  }
+
+  /** Stops serving; a primary resigns so a backup takes over without waiting for the session timeout. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
+    const term = this.term;
+    this.term = undefined;
+    if (term) {
+      term.primary?.fence();
+      await term.primary?.idle();
+      term.collector.close();
+      await term.election.resign().catch(() => undefined);
+      term.zk.close();
+    }
+    await new Promise<void>((resolve) => {
+      if (!this.server) return resolve();
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}
+

@@ -1,0 +1,561 @@
+import type { Logger } from "../../common/logger.js";
+import { ConflictError, NotFoundError, StaleEpochError, TorcaError } from "../../common/errors.js";
+import type { AgentReport, ReportedTask, TaskDispatch } from "../../common/protocol.js";
+import {
+  jobIdOf,
+  parseTaskId,
+  taskIdOf,
+  TERMINAL_TASK_STATES,
+  type ExitInfo,
+  type Job,
+  type JobSpec,
+  type NodeInfo,
+  type TaskInstance,
+} from "../../common/types.js";
+import type { ZkStateStore } from "../../coord/state-store.js";
+import type { Collector } from "../collector/collector.js";
+import type { Dispatcher } from "../dispatcher/dispatcher.js";
+import type { EventBus } from "../events.js";
+import { decideAfterExit } from "../lifecycle/restart-policy.js";
+import { placeTasks, type Allocation, type PlacementResult, type TaskToPlace } from "../scheduler/index.js";
+import { deriveJobStatus } from "./job-status.js";
+
+/**
+ * The primary's control loop. Only the elected primary runs one, and it stops
+ * for good the moment its ZooKeeper session is lost (`fence()`): from then on
+ * it neither writes nor dispatches.
+ *
+ * All mutations (ticks, agent reports, API writes) run one at a time through
+ * `serial`, so the in-memory copy and ZooKeeper never disagree about order.
+ * Writes reach ZooKeeper before the effect they describe: a task is recorded
+ * as dispatched (with its new attempt) before the agent is told to start it,
+ * so a crash between the two is caught by reconciliation, never a duplicate.
+ */
+
+export interface PrimaryOptions {
+  epoch: number;
+  schedulerIntervalMs: number;
+  /** After takeover, how long agents get to report before missing tasks are presumed gone. */
+  reconcileGraceMs: number;
+  /** A dispatched task the agent does not report after this long is redispatched. */
+  missingGraceMs: number;
+  stopGraceMs: number;
+  now?: () => number;
+}
+
+export type AlertSink = (kind: string, key: string, data: { job?: Job; task?: TaskInstance; node?: NodeInfo; text: string }) => void;
+
+const MAX_EVENTS = 30;
+const WRITE_PARALLELISM = 64;
+
+export class Primary {
+  private fenced = false;
+  private timer?: NodeJS.Timeout;
+  private queue: Promise<unknown> = Promise.resolve();
+  private tickQueued = false;
+  private readonly startedAt: number;
+  private readonly lastStopSent = new Map<string, number>();
+  private readonly now: () => number;
+  private lastPlan = new Map<string, string>();
+
+  constructor(
+    private readonly store: ZkStateStore,
+    private readonly collector: Collector,
+    private readonly dispatcher: Dispatcher,
+    private readonly bus: EventBus,
+    private readonly opts: PrimaryOptions,
+    private readonly log: Logger,
+    private readonly alert: AlertSink = () => undefined,
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.startedAt = this.now();
+  }
+
+  get epoch(): number {
+    return this.opts.epoch;
+  }
+
+  get isActive(): boolean {
+    return !this.fenced;
+  }
+
+  start(): void {
+    this.collector.on("node-lost", this.onNodeLost);
+    this.collector.on("node-up", this.onNodeChange);
+    this.collector.on("node-changed", this.onNodeChange);
+    this.timer = setInterval(() => this.requestTick(), this.opts.schedulerIntervalMs);
+    this.requestTick();
+  }
+
+  /** Stops acting at once and for good (session lost, deposed, or shutting down). */
+  fence(): void {
+    if (this.fenced) return;
+    this.fenced = true;
+    if (this.timer) clearInterval(this.timer);
+    this.collector.off("node-lost", this.onNodeLost);
+    this.collector.off("node-up", this.onNodeChange);
+    this.collector.off("node-changed", this.onNodeChange);
+  }
+
+  /** Resolves when queued work has drained (used by tests and shutdown). */
+  async idle(): Promise<void> {
+    await this.queue.catch(() => undefined);
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(() => {
+      if (this.fenced) throw new TorcaError("not_primary", "this manager is no longer the primary", { status: 503 });
+      return fn();
+    });
+    this.queue = run.catch(() => undefined);
+    return run.catch((e) => {
+      if (e instanceof ConflictError && /fenced|another writer/.test(e.message)) {
+        this.log.error({ err: e.message }, "state changed under us: another primary wrote; fencing");
+        this.fence();
+      }
+      throw e;
+    });
+  }
+
+  private readonly onNodeLost = (n: NodeInfo) => {
+    void this.serial(() => this.handleNodeLost(n)).catch((e) => this.warn("node lost handling", e));
+  };
+
+  private readonly onNodeChange = () => this.requestTick();
+
+  requestTick(): void {
+    if (this.fenced || this.tickQueued) return;
+    this.tickQueued = true;
+    void this.serial(async () => {
+      this.tickQueued = false;
+      await this.tick();
+    }).catch((e) => {
+      this.tickQueued = false;
+      this.warn("tick", e);
+    });
+  }
+
+  private warn(what: string, e: unknown): void {
+    if (!this.fenced) this.log.warn({ err: e instanceof Error ? e.message : String(e) }, `${what} failed`);
+  }
+
+  // ---------------------------------------------------------------- API writes
+
+  async submit(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<Job> {
+    return this.serial(async () => {
+      const id = jobIdOf(spec.namespace, spec.name);
+      const existing = this.store.jobs.get(id);
+      if (existing) {
+        const status = deriveJobStatus(existing, this.store.tasksOf(id));
+        const live = existing.desired === "run" && !(existing.spec.type === "batch" && !existing.spec.schedule && (status === "complete" || status === "failed"));
+        if (live || status === "running") throw new ConflictError(`job ${id} is live; kill it first or choose another name`, { jobId: id });
+        await this.store.deleteJob(id);
+      }
+      const now = this.now();
+      const job: Job = {
+        id,
+        spec,
+        source,
+        status: "pending",
+        desired: "run",
+        submittedAt: now,
+        updatedAt: now,
+        ...(packageDigest ? { packageDigest } : {}),
+        ...(spec.schedule ? { cron: { runs: 0 } } : {}),
+      };
+      await this.store.createJob(job);
+      this.bus.publish("job", id, job);
+      this.requestTick();
+      return job;
+    });
+  }
+
+  async kill(jobId: string): Promise<Job> {
+    return this.serial(async () => {
+      const job = this.store.jobs.get(jobId);
+      if (!job) throw new NotFoundError("job", jobId);
+      if (job.desired !== "stop") {
+        const next: Job = { ...job, desired: "stop", updatedAt: this.now() };
+        await this.store.updateJob(next);
+        this.bus.publish("job", jobId, next);
+      }
+      const stops: TaskInstance[] = [];
+      for (const t of this.store.tasksOf(jobId)) {
+        if (t.desired === "stop") continue;
+        if (t.state === "pending") {
+          stops.push(this.withEvent({ ...t, desired: "stop", state: "killed", finishedAt: this.now(), reason: "job killed" }, "killed", "job killed before it started"));
+        } else if (!TERMINAL_TASK_STATES.has(t.state)) {
+          stops.push(this.withEvent({ ...t, desired: "stop" }, "kill", "job killed: stopping"));
+        }
+      }
+      await this.putTasks(stops);
+      for (const t of stops) if (t.state !== "killed") this.sendStop(t);
+      this.requestTick();
+      return this.store.jobs.get(jobId)!;
+    });
+  }
+
+  async drain(nodeId: string, on: boolean): Promise<void> {
+    return this.serial(async () => {
+      if (!this.collector.node(nodeId)) throw new NotFoundError("node", nodeId);
+      await this.collector.setDrain(nodeId, on);
+      if (on) await this.migrateOffDrainingNodes();
+      this.requestTick();
+    });
+  }
+
+  /** Dry run: where the job's instances would go now, or exactly why not. */
+  plan(spec: JobSpec, packageDigest?: string): PlacementResult {
+    const id = jobIdOf(spec.namespace, spec.name);
+    const pending: TaskToPlace[] = Array.from({ length: spec.instances }, (_, i) => ({ taskId: taskIdOf(id, i), jobId: id, spec, ...(packageDigest ? { packageDigest } : {}) }));
+    return placeTasks(pending, { nodes: this.collector.nodes(), allocations: this.allocations() });
+  }
+
+  // ---------------------------------------------------------------- reports
+
+  async handleReport(report: AgentReport): Promise<void> {
+    this.collector.noteReport(report);
+    return this.serial(() => this.reconcileNode(report));
+  }
+
+  private async reconcileNode(report: AgentReport): Promise<void> {
+    const nodeId = report.agentId;
+    const seen = new Set<string>();
+    const updates: TaskInstance[] = [];
+    for (const rt of report.tasks) {
+      const ref = parseTaskId(rt.taskId);
+      const t = ref ? this.store.task(ref.jobId, ref.index) : undefined;
+      const current = t && t.nodeId === nodeId && t.attempt === rt.attempt && (t.state === "dispatched" || t.state === "running");
+      if (!current) {
+        // Level-triggered: whatever the agent runs that we did not ask for stops.
+        if (rt.state !== "exited") this.sendStop({ id: rt.taskId, attempt: rt.attempt, nodeId } as TaskInstance, "not assigned to this node");
+        continue;
+      }
+      seen.add(t.id);
+      const next = this.applyReported(t, rt);
+      if (next) updates.push(next);
+    }
+    if (this.now() - this.startedAt >= this.opts.reconcileGraceMs) {
+      for (const t of this.store.allTasks()) {
+        if (t.nodeId !== nodeId || seen.has(t.id)) continue;
+        if (t.state !== "dispatched" && t.state !== "running") continue;
+        if (t.dispatchedAt !== undefined && this.now() - t.dispatchedAt < this.opts.missingGraceMs) continue;
+        updates.push(this.toPending(t, `task missing from node ${nodeId}`));
+      }
+    }
+    await this.putTasks(updates);
+    if (updates.length) this.requestTick();
+  }
+
+  private applyReported(t: TaskInstance, rt: ReportedTask): TaskInstance | undefined {
+    if (rt.state === "exited") {
+      const exit: ExitInfo = rt.exit ?? { exitCode: null, signal: null, oomKilled: false, reason: rt.error ?? "exited" };
+      return this.afterExit(t, exit, rt.finishedAt);
+    }
+    if (t.desired === "stop") {
+      this.sendStop(t);
+      return undefined;
+    }
+    if (rt.state === "running" && t.state !== "running") {
+      return this.withEvent({ ...t, state: "running", startedAt: rt.startedAt ?? this.now(), ports: rt.ports ?? t.ports, reason: undefined }, "running", `running on ${t.nodeId}`);
+    }
+    if (rt.ports && JSON.stringify(rt.ports) !== JSON.stringify(t.ports ?? {})) return { ...t, ports: rt.ports, updatedAt: this.now() };
+    return undefined;
+  }
+
+  private afterExit(t: TaskInstance, exit: ExitInfo, finishedAt?: number): TaskInstance {
+    const now = this.now();
+    const base = { ...t, exit, finishedAt: finishedAt ?? now, updatedAt: now };
+    this.lastStopSent.delete(t.id);
+    if (t.desired === "stop") return this.withEvent({ ...base, state: "killed", reason: "killed" }, "killed", exit.reason);
+    const job = this.store.jobs.get(t.jobId);
+    if (!job) return this.withEvent({ ...base, state: "killed" }, "killed", "job gone");
+    if (exit.oomKilled) this.alert("task-oom-killed", `task-oom-killed:${t.id}:${t.attempt}`, { job, task: t, text: `task ${t.id} was OOM-killed on ${t.nodeId}` });
+    const d = decideAfterExit(job.spec, t, exit);
+    switch (d.action) {
+      case "complete":
+        return this.withEvent({ ...base, state: "completed", reason: undefined }, "completed", exit.reason);
+      case "restart-same-node":
+        return this.withEvent(
+          { ...base, state: "pending", stickyNode: t.nodeId, restartsOnNode: t.restartsOnNode + 1, notBefore: now + d.delayMs, reason: `restarting after ${exit.reason}` },
+          "exited",
+          `${exit.reason}; restart ${t.restartsOnNode + 1}/${job.spec.restart.attempts} in ${d.delayMs} ms`,
+        );
+      case "migrate":
+        return this.withEvent(
+          {
+            ...base,
+            state: "pending",
+            stickyNode: undefined,
+            restartsOnNode: 0,
+            migrations: t.migrations + 1,
+            avoidNodes: [...new Set([...(t.avoidNodes ?? []), ...(t.nodeId ? [t.nodeId] : [])])],
+            notBefore: now + d.delayMs,
+            reason: `migrating after ${exit.reason}`,
+          },
+          "exited",
+          `${exit.reason}; restarts on ${t.nodeId} exhausted, migrating`,
+        );
+      case "fail": {
+        const failed = this.withEvent({ ...base, state: "failed", reason: d.reason }, "failed", d.reason);
+        this.alert("task-failed", `task-failed:${t.id}:${t.attempt}`, { job, task: failed, text: `task ${t.id} failed: ${d.reason}` });
+        return failed;
+      }
+    }
+  }
+
+  private async handleNodeLost(n: NodeInfo): Promise<void> {
+    const updates: TaskInstance[] = [];
+    for (const t of this.store.allTasks()) {
+      if (t.nodeId !== n.id || (t.state !== "dispatched" && t.state !== "running")) continue;
+      const job = this.store.jobs.get(t.jobId);
+      if (t.desired === "stop") {
+        updates.push(this.withEvent({ ...t, state: "lost", finishedAt: this.now(), reason: `node ${n.id} lost` }, "lost", `node ${n.id} lost`));
+        continue;
+      }
+      const next = this.toPending(t, `node ${n.id} lost`);
+      updates.push(this.withEvent(next, "lost", `node ${n.id} lost; rescheduling`));
+      if (job) this.alert("task-lost", `task-lost:${t.id}:${t.attempt}`, { job, task: t, node: n, text: `task ${t.id} lost with node ${n.id}; rescheduling` });
+    }
+    this.alert("node-lost", `node-lost:${n.id}:${n.lastReportAt}`, { node: n, text: `node ${n.id} (${n.host}) lost; ${updates.length} task(s) affected` });
+    this.bus.publish("node", n.id, n);
+    await this.putTasks(updates);
+    this.requestTick();
+  }
+
+  private async migrateOffDrainingNodes(): Promise<void> {
+    const draining = new Set(this.collector.nodes().filter((n) => n.state === "draining").map((n) => n.id));
+    if (draining.size === 0) return;
+    const updates: TaskInstance[] = [];
+    for (const t of this.store.allTasks()) {
+      if (!t.nodeId || !draining.has(t.nodeId) || t.desired !== "run") continue;
+      if (t.state !== "dispatched" && t.state !== "running") continue;
+      this.sendStop(t, "node draining");
+      updates.push(this.withEvent(this.toPending(t, `migrating: node ${t.nodeId} draining`), "migrate", `node ${t.nodeId} draining`));
+    }
+    await this.putTasks(updates);
+  }
+
+  // ---------------------------------------------------------------- the tick
+
+  private async tick(): Promise<void> {
+    await this.expandJobs();
+    await this.recoverOrphans();
+    await this.migrateOffDrainingNodes();
+    await this.scheduleAndDispatch();
+    this.resendStops();
+    await this.updateJobStatuses();
+  }
+
+  /** Creates the task instance records of every live job (service and batch; cron runs are created by cron). */
+  private async expandJobs(): Promise<void> {
+    const creates: TaskInstance[] = [];
+    for (const job of this.store.jobs.values()) {
+      if (job.desired !== "run" || job.spec.schedule) continue;
+      const existing = this.store.tasksOf(job.id);
+      if (existing.length >= job.spec.instances) continue;
+      const have = new Set(existing.map((t) => t.index));
+      for (let i = 0; i < job.spec.instances; i++) if (!have.has(i)) creates.push(this.newTask(job, i, 0));
+    }
+    await this.putTasks(creates);
+  }
+
+  newTask(job: Job, index: number, run: number): TaskInstance {
+    const now = this.now();
+    return {
+      id: taskIdOf(job.id, index),
+      jobId: job.id,
+      index,
+      run,
+      desired: "run",
+      state: "pending",
+      attempt: 0,
+      restartsOnNode: 0,
+      migrations: 0,
+      createdAt: now,
+      updatedAt: now,
+      events: [{ at: now, type: "created", message: run ? `run ${run} created` : "created" }],
+    };
+  }
+
+  /** Tasks bound to nodes that are gone (e.g. lost while no primary was watching). */
+  private async recoverOrphans(): Promise<void> {
+    if (this.now() - this.startedAt < this.opts.reconcileGraceMs) return;
+    const updates: TaskInstance[] = [];
+    for (const t of this.store.allTasks()) {
+      if (t.state !== "dispatched" && t.state !== "running") continue;
+      const n = t.nodeId ? this.collector.node(t.nodeId) : undefined;
+      if (n && n.state !== "lost") continue;
+      if (t.desired === "stop") updates.push(this.withEvent({ ...t, state: "lost", finishedAt: this.now() }, "lost", `node ${t.nodeId} gone`));
+      else updates.push(this.withEvent(this.toPending(t, `node ${t.nodeId} gone`), "lost", `node ${t.nodeId} gone; rescheduling`));
+    }
+    await this.putTasks(updates);
+  }
+
+  allocations(): Allocation[] {
+    const out: Allocation[] = [];
+    for (const t of this.store.allTasks()) {
+      if (!t.nodeId || (t.state !== "dispatched" && t.state !== "running")) continue;
+      const job = this.store.jobs.get(t.jobId);
+      if (!job) continue;
+      out.push({ taskId: t.id, jobId: t.jobId, nodeId: t.nodeId, resources: job.spec.resources, priority: job.spec.priority, staticPorts: job.spec.ports.flatMap((p) => (p.static ? [p.static] : [])) });
+    }
+    return out;
+  }
+
+  private async scheduleAndDispatch(): Promise<void> {
+    const now = this.now();
+    const pending: TaskInstance[] = [];
+    for (const t of this.store.allTasks()) {
+      if (t.desired === "run" && t.state === "pending" && (t.notBefore ?? 0) <= now) pending.push(t);
+    }
+    if (pending.length === 0) return;
+    const nodes = this.collector.nodes();
+    const ready = new Map(nodes.filter((n) => n.state === "ready").map((n) => [n.id, n]));
+    const bound: { task: TaskInstance; nodeId: string }[] = [];
+    const toPlace: TaskInstance[] = [];
+    for (const t of pending) {
+      if (t.stickyNode && ready.has(t.stickyNode)) bound.push({ task: t, nodeId: t.stickyNode });
+      else toPlace.push(t);
+    }
+    const allocations = this.allocations();
+    for (const b of bound) {
+      const job = this.store.jobs.get(b.task.jobId)!;
+      allocations.push({ taskId: b.task.id, jobId: b.task.jobId, nodeId: b.nodeId, resources: job.spec.resources, priority: job.spec.priority, staticPorts: [] });
+    }
+    // Tasks that must avoid some nodes are placed on their own, against a filtered snapshot.
+    const groups = new Map<string, TaskInstance[]>();
+    for (const t of toPlace) {
+      const key = (t.avoidNodes ?? []).join(",");
+      groups.set(key, [...(groups.get(key) ?? []), t]);
+    }
+    const victims: { victimTaskId: string; forTaskId: string; nodeId: string }[] = [];
+    const unplaced = new Map<string, string>();
+    for (const [key, group] of groups) {
+      const avoid = new Set(key ? key.split(",") : []);
+      const snapNodes = avoid.size ? nodes.filter((n) => !avoid.has(n.id)) : nodes;
+      const input: TaskToPlace[] = group.map((t) => {
+        const job = this.store.jobs.get(t.jobId)!;
+        return { taskId: t.id, jobId: t.jobId, spec: job.spec, ...(job.packageDigest ? { packageDigest: job.packageDigest } : {}) };
+      });
+      const result = placeTasks(input, { nodes: snapNodes, allocations }, { seed: now & 0xffff });
+      const byId = new Map(group.map((t) => [t.id, t]));
+      for (const p of result.placements) {
+        const t = byId.get(p.taskId)!;
+        bound.push({ task: t, nodeId: p.nodeId });
+        const job = this.store.jobs.get(t.jobId)!;
+        allocations.push({ taskId: t.id, jobId: t.jobId, nodeId: p.nodeId, resources: job.spec.resources, priority: job.spec.priority, staticPorts: [] });
+      }
+      victims.push(...result.preemptions);
+      for (const u of result.unplaced) unplaced.set(u.taskId, u.summary);
+    }
+
+    // Preempted tasks go back to pending; their agents are told to stop them.
+    const updates: TaskInstance[] = [];
+    for (const v of victims) {
+      const ref = parseTaskId(v.victimTaskId);
+      const t = ref ? this.store.task(ref.jobId, ref.index) : undefined;
+      if (!t) continue;
+      this.sendStop(t, `preempted by ${v.forTaskId}`);
+      updates.push(this.withEvent(this.toPending(t, `preempted by ${v.forTaskId}`), "preempted", `preempted by ${v.forTaskId} on ${v.nodeId}`));
+    }
+    for (const t of toPlace) {
+      const why = unplaced.get(t.id);
+      if (why && this.lastPlan.get(t.id) !== why) {
+        this.lastPlan.set(t.id, why);
+        updates.push({ ...t, reason: `no node fits: ${why}`, updatedAt: now });
+      }
+    }
+    await this.putTasks(updates);
+
+    // Record the dispatch durably (new attempt) before telling the agent.
+    const dispatched = bound.map(({ task, nodeId }) =>
+      this.withEvent(
+        { ...this.latest(task), state: "dispatched" as const, nodeId, attempt: task.attempt + 1, dispatchedAt: now, stickyNode: undefined, reason: undefined, notBefore: undefined, exit: undefined },
+        "dispatched",
+        `attempt ${task.attempt + 1} on ${nodeId}`,
+      ),
+    );
+    for (const t of dispatched) this.lastPlan.delete(t.id);
+    await this.putTasks(dispatched);
+    for (const t of dispatched) this.dispatchNow(t, ready.get(t.nodeId!) ?? this.collector.node(t.nodeId!)!);
+  }
+
+  private latest(t: TaskInstance): TaskInstance {
+    return this.store.task(t.jobId, t.index) ?? t;
+  }
+
+  private dispatchNow(t: TaskInstance, node: NodeInfo): void {
+    const job = this.store.jobs.get(t.jobId)!;
+    const d: TaskDispatch = { epoch: this.opts.epoch, taskId: t.id, jobId: t.jobId, index: t.index, attempt: t.attempt, spec: job.spec, ...(job.packageDigest ? { packageDigest: job.packageDigest } : {}) };
+    if (this.fenced) return;
+    this.dispatcher.start(node.url, d).catch((e: unknown) => {
+      if (e instanceof StaleEpochError || (e instanceof TorcaError && e.code === "stale_epoch")) {
+        this.log.error({ node: node.id }, "agent refused our epoch: a newer primary exists; fencing");
+        this.fence();
+        return;
+      }
+      this.warn(`dispatch ${t.id} to ${node.id}`, e);
+      void this.serial(async () => {
+        const cur = this.store.task(t.jobId, t.index);
+        if (!cur || cur.attempt !== t.attempt || cur.state !== "dispatched") return;
+        const next = this.toPending(cur, `dispatch to ${node.id} failed: ${e instanceof Error ? e.message : String(e)}`);
+        await this.putTasks([{ ...next, notBefore: this.now() + 1000 }]);
+      }).catch((err) => this.warn("dispatch failure handling", err));
+    });
+  }
+
+  private toPending(t: TaskInstance, reason: string): TaskInstance {
+    return { ...t, state: "pending", nodeId: undefined, stickyNode: undefined, restartsOnNode: 0, ports: undefined, reason, updatedAt: this.now() };
+  }
+
+  private sendStop(t: Pick<TaskInstance, "id" | "attempt" | "nodeId">, why = "stop"): void {
+    if (this.fenced || !t.nodeId) return;
+    const node = this.collector.node(t.nodeId);
+    if (!node || node.state === "lost") return;
+    const key = `${t.id}#${t.attempt}@${t.nodeId}`;
+    const last = this.lastStopSent.get(key) ?? 0;
+    if (this.now() - last < 5000) return;
+    this.lastStopSent.set(key, this.now());
+    this.log.info({ task: t.id, attempt: t.attempt, node: t.nodeId, why }, "stopping task");
+    this.dispatcher.stop(node.url, t.id, { epoch: this.opts.epoch, attempt: t.attempt, graceMs: this.opts.stopGraceMs }).catch((e: unknown) => {
+      if (e instanceof TorcaError && e.code === "stale_epoch") this.fence();
+      else this.warn(`stop ${t.id}`, e);
+    });
+  }
+
+  private resendStops(): void {
+    for (const t of this.store.allTasks()) {
+      if (t.desired === "stop" && (t.state === "dispatched" || t.state === "running")) this.sendStop(t);
+    }
+    if (this.lastStopSent.size > 10_000) this.lastStopSent.clear();
+  }
+
+  private async updateJobStatuses(): Promise<void> {
+    for (const job of this.store.jobs.values()) {
+      const status = deriveJobStatus(job, this.store.tasksOf(job.id));
+      if (status === job.status) continue;
+      const next: Job = { ...job, status, updatedAt: this.now() };
+      await this.store.updateJob(next);
+      this.bus.publish("job", job.id, next);
+    }
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private withEvent(t: TaskInstance, type: string, message: string): TaskInstance {
+    const at = this.now();
+    const events = [...t.events, { at, type, message }];
+    return { ...t, updatedAt: at, events: events.length > MAX_EVENTS ? events.slice(events.length - MAX_EVENTS) : events };
+  }
+
+  private async putTasks(tasks: TaskInstance[]): Promise<void> {
+    if (tasks.length === 0) return;
+    if (this.fenced) throw new TorcaError("not_primary", "fenced", { status: 503 });
+    for (let i = 0; i < tasks.length; i += WRITE_PARALLELISM) {
+      await Promise.all(tasks.slice(i, i + WRITE_PARALLELISM).map((t) => this.store.putTask(t)));
+    }
+    for (const t of tasks) this.bus.publish("task", t.id, t);
+  }
+}
+
