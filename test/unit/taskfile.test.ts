@@ -244,6 +244,11 @@ describe("JSON", () => {
     assert.deepEqual(issue, { field: "resources.memory", message: '"lots" is not a size (use e.g. 256MiB, 1GiB, 512M)', line: 12, column: 15 });
   });
 
+  test("a byte-order mark at the start is ignored", () => {
+    assert.equal(parseTaskFile('\uFEFF{"name": "a", "command": ["x"]}', { source: "a.json" }).name, "a");
+    assert.equal(parseTaskFile("\uFEFFname: a\ncommand: [x]\n").name, "a");
+  });
+
   test("a file that starts with { but is YAML flow style is read as YAML", () => {
     assert.equal(parseTaskFile("{name: a, command: [x]}").name, "a");
   });
@@ -399,6 +404,7 @@ const malformed: Malformed[] = [
   { title: "command argument that is a mapping", text: "name: demo\ncommand:\n  - echo\n  - { a: 1 }\n", field: "command[1]", line: 4, column: 5, message: "must be a string, got a mapping" },
   { title: "reserved env key points at the key", text: head + "env:\n  LOG: info\n  TORCA_NODE: fake\n", field: "env.TORCA_NODE", line: 5, column: 3, message: "TORCA_NODE is reserved" },
   { title: "env key that is not a variable name", text: head + "env:\n  1X: y\n", field: 'env["1X"]', line: 4, column: 3, message: "is not a valid environment variable name" },
+  { title: "env key __proto__ is refused rather than silently lost", text: head + "env: { __proto__: x, A: b }\n", field: "env.__proto__", line: 3, column: 8, message: "is not allowed as an environment variable name" },
   { title: "env value that is a list", text: head + "env:\n  PATHS: [a, b]\n", field: "env.PATHS", line: 4, column: 10, message: "must be a string, got a list" },
   { title: "env written as a list", text: head + "env:\n  - A=1\n", field: "env", line: 4, column: 3, message: "must be a mapping of NAME: value" },
   // resources / isolation
