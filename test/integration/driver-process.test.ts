@@ -1,0 +1,213 @@
+/**
+ * The process driver against real processes (and real cgroup v1 when root).
+ * Every task started here is stopped and destroyed in `after`, even on failure.
+ */
+import { test, describe, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile, chmod } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ProcessDriver } from "../../agent/driver/process.js";
+import type { TaskHandle, TaskLaunch } from "../../agent/driver/driver.js";
+
+const isRoot = process.getuid?.() === 0;
+const scratch = await mkdtemp(join(tmpdir(), "torca-pdrv-"));
+const driver = new ProcessDriver();
+const started: TaskHandle[] = [];
+const helperPids: number[] = [];
+let seq = 0;
+
+async function launchOf(command: string[], extra: Partial<TaskLaunch> = {}): Promise<TaskLaunch> {
+  const taskDir = join(scratch, `task-${++seq}`);
+  await mkdir(taskDir, { recursive: true });
+  return { taskId: `ptest/${seq}`, attempt: 1, command, taskDir, env: {}, resources: { cpu: 0, memory: 0, disk: 0 }, ...extra };
+}
+
+async function startTask(command: string[], extra: Partial<TaskLaunch> = {}): Promise<TaskHandle> {
+  const h = await driver.start(await launchOf(command, extra));
+  started.push(h);
+  return h;
+}
+
+/** Polls until `cond` holds (bounded). */
+async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await cond()) return;
+    await sleep(20);
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+async function fileText(path: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+after(async () => {
+  for (const pid of helperPids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  for (const h of started) {
+    try {
+      await driver.stop(h, 0);
+      await driver.destroy(h);
+    } catch (e) {
+      console.error(`cleanup of ${h.taskDir} failed:`, e);
+    }
+  }
+  await rm(scratch, { recursive: true, force: true });
+});
+
+describe("process driver", () => {
+  test("fingerprint reports host attributes and whether tasks get cgroups", async () => {
+    const fp = await driver.fingerprint();
+    assert.equal(fp.available, true);
+    assert.equal(fp.attributes.os, "linux");
+    assert.ok(fp.attributes.kernel);
+    assert.equal(fp.attributes["driver.process.cgroups"], isRoot ? "v1" : "none");
+  });
+
+  test("runs the command with exactly the given env, in the package dir, records exit 3 and logs to files", async () => {
+    const pkg = join(scratch, "pkg");
+    await mkdir(join(pkg, "bin"), { recursive: true });
+    await writeFile(join(pkg, "bin", "run.sh"), '#!/bin/sh\necho "out $GREETING"\necho "err line" >&2\npwd\nenv | sort > "$OUT_ENV"\nexit 3\n');
+    await chmod(join(pkg, "bin", "run.sh"), 0o755);
+    const l = await launchOf(["bin/run.sh"], { packageDir: pkg });
+    l.env = { GREETING: "hello world", OUT_ENV: join(l.taskDir, "env.txt") };
+    const h = await driver.start(l);
+    started.push(h);
+    const exit = await driver.wait(h);
+    assert.deepEqual(exit, { exitCode: 3, signal: null, oomKilled: false, reason: "exit 3" });
+    assert.equal(await fileText(join(h.taskDir, "stdout")), `out hello world\n${pkg}\n`);
+    assert.equal(await fileText(join(h.taskDir, "stderr")), "err line\n");
+    const env = (await fileText(join(h.taskDir, "env.txt"))).trim().split("\n");
+    const names = env.map((line) => line.split("=")[0]).filter((n) => n !== "PWD" && n !== "SHLVL" && n !== "_");
+    assert.deepEqual(names.sort(), ["GREETING", "OUT_ENV", "PATH"]);
+    assert.equal(await driver.recover(h), "exited");
+  });
+
+  test("without a package the cwd is taskDir/work; bare command names go through PATH", async () => {
+    const h = await startTask(["pwd"]);
+    assert.equal((await driver.wait(h)).exitCode, 0);
+    assert.equal(await fileText(join(h.taskDir, "stdout")), join(h.taskDir, "work") + "\n");
+  });
+
+  test("a missing command exits 127 with the reason in stderr", async () => {
+    const h = await startTask(["no-such-command-torca"]);
+    const exit = await driver.wait(h);
+    assert.equal(exit.exitCode, 127);
+    assert.match(await fileText(join(h.taskDir, "stderr")), /no-such-command-torca/);
+  });
+
+  test("stop: a TERM handler that exits 7 within the grace keeps its code", async () => {
+    const h = await startTask(["sh", "-c", 'trap "echo got-term; exit 7" TERM; echo ready; while :; do sleep 0.05; done']);
+    await until("task ready", async () => (await fileText(join(h.taskDir, "stdout"))).includes("ready"));
+    const t0 = Date.now();
+    await driver.stop(h, 5000);
+    assert.ok(Date.now() - t0 < 4000, "stop returned once the task exited, before the grace ran out");
+    const exit = await driver.wait(h);
+    assert.equal(exit.exitCode, 7);
+    assert.equal(exit.signal, null);
+    assert.match(await fileText(join(h.taskDir, "stdout")), /got-term/);
+  });
+
+  test("stop: a task ignoring SIGTERM is SIGKILLed after the grace", async () => {
+    const h = await startTask(["sh", "-c", 'trap "" TERM; echo ready; while :; do sleep 0.05; done']);
+    await until("task ready", async () => (await fileText(join(h.taskDir, "stdout"))).includes("ready"));
+    const t0 = Date.now();
+    await driver.stop(h, 300);
+    const took = Date.now() - t0;
+    assert.ok(took >= 300, `waited the grace (${took} ms)`);
+    const exit = await driver.wait(h);
+    assert.equal(exit.signal, "SIGKILL");
+    assert.equal(exit.reason, "killed by SIGKILL");
+    assert.equal((await driver.inspect(h)).running, false);
+  });
+
+  test("signal() reaches the task's process group", async () => {
+    const h = await startTask(["sh", "-c", 'trap "echo usr1; exit 4" USR1; echo ready; while :; do sleep 0.05; done']);
+    await until("task ready", async () => (await fileText(join(h.taskDir, "stdout"))).includes("ready"));
+    await driver.signal(h, "SIGUSR1");
+    assert.equal((await driver.wait(h)).exitCode, 4);
+  });
+
+  test("a task survives SIGKILL of the agent that started it; a new driver recovers it and records its exit", async () => {
+    const taskDir = join(scratch, "recovered");
+    await mkdir(taskDir);
+    const moduleUrl = new URL("../../agent/driver/process.js", import.meta.url).href;
+    const agentScript = join(scratch, "fake-agent.mjs");
+    await writeFile(
+      agentScript,
+      `import { ProcessDriver } from ${JSON.stringify(moduleUrl)};
+const h = await new ProcessDriver().start({ taskId: "ptest/recovered", attempt: 2, taskDir: ${JSON.stringify(taskDir)},
+  command: ["sh", "-c", "echo started; sleep 1.5; echo done; exit 5"], env: {}, resources: { cpu: 0.5, memory: 128 << 20, disk: 0 } });
+process.stdout.write(JSON.stringify(h) + "\\n");
+setInterval(() => {}, 1000);
+`,
+    );
+    const agent = spawn(process.execPath, [agentScript], { stdio: ["ignore", "pipe", "inherit"] });
+    if (agent.pid) helperPids.push(agent.pid);
+    const line = await new Promise<string>((resolve, reject) => {
+      let buf = "";
+      agent.stdout.on("data", (d: Buffer) => {
+        buf += d.toString();
+        if (buf.includes("\n")) resolve(buf.split("\n")[0] ?? "");
+      });
+      agent.once("exit", (code) => reject(new Error(`fake agent exited early (${code})`)));
+    });
+    const persisted = JSON.parse(line) as TaskHandle;
+    started.push(persisted);
+    agent.kill("SIGKILL");
+    await new Promise((r) => agent.once("exit", r));
+
+    const restarted = new ProcessDriver();
+    assert.equal(await restarted.recover(persisted), "running");
+    const running = await restarted.inspect(persisted);
+    assert.equal(running.running, true);
+    if (isRoot) assert.ok(running.usage && running.usage.pids >= 1, "usage read from the task's cgroup");
+    const exit = await restarted.wait(persisted);
+    assert.equal(exit.exitCode, 5);
+    assert.equal(await fileText(join(taskDir, "stdout")), "started\ndone\n");
+    assert.equal(await restarted.recover(persisted), "exited");
+  });
+
+  test("a handle whose wrapper is gone without an exit record is 'gone' and waits end as lost", async () => {
+    const l = await launchOf(["true"]);
+    const h: TaskHandle = { driver: "process", taskId: l.taskId, attempt: 1, taskDir: l.taskDir, pid: 2 ** 22 + 7, startedAt: Date.now() };
+    assert.equal(await driver.recover(h), "gone");
+    const exit = await driver.wait(h);
+    assert.equal(exit.exitCode, null);
+    assert.match(exit.reason, /lost/);
+  });
+
+  test("over its memory limit the task is reported oom-killed (cgroup v1, root only)", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
+    const h = await startTask([process.execPath, "-e", "const a=[]; for (;;) a.push(Buffer.alloc(1<<20, 1))"], { resources: { cpu: 1, memory: 64 * 1024 * 1024, disk: 0 } });
+    const exit = await driver.wait(h);
+    assert.equal(exit.oomKilled, true);
+    assert.equal(exit.reason, "oom-killed");
+    assert.equal(exit.signal, "SIGKILL");
+    const usage = await driver.finalUsage(h);
+    assert.ok(usage?.memoryPeakBytes !== undefined && usage.memoryPeakBytes <= 64 * 1024 * 1024);
+  });
+
+  test("destroy removes the task's cgroup and kills what it left behind", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
+    const h = await startTask(["sh", "-c", "setsid sleep 30 & exit 0"]);
+    assert.equal((await driver.wait(h)).exitCode, 0);
+    assert.ok(h.cgroup);
+    const cgDir = `/sys/fs/cgroup/pids/torca/${h.cgroup}`;
+    assert.notEqual(await fileText(join(cgDir, "cgroup.procs")), "", "the orphaned sleep is still in the cgroup");
+    await driver.destroy(h);
+    assert.equal(await fileText(join(cgDir, "cgroup.procs")), "");
+    await assert.rejects(readFile(join(cgDir, "cgroup.procs")), { code: "ENOENT" });
+  });
+});
