@@ -108,6 +108,28 @@ describe("master supervisor with real processes", () => {
     assert.ok(d.restarts >= 5);
   });
 
+  it("starts the backoff over after a run that lasted the stable period", async () => {
+    const delays: number[] = [];
+    let sup: Supervisor | undefined = undefined;
+    sup = new Supervisor(
+      { daemons: [{ name: "flappy", command: [NODE, "-e", "setTimeout(() => process.exit(1), 150)"] }], backoff: { initialMs: 25, factor: 2 }, stableMs: 100, stdio: "ignore" },
+      {
+        onChange: () => {
+          const d = sup?.status()[0];
+          if (d?.state === "backoff" && d.nextStartAt !== undefined && d.lastExit) delays.push(d.nextStartAt - d.lastExit.at);
+        },
+      },
+    );
+    sup.start();
+    try {
+      await waitFor("three exits", () => delays.length >= 3, 15_000);
+    } finally {
+      await sup.stop();
+    }
+    assert.deepEqual(delays.slice(0, 3), [25, 25, 25]);
+    assert.ok(sup.status()[0]!.lastExit!.uptimeMs >= 100);
+  });
+
   it("records a command that cannot be spawned and keeps retrying it", async () => {
     const sup = new Supervisor({ daemons: [{ name: "missing", command: [join(dir, "no-such-binary")] }], backoff: { initialMs: 20 }, stdio: "ignore" });
     sup.start();
