@@ -10,6 +10,34 @@ import type { NodeInfo, Resources } from "../../common/types.js";
 import { FEASIBLE, type ReasonTable } from "./reasons.js";
 import type { Allocation, ClusterSnapshot } from "./types.js";
 
+interface NodeIndex {
+  ids: string[];
+  byId: Map<string, number>;
+}
+
+/**
+ * id → position maps, remembered per nodes array. A caller that passes the
+ * same array again saves rebuilding a 10,000-entry map on every call; the ids
+ * are compared position by position each time, so a changed array is noticed
+ * and re-indexed. Only the positions are cached, never node contents.
+ */
+const nodeIndexCache = new WeakMap<readonly NodeInfo[], NodeIndex>();
+
+function nodeIndexOf(nodes: readonly NodeInfo[]): ReadonlyMap<string, number> {
+  const cached = nodeIndexCache.get(nodes);
+  if (cached !== undefined && cached.ids.length === nodes.length && cached.ids.every((id, i) => nodes[i]?.id === id)) return cached.byId;
+  const ids: string[] = [];
+  const byId = new Map<string, number>();
+  for (let i = 0; i < nodes.length; i++) {
+    const id = (nodes[i] as NodeInfo).id;
+    if (byId.has(id)) throw new TorcaError("internal", `scheduler: duplicate node id ${JSON.stringify(id)} in snapshot`);
+    byId.set(id, i);
+    ids.push(id);
+  }
+  nodeIndexCache.set(nodes, { ids, byId });
+  return byId;
+}
+
 export class ClusterState {
   readonly nodes: readonly NodeInfo[];
   readonly size: number;
@@ -28,50 +56,69 @@ export class ClusterState {
    */
   releaseEpoch = 0;
 
-  private readonly indexById = new Map<string, number>();
+  private readonly indexById: ReadonlyMap<string, number>;
   /** Per node: static port → the allocation holding it. */
   private readonly portHolders: (Map<number, Allocation> | undefined)[];
   /** Per job of the pending tasks: node index → instances of that job on it. */
   private readonly jobCounts = new Map<string, Map<number, number>>();
-  /** Bound allocations on known nodes, in input order; placements are appended. */
-  private readonly bound: Allocation[] = [];
-  private readonly boundNodes: number[] = [];
+  /** The snapshot's allocations, kept to build per-node lists lazily. */
+  private readonly snapshotAllocations: readonly Allocation[];
+  /** Placements made in this call, in order, with their node indexes. */
+  private readonly placed: { node: number; alloc: Allocation }[] = [];
   /** Built only when preemption needs it: most calls never do. */
   private allocationsByNode: Allocation[][] | undefined;
 
-  constructor(snapshot: ClusterSnapshot, trackedJobs: Iterable<string>, reasons: ReasonTable) {
+  constructor(snapshot: ClusterSnapshot, trackedJobs: ReadonlySet<string>, reasons: ReasonTable) {
     const nodes = snapshot.nodes;
     const n = nodes.length;
     this.nodes = nodes;
     this.size = n;
-    this.freeCpu = new Float64Array(n);
-    this.freeMemory = new Float64Array(n);
-    this.freeDisk = new Float64Array(n);
+    this.snapshotAllocations = snapshot.allocations;
+    const freeCpu = (this.freeCpu = new Float64Array(n));
+    const freeMemory = (this.freeMemory = new Float64Array(n));
+    const freeDisk = (this.freeDisk = new Float64Array(n));
     this.allocatableCpu = new Float64Array(n);
     this.allocatableMemory = new Float64Array(n);
     this.unavailableReason = new Uint16Array(n);
     this.portHolders = new Array<Map<number, Allocation> | undefined>(n);
     for (const jobId of trackedJobs) this.jobCounts.set(jobId, new Map());
 
+    const indexById = (this.indexById = nodeIndexOf(nodes));
     for (let i = 0; i < n; i++) {
       const node = nodes[i] as NodeInfo;
-      if (this.indexById.has(node.id)) throw new TorcaError("internal", `scheduler: duplicate node id ${JSON.stringify(node.id)} in snapshot`);
-      this.indexById.set(node.id, i);
       const a = node.allocatable;
-      this.freeCpu[i] = this.allocatableCpu[i] = a.cpu;
-      this.freeMemory[i] = this.allocatableMemory[i] = a.memory;
-      this.freeDisk[i] = a.disk;
+      freeCpu[i] = this.allocatableCpu[i] = a.cpu;
+      freeMemory[i] = this.allocatableMemory[i] = a.memory;
+      freeDisk[i] = a.disk;
       this.unavailableReason[i] = node.state === "ready" ? FEASIBLE : node.state === "draining" ? reasons.nodeDraining : reasons.nodeLost;
     }
 
-    for (const alloc of snapshot.allocations) {
-      const index = this.indexById.get(alloc.nodeId);
+    // The hot part of every call: one pass over all bound allocations. Kept
+    // flat (no helper calls, one map lookup) because it runs for every task
+    // in the cluster on every call.
+    const allocations = snapshot.allocations;
+    const onlyJob = trackedJobs.size === 1 ? (trackedJobs.values().next().value as string) : undefined;
+    const onlyJobCounts = onlyJob === undefined ? undefined : this.jobCountsOf(onlyJob);
+    let lowestPriority = Infinity;
+    for (let k = 0; k < allocations.length; k++) {
+      const alloc = allocations[k] as Allocation;
+      const index = indexById.get(alloc.nodeId);
       // An allocation on a node that has left the snapshot uses no machine we could place on.
       if (index === undefined) continue;
-      assertValidResources(alloc.resources, `allocation ${alloc.taskId}`);
-      this.bind(index, alloc);
-      if (alloc.priority < this.lowestPriority) this.lowestPriority = alloc.priority;
+      const r = alloc.resources;
+      const cpu = r.cpu;
+      const memory = r.memory;
+      const disk = r.disk;
+      if (!(cpu >= 0 && memory >= 0 && disk >= 0 && cpu + memory + disk < Infinity)) assertValidResources(r, `allocation ${alloc.taskId}`);
+      freeCpu[index] -= cpu;
+      freeMemory[index] -= memory;
+      freeDisk[index] -= disk;
+      if (alloc.staticPorts.length > 0) this.holdPorts(index, alloc);
+      const counts = onlyJob === undefined ? this.jobCounts.get(alloc.jobId) : alloc.jobId === onlyJob ? onlyJobCounts : undefined;
+      if (counts !== undefined) counts.set(index, (counts.get(index) ?? 0) + 1);
+      if (alloc.priority < lowestPriority) lowestPriority = alloc.priority;
     }
+    this.lowestPriority = lowestPriority;
   }
 
   indexOf(nodeId: string): number | undefined {
@@ -94,8 +141,14 @@ export class ClusterState {
 
   /** Binds a new placement made in this call. */
   place(node: number, alloc: Allocation): void {
-    this.bind(node, alloc);
-    this.allocationsByNode?.[node]?.push(alloc);
+    this.freeCpu[node] -= alloc.resources.cpu;
+    this.freeMemory[node] -= alloc.resources.memory;
+    this.freeDisk[node] -= alloc.resources.disk;
+    if (alloc.staticPorts.length > 0) this.holdPorts(node, alloc);
+    const counts = this.jobCounts.get(alloc.jobId);
+    if (counts !== undefined) counts.set(node, (counts.get(node) ?? 0) + 1);
+    if (this.allocationsByNode === undefined) this.placed.push({ node, alloc });
+    else this.allocationsByNode[node]?.push(alloc);
   }
 
   /** Removes a preempted allocation; its resources and ports become free. */
@@ -123,30 +176,23 @@ export class ClusterState {
   allocationsOn(node: number): readonly Allocation[] {
     if (this.allocationsByNode === undefined) {
       const byNode: Allocation[][] = Array.from({ length: this.size }, () => []);
-      for (let i = 0; i < this.bound.length; i++) (byNode[this.boundNodes[i] as number] as Allocation[]).push(this.bound[i] as Allocation);
+      for (const alloc of this.snapshotAllocations) {
+        const index = this.indexById.get(alloc.nodeId);
+        if (index !== undefined) byNode[index]?.push(alloc);
+      }
+      for (const { node: index, alloc } of this.placed) byNode[index]?.push(alloc);
       this.allocationsByNode = byNode;
     }
     return this.allocationsByNode[node] as Allocation[];
   }
 
-  private bind(node: number, alloc: Allocation): void {
-    this.freeCpu[node] -= alloc.resources.cpu;
-    this.freeMemory[node] -= alloc.resources.memory;
-    this.freeDisk[node] -= alloc.resources.disk;
-    if (alloc.staticPorts.length > 0) {
-      let holders = this.portHolders[node];
-      if (holders === undefined) {
-        holders = new Map();
-        this.portHolders[node] = holders;
-      }
-      for (const port of alloc.staticPorts) holders.set(port, alloc);
+  private holdPorts(node: number, alloc: Allocation): void {
+    let holders = this.portHolders[node];
+    if (holders === undefined) {
+      holders = new Map();
+      this.portHolders[node] = holders;
     }
-    const counts = this.jobCounts.get(alloc.jobId);
-    if (counts !== undefined) counts.set(node, (counts.get(node) ?? 0) + 1);
-    if (this.allocationsByNode === undefined) {
-      this.bound.push(alloc);
-      this.boundNodes.push(node);
-    }
+    for (const port of alloc.staticPorts) holders.set(port, alloc);
   }
 }
 

@@ -30,7 +30,8 @@ function freeFractionAfter(free: number, allocatable: number, request: number): 
 export function fitScore(cls: TaskClass, state: ClusterState, node: number): number {
   const cpu = freeFractionAfter(state.freeCpu[node] as number, state.allocatableCpu[node] as number, cls.cpu);
   const memory = freeFractionAfter(state.freeMemory[node] as number, state.allocatableMemory[node] as number, cls.memory);
-  const total = Math.pow(10, cpu) + Math.pow(10, memory);
+  // exp(x·ln10) = 10^x, and several times faster than Math.pow in V8: this runs for every candidate.
+  const total = Math.exp(cpu * Math.LN10) + Math.exp(memory * Math.LN10);
   return cls.spread ? (total - 2) / 18 : (20 - total) / 18;
 }
 
