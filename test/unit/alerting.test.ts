@@ -13,6 +13,7 @@ import { kindsForAlertOn, recipientsForJobs, resolveTargets, type ClusterRoute }
 import { renderTemplate, SmsNotifier } from "../../src/manager/alerting/sms.js";
 import { ManualClock } from "../../src/manager/alerting/clock.js";
 import type { AlertEvent, AlertKind } from "../../src/manager/alerting/types.js";
+import { crashLoopAlert } from "../../src/master/crashloop-alert.js";
 
 const T0 = 1_700_000_000_000;
 
@@ -214,5 +215,19 @@ describe("manual clock", () => {
     assert.deepEqual(fired, ["a", "b"]);
     assert.equal(c.now(), 50);
     assert.equal(c.pending(), 1);
+  });
+});
+
+describe("master crash-loop alert", () => {
+  it("keys an episode by its first exit and describes the last one", () => {
+    const exits = [
+      { at: T0, code: 3, signal: null, uptimeMs: 10 },
+      { at: T0 + 4000, code: null, signal: "SIGSEGV", uptimeMs: 12 },
+    ];
+    const e = crashLoopAlert("host-1", "agent", exits, { email: ["ops@example.com"], sms: [] }, T0 + 5000);
+    assert.equal(e.key, `daemon-crashloop:host-1:agent:${T0}`);
+    assert.equal(e.kind, "daemon-crashloop");
+    assert.equal(e.subject, "agent on host-1 is crash-looping (2 exits in 4s)");
+    assert.match(e.text, /last run ended with killed by SIGSEGV/);
   });
 });
