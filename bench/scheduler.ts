@@ -58,7 +58,7 @@ function makeJob(j: number, random: () => number): { spec: JobSpec; digest: stri
     instances: INSTANCES_PER_JOB,
     priority: priorities[Math.floor(random() * priorities.length)] ?? 100,
     cpu: [0.1, 0.25, 0.5, 1][Math.floor(random() * 4)] ?? 0.5,
-    memory: [128, 256, 512, 1024, 2048][Math.floor(random() * 5)]! * MiB,
+    memory: ([128, 256, 512, 1024, 2048][Math.floor(random() * 5)] ?? 512) * MiB,
     disk: GiB,
     constraints,
     isolation: random() < 0.5 ? "lxc" : undefined,

@@ -366,3 +366,41 @@ describe("programming errors throw; misfits never do", () => {
     assert.equal(r.unplaced.length, 1);
   });
 });
+
+describe("purity", () => {
+  function deepFreeze<T>(value: T): T {
+    if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+      Object.freeze(value);
+      for (const v of Object.values(value)) deepFreeze(v);
+    }
+    return value;
+  }
+
+  test("the input is never modified", () => {
+    const snapshot = deepFreeze(snapshotOf([makeNode("n1", { cpu: 4 }), makeNode("n2")], [makeAllocation("low/0", "n1", { cpu: 4, priority: 1, staticPorts: [80] })]));
+    const pending = deepFreeze([...makeTasks(makeSpec("web", { instances: 3, cpu: 2, priority: 300, staticPorts: [80] }), { packageDigest: "sha256:x" })]);
+    // Frozen objects throw on write in strict-mode ES modules, so any mutation would fail here.
+    const r = placeTasks(pending, snapshot);
+    assert.equal(r.placements.length, 2);
+    assert.equal(r.preemptions.length, 1);
+  });
+
+  test("a nodes array reused across calls is re-read: changed states and replaced nodes are seen", () => {
+    const nodes = [makeNode("a"), makeNode("b")];
+    const snapshot = snapshotOf(nodes);
+    const spec = makeSpec("t", { placement: { strategy: "spread" } });
+    assert.equal(placeTasks(makeTasks(spec), snapshot).placements[0]?.nodeId, "a");
+    nodes[0] = { ...(nodes[0] as NodeInfo), state: "draining" };
+    assert.equal(placeTasks(makeTasks(spec), snapshot).placements[0]?.nodeId, "b");
+    nodes[1] = makeNode("c");
+    nodes.push(makeNode("d", { state: "lost" }));
+    const r = placeTasks(makeTasks(spec, { count: 2 }), snapshot);
+    assert.deepEqual(
+      r.placements.map((p) => p.nodeId),
+      ["c", "c"],
+    );
+    (nodes[2] as NodeInfo).state = "ready";
+    const again = placeTasks(makeTasks(spec), snapshotOf(nodes, [makeAllocation("x/0", "c", { cpu: 7 })]));
+    assert.equal(again.placements[0]?.nodeId, "d");
+  });
+});
