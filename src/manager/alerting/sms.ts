@@ -75,7 +75,7 @@ export class SmsNotifier implements Notifier {
     });
   }
 
-  /** What would be sent for one message; exported for tests and `torca alerts --test` style tooling. */
+  /** The URL and body that send() would use for this message. */
   render(to: string, msg: AlertMessage): { url: string; body: string | undefined } {
     const values = { to, text: truncateChars(msg.short, SMS_MAX_CHARS) };
     return {
