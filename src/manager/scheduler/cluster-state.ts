@@ -87,6 +87,7 @@ export class ClusterState {
     for (let i = 0; i < n; i++) {
       const node = nodes[i] as NodeInfo;
       const a = node.allocatable;
+      assertValidResources(a, `node ${node.id} allocatable`);
       freeCpu[i] = this.allocatableCpu[i] = a.cpu;
       freeMemory[i] = this.allocatableMemory[i] = a.memory;
       freeDisk[i] = a.disk;

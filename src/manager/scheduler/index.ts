@@ -1,6 +1,23 @@
 /**
  * The scheduler: a pure function from pending tasks and a cluster snapshot to
- * placements, preemptions and explained refusals.
+ * placements, preemptions and explained refusals. No I/O, no clock; the only
+ * randomness is the seeded start offset of the node scan.
+ *
+ * Decisions worth knowing when reading results:
+ * - Each rejected node is counted once, under the first check it fails, in
+ *   this order: node state, driver, constraints (in spec order), cpu, memory,
+ *   disk, job spread limit (maxPerNode), static ports.
+ * - `regexp` constraints are unanchored (as in Nomad): `^…$` matches the
+ *   whole value. A missing attribute fails every operator, `!=` included. An
+ *   invalid pattern matches no node and is reported as such.
+ * - Identical instances (same job, spec and package) form one class: one
+ *   feasibility pass; once the class fits nowhere, its remaining instances
+ *   are reported with the reasons and largestFit computed at that moment.
+ * - At most `sampleSize` feasible nodes are scored per task, scanning on from
+ *   where the previous task's scan stopped; best score wins, ties go to the
+ *   smaller node id.
+ * - Throws (TorcaError "internal") only for impossible input: negative or
+ *   non-finite resources, duplicate task or node ids, a bad sampleSize.
  */
 export { placeTasks } from "./place.js";
 export { DEFAULT_SAMPLE_SIZE } from "./types.js";
