@@ -34,6 +34,13 @@ describe("preemption", () => {
     assert.deepEqual(r.unplaced[0]?.reasons, { "cpu exhausted": 1 });
   });
 
+  test("equal priority is not preempted even when lower-priority work on the node is preemptible", () => {
+    const snap = snapshotOf([makeNode("n1")], [makeAllocation("peer/0", "n1", { cpu: 6, priority: 200 }), makeAllocation("low/0", "n1", { cpu: 2, priority: 10 })]);
+    const r = placeTasks(makeTasks(makeSpec("prod", { cpu: 4, priority: 200 })), snap);
+    assert.deepEqual(r.preemptions, []);
+    assert.equal(r.unplaced.length, 1);
+  });
+
   test("higher priority is never preempted, even alongside lower-priority work", () => {
     const snap = snapshotOf([makeNode("n1")], [makeAllocation("prod/0", "n1", { cpu: 6, priority: 300 }), makeAllocation("batch/0", "n1", { cpu: 1, priority: 10 })]);
     const r = placeTasks(makeTasks(makeSpec("svc", { cpu: 4, priority: 200 })), snap);
