@@ -156,6 +156,9 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   }
 
   private async loadTaskList(jobId: string): Promise<void> {
+    const reload = this.watchOrNot(() => void this.track(() => this.loadTaskList(jobId)));
+    // The job node is created a moment before its tasks node: wait for the latter.
+    if (!(await this.zk.exists(this.p.tasks(jobId), reload))) return;
     const names = await this.zk.children(this.p.tasks(jobId), this.watchOrNot(() => void this.track(() => this.loadTaskList(jobId))));
     const m = this.taskEntries.get(jobId) ?? new Map<number, Entry<TaskInstance>>();
     this.taskEntries.set(jobId, m);

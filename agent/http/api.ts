@@ -1,0 +1,99 @@
+import Router from "@koa/router";
+import { join } from "node:path";
+import { z } from "zod";
+import type { TokenTable } from "../../src/common/auth.js";
+import { NotFoundError, ValidationError } from "../../src/common/errors.js";
+import { parseBody, StopRequestSchema, type TaskDispatch } from "../../src/common/protocol.js";
+import { readJson, requireRole } from "../../src/manager/http/middleware.js";
+import type { TaskRunner } from "../tasks/runner.js";
+import { serveLog } from "./logs.js";
+
+/** The start daemon's API for the manager (and for `torca logs` through the manager). */
+export interface AgentApiDeps {
+  runner: TaskRunner;
+  /** Checks a message's epoch against the highest seen (and records it). */
+  admitEpoch(epoch: number): void;
+  status(): unknown;
+  bodyLimit: number;
+}
+
+// The job spec inside a dispatch was validated by the manager at submission;
+// here we check the envelope and the fields the agent acts on.
+const DispatchSchema = z
+  .object({
+    epoch: z.number().int().min(0),
+    taskId: z.string().min(1).max(300),
+    jobId: z.string().min(1),
+    index: z.number().int().min(0),
+    attempt: z.number().int().min(1),
+    packageDigest: z.string().regex(/^sha256:[0-9a-f]{64}$/).optional(),
+    spec: z
+      .object({
+        command: z.array(z.string()).min(1),
+        env: z.record(z.string()),
+        resources: z.object({ cpu: z.number().positive(), memory: z.number().min(0), disk: z.number().min(0) }),
+        ports: z.array(z.object({ name: z.string(), static: z.number().int().optional() }).passthrough()),
+        isolation: z.enum(["lxc", "process"]).optional(),
+      })
+      .passthrough(),
+  })
+  .strict();
+
+export function agentRouter(deps: AgentApiDeps, tokens: TokenTable): Router {
+  const r = new Router();
+  const admin = requireRole(tokens, "admin");
+  const read = requireRole(tokens, "read");
+
+  r.put("/v1/tasks/:id", admin, async (ctx) => {
+    const d = parseBody(DispatchSchema, await readJson(ctx, deps.bodyLimit)) as unknown as TaskDispatch;
+    if (d.taskId !== ctx.params.id) throw new ValidationError([{ field: "taskId", message: "does not match the URL" }]);
+    deps.admitEpoch(d.epoch);
+    const { created } = await deps.runner.start(d);
+    ctx.status = created ? 201 : 200;
+    ctx.body = { taskId: d.taskId, attempt: d.attempt, state: deps.runner.get(d.taskId)?.state };
+  });
+
+  r.post("/v1/tasks/:id/stop", admin, async (ctx) => {
+    const req = parseBody(StopRequestSchema, await readJson(ctx, deps.bodyLimit));
+    deps.admitEpoch(req.epoch);
+    const found = await deps.runner.stop(ctx.params.id!, req.attempt, req.graceMs ?? 5000);
+    if (!found) throw new NotFoundError("task", ctx.params.id!);
+    ctx.body = { taskId: ctx.params.id, stopping: true };
+  });
+
+  r.get("/v1/tasks", read, (ctx) => {
+    ctx.body = { tasks: deps.runner.report() };
+  });
+
+  r.get("/v1/tasks/:id", read, (ctx) => {
+    const rec = deps.runner.get(ctx.params.id!);
+    if (!rec) throw new NotFoundError("task", ctx.params.id!);
+    ctx.body = { ...rec, dispatch: { ...rec.dispatch, spec: { ...rec.dispatch.spec, env: Object.keys(rec.dispatch.spec.env) } } };
+  });
+
+  r.get("/v1/tasks/:id/logs", read, async (ctx) => {
+    const id = ctx.params.id!;
+    const rec = deps.runner.get(id);
+    const attempt = typeof ctx.query.attempt === "string" ? Number(ctx.query.attempt) : rec?.dispatch.attempt;
+    if (attempt === undefined || !Number.isInteger(attempt)) throw new NotFoundError("task", id);
+    const stream = ctx.query.stream === "stderr" ? "stderr" : "stdout";
+    const tail = typeof ctx.query.tail === "string" && /^\d+$/.test(ctx.query.tail) ? Number(ctx.query.tail) : undefined;
+    const follow = ctx.query.follow === "1" || ctx.query.follow === "true";
+    const dir = deps.runner.dirOf(id, attempt);
+    await serveLog(ctx, join(dir, stream), {
+      follow,
+      ...(tail !== undefined ? { tail } : {}),
+      isDone: () => {
+        const cur = deps.runner.get(id);
+        return !cur || cur.dispatch.attempt !== attempt || cur.state === "exited";
+      },
+    });
+  });
+
+  r.get("/v1/status", read, (ctx) => {
+    ctx.body = deps.status();
+  });
+
+  return r;
+}
+

@@ -1,0 +1,257 @@
+import { EventEmitter } from "node:events";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { toTorcaError } from "../../src/common/errors.js";
+import type { Logger } from "../../src/common/logger.js";
+import type { ReportedTask, TaskDispatch } from "../../src/common/protocol.js";
+import type { ExitInfo } from "../../src/common/types.js";
+import type { Driver, TaskHandle } from "../driver/driver.js";
+import { instanceName } from "../driver/names.js";
+import type { PackageCache, PackageLease } from "../packages/cache.js";
+import type { PortAllocator } from "./ports.js";
+
+/**
+ * The start daemon's task table: starts dispatched tasks through a driver,
+ * watches them exit, and keeps a persisted record per (task, attempt) so a
+ * restarted agent re-adopts running tasks and learns the exits it missed.
+ *
+ * Start is idempotent by (task, attempt). A newer attempt of a task this agent
+ * still runs stops the older one first: one task never runs twice here.
+ */
+
+export type LocalState = "starting" | "running" | "exited";
+
+export interface TaskRecord {
+  dispatch: TaskDispatch;
+  state: LocalState;
+  dir: string;
+  handle?: TaskHandle;
+  ports: Record<string, number>;
+  exit?: ExitInfo;
+  error?: string;
+  startedAt?: number;
+  finishedAt?: number;
+  stopRequested?: boolean;
+}
+
+export interface RunnerOptions {
+  dataDir: string;
+  nodeId: string;
+  host: string;
+  drivers: { lxc?: Driver; process: Driver };
+  cache: PackageCache;
+  ports: PortAllocator;
+  log: Logger;
+  /** Exited records are kept this long so their exits reach the manager and logs stay readable. */
+  retainExitedMs?: number;
+}
+
+const RECORD_FILE = "record.json";
+
+export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
+  private readonly records = new Map<string, TaskRecord>();
+  private readonly leases = new Map<string, PackageLease>();
+  private readonly tasksDir: string;
+
+  constructor(private readonly o: RunnerOptions) {
+    super();
+    this.tasksDir = join(o.dataDir, "tasks");
+  }
+
+  get(taskId: string): TaskRecord | undefined {
+    return this.records.get(taskId);
+  }
+
+  all(): TaskRecord[] {
+    return [...this.records.values()];
+  }
+
+  report(): ReportedTask[] {
+    return this.all().map((r) => ({
+      taskId: r.dispatch.taskId,
+      attempt: r.dispatch.attempt,
+      state: r.state,
+      ...(r.exit ? { exit: r.exit } : {}),
+      ...(Object.keys(r.ports).length ? { ports: r.ports } : {}),
+      ...(r.startedAt ? { startedAt: r.startedAt } : {}),
+      ...(r.finishedAt ? { finishedAt: r.finishedAt } : {}),
+      ...(r.error ? { error: r.error } : {}),
+    }));
+  }
+
+  /** Directory of a (task, attempt); stable so logs of old attempts stay findable. */
+  dirOf(taskId: string, attempt: number): string {
+    return join(this.tasksDir, instanceName(taskId, attempt));
+  }
+
+  private async persist(r: TaskRecord): Promise<void> {
+    const tmp = join(r.dir, `${RECORD_FILE}.tmp`);
+    await writeFile(tmp, JSON.stringify(r));
+    await rename(tmp, join(r.dir, RECORD_FILE));
+  }
+
+  private changed(r: TaskRecord): void {
+    this.persist(r).catch((e) => this.o.log.warn({ err: (e as Error).message, task: r.dispatch.taskId }, "cannot persist task record"));
+    this.emit("change", r);
+  }
+
+  async start(d: TaskDispatch): Promise<{ created: boolean }> {
+    const cur = this.records.get(d.taskId);
+    if (cur && cur.dispatch.attempt === d.attempt) return { created: false };
+    if (cur && cur.dispatch.attempt > d.attempt) return { created: false };
+    if (cur && cur.state !== "exited") await this.stop(d.taskId, cur.dispatch.attempt, 2000);
+    const dir = this.dirOf(d.taskId, d.attempt);
+    await mkdir(dir, { recursive: true });
+    const r: TaskRecord = { dispatch: d, state: "starting", dir, ports: {} };
+    this.records.set(d.taskId, r);
+    await this.persist(r);
+    this.emit("change", r);
+    void this.launch(r);
+    return { created: true };
+  }
+
+  private driverFor(d: TaskDispatch): Driver {
+    const want = d.spec.isolation;
+    if (want === "process") return this.o.drivers.process;
+    if (this.o.drivers.lxc) return this.o.drivers.lxc;
+    return this.o.drivers.process;
+  }
+
+  private async launch(r: TaskRecord): Promise<void> {
+    const d = r.dispatch;
+    try {
+      let packageDir: string | undefined;
+      if (d.packageDigest) {
+        const lease = await this.o.cache.acquire(d.packageDigest);
+        this.leases.set(`${d.taskId}#${d.attempt}`, lease);
+        packageDir = lease.path;
+      }
+      for (const p of d.spec.ports) {
+        if (p.static) {
+          this.o.ports.reserve(p.static);
+          r.ports[p.name] = p.static;
+        } else r.ports[p.name] = await this.o.ports.allocate();
+      }
+      if (r.stopRequested) throw new Error("stopped before start");
+      const env: Record<string, string> = {
+        PATH: "/usr/local/bin:/usr/bin:/bin",
+        ...d.spec.env,
+        TORCA_JOB: d.jobId,
+        TORCA_TASK: d.taskId,
+        TORCA_INDEX: String(d.index),
+        TORCA_ATTEMPT: String(d.attempt),
+        TORCA_NODE: this.o.nodeId,
+        TORCA_HOST: this.o.host,
+      };
+      for (const [name, port] of Object.entries(r.ports)) env[`TORCA_PORT_${name.toUpperCase()}`] = String(port);
+      const driver = this.driverFor(d);
+      r.handle = await driver.start({
+        taskId: d.taskId,
+        attempt: d.attempt,
+        command: d.spec.command,
+        ...(packageDir ? { packageDir } : {}),
+        taskDir: r.dir,
+        env,
+        resources: d.spec.resources,
+      });
+      r.state = "running";
+      r.startedAt = r.handle.startedAt;
+      this.changed(r);
+      this.o.log.info({ task: d.taskId, attempt: d.attempt, driver: driver.name, pid: r.handle.pid }, "task started");
+      if (r.stopRequested) void driver.stop(r.handle, 0);
+      await this.awaitExit(r, driver);
+    } catch (e) {
+      const err = toTorcaError(e);
+      this.o.log.warn({ task: d.taskId, attempt: d.attempt, err: err.message }, "task failed to start");
+      this.finish(r, { exitCode: null, signal: null, oomKilled: false, reason: r.stopRequested ? "stopped before start" : `failed to start: ${err.message}` }, err.message);
+    }
+  }
+
+  private async awaitExit(r: TaskRecord, driver: Driver): Promise<void> {
+    const exit = await driver.wait(r.handle!);
+    this.finish(r, exit);
+    await driver.destroy(r.handle!).catch((e) => this.o.log.warn({ err: (e as Error).message }, "driver destroy failed"));
+  }
+
+  private finish(r: TaskRecord, exit: ExitInfo, error?: string): void {
+    if (r.state === "exited") return;
+    r.state = "exited";
+    r.exit = exit;
+    r.finishedAt = Date.now();
+    if (error) r.error = error;
+    for (const [, port] of Object.entries(r.ports)) this.o.ports.release(port);
+    const key = `${r.dispatch.taskId}#${r.dispatch.attempt}`;
+    this.leases.get(key)?.release();
+    this.leases.delete(key);
+    this.o.log.info({ task: r.dispatch.taskId, attempt: r.dispatch.attempt, reason: exit.reason }, "task exited");
+    this.changed(r);
+  }
+
+  async stop(taskId: string, attempt: number | undefined, graceMs: number): Promise<boolean> {
+    const r = this.records.get(taskId);
+    if (!r || (attempt !== undefined && r.dispatch.attempt !== attempt)) return false;
+    if (r.state === "exited") return true;
+    r.stopRequested = true;
+    if (!r.handle) return true;
+    await this.driverFor(r.dispatch).stop(r.handle, graceMs);
+    return true;
+  }
+
+  /** After an agent restart: re-adopt running tasks and record exits that happened meanwhile. */
+  async recover(): Promise<void> {
+    await mkdir(this.tasksDir, { recursive: true });
+    const now = Date.now();
+    const retain = this.o.retainExitedMs ?? 3_600_000;
+    for (const name of await readdir(this.tasksDir)) {
+      const dir = join(this.tasksDir, name);
+      let r: TaskRecord;
+      try {
+        r = JSON.parse(await readFile(join(dir, RECORD_FILE), "utf8")) as TaskRecord;
+      } catch {
+        continue;
+      }
+      const prev = this.records.get(r.dispatch.taskId);
+      if (prev && prev.dispatch.attempt > r.dispatch.attempt) continue;
+      if (r.state === "exited") {
+        if (r.finishedAt && now - r.finishedAt > retain) {
+          await rm(dir, { recursive: true, force: true });
+          continue;
+        }
+        this.records.set(r.dispatch.taskId, r);
+        continue;
+      }
+      this.records.set(r.dispatch.taskId, r);
+      for (const p of Object.values(r.ports)) this.o.ports.reserve(p);
+      if (!r.handle) {
+        this.finish(r, { exitCode: null, signal: null, oomKilled: false, reason: "agent restarted before the task started" });
+        continue;
+      }
+      const driver = this.driverFor(r.dispatch);
+      const status = await driver.recover(r.handle);
+      this.o.log.info({ task: r.dispatch.taskId, attempt: r.dispatch.attempt, status }, "recovered task");
+      if (status === "gone") {
+        this.finish(r, { exitCode: null, signal: null, oomKilled: false, reason: "task vanished while the agent was down" });
+        continue;
+      }
+      if (r.dispatch.packageDigest) {
+        this.o.cache
+          .acquire(r.dispatch.packageDigest)
+          .then((lease) => this.leases.set(`${r.dispatch.taskId}#${r.dispatch.attempt}`, lease))
+          .catch(() => undefined);
+      }
+      void this.awaitExit(r, driver).catch((e) => this.o.log.warn({ err: (e as Error).message }, "wait after recovery failed"));
+    }
+  }
+
+  /** Drops exited records past retention (their directories and logs too). */
+  async prune(): Promise<void> {
+    const retain = this.o.retainExitedMs ?? 3_600_000;
+    const now = Date.now();
+    for (const [id, r] of this.records) {
+      if (r.state === "exited" && r.finishedAt && now - r.finishedAt > retain) {
+        this.records.delete(id);
+        await rm(r.dir, { recursive: true, force: true });
+      }
+    }
+  }
+}

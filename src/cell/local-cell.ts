@@ -1,0 +1,217 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { readTokenFile } from "../common/auth.js";
+import { UnavailableError } from "../common/errors.js";
+import { createHttpClient } from "../common/http.js";
+import { freePort } from "./ports.js";
+import { startZooKeeper, type ZooKeeperServer } from "./zookeeper-server.js";
+
+/**
+ * A whole cell on one machine (`torca up`, and the integration tests): its own
+ * ZooKeeper on loopback, managers and agents as real child processes, each
+ * with a generated config under the cell directory.
+ *
+ * Ports are chosen once and kept in cell.json, so URLs stay the same when the
+ * cell is stopped and started again (and ZooKeeper's data survives).
+ */
+
+export interface CellLayout {
+  dir: string;
+  zookeeperPort: number;
+  managers: { id: string; port: number }[];
+  agents: { id: string; port: number; portRange: [number, number] }[];
+}
+
+export interface LocalCellOptions {
+  dir: string;
+  managers?: number;
+  agents?: number;
+  /** Session timeout for all daemons (tests use short ones). */
+  sessionTimeout?: string;
+  tickTimeMs?: number;
+  reportInterval?: string;
+  agentDriver?: "auto" | "lxc" | "process";
+  /** Where daemons' stdout/stderr go (default <dir>/logs). */
+  logDir?: string;
+  /** Extra YAML appended to every manager config's `manager:` section. */
+  managerExtra?: Record<string, unknown>;
+  env?: NodeJS.ProcessEnv;
+  /** Agents stop their tasks when they are stopped (torca up's Ctrl-C leaves no orphans). */
+  stopTasksOnExit?: boolean;
+}
+
+export interface Daemon {
+  id: string;
+  kind: "manager" | "agent";
+  url: string;
+  config: string;
+  process?: ChildProcess;
+}
+
+const BIN = resolve(new URL("../../../bin/torca.js", import.meta.url).pathname);
+
+export class LocalCell {
+  readonly dir: string;
+  zookeeper?: ZooKeeperServer;
+  readonly daemons = new Map<string, Daemon>();
+  layout!: CellLayout;
+  token!: string;
+
+  constructor(private readonly o: LocalCellOptions) {
+    this.dir = resolve(o.dir);
+  }
+
+  get tokenFile(): string {
+    return join(this.dir, "token");
+  }
+
+  get managerUrls(): string[] {
+    return this.layout.managers.map((m) => `http://127.0.0.1:${m.port}`);
+  }
+
+  private async planLayout(): Promise<CellLayout> {
+    const f = join(this.dir, "layout.json");
+    if (existsSync(f)) {
+      const l = JSON.parse(readFileSync(f, "utf8")) as CellLayout;
+      if (l.managers.length === (this.o.managers ?? 2) && l.agents.length === (this.o.agents ?? 1)) return l;
+    }
+    const managers = [];
+    for (let i = 1; i <= (this.o.managers ?? 2); i++) managers.push({ id: `manager-${i}`, port: await freePort() });
+    const agents = [];
+    for (let i = 1; i <= (this.o.agents ?? 1); i++) {
+      const base = 20000 + ((process.pid * 7 + i * 500) % 30000);
+      agents.push({ id: `agent-${i}`, port: await freePort(), portRange: [base, base + 399] as [number, number] });
+    }
+    const l: CellLayout = { dir: this.dir, zookeeperPort: await freePort(), managers, agents };
+    writeFileSync(f, JSON.stringify(l, null, 2));
+    return l;
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(this.dir, { recursive: true });
+    this.layout = await this.planLayout();
+    this.token = readTokenFile(this.tokenFile, true);
+    this.zookeeper = await startZooKeeper({ dataDir: join(this.dir, "zookeeper"), port: this.layout.zookeeperPort, tickTimeMs: this.o.tickTimeMs ?? 1000 });
+    for (const m of this.layout.managers) this.writeManagerConfig(m);
+    for (const a of this.layout.agents) this.writeAgentConfig(a);
+    writeFileSync(
+      join(this.dir, "cell.json"),
+      JSON.stringify({ dir: this.dir, managers: this.managerUrls, tokenFile: this.tokenFile, zookeeper: this.zookeeper.connectString }, null, 2),
+    );
+    for (const m of this.layout.managers) this.startDaemon(m.id);
+    for (const a of this.layout.agents) this.startDaemon(a.id);
+  }
+
+  private common(): Record<string, unknown> {
+    return {
+      cluster: {
+        name: "local",
+        zookeeper: `127.0.0.1:${this.layout.zookeeperPort}`,
+        sessionTimeout: this.o.sessionTimeout ?? "4s",
+        tokenFile: this.tokenFile,
+      },
+    };
+  }
+
+  private writeManagerConfig(m: { id: string; port: number }): void {
+    const cfg = {
+      ...this.common(),
+      manager: { id: m.id, listen: `127.0.0.1:${m.port}`, storageDir: join(this.dir, "storage"), schedulerInterval: "200ms", ...(this.o.managerExtra ?? {}) },
+      agent: { reportInterval: this.o.reportInterval ?? "2s" },
+    };
+    const file = join(this.dir, `${m.id}.json`);
+    writeFileSync(file, JSON.stringify(cfg, null, 2));
+    this.daemons.set(m.id, { id: m.id, kind: "manager", url: `http://127.0.0.1:${m.port}`, config: file });
+  }
+
+  private writeAgentConfig(a: { id: string; port: number; portRange: [number, number] }): void {
+    const cfg = {
+      ...this.common(),
+      agent: {
+        id: a.id,
+        listen: `127.0.0.1:${a.port}`,
+        dataDir: join(this.dir, a.id),
+        portRange: a.portRange,
+        reportInterval: this.o.reportInterval ?? "2s",
+        driver: this.o.agentDriver ?? "auto",
+        storageDir: join(this.dir, "storage"),
+        labels: { cell: "local" },
+      },
+    };
+    const file = join(this.dir, `${a.id}.json`);
+    writeFileSync(file, JSON.stringify(cfg, null, 2));
+    this.daemons.set(a.id, { id: a.id, kind: "agent", url: `http://127.0.0.1:${a.port}`, config: file });
+  }
+
+  /** Starts (or restarts) one daemon as a child process. */
+  startDaemon(id: string): Daemon {
+    const d = this.daemons.get(id);
+    if (!d) throw new Error(`no daemon ${id}`);
+    const logDir = this.o.logDir ?? join(this.dir, "logs");
+    mkdirSync(logDir, { recursive: true });
+    const fd = openSync(join(logDir, `${id}.log`), "a");
+    const extra = d.kind === "agent" && this.o.stopTasksOnExit ? ["--stop-tasks-on-exit"] : [];
+    d.process = spawn(process.execPath, ["--enable-source-maps", BIN, d.kind, "--config", d.config, ...extra], {
+      stdio: ["ignore", fd, fd],
+      env: { ...process.env, ...(this.o.env ?? {}), TORCA_LOG_LEVEL: process.env.TORCA_LOG_LEVEL ?? "info", NODE_TEST_CONTEXT: undefined },
+    });
+    closeSync(fd);
+    return d;
+  }
+
+  /** Signals one daemon (by the PID we started) and waits for it to exit. */
+  async stopDaemon(id: string, signal: NodeJS.Signals = "SIGTERM", timeoutMs = 10_000): Promise<void> {
+    const p = this.daemons.get(id)?.process;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((r) => p.once("exit", () => r()));
+    p.kill(signal);
+    const t = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
+    await exited;
+    clearTimeout(t);
+  }
+
+  /** Waits until some manager names a primary; returns its URL. */
+  async waitForPrimary(timeoutMs = 30_000): Promise<{ url: string; epoch: number; id: string }> {
+    const http = createHttpClient({ token: this.token, timeoutMs: 1000, retries: 0 });
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      for (const url of this.managerUrls) {
+        try {
+          const l = await http.get(`${url}/v1/leader`).json<{ url: string; epoch: number; id: string; isPrimary: boolean }>();
+          const check = await http.get(`${l.url}/v1/leader`).json<{ isPrimary: boolean }>();
+          if (check.isPrimary) return l;
+        } catch {
+          /* not yet */
+        }
+      }
+      await sleep(100);
+    }
+    throw new UnavailableError(`no primary elected within ${timeoutMs} ms`);
+  }
+
+  /** Waits until the primary sees `n` ready nodes. */
+  async waitForNodes(n: number, timeoutMs = 30_000): Promise<void> {
+    const http = createHttpClient({ token: this.token, timeoutMs: 1000, retries: 0 });
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      try {
+        const { url } = await this.waitForPrimary(timeoutMs);
+        const r = await http.get(`${url}/v1/nodes`).json<{ nodes: { state: string }[] }>();
+        if (r.nodes.filter((x) => x.state === "ready").length >= n) return;
+      } catch {
+        /* not yet */
+      }
+      await sleep(100);
+    }
+    throw new UnavailableError(`${n} node(s) not ready within ${timeoutMs} ms`);
+  }
+
+  /** Stops agents first (they may stop their tasks), then managers, then ZooKeeper. */
+  async stop(): Promise<void> {
+    const ids = [...this.daemons.values()].sort((a, b) => (a.kind === b.kind ? 0 : a.kind === "agent" ? -1 : 1)).map((d) => d.id);
+    for (const id of ids) await this.stopDaemon(id).catch(() => undefined);
+    await this.zookeeper?.stop();
+  }
+}
