@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// Runs the compiled test suites with node's test runner (its summary reports pass/fail counts).
+// Unit tests first (fast, no processes), then integration and browser tests.
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+const chaos = process.argv.includes("--chaos");
+const root = new URL("..", import.meta.url).pathname;
+const suites = chaos ? ["dist/test/chaos"] : ["dist/test/unit", "dist/test/integration", "dist/test/e2e"];
+
+function files(dir) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    if (statSync(p).isDirectory()) return files(p);
+    return p.endsWith(".test.js") ? [p] : [];
+  });
+}
+
+const list = suites.flatMap((s) => files(join(root, s))).sort();
+if (list.length === 0) {
+  console.error("no test files found; did the build run?");
+  process.exit(1);
+}
+const r = spawnSync(process.execPath, ["--enable-source-maps", "--test", "--test-concurrency=2", "--test-timeout=300000", ...list], { stdio: "inherit", cwd: root });
+process.exit(r.status ?? 1);

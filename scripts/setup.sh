@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what Torca needs on a fresh Debian 12 machine with Node 20, then builds.
+# Idempotent: each step runs only when its result is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+[ -f /usr/share/java/zookeeper.jar ] || need_pkgs+=(zookeeper)
+command -v lxc-execute >/dev/null 2>&1 || need_pkgs+=(lxc)
+command -v java >/dev/null 2>&1 || need_pkgs+=(default-jre-headless)
+if [ "${TORCA_BROWSER_TESTS:-1}" != "0" ] && ! command -v chromium >/dev/null 2>&1; then need_pkgs+=(chromium); fi
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian packages: ${need_pkgs[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >&2
+  else
+    echo "setup: missing Debian packages: ${need_pkgs[*]}" >&2
+    echo "setup: install them with: sudo apt-get install ${need_pkgs[*]}" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm dependencies" >&2
+  npm ci --no-audit --no-fund >&2
+fi
+if [ ! -f node_modules/zookeeper/build/Release/zookeeper.node ]; then
+  npm rebuild zookeeper >&2
+fi
+
+echo "setup: building" >&2
+rm -rf dist
+npx tsc -p tsconfig.json >&2
