@@ -1,0 +1,89 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { startTestCell, type TestCell } from "../harness/cell.js";
+
+const BIN = join(fileURLToPath(new URL("../../..", import.meta.url)), "bin", "torca.js");
+const EXAMPLES = join(fileURLToPath(new URL("../../..", import.meta.url)), "config", "examples");
+
+function torca(c: TestCell, ...args: string[]) {
+  return spawnSync(process.execPath, [BIN, ...args], {
+    encoding: "utf8",
+    timeout: 60_000,
+    env: { ...process.env, TORCA_MANAGER: c.cell.managerUrls.join(","), TORCA_TOKEN: c.cell.token, TORCA_CELL_DIR: "/nonexistent" },
+  });
+}
+
+describe("the vertical slice: a local cell runs a submitted task end to end", () => {
+  let c: TestCell;
+  before(async () => {
+    c = await startTestCell({ managers: 2, agents: 1 });
+  });
+  after(async () => {
+    await c?.close();
+  });
+
+  test("torca submit hello.yaml --wait completes, status shows exit 0, logs print the output", () => {
+    const t0 = Date.now();
+    const sub = torca(c, "submit", join(EXAMPLES, "hello.yaml"), "--wait");
+    const ms = Date.now() - t0;
+    assert.equal(sub.status, 0, sub.stderr);
+    assert.match(sub.stdout, /hello complete/);
+    process.stderr.write(`# submit→completed of hello.yaml (CLI wall time): ${ms} ms\n`);
+
+    const status = torca(c, "status", "hello", "--json");
+    assert.equal(status.status, 0, status.stderr);
+    const j = JSON.parse(status.stdout) as { status: string; taskList: { state: string; exit: { exitCode: number } }[] };
+    assert.equal(j.status, "complete");
+    assert.equal(j.taskList[0]!.state, "completed");
+    assert.equal(j.taskList[0]!.exit.exitCode, 0);
+
+    const logs = torca(c, "logs", "hello/0");
+    assert.equal(logs.status, 0, logs.stderr);
+    assert.match(logs.stdout, /hello from hello\/0 on agent-1/);
+  });
+
+  test("a malformed task file is refused with the field and the line, exit code 2", () => {
+    const bad = spawnSync("bash", ["-c", `printf 'name: bad\\ncommand: ["x"]\\nresources:\\n  memory: lots\\n' > /tmp/torca-bad-$$.yaml; echo /tmp/torca-bad-$$.yaml`], { encoding: "utf8" }).stdout.trim();
+    const r = torca(c, "submit", bad);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /line 4|:4:/);
+    assert.match(r.stderr, /resources\.memory/);
+    assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, "no stack trace");
+  });
+
+  test("the API answers a malformed body with 400 and a field, and refuses a missing token with 401", async () => {
+    const url = await c.primaryUrl();
+    const r = await c.api.post(`${url}/v1/jobs`, { body: "name: x\ninstances: zero\ncommand: [a]\n", throwHttpErrors: false });
+    assert.equal(r.statusCode, 400);
+    const body = JSON.parse(r.body) as { error: { code: string; field: string; line: number } };
+    assert.equal(body.error.code, "invalid_input");
+    assert.equal(body.error.field, "instances");
+    assert.equal(body.error.line, 2);
+    const { got } = await import("got");
+    const noAuth = await got.get(`${url}/v1/jobs`, { throwHttpErrors: false });
+    assert.equal(noAuth.statusCode, 401);
+  });
+
+  test("a write sent to the backup is redirected (307) to the primary", async () => {
+    const primary = await c.primaryUrl();
+    const backup = c.cell.managerUrls.find((u) => u !== primary)!;
+    const r = await c.api.post(`${backup}/v1/jobs`, { body: "name: x\ncommand: [a]\n", throwHttpErrors: false });
+    assert.equal(r.statusCode, 307);
+    assert.equal(new URL(r.headers.location!).origin, new URL(primary).origin);
+    const read = await c.api.get(`${backup}/v1/jobs/hello`).json<{ status: string }>();
+    assert.equal(read.status, "complete", "the backup serves reads from its warm copy");
+  });
+
+  test("state lives in ZooKeeper: after the whole cell restarts, the job is still listed", async () => {
+    await c.cell.stop();
+    await c.cell.start();
+    await c.cell.waitForNodes(1, 60_000);
+    const jobs = torca(c, "jobs", "--json");
+    assert.equal(jobs.status, 0, jobs.stderr);
+    const list = JSON.parse(jobs.stdout) as { id: string; status: string }[];
+    assert.ok(list.some((j) => j.id === "hello" && j.status === "complete"), jobs.stdout);
+  });
+});
