@@ -3,7 +3,7 @@ import { basename, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Command, CommanderError } from "commander";
 import { loadConfig } from "../src/common/config.js";
-import { isTorcaError, toTorcaError, ValidationError } from "../src/common/errors.js";
+import { isTorcaError, toTorcaError, TorcaError, ValidationError } from "../src/common/errors.js";
 import { parseTaskFile } from "../src/common/taskfile.js";
 import { formatBytes } from "../src/common/units.js";
 import { TorcaClient } from "./client.js";
@@ -251,12 +251,20 @@ program
     } while (o.watch && Date.now() < deadline);
   });
 
+type AlertDelivery = { id: string; key: string; kind: string; channel: string; to: string; status: string; attempts: number; lastError?: string; createdAt: number; message: { subject: string } };
+
 program
   .command("alerts")
-  .description("alert history")
-  .action(async () => {
-    const r = await client().get<{ alerts: { at: number; kind: string; subject: string; deliveries: { channel: string; to: string; status: string }[] }[] }>("/v1/alerts");
-    out(r.alerts, () => table(["when", "kind", "subject", "deliveries"], r.alerts.map((a) => [ago(a.at), a.kind, a.subject, a.deliveries.map((d) => `${d.channel}:${d.to}:${d.status}`).join(" ")])));
+  .description("alert history: one line per message (incident × recipient), newest first")
+  .option("--limit <n>", "how many", "50")
+  .action(async (o: { limit: string }) => {
+    const r = await client().get<{ alerts: AlertDelivery[] }>(`/v1/alerts?limit=${encodeURIComponent(o.limit)}`);
+    out(r.alerts, () =>
+      table(
+        ["when", "kind", "to", "status", "tries", "subject"],
+        r.alerts.map((a) => [ago(a.createdAt), a.kind, `${a.channel}:${a.to}`, state(a.status) + (a.lastError && a.status !== "sent" ? ` (${a.lastError.slice(0, 60)})` : ""), a.attempts, a.message.subject]),
+      ),
+    );
   });
 
 program
@@ -282,6 +290,44 @@ program
     await d.start();
     await untilSignal();
     await d.stop({ deregister: Boolean(o.stopTasksOnExit), stopTasks: Boolean(o.stopTasksOnExit) });
+  });
+
+const master = program
+  .command("master")
+  .description("run the master daemon (supervises this machine's daemons); `master status` shows it")
+  .option("--config <file>", "config file with a master: section")
+  .action(async (o: { config?: string }) => {
+    if (!o.config) throw new ValidationError([{ field: "--config", message: "torca master needs --config FILE (or use: torca master status)" }]);
+    const { runMaster } = await import("../src/master/master.js");
+    const m = loadConfig(o.config).config.master;
+    if (m.daemons.length === 0) throw new ValidationError([{ field: "master.daemons", message: `${o.config} lists no daemons to supervise` }]);
+    const running = runMaster(
+      {
+        statusDir: m.statusDir,
+        statusIntervalMs: m.statusInterval,
+        daemons: m.daemons,
+        backoff: { initialMs: m.backoff.initial, factor: m.backoff.factor, maxMs: m.backoff.max },
+        stableMs: m.stableAfter,
+        crashLoop: { exits: m.crashLoop.exits, windowMs: m.crashLoop.window },
+        stopGraceMs: m.stopGrace,
+      },
+      { handleSignals: true },
+    );
+    await running.done;
+  });
+
+master
+  .command("status")
+  .description("what the master on this machine runs, from its status file")
+  .option("--dir <dir>", "the master's statusDir (default: from --config, else /var/lib/torca)")
+  .option("--config <file>", "read statusDir from this config")
+  .action(async (o: { dir?: string; config?: string }) => {
+    const { readMasterStatus, formatMasterStatus } = await import("../src/master/status.js");
+    const dir = o.dir ? resolve(o.dir) : o.config ? loadConfig(o.config).config.master.statusDir : "/var/lib/torca";
+    const s = await readMasterStatus(dir);
+    if (!s) throw new TorcaError("not_found", `no master status in ${dir} (is a master running with statusDir ${dir}?)`, { exitCode: 1 });
+    out(s, () => formatMasterStatus(s));
+    if (!s.running) process.exitCode = 1;
   });
 
 program

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
+import { ALERT_KINDS } from "../manager/alerting/types.js";
 import { ConfigError } from "./errors.js";
 import { parseCpu, parseDuration, parseSize } from "./units.js";
 
@@ -61,6 +62,8 @@ const smtp = z
     requireTLS: z.boolean().default(false),
     auth: z.object({ user: z.string(), pass: z.string() }).strict().optional(),
     from: z.string(),
+    /** Connection, greeting and socket timeout. */
+    timeout: duration.default("10s"),
   })
   .strict();
 
@@ -77,9 +80,20 @@ const smsGateway = z
 
 const alertRoute = z
   .object({
-    kinds: z.union([z.literal("*"), z.array(z.string())]),
+    kinds: z.union([z.literal("*"), z.array(z.enum(ALERT_KINDS))]),
     email: z.array(z.string()).default([]),
     sms: z.array(z.string()).default([]),
+  })
+  .strict();
+
+const masterDaemon = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "must be 1-64 of A-Z a-z 0-9 . _ -"),
+    /** argv; relative paths in it are relative to `cwd`. */
+    command: z.array(z.string().min(1)).min(1),
+    env: z.record(z.string()).optional(),
+    /** Relative to the config file's directory; default: the master's working directory. */
+    cwd: z.string().optional(),
   })
   .strict();
 
@@ -118,6 +132,16 @@ export const ConfigSchema = z
             stormWindow: duration.default("1m"),
             ratePerRecipient: z.number().int().min(1).default(10),
             rateWindow: duration.default("10m"),
+            /** Delivery attempts per message and their exponential backoff. */
+            retry: z
+              .object({
+                attempts: z.number().int().min(1).max(100).default(6),
+                initialDelay: duration.default("5s"),
+                factor: z.number().min(1).default(2),
+                maxDelay: duration.default("5m"),
+              })
+              .strict()
+              .default({}),
           })
           .strict()
           .default({}),
@@ -160,6 +184,27 @@ export const ConfigSchema = z
         token: z.string().optional(),
       })
       .strict()
+      .default({}),
+    /** `torca master`: the daemons this machine runs under supervision. */
+    master: z
+      .object({
+        /** Where master-status.json is written (`torca master status --dir`). */
+        statusDir: z.string().default("/var/lib/torca"),
+        statusInterval: duration.default("5s"),
+        daemons: z.array(masterDaemon).default([]),
+        backoff: z
+          .object({ initial: duration.default("1s"), factor: z.number().min(1).default(2), max: duration.default("1m") })
+          .strict()
+          .default({}),
+        /** A run at least this long counts as healthy and resets the backoff. */
+        stableAfter: duration.default("1m"),
+        /** More than `exits` exits within `window` is a crash loop. */
+        crashLoop: z.object({ exits: z.number().int().min(1).default(5), window: duration.default("5m") }).strict().default({}),
+        /** Between SIGTERM and SIGKILL when the master stops its daemons. */
+        stopGrace: duration.default("10s"),
+      })
+      .strict()
+      .refine((m) => new Set(m.daemons.map((d) => d.name)).size === m.daemons.length, { message: "daemon names must be unique", path: ["daemons"] })
       .default({}),
   })
   .strict();
@@ -240,6 +285,8 @@ export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env):
   if (config.agent.storageDir) config.agent.storageDir = abs(config.agent.storageDir);
   if (config.agent.packageCache.dir) config.agent.packageCache.dir = abs(config.agent.packageCache.dir);
   for (const t of config.cluster.tokens) if (t.tokenFile) t.tokenFile = abs(t.tokenFile);
+  config.master.statusDir = abs(config.master.statusDir);
+  for (const d of config.master.daemons) if (d.cwd) d.cwd = abs(d.cwd);
   return { config, baseDir, path };
 }
 

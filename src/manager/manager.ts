@@ -11,13 +11,19 @@ import type { JobSpec } from "../common/types.js";
 import { Election, readLeader, type LeaderInfo } from "../coord/election.js";
 import { ZkStateStore } from "../coord/state-store.js";
 import { ZkSession } from "../coord/zk.js";
+import { BlobStore } from "../storage/blob-store.js";
+import type { DeliveryRecord } from "./alerting/types.js";
+import { alertingConfigFrom, readAlertHistory, TermAlerting } from "./alerting/wiring.js";
 import { Collector } from "./collector/collector.js";
 import { HttpDispatcher } from "./dispatcher/dispatcher.js";
 import { EventBus } from "./events.js";
+import { alertsRouter } from "./http/alerts.js";
 import { apiRouter, type ManagerView } from "./http/api.js";
 import { errorEnvelope, requireRole } from "./http/middleware.js";
 import { renderMetrics } from "./http/metrics.js";
 import { pagesRouter } from "./http/pages.js";
+import { PackageRegistry } from "./packages/registry.js";
+import { packagesRouter } from "./packages/routes.js";
 import { Primary } from "./primary/primary.js";
 
 /**
@@ -34,7 +40,10 @@ interface Term {
   store: ZkStateStore;
   collector: Collector;
   election: Election;
+  packages: PackageRegistry;
   primary?: Primary;
+  /** The primary's alerting, for as long as this term is the primary's. */
+  alerting?: TermAlerting;
 }
 
 export class ManagerDaemon {
@@ -100,6 +109,13 @@ export class ManagerDaemon {
       ctx.body = { ok: true, id: this.id, primary: this.isPrimary };
     });
     app.use(api.routes()).use(api.allowedMethods());
+    const packages = packagesRouter(
+      { view: v, registry: () => this.term?.packages, store: new BlobStore(this.config.manager.storageDir), packageLimit: this.config.manager.packageLimit },
+      this.tokens,
+    );
+    app.use(packages.routes()).use(packages.allowedMethods());
+    const alerts = alertsRouter({ history: (limit) => this.alertHistory(limit) }, this.tokens);
+    app.use(alerts.routes());
     app.use(misc.routes());
     const pages = pagesRouter(v);
     app.use(pages.routes());
@@ -129,7 +145,7 @@ export class ManagerDaemon {
     const store = new ZkStateStore(zk, c.root, this.log);
     const collector = new Collector(zk, c.root, this.log);
     const election = new Election(zk, c.root, { id: this.id, url: this.url }, this.log);
-    const term: Term = { zk, store, collector, election };
+    const term: Term = { zk, store, collector, election, packages: new PackageRegistry(zk, c.root) };
     this.term = term;
     store.on("job", (job, id) => this.bus.publish("job", id, job ?? { id, deleted: true }));
     store.on("task", (task, id) => this.bus.publish("task", id, task ?? { id, deleted: true }));
@@ -139,6 +155,7 @@ export class ManagerDaemon {
     election.on("elected", (info) => void this.becomePrimary(term, info));
     const onSessionEnd = () => {
       term.primary?.fence();
+      void term.alerting?.close();
       collector.close();
       if (this.term === term) this.term = undefined;
       if (!this.stopping) {
@@ -181,6 +198,17 @@ export class ManagerDaemon {
     const t0 = Date.now();
     await term.store.becomeAuthoritative();
     const m = this.config.manager;
+    const alerting = new TermAlerting({
+      zk: term.zk,
+      root: this.config.cluster.root,
+      config: alertingConfigFrom(m.alerting),
+      store: term.store,
+      manager: { id: this.id, url: this.url },
+      epoch: info.epoch,
+      bus: this.bus,
+      logger: this.log.child({ epoch: info.epoch, component: "alerting" }),
+    });
+    term.alerting = alerting;
     const primary = new Primary(
       term.store,
       term.collector,
@@ -194,17 +222,32 @@ export class ManagerDaemon {
         stopGraceMs: this.config.agent.stopGrace,
       },
       this.log.child({ epoch: info.epoch }),
+      alerting.sink,
     );
     term.primary = primary;
-    term.election.once("deposed", () => primary.fence());
+    term.election.once("deposed", () => {
+      primary.fence();
+      void alerting.close();
+    });
     if (!term.zk.isAlive) {
       primary.fence();
+      void alerting.close();
       return;
     }
     primary.start();
+    // Deliveries the previous primary left pending are ours now.
+    alerting.start().catch((e: unknown) => this.log.warn({ err: (e as Error).message }, "resuming alert deliveries failed"));
+    if (info.epoch > 1) alerting.raiseFailover(info, this.leaderInfo);
     this.leaderInfo = info;
     this.log.info({ epoch: info.epoch, ms: Date.now() - t0, jobs: term.store.jobs.size }, "acting as primary");
     this.bus.publish("leader", info.id, info);
+  }
+
+  private alertHistory(limit: number): Promise<DeliveryRecord[]> | undefined {
+    const term = this.term;
+    if (!term) return undefined;
+    if (term.alerting && term.primary?.isActive) return term.alerting.history(limit);
+    return readAlertHistory(term.zk, this.config.cluster.root, limit);
   }
 
   private async resolvePackage(spec: JobSpec): Promise<string | undefined> {
@@ -227,6 +270,7 @@ export class ManagerDaemon {
     if (term) {
       term.primary?.fence();
       await term.primary?.idle();
+      await term.alerting?.close();
       term.collector.close();
       await term.election.resign().catch(() => undefined);
       term.zk.close();
