@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { DriverError } from "../../src/common/errors.js";
 import { cfsQuotaUs, type CgroupV1 } from "./cgroup.js";
 import { CFS_PERIOD_US } from "./driver.js";
-import { CGROUP_FIGURES_SH } from "./wrapper.js";
+import { CGROUP_FIGURES_SH, shQuote } from "./wrapper.js";
 
 export const PKG_MOUNT = "/pkg";
 export const WORK_MOUNT = "/task/work";
@@ -54,10 +54,6 @@ export async function ensureRootfs(rootfs: string): Promise<void> {
       await symlink(`usr/${l}`, join(rootfs, l));
     }
   }
-}
-
-function shQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /**

@@ -24,12 +24,11 @@ import { KILL_SETTLE_MS, prepareWorkDir, terminateWithGrace, writeHandleFile } f
 import { ensureRootfs, ensureStopHook, PKG_MOUNT, renderContainerConfig, stopHookScript } from "./lxc-config.js";
 import { hostnameOf, instanceName } from "./names.js";
 import { innermostPidOf, killQuietly } from "./procfs.js";
-import { hasExitFile, isWrapperAlive, LXC_WRAPPER_SH, spawnWrapper, waitForExitRecord } from "./wrapper.js";
+import { hasExitFile, isWrapperAlive, LXC_WRAPPER_SH, spawnWrapper, TOOLS_PATH, waitForExitRecord } from "./wrapper.js";
 
 const execFileAsync = promisify(execFile);
 
 export const DEFAULT_LXC_BASE_DIR = "/var/lib/torca/lxc";
-const TOOLS_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const CONFIG_FILE = "lxc.conf";
 
 export interface LxcDriverOptions {
@@ -56,7 +55,6 @@ export class LxcDriver implements Driver {
   private readonly defaultUser: { uid: number; gid: number };
   private readonly tmpSizeBytes: number;
   private prepared: Promise<void> | undefined;
-  private readonly exits = new Map<number, Promise<void>>();
 
   constructor(opts: LxcDriverOptions = {}) {
     const base = opts.baseDir ?? DEFAULT_LXC_BASE_DIR;
@@ -126,14 +124,8 @@ export class LxcDriver implements Driver {
       }),
     );
     const startedAt = Date.now();
-    const w = await spawnWrapper(LXC_WRAPPER_SH, ["-n", name, "-P", this.lxcPath, "-f", configPath, "--", ...command], {
-      taskDir: l.taskDir,
-      cwd: l.taskDir,
-      env: { PATH: TOOLS_PATH },
-    });
-    this.exits.set(w.pid, w.exited);
-    void w.exited.then(() => this.exits.delete(w.pid));
-    const handle: TaskHandle = { driver: "lxc", taskId: l.taskId, attempt: l.attempt, taskDir: l.taskDir, pid: w.pid, containerName: name, lxcPath: this.lxcPath, startedAt, cgroup: name };
+    const pid = await spawnWrapper(l.taskDir, { script: LXC_WRAPPER_SH, args: ["-n", name, "-P", this.lxcPath, "-f", configPath, "--", ...command] });
+    const handle: TaskHandle = { driver: "lxc", taskId: l.taskId, attempt: l.attempt, taskDir: l.taskDir, pid, containerName: name, lxcPath: this.lxcPath, startedAt, cgroup: name };
     await writeHandleFile(handle);
     return handle;
   }
@@ -171,7 +163,6 @@ export class LxcDriver implements Driver {
     const info = await waitForExitRecord({
       taskDir: h.taskDir,
       wrapperPid: h.pid,
-      wake: this.exits.get(h.pid),
       signal: opts.signal,
       // A killed wrapper leaves the container running (lxc-execute is reparented).
       stillRunningWithoutWrapper: () => this.containerAlive(h),

@@ -28,8 +28,6 @@ export class ProcessDriver implements Driver {
   private readonly cgroup: CgroupV1;
   private readonly useCgroups: boolean;
   private cgroupCheck: Promise<{ ok: boolean; reason?: string }> | undefined;
-  /** Exit events of wrappers spawned by this instance (wakes wait() without polling delay). */
-  private readonly exits = new Map<number, Promise<void>>();
 
   constructor(opts: ProcessDriverOptions = {}) {
     this.cgroup = opts.cgroup ?? new CgroupV1();
@@ -58,10 +56,8 @@ export class ProcessDriver implements Driver {
     if (cg.ok) await this.cgroup.create(name, { cpuCores: l.resources.cpu, memoryBytes: l.resources.memory, pidsMax: l.pidsMax ?? DEFAULT_PIDS_MAX });
     const args = [cg.ok ? this.cgroup.root : "", cg.ok ? this.cgroup.relative(name) : "", l.user ? String(l.user.uid) : "", l.user ? String(l.user.gid) : "", ...command];
     const startedAt = Date.now();
-    const w = await spawnWrapper(PROCESS_WRAPPER_SH, args, { taskDir: l.taskDir, cwd: l.packageDir ?? workDir, env: taskEnv(l) });
-    this.exits.set(w.pid, w.exited);
-    void w.exited.then(() => this.exits.delete(w.pid));
-    const handle: TaskHandle = { driver: "process", taskId: l.taskId, attempt: l.attempt, taskDir: l.taskDir, pid: w.pid, startedAt };
+    const pid = await spawnWrapper(l.taskDir, { script: PROCESS_WRAPPER_SH, args, cwd: l.packageDir ?? workDir, env: taskEnv(l) });
+    const handle: TaskHandle = { driver: "process", taskId: l.taskId, attempt: l.attempt, taskDir: l.taskDir, pid, startedAt };
     if (cg.ok) handle.cgroup = name;
     await writeHandleFile(handle);
     return handle;
@@ -75,7 +71,6 @@ export class ProcessDriver implements Driver {
     return waitForExitRecord({
       taskDir: h.taskDir,
       wrapperPid: h.pid,
-      wake: this.exits.get(h.pid),
       signal: opts.signal,
       // A killed wrapper leaves the task (own session) running; its cgroup tells when it is done.
       stillRunningWithoutWrapper: () => this.cgroupBusy(h),

@@ -167,6 +167,7 @@ setInterval(() => {}, 1000);
     });
     const persisted = JSON.parse(line) as TaskHandle;
     started.push(persisted);
+    await until("task started", async () => (await fileText(join(taskDir, "stdout"))).includes("started"));
     agent.kill("SIGKILL");
     await new Promise((r) => agent.once("exit", r));
 
@@ -193,11 +194,11 @@ setInterval(() => {}, 1000);
   test("over its memory limit the task is reported oom-killed (cgroup v1, root only)", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
     const h = await startTask([process.execPath, "-e", "const a=[]; for (;;) a.push(Buffer.alloc(1<<20, 1))"], { resources: { cpu: 1, memory: 64 * 1024 * 1024, disk: 0 } });
     const exit = await driver.wait(h);
-    assert.equal(exit.oomKilled, true);
+    assert.equal(exit.oomKilled, true, `${JSON.stringify(exit)} ${await fileText(join(h.taskDir, "exit"))}`);
     assert.equal(exit.reason, "oom-killed");
     assert.equal(exit.signal, "SIGKILL");
     const usage = await driver.finalUsage(h);
-    assert.ok(usage?.memoryPeakBytes !== undefined && usage.memoryPeakBytes <= 64 * 1024 * 1024);
+    assert.ok(usage?.memoryPeakBytes !== undefined && usage.memoryPeakBytes <= 64 * 1024 * 1024, JSON.stringify(usage));
   });
 
   test("destroy removes the task's cgroup and kills what it left behind", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
