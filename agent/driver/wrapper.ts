@@ -216,13 +216,15 @@ function watchForExitFile(taskDir: string, onExit: () => void): FSWatcher | unde
   }
 }
 
+/** How long a wrapper must look gone before its exit status counts as lost. */
+const WRAPPER_GONE_GRACE_MS = 1000;
+
 /**
  * Waits for the exit record: woken by an inotify watch on the task dir, with a
  * bounded, growing poll (20 ms → 1 s) as the fallback. A wrapper that is gone
  * without an exit record means the status is lost (wrapper killed, machine
  * rebooted); that ends the wait rather than polling forever.
  */
-const WRAPPER_GONE_GRACE_MS = 1000;
 
 export async function waitForExitRecord(o: ExitWaitOptions): Promise<ExitInfo> {
   let interval = MIN_POLL_MS;
