@@ -108,7 +108,7 @@ export class AgentDaemon {
       else this.log.info({ reason: fp.reason }, "lxc unavailable; tasks run as plain processes");
       Object.assign(this.attributes, fp.attributes);
     }
-    Object.assign(this.attributes, (await proc.fingerprint()).attributes, a.labels, { "driver.lxc": lxc ? "1" : "0" });
+    Object.assign(this.attributes, (await proc.fingerprint()).attributes, a.labels, { "driver.lxc": lxc ? "1" : "0", "node.id": this.id });
     this.drivers = lxc ? { lxc, process: proc } : { process: proc };
     this.cache = new PackageCache({
       cacheDir: a.packageCache.dir ?? join(this.dataDir, "packages"),

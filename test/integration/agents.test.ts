@@ -1,0 +1,110 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import { startTestCell, batchJob, type TestCell } from "../harness/cell.js";
+
+type AgentTask = { taskId: string; attempt: number; state: string; exit?: { exitCode: number } };
+
+describe("agents: restarts, lost nodes, drain, preemption and plan", () => {
+  let c: TestCell;
+  before(async () => {
+    // Small nodes so that placement decisions are visible.
+    c = await startTestCell({ managers: 2, agents: 2, stopTasksOnExit: false });
+  });
+  after(async () => {
+    await c?.close();
+  });
+
+  const agentTasks = (id: string) => c.api.get(`${c.cell.daemons.get(id)!.url}/v1/tasks`).json<{ tasks: AgentTask[] }>();
+
+  test("SIGKILL of an agent and a restart kill no task; exits during the outage are recorded", async () => {
+    const r = await c.submit(batchJob("survivor", ["/bin/sh", "-c", "sleep 3; echo done"], "constraints: [{ attribute: node.id, operator: '=', value: agent-1 }]\n"));
+    await c.waitJob(r.id, (j) => j.taskList[0]?.state === "running", 20_000, "running");
+    await c.cell.stopDaemon("agent-1", "SIGKILL");
+    c.cell.startDaemon("agent-1");
+    const j = await c.waitJob(r.id, (x) => x.status === "complete" || x.status === "failed", 30_000, "finished");
+    assert.equal(j.status, "complete");
+    assert.equal(j.taskList[0]!.attempt, 1, "the task was not restarted");
+    assert.equal(j.taskList[0]!.exit?.exitCode, 0);
+    const logs = await c.api.get(`${await c.primaryUrl()}/v1/tasks/${encodeURIComponent("survivor/0")}/logs`).text();
+    assert.match(logs, /done/);
+  });
+
+  test("plan explains an unplaceable job with counts per reason; submit leaves it pending with the reason", async () => {
+    const url = await c.primaryUrl();
+    const huge = "name: huge\ntype: batch\nisolation: process\ncommand: [/bin/true]\nresources: { cpu: 1000, memory: 64MiB }\n";
+    const plan = await c.api.post(`${url}/v1/jobs/plan`, { body: huge }).json<{ placeable: boolean; unplaced: { summary: string; largestFit: { cpu: number } }[] }>();
+    assert.equal(plan.placeable, false);
+    assert.match(plan.unplaced[0]!.summary, /2 nodes: cpu exhausted/);
+    assert.ok(plan.unplaced[0]!.largestFit.cpu > 0);
+    const picky = "name: picky\ntype: batch\nisolation: process\ncommand: [/bin/true]\nconstraints: [{ attribute: os, operator: '=', value: plan9 }]\n";
+    const plan2 = await c.api.post(`${url}/v1/jobs/plan`, { body: picky }).json<{ unplaced: { summary: string }[] }>();
+    assert.match(plan2.unplaced[0]!.summary, /2 nodes: constraint os = plan9 failed/);
+    const r = await c.submit(huge);
+    const j = await c.waitJob(r.id, (x) => Boolean(x.taskList[0]?.reason), 10_000, "a pending reason");
+    assert.equal(j.taskList[0]!.state, "pending");
+    assert.match(j.taskList[0]!.reason!, /cpu exhausted/);
+    await c.api.delete(`${url}/v1/jobs/huge`);
+  });
+
+  test("a killed agent's tasks run elsewhere", async () => {
+    const r = await c.submit("name: keepalive\ntype: service\nisolation: process\ninstances: 2\ncommand: [/bin/sleep, '600']\nresources: { cpu: 0.1, memory: 16MiB }\n");
+    const j = await c.waitJob(r.id, (x) => x.taskList.length === 2 && x.taskList.every((t) => t.state === "running"), 20_000, "running");
+    const victim = j.taskList[0]!.nodeId!;
+    const onVictim = j.taskList.filter((t) => t.nodeId === victim).map((t) => t.id);
+    const t0 = Date.now();
+    await c.cell.stopDaemon(victim, "SIGKILL");
+    try {
+      const moved = await c.waitJob(r.id, (x) => x.taskList.every((t) => t.state === "running" && t.nodeId !== victim), 20_000, "all running elsewhere");
+      process.stderr.write(`# agent SIGKILL → its tasks running elsewhere: ${Date.now() - t0} ms (2 s session)\n`);
+      for (const id of onVictim) assert.ok(moved.taskList.find((t) => t.id === id)!.events.some((e) => e.type === "lost"), `the move of ${id} is recorded as lost`);
+    } finally {
+      c.cell.startDaemon(victim);
+    }
+    await c.cell.waitForNodes(2, 30_000);
+    // The restarted agent still had the old instance running: reconciliation stops it.
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const stale = (await agentTasks(victim)).tasks.filter((t) => t.taskId.startsWith("keepalive/") && t.state !== "exited");
+      const cur = await c.job(r.id);
+      const owned = stale.filter((t) => cur.taskList.some((x) => x.id === t.taskId && x.nodeId === victim && x.attempt === t.attempt));
+      if (stale.length === owned.length) break;
+      assert.ok(Date.now() < deadline, `stale instances still running on ${victim}: ${JSON.stringify(stale)}`);
+      await sleep(200);
+    }
+  });
+
+  test("drain moves a node's tasks away and places nothing new there; --undo makes it eligible", async () => {
+    const url = await c.primaryUrl();
+    const j = await c.job("keepalive");
+    const node = j.taskList[0]!.nodeId!;
+    await c.api.post(`${url}/v1/nodes/${node}/drain`, { json: {} });
+    const moved = await c.waitJob("keepalive", (x) => x.taskList.every((t) => t.state === "running" && t.nodeId !== node), 20_000, "moved off the drained node");
+    assert.equal(moved.taskList.length, 2);
+    const nodes = await c.api.get(`${url}/v1/nodes`).json<{ nodes: { id: string; state: string }[] }>();
+    assert.equal(nodes.nodes.find((n) => n.id === node)!.state, "draining");
+    await c.api.post(`${url}/v1/nodes/${node}/drain`, { json: { undo: true } });
+    const back = await c.api.get(`${url}/v1/nodes`).json<{ nodes: { id: string; state: string }[] }>();
+    assert.equal(back.nodes.find((n) => n.id === node)!.state, "ready");
+    await c.api.delete(`${url}/v1/jobs/keepalive`);
+    await c.waitJob("keepalive", (x) => x.status === "dead", 20_000, "dead");
+  });
+
+  test("a prod task preempts lower-priority work when nothing else fits", async () => {
+    const url = await c.primaryUrl();
+    const nodes = await c.api.get(`${url}/v1/nodes`).json<{ nodes: { id: string; allocatable: { cpu: number } }[] }>();
+    const cpu = Math.min(...nodes.nodes.map((n) => n.allocatable.cpu));
+    // Fill both nodes with batch work, then ask for a prod task that needs a whole node.
+    const fill = `name: filler\ntype: service\npriority: batch\nisolation: process\ninstances: 2\ncommand: [/bin/sleep, '600']\nresources: { cpu: ${cpu * 0.9}, memory: 16MiB }\nplacement: { maxPerNode: 1 }\n`;
+    await c.submit(fill);
+    await c.waitJob("filler", (x) => x.taskList.length === 2 && x.taskList.every((t) => t.state === "running"), 20_000, "filler running");
+    await c.submit(`name: vip\ntype: service\npriority: prod\nisolation: process\ncommand: [/bin/sleep, '600']\nresources: { cpu: ${cpu * 0.5}, memory: 16MiB }\n`);
+    await c.waitJob("vip", (x) => x.taskList[0]?.state === "running", 20_000, "vip running");
+    const filler = await c.job("filler");
+    const preempted = filler.taskList.filter((t) => t.events.some((e) => e.type === "preempted"));
+    assert.equal(preempted.length, 1, "exactly one filler instance was preempted");
+    assert.equal(preempted[0]!.state === "running", false, "the preempted instance waits for room");
+    await c.api.delete(`${url}/v1/jobs/vip`);
+    await c.api.delete(`${url}/v1/jobs/filler`);
+  });
+});
