@@ -18,7 +18,9 @@ import type { Driver } from "./driver/driver.js";
 import { LxcDriver } from "./driver/lxc.js";
 import { ProcessDriver } from "./driver/process.js";
 import { agentRouter } from "./http/api.js";
+import { LogRotator } from "./logs/rotate.js";
 import { agentPage } from "./http/page.js";
+import { AgentNaming } from "./naming/index.js";
 import { defaultAgentId, machineLoad, measureCapacity } from "./machine.js";
 import { PackageCache } from "./packages/cache.js";
 import { PortAllocator } from "./tasks/ports.js";
@@ -43,6 +45,7 @@ export class AgentDaemon {
   private readonly tokens: TokenTable;
   private readonly http: Got;
   private runner!: TaskRunner;
+  private naming?: AgentNaming;
   private cache!: PackageCache;
   private drivers!: { lxc?: Driver; process: Driver };
   private server?: Server;
@@ -57,6 +60,7 @@ export class AgentDaemon {
   private stopping = false;
   private rejoinTimer?: NodeJS.Timeout;
   private readonly startedAt = Date.now();
+  private rotator?: LogRotator;
 
   constructor(private readonly config: Config) {
     this.id = config.agent.id ?? defaultAgentId();
@@ -126,8 +130,34 @@ export class AgentDaemon {
       ports: new PortAllocator(a.portRange, host === "0.0.0.0" ? "0.0.0.0" : host),
       log: this.log,
     });
-    this.runner.on("change", () => this.scheduleReport(50));
+    this.rotator = new LogRotator({
+      maxBytes: a.logs.maxSize,
+      keep: a.logs.keep,
+      intervalMs: 5000,
+      onError: (path: string, e: unknown) => this.log.warn({ path, err: (e as Error).message }, "log rotation failed"),
+    });
+    this.runner.on("change", (r) => {
+      // Logs are rotated by size while the task runs (copy-truncate; the wrapper appends).
+      for (const stream of ["stdout", "stderr"]) {
+        const path = join(r.dir, stream);
+        if (r.state === "exited") this.rotator!.remove(path);
+        else this.rotator!.add(path);
+      }
+      this.scheduleReport(50);
+    });
+    this.rotator.start();
     await this.runner.recover();
+    this.naming = new AgentNaming({
+      tasks: this.runner,
+      root: this.config.cluster.root,
+      nodeId: this.id,
+      host: new URL(this.url).hostname,
+      dataDir: this.dataDir,
+      log: this.log,
+      // Stopping the attempt hands the restart to the manager's restart policy.
+      onUnhealthy: (taskId, attempt) => void this.runner.stop(taskId, attempt, this.config.agent.stopGrace).catch(() => undefined),
+      onHealthChange: () => this.scheduleReport(0),
+    });
     await this.listen();
     await this.join();
     this.reportTimer = setInterval(() => {
@@ -258,6 +288,7 @@ export class AgentDaemon {
       return;
     }
     this.log.info({ path: p.agent(this.id) }, "registered");
+    this.naming?.attach(zk);
     this.scheduleReport(0);
   }
 
@@ -309,7 +340,7 @@ export class AgentDaemon {
       if (zk?.isConnected) await zk.set(zpaths(this.config.cluster.root).agent(this.id), JSON.stringify(ad)).catch(() => undefined);
       const leader = this.leader;
       if (!leader) return;
-      const body: AgentReport = { agentId: this.id, tasks: this.runner.report(), cachedPackages: ad.cachedPackages, load: ad.load! };
+      const body: AgentReport = { agentId: this.id, tasks: this.withHealth(this.runner.report()), cachedPackages: ad.cachedPackages, load: ad.load! };
       await this.http.post(`${leader.url}/v1/agents/${encodeURIComponent(this.id)}/report`, { json: body, retry: { limit: 1, methods: ["POST"] } });
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, "report failed; will retry");
@@ -323,6 +354,13 @@ export class AgentDaemon {
     }
   }
 
+  private withHealth(tasks: AgentReport["tasks"]): AgentReport["tasks"] {
+    return tasks.map((t) => {
+      const healthy = t.state === "running" ? this.naming?.healthy(t.taskId, t.attempt) : undefined;
+      return healthy === undefined ? t : { ...t, healthy };
+    });
+  }
+
   /**
    * Stops the daemon, not its tasks (they run on detached). `deregister`
    * removes the znode at once (a clean shutdown), instead of letting the
@@ -333,7 +371,9 @@ export class AgentDaemon {
     if (opts.stopTasks) {
       await Promise.all(this.runner.all().map((r) => this.runner.stop(r.dispatch.taskId, r.dispatch.attempt, this.config.agent.stopGrace).catch(() => false)));
     }
+    await this.naming?.stop({ deregister: Boolean(opts.deregister) });
     for (const t of [this.reportTimer, this.reportSoon, this.rejoinTimer]) if (t) clearTimeout(t);
+    this.rotator?.stop();
     if (this.zk) {
       if (opts.deregister) await this.zk.delete(zpaths(this.config.cluster.root).agent(this.id)).catch(() => undefined);
       this.zk.close();
