@@ -16,6 +16,7 @@ import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
 import type { EventBus } from "../events.js";
+import { CronScheduler } from "../cron/cron.js";
 import { decideAfterExit } from "../lifecycle/restart-policy.js";
 import { placeTasks, type Allocation, type PlacementResult, type TaskToPlace } from "../scheduler/index.js";
 import { deriveJobStatus } from "./job-status.js";
@@ -57,6 +58,7 @@ export class Primary {
   private readonly lastStopSent = new Map<string, number>();
   private readonly now: () => number;
   private lastPlan = new Map<string, string>();
+  private readonly cron: CronScheduler;
 
   constructor(
     private readonly store: ZkStateStore,
@@ -69,6 +71,15 @@ export class Primary {
   ) {
     this.now = opts.now ?? Date.now;
     this.startedAt = this.now();
+    this.cron = new CronScheduler(
+      (jobId, at, catchUp) => void this.fireCron(jobId, at, catchUp).catch((e) => this.warn(`cron ${jobId}`, e)),
+      (jobId, at) => {
+        const job = this.store.jobs.get(jobId);
+        if (job) this.alert("cron-missed", `cron-missed:${jobId}:${at}`, { job, text: `cron job ${jobId} missed its run of ${new Date(at).toISOString()} (older than the catch-up window)` });
+      },
+      log,
+      this.now,
+    );
   }
 
   get epoch(): number {
@@ -92,6 +103,7 @@ export class Primary {
     if (this.fenced) return;
     this.fenced = true;
     if (this.timer) clearInterval(this.timer);
+    this.cron.stop();
     this.collector.off("node-lost", this.onNodeLost);
     this.collector.off("node-up", this.onNodeChange);
     this.collector.off("node-changed", this.onNodeChange);
@@ -336,9 +348,35 @@ export class Primary {
     await this.putTasks(updates);
   }
 
+  // ---------------------------------------------------------------- cron
+
+  /** One firing of a cron job: recorded durably first (never doubled), then its run's tasks follow from expandJobs. */
+  async fireCron(jobId: string, at: number, catchUp: boolean): Promise<void> {
+    return this.serial(async () => {
+      const job = this.store.jobs.get(jobId);
+      if (!job || job.desired !== "run" || !job.spec.schedule) return;
+      const cron = job.cron ?? { runs: 0 };
+      if ((cron.lastFiring ?? 0) >= at) return;
+      const busy = this.store.tasksOf(jobId).some((t) => !TERMINAL_TASK_STATES.has(t.state));
+      if (busy) {
+        // The previous run is still going: skipping is recorded and alerted, never silent.
+        await this.store.updateJob({ ...job, cron: { ...cron, lastFiring: at }, updatedAt: this.now() });
+        this.alert("cron-missed", `cron-missed:${jobId}:${at}`, { job, text: `cron job ${jobId}: run of ${new Date(at).toISOString()} skipped, the previous run is still active` });
+        return;
+      }
+      const next: Job = { ...job, cron: { lastFiring: at, runs: cron.runs + 1 }, updatedAt: this.now() };
+      await this.store.updateJob(next);
+      this.log.info({ job: jobId, run: cron.runs + 1, at: new Date(at).toISOString(), catchUp }, "cron fired");
+      this.bus.publish("job", jobId, next);
+      await this.expandJobs();
+      this.requestTick();
+    });
+  }
+
   // ---------------------------------------------------------------- the tick
 
   private async tick(): Promise<void> {
+    this.cron.sync(this.store.jobs.values());
     await this.expandJobs();
     await this.recoverOrphans();
     await this.migrateOffDrainingNodes();
@@ -347,11 +385,29 @@ export class Primary {
     await this.updateJobStatuses();
   }
 
-  /** Creates the task instance records of every live job (service and batch; cron runs are created by cron). */
+  /**
+   * Creates the task instance records of every live job. For cron jobs, the
+   * instances of the current run (`cron.runs`), replacing finished ones of
+   * earlier runs: level-triggered, so a run recorded by a primary that died
+   * before creating its tasks is completed by the next one.
+   */
   private async expandJobs(): Promise<void> {
     const creates: TaskInstance[] = [];
     for (const job of this.store.jobs.values()) {
-      if (job.desired !== "run" || job.spec.schedule) continue;
+      if (job.desired !== "run") continue;
+      if (job.spec.schedule) {
+        const run = job.cron?.runs ?? 0;
+        if (run === 0) continue;
+        const byIndex = new Map(this.store.tasksOf(job.id).map((t) => [t.index, t]));
+        for (let i = 0; i < job.spec.instances; i++) {
+          const t = byIndex.get(i);
+          if (!t) creates.push(this.newTask(job, i, run));
+          else if (t.run < run && TERMINAL_TASK_STATES.has(t.state)) {
+            creates.push(this.withEvent({ ...this.newTask(job, i, run), attempt: t.attempt, createdAt: t.createdAt, events: t.events }, "created", `run ${run} created`));
+          }
+        }
+        continue;
+      }
       const existing = this.store.tasksOf(job.id);
       if (existing.length >= job.spec.instances) continue;
       const have = new Set(existing.map((t) => t.index));
