@@ -1,0 +1,166 @@
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { loadConfig } from "../../src/common/config.js";
+import type { MasterStatusReading } from "../../src/master/status.js";
+
+/**
+ * `torca master --config host.yaml` as a real process supervising a real
+ * daemon, and `torca master status` reading what it writes.
+ */
+
+const ROOT = resolve(new URL("../../..", import.meta.url).pathname);
+const BIN = join(ROOT, "bin", "torca.js");
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolveP, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NODE_TEST_CONTEXT: undefined } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const t = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    child.once("error", reject);
+    child.once("close", (code) => {
+      clearTimeout(t);
+      resolveP({ code, stdout, stderr });
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+describe("torca master", { timeout: 120_000 }, () => {
+  let dir: string;
+  let master: ChildProcess | undefined;
+  const daemonPids = new Set<number>();
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "torca-master-cli-"));
+  });
+
+  after(async () => {
+    // Only what this test started: the master (by its PID), then any daemon PID it reported that is still alive.
+    if (master && master.exitCode === null && master.signalCode === null) {
+      const exited = new Promise<void>((r) => master!.once("exit", () => r()));
+      master.kill("SIGKILL");
+      await exited;
+    }
+    for (const pid of daemonPids) if (alive(pid)) process.kill(pid, "SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function status(): Promise<MasterStatusReading> {
+    const r = await run(["--json", "master", "status", "--dir", join(dir, "state")]);
+    assert.ok(r.code === 0 || r.code === 1, r.stderr);
+    return JSON.parse(r.stdout) as MasterStatusReading;
+  }
+
+  async function waitStatus(what: string, pred: (s: MasterStatusReading) => boolean, timeoutMs = 20_000): Promise<MasterStatusReading> {
+    const deadline = Date.now() + timeoutMs;
+    let last: MasterStatusReading | undefined;
+    while (Date.now() < deadline) {
+      try {
+        last = await status();
+        for (const d of last.daemons) if (d.pid !== undefined) daemonPids.add(d.pid);
+        if (pred(last)) return last;
+      } catch {
+        /* not written yet */
+      }
+      await sleep(150);
+    }
+    assert.fail(`${what} not reached within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+  }
+
+  it("the example configs load", () => {
+    for (const f of ["host.yaml", "manager.yaml", "agent.yaml"]) loadConfig(join(ROOT, "config", "examples", f), {});
+    const host = loadConfig(join(ROOT, "config", "examples", "host.yaml"), {}).config.master;
+    assert.deepEqual(host.daemons.map((d) => d.name), ["manager", "agent"]);
+    assert.equal(host.daemons[0]!.cwd, ROOT, "cwd is resolved against the config file's directory");
+    assert.equal(host.backoff.initial, 1000);
+    const mgr = loadConfig(join(ROOT, "config", "examples", "manager.yaml"), {}).config.manager.alerting;
+    assert.equal(mgr.retry.initialDelay, 5000);
+  });
+
+  it("refuses bad master configs with exit code 2", async () => {
+    const bad = join(dir, "bad.yaml");
+    writeFileSync(bad, "master:\n  daemons:\n    - { name: a, command: [x] }\n    - { name: a, command: [y] }\n");
+    const dup = await run(["master", "--config", bad]);
+    assert.equal(dup.code, 2);
+    assert.match(dup.stderr, /master\.daemons: daemon names must be unique/);
+    writeFileSync(bad, "master:\n  daemons: []\n");
+    const none = await run(["master", "--config", bad]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /lists no daemons/);
+  });
+
+  it("restarts a SIGKILLed daemon, shows it in `master status`, and stops everything on SIGTERM", async () => {
+    const cfg = join(dir, "host.yaml");
+    writeFileSync(
+      cfg,
+      [
+        "master:",
+        "  statusDir: state",
+        "  statusInterval: 500ms",
+        "  backoff: { initial: 200ms, factor: 2, max: 2s }",
+        "  stopGrace: 3s",
+        "  daemons:",
+        `    - name: worker`,
+        `      command: [${JSON.stringify(process.execPath)}, "-e", "process.on('SIGTERM', () => process.exit(0)); setInterval(() => {}, 1000)"]`,
+        `    - name: stubborn`,
+        // Ignores SIGTERM: the master must SIGKILL it after stopGrace.
+        `      command: [${JSON.stringify(process.execPath)}, "-e", "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000)"]`,
+        "",
+      ].join("\n"),
+    );
+    master = spawn(process.execPath, [BIN, "master", "--config", cfg], { stdio: ["ignore", "ignore", "ignore"], env: { ...process.env, NODE_TEST_CONTEXT: undefined, TORCA_LOG_LEVEL: "warn" } });
+    const masterExited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => master!.once("exit", (code, signal) => r({ code, signal })));
+
+    const up = await waitStatus("both daemons running", (s) => s.running && s.daemons.length === 2 && s.daemons.every((d) => d.state === "running" && d.pid !== undefined));
+    assert.equal(up.pid, master.pid);
+    const worker = up.daemons.find((d) => d.name === "worker")!;
+    const firstPid = worker.pid!;
+
+    process.kill(firstPid, "SIGKILL");
+    const restarted = await waitStatus("worker restarted", (s) => {
+      const w = s.daemons.find((d) => d.name === "worker");
+      return w?.state === "running" && w.pid !== undefined && w.pid !== firstPid && w.restarts === 1;
+    });
+    const w = restarted.daemons.find((d) => d.name === "worker")!;
+    assert.equal(w.lastExit?.signal, "SIGKILL");
+    assert.ok(!alive(firstPid));
+
+    const human = await run(["master", "status", "--dir", join(dir, "state")]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, new RegExp(`master pid ${master.pid}: running`));
+    assert.match(human.stdout, new RegExp(`worker\\s+running\\s+pid ${w.pid}\\s+restarts 1 .*last exit signal SIGKILL`));
+    assert.match(human.stdout, /stubborn\s+running/);
+
+    const pids = restarted.daemons.map((d) => d.pid!);
+    const t0 = Date.now();
+    master.kill("SIGTERM");
+    const exit = await masterExited;
+    assert.equal(exit.code, 0);
+    assert.ok(Date.now() - t0 >= 2500, "the stubborn daemon was given its grace period before SIGKILL");
+    for (const pid of pids) assert.ok(!alive(pid), `daemon ${pid} is gone`);
+
+    const after = await run(["--json", "master", "status", "--dir", join(dir, "state")]);
+    assert.equal(after.code, 1, "a stopped master is reported with exit code 1");
+    const final = JSON.parse(after.stdout) as MasterStatusReading;
+    assert.equal(final.state, "stopped");
+    assert.equal(final.running, false);
+    assert.ok(final.daemons.every((d) => d.state === "stopped"));
+    assert.deepEqual(readdirSync(join(dir, "state")), ["master-status.json"], "no temporary files left");
+  });
+});
