@@ -22,6 +22,8 @@ import { apiRouter, type ManagerView } from "./http/api.js";
 import { errorEnvelope, requireRole } from "./http/middleware.js";
 import { renderMetrics } from "./http/metrics.js";
 import { pagesRouter } from "./http/pages.js";
+import { namesRouter } from "./http/names.js";
+import { Resolver } from "../../naming/resolver.js";
 import { PackageRegistry } from "./packages/registry.js";
 import { packagesRouter } from "./packages/routes.js";
 import { Primary } from "./primary/primary.js";
@@ -59,6 +61,8 @@ export class ManagerDaemon {
   private stopping = false;
   private rejoinTimer?: NodeJS.Timeout;
   private readonly http: Got;
+  /** Naming lookups for the API, on its own ZooKeeper session (reads only; unaffected by terms). */
+  private readonly resolver: Resolver;
 
   constructor(private readonly config: Config) {
     this.id = config.manager.id;
@@ -68,6 +72,8 @@ export class ManagerDaemon {
     this.tokens = TokenTable.fromConfig(config);
     this.adminToken = TokenTable.adminTokenOf(config);
     this.http = createHttpClient({ token: this.adminToken, timeoutMs: 10_000 });
+    const c = config.cluster;
+    this.resolver = new Resolver({ zookeeper: c.zookeeper, root: c.root, sessionTimeoutMs: c.sessionTimeout, logger: this.log.child({ part: "naming" }) });
   }
 
   get isPrimary(): boolean {
@@ -109,6 +115,9 @@ export class ManagerDaemon {
       ctx.body = { ok: true, id: this.id, primary: this.isPrimary };
     });
     app.use(api.routes()).use(api.allowedMethods());
+    const names = namesRouter(this.resolver, this.tokens);
+    app.use(names.routes()).use(names.allowedMethods());
+    void this.resolver.start();
     const packages = packagesRouter(
       { view: v, registry: () => this.term?.packages, store: new BlobStore(this.config.manager.storageDir), packageLimit: this.config.manager.packageLimit },
       this.tokens,
@@ -264,6 +273,7 @@ export class ManagerDaemon {
   /** Stops serving; a primary resigns so a backup takes over without waiting for the session timeout. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.resolver.close();
     if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
     const term = this.term;
     this.term = undefined;
