@@ -1,0 +1,31 @@
+/**
+ * `npm run bench`: every benchmark, one after the other, printing `name: value`
+ * lines. Figures are measured, never asserted. Benches that need something this
+ * machine lacks (root, lxc) say so and are skipped.
+ */
+import { benchDriverStart } from "./driver-start.js";
+import { benchPackagePull } from "./package-pull.js";
+import { benchScheduler } from "./scheduler.js";
+
+function print(section: string, r: Record<string, number | string> | string[]): void {
+  process.stdout.write(`# ${section}\n`);
+  if (Array.isArray(r)) for (const line of r) process.stdout.write(line + "\n");
+  else for (const [k, v] of Object.entries(r)) process.stdout.write(`${k}: ${v}\n`);
+}
+
+const benches: [string, () => Promise<Record<string, number | string> | string[]>][] = [
+  ["P1 scheduler", benchScheduler],
+  ["P8 package pull", benchPackagePull],
+  ["driver start latency and throughput", () => benchDriverStart(30)],
+];
+
+const only = process.argv.slice(2);
+for (const [name, fn] of benches) {
+  if (only.length && !only.some((o) => name.toLowerCase().includes(o.toLowerCase()))) continue;
+  try {
+    print(name, await fn());
+  } catch (e) {
+    process.stdout.write(`# ${name}: failed: ${(e as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}
