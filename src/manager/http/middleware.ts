@@ -3,6 +3,7 @@ import getRawBody from "raw-body";
 import type { Role, TokenTable } from "../../common/auth.js";
 import { NotPrimaryError, PayloadTooLargeError, toTorcaError, ValidationError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
+import { sessionToken } from "./pages/session.js";
 
 /**
  * The HTTP edge: the only place where TorcaErrors become status codes and the
@@ -30,7 +31,7 @@ export function errorEnvelope(log: Logger) {
 /** Requires a bearer token with at least `role`. */
 export function requireRole(tokens: TokenTable, role: Role) {
   return async (ctx: Context, next: Next) => {
-    ctx.state.caller = tokens.authorize(ctx.get("authorization") || tokenFromQuery(ctx), role);
+    ctx.state.caller = tokens.authorize(ctx.get("authorization") || tokenFromQuery(ctx) || tokenFromPageSession(ctx), role);
     await next();
   };
 }
@@ -39,6 +40,12 @@ export function requireRole(tokens: TokenTable, role: Role) {
 function tokenFromQuery(ctx: Context): string | undefined {
   const t = ctx.query.token;
   return typeof t === "string" && ctx.path === "/v1/events" ? `Bearer ${t}` : undefined;
+}
+
+/** The status pages' session cookie counts for GET requests only, so a cookie can never authorize a write. */
+function tokenFromPageSession(ctx: Context): string | undefined {
+  const t = ctx.method === "GET" ? sessionToken(ctx) : undefined;
+  return t ? `Bearer ${t}` : undefined;
 }
 
 /** Reads the request body as text, enforcing a size limit. */

@@ -1,41 +1,133 @@
 import Router from "@koa/router";
-import { formatBytes } from "../../common/units.js";
+import type { Context } from "koa";
+import type { TokenTable } from "../../common/auth.js";
+import type { StateStore } from "../../coord/state-store.js";
 import type { ManagerView } from "./api.js";
+import { readText } from "./middleware.js";
+import { CLIENT_SCRIPT } from "./pages/client.js";
+import { esc } from "./pages/html.js";
+import { jobPage } from "./pages/job.js";
+import { jobsPage, JOB_STATUSES, JOB_TYPES } from "./pages/jobs.js";
+import { CLIENT_SCRIPT_PATH, loginPage, page, PAGE_CSP, type PageKind } from "./pages/layout.js";
+import { nodePage, nodesPage } from "./pages/nodes.js";
+import { overviewPage } from "./pages/overview.js";
+import { remotePage, REMOTE_PAGES } from "./pages/remote.js";
+import { clearSession, pageAuth, safeNext, setSession, tokenAllowsRead, urlWithoutToken } from "./pages/session.js";
+import { fetchUsage, taskPage } from "./pages/task.js";
 
-/** Escapes text for HTML element content and attribute values. */
-export function esc(s: unknown): string {
-  return String(s ?? "").replace(/[&<>"'`]/g, (c) => `&#${c.charCodeAt(0)};`);
+export { esc } from "./pages/html.js";
+
+const LOGIN_BODY_LIMIT = 16 * 1024;
+
+function send(ctx: Context, status: number, html: string): void {
+  ctx.status = status;
+  ctx.type = "html";
+  ctx.set("Content-Security-Policy", PAGE_CSP);
+  ctx.set("Cache-Control", "no-store");
+  ctx.set("X-Content-Type-Options", "nosniff");
+  ctx.set("Referrer-Policy", "same-origin");
+  ctx.body = html;
 }
 
-function layout(v: ManagerView, title: string, body: string): string {
-  const l = v.leader();
-  const banner = v.primary()?.isActive ? "" : `<div class="banner">Backup manager ${esc(v.id)}; the primary is ${l ? `<a href="${esc(l.url)}">${esc(l.id)}</a>` : "not elected"}.</div>`;
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${esc(title)} · Torca</title>
-<style>body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#222}header{background:#1d3557;color:#fff;padding:.6em 1em}header a{color:#fff;margin-right:1em}
-main{padding:1em;max-width:1100px}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left}
-.banner{background:#ffe8a3;padding:.5em 1em}</style></head>
-<body><header><strong>Torca</strong> · <a href="/">Overview</a></header>${banner}<main>${body}</main></body></html>`;
+function render(ctx: Context, v: ManagerView, kind: PageKind, title: string, body: string, status = 200): void {
+  send(ctx, status, page(v, { kind, title, body, path: ctx.path }));
 }
 
-/** Server-rendered status pages; every piece of user data goes through `esc`. */
-export function pagesRouter(v: ManagerView): Router {
+function notFound(ctx: Context, v: ManagerView, what: string): void {
+  render(ctx, v, "unavailable", "Not found", `<h1>Not found</h1><p>${esc(what)}</p>`, 404);
+}
+
+/** The state store, or a 503 page while this manager is still joining the cluster. */
+function storeOr503(ctx: Context, v: ManagerView): StateStore | undefined {
+  const s = v.store();
+  if (!s) render(ctx, v, "unavailable", "Joining", `<h1>Joining the cluster</h1><p>This manager (${esc(v.id)}) has no cluster state yet; ZooKeeper is ${esc(v.zookeeperState())}. Reload in a moment.</p>`, 503);
+  return s;
+}
+
+function oneOf<T extends string>(value: unknown, allowed: readonly T[]): T | undefined {
+  return typeof value === "string" && (allowed as readonly string[]).includes(value) ? (value as T) : undefined;
+}
+
+/**
+ * Server-rendered status pages; every piece of user data goes through `esc`,
+ * and the client script adds data only as text. Pages need a session (see
+ * pages/session.ts); the login form and the static script do not.
+ */
+export function pagesRouter(v: ManagerView, tokens: TokenTable): Router {
   const r = new Router();
-  r.get("/", (ctx) => {
-    const store = v.store();
-    const nodes = v.collector()?.nodes() ?? [];
-    const jobs = store ? [...store.jobs.values()].sort((a, b) => b.submittedAt - a.submittedAt) : [];
-    const l = v.leader();
-    const body = `<h1>Cell overview</h1>
-<p>Primary: ${l ? `${esc(l.id)} (epoch ${esc(l.epoch)})` : "none"} · ZooKeeper: ${esc(v.zookeeperState())}</p>
-<h2>Nodes (${nodes.length})</h2><table><thead><tr><th>Node</th><th>State</th><th>CPU</th><th>Memory</th></tr></thead><tbody>
-${nodes.map((n) => `<tr><td>${esc(n.id)}</td><td>${esc(n.state)}</td><td>${esc(n.allocatable.cpu)}</td><td>${esc(formatBytes(n.allocatable.memory))}</td></tr>`).join("")}
-</tbody></table>
-<h2>Jobs (${jobs.length})</h2><table><thead><tr><th>Job</th><th>Type</th><th>Status</th><th>Instances</th></tr></thead><tbody>
-${jobs.map((j) => `<tr><td>${esc(j.id)}</td><td>${esc(j.spec.type)}</td><td>${esc(j.status)}</td><td>${esc(j.spec.instances)}</td></tr>`).join("")}
-</tbody></table>`;
-    ctx.type = "html";
-    ctx.body = layout(v, "Overview", body);
+  const loginForm = (ctx: Context, error?: string) => send(ctx, 401, loginPage(urlWithoutToken(ctx), error));
+  const auth = pageAuth({ tokens, loginForm });
+
+  r.get(CLIENT_SCRIPT_PATH, (ctx) => {
+    ctx.type = "application/javascript; charset=utf-8";
+    ctx.set("Cache-Control", "no-cache");
+    ctx.set("X-Content-Type-Options", "nosniff");
+    ctx.body = CLIENT_SCRIPT;
   });
+
+  r.post("/login", async (ctx) => {
+    const form = new URLSearchParams(await readText(ctx, LOGIN_BODY_LIMIT));
+    const token = (form.get("token") ?? "").trim();
+    const next = safeNext(form.get("next"));
+    if (!tokenAllowsRead(tokens, token)) return send(ctx, 401, loginPage(next, "That token is not valid for this cell."));
+    setSession(ctx, token);
+    ctx.status = 303;
+    ctx.redirect(next);
+  });
+
+  r.post("/logout", (ctx) => {
+    clearSession(ctx);
+    ctx.status = 303;
+    ctx.redirect("/");
+  });
+
+  r.get("/", auth, (ctx) => {
+    const store = storeOr503(ctx, v);
+    if (store) render(ctx, v, "overview", "Overview", overviewPage(v, store, v.collector()?.nodes() ?? []));
+  });
+
+  r.get("/nodes", auth, (ctx) => {
+    const store = storeOr503(ctx, v);
+    if (store) render(ctx, v, "nodes", "Nodes", nodesPage(store, v.collector()?.nodes() ?? []));
+  });
+
+  r.get("/nodes/:id", auth, (ctx) => {
+    const store = storeOr503(ctx, v);
+    if (!store) return;
+    const n = v.collector()?.node(ctx.params.id!);
+    if (!n) return notFound(ctx, v, `No node ${ctx.params.id}.`);
+    render(ctx, v, "node", `Node ${n.id}`, nodePage(store, n));
+  });
+
+  r.get("/jobs", auth, (ctx) => {
+    const store = storeOr503(ctx, v);
+    if (!store) return;
+    const status = oneOf(ctx.query.status, JOB_STATUSES);
+    const type = oneOf(ctx.query.type, JOB_TYPES);
+    render(ctx, v, "jobs", "Jobs", jobsPage(store, { ...(status ? { status } : {}), ...(type ? { type } : {}) }));
+  });
+
+  r.get("/jobs/:id", auth, (ctx) => {
+    const store = storeOr503(ctx, v);
+    if (!store) return;
+    const job = store.jobs.get(ctx.params.id!);
+    if (!job) return notFound(ctx, v, `No job ${ctx.params.id}.`);
+    render(ctx, v, "job", `Job ${job.id}`, jobPage(job, store.tasksOf(job.id)));
+  });
+
+  r.get("/tasks/:jobId/:index", auth, async (ctx) => {
+    const store = storeOr503(ctx, v);
+    if (!store) return;
+    const job = store.jobs.get(ctx.params.jobId!);
+    const index = Number(ctx.params.index);
+    const t = job && Number.isInteger(index) ? store.task(job.id, index) : undefined;
+    if (!job || !t) return notFound(ctx, v, `No task ${ctx.params.jobId}/${ctx.params.index}.`);
+    const usage = await fetchUsage(v.http, t.nodeId ? v.collector()?.node(t.nodeId) : undefined, t);
+    render(ctx, v, "task", `Task ${t.id}`, taskPage(job, t, usage, ctx.query.stream === "stderr" ? "stderr" : "stdout"));
+  });
+
+  for (const p of REMOTE_PAGES) {
+    r.get(`/${p.kind}`, auth, (ctx) => render(ctx, v, p.kind, p.title, remotePage(p)));
+  }
   return r;
 }

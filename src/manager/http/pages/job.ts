@@ -1,0 +1,77 @@
+import { formatBytes } from "../../../common/units.js";
+import type { Job, TaskEvent, TaskInstance } from "../../../common/types.js";
+import { badge, esc, fmtCpu, fmtTime, jsonForScript, seg, table } from "./html.js";
+
+const TIMELINE_LIMIT = 300;
+
+export function taskHref(t: Pick<TaskInstance, "jobId" | "index">): string {
+  return `/tasks/${seg(t.jobId)}/${t.index}`;
+}
+
+export function nodeLink(id: string | undefined): string {
+  return id ? `<a href="/nodes/${esc(seg(id))}">${esc(id)}</a>` : "";
+}
+
+/** Why a task is where it is: the scheduler's reasons while pending, the exit otherwise. */
+export function taskWhy(t: TaskInstance): string {
+  return t.reason ?? t.exit?.reason ?? "";
+}
+
+/** One task row; `data-f` cells are updated by the client script from `task` events. */
+export function taskRow(t: TaskInstance): string {
+  return `<tr data-task="${esc(t.index)}"><td><a href="${esc(taskHref(t))}">${esc(t.index)}</a></td><td data-f="state">${badge(t.state)}</td><td data-f="node">${nodeLink(t.nodeId)}</td><td data-f="attempt">${esc(t.attempt)}</td><td data-f="why" class="wrap">${esc(taskWhy(t))}</td><td data-f="updated">${esc(fmtTime(t.updatedAt))}</td></tr>`;
+}
+
+export interface TimelineEntry extends TaskEvent {
+  task: string;
+}
+
+/** All task events of a job, oldest first, the newest `limit` of them. */
+export function timeline(tasks: readonly TaskInstance[], limit = TIMELINE_LIMIT): TimelineEntry[] {
+  return tasks
+    .flatMap((t) => t.events.map((e) => ({ ...e, task: t.id })))
+    .sort((a, b) => a.at - b.at)
+    .slice(-limit);
+}
+
+export function timelineItem(e: TimelineEntry): string {
+  return `<li><time>${esc(fmtTime(e.at))}</time><strong>${esc(e.task)}</strong> ${esc(e.type)}: ${esc(e.message)}</li>`;
+}
+
+export function specCard(job: Job): string {
+  const s = job.spec;
+  const env = Object.entries(s.env);
+  return `<div class="card"><h2>Specification</h2><dl class="kv">
+<dt>Namespace</dt><dd>${esc(s.namespace)}</dd><dt>Type</dt><dd>${esc(s.type)}</dd><dt>Priority</dt><dd>${esc(s.priority)}</dd>
+<dt>Instances</dt><dd>${esc(s.instances)}</dd>
+<dt>Resources</dt><dd>${esc(`${fmtCpu(s.resources.cpu)}, ${formatBytes(s.resources.memory)} memory, ${formatBytes(s.resources.disk)} disk`)}</dd>
+<dt>Package</dt><dd>${esc(s.packageText ?? "none")}${job.packageDigest ? ` <code>${esc(job.packageDigest)}</code>` : ""}</dd>
+<dt>Isolation</dt><dd>${esc(s.isolation ?? "agent default")}</dd>
+<dt>Command</dt><dd><code class="command">${s.command.map((a) => esc(JSON.stringify(a))).join(" ")}</code></dd>
+<dt>Environment</dt><dd class="env">${env.length ? env.map(([k, val]) => `<code>${esc(k)}=${esc(val)}</code>`).join("<br>") : "none"}</dd>
+${s.constraints.length ? `<dt>Constraints</dt><dd>${s.constraints.map((c) => esc(`${c.attribute} ${c.operator} ${Array.isArray(c.value) ? c.value.join(",") : c.value}`)).join("<br>")}</dd>` : ""}
+${s.schedule ? `<dt>Schedule</dt><dd>${esc(s.schedule)}</dd>` : ""}
+${s.service ? `<dt>Service</dt><dd>${esc(s.service.name)}</dd>` : ""}
+</dl></div>`;
+}
+
+export function jobPage(job: Job, tasks: readonly TaskInstance[]): string {
+  const sorted = [...tasks].sort((a, b) => a.index - b.index);
+  const pending = sorted.filter((t) => t.state === "pending");
+  const events = timeline(sorted);
+  const status = `<div class="card"><h2>Status</h2><dl class="kv">
+<dt>Status</dt><dd id="job-status">${badge(job.status)}</dd><dt>Desired</dt><dd>${esc(job.desired)}</dd>
+<dt>Submitted</dt><dd>${esc(fmtTime(job.submittedAt))}</dd><dt>Updated</dt><dd id="job-updated">${esc(fmtTime(job.updatedAt))}</dd>
+${job.cron ? `<dt>Cron runs</dt><dd>${esc(job.cron.runs)}${job.cron.lastFiring ? `, last ${esc(fmtTime(job.cron.lastFiring))}` : ""}</dd>` : ""}
+</dl></div>`;
+  const why = pending.length
+    ? `<h2>Why tasks are pending</h2><ul id="pending-reasons">${pending.map((t) => `<li><a href="${esc(taskHref(t))}">${esc(t.id)}</a>: ${esc(t.reason ?? "waiting for the scheduler")}</li>`).join("")}</ul>`
+    : "";
+  // Per-task event counts let the client append only the events it has not shown yet.
+  const seen = Object.fromEntries(sorted.map((t) => [t.index, t.events.length]));
+  return `<h1>Job ${esc(job.id)}</h1><div class="cards">${status}${specCard(job)}</div>${why}
+<h2>Tasks (${sorted.length})</h2>${table(["#", "State", "Node", "Attempt", "Reason / exit", "Updated"], sorted.map(taskRow), ` id="tasks-table"`)}
+<h2>Events</h2><ol class="timeline" id="timeline">${events.map(timelineItem).join("")}</ol>
+<h2>Task description as submitted</h2><pre>${esc(job.source)}</pre>
+<script type="application/json" id="torca-state">${jsonForScript({ job: job.id, seen })}</script>`;
+}

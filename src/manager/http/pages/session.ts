@@ -1,0 +1,81 @@
+import type { Context, Next } from "koa";
+import type { TokenTable } from "../../../common/auth.js";
+import { TorcaError } from "../../../common/errors.js";
+
+/**
+ * Browser sessions for the status pages. The cookie carries the bearer token
+ * itself (HttpOnly, so page scripts never see it; SameSite=Strict, so other
+ * sites cannot ride on it). Tokens are shared by all managers of a cell and
+ * cookies ignore ports, so one login also covers the backup's pages.
+ */
+export const SESSION_COOKIE = "torca_session";
+
+/** The bearer token held in the session cookie, if any. */
+export function sessionToken(ctx: Context): string | undefined {
+  const raw = ctx.cookies.get(SESSION_COOKIE);
+  if (!raw) return undefined;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when `token` is valid for reading. */
+export function tokenAllowsRead(tokens: TokenTable, token: string | undefined): boolean {
+  if (!token) return false;
+  try {
+    tokens.authorize(`Bearer ${token}`, "read");
+    return true;
+  } catch (e) {
+    if (e instanceof TorcaError) return false;
+    throw e;
+  }
+}
+
+export function setSession(ctx: Context, token: string): void {
+  ctx.cookies.set(SESSION_COOKIE, encodeURIComponent(token), { httpOnly: true, sameSite: "strict", path: "/", overwrite: true, secure: ctx.secure });
+}
+
+export function clearSession(ctx: Context): void {
+  ctx.cookies.set(SESSION_COOKIE, "", { httpOnly: true, sameSite: "strict", path: "/", overwrite: true, maxAge: 0 });
+}
+
+/** A local path to return to after login; anything else (other hosts, `//x`) becomes "/". */
+export function safeNext(next: unknown): string {
+  return typeof next === "string" && next.startsWith("/") && !next.startsWith("//") && !next.includes("\\") ? next : "/";
+}
+
+/** The current URL without its `token` query parameter (so the token does not stay in history). */
+export function urlWithoutToken(ctx: Context): string {
+  const q = new URLSearchParams(ctx.querystring);
+  q.delete("token");
+  const s = q.toString();
+  return ctx.path + (s ? `?${s}` : "");
+}
+
+export interface PageAuthOptions {
+  tokens: TokenTable;
+  /** Renders the login form (status 401) for this request. */
+  loginForm(ctx: Context, error?: string): void;
+}
+
+/**
+ * Guards a page: a valid `?token=` sets the cookie and redirects to the same
+ * URL without it; otherwise the cookie must hold a valid token, or the login
+ * form is shown.
+ */
+export function pageAuth(o: PageAuthOptions) {
+  return async (ctx: Context, next: Next) => {
+    const fromQuery = ctx.query.token;
+    if (typeof fromQuery === "string") {
+      if (!tokenAllowsRead(o.tokens, fromQuery)) return o.loginForm(ctx, "That token is not valid for this cell.");
+      setSession(ctx, fromQuery);
+      ctx.status = 303;
+      ctx.redirect(urlWithoutToken(ctx));
+      return;
+    }
+    if (!tokenAllowsRead(o.tokens, sessionToken(ctx))) return o.loginForm(ctx);
+    await next();
+  };
+}
