@@ -290,6 +290,8 @@ naming
     resolver.close();
   });
 
+type AlertDelivery = { id: string; key: string; kind: string; channel: string; to: string; status: string; attempts: number; lastError?: string; createdAt: number; message: { subject: string } };
+
 program
   .command("alerts")
   .description("alert history: one line per message (incident × recipient), newest first")
