@@ -1,5 +1,6 @@
-import { esc } from "../../src/manager/http/pages.js";
 import { formatBytes } from "../../src/common/units.js";
+import { badge, esc, fmtTime, safeHref, table } from "../../src/manager/http/pages/html.js";
+import { PAGE_CSS } from "../../src/manager/http/pages/style.js";
 
 interface AgentStatusView {
   id: string;
@@ -9,17 +10,28 @@ interface AgentStatusView {
   leader: { id: string; url: string } | null;
   drivers: { lxc: boolean; process: boolean };
   allocatable: { cpu: number; memory: number; disk: number };
-  tasks: { taskId: string; attempt: number; state: string; exit?: { reason: string } }[];
+  tasks: { taskId: string; attempt: number; state: string; startedAt?: number; ports?: Record<string, number>; exit?: { reason: string } }[];
 }
 
-/** The agent's own small status page. */
+/** The agent's own small status page, in the manager pages' style; every value is escaped. */
 export function agentPage(s: AgentStatusView): string {
+  const drivers = [s.drivers.lxc ? "lxc" : "", s.drivers.process ? "process" : ""].filter(Boolean).join(", ");
+  const rows = s.tasks.map(
+    (t) =>
+      `<tr><td>${esc(t.taskId)}</td><td>${esc(t.attempt)}</td><td>${badge(t.state)}</td><td>${esc(t.ports ? Object.entries(t.ports).map(([k, p]) => `${k}=${p}`).join(", ") : "")}</td><td>${esc(fmtTime(t.startedAt))}</td><td>${esc(t.exit?.reason ?? "")}</td></tr>`,
+  );
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>Agent ${esc(s.id)} · Torca</title>
-<style>body{font:14px/1.4 system-ui,sans-serif;margin:1em}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.3em;text-align:left}</style></head>
-<body><h1>Execute Server ${esc(s.id)}</h1>
-<p>ZooKeeper: ${esc(s.zookeeper)} · primary: ${s.leader ? `<a href="${esc(s.leader.url)}">${esc(s.leader.id)}</a>` : "none"} · epoch seen: ${esc(s.epoch)} · drivers: ${s.drivers.lxc ? "lxc, " : ""}process</p>
-<p>Allocatable: ${esc(s.allocatable.cpu)} cores, ${esc(formatBytes(s.allocatable.memory))} memory</p>
-<h2>Tasks (${s.tasks.length})</h2><table><thead><tr><th>Task</th><th>Attempt</th><th>State</th><th>Exit</th></tr></thead><tbody>
-${s.tasks.map((t) => `<tr><td>${esc(t.taskId)}</td><td>${esc(t.attempt)}</td><td>${esc(t.state)}</td><td>${esc(t.exit?.reason ?? "")}</td></tr>`).join("")}
-</tbody></table></body></html>`;
+<style>${PAGE_CSS}</style></head>
+<body><header><span class="brand">Torca</span><span>Execute Server ${esc(s.id)}</span>${s.leader ? `<a class="me" href="${safeHref(s.leader.url)}">Primary: ${esc(s.leader.id)}</a>` : ""}</header><main>
+<h1>Execute Server ${esc(s.id)}</h1>
+<div class="cards"><div class="card"><h2>Agent</h2><dl class="kv">
+<dt>URL</dt><dd>${esc(s.url)}</dd>
+<dt>ZooKeeper</dt><dd>${badge(s.zookeeper)}</dd>
+<dt>Primary</dt><dd>${s.leader ? `<a href="${safeHref(s.leader.url)}">${esc(s.leader.id)}</a>` : "none"}</dd>
+<dt>Highest epoch seen</dt><dd>${esc(s.epoch)}</dd>
+<dt>Drivers</dt><dd>${esc(drivers)}</dd>
+<dt>Allocatable</dt><dd>${esc(`${s.allocatable.cpu} cores, ${formatBytes(s.allocatable.memory)} memory, ${formatBytes(s.allocatable.disk)} disk`)}</dd>
+</dl></div></div>
+<h2>Tasks (${s.tasks.length})</h2>${table(["Task", "Attempt", "State", "Ports", "Started", "Exit"], rows)}${s.tasks.length === 0 ? `<p class="muted">No tasks on this machine.</p>` : ""}
+</main></body></html>`;
 }

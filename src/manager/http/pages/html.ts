@@ -58,3 +58,8 @@ export function countBy<T>(items: Iterable<T>, key: (t: T) => string, keys: read
   }
   return [...m.entries()];
 }
+
+/** An href for a URL from cluster state: only http(s), so a bad value cannot become a `javascript:` link. */
+export function safeHref(url: string): string {
+  return /^https?:\/\//i.test(url) ? esc(url) : "#";
+}

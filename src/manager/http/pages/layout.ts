@@ -1,5 +1,5 @@
 import type { ManagerView } from "../api.js";
-import { esc } from "./html.js";
+import { esc, safeHref } from "./html.js";
 import { PAGE_CSS } from "./style.js";
 
 /** Path of the pages' one client script (static, served without a session). */
@@ -39,7 +39,7 @@ export function backupBanner(v: ManagerView, path: string): string {
   if (!l) return `<div class="banner" role="status">This is manager ${esc(v.id)}, a backup; no primary is elected right now.</div>`;
   if (l.id === v.id) return `<div class="banner" role="status">This manager (${esc(v.id)}) was elected and is taking over as primary.</div>`;
   const href = l.url.replace(/\/$/, "") + path;
-  return `<div class="banner" role="status">This is manager ${esc(v.id)}, a read-only backup. The primary is <a href="${esc(href)}">${esc(l.id)}</a> (${esc(l.url)}, epoch ${esc(l.epoch)}).</div>`;
+  return `<div class="banner" role="status">This is manager ${esc(v.id)}, a read-only backup. The primary is <a href="${safeHref(href)}">${esc(l.id)}</a> (${esc(l.url)}, epoch ${esc(l.epoch)}).</div>`;
 }
 
 export function page(v: ManagerView, o: PageOptions): string {

@@ -3,7 +3,7 @@ import type { NodeInfo } from "../../../common/types.js";
 import type { StateStore } from "../../../coord/state-store.js";
 import type { ManagerView } from "../api.js";
 import { cellCapacity, fragmentation, usedByNode } from "./capacity.js";
-import { badge, bar, countBy, esc, fmtCpu, fmtResources, fmtTime, seg } from "./html.js";
+import { badge, bar, countBy, esc, fmtCpu, fmtResources, fmtTime, safeHref, seg } from "./html.js";
 import { JOB_STATUSES, jobsClientState, jobTable } from "./jobs.js";
 
 const OVERVIEW_JOBS = 50;
@@ -16,7 +16,7 @@ function managersCard(v: ManagerView): string {
   const l = v.leader();
   const self = v.primary()?.isActive ? "primary" : "backup";
   return `<div class="card"><h2>Managers</h2><dl class="kv">
-<dt>Primary</dt><dd>${l ? `<a href="${esc(l.url)}">${esc(l.id)}</a> <span class="muted">${esc(l.url)}</span>` : "none elected"}</dd>
+<dt>Primary</dt><dd>${l ? `<a href="${safeHref(l.url)}">${esc(l.id)}</a> <span class="muted">${esc(l.url)}</span>` : "none elected"}</dd>
 <dt>Epoch</dt><dd>${l ? esc(l.epoch) : "—"}</dd>
 <dt>Primary since</dt><dd>${l ? esc(fmtTime(l.since)) : "—"}</dd>
 <dt>This manager</dt><dd>${esc(v.id)} (${self})</dd>
