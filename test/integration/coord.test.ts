@@ -1,0 +1,76 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startZooKeeper, type ZooKeeperServer } from "../../src/cell/zookeeper-server.js";
+import { CoordinationError } from "../../src/common/errors.js";
+import { Election, type LeaderInfo } from "../../src/coord/election.js";
+import { ZK, ZkSession } from "../../src/coord/zk.js";
+
+describe("coordination layer on a real ZooKeeper", () => {
+  let zk: ZooKeeperServer;
+  const dir = mkdtempSync(join(tmpdir(), "torca-coord-"));
+  const sessions: ZkSession[] = [];
+  const open = async () => {
+    const s = await ZkSession.connect({ connect: zk.connectString, sessionTimeoutMs: 2000 });
+    sessions.push(s);
+    return s;
+  };
+  before(async () => {
+    zk = await startZooKeeper({ dataDir: join(dir, "zk"), tickTimeMs: 1000 });
+  });
+  after(async () => {
+    for (const s of sessions) s.close();
+    await zk?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("versioned set is a compare-and-set: a stale version is refused", async () => {
+    const s = await open();
+    await s.ensurePath("/t/cas");
+    const st = await s.set("/t/cas", "a", 0);
+    assert.equal(st.version, 1);
+    await assert.rejects(s.set("/t/cas", "b", 0), (e: unknown) => e instanceof CoordinationError && e.zkCode === ZK.BADVERSION);
+    assert.equal((await s.get("/t/cas")).data.toString(), "a");
+  });
+
+  test("ephemeral nodes vanish with their session, and watchers hear it", async () => {
+    const a = await open();
+    const b = await open();
+    await a.ensurePath("/t/eph");
+    await a.create("/t/eph/node", "x", "ephemeral");
+    const gone = new Promise<string>((r) => void b.exists("/t/eph/node", (ev) => r(ev)));
+    a.close();
+    assert.equal(await gone, "deleted");
+    assert.equal(await b.exists("/t/eph/node"), undefined);
+  });
+
+  test("election: one primary at a time, the next takes over when it goes, and the epoch rises", async () => {
+    const s1 = await open();
+    const s2 = await open();
+    const e1 = new Election(s1, "/t/cell", { id: "m1", url: "http://127.0.0.1:1" });
+    const e2 = new Election(s2, "/t/cell", { id: "m2", url: "http://127.0.0.1:2" });
+    const first = new Promise<LeaderInfo>((r) => e1.once("elected", r));
+    await e1.start();
+    await e2.start();
+    const l1 = await first;
+    assert.equal(l1.id, "m1");
+    assert.equal(e2.isPrimary, false);
+    const second = new Promise<LeaderInfo>((r) => e2.once("elected", r));
+    const deposed = new Promise<void>((r) => e1.once("deposed", () => r()));
+    s1.close();
+    await deposed;
+    const l2 = await second;
+    assert.equal(l2.id, "m2");
+    assert.ok(l2.epoch > l1.epoch);
+    assert.equal(JSON.parse((await s2.get("/t/cell/leader")).data.toString()).id, "m2");
+  });
+
+  test("operations on a closed session fail instead of silently using a new one", async () => {
+    const s = await open();
+    s.close();
+    assert.equal(s.isAlive, false);
+    await assert.rejects(s.get("/t"), CoordinationError);
+  });
+});
