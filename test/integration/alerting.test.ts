@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SMTPServer } from "smtp-server";
@@ -22,6 +24,24 @@ import { batchJob, startTestCell, type TestCell } from "../harness/cell.js";
 interface Mail {
   rcpt: string[];
   raw: string;
+}
+
+const BIN = resolve(new URL("../../../bin/torca.js", import.meta.url).pathname);
+
+function torcaCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolveP, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env, NODE_TEST_CONTEXT: undefined, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const t = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    child.once("error", reject);
+    child.once("close", (code) => {
+      clearTimeout(t);
+      resolveP({ code, stdout, stderr });
+    });
+  });
 }
 
 const OPS = "ops@example.com";
@@ -163,6 +183,12 @@ describe("alerting: job notify to SMTP and SMS, exactly once across a primary SI
       }
       assert.deepEqual(shown, [`email:${OPS}:sent`, `sms:${PHONE}:sent`], `history on ${base}`);
     }
+
+    // `torca alerts` shows the same history, from any manager.
+    const cli = await torcaCli(["alerts"], { TORCA_MANAGER: tc.cell.managerUrls.join(","), TORCA_TOKEN: tc.cell.token });
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, new RegExp(`task-failed\\s+email:${OPS}\\s+sent\\s+1\\s+\\[torca CRITICAL\\] task failed: ${id}/0`));
+    assert.match(cli.stdout, new RegExp(`sms:\\${PHONE}\\s+sent`));
 
     // Kill the primary after the incident: the next one must not alert it again.
     await tc.cell.stopDaemon(first.id, "SIGKILL");
