@@ -44,7 +44,7 @@ select,input,button{font:inherit;padding:.25em .4em}
 .login{max-width:26em;margin:3em auto;background:#fff;border:1px solid #dde;border-radius:6px;padding:1.2em}
 .login input{width:100%;margin:.4em 0 .8em}
 .live{font-size:.85em}
-ol.timeline{list-style:none;padding:0;margin:0;background:#fff;border:1px solid #dde;border-radius:6px;max-height:28em;overflow-y:auto}
+ol.timeline{list-style:none;padding:0;margin:0 0 1em;background:#fff;border:1px solid #dde;border-radius:6px;max-height:28em;overflow-y:auto}
 ol.timeline li{padding:.3em .6em;border-bottom:1px solid #eef}
 ol.timeline time{color:#667;margin-right:.6em;font-size:.9em}
 svg.spark{width:100%;height:70px;background:#fff;border:1px solid #dde;border-radius:6px}
