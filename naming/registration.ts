@@ -16,13 +16,15 @@ import type { ServiceName } from "./names.js";
 
 export type RegisterOutcome = "created" | "unchanged" | "took-over" | "yielded";
 
-/** ZooKeeper reports the owner as a decimal session id; the client shows its own id in hex. */
+/**
+ * Whether a node's ephemeralOwner is this session. The binding gives both the
+ * owner and the client's session id as hex strings without "0x" (so a
+ * decimal parse would misread ids without letters); numbers are taken as ids.
+ */
 export function ownedBy(ephemeralOwner: string | number, sessionId: string): boolean {
-  try {
-    return BigInt(ephemeralOwner) === BigInt("0x" + sessionId);
-  } catch {
-    return String(ephemeralOwner) === sessionId;
-  }
+  const norm = (v: string | number) => (typeof v === "number" ? v.toString(16) : v.toLowerCase().replace(/^0x/, "")).replace(/^0+/, "");
+  const owner = norm(ephemeralOwner);
+  return owner !== "" && owner === norm(sessionId);
 }
 
 function sameRecord(a: EndpointRecord, b: EndpointRecord): boolean {

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import { UnavailableError } from "../src/common/errors.js";
 import type { Logger } from "../src/common/logger.js";
-import { ZkSession } from "../src/coord/zk.js";
+import { ZkSession, type SessionCredentials } from "../src/coord/zk.js";
 import { decodeEndpointRecord, namingPaths, sortEndpoints, toEndpoint, type Endpoint, type NamingPaths } from "./layout.js";
 import { parseServiceName, serviceName, type ServiceName } from "./names.js";
 import { SerialJob, WatchedChildren } from "./watched-children.js";
@@ -98,11 +98,17 @@ export class Resolver extends EventEmitter<ResolverEvents> {
   constructor(o: ResolverOptions) {
     super();
     this.opts = { root: "/torca", sessionTimeoutMs: 10_000, loadTimeoutMs: 5000, maxNames: 10_000, ...o };
+    this.opts.maxNames = Math.max(1, this.opts.maxNames);
     this.paths = namingPaths(this.opts.root);
   }
 
   get state(): ConnectionState {
     return this.connState;
+  }
+
+  /** The current session's id and password (diagnostics; tests use it to expire the session on purpose). */
+  get sessionCredentials(): SessionCredentials | undefined {
+    return this.session?.credentials;
   }
 
   /** Starts connecting in the background (retrying until it succeeds or the resolver closes). */

@@ -49,6 +49,9 @@ export class NamingRegistrar {
   /** Removal reason per task: a stopped task's emptied service node is pruned, an unhealthy one's is kept. */
   private readonly pruneOnRemove = new Map<string, boolean>();
   private readonly registered = new Map<string, Registered>();
+  /** The service each task was last wanted under, so a task that ends unpublished (e.g. unhealthy) still prunes its emptied service node. */
+  private readonly lastName = new Map<string, ServiceName>();
+  private readonly prune = new Map<string, ServiceName>();
   private readonly pass = new SerialJob(() => this.reconcile());
   private verifyTimer?: NodeJS.Timeout;
   private retryTimer?: NodeJS.Timeout;
@@ -61,9 +64,16 @@ export class NamingRegistrar {
   want(taskId: string, ep: WantedEndpoint | undefined, opts: { stopped?: boolean } = {}): void {
     if (ep) {
       this.wanted.set(taskId, ep);
+      this.lastName.set(taskId, ep.name);
       this.pruneOnRemove.delete(taskId);
+      this.prune.delete(taskId);
     } else {
-      if (!this.wanted.has(taskId) && !this.registered.has(taskId)) return;
+      const name = this.lastName.get(taskId);
+      if (opts.stopped && name) {
+        this.lastName.delete(taskId);
+        if (!this.registered.has(taskId)) this.prune.set(taskId, name);
+      }
+      if (!this.wanted.has(taskId) && !this.registered.has(taskId) && !this.prune.has(taskId)) return;
       this.wanted.delete(taskId);
       this.pruneOnRemove.set(taskId, Boolean(opts.stopped));
     }
@@ -132,6 +142,10 @@ export class NamingRegistrar {
       }
       this.registered.set(taskId, { zk, name: w.name, record: w.record });
       this.o.log.info({ task: taskId, name: w.name.key, port: w.record.port, outcome }, "endpoint registered");
+    }
+    for (const [taskId, name] of [...this.prune]) {
+      this.prune.delete(taskId);
+      if (!this.wanted.has(taskId)) await deregisterEndpoint(zk, this.o.root, name, taskId, { pruneService: true });
     }
     for (const id of [...this.pruneOnRemove.keys()]) if (!this.registered.has(id)) this.pruneOnRemove.delete(id);
     this.persist(zk);
