@@ -46,6 +46,12 @@ export class WatchedChildren {
   private fired(kind: "exists" | "child", marker: { zk: ZkSession }, ev: WatchEvent): void {
     if (ev === "session") return;
     if ((kind === "exists" ? this.existsArmed : this.childArmed) === marker) this.setArmed(kind, undefined);
+    // The node came or went: ZooKeeper sends one NodeDeleted per connection, and the C client did not
+    // always hand it to both our watchers (seen with 3.8), so neither watch can be trusted any longer.
+    if (ev === "deleted" || ev === "created") {
+      if (this.existsArmed?.zk === marker.zk) this.existsArmed = undefined;
+      if (this.childArmed?.zk === marker.zk) this.childArmed = undefined;
+    }
     if (!this.disposed) this.onEvent(marker.zk);
   }
 

@@ -128,10 +128,11 @@ describe("resolver", () => {
     const name = parseServiceName("other/churn");
     await registerEndpoint(reg, ROOT, name, record("other:churn/0", 32000));
     await r.waitFor("other/churn", (e) => e.length === 1, 5000);
-    await deregisterEndpoint(reg, ROOT, name, "other:churn/0", { pruneService: true });
+    assert.equal(await deregisterEndpoint(reg, ROOT, name, "other:churn/0", { pruneService: true }), true);
     await r.waitFor("other/churn", (e) => e.length === 0, 5000);
     await registerEndpoint(reg, ROOT, name, record("other:churn/0", 32001, 2));
     await r.waitFor("other/churn", (e) => e.length === 1 && e[0]!.port === 32001, 5000);
+    assert.equal(await reg.exists(`${ROOT}/naming/other/churn/other%3Achurn%2F0`).then((s) => s?.ephemeralOwner), reg.sessionId);
     reg.close(); // a clean close removes the session's ephemerals at once
     await r.waitFor("other/churn", (e) => e.length === 0, 5000);
   });
