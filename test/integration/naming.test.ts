@@ -74,7 +74,19 @@ describe("naming on a local cell", () => {
   after(async () => {
     await dns?.close();
     resolver?.close();
-    // Agents stop their tasks on exit (stopTasksOnExit), so no task outlives the cell.
+    // Kill the job and wait for the agent to see every task exit before stopping the cell: a dispatch
+    // that lands while the agent is shutting down could otherwise start a task nobody stops.
+    if (api && managerUrl) {
+      await api.delete(`${managerUrl}/v1/jobs/web`).catch(() => undefined);
+      const agentUrl = cell.daemons.get("agent-1")!.url;
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline) {
+        const t = await api.get(`${agentUrl}/v1/tasks`).json<{ tasks: { state: string }[] }>().catch(() => undefined);
+        if (t && t.tasks.every((x) => x.state === "exited")) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    // Agents also stop their tasks on exit (stopTasksOnExit).
     await cell?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
