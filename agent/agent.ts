@@ -368,6 +368,7 @@ export class AgentDaemon {
    */
   async stop(opts: { deregister?: boolean; stopTasks?: boolean } = {}): Promise<void> {
     this.stopping = true;
+    this.runner.close();
     if (opts.stopTasks) {
       await Promise.all(this.runner.all().map((r) => this.runner.stop(r.dispatch.taskId, r.dispatch.attempt, this.config.agent.stopGrace).catch(() => false)));
     }
@@ -387,10 +388,8 @@ export class AgentDaemon {
   }
 }
 
+/** Both are hex strings without 0x (as the binding gives them); compare them as numbers. */
 function sameSession(owner: string, sessionId: string): boolean {
-  try {
-    return BigInt(owner) === BigInt("0x" + sessionId);
-  } catch {
-    return owner === sessionId;
-  }
+  const norm = (h: string) => h.toLowerCase().replace(/^0x/, "").replace(/^0+/, "");
+  return norm(owner) === norm(sessionId);
 }

@@ -4,6 +4,7 @@
  * machine lacks (root, lxc) say so and are skipped.
  */
 import { benchDriverStart } from "./driver-start.js";
+import { benchNaming } from "./naming.js";
 import { benchPackagePull } from "./package-pull.js";
 import { benchScheduler } from "./scheduler.js";
 
@@ -15,6 +16,7 @@ function print(section: string, r: Record<string, number | string> | string[]): 
 
 const benches: [string, () => Promise<Record<string, number | string> | string[]>][] = [
   ["P1 scheduler", benchScheduler],
+  ["P6 naming", benchNaming],
   ["P8 package pull", benchPackagePull],
   ["driver start latency and throughput", () => benchDriverStart(30)],
 ];

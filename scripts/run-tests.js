@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs the compiled test suites with node's test runner (its summary reports pass/fail counts).
-// Unit tests first (fast, no processes), then integration and browser tests.
+// Unit tests first (fast, no processes), then integration and browser tests, one file at a time:
+// the integration files start whole cells, and two at once on a 2-core machine turn timing into flakiness.
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -23,5 +24,5 @@ if (list.length === 0) {
   console.error("no test files found; did the build run?");
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ["--enable-source-maps", "--test", "--test-concurrency=2", "--test-timeout=300000", ...list], { stdio: "inherit", cwd: root });
+const r = spawnSync(process.execPath, ["--enable-source-maps", "--test", "--test-concurrency=1", "--test-timeout=300000", ...list], { stdio: "inherit", cwd: root });
 process.exit(r.status ?? 1);

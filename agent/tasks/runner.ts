@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { toTorcaError } from "../../src/common/errors.js";
+import { toTorcaError, UnavailableError } from "../../src/common/errors.js";
 import type { Logger } from "../../src/common/logger.js";
 import type { ReportedTask, TaskDispatch } from "../../src/common/protocol.js";
 import type { ExitInfo } from "../../src/common/types.js";
@@ -52,6 +52,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   private readonly records = new Map<string, TaskRecord>();
   private readonly leases = new Map<string, PackageLease>();
   private readonly tasksDir: string;
+  private closing = false;
 
   constructor(private readonly o: RunnerOptions) {
     super();
@@ -95,7 +96,13 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
     this.emit("change", r);
   }
 
+  /** Refuses further dispatches (the agent is shutting down). */
+  close(): void {
+    this.closing = true;
+  }
+
   async start(d: TaskDispatch): Promise<{ created: boolean }> {
+    if (this.closing) throw new UnavailableError("the agent is shutting down");
     const cur = this.records.get(d.taskId);
     if (cur && cur.dispatch.attempt === d.attempt) return { created: false };
     if (cur && cur.dispatch.attempt > d.attempt) return { created: false };

@@ -234,15 +234,39 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
       try {
         await this.zk.create(path, data);
       } catch (e) {
-        if (isZkCode(e, ZK.NODEEXISTS)) throw new ConflictError(`task ${task.id} was created by another writer`, { taskId: task.id });
+        if (isZkCode(e, ZK.NODEEXISTS)) {
+          // Our copy missed it (written just before we took over): learn it, let the caller retry.
+          await this.refreshTask(task.jobId, task.index);
+          throw new ConflictError(`task ${task.id} exists in ZooKeeper but not in this copy; reloaded it`, { taskId: task.id });
+        }
         throw e;
       }
       m.set(task.index, { value: task, version: 0 });
     } else {
-      const stat = await this.casSet(path, data, cur.version);
+      let stat;
+      try {
+        stat = await this.casSet(path, data, cur.version);
+      } catch (e) {
+        if (e instanceof ConflictError) await this.refreshTask(task.jobId, task.index);
+        throw e;
+      }
       m.set(task.index, { value: task, version: stat.version });
     }
     this.emit("task", task, task.id);
+  }
+
+  /** Re-reads one task unconditionally (after a conflict showed our copy is behind). */
+  private async refreshTask(jobId: string, index: number): Promise<void> {
+    const r = await this.zk.getIfExists(this.p.task(jobId, index));
+    if (!r) return;
+    let m = this.taskEntries.get(jobId);
+    if (!m) {
+      m = new Map();
+      this.taskEntries.set(jobId, m);
+    }
+    const t = JSON.parse(r.data.toString()) as TaskInstance;
+    m.set(index, { value: t, version: r.stat.version });
+    this.emit("task", t, t.id);
   }
 
   private async casSet(path: string, data: string, version: number) {
@@ -250,7 +274,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
       return await this.zk.set(path, data, version);
     } catch (e) {
       if (e instanceof CoordinationError && e.zkCode === ZK.BADVERSION) {
-        throw new ConflictError(`${path} was changed by another writer (fenced)`, { path });
+        throw new ConflictError(`${path} changed since this copy read it`, { path });
       }
       throw e;
     }

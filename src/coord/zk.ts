@@ -112,6 +112,18 @@ function eventName(type: number): WatchEvent {
   }
 }
 
+/**
+ * The C client also hands connection-state changes to every registered watcher,
+ * without consuming the watch; passing them on would make callers re-arm and
+ * pile up duplicate watches on every reconnect. Only node events go through.
+ */
+function dataWatch(watch: (ev: WatchEvent) => void): WatchCb {
+  return (type) => {
+    if (type === ZooKeeper.ZOO_SESSION_EVENT) return;
+    watch(eventName(type));
+  };
+}
+
 export interface ZkOptions {
   /** Connect string, e.g. `127.0.0.1:2181,127.0.0.1:2182`. */
   connect: string;
@@ -280,7 +292,7 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
         else if (rc === ZK.NONODE) resolve(undefined);
         else reject(this.fail("exists", path, rc, error));
       };
-      if (watch) this.client.aw_exists(path, (type) => watch(eventName(type)), cb);
+      if (watch) this.client.aw_exists(path, dataWatch(watch), cb);
       else this.client.a_exists(path, false, cb);
     });
   }
@@ -299,7 +311,7 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
         else if (rc === ZK.NONODE) resolve(undefined);
         else reject(this.fail("get", path, rc, error));
       };
-      if (watch) this.client.aw_get(path, (type) => watch(eventName(type)), cb);
+      if (watch) this.client.aw_get(path, dataWatch(watch), cb);
       else this.client.a_get(path, false, cb);
     });
   }
@@ -312,7 +324,7 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
         else if (rc === ZK.NONODE) resolve([]);
         else reject(this.fail("children", path, rc, error));
       };
-      if (watch) this.client.aw_get_children(path, (type) => watch(eventName(type)), cb);
+      if (watch) this.client.aw_get_children(path, dataWatch(watch), cb);
       else this.client.a_get_children(path, false, cb);
     });
   }

@@ -126,7 +126,7 @@ export class ManagerDaemon {
     const alerts = alertsRouter({ history: (limit) => this.alertHistory(limit) }, this.tokens);
     app.use(alerts.routes());
     app.use(misc.routes());
-    const pages = pagesRouter(v);
+    const pages = pagesRouter(v, this.tokens);
     app.use(pages.routes());
     const { host, port } = parseListen(this.config.manager.listen);
     this.server = createServer(app.callback());

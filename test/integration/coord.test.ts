@@ -8,6 +8,12 @@ import { CoordinationError } from "../../src/common/errors.js";
 import { Election, type LeaderInfo } from "../../src/coord/election.js";
 import { ZK, ZkSession } from "../../src/coord/zk.js";
 
+/** Awaits with a deadline, so a missing event fails the test instead of hanging the suite. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([p, new Promise<T>((_, reject) => (t = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms))) ]).finally(() => clearTimeout(t));
+}
+
 describe("coordination layer on a real ZooKeeper", () => {
   let zk: ZooKeeperServer;
   const dir = mkdtempSync(join(tmpdir(), "torca-coord-"));
@@ -42,7 +48,7 @@ describe("coordination layer on a real ZooKeeper", () => {
     await a.create("/t/eph/node", "x", "ephemeral");
     const gone = new Promise<string>((r) => void b.exists("/t/eph/node", (ev) => r(ev)));
     a.close();
-    assert.equal(await gone, "deleted");
+    assert.equal(await within(gone, 10_000, "the deletion watch"), "deleted");
     assert.equal(await b.exists("/t/eph/node"), undefined);
   });
 
@@ -54,14 +60,14 @@ describe("coordination layer on a real ZooKeeper", () => {
     const first = new Promise<LeaderInfo>((r) => e1.once("elected", r));
     await e1.start();
     await e2.start();
-    const l1 = await first;
+    const l1 = await within(first, 10_000, "the first election");
     assert.equal(l1.id, "m1");
     assert.equal(e2.isPrimary, false);
     const second = new Promise<LeaderInfo>((r) => e2.once("elected", r));
     const deposed = new Promise<void>((r) => e1.once("deposed", () => r()));
     s1.close();
-    await deposed;
-    const l2 = await second;
+    await within(deposed, 10_000, "deposition");
+    const l2 = await within(second, 10_000, "the takeover");
     assert.equal(l2.id, "m2");
     assert.ok(l2.epoch > l1.epoch);
     assert.equal(JSON.parse((await s2.get("/t/cell/leader")).data.toString()).id, "m2");

@@ -120,11 +120,11 @@ export class Primary {
       return fn();
     });
     this.queue = run.catch(() => undefined);
+    // A version conflict means our copy was behind (the store reloads the node);
+    // the next tick works from fresh data. Fencing itself needs no help here:
+    // a deposed primary's session is expired, so ZooKeeper refuses all its writes.
     return run.catch((e) => {
-      if (e instanceof ConflictError && /fenced|another writer/.test(e.message)) {
-        this.log.error({ err: e.message }, "state changed under us: another primary wrote; fencing");
-        this.fence();
-      }
+      if (e instanceof ConflictError) this.requestTick();
       throw e;
     });
   }
@@ -487,9 +487,15 @@ export class Primary {
     }
     const victims: { victimTaskId: string; forTaskId: string; nodeId: string }[] = [];
     const unplaced = new Map<string, string>();
+    const exhausted: TaskInstance[] = [];
     for (const [key, group] of groups) {
       const avoid = new Set(key ? key.split(",") : []);
       const snapNodes = avoid.size ? nodes.filter((n) => !avoid.has(n.id)) : nodes;
+      if (avoid.size && ready.size > 0 && !snapNodes.some((n) => n.state === "ready")) {
+        // The task already failed on every usable node: waiting for a new machine could take forever.
+        exhausted.push(...group);
+        continue;
+      }
       const input: TaskToPlace[] = group.map((t) => {
         const job = this.store.jobs.get(t.jobId)!;
         return { taskId: t.id, jobId: t.jobId, spec: job.spec, ...(job.packageDigest ? { packageDigest: job.packageDigest } : {}) };
@@ -514,6 +520,18 @@ export class Primary {
       if (!t) continue;
       this.sendStop(t, `preempted by ${v.forTaskId}`);
       updates.push(this.withEvent(this.toPending(t, `preempted by ${v.forTaskId}`), "preempted", `preempted by ${v.forTaskId} on ${v.nodeId}`));
+    }
+    for (const t of exhausted) {
+      const job = this.store.jobs.get(t.jobId)!;
+      if (job.spec.type === "service") {
+        // Services keep running: start over on any node, with the backoff of a first restart.
+        updates.push(this.withEvent({ ...t, avoidNodes: undefined, notBefore: now + job.spec.restart.delayMs }, "retry", "failed on every usable node; trying all nodes again"));
+        continue;
+      }
+      const reason = `failed on every usable node (${(t.avoidNodes ?? []).join(", ")}); last: ${t.exit?.reason ?? "unknown"}`;
+      const failed = this.withEvent({ ...t, state: "failed", finishedAt: now, reason }, "failed", reason);
+      updates.push(failed);
+      this.alert("task-failed", `task-failed:${t.id}:${t.attempt}`, { job, task: failed, text: `task ${t.id} failed: ${reason}` });
     }
     for (const t of toPlace) {
       const why = unplaced.get(t.id);
