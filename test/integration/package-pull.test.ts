@@ -107,8 +107,8 @@ describe("package pull, end to end", () => {
     assert.equal(s.extractions, 2);
     assert.equal(s.misses, 2);
     assert.equal(s.integrityFailures, 0);
-    // The cut transfer counted its half, then a full copy came from the other manager.
-    assert.ok(s.bytesFromHttp > a.size + b.size, `bytes ${s.bytesFromHttp}`);
+    // Full copies of both arrived (plus whatever of the cut transfer the client had read before the cut).
+    assert.ok(s.bytesFromHttp >= a.size + b.size, `bytes ${s.bytesFromHttp}`);
     assert.equal(flaky.requests + steady.requests, 3);
     // Nothing half-extracted remains.
     assert.deepEqual((await readdir(join(cacheDir, "packages"))).sort(), [a.digest.slice(7), b.digest.slice(7)].sort());
