@@ -338,7 +338,15 @@ const master = program
   .action(async (o: { config?: string }) => {
     if (!o.config) throw new ValidationError([{ field: "--config", message: "torca master needs --config FILE (or use: torca master status)" }]);
     const { runMaster } = await import("../src/master/master.js");
-    const m = loadConfig(o.config).config.master;
+    const { crashLoopAlert } = await import("../src/master/crashloop-alert.js");
+    const { createAlerter, MemoryAlertLedger } = await import("../src/manager/alerting/index.js");
+    const { alertingConfigFrom } = await import("../src/manager/alerting/wiring.js");
+    const { hostname } = await import("node:os");
+    const full = loadConfig(o.config).config;
+    const m = full.master;
+    // The master has no ZooKeeper session of its own: it alerts straight through the
+    // configured notifiers and routes, deduplicating within this master process.
+    const alerter = createAlerter(alertingConfigFrom(full.manager.alerting), new MemoryAlertLedger());
     if (m.daemons.length === 0) throw new ValidationError([{ field: "master.daemons", message: `${o.config} lists no daemons to supervise` }]);
     const running = runMaster(
       {
@@ -350,9 +358,13 @@ const master = program
         crashLoop: { exits: m.crashLoop.exits, windowMs: m.crashLoop.window },
         stopGraceMs: m.stopGrace,
       },
-      { handleSignals: true },
+      {
+        handleSignals: true,
+        onCrashLoop: (name, exits) => void alerter.raise(crashLoopAlert(hostname(), name, exits, { email: [], sms: [] })).catch(() => undefined),
+      },
     );
     await running.done;
+    await alerter.close();
   });
 
 master

@@ -163,4 +163,49 @@ describe("torca master", { timeout: 120_000 }, () => {
     assert.ok(final.daemons.every((d) => d.state === "stopped"));
     assert.deepEqual(readdirSync(join(dir, "state")), ["master-status.json"], "no temporary files left");
   });
+
+  it("alerts through the configured SMS gateway when a daemon keeps crashing", async () => {
+    const { createServer } = await import("node:http");
+    const received: string[] = [];
+    const gateway = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => {
+        received.push(body);
+        res.end("ok");
+      });
+    });
+    await new Promise<void>((r) => gateway.listen(0, "127.0.0.1", () => r()));
+    const port = (gateway.address() as { port: number }).port;
+    const cfg = join(dir, "crashloop.yaml");
+    writeFileSync(
+      cfg,
+      [
+        "manager:",
+        "  alerting:",
+        `    sms: { url: "http://127.0.0.1:${port}/send" }`,
+        "    routes: [{ kinds: [daemon-crashloop], sms: ['+15550100'] }]",
+        "master:",
+        `  statusDir: ${join(dir, "crash-state")}`,
+        "  backoff: { initial: 50ms, factor: 1, max: 50ms }",
+        "  crashLoop: { exits: 3, window: 1m }",
+        "  daemons:",
+        "    - { name: flapper, command: [/bin/sh, -c, 'exit 3'] }",
+        "",
+      ].join("\n"),
+    );
+    const m = spawn(process.execPath, [BIN, "master", "--config", cfg], { stdio: "ignore", env: { ...process.env, NODE_TEST_CONTEXT: undefined } });
+    try {
+      const deadline = Date.now() + 20_000;
+      while (received.length === 0 && Date.now() < deadline) await sleep(100);
+      assert.equal(received.length, 1, "one crash-loop alert");
+      assert.match(received[0]!, /flapper/);
+      assert.match(received[0]!, /\+15550100/);
+    } finally {
+      const exited = new Promise<void>((r) => m.once("exit", () => r()));
+      m.kill("SIGTERM");
+      await exited;
+      gateway.close();
+    }
+  });
 });
