@@ -336,6 +336,7 @@ export class AgentDaemon {
     this.reporting = true;
     try {
       const zk = this.zk;
+      await this.runner.refreshUsage();
       const ad = await this.ad();
       if (zk?.isConnected) await zk.set(zpaths(this.config.cluster.root).agent(this.id), JSON.stringify(ad)).catch(() => undefined);
       const leader = this.leader;

@@ -5,7 +5,7 @@ import { toTorcaError, UnavailableError } from "../../src/common/errors.js";
 import type { Logger } from "../../src/common/logger.js";
 import type { ReportedTask, TaskDispatch } from "../../src/common/protocol.js";
 import type { ExitInfo } from "../../src/common/types.js";
-import type { Driver, TaskHandle } from "../driver/driver.js";
+import type { Driver, TaskHandle, TaskUsage } from "../driver/driver.js";
 import { instanceName } from "../driver/names.js";
 import type { PackageCache, PackageLease } from "../packages/cache.js";
 import type { PortAllocator } from "./ports.js";
@@ -53,6 +53,8 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   private readonly leases = new Map<string, PackageLease>();
   private readonly tasksDir: string;
   private closing = false;
+  /** Latest cgroup figures of running tasks (refreshed before each report). */
+  private readonly usage = new Map<string, TaskUsage>();
 
   constructor(private readonly o: RunnerOptions) {
     super();
@@ -77,7 +79,20 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       ...(r.startedAt ? { startedAt: r.startedAt } : {}),
       ...(r.finishedAt ? { finishedAt: r.finishedAt } : {}),
       ...(r.error ? { error: r.error } : {}),
+      ...(this.usage.has(r.dispatch.taskId) && r.state === "running" ? { usage: this.usage.get(r.dispatch.taskId)! } : {}),
     }));
+  }
+
+  /** Reads running tasks' usage from their cgroups (tasks without one report none). */
+  async refreshUsage(): Promise<void> {
+    for (const r of this.records.values()) {
+      if (r.state !== "running" || !r.handle) {
+        this.usage.delete(r.dispatch.taskId);
+        continue;
+      }
+      const info = await this.driverFor(r.dispatch).inspect(r.handle).catch(() => undefined);
+      if (info?.usage) this.usage.set(r.dispatch.taskId, info.usage);
+    }
   }
 
   /** Directory of a (task, attempt); stable so logs of old attempts stay findable. */

@@ -77,6 +77,26 @@ describe("the vertical slice: a local cell runs a submitted task end to end", ()
     assert.equal(read.status, "complete", "the backup serves reads from its warm copy");
   });
 
+  test("the agent reports a running task's resource usage from its cgroup", async () => {
+    await c.submit("name: busy\ntype: service\nisolation: process\ncommand: [/bin/sh, -c, 'while :; do :; done']\nresources: { cpu: 0.2, memory: 32MiB }\n");
+    await c.waitJob("busy", (j) => j.taskList[0]?.state === "running", 20_000, "running");
+    const agentUrl = c.cell.daemons.get("agent-1")!.url;
+    type Usage = { cpuNs?: number; memoryBytes?: number; pids?: number };
+    let usage: Usage | undefined;
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      const r = await c.api.get(`${agentUrl}/v1/tasks`).json<{ tasks: { taskId: string; state: string; usage?: Usage }[] }>();
+      usage = r.tasks.find((t) => t.taskId === "busy/0" && t.state === "running")?.usage;
+      if (usage?.cpuNs && usage.cpuNs > 0) break;
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    assert.ok(usage?.cpuNs && usage.cpuNs > 0, `cpu time measured: ${JSON.stringify(usage)}`);
+    assert.ok((usage.memoryBytes ?? 0) > 0, "memory measured");
+    assert.ok((usage.pids ?? 0) >= 1, "pids counted");
+    await c.api.delete(`${await c.primaryUrl()}/v1/jobs/busy`);
+    await c.waitJob("busy", (j) => j.status === "dead", 20_000, "dead");
+  });
+
   test("state lives in ZooKeeper: after the whole cell restarts, the job is still listed", async () => {
     await c.cell.stop();
     await c.cell.start();
