@@ -426,6 +426,30 @@ function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+/** Examples shown under every verb's --help. */
+const EXAMPLES: Record<string, string[]> = {
+  plan: ["torca plan web.yaml", "torca plan web.yaml --json"],
+  jobs: ["torca jobs", "torca jobs --status running --json"],
+  status: ["torca status hello", "torca status web-frontend --json"],
+  tasks: ["torca tasks web-frontend"],
+  kill: ["torca kill web-frontend"],
+  logs: ["torca logs hello/0", "torca logs web-frontend/2 -f --stderr", "torca logs batch/0 --tail 50"],
+  nodes: ["torca nodes", "torca nodes --json"],
+  drain: ["torca drain agent-3", "torca drain agent-3 --undo"],
+  push: ["torca push ./build --name webapp --version 1.2.0"],
+  packages: ["torca packages"],
+  resolve: ["torca resolve demo.web", "torca resolve prod/web.frontend --watch"],
+  alerts: ["torca alerts", "torca alerts --json"],
+  manager: ["torca manager --config config/examples/manager.yaml"],
+  agent: ["torca agent --config config/examples/agent.yaml"],
+  master: ["torca master --config config/examples/host.yaml", "torca master status --dir /var/lib/torca"],
+  up: ["torca up", "torca up --dir /tmp/cell --agents 2 --driver process"],
+};
+for (const cmd of program.commands) {
+  const ex = EXAMPLES[cmd.name()];
+  if (ex) cmd.addHelpText("after", `\nExamples:\n${ex.map((e) => `  ${e}`).join("\n")}`);
+}
+
 async function main(): Promise<void> {
   try {
     await program.parseAsync(process.argv);
