@@ -70,7 +70,17 @@ program
     if (!g().json) process.stderr.write(`submitted ${r.id}; waiting\n`);
     const deadline = Date.now() + Number(o.timeout) * 1000;
     for (;;) {
-      const j = await c.get<JobDetail>(`/v1/jobs/${encodeURIComponent(r.id)}`);
+      let j: JobDetail;
+      try {
+        j = await c.get<JobDetail>(`/v1/jobs/${encodeURIComponent(r.id)}`);
+      } catch (e) {
+        // A backup may not have seen the new job yet (its copy follows by watch): ask again.
+        if (isTorcaError(e) && e.code === "not_found" && Date.now() < deadline) {
+          await sleep(100);
+          continue;
+        }
+        throw e;
+      }
       const running = j.tasks.running ?? 0;
       const done = (j.tasks.completed ?? 0) + (j.tasks.failed ?? 0) + (j.tasks.killed ?? 0) + (j.tasks.lost ?? 0);
       if (j.instances > 1 && !g().json) progress(j.type === "batch" ? "finished" : "running", j.type === "batch" ? done : running, j.instances);
