@@ -204,7 +204,13 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   async updateJob(job: Job): Promise<void> {
     const cur = this.jobEntries.get(job.id);
     if (!cur) throw new ConflictError(`job ${job.id} is not in the state`);
-    const stat = await this.casSet(this.p.job(job.id), JSON.stringify(job), cur.version);
+    let stat;
+    try {
+      stat = await this.casSet(this.p.job(job.id), JSON.stringify(job), cur.version);
+    } catch (e) {
+      if (e instanceof ConflictError) await this.refreshJob(job.id);
+      throw e;
+    }
     this.jobEntries.set(job.id, { value: job, version: stat.version });
     this.jobView.set(job.id, job);
     this.emit("job", job, job.id);
@@ -255,6 +261,17 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     this.emit("task", task, task.id);
   }
 
+  /** Re-reads one job unconditionally (after a conflict showed our copy is behind). */
+  private async refreshJob(jobId: string): Promise<void> {
+    const r = await this.zk.getIfExists(this.p.job(jobId));
+    if (!r) return;
+    const job = JSON.parse(r.data.toString()) as Job;
+    this.jobEntries.set(jobId, { value: job, version: r.stat.version });
+    this.jobView.set(jobId, job);
+    this.log?.warn({ job: jobId, version: r.stat.version }, "job copy was behind ZooKeeper; reloaded");
+    this.emit("job", job, jobId);
+  }
+
   /** Re-reads one task unconditionally (after a conflict showed our copy is behind). */
   private async refreshTask(jobId: string, index: number): Promise<void> {
     const r = await this.zk.getIfExists(this.p.task(jobId, index));
@@ -266,6 +283,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     }
     const t = JSON.parse(r.data.toString()) as TaskInstance;
     m.set(index, { value: t, version: r.stat.version });
+    this.log?.warn({ task: t.id, version: r.stat.version }, "task copy was behind ZooKeeper; reloaded");
     this.emit("task", t, t.id);
   }
 

@@ -375,14 +375,28 @@ export class Primary {
 
   // ---------------------------------------------------------------- the tick
 
+  /** Each phase runs even when an earlier one failed, so one bad record never stalls the whole cell. */
   private async tick(): Promise<void> {
     this.cron.sync(this.store.jobs.values());
-    await this.expandJobs();
-    await this.recoverOrphans();
-    await this.migrateOffDrainingNodes();
-    await this.scheduleAndDispatch();
-    this.resendStops();
-    await this.updateJobStatuses();
+    const phases: [string, () => Promise<void>][] = [
+      ["expand jobs", () => this.expandJobs()],
+      ["recover orphans", () => this.recoverOrphans()],
+      ["migrate off draining nodes", () => this.migrateOffDrainingNodes()],
+      ["schedule and dispatch", () => this.scheduleAndDispatch()],
+      ["resend stops", async () => this.resendStops()],
+      ["update job statuses", () => this.updateJobStatuses()],
+    ];
+    let first: unknown;
+    for (const [name, phase] of phases) {
+      if (this.fenced) return;
+      try {
+        await phase();
+      } catch (e) {
+        first ??= e;
+        this.log.warn({ phase: name, err: e instanceof Error ? e.message : String(e) }, "tick phase failed");
+      }
+    }
+    if (first) throw first;
   }
 
   /**
@@ -463,7 +477,7 @@ export class Primary {
     const now = this.now();
     const pending: TaskInstance[] = [];
     for (const t of this.store.allTasks()) {
-      if (t.desired === "run" && t.state === "pending" && (t.notBefore ?? 0) <= now) pending.push(t);
+      if (t.desired === "run" && t.state === "pending" && (t.notBefore ?? 0) <= now && this.store.jobs.has(t.jobId)) pending.push(t);
     }
     if (pending.length === 0) return;
     const nodes = this.collector.nodes();
@@ -605,14 +619,21 @@ export class Primary {
     if (this.lastStopSent.size > 10_000) this.lastStopSent.clear();
   }
 
+  /** One job's failed write must not hold up the others: errors are collected and the first rethrown. */
   private async updateJobStatuses(): Promise<void> {
-    for (const job of this.store.jobs.values()) {
+    let first: unknown;
+    for (const job of [...this.store.jobs.values()]) {
       const status = deriveJobStatus(job, this.store.tasksOf(job.id));
       if (status === job.status) continue;
       const next: Job = { ...job, status, updatedAt: this.now() };
-      await this.store.updateJob(next);
-      this.bus.publish("job", job.id, next);
+      try {
+        await this.store.updateJob(next);
+        this.bus.publish("job", job.id, next);
+      } catch (e) {
+        first ??= e;
+      }
     }
+    if (first) throw first;
   }
 
   // ---------------------------------------------------------------- helpers
