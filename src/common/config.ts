@@ -15,30 +15,20 @@ import { parseCpu, parseDuration, parseSize } from "./units.js";
  * e.g. TORCA_CLUSTER_ZOOKEEPER, TORCA_MANAGER_LISTEN, TORCA_AGENT_ID.
  */
 
-const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const r = parseDuration(v);
-  if (typeof r === "string") {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: r });
-    return z.NEVER;
-  }
-  return r;
-});
-const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const r = parseSize(v);
-  if (typeof r === "string") {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: r });
-    return z.NEVER;
-  }
-  return r;
-});
-const cpu = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const r = parseCpu(v);
-  if (typeof r === "string") {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: r });
-    return z.NEVER;
-  }
-  return r;
-});
+/** A config value in human units, parsed once here: the parser returns the number or an error message. */
+function unit(parse: (v: unknown) => number | string) {
+  return z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const r = parse(v);
+    if (typeof r === "string") {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: r });
+      return z.NEVER;
+    }
+    return r;
+  });
+}
+const duration = unit(parseDuration);
+const size = unit(parseSize);
+const cpu = unit(parseCpu);
 /** host:port; the host must be given explicitly so nothing listens beyond what the config says. */
 const listen = z.string().regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, "must be host:port, e.g. 127.0.0.1:7300");
 
