@@ -47,12 +47,22 @@ export interface RunnerOptions {
 }
 
 const RECORD_FILE = "record.json";
+const PRUNE_EVERY_MS = 60_000;
+
+async function readRecord(dir: string): Promise<TaskRecord | undefined> {
+  try {
+    return JSON.parse(await readFile(join(dir, RECORD_FILE), "utf8")) as TaskRecord;
+  } catch {
+    return undefined;
+  }
+}
 
 export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   private readonly records = new Map<string, TaskRecord>();
   private readonly leases = new Map<string, PackageLease>();
   private readonly tasksDir: string;
   private closing = false;
+  private lastPrune = 0;
   /** Latest cgroup figures of running tasks (refreshed before each report). */
   private readonly usage = new Map<string, TaskUsage>();
 
@@ -222,23 +232,12 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   /** After an agent restart: re-adopt running tasks and record exits that happened meanwhile. */
   async recover(): Promise<void> {
     await mkdir(this.tasksDir, { recursive: true });
-    const now = Date.now();
-    const retain = this.o.retainExitedMs ?? 3_600_000;
     for (const name of await readdir(this.tasksDir)) {
-      const dir = join(this.tasksDir, name);
-      let r: TaskRecord;
-      try {
-        r = JSON.parse(await readFile(join(dir, RECORD_FILE), "utf8")) as TaskRecord;
-      } catch {
-        continue;
-      }
+      const r = await readRecord(join(this.tasksDir, name));
+      if (!r) continue;
       const prev = this.records.get(r.dispatch.taskId);
       if (prev && prev.dispatch.attempt > r.dispatch.attempt) continue;
       if (r.state === "exited") {
-        if (r.finishedAt && now - r.finishedAt > retain) {
-          await rm(dir, { recursive: true, force: true });
-          continue;
-        }
         this.records.set(r.dispatch.taskId, r);
         continue;
       }
@@ -259,21 +258,33 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
         this.o.cache
           .acquire(r.dispatch.packageDigest)
           .then((lease) => this.leases.set(`${r.dispatch.taskId}#${r.dispatch.attempt}`, lease))
-          .catch(() => undefined);
+          .catch((e) => this.o.log.warn({ task: r.dispatch.taskId, err: (e as Error).message }, "cannot pin the running task's package; the cache may evict it"));
       }
       void this.awaitExit(r, driver).catch((e) => this.o.log.warn({ err: (e as Error).message }, "wait after recovery failed"));
     }
+    await this.prune();
   }
 
-  /** Drops exited records past retention (their directories and logs too). */
+  /**
+   * Removes task directories (record, logs) whose attempt exited longer ago
+   * than the retention, including older attempts no longer in the table.
+   * Scans the disk, so it runs at most once a minute however often it is called.
+   */
   async prune(): Promise<void> {
-    const retain = this.o.retainExitedMs ?? 3_600_000;
     const now = Date.now();
-    for (const [id, r] of this.records) {
-      if (r.state === "exited" && r.finishedAt && now - r.finishedAt > retain) {
-        this.records.delete(id);
-        await rm(r.dir, { recursive: true, force: true });
-      }
+    if (now - this.lastPrune < PRUNE_EVERY_MS) return;
+    this.lastPrune = now;
+    const retain = this.o.retainExitedMs ?? 3_600_000;
+    for (const name of await readdir(this.tasksDir).catch(() => [] as string[])) {
+      const dir = join(this.tasksDir, name);
+      const onDisk = await readRecord(dir);
+      if (!onDisk) continue;
+      const cur = this.records.get(onDisk.dispatch.taskId);
+      const isCurrent = cur?.dispatch.attempt === onDisk.dispatch.attempt;
+      const r = isCurrent ? cur : onDisk;
+      if (r.state !== "exited" || !r.finishedAt || now - r.finishedAt <= retain) continue;
+      if (isCurrent) this.records.delete(r.dispatch.taskId);
+      await rm(dir, { recursive: true, force: true });
     }
   }
 }

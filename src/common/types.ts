@@ -148,6 +148,8 @@ export interface TaskInstance {
   /** Times the task was moved off a node because it kept failing there. */
   migrations: number;
   nodeId?: string;
+  /** The node of the latest attempt, kept after the task leaves it (where its logs are). */
+  lastNodeId?: string;
   /** Restart here (restart policy) instead of asking the scheduler. */
   stickyNode?: string;
   /** Nodes the scheduler must not use for this task (it failed there). */

@@ -143,11 +143,7 @@ export async function bumpEpoch(zk: ZkSession, path: string): Promise<number> {
 
 export async function readLeader(zk: ZkSession, root: string, watch?: () => void): Promise<LeaderInfo | undefined> {
   const p = zpaths(root);
+  // With a watch, the caller also hears when the next leader appears.
   const r = await zk.getIfExists(p.leader, watch ? () => watch() : undefined);
-  if (!r) {
-    // Arm a creation watch so the caller hears about the next leader.
-    if (watch) await zk.exists(p.leader, () => watch());
-    return undefined;
-  }
-  return JSON.parse(r.data.toString()) as LeaderInfo;
+  return r ? (JSON.parse(r.data.toString()) as LeaderInfo) : undefined;
 }

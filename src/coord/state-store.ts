@@ -3,6 +3,7 @@ import { ConflictError, CoordinationError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import type { Job, TaskInstance } from "../common/types.js";
 import { zpaths, type ZPaths } from "./paths.js";
+import { retryRead } from "./read-retry.js";
 import { isZkCode, ZK, type ZkSession } from "./zk.js";
 
 /**
@@ -50,6 +51,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   private readonly jobView = new Map<string, Job>();
   private readonly p: ZPaths;
   private authoritative = false;
+  private needsResync = false;
   private inflight = 0;
   private drainWaiters: (() => void)[] = [];
 
@@ -78,6 +80,11 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
 
   /** Loads everything and arms watches. */
   async start(): Promise<void> {
+    this.zk.on("reconnected", () => {
+      if (!this.needsResync || this.authoritative) return;
+      this.needsResync = false;
+      void this.track(() => this.resync());
+    });
     await this.zk.ensurePath(this.p.jobs);
     await this.track(() => this.loadJobList());
     await this.drained();
@@ -96,11 +103,15 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     this.authoritative = true;
   }
 
+  /** Runs a (retried) read, counted so `drained()` can wait for it; a read given up on triggers a resync on reconnect. */
   private track(fn: () => Promise<void>): Promise<void> {
     this.inflight++;
-    return fn()
-      .catch((e) => {
-        if (this.zk.isAlive) this.log?.warn({ err: (e as Error).message }, "state read failed");
+    return retryRead(fn, () => this.zk.isAlive)
+      .then((ok) => {
+        if (!ok && this.zk.isAlive) {
+          this.log?.warn("state read failed repeatedly; the copy resyncs on the next reconnect");
+          this.needsResync = true;
+        }
       })
       .finally(() => {
         this.inflight--;
@@ -119,6 +130,16 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
 
   private watchOrNot(fn: () => void): (() => void) | undefined {
     return this.authoritative ? undefined : fn;
+  }
+
+  /** Re-reads every job and task list (re-arming their watches) after reads were given up. */
+  private async resync(): Promise<void> {
+    await this.loadJobList();
+    for (const id of [...this.jobEntries.keys()]) {
+      await this.loadJob(id);
+      await this.loadTaskList(id);
+      for (const i of this.taskEntries.get(id)?.keys() ?? []) await this.loadTask(id, i);
+    }
   }
 
   private async loadJobList(): Promise<void> {

@@ -303,7 +303,21 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
     return r;
   }
 
+  /**
+   * Reads a node if it exists. With a watch, the caller also hears of the
+   * node's creation: ZooKeeper leaves no data watch on a missing node, so an
+   * exists watch is armed instead (and the read retried if it appeared meanwhile).
+   */
   async getIfExists(path: string, watch?: (ev: WatchEvent) => void): Promise<{ data: Buffer; stat: ZkStat } | undefined> {
+    for (let tries = 0; tries < 3; tries++) {
+      const r = await this.getOnce(path, watch);
+      if (r || !watch) return r;
+      if (!(await this.exists(path, watch))) return undefined;
+    }
+    return this.getOnce(path, watch);
+  }
+
+  private async getOnce(path: string, watch?: (ev: WatchEvent) => void): Promise<{ data: Buffer; stat: ZkStat } | undefined> {
     this.check("get", path);
     return new Promise((resolve, reject) => {
       const cb: DataCb = (rc, error, stat, data) => {

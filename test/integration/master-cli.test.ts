@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { runTorca, TORCA_BIN } from "../harness/cli.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { loadConfig } from "../../src/common/config.js";
 import type { MasterStatusReading } from "../../src/master/status.js";
@@ -14,23 +15,7 @@ import type { MasterStatusReading } from "../../src/master/status.js";
  */
 
 const ROOT = resolve(new URL("../../..", import.meta.url).pathname);
-const BIN = join(ROOT, "bin", "torca.js");
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolveP, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NODE_TEST_CONTEXT: undefined } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    const t = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    child.once("error", reject);
-    child.once("close", (code) => {
-      clearTimeout(t);
-      resolveP({ code, stdout, stderr });
-    });
-  });
-}
 
 function alive(pid: number): boolean {
   try {
@@ -62,7 +47,7 @@ describe("torca master", { timeout: 120_000 }, () => {
   });
 
   async function status(): Promise<MasterStatusReading> {
-    const r = await run(["--json", "master", "status", "--dir", join(dir, "state")]);
+    const r = await runTorca(["--json", "master", "status", "--dir", join(dir, "state")]);
     assert.ok(r.code === 0 || r.code === 1, r.stderr);
     return JSON.parse(r.stdout) as MasterStatusReading;
   }
@@ -96,11 +81,11 @@ describe("torca master", { timeout: 120_000 }, () => {
   it("refuses bad master configs with exit code 2", async () => {
     const bad = join(dir, "bad.yaml");
     writeFileSync(bad, "master:\n  daemons:\n    - { name: a, command: [x] }\n    - { name: a, command: [y] }\n");
-    const dup = await run(["master", "--config", bad]);
+    const dup = await runTorca(["master", "--config", bad]);
     assert.equal(dup.code, 2);
     assert.match(dup.stderr, /master\.daemons: daemon names must be unique/);
     writeFileSync(bad, "master:\n  daemons: []\n");
-    const none = await run(["master", "--config", bad]);
+    const none = await runTorca(["master", "--config", bad]);
     assert.equal(none.code, 2);
     assert.match(none.stderr, /lists no daemons/);
   });
@@ -124,7 +109,7 @@ describe("torca master", { timeout: 120_000 }, () => {
         "",
       ].join("\n"),
     );
-    master = spawn(process.execPath, [BIN, "master", "--config", cfg], { stdio: ["ignore", "ignore", "ignore"], env: { ...process.env, NODE_TEST_CONTEXT: undefined, TORCA_LOG_LEVEL: "warn" } });
+    master = spawn(process.execPath, [TORCA_BIN, "master", "--config", cfg], { stdio: ["ignore", "ignore", "ignore"], env: { ...process.env, NODE_TEST_CONTEXT: undefined, TORCA_LOG_LEVEL: "warn" } });
     const masterExited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => master!.once("exit", (code, signal) => r({ code, signal })));
 
     const up = await waitStatus("both daemons running", (s) => s.running && s.daemons.length === 2 && s.daemons.every((d) => d.state === "running" && d.pid !== undefined));
@@ -141,7 +126,7 @@ describe("torca master", { timeout: 120_000 }, () => {
     assert.equal(w.lastExit?.signal, "SIGKILL");
     assert.ok(!alive(firstPid));
 
-    const human = await run(["master", "status", "--dir", join(dir, "state")]);
+    const human = await runTorca(["master", "status", "--dir", join(dir, "state")]);
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, new RegExp(`master pid ${master.pid}: running`));
     assert.match(human.stdout, new RegExp(`worker\\s+running\\s+pid ${w.pid}\\s+restarts 1 .*last exit signal SIGKILL`));
@@ -155,7 +140,7 @@ describe("torca master", { timeout: 120_000 }, () => {
     assert.ok(Date.now() - t0 >= 2500, "the stubborn daemon was given its grace period before SIGKILL");
     for (const pid of pids) assert.ok(!alive(pid), `daemon ${pid} is gone`);
 
-    const after = await run(["--json", "master", "status", "--dir", join(dir, "state")]);
+    const after = await runTorca(["--json", "master", "status", "--dir", join(dir, "state")]);
     assert.equal(after.code, 1, "a stopped master is reported with exit code 1");
     const final = JSON.parse(after.stdout) as MasterStatusReading;
     assert.equal(final.state, "stopped");
@@ -194,7 +179,7 @@ describe("torca master", { timeout: 120_000 }, () => {
         "",
       ].join("\n"),
     );
-    const m = spawn(process.execPath, [BIN, "master", "--config", cfg], { stdio: "ignore", env: { ...process.env, NODE_TEST_CONTEXT: undefined } });
+    const m = spawn(process.execPath, [TORCA_BIN, "master", "--config", cfg], { stdio: "ignore", env: { ...process.env, NODE_TEST_CONTEXT: undefined } });
     try {
       const deadline = Date.now() + 20_000;
       while (received.length === 0 && Date.now() < deadline) await sleep(100);

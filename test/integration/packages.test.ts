@@ -1,9 +1,9 @@
+import { runTorca } from "../harness/cli.js";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { zookeeperInstalled } from "../../src/cell/zookeeper-server.js";
@@ -16,30 +16,8 @@ import { batchJob, startTestCell, type TestCell } from "../harness/cell.js";
  * the unpacked package, pulled once by the agent's cache.
  */
 
-const BIN = resolve(new URL("../../../bin/torca.js", import.meta.url).pathname);
 const LIMIT = 256 * 1024;
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function torca(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
-  return new Promise((resolveP, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env, NODE_TEST_CONTEXT: undefined }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    const t = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.once("error", reject);
-    child.once("close", (code) => {
-      clearTimeout(t);
-      resolveP({ code, stdout, stderr });
-    });
-  });
-}
 
 interface PackageEntry {
   name: string;
@@ -90,7 +68,7 @@ describe("packages: push, registry, blobs, and a job running from a package", { 
   it("torca push uploads the package and records name@version", async () => {
     const dir = join(work, "demo");
     makePackage(dir, "hello");
-    const r = await torca(["--json", "push", dir, "--name", "demo", "--version", "1.0"], env);
+    const r = await runTorca(["--json", "push", dir, "--name", "demo", "--version", "1.0"], env);
     assert.equal(r.code, 0, r.stderr);
     const pushed = JSON.parse(r.stdout) as PackageEntry & { created: boolean };
     assert.match(pushed.digest, /^sha256:[0-9a-f]{64}$/);
@@ -98,7 +76,7 @@ describe("packages: push, registry, blobs, and a job running from a package", { 
     assert.ok(pushed.size > 0);
     digest = pushed.digest;
 
-    const list = await torca(["--json", "packages"], env);
+    const list = await runTorca(["--json", "packages"], env);
     assert.equal(list.code, 0, list.stderr);
     const pkgs = JSON.parse(list.stdout) as PackageEntry[];
     assert.deepEqual(pkgs.map((p) => [p.name, p.version, p.digest, p.size]), [["demo", "1.0", digest, pushed.size]]);
@@ -106,7 +84,7 @@ describe("packages: push, registry, blobs, and a job running from a package", { 
   });
 
   it("re-pushing the same content is idempotent; different content for the same version is a conflict", async () => {
-    const same = await torca(["--json", "push", join(work, "demo"), "--name", "demo", "--version", "1.0"], env);
+    const same = await runTorca(["--json", "push", join(work, "demo"), "--name", "demo", "--version", "1.0"], env);
     assert.equal(same.code, 0, same.stderr);
     const again = JSON.parse(same.stdout) as { digest: string; created: boolean };
     assert.equal(again.digest, digest, "a deterministic pack of the same tree has the same digest");
@@ -114,11 +92,11 @@ describe("packages: push, registry, blobs, and a job running from a package", { 
 
     const other = join(work, "demo-changed");
     makePackage(other, "changed");
-    const conflict = await torca(["push", other, "--name", "demo", "--version", "1.0"], env);
+    const conflict = await runTorca(["push", other, "--name", "demo", "--version", "1.0"], env);
     assert.equal(conflict.code, 1);
     assert.match(conflict.stderr, /already exists with digest/);
 
-    const fresh = await torca(["--json", "push", other, "--name", "demo", "--version", "1.1"], env);
+    const fresh = await runTorca(["--json", "push", other, "--name", "demo", "--version", "1.1"], env);
     assert.equal(fresh.code, 0, fresh.stderr);
     assert.notEqual((JSON.parse(fresh.stdout) as { digest: string }).digest, digest);
 
@@ -163,7 +141,7 @@ describe("packages: push, registry, blobs, and a job running from a package", { 
     const dir = join(work, "huge");
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, "noise.bin"), randomBytes(4 * LIMIT));
-    const r = await torca(["push", dir, "--name", "huge", "--version", "1"], env);
+    const r = await runTorca(["push", dir, "--name", "huge", "--version", "1"], env);
     assert.notEqual(r.code, 0);
     const list = await tc.api.get(`${await tc.primaryUrl()}/v1/packages`).json<{ packages: PackageEntry[] }>();
     assert.ok(!list.packages.some((p) => p.name === "huge"));

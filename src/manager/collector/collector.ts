@@ -3,6 +3,7 @@ import type { Logger } from "../../common/logger.js";
 import { AgentAdSchema, type AgentAd, type AgentReport } from "../../common/protocol.js";
 import type { NodeInfo, NodeState } from "../../common/types.js";
 import { zpaths, type ZPaths } from "../../coord/paths.js";
+import { retryRead } from "../../coord/read-retry.js";
 import type { ZkSession } from "../../coord/zk.js";
 
 /**
@@ -77,7 +78,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
 
   private async loadAgentList(): Promise<void> {
     if (this.closed) return;
-    const ids = await this.zk.children(this.p.agents, () => void this.loadAgentList().catch((e) => this.warn(e)));
+    const ids = await this.zk.children(this.p.agents, () => this.retrying(() => this.loadAgentList()));
     const live = new Set(ids);
     for (const id of [...this.ads.keys()]) {
       if (!live.has(id)) {
@@ -85,13 +86,13 @@ export class Collector extends EventEmitter<CollectorEvents> {
         this.refresh(id);
       }
     }
-    await Promise.all(ids.filter((id) => !this.ads.has(id)).map((id) => this.loadAgent(id).catch((e) => this.warn(e))));
+    await Promise.all(ids.filter((id) => !this.ads.has(id)).map((id) => this.loadAgent(id)));
   }
 
   private async loadAgent(id: string): Promise<void> {
     if (this.closed) return;
     const r = await this.zk.getIfExists(this.p.agent(id), (ev) => {
-      if (ev === "changed") void this.loadAgent(id).catch((e) => this.warn(e));
+      if (ev === "changed" || ev === "created") this.retrying(() => this.loadAgent(id));
     });
     if (!r) {
       this.ads.delete(id);
@@ -115,13 +116,10 @@ export class Collector extends EventEmitter<CollectorEvents> {
   private async loadAdmin(id: string): Promise<void> {
     if (this.closed) return;
     const r = await this.zk.getIfExists(this.p.node(id), (ev) => {
-      if (ev === "changed" || ev === "created") void this.loadAdmin(id).then(() => this.refresh(id)).catch((e) => this.warn(e));
+      // getIfExists also reports the node's creation: a first drain set by the primary reaches backups.
+      if (ev === "changed" || ev === "created") this.retrying(() => this.loadAdmin(id).then(() => this.refresh(id)));
     });
-    if (r) this.admin.set(id, JSON.parse(r.data.toString()) as AdminState);
-    else {
-      // Arm a creation watch so a drain set by another manager is seen.
-      if (!this.admin.has(id)) this.admin.set(id, { drain: false });
-    }
+    this.admin.set(id, r ? (JSON.parse(r.data.toString()) as AdminState) : { drain: false });
   }
 
   private refresh(id: string): void {
@@ -158,7 +156,10 @@ export class Collector extends EventEmitter<CollectorEvents> {
     } else this.emit("node-changed", info);
   }
 
-  private warn(e: unknown): void {
-    if (!this.closed && this.zk.isAlive) this.log?.warn({ err: (e as Error).message }, "collector read failed");
+  /** Watch-driven reads are retried: a dropped one would leave that node's picture frozen. */
+  private retrying(read: () => Promise<void>): void {
+    void retryRead(read, () => this.zk.isAlive && !this.closed).then((ok) => {
+      if (!ok && !this.closed && this.zk.isAlive) this.log?.warn("collector read failed repeatedly; waiting for the next change");
+    });
   }
 }

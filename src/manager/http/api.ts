@@ -137,8 +137,8 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
   r.get("/v1/tasks/:id/logs", read, async (ctx) => {
     const store = requireStore(v);
     const t = findTask(store, ctx.params.id!);
-    if (!t.nodeId && !t.events.length) throw new NotFoundError("logs of task", t.id);
-    const nodeId = t.nodeId ?? [...t.events].reverse().map((e) => /on (\S+)$/.exec(e.message)?.[1]).find(Boolean);
+    const nodeId = t.nodeId ?? t.lastNodeId;
+    if (!nodeId || t.attempt === 0) throw new NotFoundError("logs of task", t.id);
     const node = nodeId ? v.collector()?.node(nodeId) : undefined;
     if (!node || node.state === "lost") throw new UnavailableError(`the node that ran ${t.id} (${nodeId ?? "none"}) is not reachable`);
     const q = new URLSearchParams();

@@ -195,6 +195,7 @@ export class Primary {
       for (const t of this.store.tasksOf(jobId)) {
         if (t.desired === "stop") continue;
         if (t.state === "pending") {
+          this.lastPlan.delete(t.id);
           stops.push(this.withEvent({ ...t, desired: "stop", state: "killed", finishedAt: this.now(), reason: "job killed" }, "killed", "job killed before it started"));
         } else if (!TERMINAL_TASK_STATES.has(t.state)) {
           stops.push(this.withEvent({ ...t, desired: "stop" }, "kill", "job killed: stopping"));
@@ -240,7 +241,7 @@ export class Primary {
       const current = t && t.nodeId === nodeId && t.attempt === rt.attempt && (t.state === "dispatched" || t.state === "running");
       if (!current) {
         // Level-triggered: whatever the agent runs that we did not ask for stops.
-        if (rt.state !== "exited") this.sendStop({ id: rt.taskId, attempt: rt.attempt, nodeId } as TaskInstance, "not assigned to this node");
+        if (rt.state !== "exited") this.sendStop({ id: rt.taskId, attempt: rt.attempt, nodeId }, "not assigned to this node");
         continue;
       }
       seen.add(t.id);
@@ -559,7 +560,7 @@ export class Primary {
     // Record the dispatch durably (new attempt) before telling the agent.
     const dispatched = bound.map(({ task, nodeId }) =>
       this.withEvent(
-        { ...this.latest(task), state: "dispatched" as const, nodeId, attempt: task.attempt + 1, dispatchedAt: now, stickyNode: undefined, reason: undefined, notBefore: undefined, exit: undefined },
+        { ...this.latest(task), state: "dispatched" as const, nodeId, lastNodeId: nodeId, attempt: task.attempt + 1, dispatchedAt: now, stickyNode: undefined, reason: undefined, notBefore: undefined, exit: undefined },
         "dispatched",
         `attempt ${task.attempt + 1} on ${nodeId}`,
       ),
