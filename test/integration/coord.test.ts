@@ -46,7 +46,9 @@ describe("coordination layer on a real ZooKeeper", () => {
     const b = await open();
     await a.ensurePath("/t/eph");
     await a.create("/t/eph/node", "x", "ephemeral");
-    const gone = new Promise<string>((r) => void b.exists("/t/eph/node", (ev) => r(ev)));
+    let heard!: (ev: string) => void;
+    const gone = new Promise<string>((r) => (heard = r));
+    assert.ok(await b.exists("/t/eph/node", (ev) => heard(ev)), "the watch is armed on the live node before its owner goes");
     a.close();
     assert.equal(await within(gone, 10_000, "the deletion watch"), "deleted");
     assert.equal(await b.exists("/t/eph/node"), undefined);
