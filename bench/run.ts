@@ -3,6 +3,9 @@
  * lines. Figures are measured, never asserted. Benches that need something this
  * machine lacks (root, lxc) say so and are skipped.
  */
+import { benchAgentLoss, benchTakeover } from "./cell-failover.js";
+import { benchSubmitToRunning } from "./cell-latency.js";
+import { benchBatchThroughput } from "./cell-throughput.js";
 import { benchDriverStart } from "./driver-start.js";
 import { benchNaming } from "./naming.js";
 import { benchPackagePull } from "./package-pull.js";
@@ -16,6 +19,10 @@ function print(section: string, r: Record<string, number | string> | string[]): 
 
 const benches: [string, () => Promise<Record<string, number | string> | string[]>][] = [
   ["P1 scheduler", benchScheduler],
+  ["P2 submit to running", () => benchSubmitToRunning()],
+  ["P3 batch throughput", () => benchBatchThroughput()],
+  ["P4 takeover", () => benchTakeover()],
+  ["P5 agent loss", () => benchAgentLoss()],
   ["P6 naming", benchNaming],
   ["P8 package pull", benchPackagePull],
   ["driver start latency and throughput", () => benchDriverStart(30)],

@@ -40,6 +40,8 @@ export interface LocalCellOptions {
   env?: NodeJS.ProcessEnv;
   /** Agents stop their tasks when they are stopped (torca up's Ctrl-C leaves no orphans). */
   stopTasksOnExit?: boolean;
+  /** Extra node flags for every daemon (benches profile with `--cpu-prof`, which NODE_OPTIONS refuses). */
+  nodeArgs?: string[];
 }
 
 export interface Daemon {
@@ -153,7 +155,7 @@ export class LocalCell {
     mkdirSync(logDir, { recursive: true });
     const fd = openSync(join(logDir, `${id}.log`), "a");
     const extra = d.kind === "agent" && this.o.stopTasksOnExit ? ["--stop-tasks-on-exit"] : [];
-    d.process = spawn(process.execPath, ["--enable-source-maps", BIN, d.kind, "--config", d.config, ...extra], {
+    d.process = spawn(process.execPath, ["--enable-source-maps", ...(this.o.nodeArgs ?? []), BIN, d.kind, "--config", d.config, ...extra], {
       stdio: ["ignore", fd, fd],
       env: { ...process.env, ...(this.o.env ?? {}), TORCA_LOG_LEVEL: process.env.TORCA_LOG_LEVEL ?? "info", NODE_TEST_CONTEXT: undefined },
     });

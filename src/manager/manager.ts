@@ -222,7 +222,6 @@ export class ManagerDaemon {
       term.store,
       term.collector,
       new HttpDispatcher(this.adminToken, this.log),
-      this.bus,
       {
         epoch: info.epoch,
         schedulerIntervalMs: m.schedulerInterval,

@@ -15,7 +15,6 @@ import {
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
-import type { EventBus } from "../events.js";
 import { CronScheduler } from "../cron/cron.js";
 import { decideAfterExit } from "../lifecycle/restart-policy.js";
 import { placeTasks, type Allocation, type PlacementResult, type TaskToPlace } from "../scheduler/index.js";
@@ -25,6 +24,9 @@ import { deriveJobStatus } from "./job-status.js";
  * The primary's control loop. Only the elected primary runs one, and it stops
  * for good the moment its ZooKeeper session is lost (`fence()`): from then on
  * it neither writes nor dispatches.
+ *
+ * Events reach the event stream from the state copy's change events (in
+ * manager.ts), on the primary and the backups alike, so none is published here.
  *
  * All mutations (ticks, agent reports, API writes) run one at a time through
  * `serial`, so the in-memory copy and ZooKeeper never disagree about order.
@@ -64,7 +66,6 @@ export class Primary {
     private readonly store: ZkStateStore,
     private readonly collector: Collector,
     private readonly dispatcher: Dispatcher,
-    private readonly bus: EventBus,
     private readonly opts: PrimaryOptions,
     private readonly log: Logger,
     private readonly alert: AlertSink = () => undefined,
@@ -176,7 +177,6 @@ export class Primary {
         ...(spec.schedule ? { cron: { runs: 0 } } : {}),
       };
       await this.store.createJob(job);
-      this.bus.publish("job", id, job);
       this.requestTick();
       return job;
     });
@@ -189,7 +189,6 @@ export class Primary {
       if (job.desired !== "stop") {
         const next: Job = { ...job, desired: "stop", updatedAt: this.now() };
         await this.store.updateJob(next);
-        this.bus.publish("job", jobId, next);
       }
       const stops: TaskInstance[] = [];
       for (const t of this.store.tasksOf(jobId)) {
@@ -331,7 +330,6 @@ export class Primary {
       if (job) this.alert("task-lost", `task-lost:${t.id}:${t.attempt}`, { job, task: t, node: n, text: `task ${t.id} lost with node ${n.id}; rescheduling` });
     }
     this.alert("node-lost", `node-lost:${n.id}:${n.lastReportAt}`, { node: n, text: `node ${n.id} (${n.host}) lost; ${updates.length} task(s) affected` });
-    this.bus.publish("node", n.id, n);
     await this.putTasks(updates);
     this.requestTick();
   }
@@ -368,7 +366,6 @@ export class Primary {
       const next: Job = { ...job, cron: { lastFiring: at, runs: cron.runs + 1 }, updatedAt: this.now() };
       await this.store.updateJob(next);
       this.log.info({ job: jobId, run: cron.runs + 1, at: new Date(at).toISOString(), catchUp }, "cron fired");
-      this.bus.publish("job", jobId, next);
       await this.expandJobs();
       this.requestTick();
     });
@@ -498,7 +495,9 @@ export class Primary {
     const groups = new Map<string, TaskInstance[]>();
     for (const t of toPlace) {
       const key = (t.avoidNodes ?? []).join(",");
-      groups.set(key, [...(groups.get(key) ?? []), t]);
+      const g = groups.get(key);
+      if (g) g.push(t);
+      else groups.set(key, [t]);
     }
     const victims: { victimTaskId: string; forTaskId: string; nodeId: string }[] = [];
     const unplaced = new Map<string, string>();
@@ -566,8 +565,14 @@ export class Primary {
       ),
     );
     for (const t of dispatched) this.lastPlan.delete(t.id);
-    await this.putTasks(dispatched);
-    for (const t of dispatched) this.dispatchNow(t, ready.get(t.nodeId!) ?? this.collector.node(t.nodeId!)!);
+    // Chunk by chunk, each sent once durable: agents start on the first tasks
+    // while the rest are still being written (a 1,000-instance job no longer
+    // waits for all 1,000 writes before anything runs).
+    for (let i = 0; i < dispatched.length; i += WRITE_PARALLELISM) {
+      const chunk = dispatched.slice(i, i + WRITE_PARALLELISM);
+      await this.putTasks(chunk);
+      for (const t of chunk) this.dispatchNow(t, ready.get(t.nodeId!) ?? this.collector.node(t.nodeId!)!);
+    }
   }
 
   private latest(t: TaskInstance): TaskInstance {
@@ -629,7 +634,6 @@ export class Primary {
       const next: Job = { ...job, status, updatedAt: this.now() };
       try {
         await this.store.updateJob(next);
-        this.bus.publish("job", job.id, next);
       } catch (e) {
         first ??= e;
       }
@@ -651,7 +655,6 @@ export class Primary {
     for (let i = 0; i < tasks.length; i += WRITE_PARALLELISM) {
       await Promise.all(tasks.slice(i, i + WRITE_PARALLELISM).map((t) => this.store.putTask(t)));
     }
-    for (const t of tasks) this.bus.publish("task", t.id, t);
   }
 }
 

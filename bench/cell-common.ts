@@ -1,0 +1,149 @@
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Got } from "got";
+import { LocalCell, type LocalCellOptions } from "../src/cell/local-cell.js";
+import { createHttpClient } from "../src/common/http.js";
+import type { ClusterEvent } from "../src/manager/events.js";
+
+/**
+ * Shared set-up of the live-cell benches (P2–P5): a real local cell (ZooKeeper,
+ * managers and agents as processes) in a temporary directory, an API client,
+ * and a reader of the primary's event stream, so latencies are taken from the
+ * moment the primary has recorded a change, not from a polling interval.
+ */
+
+export interface BenchCell {
+  cell: LocalCell;
+  api: Got;
+  primaryUrl(): Promise<string>;
+  submit(yaml: string): Promise<{ id: string }>;
+  close(): Promise<void>;
+}
+
+export async function startBenchCell(opts: Partial<LocalCellOptions> = {}): Promise<BenchCell> {
+  const dir = mkdtempSync(join(tmpdir(), "torca-bench-"));
+  const cell = new LocalCell({ managers: 2, agents: 1, agentDriver: "auto", sessionTimeout: "2s", tickTimeMs: 1000, reportInterval: "2s", stopTasksOnExit: true, env: { TORCA_LOG_LEVEL: "warn" }, ...opts, dir });
+  const close = async () => {
+    await cell.stop().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await cell.start();
+    await cell.waitForNodes(opts.agents ?? 1, 60_000);
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  const api = createHttpClient({ token: cell.token, timeoutMs: 30_000, retries: 0, followRedirect: false });
+  const primaryUrl = async () => (await cell.waitForPrimary(30_000)).url;
+  return {
+    cell,
+    api,
+    primaryUrl,
+    async submit(yaml) {
+      return api.post(`${await primaryUrl()}/v1/jobs`, { body: yaml, headers: { "content-type": "application/yaml" } }).json<{ id: string }>();
+    },
+    close,
+  };
+}
+
+export interface TaskEventData {
+  id: string;
+  jobId: string;
+  state: string;
+  attempt: number;
+  nodeId?: string;
+}
+
+/**
+ * Follows `GET /v1/events` on one manager; `until(pred)` resolves with the time
+ * (ms, monotonic) the first matching task event arrived.
+ */
+export class EventWatcher {
+  private readonly waiters: { pred: (t: TaskEventData) => boolean; resolve: (at: number) => void }[] = [];
+  private buffer = "";
+  private stream?: ReturnType<Got["stream"]>;
+  readonly all: { at: number; task: TaskEventData }[] = [];
+
+  constructor(private readonly api: Got, private readonly url: string, private readonly keep = false) {}
+
+  async open(): Promise<void> {
+    const s = this.api.stream(`${this.url}/v1/events`, { timeout: {}, retry: { limit: 0 } });
+    this.stream = s;
+    await new Promise<void>((resolve, reject) => {
+      s.once("response", () => resolve());
+      s.once("error", reject);
+    });
+    s.on("error", () => undefined);
+    s.on("data", (chunk: Buffer) => this.onData(chunk.toString()));
+  }
+
+  private onData(text: string): void {
+    this.buffer += text;
+    let end;
+    while ((end = this.buffer.indexOf("\n\n")) >= 0) {
+      const block = this.buffer.slice(0, end);
+      this.buffer = this.buffer.slice(end + 2);
+      const data = block.split("\n").find((l) => l.startsWith("data: "));
+      if (!data) continue;
+      const e = JSON.parse(data.slice(6)) as ClusterEvent;
+      if (e.type !== "task") continue;
+      const at = nowMs();
+      const task = e.data as TaskEventData;
+      if (this.keep) this.all.push({ at, task });
+      for (let i = this.waiters.length - 1; i >= 0; i--) {
+        const w = this.waiters[i]!;
+        if (w.pred(task)) {
+          this.waiters.splice(i, 1);
+          w.resolve(at);
+        }
+      }
+    }
+  }
+
+  until(pred: (t: TaskEventData) => boolean, timeoutMs: number, what: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = this.waiters.findIndex((w) => w.resolve === done);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(new Error(`${what}: not seen within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = (at: number) => {
+        clearTimeout(timer);
+        resolve(at);
+      };
+      this.waiters.push({ pred, resolve: done });
+    });
+  }
+
+  close(): void {
+    this.stream?.destroy();
+  }
+}
+
+export function nowMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+export function quantile(values: number[], q: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? NaN;
+}
+
+export const round = (x: number, digits = 1): number => Number(x.toFixed(digits));
+
+/** True when this machine can run LXC tasks (root and lxc-execute). */
+export function lxcUsable(): boolean {
+  return process.getuid?.() === 0 && spawnable("lxc-execute");
+}
+
+function spawnable(cmd: string): boolean {
+  return (process.env.PATH ?? "").split(":").some((d) => {
+    try {
+      return statSync(join(d, cmd)).isFile();
+    } catch {
+      return false;
+    }
+  });
+}

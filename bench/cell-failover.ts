@@ -1,0 +1,141 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { HTTPError } from "got";
+import { EventWatcher, nowMs, quantile, round, startBenchCell, type BenchCell } from "./cell-common.js";
+
+/**
+ * P4: SIGKILL of the primary → the backup accepts a write (201 on a submit),
+ * median of 5 takeovers, with a 2 s ZooKeeper session. The killed manager is
+ * restarted as the next backup before each round.
+ *
+ * P5: SIGKILL of an agent → every task it ran is recorded running on another
+ * agent (median of 3), same session.
+ */
+
+const SESSION = "2s";
+
+type Leader = { id: string; url: string; isPrimary: boolean };
+
+async function leaderAt(c: BenchCell, url: string): Promise<Leader | undefined> {
+  try {
+    return await c.api.get(`${url}/v1/leader`, { timeout: { request: 500 } }).json<Leader>();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Waits until `id` runs as a backup that follows the current primary. */
+async function waitBackup(c: BenchCell, url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const l = await leaderAt(c, url);
+    if (l && !l.isPrimary && l.url !== url) return;
+    await sleep(100);
+  }
+  throw new Error(`${url} did not come back as a backup within ${timeoutMs} ms`);
+}
+
+/** POSTs a job to `url` until it answers 201; returns when it did. Bounded by `timeoutMs`. */
+async function firstAcceptedWrite(c: BenchCell, url: string, name: string, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  const body = `name: ${name}\ntype: batch\nisolation: process\ncommand: ["/bin/true"]\nresources: { cpu: 10m, memory: 8MiB }\n`;
+  while (Date.now() < deadline) {
+    try {
+      const r = await c.api.post(`${url}/v1/jobs`, { body, headers: { "content-type": "application/yaml" }, timeout: { request: 2000 } });
+      if (r.statusCode === 201) return nowMs();
+    } catch (e) {
+      // 307 (still a backup, naming the dead primary) or 503 (no primary yet): not accepted.
+      if (!(e instanceof HTTPError) && !(e instanceof Error)) throw e;
+    }
+    await sleep(10);
+  }
+  throw new Error(`no manager accepted a write within ${timeoutMs} ms`);
+}
+
+export async function benchTakeover(rounds = 5): Promise<Record<string, number | string>> {
+  const c = await startBenchCell({ managers: 2, agents: 1, sessionTimeout: SESSION, agentDriver: "process" });
+  const ms: number[] = [];
+  try {
+    for (let i = 0; i < rounds; i++) {
+      const p = await c.cell.waitForPrimary(30_000);
+      const victim = c.cell.layout.managers.find((m) => p.url.endsWith(`:${m.port}`))!;
+      const survivor = c.cell.managerUrls.find((u) => u !== p.url)!;
+      await waitBackup(c, survivor, 30_000);
+      const t0 = nowMs();
+      await c.cell.stopDaemon(victim.id, "SIGKILL");
+      const t1 = await firstAcceptedWrite(c, survivor, `p4-${i}`, 30_000);
+      ms.push(t1 - t0);
+      c.cell.startDaemon(victim.id);
+      await waitBackup(c, p.url, 30_000);
+    }
+  } finally {
+    await c.close();
+  }
+  return {
+    "P4 takeover: primary SIGKILL → backup accepts a write, median (ms)": round(quantile(ms, 0.5), 0),
+    "P4 takeover min / max (ms)": `${round(Math.min(...ms), 0)} / ${round(Math.max(...ms), 0)}`,
+    "P4 rounds": ms.length,
+    "P4 session timeout": SESSION,
+  };
+}
+
+export async function benchAgentLoss(rounds = 3): Promise<Record<string, number | string>> {
+  const c = await startBenchCell({ managers: 2, agents: 2, sessionTimeout: SESSION, agentDriver: "process" });
+  const ms: number[] = [];
+  let moved = 0;
+  try {
+    for (let i = 0; i < rounds; i++) {
+      const url = await c.primaryUrl();
+      const id = `p5-${i}`;
+      const events = new EventWatcher(c.api, url, true);
+      await events.open();
+      try {
+        const instances = 4;
+        const placed = new Map<string, { node: string; running: boolean }>();
+        const allRunning = events.until(
+          (t) => {
+            if (t.jobId !== id) return false;
+            placed.set(t.id, { node: t.nodeId ?? "", running: t.state === "running" });
+            return placed.size === instances && [...placed.values()].every((x) => x.running);
+          },
+          30_000,
+          `${id} running`,
+        );
+        await c.submit(`name: ${id}\ntype: service\nisolation: process\ninstances: ${instances}\ncommand: ["/bin/sleep", "600"]\nresources: { cpu: 10m, memory: 8MiB }\n`);
+        await allRunning;
+        const victim = [...placed.values()][0]!.node;
+        const onVictim = new Set([...placed].filter(([, v]) => v.node === victim).map(([k]) => k));
+        const elsewhere = new Set<string>();
+        const rescued = events.until(
+          (t) => {
+            if (onVictim.has(t.id) && t.state === "running" && t.nodeId && t.nodeId !== victim) elsewhere.add(t.id);
+            return elsewhere.size === onVictim.size;
+          },
+          30_000,
+          `${id}: tasks of ${victim} running elsewhere`,
+        );
+        const t0 = nowMs();
+        await c.cell.stopDaemon(victim, "SIGKILL");
+        ms.push((await rescued) - t0);
+        moved += onVictim.size;
+        c.cell.startDaemon(victim);
+        await c.api.delete(`${url}/v1/jobs/${id}`);
+        await c.cell.waitForNodes(2, 30_000);
+      } finally {
+        events.close();
+      }
+    }
+  } finally {
+    await c.close();
+  }
+  return {
+    "P5 agent SIGKILL → its tasks running elsewhere, median (ms)": round(quantile(ms, 0.5), 0),
+    "P5 min / max (ms)": `${round(Math.min(...ms), 0)} / ${round(Math.max(...ms), 0)}`,
+    "P5 rounds / tasks moved": `${ms.length} / ${moved}`,
+    "P5 session timeout": SESSION,
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  console.log(await benchTakeover());
+  console.log(await benchAgentLoss());
+}

@@ -1,0 +1,91 @@
+import { spawn } from "node:child_process";
+import { EventWatcher, lxcUsable, nowMs, round, startBenchCell, type BenchCell } from "./cell-common.js";
+
+/**
+ * P3: one batch job of 1,000 instances of a trivial task (`true`) on a local
+ * cell → tasks completed per second, from the POST until the primary has
+ * recorded the last completion. Beside it, the machine's own limit measured in
+ * the same run: how fast this machine spawns and reaps `true` from Node with
+ * the same concurrency the agent allows, and the ratio of the two.
+ */
+
+const INSTANCES = 1000;
+
+/** Spawns and reaps `count` `/bin/true` processes, `concurrency` at a time; returns processes per second. */
+export async function machineSpawnRate(count: number, concurrency: number): Promise<number> {
+  let next = 0;
+  const t0 = nowMs();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        next++;
+        await new Promise<void>((resolve, reject) => {
+          const child = spawn("/bin/true", [], { stdio: "ignore" });
+          child.once("error", reject);
+          child.once("exit", () => resolve());
+        });
+      }
+    }),
+  );
+  return count / ((nowMs() - t0) / 1000);
+}
+
+function jobYaml(name: string, isolation: "process" | "lxc", instances: number): string {
+  return `name: ${name}\ntype: batch\nisolation: ${isolation}\ninstances: ${instances}\ncommand: ["/bin/true"]\nresources: { cpu: 1m, memory: 8MiB, disk: 1MiB }\nrestart: { attempts: 0 }\n`;
+}
+
+async function runBatch(c: BenchCell, isolation: "process" | "lxc", instances: number): Promise<{ perS: number; seconds: number; failed: number }> {
+  const url = await c.primaryUrl();
+  const events = new EventWatcher(c.api, url);
+  await events.open();
+  try {
+    const id = `p3-${isolation}`;
+    const done = new Set<string>();
+    let failed = 0;
+    const all = events.until(
+      (t) => {
+        if (t.jobId !== id) return false;
+        if (t.state === "completed" || t.state === "failed") {
+          if (!done.has(t.id) && t.state === "failed") failed++;
+          done.add(t.id);
+        }
+        return done.size >= instances;
+      },
+      300_000,
+      `${id}: ${instances} tasks finished`,
+    );
+    const t0 = nowMs();
+    await c.api.post(`${url}/v1/jobs`, { body: jobYaml(id, isolation, instances), headers: { "content-type": "application/yaml" } });
+    const t1 = await all;
+    const seconds = (t1 - t0) / 1000;
+    return { perS: instances / seconds, seconds, failed };
+  } finally {
+    events.close();
+  }
+}
+
+export async function benchBatchThroughput(instances = INSTANCES): Promise<Record<string, number | string>> {
+  const out: Record<string, number | string> = {};
+  const c = await startBenchCell({ agentDriver: "auto" });
+  try {
+    const isolations: ("process" | "lxc")[] = lxcUsable() ? ["process", "lxc"] : ["process"];
+    // The machine's limit first, while the cell is idle: the same count, 16 at a time.
+    const limit = await machineSpawnRate(instances, 16);
+    out["P3 machine spawn+reap /bin/true (processes/s)"] = round(limit);
+    for (const iso of isolations) {
+      const r = await runBatch(c, iso, instances);
+      out[`P3 ${iso} ${instances} tasks completed (tasks/s)`] = round(r.perS);
+      out[`P3 ${iso} wall time (s)`] = round(r.seconds, 2);
+      out[`P3 ${iso} ratio to machine limit`] = round(r.perS / limit, 2);
+      if (r.failed) out[`P3 ${iso} failed tasks`] = r.failed;
+    }
+    if (!lxcUsable()) out["P3 lxc"] = "skipped (needs root and lxc)";
+  } finally {
+    await c.close();
+  }
+  return out;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  console.log(await benchBatchThroughput(Number(process.argv[2] ?? INSTANCES)));
+}
