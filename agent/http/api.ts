@@ -1,9 +1,8 @@
 import Router from "@koa/router";
 import { join } from "node:path";
-import { z } from "zod";
 import type { TokenTable } from "../../src/common/auth.js";
 import { NotFoundError, ValidationError } from "../../src/common/errors.js";
-import { parseBody, StopRequestSchema, type TaskDispatch } from "../../src/common/protocol.js";
+import { parseBody, StopRequestSchema, TaskDispatchSchema, type TaskDispatch } from "../../src/common/protocol.js";
 import { readJson, requireRole } from "../../src/manager/http/middleware.js";
 import type { TaskRunner } from "../tasks/runner.js";
 import { serveLog } from "./logs.js";
@@ -17,35 +16,13 @@ export interface AgentApiDeps {
   bodyLimit: number;
 }
 
-// The job spec inside a dispatch was validated by the manager at submission;
-// here we check the envelope and the fields the agent acts on.
-const DispatchSchema = z
-  .object({
-    epoch: z.number().int().min(0),
-    taskId: z.string().min(1).max(300),
-    jobId: z.string().min(1),
-    index: z.number().int().min(0),
-    attempt: z.number().int().min(1),
-    packageDigest: z.string().regex(/^sha256:[0-9a-f]{64}$/).optional(),
-    spec: z
-      .object({
-        command: z.array(z.string()).min(1),
-        env: z.record(z.string()),
-        resources: z.object({ cpu: z.number().positive(), memory: z.number().min(0), disk: z.number().min(0) }),
-        ports: z.array(z.object({ name: z.string(), static: z.number().int().optional() }).passthrough()),
-        isolation: z.enum(["lxc", "process"]).optional(),
-      })
-      .passthrough(),
-  })
-  .strict();
-
 export function agentRouter(deps: AgentApiDeps, tokens: TokenTable): Router {
   const r = new Router();
   const admin = requireRole(tokens, "admin");
   const read = requireRole(tokens, "read");
 
   r.put("/v1/tasks/:id", admin, async (ctx) => {
-    const d = parseBody(DispatchSchema, await readJson(ctx, deps.bodyLimit)) as unknown as TaskDispatch;
+    const d = parseBody(TaskDispatchSchema, await readJson(ctx, deps.bodyLimit)) as unknown as TaskDispatch;
     if (d.taskId !== ctx.params.id) throw new ValidationError([{ field: "taskId", message: "does not match the URL" }]);
     deps.admitEpoch(d.epoch);
     const { created } = await deps.runner.start(d);

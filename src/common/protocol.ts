@@ -17,6 +17,31 @@ export interface TaskDispatch {
   packageDigest?: string;
 }
 
+/**
+ * A dispatch as agents (real and simulated) check it. The job spec inside was
+ * validated by the manager at submission; agents check the envelope and the
+ * fields they act on.
+ */
+export const TaskDispatchSchema = z
+  .object({
+    epoch: z.number().int().min(0),
+    taskId: z.string().min(1).max(300),
+    jobId: z.string().min(1),
+    index: z.number().int().min(0),
+    attempt: z.number().int().min(1),
+    packageDigest: z.string().regex(/^sha256:[0-9a-f]{64}$/).optional(),
+    spec: z
+      .object({
+        command: z.array(z.string()).min(1),
+        env: z.record(z.string()),
+        resources: z.object({ cpu: z.number().positive(), memory: z.number().min(0), disk: z.number().min(0) }),
+        ports: z.array(z.object({ name: z.string(), static: z.number().int().optional() }).passthrough()),
+        isolation: z.enum(["lxc", "process"]).optional(),
+      })
+      .passthrough(),
+  })
+  .strict();
+
 export const StopRequestSchema = z.object({ epoch: z.number().int().min(0), attempt: z.number().int().min(0).optional(), graceMs: z.number().int().min(0).max(600_000).optional() }).strict();
 export type StopRequest = z.infer<typeof StopRequestSchema>;
 

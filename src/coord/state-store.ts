@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import { ConflictError, CoordinationError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
+import { parallel } from "../common/parallel.js";
 import type { Job, TaskInstance } from "../common/types.js";
 import { zpaths, type ZPaths } from "./paths.js";
 import { retryRead } from "./read-retry.js";
@@ -318,15 +319,4 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
       throw e;
     }
   }
-}
-
-async function parallel<T>(items: T[], limit: number, fn: (x: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const x = items[next++]!;
-      await fn(x);
-    }
-  });
-  await Promise.all(workers);
 }
