@@ -23,7 +23,10 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   fi
 fi
 
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ -L node_modules ]; then
+  # A shared install (a worktree linking another checkout's node_modules): npm ci here would empty it for everyone.
+  [ -f node_modules/.package-lock.json ] || { echo "setup: node_modules links to an empty install; run npm ci where it points" >&2; exit 1; }
+elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies" >&2
   npm ci --no-audit --no-fund >&2
 fi
