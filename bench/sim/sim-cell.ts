@@ -23,8 +23,8 @@ import { SimServer } from "./sim-server.js";
  *   leader znode is watched) every `reportIntervalMs`, at its own phase of the
  *   interval so 10,000 machines do not report at once, plus shortly after any
  *   change of its task table and at once when the primary changes: the real
- *   agent's three triggers. Like the real agent it rewrites its znode with
- *   fresh load on each report (`refreshAdOnReport`).
+ *   agent's three triggers. Like the real agent, the periodic report also
+ *   rewrites the machine's znode with fresh load (`refreshAd`).
  * - Reports go out through at most `reportConcurrency` connections; a machine
  *   already waiting to report is not queued twice, so a slow primary meets
  *   one pending report per machine, never a pile.
@@ -44,7 +44,7 @@ export interface SimCellOptions {
   port?: number;
   sessionTimeoutMs?: number;
   reportIntervalMs?: number;
-  /** Delay between a task change and the report carrying it (real agent: 50 ms). */
+  /** Delay between a task change and the report carrying it (real agent: 5 ms). */
   changeReportDelayMs?: number;
   reportConcurrency?: number;
   /** Run time of batch tasks (ms); a task's env SIM_RUN_MS overrides it. */
@@ -55,7 +55,8 @@ export interface SimCellOptions {
   attributes?: (index: number) => Record<string, string>;
   drivers?: { lxc: boolean; process: boolean };
   portRange?: [number, number];
-  refreshAdOnReport?: boolean;
+  /** Rewrite the machine's znode on each periodic report, as the real agent does (default true). */
+  refreshAd?: boolean;
   logger?: Logger;
 }
 
@@ -109,6 +110,8 @@ export class SimCell {
   private wheelLast = 0;
 
   private readonly queue = new Set<SimAgent>();
+  /** Machines whose periodic report is due: it also refreshes their znode. */
+  private readonly adDue = new Set<SimAgent>();
   private readonly changed = new Set<SimAgent>();
   private changeTimer?: NodeJS.Timeout;
   private readonly retry = new Set<SimAgent>();
@@ -126,7 +129,7 @@ export class SimCell {
       port: 0,
       sessionTimeoutMs: 4000,
       reportIntervalMs: 5000,
-      changeReportDelayMs: 50,
+      changeReportDelayMs: 5,
       reportConcurrency: 32,
       batchRunMs: 1000,
       retainExitedMs: 300_000,
@@ -134,7 +137,7 @@ export class SimCell {
       attributes: defaultSimAttributes,
       drivers: { lxc: true, process: true },
       portRange: [20000, 29999],
-      refreshAdOnReport: true,
+      refreshAd: true,
       ...opts,
     } as SimCell["o"];
     if (opts.logger) this.log = opts.logger;
@@ -270,15 +273,15 @@ export class SimCell {
     const to = elapsed % interval;
     if (elapsed - this.wheelLast >= interval) {
       // A late turn (a busy event loop) skipped a whole round: everyone is due.
-      this.enqueueAll();
+      for (const a of this.order) this.periodic(a);
       this.wheelPos = this.phases.findIndex((ph) => ph.at > to);
       if (this.wheelPos < 0) this.wheelPos = this.phases.length;
     } else {
       if (to < this.wheelLast % interval) {
-        while (this.wheelPos < this.phases.length) this.enqueue(this.phases[this.wheelPos++]!.agent);
+        while (this.wheelPos < this.phases.length) this.periodic(this.phases[this.wheelPos++]!.agent);
         this.wheelPos = 0;
       }
-      while (this.wheelPos < this.phases.length && this.phases[this.wheelPos]!.at <= to) this.enqueue(this.phases[this.wheelPos++]!.agent);
+      while (this.wheelPos < this.phases.length && this.phases[this.wheelPos]!.at <= to) this.periodic(this.phases[this.wheelPos++]!.agent);
     }
     this.wheelLast = elapsed;
   }
@@ -292,6 +295,11 @@ export class SimCell {
       for (const x of this.changed) this.enqueue(x);
       this.changed.clear();
     }, this.o.changeReportDelayMs);
+  }
+
+  private periodic(a: SimAgent): void {
+    this.adDue.add(a);
+    this.enqueue(a);
   }
 
   private enqueueAll(): void {
@@ -336,11 +344,11 @@ export class SimCell {
     }, REPORT_RETRY_MS);
   }
 
-  /** One machine's report: its znode refreshed with load (as the real agent does), then the full task list to the primary. */
+  /** One machine's report: on the periodic one its znode is refreshed with load first (as the real agent does), then the full task list goes to the primary. */
   private async report(a: SimAgent): Promise<void> {
     const load = a.load();
     const zk = this.zk;
-    if (this.o.refreshAdOnReport && zk?.isConnected) {
+    if (this.adDue.delete(a) && this.o.refreshAd && zk?.isConnected) {
       await zk.set(this.p.agent(a.id), JSON.stringify({ ...a.ad, load })).catch(() => undefined);
     }
     const leader = this.leader;
@@ -406,6 +414,7 @@ export class SimCell {
     for (const t of [this.wheelTimer, this.changeTimer, this.retryTimer, ...this.rejoinTimers]) if (t) clearTimeout(t);
     this.rejoinTimers.clear();
     this.queue.clear();
+    this.adDue.clear();
     for (const a of this.order) a.close();
     this.zk?.close();
     this.zk = undefined;

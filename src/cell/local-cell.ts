@@ -31,6 +31,8 @@ export interface LocalCellOptions {
   /** Session timeout for all daemons (tests use short ones). */
   sessionTimeout?: string;
   tickTimeMs?: number;
+  /** ZooKeeper's Java heap (default 256m; large benchmarks hold far more state). */
+  zookeeperHeap?: string;
   reportInterval?: string;
   agentDriver?: "auto" | "lxc" | "process";
   /** Where daemons' stdout/stderr go (default <dir>/logs). */
@@ -95,7 +97,7 @@ export class LocalCell {
     mkdirSync(this.dir, { recursive: true });
     this.layout = await this.planLayout();
     this.token = readTokenFile(this.tokenFile, true);
-    this.zookeeper = await startZooKeeper({ dataDir: join(this.dir, "zookeeper"), port: this.layout.zookeeperPort, tickTimeMs: this.o.tickTimeMs ?? 1000 });
+    this.zookeeper = await startZooKeeper({ dataDir: join(this.dir, "zookeeper"), port: this.layout.zookeeperPort, tickTimeMs: this.o.tickTimeMs ?? 1000, ...(this.o.zookeeperHeap ? { heap: this.o.zookeeperHeap } : {}) });
     for (const m of this.layout.managers) this.writeManagerConfig(m);
     for (const a of this.layout.agents) this.writeAgentConfig(a);
     writeFileSync(

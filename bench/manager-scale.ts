@@ -1,0 +1,256 @@
+/**
+ * P7 and the manager at scale: a real ZooKeeper, two real managers (child
+ * processes) and the simulated cell (bench/sim) with 10,000 machines in this
+ * process. 100 service jobs of 1,000 instances go in through the API; then:
+ *
+ *  - time until all are accepted (201) and until all 100,000 run (the
+ *    manager's end-to-end placements/s: placement, the durable dispatch
+ *    record, the dispatch itself, the agent's report, the running record);
+ *  - primary and backup RSS (/proc/<pid>/status) holding 100,000 tasks, and
+ *    ZooKeeper's own figures (mntr: data size, znodes, watches);
+ *  - takeover: SIGKILL of the primary → the backup answers a submit with 201
+ *    (several takeovers: the killed manager restarts, loads the state cold as
+ *    the new backup, and is killed in turn), and the new primary's RSS.
+ *
+ * Run directly: `node dist/bench/manager-scale.js [--machines N] [--jobs N]
+ * [--instances N] [--takeovers N] [--report-interval MS]`.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { pathToFileURL } from "node:url";
+import type { Got } from "got";
+import { LocalCell } from "../src/cell/local-cell.js";
+import { fourLetterWord } from "../src/cell/zookeeper-server.js";
+import { createHttpClient } from "../src/common/http.js";
+import { SimCell } from "./sim/sim-cell.js";
+
+export interface ManagerScaleOptions {
+  machines: number;
+  jobs: number;
+  instancesPerJob: number;
+  takeovers: number;
+  /** Full report interval of every simulated machine (and the managers' reconcile grace). */
+  reportIntervalMs: number;
+  /** Submissions in flight at once. */
+  submitConcurrency: number;
+}
+
+export const DEFAULT_MANAGER_SCALE: ManagerScaleOptions = { machines: 10_000, jobs: 100, instancesPerJob: 1000, takeovers: 3, reportIntervalMs: 10_000, submitConcurrency: 4 };
+
+const SESSION_TIMEOUT = "2s";
+const GiB = 1024 ** 3;
+
+type JobSummary = { id: string; tasks: Record<string, number> };
+
+/** Varied jobs, so constraints, spread limits and both strategies are in play; every one fits. */
+export function scaleJob(j: number, instances: number): string {
+  const lines = [`name: scale-${j}`, "type: service", `instances: ${instances}`, "command: [/bin/sleep, '86400']", "resources: { cpu: 0.5, memory: 1GiB, disk: 1GiB }"];
+  const constraints = ["{ attribute: os, operator: '=', value: linux }"];
+  if (j % 3 === 1) constraints.push("{ attribute: zone, operator: in, value: [z1, z2, z3, z5, z6] }");
+  if (j % 5 === 2) constraints.push("{ attribute: kernel, operator: regexp, value: '^6\\.' }");
+  lines.push(`constraints: [${constraints.join(", ")}]`);
+  if (j % 10 === 3) lines.push("placement: { strategy: spread }");
+  else if (j % 4 === 0) lines.push("placement: { strategy: binpack, maxPerNode: 4 }");
+  if (j % 10 === 7) lines.push("ports: [{ name: http }]");
+  return lines.join("\n") + "\n";
+}
+
+function rssMiB(pid: number | undefined): { rss: number; peak: number } {
+  if (!pid) return { rss: NaN, peak: NaN };
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
+  return { rss: Math.round(kb("VmRSS") / 1024), peak: Math.round(kb("VmHWM") / 1024) };
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return NaN;
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+async function taskCounts(api: Got, url: string): Promise<{ total: number; running: number }> {
+  const { jobs } = await api.get(`${url}/v1/jobs`).json<{ jobs: JobSummary[] }>();
+  let total = 0;
+  let running = 0;
+  for (const j of jobs) {
+    for (const [state, n] of Object.entries(j.tasks)) {
+      total += n;
+      if (state === "running") running += n;
+    }
+  }
+  return { total, running };
+}
+
+async function waitFor<T>(what: string, timeoutMs: number, intervalMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms`);
+    await sleep(intervalMs);
+  }
+}
+
+export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {}): Promise<Record<string, number | string>> {
+  const o = { ...DEFAULT_MANAGER_SCALE, ...opts };
+  const tasks = o.jobs * o.instancesPerJob;
+  const out: Record<string, number | string> = {
+    "manager-scale workload": `${o.machines} simulated machines (16 cores, 64 GiB), ${o.jobs} service jobs x ${o.instancesPerJob} instances, report interval ${o.reportIntervalMs} ms, session ${SESSION_TIMEOUT}`,
+  };
+  const dir = mkdtempSync(join(tmpdir(), "torca-bench-scale-"));
+  const cell = new LocalCell({
+    dir,
+    managers: 2,
+    agents: 0,
+    sessionTimeout: SESSION_TIMEOUT,
+    tickTimeMs: 1000,
+    zookeeperHeap: "2g",
+    reportInterval: `${o.reportIntervalMs}ms`,
+    env: { TORCA_LOG_LEVEL: process.env.TORCA_LOG_LEVEL ?? "warn" },
+  });
+  let sim: SimCell | undefined;
+  try {
+    await cell.start();
+    const api = createHttpClient({ token: cell.token, timeoutMs: 120_000, retries: 0, followRedirect: false });
+    await cell.waitForPrimary(60_000);
+    sim = new SimCell({
+      zookeeper: cell.zookeeper!.connectString,
+      token: cell.token,
+      agents: o.machines,
+      reportIntervalMs: o.reportIntervalMs,
+      sessionTimeoutMs: 10_000,
+      capacity: { cpu: 16, memory: 64 * GiB, disk: 1000 * GiB },
+    });
+    let t0 = Date.now();
+    await sim.start();
+    out["manager-scale sim registration s"] = round1((Date.now() - t0) / 1000);
+    await cell.waitForNodes(o.machines, 600_000);
+    out["manager-scale machines ready at the primary s"] = round1((Date.now() - t0) / 1000);
+
+    // ---- 100,000 tasks in through the API
+    let primary = await cell.waitForPrimary(60_000);
+    const pidOf = (id: string) => cell.daemons.get(id)?.process?.pid;
+    const backupId = () => [...cell.daemons.values()].find((d) => d.kind === "manager" && d.id !== primary.id)!.id;
+    const cpu0 = cpuSeconds(pidOf(primary.id));
+    t0 = Date.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: o.submitConcurrency }, async () => {
+        while (next < o.jobs) {
+          const j = next++;
+          await api.post(`${primary.url}/v1/jobs`, { body: scaleJob(j, o.instancesPerJob), headers: { "content-type": "application/yaml" } });
+        }
+      }),
+    );
+    const acceptS = (Date.now() - t0) / 1000;
+    out["manager-scale submit: all jobs accepted s"] = round1(acceptS);
+    await waitFor(`all ${tasks} tasks running`, 3_600_000, 2000, async () => {
+      const c = await taskCounts(api, primary.url);
+      return c.running >= tasks ? c : undefined;
+    });
+    const runningS = (Date.now() - t0) / 1000;
+    out["manager-scale submit: all tasks running s"] = round1(runningS);
+    out["manager-scale placements/s (submit to running, end to end)"] = Math.round(tasks / runningS);
+    out["manager-scale primary cpu s during placement"] = round1(cpuSeconds(pidOf(primary.id)) - cpu0);
+    const backupT0 = Date.now();
+    await waitFor("the backup's copy holding every task", 600_000, 1000, async () => {
+      const c = await taskCounts(api, cell.daemons.get(backupId())!.url);
+      return c.running >= tasks ? c : undefined;
+    });
+    out["manager-scale backup copy caught up after s"] = round1((Date.now() - backupT0) / 1000);
+    // Let a full report round pass, so the figures are of a cell at rest, not of the burst.
+    await sleep(o.reportIntervalMs + 2000);
+    const pr = rssMiB(pidOf(primary.id));
+    const br = rssMiB(pidOf(backupId()));
+    out["manager-scale primary RSS MiB"] = pr.rss;
+    out["manager-scale primary peak RSS MiB"] = pr.peak;
+    out["manager-scale backup RSS MiB"] = br.rss;
+    out["manager-scale backup peak RSS MiB"] = br.peak;
+    const mntr = await fourLetterWord("127.0.0.1", cell.zookeeper!.port, "mntr", 5000);
+    const zk = (key: string) => Number(new RegExp(`^zk_${key}\\s+(\\d+)`, "m").exec(mntr)?.[1] ?? NaN);
+    out["manager-scale zookeeper data size MiB"] = round1(zk("approximate_data_size") / 1024 / 1024);
+    out["manager-scale zookeeper znodes"] = zk("znode_count");
+    out["manager-scale zookeeper watches"] = zk("watch_count");
+    out["manager-scale zookeeper RSS MiB"] = rssMiB(cell.zookeeper!.pid).rss;
+
+    // ---- takeovers
+    const takeoverMs: number[] = [];
+    const coldLoadS: number[] = [];
+    const newPrimaryRss: number[] = [];
+    for (let k = 0; k < o.takeovers; k++) {
+      const victim = primary;
+      const heir = cell.daemons.get(backupId())!;
+      const killedAt = Date.now();
+      await cell.stopDaemon(victim.id, "SIGKILL");
+      const probe = `takeover-${k}`;
+      await waitFor("the backup accepting a submit", 120_000, 20, async () => {
+        const r = await api.post(`${heir.url}/v1/jobs`, { body: `name: ${probe}\ntype: service\ncommand: [/bin/sleep, '86400']\nresources: { cpu: 0.1, memory: 16MiB }\n`, throwHttpErrors: false });
+        return r.statusCode === 201 ? true : undefined;
+      });
+      takeoverMs.push(Date.now() - killedAt);
+      primary = await cell.waitForPrimary(60_000);
+      // The killed manager comes back as the backup and loads everything cold.
+      const loadT0 = Date.now();
+      cell.startDaemon(victim.id);
+      await waitFor("the restarted backup's copy", 600_000, 1000, async () => {
+        const c = await taskCounts(api, cell.daemons.get(victim.id)!.url);
+        return c.total >= tasks + k + 1 ? c : undefined;
+      });
+      coldLoadS.push((Date.now() - loadT0) / 1000);
+      // The new primary has reconciled every machine's report by now.
+      await sleep(o.reportIntervalMs + 2000);
+      newPrimaryRss.push(rssMiB(pidOf(primary.id)).rss);
+    }
+    out["manager-scale takeover runs"] = takeoverMs.length;
+    out["manager-scale takeover ms (SIGKILL to 201) each"] = takeoverMs.join(" ");
+    out["manager-scale takeover ms median"] = median(takeoverMs);
+    out["manager-scale backup cold load s each"] = coldLoadS.map(round1).join(" ");
+    out["manager-scale new primary RSS MiB each"] = newPrimaryRss.join(" ");
+    const after = await taskCounts(api, primary.url);
+    out["manager-scale tasks running after the takeovers"] = after.running;
+    const s = sim.stats();
+    out["manager-scale sim dispatches received"] = s.dispatches;
+    out["manager-scale sim duplicate dispatches"] = s.duplicateDispatches;
+    out["manager-scale sim reports sent"] = s.reportsSent;
+    out["manager-scale sim reports failed"] = s.reportsFailed;
+    return out;
+  } finally {
+    await sim?.stop().catch(() => undefined);
+    await cell.stop().catch(() => undefined);
+    if (!process.env.TORCA_KEEP_BENCH_DIRS) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function argvOptions(argv: string[]): Partial<ManagerScaleOptions> {
+  const flags: Record<string, keyof ManagerScaleOptions> = {
+    "--machines": "machines",
+    "--jobs": "jobs",
+    "--instances": "instancesPerJob",
+    "--takeovers": "takeovers",
+    "--report-interval": "reportIntervalMs",
+    "--submit-concurrency": "submitConcurrency",
+  };
+  const o: Partial<ManagerScaleOptions> = {};
+  for (let i = 0; i < argv.length; i += 2) {
+    const key = flags[argv[i]!];
+    const v = Number(argv[i + 1]);
+    if (!key || !Number.isInteger(v) || v < 0) throw new Error(`usage: manager-scale [${Object.keys(flags).join(" N] [")} N]`);
+    o[key] = v;
+  }
+  return o;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const results = await benchManagerScale(argvOptions(process.argv.slice(2)));
+  for (const [name, value] of Object.entries(results)) console.log(`${name}: ${value}`);
+}
