@@ -9,7 +9,7 @@ import { parseListen, type Config } from "../src/common/config.js";
 import { StaleEpochError } from "../src/common/errors.js";
 import { createHttpClient } from "../src/common/http.js";
 import { createLogger, type Logger } from "../src/common/logger.js";
-import type { AgentAd, AgentReport } from "../src/common/protocol.js";
+import { parseBody, ReportReplySchema, type AgentAd, type AgentReport } from "../src/common/protocol.js";
 import { readLeader, type LeaderInfo } from "../src/coord/election.js";
 import { zpaths } from "../src/coord/paths.js";
 import { ZkSession, type SessionCredentials } from "../src/coord/zk.js";
@@ -143,9 +143,10 @@ export class AgentDaemon {
         if (r.state === "exited") this.rotator!.remove(path);
         else this.rotator!.add(path);
       }
-      // Short: a task change is news for the primary (submit→running latency). A report
-      // already in flight coalesces whatever changes meanwhile into the next one.
-      this.scheduleReport(5);
+      // A task change is news for the primary (submit→running latency), but every
+      // report carries the whole table: with a thousand tasks changing at once,
+      // waiting a little longer batches them instead of resending the table per change.
+      this.scheduleReport(Math.min(100, 5 + Math.floor(this.runner.unrecordedCount / 10)));
     });
     this.rotator.start();
     await this.runner.recover();
@@ -358,8 +359,9 @@ export class AgentDaemon {
       if (!leader) return;
       const load = (this.lastAd ??= await this.ad()).load!;
       const cachedPackages = (await this.cache.list()).map(String);
-      const body: AgentReport = { agentId: this.id, tasks: this.withHealth(this.runner.report()), cachedPackages, load };
-      await this.http.post(`${leader.url}/v1/agents/${encodeURIComponent(this.id)}/report`, { json: body, retry: { limit: 1, methods: ["POST"] } });
+      const body: AgentReport = { agentId: this.id, tasks: this.withHealth(this.runner.report({ forPrimary: true })), cachedPackages, load };
+      const reply = await this.http.post(`${leader.url}/v1/agents/${encodeURIComponent(this.id)}/report`, { json: body, retry: { limit: 1, methods: ["POST"] } }).json();
+      this.runner.markRecorded(parseBody(ReportReplySchema, reply).recorded);
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, "report failed; will retry");
       setTimeout(() => this.scheduleReport(0), 1000).unref();

@@ -32,6 +32,8 @@ export interface TaskRecord {
   startedAt?: number;
   finishedAt?: number;
   stopRequested?: boolean;
+  /** The primary has recorded this exit: later reports leave it out (in memory; a restarted agent reports it once more). */
+  exitRecorded?: boolean;
 }
 
 export interface RunnerOptions {
@@ -75,12 +77,30 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
     return this.records.get(taskId);
   }
 
+  /** How many records the next report to the primary carries. */
+  get unrecordedCount(): number {
+    let n = 0;
+    for (const r of this.records.values()) if (!r.exitRecorded) n++;
+    return n;
+  }
+
   all(): TaskRecord[] {
     return [...this.records.values()];
   }
 
-  report(): ReportedTask[] {
-    return this.all().map((r) => ({
+  /** Exits the primary has recorded (from its reply to a report). */
+  markRecorded(keys: string[]): void {
+    for (const k of keys) {
+      const i = k.lastIndexOf("#");
+      const r = this.records.get(k.slice(0, i));
+      if (r && r.state === "exited" && String(r.dispatch.attempt) === k.slice(i + 1)) r.exitRecorded = true;
+    }
+  }
+
+  /** Every task this agent holds; `forPrimary` leaves out exits the primary has already recorded. */
+  report(opts: { forPrimary?: boolean } = {}): ReportedTask[] {
+    const records = opts.forPrimary ? this.all().filter((r) => !r.exitRecorded) : this.all();
+    return records.map((r) => ({
       taskId: r.dispatch.taskId,
       attempt: r.dispatch.attempt,
       state: r.state,

@@ -75,6 +75,10 @@ export const AgentReportSchema = z.object({
 });
 export type AgentReport = z.infer<typeof AgentReportSchema>;
 
+/** The primary's answer to a report: its epoch, and the reported exits it has recorded ("taskId#attempt"). */
+export const ReportReplySchema = z.object({ epoch: z.number().int().min(0), recorded: z.array(z.string()).default([]) });
+export type ReportReply = z.infer<typeof ReportReplySchema>;
+
 /** Agent znode data (ephemeral, /agents/<id>): who it is and what it offers. */
 export const AgentAdSchema = z.object({
   id: z.string(),

@@ -178,8 +178,8 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
     const p = requirePrimary(v);
     const report = parseBody(AgentReportSchema, await readJson(ctx, 16 * v.bodyLimit));
     if (report.agentId !== ctx.params.id) throw new ValidationError([{ field: "agentId", message: "does not match the URL" }]);
-    await p.handleReport(report);
-    ctx.body = { epoch: p.epoch };
+    const { recorded } = await p.handleReport(report);
+    ctx.body = { epoch: p.epoch, recorded };
   });
 
   r.get("/v1/events", read, (ctx) => {

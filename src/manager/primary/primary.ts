@@ -225,9 +225,18 @@ export class Primary {
 
   // ---------------------------------------------------------------- reports
 
-  async handleReport(report: AgentReport): Promise<void> {
+  /**
+   * Reconciles one agent's full report. Resolves with the exits it reported
+   * that need no further reporting ("taskId#attempt"): once the writes of this
+   * reconcile are durable, every reported exit is either recorded in
+   * ZooKeeper or belongs to an attempt the cell no longer wants. The agent
+   * leaves those out of later reports, so a report stays the size of what is
+   * live rather than of the last hour's finished tasks.
+   */
+  async handleReport(report: AgentReport): Promise<{ recorded: string[] }> {
     this.collector.noteReport(report);
-    return this.serial(() => this.reconcileNode(report));
+    await this.serial(() => this.reconcileNode(report));
+    return { recorded: report.tasks.filter((t) => t.state === "exited").map((t) => `${t.taskId}#${t.attempt}`) };
   }
 
   private async reconcileNode(report: AgentReport): Promise<void> {

@@ -1,0 +1,58 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ProcessDriver } from "../../agent/driver/process.js";
+import { PackageCache } from "../../agent/packages/cache.js";
+import { PortAllocator } from "../../agent/tasks/ports.js";
+import { TaskRunner } from "../../agent/tasks/runner.js";
+import { createLogger } from "../../src/common/logger.js";
+import { parseTaskFile } from "../../src/common/taskfile.js";
+
+describe("agent reports: exits the primary has recorded are not resent", () => {
+  let dir: string;
+  let runner: TaskRunner;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "torca-runner-"));
+    const log = createLogger("test");
+    runner = new TaskRunner({
+      dataDir: dir,
+      nodeId: "n1",
+      host: "127.0.0.1",
+      drivers: { process: new ProcessDriver({ useCgroups: false }) },
+      cache: new PackageCache({ cacheDir: join(dir, "packages"), maxBytes: 1 << 20, sources: { managerUrls: () => [], token: "" }, logger: log }),
+      ports: new PortAllocator([41000, 41010], "127.0.0.1"),
+      log,
+    });
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function runToExit(taskId: string, attempt: number): Promise<void> {
+    const spec = parseTaskFile("name: j\ntype: batch\nisolation: process\ncommand: [/bin/true]\n");
+    await runner.start({ epoch: 1, taskId, jobId: "j", index: Number(taskId.split("/")[1]), attempt, spec });
+    for (let i = 0; i < 200 && runner.get(taskId)?.state !== "exited"; i++) await sleep(25);
+    assert.equal(runner.get(taskId)?.state, "exited");
+  }
+
+  test("an exit stays in reports to the primary until it says it recorded it; the agent's own listing keeps it", async () => {
+    await runToExit("j/0", 1);
+    await runToExit("j/1", 1);
+    assert.deepEqual(runner.report({ forPrimary: true }).map((t) => t.taskId).sort(), ["j/0", "j/1"]);
+    assert.equal(runner.unrecordedCount, 2);
+
+    runner.markRecorded(["j/0#1"]);
+    assert.deepEqual(runner.report({ forPrimary: true }).map((t) => t.taskId), ["j/1"]);
+    assert.equal(runner.unrecordedCount, 1);
+    assert.deepEqual(runner.report().map((t) => t.taskId).sort(), ["j/0", "j/1"], "the agent's status still lists every task");
+  });
+
+  test("an acknowledgement of another attempt does not hide the current one", async () => {
+    await runToExit("j/2", 2);
+    runner.markRecorded(["j/2#1", "nope#1", "malformed"]);
+    assert.ok(runner.report({ forPrimary: true }).some((t) => t.taskId === "j/2" && t.attempt === 2));
+  });
+});
