@@ -260,7 +260,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     const data = JSON.stringify(task);
     if (!cur) {
       try {
-        await this.zk.create(path, data);
+        await this.createTask(task.jobId, path, data);
       } catch (e) {
         if (isZkCode(e, ZK.NODEEXISTS)) {
           // Our copy missed it (written just before we took over): learn it, let the caller retry.
@@ -281,6 +281,22 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
       m.set(task.index, { value: task, version: stat.version });
     }
     this.emit("task", task, task.id);
+  }
+
+  /**
+   * A primary that died between creating a job's node and its tasks node left
+   * the job without the latter (the two creates are not one transaction): make
+   * it here, or the job's tasks could never be written.
+   */
+  private async createTask(jobId: string, path: string, data: string): Promise<void> {
+    try {
+      await this.zk.create(path, data);
+    } catch (e) {
+      if (!isZkCode(e, ZK.NONODE) || !this.jobEntries.has(jobId)) throw e;
+      await this.zk.createIfAbsent(this.p.tasks(jobId));
+      this.log?.warn({ job: jobId }, "job had no tasks node (its creation was cut short); created it");
+      await this.zk.create(path, data);
+    }
   }
 
   /** Re-reads one job unconditionally (after a conflict showed our copy is behind). */

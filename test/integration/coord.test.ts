@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { startZooKeeper, type ZooKeeperServer } from "../../src/cell/zookeeper-server.js";
 import { CoordinationError } from "../../src/common/errors.js";
 import { Election, type LeaderInfo } from "../../src/coord/election.js";
+import { ZkStateStore } from "../../src/coord/state-store.js";
 import { ZK, ZkSession } from "../../src/coord/zk.js";
 
 /** Awaits with a deadline, so a missing event fails the test instead of hanging the suite. */
@@ -73,6 +74,22 @@ describe("coordination layer on a real ZooKeeper", () => {
     assert.equal(l2.id, "m2");
     assert.ok(l2.epoch > l1.epoch);
     assert.equal(JSON.parse((await s2.get("/t/cell/leader")).data.toString()).id, "m2");
+  });
+
+  test("a job whose creation was cut short (job node written, tasks node not) still gets its tasks written", async () => {
+    // What a primary killed between the two creates of createJob leaves behind.
+    const s = await open();
+    await s.ensurePath("/t/cut/jobs");
+    const job = { id: "cut", spec: {}, source: "", status: "pending", desired: "run", submittedAt: 1, updatedAt: 1 };
+    await s.create("/t/cut/jobs/cut", JSON.stringify(job));
+    const store = new ZkStateStore(s, "/t/cut");
+    await store.start();
+    await store.becomeAuthoritative();
+    assert.ok(store.jobs.has("cut"));
+    const task = { id: "cut/0", jobId: "cut", index: 0, run: 0, desired: "run", state: "pending", attempt: 0, restartsOnNode: 0, migrations: 0, createdAt: 1, updatedAt: 1, events: [] } as const;
+    await store.putTask({ ...task, events: [] });
+    assert.equal(JSON.parse((await s.get("/t/cut/jobs/cut/tasks/0")).data.toString()).id, "cut/0");
+    assert.equal(store.task("cut", 0)?.id, "cut/0");
   });
 
   test("operations on a closed session fail instead of silently using a new one", async () => {
