@@ -395,8 +395,13 @@ export class AgentDaemon {
     await this.naming?.stop({ deregister: Boolean(opts.deregister) });
     for (const t of [this.reportTimer, this.reportSoon, this.rejoinTimer]) if (t) clearTimeout(t);
     this.rotator?.stop();
-    if (this.zk) {
-      if (opts.deregister) await this.zk.delete(zpaths(this.config.cluster.root).agent(this.id)).catch(() => undefined);
+    // Without deregister the session is left open on purpose: closing it would delete the
+    // agent's znode at once, and the primary would move every task of a node that is only
+    // restarting. The next incarnation resumes the session (sessionFile); if none does
+    // within the session timeout, ZooKeeper expires it and the node is lost as after a crash.
+    // The open native session keeps the process alive: the caller exits.
+    if (this.zk && opts.deregister) {
+      await this.zk.delete(zpaths(this.config.cluster.root).agent(this.id)).catch(() => undefined);
       this.zk.close();
     }
     await this.cache.close();

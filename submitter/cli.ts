@@ -339,6 +339,8 @@ program
     await d.start();
     await untilSignal();
     await d.stop({ deregister: Boolean(o.stopTasksOnExit), stopTasks: Boolean(o.stopTasksOnExit) });
+    // A restart keeps the ZooKeeper session for the next incarnation, and its native client would keep us alive.
+    if (!o.stopTasksOnExit) process.exit(0);
   });
 
 const master = program
