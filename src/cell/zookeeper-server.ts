@@ -12,6 +12,7 @@ import { freePort } from "./ports.js";
  */
 
 export const ZOOKEEPER_JAR = "/usr/share/java/zookeeper.jar";
+const LOG_JARS = ["/usr/share/java/slf4j-log4j12.jar", "/usr/share/java/log4j-1.2.jar"];
 
 export interface ZooKeeperServerOptions {
   dataDir: string;
@@ -24,6 +25,8 @@ export interface ZooKeeperServerOptions {
   ensemble?: { myId: number; members: { id: number; clientPort: number; quorumPort: number; electionPort: number }[] };
   /** Java heap. */
   heap?: string;
+  /** Server log level (zookeeper.log in the data directory). */
+  logLevel?: "ERROR" | "WARN" | "INFO";
 }
 
 export interface ZooKeeperServer {
@@ -87,14 +90,16 @@ export async function startZooKeeper(opts: ZooKeeperServerOptions): Promise<ZooK
   const cfg = join(opts.dataDir, "zoo.cfg");
   writeFileSync(cfg, lines.join("\n") + "\n");
   const logFd = openSync(join(opts.dataDir, "zookeeper.log"), "a");
+  // zookeeper.jar alone logs through SLF4J's no-op binding: with these, its warnings reach zookeeper.log.
+  const logJars = LOG_JARS.filter((j) => existsSync(j));
   const child = spawn(
     "java",
     [
       `-Xmx${opts.heap ?? "256m"}`,
       "-XX:+UseSerialGC",
-      "-Dzookeeper.root.logger=WARN,CONSOLE",
+      `-Dzookeeper.root.logger=${opts.logLevel ?? "WARN"},CONSOLE`,
       "-cp",
-      `/etc/zookeeper/conf:${ZOOKEEPER_JAR}`,
+      ["/etc/zookeeper/conf", ZOOKEEPER_JAR, ...(logJars.length === LOG_JARS.length ? logJars : [])].join(":"),
       "org.apache.zookeeper.server.quorum.QuorumPeerMain",
       cfg,
     ],
