@@ -44,6 +44,11 @@ export interface LocalCellOptions {
   stopTasksOnExit?: boolean;
   /** Extra node flags for every daemon (benches profile with `--cpu-prof`, which NODE_OPTIONS refuses). */
   nodeArgs?: string[];
+  /**
+   * Connect string of a ZooKeeper the cell does not own (e.g. a test ensemble):
+   * no server is started or stopped, daemons are pointed at this one.
+   */
+  externalZooKeeper?: string;
 }
 
 export interface Daemon {
@@ -97,22 +102,29 @@ export class LocalCell {
     mkdirSync(this.dir, { recursive: true });
     this.layout = await this.planLayout();
     this.token = readTokenFile(this.tokenFile, true);
-    this.zookeeper = await startZooKeeper({ dataDir: join(this.dir, "zookeeper"), port: this.layout.zookeeperPort, tickTimeMs: this.o.tickTimeMs ?? 1000, ...(this.o.zookeeperHeap ? { heap: this.o.zookeeperHeap } : {}) });
+    if (!this.o.externalZooKeeper) {
+      this.zookeeper = await startZooKeeper({ dataDir: join(this.dir, "zookeeper"), port: this.layout.zookeeperPort, tickTimeMs: this.o.tickTimeMs ?? 1000, ...(this.o.zookeeperHeap ? { heap: this.o.zookeeperHeap } : {}) });
+    }
     for (const m of this.layout.managers) this.writeManagerConfig(m);
     for (const a of this.layout.agents) this.writeAgentConfig(a);
     writeFileSync(
       join(this.dir, "cell.json"),
-      JSON.stringify({ dir: this.dir, managers: this.managerUrls, tokenFile: this.tokenFile, zookeeper: this.zookeeper.connectString }, null, 2),
+      JSON.stringify({ dir: this.dir, managers: this.managerUrls, tokenFile: this.tokenFile, zookeeper: this.zookeeperConnect }, null, 2),
     );
     for (const m of this.layout.managers) this.startDaemon(m.id);
     for (const a of this.layout.agents) this.startDaemon(a.id);
+  }
+
+  /** What the daemons connect to: the cell's own server, or the external one. */
+  get zookeeperConnect(): string {
+    return this.o.externalZooKeeper ?? `127.0.0.1:${this.layout.zookeeperPort}`;
   }
 
   private common(): Record<string, unknown> {
     return {
       cluster: {
         name: "local",
-        zookeeper: `127.0.0.1:${this.layout.zookeeperPort}`,
+        zookeeper: this.zookeeperConnect,
         sessionTimeout: this.o.sessionTimeout ?? "4s",
         tokenFile: this.tokenFile,
       },
@@ -212,7 +224,7 @@ export class LocalCell {
     throw new UnavailableError(`${n} node(s) not ready within ${timeoutMs} ms`);
   }
 
-  /** Stops agents first (they may stop their tasks), then managers, then ZooKeeper. */
+  /** Stops agents first (they may stop their tasks), then managers, then ZooKeeper (if the cell owns it). */
   async stop(): Promise<void> {
     const ids = [...this.daemons.values()].sort((a, b) => (a.kind === b.kind ? 0 : a.kind === "agent" ? -1 : 1)).map((d) => d.id);
     for (const id of ids) await this.stopDaemon(id).catch(() => undefined);

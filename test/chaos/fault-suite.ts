@@ -1,0 +1,396 @@
+import { after, before, describe, test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { zookeeperInstalled } from "../../src/cell/zookeeper-server.js";
+import { zpaths } from "../../src/coord/paths.js";
+import { ZkSession } from "../../src/coord/zk.js";
+import type { DeliveryRecord } from "../../src/manager/alerting/types.js";
+import { batchJob, startTestCell, type TestCell } from "../harness/cell.js";
+import { TestEnsemble } from "../harness/ensemble.js";
+import { duplicates, freshConnections, isAlive, seconds, snapshotDiff, startedInstances, stopLeftoverTasks, submitOnce, tally, znodeSnapshot, type SubmitOutcome } from "./probes.js";
+
+/**
+ * The fault suite (issue 8): a 3-server ZooKeeper ensemble on loopback, two
+ * managers and two agents (process driver, 2 s sessions), and one fault per
+ * case, in order, on the same cell. Each case prints what it checked and its
+ * figures. `scale.storm` is the number of submissions in the primary-kill
+ * storm: 1,000 in `npm run test:chaos`, fewer in the short run inside `npm test`.
+ */
+
+export interface FaultScale {
+  /** Submissions in the storm during which the primary is SIGKILLed. */
+  storm: number;
+  /** Concurrent submitters in the storm. */
+  stormConcurrency: number;
+  /** How long the steady submission stream runs on each side of a ZooKeeper server kill. */
+  streamMs: number;
+}
+
+const ROOT = "/torca";
+const PHONE = "+15550100";
+const SESSION_MS = 2000;
+
+type Leader = { id: string; url: string; epoch: number; isPrimary: boolean };
+type JobRow = { id: string; status: string; desired: string };
+type TaskView = { id: string; state: string; attempt: number; nodeId?: string; events: { type: string }[] };
+
+export function faultSuite(label: string, scale: FaultScale): void {
+  const skip = zookeeperInstalled() ? false : "ZooKeeper is not installed";
+
+  describe(`fault suite (${label}): 3-server ZooKeeper ensemble, 2 managers, 2 agents`, { skip, timeout: 900_000 }, () => {
+    let ens: TestEnsemble;
+    let c: TestCell;
+    let zk: ZkSession;
+    let gateway: Server;
+    const sms: { to: string; text: string }[] = [];
+    /** Every job the API acknowledged, across all cases: none may ever go missing. */
+    const acknowledged = new Set<string>();
+
+    before(async () => {
+      gateway = createServer((req, res) => {
+        let body = "";
+        req.on("data", (d: Buffer) => (body += d.toString()));
+        req.on("end", () => {
+          sms.push(JSON.parse(body) as { to: string; text: string });
+          res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
+        });
+      });
+      await new Promise<void>((r) => gateway.listen(0, "127.0.0.1", () => r()));
+      ens = await TestEnsemble.start({ tickTimeMs: 1000 });
+      c = await startTestCell({
+        managers: 2,
+        agents: 2,
+        externalZooKeeper: ens.connectString,
+        sessionTimeout: `${SESSION_MS}ms`,
+        // A restarted agent must leave its tasks running: that is what case 4 checks.
+        stopTasksOnExit: false,
+        managerExtra: {
+          alerting: {
+            sms: { url: `http://127.0.0.1:${(gateway.address() as AddressInfo).port}/sms`, timeout: "5s" },
+            routes: [{ kinds: ["node-lost"], sms: [PHONE] }],
+            retry: { attempts: 6, initialDelay: "300ms", factor: 2, maxDelay: "2s" },
+          },
+        },
+      });
+      zk = await ZkSession.connect({ connect: ens.connectString, sessionTimeoutMs: 10_000 });
+    });
+
+    after(async () => {
+      zk?.close();
+      const left = c ? c.cell.layout.agents.flatMap((a) => startedInstances(c.cell.dir, a.id)) : [];
+      await c?.close();
+      stopLeftoverTasks(left);
+      await ens?.close();
+      gateway?.closeAllConnections();
+      await new Promise<void>((r) => (gateway ? gateway.close(() => r()) : r()));
+    });
+
+    const say = (t: TestContext, line: string) => t.diagnostic(line);
+
+    const leaderAt = async (url: string): Promise<Leader | undefined> => {
+      try {
+        return await c.api.get(`${url}/v1/leader`, { timeout: { request: 1000 } }).json<Leader>();
+      } catch {
+        return undefined;
+      }
+    };
+
+    const primary = () => c.cell.waitForPrimary(60_000);
+    const daemonLog = (id: string) => readFileSync(join(c.cell.dir, "logs", `${id}.log`), "utf8");
+    const jobRows = async () => (await c.api.get(`${await c.primaryUrl()}/v1/jobs`).json<{ jobs: JobRow[] }>()).jobs;
+    const agentIds = () => c.cell.layout.agents.map((a) => a.id);
+    const allStarted = () => agentIds().flatMap((a) => startedInstances(c.cell.dir, a));
+    const alertRecords = async () => (await c.api.get(`${await c.primaryUrl()}/v1/alerts?limit=1000`).json<{ alerts: DeliveryRecord[] }>()).alerts;
+
+    /** Waits until every listed job shows one of the statuses (from the primary's list). */
+    async function waitStatuses(ids: Iterable<string>, ok: (s: string) => boolean, timeoutMs: number, what: string): Promise<Map<string, string>> {
+      const want = [...ids];
+      const deadline = Date.now() + timeoutMs;
+      let last = new Map<string, string>();
+      for (;;) {
+        try {
+          last = new Map((await jobRows()).map((j) => [j.id, j.status]));
+          if (want.every((id) => ok(last.get(id) ?? "absent"))) return last;
+        } catch {
+          /* failover in progress */
+        }
+        if (Date.now() > deadline) {
+          const off = want.filter((id) => !ok(last.get(id) ?? "absent"));
+          assert.fail(`${off.length} job(s) not ${what} within ${timeoutMs} ms: ${off.slice(0, 10).map((id) => `${id}=${last.get(id) ?? "absent"}`).join(", ")}`);
+        }
+        await sleep(250);
+      }
+    }
+
+    test("1. kill -9 of the primary during a storm of submissions: no acknowledged job lost, no instance started twice", async (t) => {
+      const first = await primary();
+      const outcomes: SubmitOutcome[] = [];
+      const retriedNames = new Set<string>();
+      let url = first.url;
+      let next = 0;
+      let killedAt = 0;
+      let firstAckAfterKill = 0;
+      const t0 = Date.now();
+      const worker = async () => {
+        for (;;) {
+          const i = next++;
+          if (i >= scale.storm) return;
+          const name = `storm-${i}`;
+          // A refusal stored nothing, so the same submission is sent again to whoever is primary now.
+          for (;;) {
+            const o = await submitOnce(c.api, url, name, batchJob(name, ["/bin/true"]));
+            outcomes.push(o);
+            if (o.fate === "acked") {
+              acknowledged.add(name);
+              if (killedAt && !firstAckAfterKill && o.at >= killedAt) firstAckAfterKill = Date.now();
+            }
+            if (o.fate === "unknown") url = (await primary()).url;
+            if (o.fate !== "refused") break;
+            retriedNames.add(name);
+            await sleep(100);
+            url = (await primary()).url;
+          }
+        }
+      };
+      const workers = Array.from({ length: scale.stormConcurrency }, worker);
+      // Kill the primary with about a third of the storm acknowledged.
+      while (outcomes.filter((o) => o.fate === "acked").length < Math.floor(scale.storm / 3)) await sleep(20);
+      killedAt = Date.now();
+      await c.cell.stopDaemon(first.id, "SIGKILL");
+      const second = await primary();
+      const takeoverMs = Date.now() - killedAt;
+      c.cell.startDaemon(first.id); // back as a backup for the next cases
+      await Promise.all(workers);
+      const stormMs = Date.now() - t0;
+      assert.notEqual(second.id, first.id);
+      assert.ok(second.epoch > first.epoch);
+
+      const names = Array.from({ length: scale.storm }, (_, i) => `storm-${i}`);
+      const acked = names.filter((n) => acknowledged.has(n));
+      const finalFate = new Map<string, SubmitOutcome>();
+      for (const o of outcomes) finalFate.set(o.name, o);
+      const unsure = names.filter((n) => !acknowledged.has(n));
+      // Every acknowledged job is present and runs to completion.
+      const statuses = await waitStatuses(acked, (s) => s === "complete", 300_000, "complete");
+      const presentUnsure = unsure.filter((n) => statuses.has(n));
+      // Unacknowledged ones that were stored anyway (in flight at the kill) must also run, once.
+      if (presentUnsure.length) await waitStatuses(presentUnsure, (s) => s === "complete", 120_000, "complete");
+
+      const started = allStarted().filter((s) => s.taskId.startsWith("storm-"));
+      const dups = duplicates(started);
+      const ran = new Set(started.map((s) => s.taskId));
+      const neverRan = acked.filter((n) => !ran.has(`${n}/0`));
+      const redispatched = started.filter((s) => s.attempt > 1).length;
+      const perAgent = tally(started, (s) => s.agent);
+
+      say(t, `storm: ${scale.storm} submissions by ${scale.stormConcurrency} clients in ${seconds(stormMs)}; primary ${first.id} (epoch ${first.epoch}) SIGKILLed after ${seconds(killedAt - t0)}`);
+      say(t, `takeover: ${second.id} primary at epoch ${second.epoch} ${seconds(takeoverMs)} after the kill; first acknowledgement after the kill ${firstAckAfterKill ? seconds(firstAckAfterKill - killedAt) : "none"}`);
+      say(t, `${scale.storm} submitted, ${acked.length} acknowledged, ${acked.filter((n) => statuses.has(n)).length} of them present and complete, ${unsure.length} with an unknown outcome (${presentUnsure.length} of those stored and run)`);
+      say(t, `attempts: ${outcomes.length} requests, fates: ${tally(outcomes, (o) => o.fate + (o.code ? `:${o.code}` : ""))}; ${retriedNames.size} submissions re-sent after a refusal`);
+      say(t, `instances started: ${started.length} (${perAgent}), ${dups.size} started twice, ${redispatched} redispatched as a later attempt`);
+
+      assert.equal(neverRan.length, 0, `acknowledged jobs that never ran: ${neverRan.slice(0, 10).join(", ")}`);
+      assert.equal(dups.size, 0, `instances started twice: ${JSON.stringify([...dups].slice(0, 5))}`);
+      // What was not acknowledged was cut off by the kill itself: in flight to the dying primary.
+      const killWindow = (o: SubmitOutcome) => o.at + o.ms >= killedAt - 100 && o.at + o.ms <= killedAt + takeoverMs + 2000;
+      for (const n of unsure) {
+        const o = finalFate.get(n)!;
+        assert.equal(o.fate, "unknown", `${n} ended ${o.fate} (${o.status ?? o.code} ${o.message ?? ""})`);
+        assert.ok(killWindow(o), `${n} failed outside the kill window (${o.at + o.ms - killedAt} ms after the kill): ${o.code} ${o.message ?? ""}`);
+      }
+      await c.cell.waitForNodes(2, 30_000);
+    });
+
+    /** What each agent runs, with PIDs: "agent task#attempt state pid" lines, sorted. */
+    const agentPicture = () =>
+      allStarted()
+        .filter((s) => s.state !== "exited")
+        .map((s) => `${s.agent} ${s.taskId}#${s.attempt} ${s.state} ${s.pid ?? "-"}`)
+        .sort();
+
+    /** Snapshot of every znode except the ones that change by design (agents' heartbeats, election candidates). */
+    const snapshot = () => znodeSnapshot(zk, ROOT, [zpaths(ROOT).agents, zpaths(ROOT).election]);
+
+    /** Waits until two snapshots a second apart are equal: nobody is writing. */
+    async function quietSnapshot(timeoutMs = 30_000): Promise<Map<string, string>> {
+      const deadline = Date.now() + timeoutMs;
+      let prev = await snapshot();
+      for (;;) {
+        await sleep(1000);
+        const cur = await snapshot();
+        const d = snapshotDiff(prev, cur);
+        if (d.length === 0) return cur;
+        if (Date.now() > deadline) assert.fail(`the cell never went quiet: ${d.slice(0, 5).join("; ")}`);
+        prev = cur;
+      }
+    }
+
+    test("2. SIGSTOP of the primary past its session, then SIGCONT: it writes nothing, dispatches nothing, and rejoins as a backup", async (t) => {
+      const old = await primary();
+      const url = await c.primaryUrl();
+      await c.submit("name: sentinel\ntype: service\nisolation: process\ninstances: 2\ncommand: [/bin/sleep, '3600']\nresources: { cpu: 0.1, memory: 16MiB }\nplacement: { maxPerNode: 1 }\n");
+      await c.waitJob("sentinel", (j) => j.taskList.length === 2 && j.taskList.every((x) => x.state === "running"), 30_000, "running");
+      const proc = c.cell.daemons.get(old.id)!.process!;
+      const logBefore = daemonLog(old.id).length;
+      const stoppedAt = Date.now();
+      proc.kill("SIGSTOP");
+      try {
+        // Requests that reach the frozen primary wait in its socket backlog and are served when it resumes.
+        const held = [
+          submitOnce(c.api, url, "held-submit", batchJob("held-submit", ["/bin/true"]), 60_000),
+          c.api
+            .delete(`${url}/v1/jobs/sentinel`, { timeout: { request: 60_000 }, retry: { limit: 0 }, followRedirect: false, throwHttpErrors: false, agent: { http: freshConnections } })
+            .then((r) => ({ name: "held-kill", fate: r.statusCode < 300 ? "acked" : "failed", status: r.statusCode, message: String(r.body).slice(0, 200), at: stoppedAt, ms: 0 }) as SubmitOutcome)
+            .catch((e: unknown) => ({ name: "held-kill", fate: "unknown", message: e instanceof Error ? e.message : String(e), at: stoppedAt, ms: 0 }) as SubmitOutcome),
+        ];
+        const next = await primary();
+        const takeoverMs = Date.now() - stoppedAt;
+        assert.notEqual(next.id, old.id, "a backup took over while the primary was frozen");
+        assert.ok(next.epoch > old.epoch);
+        // The new primary keeps working meanwhile.
+        await c.submit("name: after-stop\ntype: service\nisolation: process\ncommand: [/bin/sleep, '3600']\nresources: { cpu: 0.1, memory: 16MiB }\n");
+        await c.waitJob("after-stop", (j) => j.taskList[0]?.state === "running", 30_000, "running");
+        const before = await quietSnapshot();
+        const agentsBefore = agentPicture();
+        const epochsBefore = await Promise.all(agentIds().map((a) => c.api.get(`${c.cell.daemons.get(a)!.url}/v1/status`).json<{ epoch: number }>()));
+        const frozenMs = Date.now() - stoppedAt;
+
+        proc.kill("SIGCONT");
+        const resumedAt = Date.now();
+        const outcomes = await Promise.all(held);
+        // It must notice that its session is gone, and come back as a backup with a new one.
+        let rejoined = false;
+        for (const deadline = Date.now() + 30_000; Date.now() < deadline && !rejoined; ) {
+          const l = await leaderAt(url);
+          const log = daemonLog(old.id).slice(logBefore);
+          rejoined = l?.isPrimary === false && l.epoch === next.epoch && /rejoining as a backup/.test(log) && (await zk.children(zpaths(ROOT).election)).length === 2;
+          if (!rejoined) await sleep(200);
+        }
+        const rejoinMs = Date.now() - resumedAt;
+        // Two more report intervals, for anything it might still send.
+        await sleep(2500);
+        const after = await snapshot();
+        const diff = snapshotDiff(before, after);
+        const agentsAfter = agentPicture();
+        const log = daemonLog(old.id).slice(logBefore);
+        const jobs = new Map((await jobRows()).map((j) => [j.id, j]));
+
+        say(t, `primary ${old.id} (epoch ${old.epoch}) frozen ${seconds(frozenMs)}; ${next.id} primary at epoch ${next.epoch} ${seconds(takeoverMs)} after SIGSTOP and ran after-stop meanwhile`);
+        say(t, `requests held by the frozen primary, answered on resume: ${outcomes.map((o) => `${o.name} → ${o.status ?? o.code ?? o.fate} ${o.message ?? ""}`.trim()).join("; ")}`);
+        say(t, `after SIGCONT: rejoined as a backup in ${seconds(rejoinMs)} (log: ${["session expired", "deposed", "rejoining as a backup", "joined election"].filter((w) => log.includes(w)).join(", ")})`);
+        say(t, `znodes compared before/after its resume: ${before.size}, changed: ${diff.length}; agents' running instances: ${agentsBefore.length} before, ${agentsAfter.length} after, same PIDs: ${JSON.stringify(agentsAfter) === JSON.stringify(agentsBefore)}`);
+
+        assert.equal(rejoined, true, "the resumed manager rejoined as a backup");
+        assert.deepEqual(diff, [], "the resumed primary wrote nothing to ZooKeeper");
+        assert.deepEqual(agentsAfter, agentsBefore, "the agents run exactly what they ran before the resume, with the same PIDs");
+        for (const o of outcomes) assert.notEqual(o.fate, "acked", `${o.name} was not accepted by the deposed primary (${o.status})`);
+        assert.equal(jobs.has("held-submit"), false, "the submission held by the frozen primary was not stored");
+        assert.equal(jobs.get("sentinel")?.desired, "run", "the kill held by the frozen primary was not applied");
+        const epochsAfter = await Promise.all(agentIds().map((a) => c.api.get(`${c.cell.daemons.get(a)!.url}/v1/status`).json<{ epoch: number }>()));
+        assert.deepEqual(epochsAfter.map((s) => s.epoch), epochsBefore.map((s) => s.epoch));
+        assert.ok(epochsAfter.every((s) => s.epoch === next.epoch), "agents hold the new epoch and refuse the old one");
+        for (const pid of agentsAfter.map((l) => Number(l.split(" ")[3]))) assert.ok(isAlive(pid), `task process ${pid} is alive`);
+      } finally {
+        proc.kill("SIGCONT");
+      }
+    });
+
+    const nodeLostClaims = async (agent: string) => (await zk.children(zpaths(ROOT).alerts)).filter((k) => decodeURIComponent(k).startsWith(`node-lost:${agent}:`));
+    const smsAbout = (agent: string) => sms.filter((m) => m.to === PHONE && m.text.includes(agent));
+
+    test("3. kill -9 of an agent: its tasks run elsewhere, and its loss is alerted exactly once", async (t) => {
+      await c.submit("name: migrants\ntype: service\nisolation: process\ninstances: 4\ncommand: [/bin/sleep, '3600']\nresources: { cpu: 0.1, memory: 16MiB }\nplacement: { strategy: spread }\n");
+      const j = await c.waitJob("migrants", (x) => x.taskList.length === 4 && x.taskList.every((y) => y.state === "running"), 30_000, "running");
+      const byNode = tally(j.taskList, (x) => x.nodeId!);
+      const victim = j.taskList[0]!.nodeId!;
+      const onVictim = j.taskList.filter((x) => x.nodeId === victim).map((x) => x.id);
+      const oldInstances = startedInstances(c.cell.dir, victim).filter((s) => s.taskId.startsWith("migrants/") && s.state === "running");
+      const t0 = Date.now();
+      await c.cell.stopDaemon(victim, "SIGKILL");
+      let movedMs: number;
+      let alertMs: number;
+      try {
+        const moved = await c.waitJob("migrants", (x) => x.taskList.every((y) => y.state === "running" && y.nodeId !== victim), 30_000, "all running elsewhere");
+        movedMs = Date.now() - t0;
+        for (const id of onVictim) assert.ok((moved.taskList.find((x) => x.id === id) as TaskView).events.some((e) => e.type === "lost"), `the move of ${id} is recorded as lost`);
+        for (const deadline = Date.now() + 30_000; smsAbout(victim).length === 0 && Date.now() < deadline; ) await sleep(100);
+        alertMs = Date.now() - t0;
+        // Time for a second alert, should anything raise one (reconciliation, a repeated event).
+        await sleep(4000);
+      } finally {
+        c.cell.startDaemon(victim);
+      }
+      const claims = await nodeLostClaims(victim);
+      const records = (await alertRecords()).filter((r) => r.kind === "node-lost" && r.key.startsWith(`node-lost:${victim}:`));
+      const texts = smsAbout(victim);
+
+      // Back again: the instances it still ran (it was killed, not its tasks) are stopped, as they now run elsewhere.
+      const back0 = Date.now();
+      await c.cell.waitForNodes(2, 30_000);
+      const backMs = Date.now() - back0;
+      for (const deadline = Date.now() + 30_000; oldInstances.some((s) => isAlive(s.pid!)) && Date.now() < deadline; ) await sleep(200);
+      const staleStoppedMs = Date.now() - back0;
+
+      say(t, `migrants placed ${byNode}; ${victim} SIGKILLed with ${onVictim.length} of them → all 4 running elsewhere after ${seconds(movedMs)} (2 s session)`);
+      say(t, `node-lost alerts for ${victim}: ${claims.length} ledger claim, ${records.length} delivery record (${records.map((r) => `${r.channel}:${r.status}`).join(", ")}), ${texts.length} SMS received; first SMS ${seconds(alertMs)} after the kill`);
+      say(t, `${victim} restarted: ready again after ${seconds(backMs)}; its ${oldInstances.length} stale instance(s) stopped ${seconds(staleStoppedMs)} after the restart`);
+
+      assert.equal(claims.length, 1, `one ledger claim: ${claims.join(", ")}`);
+      assert.equal(records.length, 1, "one delivery record (one recipient)");
+      assert.equal(texts.length, 1, `one SMS: ${JSON.stringify(texts)}`);
+      for (const s of oldInstances) assert.equal(isAlive(s.pid!), false, `stale instance ${s.taskId}#${s.attempt} (pid ${s.pid}) was stopped`);
+      const after = await c.job("migrants");
+      assert.ok(after.taskList.every((x) => x.state === "running"), "the moved tasks keep running");
+    });
+
+    /** Waits until an agent process started after `since` serves its API with a connected ZooKeeper session. */
+    async function waitAgentConnected(agent: string, since: number): Promise<void> {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const s = await c.api
+          .get(`${c.cell.daemons.get(agent)!.url}/v1/status`, { timeout: { request: 1000 }, retry: { limit: 0 } })
+          .json<{ startedAt: number; zookeeper: string }>()
+          .catch(() => undefined);
+        if (s && s.startedAt >= since && s.zookeeper === "connected") return;
+        assert.ok(Date.now() < deadline, `${agent} did not come back within 30 s`);
+        await sleep(50);
+      }
+    }
+
+    test("4. restart of an agent (SIGTERM, then SIGKILL of the other): no task is killed, restarted or moved", async (t) => {
+      await c.submit("name: steady\ntype: service\nisolation: process\ninstances: 2\ncommand: [/bin/sleep, '3600']\nresources: { cpu: 0.1, memory: 16MiB }\nplacement: { maxPerNode: 1 }\n");
+      const j0 = await c.waitJob("steady", (x) => x.taskList.length === 2 && x.taskList.every((y) => y.state === "running"), 30_000, "running");
+      const picture = () => allStarted().filter((s) => s.taskId.startsWith("steady/") && s.state === "running").map((s) => `${s.agent} ${s.taskId}#${s.attempt} pid ${s.pid}`).sort();
+      const before = picture();
+      const claimsBefore = (await Promise.all(agentIds().map(nodeLostClaims))).flat().length;
+      const lines: string[] = [];
+      for (const [agent, signal] of [[agentIds()[0]!, "SIGTERM"], [agentIds()[1]!, "SIGKILL"]] as const) {
+        const t0 = Date.now();
+        await c.cell.stopDaemon(agent, signal);
+        c.cell.startDaemon(agent);
+        await waitAgentConnected(agent, t0);
+        const readyMs = Date.now() - t0;
+        await c.cell.waitForNodes(2, 30_000);
+        // Two report intervals: long enough for the primary to act on anything the restart changed.
+        await sleep(2500);
+        const j = await c.job("steady");
+        lines.push(`${agent} ${signal} + restart: serving with its ZooKeeper session after ${seconds(readyMs)}; attempts ${j.taskList.map((x) => x.attempt).join(",")}, states ${j.taskList.map((x) => x.state).join(",")}`);
+        assert.deepEqual(
+          j.taskList.map((x) => `${x.id}#${x.attempt}@${x.nodeId} ${x.state}`),
+          j0.taskList.map((x) => `${x.id}#${x.attempt}@${x.nodeId} ${x.state}`),
+          `after the ${signal} restart of ${agent}, every task is still the same attempt on the same node`,
+        );
+        assert.deepEqual(picture(), before, `after the ${signal} restart of ${agent}, the same processes run`);
+      }
+      const claimsAfter = (await Promise.all(agentIds().map(nodeLostClaims))).flat().length;
+      for (const l of lines) say(t, l);
+      say(t, `instances before and after both restarts: ${before.join("; ")}; node-lost claims ${claimsBefore} → ${claimsAfter}`);
+      for (const l of before) assert.ok(isAlive(Number(l.split(" pid ")[1])), `${l} is alive`);
+      assert.equal(claimsAfter, claimsBefore, "no node was seen lost");
+    });
+  });
+}
