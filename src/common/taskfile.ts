@@ -13,7 +13,7 @@
  * for each field live in checkJob(). Both entry points share them, so a file
  * and an already-parsed object obey exactly the same rules.
  */
-import { LineCounter, isAlias, isMap, isNode, isScalar, isSeq, parseDocument, type Document } from "yaml";
+import { LineCounter, isAlias, isCollection, isMap, isNode, isScalar, isSeq, parseDocument, stringify, type Document, type Pair, type YAMLMap } from "yaml";
 import { ValidationError, type InputIssue } from "./errors.js";
 import {
   PRIORITY_BATCH,
@@ -66,10 +66,36 @@ export const TASKFILE_DEFAULTS = {
   placement: { strategy: "binpack" } satisfies PlacementPolicy,
 } as const;
 
-const LIMITS = { maxInstances: 10_000, maxCpu: 1024, minMemory: 4 * 1024 ** 2, maxPriority: 1000 };
+const LIMITS = {
+  maxInstances: 10_000,
+  maxCpu: 1024,
+  minMemory: 4 * 1024 ** 2,
+  maxPriority: 1000,
+  /** Longest duration: timers cannot wait longer than 2^31-1 ms (about 24.8 days) and would fire at once instead. */
+  maxDurationMs: 24 * 86_400_000,
+  /** Collections inside collections; the deepest valid file needs 4 (ports[0].check.type). */
+  maxNesting: 32,
+  /** Each alias costs the YAML library a pass over the document; a task file needs few, if any. */
+  maxAliases: 100,
+  /** Issues reported for one file; past this, a count. Keeps answers and the work of building them small. */
+  maxIssues: 100,
+  maxServiceName: 253,
+};
+
+/**
+ * uniqueKeys off: the library finds duplicate keys by comparing every key with every
+ * earlier one (quadratic: a 1 MiB mapping took minutes); inspectTree() does it with a set.
+ * logLevel "error": warnings would go to process.emitWarning; problems are reported as issues instead.
+ */
+const YAML_OPTIONS = { prettyErrors: false, logLevel: "error", uniqueKeys: false } as const;
+
+const TOO_DEEP = `is nested more than ${LIMITS.maxNesting} levels deep (a task file needs at most 4)`;
 
 const NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-const PACKAGE_NAMED_RE = /^([a-z0-9][a-z0-9._-]*)@([A-Za-z0-9._+-]+)$/;
+/** Package names and versions: one rule for referring (here) and pushing (src/manager/packages/registry.ts). */
+export const PACKAGE_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,127}$/;
+/** "." and ".." are not versions: to ZooKeeper, where name@version is recorded, they mean "here" and "up". */
+export const PACKAGE_VERSION_RE = /^(?!\.\.?$)[A-Za-z0-9._+-]{1,128}$/;
 const PACKAGE_DIGEST_RE = /^sha256:([0-9a-fA-F]{64})$/;
 const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const PORT_NAME_RE = /^[a-z][a-z0-9_]{0,30}$/;
@@ -119,31 +145,30 @@ export function parseTaskFile(input: string, opts: ParseTaskFileOptions = {}): J
     } catch (e) {
       // A YAML flow mapping (`{name: x}`) also starts with `{`; only a detected-by-content
       // file gets a second chance as YAML, so that real JSON files get JSON error messages.
-      const yamlOk = !explicitJson && parseDocument(text).errors.length === 0;
+      const yamlOk = !explicitJson && parseDocument(text, YAML_OPTIONS).errors.length === 0;
       if (!yamlOk) throw new ValidationError([jsonSyntaxIssue(text, e)], opts.source);
     }
   }
 
-  // logLevel "error": warnings would go to process.emitWarning; problems are reported as issues instead.
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, logLevel: "error" });
-  const issues: InputIssue[] = [];
-  let fatal = false;
+  // The YAML library reads a quoted scalar cut off right after an escaped quote (`"abc \"`, `'abc ''`) at the
+  // very end of the input as closed; with a line break after it, it reports the missing quote. The break
+  // changes nothing else, short of a keep-chomped block scalar (`|+`) whose last line ends in a quote.
+  const doc = parseDocument(/["']$/.test(text) ? text + "\n" : text, { ...YAML_OPTIONS, lineCounter: lc });
+  const at = (offset: number) => {
+    // Clamped: an error at the line break added above belongs to the last line of the text.
+    const { line, col } = lc.linePos(Math.min(offset, text.length));
+    return { line, column: col };
+  };
+  let syntax: InputIssue | undefined;
   for (const err of doc.errors) {
+    // The composer turns a stack overflow on deep nesting into this code; no JSON fallback can read that either.
+    if (err.code === "RESOURCE_EXHAUSTION") throw new ValidationError([{ field: "", message: TOO_DEEP, ...at(err.pos[0]) }], opts.source);
+    // Only the first syntax error: the parser's later ones are nearly always its consequences.
     // linePos is only filled in with prettyErrors, which would also bury the message in a code excerpt.
-    const { line, col: column } = lc.linePos(err.pos[0]);
-    if (err.code === "DUPLICATE_KEY") {
-      // Duplicates leave a well-formed tree, so validation of the rest can go on.
-      const path = pathOfKeyAt(doc, err.pos[0]);
-      const key = path.length > 0 ? String(path[path.length - 1]) : keyTextAt(text, err.pos[0]);
-      issues.push({ field: formatPath(path), message: `duplicate key "${key}" (each key may appear only once)`, line, column });
-    } else if (!fatal) {
-      // Only the first syntax error: the parser's later ones are nearly always its consequences.
-      fatal = true;
-      issues.push({ field: "", message: `${explicitJson ? "invalid JSON" : "invalid YAML"}: ${stripLocation(err.message)}`, line, column });
-    }
+    syntax ??= { field: "", message: `${explicitJson ? "invalid JSON" : "invalid YAML"}: ${stripLocation(err.message)}`, ...at(err.pos[0]) };
   }
-  if (fatal) {
-    if (!jsonFallback) throw new ValidationError(sortIssues(issues), opts.source);
+  if (syntax) {
+    if (!jsonFallback) throw new ValidationError([syntax], opts.source);
     // Valid JSON that our YAML parser rejects (rare corner cases): validate it without positions.
     return finish(checkDocument(jsonFallback.value, () => undefined), [], undefined, opts.source);
   }
@@ -152,12 +177,21 @@ export function parseTaskFile(input: string, opts: ParseTaskFileOptions = {}): J
     throw new ValidationError([{ field: "", message: "the file is empty: a task file is a mapping with at least name and command", line: 1, column: 1 }], opts.source);
   }
 
+  // Read the tree's shape before building values from it: building is recursive, and resolving aliases costs a pass over the document each.
+  const tree = inspectTree(doc);
+  if (tree.tooDeep) throw new ValidationError([{ field: formatPath(tree.tooDeep.path), message: TOO_DEEP, ...at(tree.tooDeep.offset) }], opts.source);
+  if (tree.aliases > LIMITS.maxAliases) {
+    throw new ValidationError([{ field: "", message: `${tree.aliases} aliases (*name): a task file may use at most ${LIMITS.maxAliases}`, ...at(tree.firstAlias ?? 0) }], opts.source);
+  }
+  // Duplicates leave a well-formed tree, so validation of the rest can go on.
+  const issues: InputIssue[] = tree.duplicates.map((d) => ({ field: formatPath(d.path), message: `duplicate key "${String(d.path[d.path.length - 1])}" (each key may appear only once)`, ...at(d.offset) }));
+
   let value: unknown;
   try {
-    value = doc.toJS({ maxAliasCount: 100 });
+    value = doc.toJS({ maxAliasCount: LIMITS.maxAliases });
   } catch (e) {
-    // Alias bombs and similar resource-exhaustion inputs land here.
-    throw new ValidationError([{ field: "", message: `invalid YAML: ${e instanceof Error ? e.message : String(e)}`, line: 1, column: 1 }], opts.source);
+    // Alias bombs (aliases of aliases) and aliases without an anchor land here.
+    throw new ValidationError([{ field: "", message: `invalid YAML: ${e instanceof Error ? e.message : String(e)}`, ...at(tree.firstAlias ?? 0) }], opts.source);
   }
 
   const located = (raw: RawIssue): InputIssue => {
@@ -192,14 +226,17 @@ interface RawIssue {
 }
 
 function finish(
-  result: { spec: JobSpec; issues: RawIssue[] },
+  result: { spec: JobSpec; issues: RawIssue[]; omitted: number },
   early: InputIssue[],
   locateIssue: ((r: RawIssue) => InputIssue) | undefined,
   source: string | undefined,
 ): JobSpec {
-  const all = [...early, ...result.issues.map((r) => (locateIssue ? locateIssue(r) : { field: formatPath(r.path), message: r.message }))];
-  if (all.length > 0) throw new ValidationError(sortIssues(all), source);
-  return result.spec;
+  const all = sortIssues([...early, ...result.issues.map((r) => (locateIssue ? locateIssue(r) : { field: formatPath(r.path), message: r.message }))]);
+  if (all.length === 0) return result.spec;
+  const shown = all.slice(0, LIMITS.maxIssues);
+  const more = all.length - shown.length + result.omitted;
+  if (more > 0) shown.push({ field: "", message: `and ${more} more problems like these (fix these first)` });
+  throw new ValidationError(shown, source);
 }
 
 function sortIssues(issues: InputIssue[]): InputIssue[] {
@@ -287,11 +324,19 @@ type SourceText = (path: Path) => string | undefined;
 
 class Checker {
   readonly issues: RawIssue[] = [];
+  /** Issues found past LIMITS.maxIssues: counted, not kept. */
+  omitted = 0;
   constructor(readonly sourceText: SourceText) {}
 
   add(path: Path, message: string, anchor: Anchor = "value"): undefined {
-    this.issues.push({ path, message, anchor });
+    if (this.full) this.omitted++;
+    else this.issues.push({ path, message, anchor });
     return undefined;
+  }
+
+  /** Once full, work that only improves a message (did-you-mean hints) is skipped. */
+  get full(): boolean {
+    return this.issues.length >= LIMITS.maxIssues;
   }
 
   /** A mapping with only `keys`; unknown keys and null values are reported here once. */
@@ -301,7 +346,7 @@ class Checker {
     const nulls = new Set<string>();
     for (const key of Object.keys(v)) {
       if (!keys.includes(key)) {
-        const hint = suggest(key, keys);
+        const hint = this.full ? undefined : suggest(key, keys);
         this.add([...path, key], `unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ` (allowed: ${keys.join(", ")})`}`, "key");
         continue;
       }
@@ -338,7 +383,7 @@ class Checker {
 
   oneOf<T extends string>(v: unknown, path: Path, allowed: readonly T[]): T | undefined {
     if (typeof v === "string" && (allowed as readonly string[]).includes(v)) return v as T;
-    const hint = typeof v === "string" ? suggest(v, allowed) : undefined;
+    const hint = typeof v === "string" && !this.full ? suggest(v, allowed) : undefined;
     return this.add(path, `${describe(v)} is not one of ${quoteList(allowed)}${hint ? ` (did you mean "${hint}"?)` : ""}`);
   }
 
@@ -354,7 +399,9 @@ class Checker {
 
   duration(v: unknown, path: Path): number | undefined {
     const r = parseDuration(v);
-    return typeof r === "string" ? this.add(path, r) : r;
+    if (typeof r === "string") return this.add(path, r);
+    if (r > LIMITS.maxDurationMs) return this.add(path, `must be at most 24d, got ${describe(v)}`);
+    return r;
   }
 }
 
@@ -395,15 +442,15 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 // ---------------------------------------------------------------------------
 // The rules
 
-function checkDocument(value: unknown, sourceText: SourceText): { spec: JobSpec; issues: RawIssue[] } {
+function checkDocument(value: unknown, sourceText: SourceText): { spec: JobSpec; issues: RawIssue[]; omitted: number } {
   const c = new Checker(sourceText);
   if (!isPlainObject(value)) {
     const what = Array.isArray(value) ? "a list" : describe(value);
     c.add([], `the top level must be a mapping of keys (name:, command:, ...), not ${what}`);
-    return { spec: placeholderSpec(), issues: c.issues };
+    return { spec: placeholderSpec(), issues: c.issues, omitted: 0 };
   }
   const spec = checkJob(c, value);
-  return { spec, issues: c.issues };
+  return { spec, issues: c.issues, omitted: c.omitted };
 }
 
 /** Returned alongside issues only; never reaches a caller because issues make finish() throw. */
@@ -484,7 +531,9 @@ function checkJob(c: Checker, value: Record<string, unknown>): JobSpec {
       const n = svc.required("name");
       if (n !== undefined) {
         const name = c.string(n, svc.at("name"));
-        if (name !== undefined && !SERVICE_NAME_RE.test(name)) {
+        if (name !== undefined && name.length > LIMITS.maxServiceName) {
+          c.add(svc.at("name"), `is ${name.length} characters long (at most ${LIMITS.maxServiceName}, as in DNS)`);
+        } else if (name !== undefined && !SERVICE_NAME_RE.test(name)) {
           c.add(svc.at("name"), `${describe(name)} is not a valid service name: use lowercase letters, digits and "-", in dot-separated parts (e.g. web.frontend)`);
         } else if (name !== undefined) spec.service = { name };
       }
@@ -528,12 +577,18 @@ function checkPriority(c: Checker, v: unknown, path: Path): number | undefined {
 function checkPackage(c: Checker, v: unknown, path: Path): { ref: PackageRef; text: string } | undefined {
   const text = c.string(v, path);
   if (text === undefined) return undefined;
-  const named = PACKAGE_NAMED_RE.exec(text);
-  if (named) return { ref: { kind: "named", name: named[1]!, version: named[2]! }, text };
+  const named = /^([^@]*)@([^@]*)$/.exec(text);
+  if (named && PACKAGE_NAME_RE.test(named[1]!) && PACKAGE_VERSION_RE.test(named[2]!)) return { ref: { kind: "named", name: named[1]!, version: named[2]! }, text };
   const digest = PACKAGE_DIGEST_RE.exec(text);
   // Digests are compared as strings elsewhere (agent caches, blob store): normalize case once here.
   if (digest) return { ref: { kind: "digest", digest: `sha256:${digest[1]!.toLowerCase()}` }, text };
-  const hint = text.startsWith("sha256:") ? " (a sha256 digest has exactly 64 hex digits)" : !text.includes("@") ? " (missing @version)" : "";
+  const hint = text.startsWith("sha256:")
+    ? " (a sha256 digest has exactly 64 hex digits)"
+    : !text.includes("@")
+      ? " (missing @version)"
+      : named && (named[1]!.length > 128 || named[2]!.length > 128)
+        ? " (name and version are at most 128 characters each)"
+        : "";
   return c.add(path, `${describe(text)} is not a package reference: use name@version (e.g. webapp@1.2.0) or sha256:<64 hex digits>${hint}`);
 }
 
@@ -552,9 +607,15 @@ function checkCommand(c: Checker, v: unknown, path: Path): string[] {
     c.add(path, `must not be empty: give at least the program to run, e.g. ["/bin/sleep", "30"]`);
     return [];
   }
-  const argv = items.map((item, i) => c.scalarString(item, [...path, i]) ?? "");
+  const argv = items.map((item, i) => noNul(c, c.scalarString(item, [...path, i]), [...path, i]) ?? "");
   if (typeof items[0] === "string" && items[0].trim() === "") c.add([...path, 0], "the program (first argument) must not be empty");
   return argv;
+}
+
+/** Arguments and environment reach the kernel as C strings: a NUL would end them early (exec refuses them outright). */
+function noNul(c: Checker, s: string | undefined, path: Path): string | undefined {
+  if (s === undefined || !s.includes("\0")) return s;
+  return c.add(path, `contains a NUL character (\\0), which a program's arguments and environment cannot hold`);
 }
 
 function checkEnv(c: Checker, v: unknown, path: Path): Record<string, string> {
@@ -582,7 +643,7 @@ function checkEnv(c: Checker, v: unknown, path: Path): Record<string, string> {
       c.add(at, `has no value (use "" for an empty string)`);
       continue;
     }
-    const s = c.scalarString(val, at);
+    const s = noNul(c, c.scalarString(val, at), at);
     if (s !== undefined) env[key] = s;
   }
   return env;
@@ -933,8 +994,28 @@ interface Located {
   depth: number;
 }
 
+/** A key as toJS() names it in the object, so paths from values find their nodes: null is "", a collection its flow text. */
 function keyText(key: unknown): string {
-  return isScalar(key) ? String(key.value) : String(key);
+  if (key === null || key === undefined) return "";
+  if (isScalar(key)) return key.value === null ? "" : typeof key.value === "object" ? JSON.stringify(key.value) : String(key.value);
+  if (isCollection(key)) return stringify(key, { collectionStyle: "flow", lineWidth: 0 }).trimEnd();
+  return String(key);
+}
+
+const pairIndexes = new WeakMap<YAMLMap, Map<string, Pair>>();
+
+/** A mapping's pairs by key text (the first of duplicates), built once: lookups per issue and per value stay O(1) in huge mappings. */
+function pairsByKey(map: YAMLMap): Map<string, Pair> {
+  let index = pairIndexes.get(map);
+  if (!index) {
+    index = new Map();
+    for (const pair of map.items) {
+      const k = keyText(pair.key);
+      if (!index.has(k)) index.set(k, pair);
+    }
+    pairIndexes.set(map, index);
+  }
+  return index;
 }
 
 function walk(doc: Document, path: Path): Located {
@@ -944,7 +1025,7 @@ function walk(doc: Document, path: Path): Located {
   for (const seg of path) {
     if (isAlias(node)) node = node.resolve(doc);
     if (isMap(node)) {
-      const pair = node.items.find((p) => keyText(p.key) === String(seg));
+      const pair = pairsByKey(node).get(String(seg));
       if (!pair) break;
       keyNode = pair.key;
       node = pair.value;
@@ -987,29 +1068,53 @@ function plainScalarSource(doc: Document, path: Path): string | undefined {
   return typeof node.source === "string" ? node.source : undefined;
 }
 
-/** The path of the key that starts at `offset` (used for duplicate-key errors). */
-function pathOfKeyAt(doc: Document, offset: number): PathSeg[] {
-  const search = (node: unknown, path: PathSeg[]): PathSeg[] | undefined => {
-    if (isMap(node)) {
-      for (const pair of node.items) {
-        if (rangeStart(pair.key) === offset) return [...path, keyText(pair.key)];
-        const r = search(pair.value, [...path, keyText(pair.key)]);
-        if (r) return r;
-      }
-    } else if (isSeq(node)) {
-      for (let i = 0; i < node.items.length; i++) {
-        const r = search(node.items[i], [...path, i]);
-        if (r) return r;
-      }
-    }
-    return undefined;
-  };
-  return search(doc.contents, []) ?? [];
+interface TreeFacts {
+  /** Second and later occurrences of a key in one mapping, where they are written. */
+  duplicates: { path: PathSeg[]; offset: number }[];
+  /** The first collection nested deeper than allowed. */
+  tooDeep?: { path: PathSeg[]; offset: number };
+  aliases: number;
+  firstAlias?: number;
 }
 
-function keyTextAt(text: string, offset: number): string {
-  const m = /^("(?:[^"\\]|\\.)*"|'[^']*'|[^:,}\n]+)/.exec(text.slice(offset));
-  return m ? m[1]!.trim().replace(/^["']|["']$/g, "") : "?";
+/**
+ * One iterative pass over the parsed tree (an explicit stack: depth is what is
+ * being checked, so recursion is not an option). Aliases are counted, not followed.
+ */
+function inspectTree(doc: Document): TreeFacts {
+  const facts: TreeFacts = { duplicates: [], aliases: 0 };
+  const stack: { node: unknown; path: PathSeg[]; depth: number }[] = [{ node: doc.contents, path: [], depth: 1 }];
+  while (stack.length > 0) {
+    const { node, path, depth } = stack.pop()!;
+    if (isAlias(node)) {
+      facts.aliases++;
+      const offset = rangeStart(node);
+      if (offset !== undefined && (facts.firstAlias === undefined || offset < facts.firstAlias)) facts.firstAlias = offset;
+      continue;
+    }
+    if (!isMap(node) && !isSeq(node)) continue;
+    if (depth > LIMITS.maxNesting) {
+      const offset = rangeStart(node) ?? 0;
+      if (!facts.tooDeep || offset < facts.tooDeep.offset) facts.tooDeep = { path, offset };
+      continue;
+    }
+    if (isSeq(node)) {
+      node.items.forEach((item, i) => stack.push({ node: item, path: [...path, i], depth: depth + 1 }));
+      continue;
+    }
+    // The library's rule for "the same key": equal scalar values (keys that are collections never are).
+    const seen = new Set<unknown>();
+    for (const pair of node.items) {
+      const key = keyText(pair.key);
+      if (isScalar(pair.key) || pair.key === null) {
+        const identity = isScalar(pair.key) ? pair.key.value : null;
+        if (seen.has(identity)) facts.duplicates.push({ path: [...path, key], offset: rangeStart(pair.key) ?? rangeStart(node) ?? 0 });
+        seen.add(identity);
+      } else stack.push({ node: pair.key, path: [...path, key], depth: depth + 1 });
+      stack.push({ node: pair.value, path: [...path, key], depth: depth + 1 });
+    }
+  }
+  return facts;
 }
 
 function stripLocation(message: string): string {

@@ -1,4 +1,5 @@
 import { ConflictError, ValidationError } from "../../common/errors.js";
+import { PACKAGE_NAME_RE, PACKAGE_VERSION_RE } from "../../common/taskfile.js";
 import type { ZkSession } from "../../coord/zk.js";
 import { isDigest, type Digest } from "../../storage/digest.js";
 
@@ -25,18 +26,11 @@ export interface PackageEntry extends PackageRecord {
   version: string;
 }
 
-/**
- * The same rule as a task file's `package: name@version` (src/common/taskfile.ts):
- * anything pushable must be referable. Lengths are capped here as well, and
- * the ZooKeeper-reserved node names "." and ".." are refused.
- */
-const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,127}$/;
-const VERSION_RE = /^[A-Za-z0-9._+-]{1,128}$/;
-
+/** The task file's rule (anything pushable must be referable): lengths capped, "." and ".." refused. */
 export function validatePackageRef(name: string, version: string): void {
   const issues = [];
-  if (!NAME_RE.test(name)) issues.push({ field: "name", message: `${JSON.stringify(name)} is not a package name: use 1-128 of a-z 0-9 . _ -, starting with a letter or digit` });
-  if (!VERSION_RE.test(version) || version === "." || version === "..") {
+  if (!PACKAGE_NAME_RE.test(name)) issues.push({ field: "name", message: `${JSON.stringify(name)} is not a package name: use 1-128 of a-z 0-9 . _ -, starting with a letter or digit` });
+  if (!PACKAGE_VERSION_RE.test(version)) {
     issues.push({ field: "version", message: `${JSON.stringify(version)} is not a package version: use 1-128 of A-Z a-z 0-9 . _ + -` });
   }
   if (issues.length) throw new ValidationError(issues);
