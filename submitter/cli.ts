@@ -6,6 +6,7 @@ import { loadConfig } from "../src/common/config.js";
 import { isTorcaError, toTorcaError, TorcaError, ValidationError } from "../src/common/errors.js";
 import { parseTaskFile } from "../src/common/taskfile.js";
 import { formatBytes } from "../src/common/units.js";
+import { decodeUtf8 } from "../src/common/utf8.js";
 import { TorcaClient } from "./client.js";
 import { ago, progress, state, table } from "./format.js";
 import { clientSettings } from "./settings.js";
@@ -44,12 +45,13 @@ function out(json: unknown, human: () => string): void {
 }
 
 function readTaskFile(file: string): { text: string; contentType: string } {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, "utf8");
+    bytes = readFileSync(file);
   } catch (e) {
     throw new ValidationError([{ field: "FILE", message: `cannot read ${file}: ${(e as Error).message}` }]);
   }
+  const text = decodeUtf8(bytes, basename(file));
   // Validate locally first: errors name the file, field, line and column.
   parseTaskFile(text, { source: basename(file) });
   return { text, contentType: file.endsWith(".json") ? "application/json" : "application/yaml" };

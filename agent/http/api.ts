@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { TokenTable } from "../../src/common/auth.js";
 import { NotFoundError, ValidationError } from "../../src/common/errors.js";
 import { parseBody, StopRequestSchema, TaskDispatchSchema, type TaskDispatch } from "../../src/common/protocol.js";
-import { readJson, requireRole } from "../../src/manager/http/middleware.js";
+import { queryFlag, queryValue, readJson, requireRole, TAIL_LINES } from "../../src/manager/http/middleware.js";
 import type { TaskRunner } from "../tasks/runner.js";
 import { serveLog } from "./logs.js";
 
@@ -50,12 +50,14 @@ export function agentRouter(deps: AgentApiDeps, tokens: TokenTable): Router {
 
   r.get("/v1/tasks/:id/logs", read, async (ctx) => {
     const id = ctx.params.id!;
+    const stream = queryValue(ctx, "stream", ["stdout", "stderr"]) ?? "stdout";
+    const tailText = queryValue(ctx, "tail", TAIL_LINES);
+    const tail = tailText === undefined ? undefined : Number(tailText);
+    const follow = queryFlag(ctx, "follow");
+    const attemptText = queryValue(ctx, "attempt", { pattern: /^[1-9]\d{0,8}$/, what: "an attempt number (1, 2, ...)" });
     const rec = deps.runner.get(id);
-    const attempt = typeof ctx.query.attempt === "string" ? Number(ctx.query.attempt) : rec?.dispatch.attempt;
-    if (attempt === undefined || !Number.isInteger(attempt)) throw new NotFoundError("task", id);
-    const stream = ctx.query.stream === "stderr" ? "stderr" : "stdout";
-    const tail = typeof ctx.query.tail === "string" && /^\d+$/.test(ctx.query.tail) ? Number(ctx.query.tail) : undefined;
-    const follow = ctx.query.follow === "1" || ctx.query.follow === "true";
+    const attempt = attemptText !== undefined ? Number(attemptText) : rec?.dispatch.attempt;
+    if (attempt === undefined) throw new NotFoundError("task", id);
     const dir = deps.runner.dirOf(id, attempt);
     await serveLog(ctx, join(dir, stream), {
       follow,

@@ -10,6 +10,7 @@ export type ErrorCode =
   | "unauthorized"
   | "forbidden"
   | "not_found"
+  | "method_not_allowed"
   | "conflict"
   | "not_primary"
   | "stale_epoch"
@@ -109,6 +110,12 @@ export class ForbiddenError extends TorcaError {
 export class NotFoundError extends TorcaError {
   constructor(what: string, id: string) {
     super("not_found", `${what} ${JSON.stringify(id)} not found`, { status: 404, exitCode: 1, context: { what, id } });
+  }
+}
+
+export class MethodNotAllowedError extends TorcaError {
+  constructor(method: string, path: string, allowed: string | undefined) {
+    super("method_not_allowed", `${method} is not allowed on ${path}${allowed ? ` (allowed: ${allowed})` : ""}`, { status: 405, exitCode: 2, context: { method, allowed } });
   }
 }
 

@@ -101,12 +101,14 @@ export function taskIdOf(jobId: string, index: number): string {
 export function parseTaskId(taskId: string): { jobId: string; index: number } | undefined {
   const slash = taskId.lastIndexOf("/");
   if (slash <= 0) return undefined;
-  const index = Number(taskId.slice(slash + 1));
-  if (!Number.isInteger(index) || index < 0) return undefined;
-  return { jobId: taskId.slice(0, slash), index };
+  // Only the form taskIdOf writes: Number() alone would also read "", " 0", "0x0" and "1e0" as indexes.
+  const digits = taskId.slice(slash + 1);
+  if (!/^(0|[1-9]\d{0,8})$/.test(digits)) return undefined;
+  return { jobId: taskId.slice(0, slash), index: Number(digits) };
 }
 
-export type JobStatus = "pending" | "running" | "complete" | "failed" | "dead";
+export const JOB_STATUSES = ["pending", "running", "complete", "failed", "dead"] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
 
 /** What the manager wants of a task. */
 export type DesiredState = "run" | "stop";

@@ -1,7 +1,8 @@
 import { EventEmitter } from "node:events";
 
 /** What the event stream (`GET /v1/events`, the pages' live updates) carries. */
-export type ClusterEventType = "job" | "task" | "node" | "leader" | "alert";
+export const CLUSTER_EVENT_TYPES = ["job", "task", "node", "leader", "alert"] as const;
+export type ClusterEventType = (typeof CLUSTER_EVENT_TYPES)[number];
 
 export interface ClusterEvent {
   type: ClusterEventType;

@@ -1,4 +1,5 @@
 import Router from "@koa/router";
+import { z } from "zod";
 import type { Context } from "koa";
 import type { Got } from "got";
 import type { TokenTable } from "../../common/auth.js";
@@ -6,13 +7,13 @@ import { NotFoundError, NotPrimaryError, UnavailableError, ValidationError } fro
 import { httpErrorToTorca } from "../../common/http.js";
 import { AgentReportSchema, parseBody } from "../../common/protocol.js";
 import { parseTaskFile } from "../../common/taskfile.js";
-import { parseTaskId, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
+import { JOB_STATUSES, parseTaskId, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
 import type { LeaderInfo } from "../../coord/election.js";
 import type { StateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
-import type { EventBus } from "../events.js";
+import { CLUSTER_EVENT_TYPES, type EventBus } from "../events.js";
 import type { Primary } from "../primary/primary.js";
-import { readJson, readText, requireRole } from "./middleware.js";
+import { queryFlag, queryValue, readJson, readText, requireRole, TAIL_LINES } from "./middleware.js";
 import { streamEvents } from "./sse.js";
 
 /** What the HTTP layer needs from the running manager; the pieces change on failover. */
@@ -53,6 +54,11 @@ export function nodeView(n: NodeInfo, tasks: TaskInstance[]) {
   const mine = tasks.filter((t) => t.nodeId === n.id && (t.state === "running" || t.state === "dispatched"));
   return { ...n, tasks: mine.map((t) => t.id) };
 }
+
+const EVENT_TYPES_RE = new RegExp(`^(?:${CLUSTER_EVENT_TYPES.join("|")})(?:,(?:${CLUSTER_EVENT_TYPES.join("|")}))*$`);
+
+/** `POST /v1/nodes/:id/drain` body: empty (drain), or `{undo: true}`. */
+const DrainRequestSchema = z.object({ undo: z.boolean().optional() }).strict();
 
 function requireStore(v: ManagerView): StateStore {
   const s = v.store();
@@ -113,7 +119,7 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
 
   r.get("/v1/jobs", read, (ctx) => {
     const store = requireStore(v);
-    const status = typeof ctx.query.status === "string" ? ctx.query.status : undefined;
+    const status = queryValue(ctx, "status", JOB_STATUSES);
     const jobs = [...store.jobs.values()].filter((j) => !status || j.status === status).sort((a, b) => b.submittedAt - a.submittedAt);
     ctx.body = { jobs: jobs.map((j) => jobSummary(j, store.tasksOf(j.id))) };
   });
@@ -135,6 +141,9 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
   });
 
   r.get("/v1/tasks/:id/logs", read, async (ctx) => {
+    const stream = queryValue(ctx, "stream", ["stdout", "stderr"]) ?? "stdout";
+    const follow = queryFlag(ctx, "follow");
+    const tail = queryValue(ctx, "tail", TAIL_LINES);
     const store = requireStore(v);
     const t = findTask(store, ctx.params.id!);
     const nodeId = t.nodeId ?? t.lastNodeId;
@@ -142,9 +151,9 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
     const node = nodeId ? v.collector()?.node(nodeId) : undefined;
     if (!node || node.state === "lost") throw new UnavailableError(`the node that ran ${t.id} (${nodeId ?? "none"}) is not reachable`);
     const q = new URLSearchParams();
-    q.set("stream", ctx.query.stream === "stderr" ? "stderr" : "stdout");
-    if (ctx.query.follow === "1" || ctx.query.follow === "true") q.set("follow", "1");
-    if (typeof ctx.query.tail === "string") q.set("tail", ctx.query.tail);
+    q.set("stream", stream);
+    if (follow) q.set("follow", "1");
+    if (tail !== undefined) q.set("tail", tail);
     q.set("attempt", String(t.attempt));
     const upstream = v.http.stream(`${node.url}/v1/tasks/${encodeURIComponent(t.id)}/logs?${q}`, { timeout: {}, retry: { limit: 0 } });
     await new Promise<void>((resolve, reject) => {
@@ -168,8 +177,9 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
 
   r.post("/v1/nodes/:id/drain", admin, async (ctx) => {
     const p = requirePrimary(v);
-    const body = (await readJson(ctx, v.bodyLimit)) as { undo?: unknown };
-    const undo = body.undo === true || ctx.query.undo === "1" || ctx.query.undo === "true";
+    const undoQuery = queryFlag(ctx, "undo");
+    const body = parseBody(DrainRequestSchema, await readJson(ctx, v.bodyLimit));
+    const undo = body.undo === true || undoQuery;
     await p.drain(ctx.params.id!, !undo);
     ctx.body = { id: ctx.params.id, draining: !undo };
   });
@@ -183,7 +193,8 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
   });
 
   r.get("/v1/events", read, (ctx) => {
-    const types = typeof ctx.query.types === "string" ? new Set(ctx.query.types.split(",")) : undefined;
+    const listed = queryValue(ctx, "types", { pattern: EVENT_TYPES_RE, what: `a comma-separated list of ${CLUSTER_EVENT_TYPES.join(", ")}` });
+    const types = listed === undefined ? undefined : new Set(listed.split(","));
     streamEvents(ctx, v.bus, types ? (e) => types.has(e.type) : undefined);
   });
 

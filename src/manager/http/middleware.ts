@@ -1,8 +1,9 @@
 import type { Context, Next } from "koa";
 import getRawBody from "raw-body";
 import type { Role, TokenTable } from "../../common/auth.js";
-import { NotPrimaryError, PayloadTooLargeError, toTorcaError, ValidationError } from "../../common/errors.js";
+import { MethodNotAllowedError, NotFoundError, NotPrimaryError, PayloadTooLargeError, toTorcaError, ValidationError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
+import { decodeUtf8 } from "../../common/utf8.js";
 import { sessionToken } from "./pages/session.js";
 
 /**
@@ -13,6 +14,9 @@ export function errorEnvelope(log: Logger) {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
+      // Nothing answered: no route (Koa's bare 404), or the routers' allowedMethods (405, and 501 for a method no route has).
+      if (ctx.body == null && ctx.status === 404) throw new NotFoundError("endpoint", `${ctx.method} ${ctx.path}`);
+      if (ctx.body == null && (ctx.status === 405 || ctx.status === 501)) throw new MethodNotAllowedError(ctx.method, ctx.path, ctx.response.get("Allow") || undefined);
     } catch (e) {
       const err = toTorcaError(e);
       if (err instanceof NotPrimaryError && err.primaryUrl) {
@@ -48,15 +52,42 @@ function tokenFromPageSession(ctx: Context): string | undefined {
   return t ? `Bearer ${t}` : undefined;
 }
 
-/** Reads the request body as text, enforcing a size limit. */
+/** Reads the request body as UTF-8 text (strictly: a bad byte is a 400 naming its line), enforcing a size limit. */
 export async function readText(ctx: Context, limit: number): Promise<string> {
+  let bytes: Buffer;
   try {
-    return await getRawBody(ctx.req, { limit, encoding: "utf8", length: ctx.get("content-length") || undefined });
+    bytes = await getRawBody(ctx.req, { limit, length: ctx.get("content-length") || undefined });
   } catch (e) {
     const err = e as { type?: string; status?: number };
     if (err.type === "entity.too.large" || err.status === 413) throw new PayloadTooLargeError(limit);
     throw new ValidationError([{ field: "", message: `cannot read request body: ${(e as Error).message}` }]);
   }
+  return decodeUtf8(bytes, "the request body");
+}
+
+/**
+ * A query parameter that may be absent, given once, with one of `allowed`
+ * values (or matching a pattern). Anything else is a 400 naming it, rather
+ * than a silent default that answers a different question than was asked.
+ */
+export function queryValue(ctx: Context, name: string, allowed: readonly string[] | { pattern: RegExp; what: string }): string | undefined {
+  const v = ctx.query[name];
+  if (v === undefined) return undefined;
+  if (Array.isArray(v)) throw new ValidationError([{ field: name, message: `is given ${v.length} times; give it once` }]);
+  if ("pattern" in allowed ? allowed.pattern.test(v) : allowed.includes(v)) return v;
+  const expected = "pattern" in allowed ? allowed.what : `one of ${allowed.join(", ")}`;
+  throw new ValidationError([{ field: name, message: `must be ${expected}, got ${JSON.stringify(v.length > 80 ? v.slice(0, 77) + "..." : v)}` }]);
+}
+
+/** `?tail=N`: the last N lines of a log. */
+export const TAIL_LINES = { pattern: /^\d{1,9}$/, what: "a number of lines" };
+
+/** Yes/no query flags (`?follow=1`). */
+export const FLAG_VALUES = ["1", "true", "0", "false"] as const;
+
+export function queryFlag(ctx: Context, name: string): boolean {
+  const v = queryValue(ctx, name, FLAG_VALUES);
+  return v === "1" || v === "true";
 }
 
 export async function readJson(ctx: Context, limit: number): Promise<unknown> {

@@ -4,7 +4,7 @@ import type { TokenTable } from "../../common/auth.js";
 import { ValidationError } from "../../common/errors.js";
 import { InvalidNameError } from "../../../naming/names.js";
 import type { Endpoint, Resolution, Resolver } from "../../../naming/resolver.js";
-import { requireRole } from "./middleware.js";
+import { queryValue, requireRole } from "./middleware.js";
 
 /**
  * Naming lookups over HTTP, served from the manager's own watched resolver
@@ -25,12 +25,10 @@ function lookupError(e: unknown): unknown {
 }
 
 function waitParams(ctx: Context): { index: number; waitMs: number } | undefined {
-  const index = typeof ctx.query.index === "string" ? Number(ctx.query.index) : undefined;
+  const index = queryValue(ctx, "index", { pattern: /^\d{1,15}$/, what: "a non-negative integer (a version from an earlier answer)" });
+  const wait = queryValue(ctx, "wait", { pattern: /^\d{1,9}(\.\d+)?$/, what: "a number of seconds" });
   if (index === undefined) return undefined;
-  if (!Number.isInteger(index) || index < 0) throw new ValidationError([{ field: "index", message: "must be a non-negative integer (a version from an earlier answer)" }]);
-  const waitS = typeof ctx.query.wait === "string" ? Number(ctx.query.wait) : 30;
-  if (!Number.isFinite(waitS) || waitS < 0) throw new ValidationError([{ field: "wait", message: "must be a number of seconds" }]);
-  return { index, waitMs: Math.min(waitS * 1000, MAX_WAIT_MS) };
+  return { index: Number(index), waitMs: Math.min(Number(wait ?? 30) * 1000, MAX_WAIT_MS) };
 }
 
 /** Waits until the name changes past `index`, the client goes away, or the time is up. */

@@ -1,8 +1,9 @@
-import type { Job, JobStatus, TaskInstance, TaskState } from "../../../common/types.js";
+import { JOB_STATUSES, type Job, type JobStatus, type TaskInstance, type TaskState } from "../../../common/types.js";
 import type { StateStore } from "../../../coord/state-store.js";
 import { badge, esc, fmtTime, jsonForScript, seg, table } from "./html.js";
 
-export const JOB_STATUSES: readonly JobStatus[] = ["pending", "running", "complete", "failed", "dead"];
+export { JOB_STATUSES };
+
 export const TASK_STATES: readonly TaskState[] = ["pending", "dispatched", "running", "completed", "failed", "killed", "lost"];
 export const JOB_TYPES = ["service", "batch"] as const;
 
