@@ -44,7 +44,14 @@ function requireRegistry(d: PackagesDeps): PackageRegistry {
 }
 
 async function startsWith(store: BlobStore, digest: Parameters<BlobStore["openRead"]>[0], magic: Buffer): Promise<boolean> {
-  const s = await store.openRead(digest);
+  let s;
+  try {
+    s = await store.openRead(digest);
+  } catch (e) {
+    // Gone already: a concurrent upload of the same bytes found them not to be gzip and deleted them (below).
+    if (e instanceof NotFoundError) return false;
+    throw e;
+  }
   try {
     for await (const chunk of s) return (chunk as Buffer).subarray(0, magic.length).equals(magic);
     return false;
