@@ -77,7 +77,7 @@ describe("fuzzing: malformed task files through parseTaskFile", () => {
     const elapsed = performance.now() - started;
     const rows = [...stats].sort((a, b) => b[1].cases - a[1].cases);
     t.diagnostic(`${rows.reduce((n, [, s]) => n + s.cases, 0)} cases in ${(elapsed / 1000).toFixed(1)} s; per kind: cases, mean ms, max ms`);
-    for (const [kind, s] of rows) t.diagnostic(`  ${kind.padEnd(16)} ${String(s.cases).padStart(5)}  ${(s.totalMs / s.cases).toFixed(2).padStart(7)}  ${s.maxMs.toFixed(1).padStart(8)}`);
+    for (const [kind, s] of rows) t.diagnostic(`  ${kind.padEnd(18)} ${String(s.cases).padStart(5)}  ${(s.totalMs / s.cases).toFixed(2).padStart(7)}  ${s.maxMs.toFixed(1).padStart(8)}`);
     assert.equal(failed, 0, `${failed} of ${count} cases were not refused properly (seed ${seed}); first ones:\n${failures.join("\n")}`);
   });
 });
