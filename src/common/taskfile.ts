@@ -185,6 +185,10 @@ export function parseTaskFile(input: string, opts: ParseTaskFileOptions = {}): J
   }
   // Duplicates leave a well-formed tree, so validation of the rest can go on.
   const issues: InputIssue[] = tree.duplicates.map((d) => ({ field: formatPath(d.path), message: `duplicate key "${String(d.path[d.path.length - 1])}" (each key may appear only once)`, ...at(d.offset) }));
+  // A tag the library cannot apply leaves the plain text in its place (`!!float 1` reads as the string "1"): say so rather than run something else.
+  for (const w of doc.warnings) {
+    if (w.code === "TAG_RESOLVE_FAILED") issues.push({ field: "", message: `unknown YAML tag ${/Unresolved tag: (\S+)/.exec(w.message)?.[1] ?? ""} (task files need no tags)`, ...at(w.pos[0]) });
+  }
 
   let value: unknown;
   try {
