@@ -261,7 +261,7 @@ const FIELD_RULES: FieldRule[] = [
   }),
   // Out of range or impossible: the same kind, kept apart so each value comes up often.
   ...rules(["schedule"], {
-    "bad-cron": ["61 * * * *", "* 24 * * *", "* * 0 * *", "* * 32 * *", "* * * 13 *", "* * * * 8", "*/0 * * * *", "5/2 * * * *", "* * 31 2 *", "* * 30 2 *", "5-1 * * * *", "* * * * mon-xyz", "60 * * * * *", "* * * jan-foo *", "0 0 31 4,6,9,11 *"],
+    "bad-cron": ["61 * * * *", "* 24 * * *", "* * 0 * *", "* * 32 * *", "* * * 13 *", "* * * * 8", "*/0 * * * *", "5/2 * * * *", "* * 31 2 *", "* * 30 2 *", "5-1 * * * *", "* * * * mon-xyz", "60 * * * * *", "* * * jan-foo *", "0 0 31 4,6,9,11 *", "0 0 0 31 2 *", "0 0 0 30 feb ?"],
   }),
   ...rules(["notify"], { "wrong-type": ["ops@example.com", 5, ["ops@example.com"]] }, { sections: ["notify"] }),
   ...rules(["notify", "email"], { "wrong-type": ["ops@example.com", 5] }, { sections: ["notify"] }),
@@ -803,6 +803,35 @@ function complexKeyCase(r: Prng, index: number): TaskFileCase {
   return { index, kind: "complex-key", detail: `${ex.name}: ${JSON.stringify(snippet)} at offset ${at}`, text: text.slice(0, at) + sep + snippet + "\n" + text.slice(at), expect: { field: formatPath([key]), lineHas: mark } };
 }
 
+/**
+ * YAML tags that make a value something else: binary data, sets, ordered maps, dates, numbers;
+ * and tags the library cannot apply (`!!float 1`, `!fancy`), which must not pass as plain text.
+ */
+const TAGGED: readonly (readonly [string, string, "field" | "line"])[] = [
+  ["instances", "!!binary aGVsbG8=", "field"],
+  ["instances", "!!timestamp 2001-12-14", "field"],
+  ["instances", "!!str 3", "field"],
+  ["env", "!!set { a, b }", "field"],
+  ["env", "!!omap [ { a: 1 } ]", "field"],
+  ["env", "!!pairs [ { a: 1 } ]", "field"],
+  ["name", "!!int 3", "field"],
+  ["name", '!!null ""', "field"],
+  ["command", "!!map { a: 1 }", "field"],
+  ["type", "!!bool true", "field"],
+  ["name", "!!float 1", "line"],
+  ["name", "!fancy web", "line"],
+  ["isolation", "!!python/name:os.system process", "line"],
+];
+
+function taggedCase(r: Prng, index: number): TaskFileCase {
+  const ex = pickExample(r, r.chance(0.5));
+  const [key, tagged, points] = r.pick(TAGGED);
+  const job = clone(ex.job);
+  delete job[key];
+  const expect: Expectation = points === "field" ? { field: key, lineHas: key } : { line: true };
+  return { index, kind: "yaml-tag", detail: `${ex.name}: ${key}: ${tagged}`, text: `${serialize(job, "yaml-block")}${key}: ${tagged}\n`, expect };
+}
+
 /** Mistakes reached through an alias: the issue is still found, at a line. */
 function aliasIndirectionCase(r: Prng, index: number): TaskFileCase {
   const ex = pickExample(r, false);
@@ -847,6 +876,7 @@ const KINDS: readonly (readonly [number, (r: Prng, index: number) => TaskFileCas
   [3, duplicateCase],
   [1, complexKeyCase],
   [1, aliasIndirectionCase],
+  [1, taggedCase],
   [5, syntaxCase],
   [2, tabCase],
   [3, garbageCase],

@@ -171,6 +171,12 @@ describe("fuzzing: what it found in the task-file parser, pinned down", () => {
     assert.deepEqual(refusal(`${job}: orphan\n`).issues.map((i) => [i.field, i.line]), [['[""]', 3]]);
   });
 
+  test("a tag the YAML library cannot apply is refused at its line, not read as plain text", () => {
+    // `!!float 1` gave the name "1", a valid name.
+    assert.deepEqual(refusal(`command: [a]\nname: !!float 1\n`).issues.map((i) => [i.line, i.message]), [[2, "unknown YAML tag tag:yaml.org,2002:float (task files need no tags)"]]);
+    assert.match(refusal(`${job}isolation: !local process\n`).issues[0]!.message, /unknown YAML tag !local/);
+  });
+
   test("a file with 25,000 mistakes gets the first 100 and a count of the rest", () => {
     const on = Array.from({ length: 25_000 }, (_, i) => `event-${i}`).join(", ");
     const e = refusal(`${job}notify: { email: [ops@example.com], on: [${on}] }\n`);
