@@ -10,6 +10,7 @@ import { access, constants as fsConstants, mkdir, readdir, readFile, rmdir, writ
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CFS_PERIOD_US, type TaskUsage } from "./driver.js";
+import { DriverError } from "../../src/common/errors.js";
 
 /** The controllers a task's limits and usage need. */
 export const TASK_CONTROLLERS = ["memory", "pids", "cpu", "cpuacct"] as const;
@@ -98,7 +99,7 @@ export class CgroupV1 {
 
   /** Creates the task's dirs in TASK_CONTROLLERS and applies the limits. */
   async create(name: string, limits: CgroupLimits): Promise<void> {
-    await Promise.all(TASK_CONTROLLERS.map((c) => mkdir(this.dir(c, name), { recursive: true })));
+    await Promise.all(TASK_CONTROLLERS.map((c) => this.makeFresh(c, name)));
     const writes: Promise<void>[] = [writeFile(join(this.dir("pids", name), "pids.max"), String(limits.pidsMax))];
     if (limits.cpuCores > 0) {
       const cpu = this.dir("cpu", name);
@@ -117,6 +118,31 @@ export class CgroupV1 {
       );
     }
     await Promise.all(writes);
+  }
+
+  /**
+   * A new, empty dir for the task. A leftover of the same name (an agent that
+   * died between creating and removing it) is removed first when empty: reusing
+   * it would keep its old limits, and lowering memsw below an old memory limit
+   * fails with EINVAL. One that still holds processes is refused.
+   */
+  private async makeFresh(controller: string, name: string): Promise<void> {
+    const dir = this.dir(controller, name);
+    try {
+      await mkdir(dir);
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") {
+        await mkdir(dir, { recursive: true });
+        return;
+      }
+      if (code !== "EEXIST") throw e;
+    }
+    const procs = await readTrimmed(join(dir, "cgroup.procs"));
+    if (procs) throw new DriverError(`cgroup ${dir} already exists and holds processes (${procs.split("\n").length}); refusing to share it`);
+    await rmdir(dir);
+    await mkdir(dir);
   }
 
   async exists(name: string): Promise<boolean> {

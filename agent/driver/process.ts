@@ -53,10 +53,17 @@ export class ProcessDriver implements Driver {
     const workDir = await prepareWorkDir(l.taskDir, l.user);
     const name = instanceName(l.taskId, l.attempt);
     const cg = await this.cgroupsUsable();
-    if (cg.ok) await this.cgroup.create(name, { cpuCores: l.resources.cpu, memoryBytes: l.resources.memory, pidsMax: l.pidsMax ?? DEFAULT_PIDS_MAX });
     const args = [cg.ok ? this.cgroup.root : "", cg.ok ? this.cgroup.relative(name) : "", l.user ? String(l.user.uid) : "", l.user ? String(l.user.gid) : "", ...command];
     const startedAt = Date.now();
-    const pid = await spawnWrapper(l.taskDir, { script: PROCESS_WRAPPER_SH, args, cwd: l.packageDir ?? workDir, env: taskEnv(l) });
+    let pid: number;
+    try {
+      if (cg.ok) await this.cgroup.create(name, { cpuCores: l.resources.cpu, memoryBytes: l.resources.memory, pidsMax: l.pidsMax ?? DEFAULT_PIDS_MAX });
+      pid = await spawnWrapper(l.taskDir, { script: PROCESS_WRAPPER_SH, args, cwd: l.packageDir ?? workDir, env: taskEnv(l) });
+    } catch (e) {
+      // Nothing started: leave no cgroup behind (a leftover would outlive the agent).
+      if (cg.ok) await this.cgroup.remove(name).catch(() => undefined);
+      throw e;
+    }
     const handle: TaskHandle = { driver: "process", taskId: l.taskId, attempt: l.attempt, taskDir: l.taskDir, pid, startedAt };
     if (cg.ok) handle.cgroup = name;
     await writeHandleFile(handle);

@@ -5,10 +5,11 @@
 import { test, describe, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile, chmod } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, rmdir, writeFile, chmod } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { instanceName } from "../../agent/driver/names.js";
 import { ProcessDriver } from "../../agent/driver/process.js";
 import type { TaskHandle, TaskLaunch } from "../../agent/driver/driver.js";
 
@@ -199,6 +200,36 @@ setInterval(() => {}, 1000);
     assert.equal(exit.signal, "SIGKILL");
     const usage = await driver.finalUsage(h);
     assert.ok(usage?.memoryPeakBytes !== undefined && usage.memoryPeakBytes <= 64 * 1024 * 1024, JSON.stringify(usage));
+  });
+
+  test("a leftover cgroup of the same name (an agent died before removing it) is replaced, not reused with its old limits", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
+    const l = await launchOf(["/bin/true"], { resources: { cpu: 0.5, memory: 32 * 1024 * 1024, disk: 0 } });
+    const name = instanceName(l.taskId, l.attempt);
+    const mem = `/sys/fs/cgroup/memory/torca/${name}`;
+    await mkdir(mem, { recursive: true });
+    // Old, lower limits: raising memory above an old memsw limit fails with EINVAL when reused.
+    await writeFile(join(mem, "memory.limit_in_bytes"), String(16 * 1024 * 1024));
+    if (await fileText(join(mem, "memory.memsw.limit_in_bytes"))) await writeFile(join(mem, "memory.memsw.limit_in_bytes"), String(16 * 1024 * 1024));
+    const h = await driver.start(l);
+    started.push(h);
+    assert.equal((await fileText(join(mem, "memory.limit_in_bytes"))).trim(), String(32 * 1024 * 1024));
+    assert.equal((await driver.wait(h)).exitCode, 0);
+  });
+
+  test("a cgroup of the same name that still holds processes is refused, and a failed start leaves no cgroup", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
+    const l = await launchOf(["/bin/true"]);
+    const pids = `/sys/fs/cgroup/pids/torca/${instanceName(l.taskId, l.attempt)}`;
+    await mkdir(pids, { recursive: true });
+    const squatter = spawn("sleep", ["30"], { stdio: "ignore" });
+    helperPids.push(squatter.pid!);
+    await writeFile(join(pids, "cgroup.procs"), String(squatter.pid));
+    await assert.rejects(driver.start(l), /holds processes/);
+    squatter.kill("SIGKILL");
+    await until("the squatter's cgroup is empty", async () => (await fileText(join(pids, "cgroup.procs"))) === "");
+    await rmdir(pids);
+    for (const c of ["memory", "cpu", "cpuacct"]) {
+      await assert.rejects(readFile(`/sys/fs/cgroup/${c}/torca/${instanceName(l.taskId, l.attempt)}/cgroup.procs`), { code: "ENOENT" }, `no ${c} cgroup left by the failed start`);
+    }
   });
 
   test("destroy removes the task's cgroup and kills what it left behind", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
