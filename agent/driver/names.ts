@@ -10,10 +10,15 @@ function shortHash(s: string): string {
   return createHash("sha256").update(s).digest("hex").slice(0, 8);
 }
 
-/** Unique per (task, attempt); safe as an LXC container name and a cgroup dir name. */
-export function instanceName(taskId: string, attempt: number): string {
+/**
+ * Unique per (task, attempt); safe as an LXC container name and a cgroup dir
+ * name. Cgroup names are host-wide, so the process driver passes the task dir
+ * as `scope`: two agents (or two cells) on one host never share a cgroup. (LXC
+ * refuses a clashing container name itself, and says so in the task's exit.)
+ */
+export function instanceName(taskId: string, attempt: number, scope?: string): string {
   const safe = taskId.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 48);
-  return `t-${safe}-${shortHash(taskId)}-${attempt}`;
+  return `t-${safe}-${shortHash(scope === undefined ? taskId : `${scope}\0${taskId}`)}-${attempt}`;
 }
 
 /** A valid hostname label (RFC 1123, ≤ 63 chars) derived from the task id. */

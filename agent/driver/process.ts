@@ -51,7 +51,7 @@ export class ProcessDriver implements Driver {
     await checkLaunch(l);
     const command = resolveCommand(l, l.packageDir);
     const workDir = await prepareWorkDir(l.taskDir, l.user);
-    const name = instanceName(l.taskId, l.attempt);
+    const name = instanceName(l.taskId, l.attempt, l.taskDir);
     const cg = await this.cgroupsUsable();
     const args = [cg.ok ? this.cgroup.root : "", cg.ok ? this.cgroup.relative(name) : "", l.user ? String(l.user.uid) : "", l.user ? String(l.user.gid) : "", ...command];
     const startedAt = Date.now();

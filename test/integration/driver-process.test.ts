@@ -204,7 +204,7 @@ setInterval(() => {}, 1000);
 
   test("a leftover cgroup of the same name (an agent died before removing it) is replaced, not reused with its old limits", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
     const l = await launchOf(["/bin/true"], { resources: { cpu: 0.5, memory: 32 * 1024 * 1024, disk: 0 } });
-    const name = instanceName(l.taskId, l.attempt);
+    const name = instanceName(l.taskId, l.attempt, l.taskDir);
     const mem = `/sys/fs/cgroup/memory/torca/${name}`;
     await mkdir(mem, { recursive: true });
     // Old, lower limits: raising memory above an old memsw limit fails with EINVAL when reused.
@@ -218,7 +218,7 @@ setInterval(() => {}, 1000);
 
   test("a cgroup of the same name that still holds processes is refused, and a failed start leaves no cgroup", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
     const l = await launchOf(["/bin/true"]);
-    const pids = `/sys/fs/cgroup/pids/torca/${instanceName(l.taskId, l.attempt)}`;
+    const pids = `/sys/fs/cgroup/pids/torca/${instanceName(l.taskId, l.attempt, l.taskDir)}`;
     await mkdir(pids, { recursive: true });
     const squatter = spawn("sleep", ["30"], { stdio: "ignore" });
     helperPids.push(squatter.pid!);
@@ -228,7 +228,7 @@ setInterval(() => {}, 1000);
     await until("the squatter's cgroup is empty", async () => (await fileText(join(pids, "cgroup.procs"))) === "");
     await rmdir(pids);
     for (const c of ["memory", "cpu", "cpuacct"]) {
-      await assert.rejects(readFile(`/sys/fs/cgroup/${c}/torca/${instanceName(l.taskId, l.attempt)}/cgroup.procs`), { code: "ENOENT" }, `no ${c} cgroup left by the failed start`);
+      await assert.rejects(readFile(`/sys/fs/cgroup/${c}/torca/${instanceName(l.taskId, l.attempt, l.taskDir)}/cgroup.procs`), { code: "ENOENT" }, `no ${c} cgroup left by the failed start`);
     }
   });
 
