@@ -1,7 +1,9 @@
 import { EventEmitter } from "node:events";
 import { createRequire } from "node:module";
+import { setTimeout as sleep } from "node:timers/promises";
 import { CoordinationError, UnavailableError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
+import { accepts, serversOf, sessionVerdict } from "./zk-probe.js";
 
 /**
  * A typed promise API over the `zookeeper` native binding.
@@ -15,6 +17,18 @@ import type { Logger } from "../common/logger.js";
  * Once expired (or closed), every operation rejects; nothing is retried on a
  * new session behind the caller's back, because a new session would silently
  * drop the fence that the old one held.
+ *
+ * The binding's `close` -112 is not proof of expiry, though: it also gives a
+ * handle up after a burst of empty reads, which a failed connection attempt
+ * causes (seen within milliseconds of killing one ensemble member, the
+ * servers expiring nothing). So a closed handle is followed by asking the
+ * servers themselves (zk-probe.ts): a session a server still accepts is
+ * re-attached on a fresh handle, its watches re-armed (`reattach`); only a
+ * server's "no such session" makes it expired. Fresh handles can fail the
+ * same way for a while (the binding polls descriptors the C client closes
+ * and reuses behind libuv's back); a session no handle could resume within
+ * three session timeouts is given up, and the fault suite still sees that
+ * now and then when a server dies.
  */
 
 export interface ZkStat {
@@ -38,22 +52,26 @@ type PathCb = (rc: number, error: string, path: string) => void;
 type StatCb = (rc: number, error: string, stat: ZkStat) => void;
 type DataCb = (rc: number, error: string, stat: ZkStat, data: Buffer | null) => void;
 type ChildCb = (rc: number, error: string, children: string[]) => void;
+type Child2Cb = (rc: number, error: string, children: string[] | null, stat: ZkStat | null) => void;
 type VoidCb = (rc: number, error: string) => void;
 
+/** Calls return the C client's code: anything but 0 means the callback will never run. */
 interface NativeClient extends EventEmitter {
   init(config: Record<string, unknown>): NativeClient;
   close(): void;
   data_as_buffer: boolean;
-  a_create(path: string, data: Buffer, flags: number, cb: PathCb): void;
-  a_exists(path: string, watch: boolean, cb: StatCb): void;
-  aw_exists(path: string, watchCb: WatchCb, cb: StatCb): void;
-  a_get(path: string, watch: boolean, cb: DataCb): void;
-  aw_get(path: string, watchCb: WatchCb, cb: DataCb): void;
-  a_get_children(path: string, watch: boolean, cb: ChildCb): void;
-  aw_get_children(path: string, watchCb: WatchCb, cb: ChildCb): void;
-  a_set(path: string, data: Buffer, version: number, cb: StatCb): void;
-  a_delete_(path: string, version: number, cb: VoidCb): void;
-  a_sync(path: string, cb: VoidCb): void;
+  a_create(path: string, data: Buffer, flags: number, cb: PathCb): number;
+  a_exists(path: string, watch: boolean, cb: StatCb): number;
+  aw_exists(path: string, watchCb: WatchCb, cb: StatCb): number;
+  a_get(path: string, watch: boolean, cb: DataCb): number;
+  aw_get(path: string, watchCb: WatchCb, cb: DataCb): number;
+  a_get_children(path: string, watch: boolean, cb: ChildCb): number;
+  aw_get_children2(path: string, watchCb: WatchCb, cb: Child2Cb): number;
+  a_set(path: string, data: Buffer, version: number, cb: StatCb): number;
+  a_delete_(path: string, version: number, cb: VoidCb): number;
+  a_sync(path: string, cb: VoidCb): number;
+  /** The C client's state (3 connected); 0 once the handle is closed. */
+  readonly state: number;
   native: { timeout?: number; client_id?: string; client_password?: string };
 }
 
@@ -112,17 +130,7 @@ function eventName(type: number): WatchEvent {
   }
 }
 
-/**
- * The C client also hands connection-state changes to every registered watcher,
- * without consuming the watch; passing them on would make callers re-arm and
- * pile up duplicate watches on every reconnect. Only node events go through.
- */
-function dataWatch(watch: (ev: WatchEvent) => void): WatchCb {
-  return (type) => {
-    if (type === ZooKeeper.ZOO_SESSION_EVENT) return;
-    watch(eventName(type));
-  };
-}
+const NATIVE_CONNECTED = 3;
 
 export interface ZkOptions {
   /** Connect string, e.g. `127.0.0.1:2181,127.0.0.1:2182`. */
@@ -152,88 +160,273 @@ export interface ZkSessionEvents {
   closed: [];
 }
 
-export class ZkSession extends EventEmitter<ZkSessionEvents> {
-  private state: "connected" | "disconnected" | "expired" | "closed" = "connected";
+/**
+ * A watch this session armed and not yet delivered, with what the read that
+ * armed it saw (`seen`): after a re-attach it is armed again on the new
+ * handle, and fired at once if the node changed meanwhile.
+ */
+interface ArmedWatch {
+  kind: "data" | "exists" | "child";
+  path: string;
+  user: (ev: WatchEvent) => void;
+  seen: string;
+  live: boolean;
+}
 
-  private constructor(private readonly client: NativeClient, private readonly log?: Logger) {
-    super();
-    client.on("connect", () => {
-      if (this.state === "disconnected") {
-        this.state = "connected";
-        this.log?.info({ sessionId: this.sessionId }, "zookeeper reconnected (same session)");
-        this.emit("reconnected");
-      }
-    });
-    client.on("connecting", () => {
-      if (this.state === "connected") {
-        this.state = "disconnected";
-        this.log?.warn({ sessionId: this.sessionId }, "zookeeper connection lost; session may still be alive");
-        this.emit("disconnected");
-      }
-    });
-    client.on("close", (_self: unknown, code: number) => {
-      if (this.state === "closed" || this.state === "expired") return;
-      if (code === ZooKeeper.ZOO_EXPIRED_SESSION_STATE) {
-        this.state = "expired";
-        this.log?.error({ sessionId: this.sessionId }, "zookeeper session expired");
-        this.emit("expired");
-      } else {
-        this.state = "closed";
-        this.emit("closed");
-      }
-    });
-  }
+/** Servers that accept connections first (in random order), refusing ones last: the C client tries them in this order. */
+async function orderedServers(connect: string, first?: string): Promise<string> {
+  const servers = serversOf(connect);
+  const chroot = connect.includes("/") ? connect.slice(connect.indexOf("/")) : "";
+  const up = await Promise.all(servers.map((s) => accepts(s)));
+  const rank = (s: string, i: number) => (s === first ? 0 : up[i] ? 1 : 2);
+  const order = servers.map((s, i) => ({ s, r: rank(s, i), k: Math.random() })).sort((a, b) => a.r - b.r || a.k - b.k);
+  return order.map((x) => x.s).join(",") + chroot;
+}
 
-  static connect(opts: ZkOptions): Promise<ZkSession> {
-    const client = new ZooKeeper({
-      connect: opts.connect,
-      timeout: opts.sessionTimeoutMs,
-      debug_level: ZooKeeper.ZOO_LOG_LEVEL_ERROR,
-      host_order_deterministic: false,
-      ...(opts.resume ? { client_id: opts.resume.clientId, client_password: opts.resume.password } : {}),
-    });
-    client.data_as_buffer = true;
-    const limit = opts.connectTimeoutMs ?? Math.max(10_000, 3 * opts.sessionTimeoutMs);
-    return new Promise<ZkSession>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        cleanup();
+/** The connect string with `first` moved to the front (the server that just accepted our session). */
+function firstThen(connect: string, first: string | undefined): string {
+  const servers = serversOf(connect);
+  const chroot = connect.includes("/") ? connect.slice(connect.indexOf("/")) : "";
+  return [...servers.filter((s) => s === first), ...servers.filter((s) => s !== first)].join(",") + chroot;
+}
+
+/** A native handle connected to a (new or resumed) session; undefined when it closed first (or `limitMs` passed). */
+function openHandle(connect: string, sessionTimeoutMs: number, resume: SessionCredentials | undefined, limitMs: number): Promise<NativeClient | undefined> {
+  const client = new ZooKeeper({
+    connect,
+    timeout: sessionTimeoutMs,
+    debug_level: ZooKeeper.ZOO_LOG_LEVEL_ERROR,
+    // Our order (orderedServers): servers known to refuse are tried last.
+    host_order_deterministic: true,
+    ...(resume ? { client_id: resume.clientId, client_password: resume.password } : {}),
+  });
+  client.data_as_buffer = true;
+  return new Promise((resolve) => {
+    const done = (c: NativeClient | undefined) => {
+      clearTimeout(timer);
+      client.removeListener("connect", onConnect);
+      client.removeListener("close", onClose);
+      resolve(c);
+    };
+    const onConnect = () => done(client);
+    const onClose = () => done(undefined);
+    const timer = setTimeout(() => {
+      // Still connecting, so closing sends nothing that could end the session.
+      if (client.state !== NATIVE_CONNECTED) {
         try {
           client.close();
         } catch {
           /* already closed */
         }
-        reject(new UnavailableError(`could not connect to ZooKeeper at ${opts.connect} within ${limit} ms`));
-      }, limit);
-      const onConnect = () => {
-        cleanup();
-        resolve(new ZkSession(client, opts.logger));
-      };
-      const onClose = () => {
-        cleanup();
-        reject(new UnavailableError(`ZooKeeper connection to ${opts.connect} closed while connecting`));
-      };
-      const cleanup = () => {
-        clearTimeout(timer);
-        client.removeListener("connect", onConnect);
-        client.removeListener("close", onClose);
-      };
-      client.on("connect", onConnect);
-      client.on("close", onClose);
-      client.init({});
+      }
+      done(client.state === NATIVE_CONNECTED ? client : undefined);
+    }, limitMs);
+    client.on("connect", onConnect);
+    client.on("close", onClose);
+    client.init({});
+  });
+}
+
+export class ZkSession extends EventEmitter<ZkSessionEvents> {
+  private state: "connected" | "disconnected" | "expired" | "closed" = "connected";
+  private client!: NativeClient;
+  private readonly watches = new Set<ArmedWatch>();
+  private reattaching = false;
+  private readonly creds: SessionCredentials;
+  private readonly timeoutMs: number;
+
+  private constructor(client: NativeClient, private readonly opts: ZkOptions) {
+    super();
+    this.creds = { clientId: String(client.native?.client_id ?? ""), password: String(client.native?.client_password ?? "") };
+    this.timeoutMs = Number(client.native?.timeout ?? opts.sessionTimeoutMs);
+    this.attach(client);
+  }
+
+  private get log(): Logger | undefined {
+    return this.opts.logger;
+  }
+
+  /** Listens to one native handle; events of a handle we replaced are ignored. */
+  private attach(client: NativeClient): void {
+    this.client = client;
+    client.on("connect", () => {
+      if (this.client !== client || this.state !== "disconnected") return;
+      this.state = "connected";
+      this.log?.info({ sessionId: this.sessionId }, "zookeeper reconnected (same session)");
+      this.emit("reconnected");
+    });
+    client.on("connecting", () => {
+      if (this.client !== client || this.state !== "connected") return;
+      this.state = "disconnected";
+      this.log?.warn({ sessionId: this.sessionId }, "zookeeper connection lost; session may still be alive");
+      this.emit("disconnected");
+    });
+    client.on("close", (_self: unknown, code: number) => {
+      if (this.client !== client || this.state === "closed" || this.state === "expired") return;
+      if (code === ZooKeeper.ZOO_EXPIRED_SESSION_STATE) {
+        void this.reattach();
+        return;
+      }
+      this.state = "closed";
+      this.emit("closed");
     });
   }
 
+  static async connect(opts: ZkOptions): Promise<ZkSession> {
+    const limit = opts.connectTimeoutMs ?? Math.max(10_000, 3 * opts.sessionTimeoutMs);
+    const deadline = Date.now() + limit;
+    let first: string | undefined;
+    if (opts.resume) {
+      const v = await sessionVerdict(serversOf(opts.connect), opts.resume, opts.sessionTimeoutMs);
+      if (v.verdict === "expired") throw new UnavailableError(`ZooKeeper session ${opts.resume.clientId} has expired`);
+      first = v.server;
+    }
+    // A handle given up right after a failed attempt is not an answer: try again while time is left.
+    while (Date.now() < deadline) {
+      const client = await openHandle(await orderedServers(opts.connect, first), opts.sessionTimeoutMs, opts.resume, Math.max(1, deadline - Date.now()));
+      if (client) return new ZkSession(client, opts);
+      if (opts.resume && (await sessionVerdict(serversOf(opts.connect), opts.resume, opts.sessionTimeoutMs)).verdict === "expired") {
+        throw new UnavailableError(`ZooKeeper session ${opts.resume.clientId} has expired`);
+      }
+      await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
+    }
+    throw new UnavailableError(`could not connect to ZooKeeper at ${opts.connect} within ${limit} ms`);
+  }
+
+  /**
+   * The binding closed our handle as if the session expired: ask the servers.
+   * While one accepts the session, a fresh handle resumes it and the watches
+   * are re-armed; a server's "no such session" ends it. Handles that fail to
+   * connect although the session lives are retried for a few session timeouts.
+   */
+  private async reattach(): Promise<void> {
+    if (this.reattaching) return;
+    this.reattaching = true;
+    if (this.state === "connected") {
+      this.state = "disconnected";
+      this.emit("disconnected");
+    }
+    this.log?.warn({ sessionId: this.sessionId }, "zookeeper client gave its handle up; asking the servers whether the session lives");
+    let aliveSince: number | undefined;
+    try {
+      while (this.isAlive) {
+        const v = await sessionVerdict(serversOf(this.opts.connect), this.creds, this.timeoutMs);
+        if (!this.isAlive) return;
+        if (v.verdict === "expired") return this.expire();
+        if (v.verdict === "unknown") {
+          // No server answers (no quorum): the session cannot expire meanwhile.
+          aliveSince = undefined;
+          await sleep(250);
+          continue;
+        }
+        aliveSince ??= Date.now();
+        // Let the probe's socket close completely before the C client opens its own (it may get the same descriptor).
+        await sleep(20);
+        const client = await openHandle(firstThen(this.opts.connect, v.server), this.timeoutMs, this.creds, Math.max(2000, this.timeoutMs));
+        if (!this.isAlive) {
+          client?.close();
+          return;
+        }
+        if (client) {
+          this.reattaching = false;
+          this.attach(client);
+          this.state = "connected";
+          this.log?.info({ sessionId: this.sessionId }, "zookeeper session re-attached on a new handle");
+          this.emit("reconnected");
+          this.rearmWatches();
+          return;
+        }
+        if (Date.now() - aliveSince > 3 * this.timeoutMs) {
+          // Servers keep the session but no handle of ours can use it: stop holding it.
+          this.log?.error({ sessionId: this.sessionId }, "no handle could resume the live session; giving it up");
+          return this.expire();
+        }
+        await sleep(250);
+      }
+    } finally {
+      this.reattaching = false;
+    }
+  }
+
+  private expire(): void {
+    if (!this.isAlive) return;
+    this.state = "expired";
+    this.watches.clear();
+    this.log?.error({ sessionId: this.sessionId }, "zookeeper session expired");
+    this.emit("expired");
+  }
+
+  /** Arms every pending watch again on the new handle. */
+  private rearmWatches(): void {
+    const pending = [...this.watches];
+    this.watches.clear();
+    for (const w of pending) {
+      w.live = false;
+      void this.rearm(w);
+    }
+  }
+
+  /** Arms `w` again; if its node changed while no handle watched it, the caller hears of it now. */
+  private async rearm(w: ArmedWatch): Promise<void> {
+    let ev: WatchEvent;
+    try {
+      const { seen, armed } = await this.readArming(w.kind, w.path, w.user);
+      if (seen === w.seen) return;
+      if (armed) this.disarm(armed);
+      ev = w.kind === "child" ? "child" : seen === "none" ? "deleted" : w.seen === "none" ? "created" : "changed";
+    } catch {
+      // Not re-armed (the connection went again): the caller re-reads, which re-arms.
+      ev = w.kind === "child" ? "child" : w.seen === "none" ? "created" : "changed";
+    }
+    w.user(ev);
+  }
+
+  /** The read that arms a watch of this kind, and what it saw ("none": no node). */
+  private async readArming(kind: ArmedWatch["kind"], path: string, user: (ev: WatchEvent) => void): Promise<{ seen: string; armed?: ArmedWatch }> {
+    if (kind === "data") {
+      const r = await this.getArmed(path, user);
+      return { seen: r.value ? String(r.value.stat.mzxid) : "none", ...(r.armed ? { armed: r.armed } : {}) };
+    }
+    if (kind === "exists") {
+      const r = await this.existsArmed(path, user);
+      return { seen: r.value ? String(r.value.mzxid) : "none", ...(r.armed ? { armed: r.armed } : {}) };
+    }
+    const r = await this.childrenArmed(path, user);
+    return { seen: r.armed?.seen ?? "none", ...(r.armed ? { armed: r.armed } : {}) };
+  }
+
+  /** Wraps a caller's watch for the native client, and keeps it re-armable until it fires. */
+  private armed(kind: ArmedWatch["kind"], path: string, user: (ev: WatchEvent) => void): { w: ArmedWatch; cb: WatchCb } {
+    const w: ArmedWatch = { kind, path, user, seen: "none", live: true };
+    this.watches.add(w);
+    // The C client also hands connection-state changes to every registered watcher,
+    // without consuming the watch; passing them on would make callers re-arm and
+    // pile up duplicate watches on every reconnect. Only node events go through.
+    const cb: WatchCb = (type) => {
+      if (type === ZooKeeper.ZOO_SESSION_EVENT || !w.live) return;
+      w.live = false;
+      this.watches.delete(w);
+      user(eventName(type));
+    };
+    return { w, cb };
+  }
+
+  private disarm(w: ArmedWatch): void {
+    w.live = false;
+    this.watches.delete(w);
+  }
+
   get sessionId(): string {
-    return String(this.client.native?.client_id ?? "");
+    return this.creds.clientId;
   }
 
   get credentials(): SessionCredentials {
-    return { clientId: String(this.client.native?.client_id ?? ""), password: String(this.client.native?.client_password ?? "") };
+    return { ...this.creds };
   }
 
   /** The negotiated session timeout in ms. */
   get sessionTimeoutMs(): number {
-    return Number(this.client.native?.timeout ?? 0);
+    return this.timeoutMs;
   }
 
   get isConnected(): boolean {
@@ -247,20 +440,49 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
 
   private check(op: string, path: string): void {
     if (!this.isAlive) throw new CoordinationError(op, path, ZK.SESSIONEXPIRED, `session ${this.state}`);
+    // Between a given-up handle and its replacement nothing can be sent.
+    if (this.reattaching) throw new CoordinationError(op, path, ZK.CONNECTIONLOSS, "connection loss (re-attaching the session)");
   }
 
   private fail(op: string, path: string, rc: number, error: string): CoordinationError {
     return new CoordinationError(op, path, rc, error);
   }
 
+  /** Runs one native call; a call the C client refused outright (its callback never runs) rejects here. */
+  private call<T>(op: string, path: string, start: (resolve: (v: T) => void, reject: (e: unknown) => void) => number): Promise<T> {
+    this.check(op, path);
+    return new Promise<T>((resolve, reject) => {
+      const rc = start(resolve, reject);
+      if (typeof rc === "number" && rc !== ZK.OK) reject(this.fail(op, path, rc, "refused by the client"));
+    });
+  }
+
   async create(path: string, data: Buffer | string = "", mode: CreateMode = "persistent"): Promise<string> {
-    this.check("create", path);
-    return new Promise((resolve, reject) => {
+    return this.call("create", path, (resolve, reject) =>
       this.client.a_create(path, Buffer.from(data), MODE_FLAGS[mode], (rc, error, created) => {
         if (rc === ZK.OK) resolve(created);
         else reject(this.fail("create", path, rc, error));
-      });
-    });
+      }),
+    );
+  }
+
+  /**
+   * Creates a persistent node through connection losses. A create whose reply
+   * was lost may have been applied, so on a retry the node already holding
+   * exactly our data counts as ours; other data is NODEEXISTS.
+   */
+  async createRetrying(path: string, data: Buffer | string, withinMs = this.timeoutMs): Promise<void> {
+    const deadline = Date.now() + withinMs;
+    for (let retry = false; ; retry = true) {
+      try {
+        await this.create(path, data);
+        return;
+      } catch (e) {
+        if (retry && isZkCode(e, ZK.NODEEXISTS) && (await this.getIfExists(path))?.data.equals(Buffer.from(data))) return;
+        if (!isZkCode(e, ZK.CONNECTIONLOSS) || Date.now() > deadline || !this.isAlive) throw e;
+      }
+      await sleep(100);
+    }
   }
 
   /** Creates the node; resolves false when it already exists. */
@@ -285,16 +507,27 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
   }
 
   async exists(path: string, watch?: (ev: WatchEvent) => void): Promise<ZkStat | undefined> {
-    this.check("exists", path);
-    return new Promise((resolve, reject) => {
-      const cb: StatCb = (rc, error, stat) => {
-        if (rc === ZK.OK) resolve(stat);
-        else if (rc === ZK.NONODE) resolve(undefined);
-        else reject(this.fail("exists", path, rc, error));
-      };
-      if (watch) this.client.aw_exists(path, dataWatch(watch), cb);
-      else this.client.a_exists(path, false, cb);
-    });
+    return (await this.existsArmed(path, watch)).value;
+  }
+
+  private async existsArmed(path: string, watch?: (ev: WatchEvent) => void): Promise<{ value?: ZkStat; armed?: ArmedWatch }> {
+    const armed = watch ? this.armed("exists", path, watch) : undefined;
+    try {
+      const value = await this.call<ZkStat | undefined>("exists", path, (resolve, reject) => {
+        const cb: StatCb = (rc, error, stat) => {
+          if (rc === ZK.OK) resolve(stat);
+          else if (rc === ZK.NONODE) resolve(undefined);
+          else reject(this.fail("exists", path, rc, error));
+        };
+        return armed ? this.client.aw_exists(path, armed.cb, cb) : this.client.a_exists(path, false, cb);
+      });
+      // An exists watch stays armed on a missing node too.
+      if (armed) armed.w.seen = value ? String(value.mzxid) : "none";
+      return { ...(value ? { value } : {}), ...(armed ? { armed: armed.w } : {}) };
+    } catch (e) {
+      if (armed) this.disarm(armed.w);
+      throw e;
+    }
   }
 
   async get(path: string, watch?: (ev: WatchEvent) => void): Promise<{ data: Buffer; stat: ZkStat }> {
@@ -318,50 +551,85 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
   }
 
   private async getOnce(path: string, watch?: (ev: WatchEvent) => void): Promise<{ data: Buffer; stat: ZkStat } | undefined> {
-    this.check("get", path);
-    return new Promise((resolve, reject) => {
-      const cb: DataCb = (rc, error, stat, data) => {
-        if (rc === ZK.OK) resolve({ data: data ?? Buffer.alloc(0), stat });
-        else if (rc === ZK.NONODE) resolve(undefined);
-        else reject(this.fail("get", path, rc, error));
-      };
-      if (watch) this.client.aw_get(path, dataWatch(watch), cb);
-      else this.client.a_get(path, false, cb);
-    });
+    return (await this.getArmed(path, watch)).value;
+  }
+
+  private async getArmed(path: string, watch?: (ev: WatchEvent) => void): Promise<{ value?: { data: Buffer; stat: ZkStat }; armed?: ArmedWatch }> {
+    const armed = watch ? this.armed("data", path, watch) : undefined;
+    try {
+      const value = await this.call<{ data: Buffer; stat: ZkStat } | undefined>("get", path, (resolve, reject) => {
+        const cb: DataCb = (rc, error, stat, data) => {
+          if (rc === ZK.OK) resolve({ data: data ?? Buffer.alloc(0), stat });
+          else if (rc === ZK.NONODE) resolve(undefined);
+          else reject(this.fail("get", path, rc, error));
+        };
+        return armed ? this.client.aw_get(path, armed.cb, cb) : this.client.a_get(path, false, cb);
+      });
+      if (!armed) return value ? { value } : {};
+      // No data watch is left on a missing node.
+      if (!value) {
+        this.disarm(armed.w);
+        return {};
+      }
+      armed.w.seen = String(value.stat.mzxid);
+      return { value, armed: armed.w };
+    } catch (e) {
+      if (armed) this.disarm(armed.w);
+      throw e;
+    }
   }
 
   async children(path: string, watch?: (ev: WatchEvent) => void): Promise<string[]> {
-    this.check("children", path);
-    return new Promise((resolve, reject) => {
-      const cb: ChildCb = (rc, error, children) => {
+    if (watch) return (await this.childrenArmed(path, watch)).value;
+    return this.call("children", path, (resolve, reject) =>
+      this.client.a_get_children(path, false, (rc, error, children) => {
         if (rc === ZK.OK) resolve(children ?? []);
         else if (rc === ZK.NONODE) resolve([]);
         else reject(this.fail("children", path, rc, error));
-      };
-      if (watch) this.client.aw_get_children(path, dataWatch(watch), cb);
-      else this.client.a_get_children(path, false, cb);
-    });
+      }),
+    );
+  }
+
+  /** Children with a child watch; the list's version (cversion) is what a re-arm compares. */
+  private async childrenArmed(path: string, watch: (ev: WatchEvent) => void): Promise<{ value: string[]; armed?: ArmedWatch }> {
+    const armed = this.armed("child", path, watch);
+    try {
+      const r = await this.call<{ children: string[]; cversion: number } | undefined>("children", path, (resolve, reject) =>
+        this.client.aw_get_children2(path, armed.cb, (rc, error, children, stat) => {
+          if (rc === ZK.OK) resolve({ children: children ?? [], cversion: stat?.cversion ?? -1 });
+          else if (rc === ZK.NONODE) resolve(undefined);
+          else reject(this.fail("children", path, rc, error));
+        }),
+      );
+      if (!r) {
+        this.disarm(armed.w);
+        return { value: [] };
+      }
+      armed.w.seen = String(r.cversion);
+      return { value: r.children, armed: armed.w };
+    } catch (e) {
+      this.disarm(armed.w);
+      throw e;
+    }
   }
 
   /** Versioned set (compare-and-set); version -1 sets unconditionally. Rejects with BADVERSION on a stale version. */
   async set(path: string, data: Buffer | string, version = -1): Promise<ZkStat> {
-    this.check("set", path);
-    return new Promise((resolve, reject) => {
+    return this.call("set", path, (resolve, reject) =>
       this.client.a_set(path, Buffer.from(data), version, (rc, error, stat) => {
         if (rc === ZK.OK) resolve(stat);
         else reject(this.fail("set", path, rc, error));
-      });
-    });
+      }),
+    );
   }
 
   async delete(path: string, version = -1): Promise<void> {
-    this.check("delete", path);
-    return new Promise((resolve, reject) => {
+    return this.call("delete", path, (resolve, reject) =>
       this.client.a_delete_(path, version, (rc, error) => {
         if (rc === ZK.OK || rc === ZK.NONODE) resolve();
         else reject(this.fail("delete", path, rc, error));
-      });
-    });
+      }),
+    );
   }
 
   /** Deletes a node and everything below it (not atomic; used for clean-up only). */
@@ -372,18 +640,18 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
 
   /** Flushes the channel between this client's server and the leader (read-your-peers'-writes). */
   async sync(path: string): Promise<void> {
-    this.check("sync", path);
-    return new Promise((resolve, reject) => {
+    return this.call("sync", path, (resolve, reject) =>
       this.client.a_sync(path, (rc, error) => {
         if (rc === ZK.OK) resolve();
         else reject(this.fail("sync", path, rc, error));
-      });
-    });
+      }),
+    );
   }
 
   close(): void {
     if (this.state === "closed" || this.state === "expired") return;
     this.state = "closed";
+    this.watches.clear();
     try {
       this.client.close();
     } catch {

@@ -1,0 +1,109 @@
+import { connect } from "node:net";
+
+/**
+ * Asking ZooKeeper servers directly, over their client protocol, what the
+ * native client cannot tell us reliably: whether a session is still alive,
+ * and which servers take connections at all.
+ *
+ * Why: the `zookeeper` binding gives a handle up, reporting the session
+ * *expired*, when its socket polls readable ten times in a row without a
+ * reply, which happens within milliseconds of a failed connection attempt
+ * (a server that was just killed, or one between leaders that accepts and
+ * closes). Only a server can say whether a session expired: it answers a
+ * connect request for it with the session's id, or with 0 and a zero timeout.
+ */
+
+export type SessionVerdict = "alive" | "expired" | "unknown";
+
+export interface ProbeCredentials {
+  /** Session id as the binding prints it: hex without 0x. */
+  clientId: string;
+  /** 16-byte password as 32 hex digits. */
+  password: string;
+}
+
+/** host:port entries of a connect string ("h1:p1,h2:p2/chroot"). */
+export function serversOf(connectString: string): string[] {
+  const hosts = connectString.split("/")[0] ?? "";
+  return hosts.split(",").map((h) => h.trim()).filter(Boolean);
+}
+
+function splitHostPort(hostPort: string): { host: string; port: number } {
+  const i = hostPort.lastIndexOf(":");
+  return { host: hostPort.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(hostPort.slice(i + 1)) };
+}
+
+/** The ConnectRequest of ZooKeeper's client protocol (jute), length-prefixed. */
+function connectRequest(creds: ProbeCredentials, sessionTimeoutMs: number): Buffer {
+  const body = Buffer.alloc(45);
+  let o = body.writeInt32BE(0, 0); // protocol version
+  o = body.writeBigInt64BE(0n, o); // last zxid seen: 0 is never refused as "ahead of the server"
+  o = body.writeInt32BE(sessionTimeoutMs, o);
+  o = body.writeBigInt64BE(BigInt.asIntN(64, BigInt(`0x${creds.clientId}`)), o);
+  o = body.writeInt32BE(16, o);
+  o += Buffer.from(creds.password, "hex").copy(body, o, 0, 16);
+  body.writeUInt8(0, o); // not read-only
+  const len = Buffer.alloc(4);
+  len.writeInt32BE(body.length, 0);
+  return Buffer.concat([len, body]);
+}
+
+/**
+ * One server's verdict on a session. "alive": the server accepted it (the
+ * session now has this probe's connection, closed right after, which the
+ * session survives like any reconnect). "expired": the server answered with
+ * no session. "unknown": no answer (down, not serving, no quorum).
+ */
+export function askServer(hostPort: string, creds: ProbeCredentials, sessionTimeoutMs: number, timeoutMs = 1500): Promise<SessionVerdict> {
+  const { host, port } = splitHostPort(hostPort);
+  return new Promise((resolve) => {
+    let got = Buffer.alloc(0);
+    const sock = connect({ host, port }, () => sock.write(connectRequest(creds, sessionTimeoutMs)));
+    const done = (v: SessionVerdict) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(v);
+    };
+    const timer = setTimeout(() => done("unknown"), timeoutMs);
+    sock.on("data", (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      if (got.length < 4 || got.length < 4 + got.readInt32BE(0)) return;
+      // ConnectResponse: protocol version, timeout, session id, password.
+      const timeout = got.readInt32BE(8);
+      const id = BigInt.asUintN(64, got.readBigInt64BE(12));
+      done(timeout > 0 && id === BigInt(`0x${creds.clientId}`) ? "alive" : "expired");
+    });
+    sock.on("error", () => done("unknown"));
+    sock.on("close", () => done("unknown"));
+  });
+}
+
+/**
+ * The session's fate per the first server that can tell, asked one at a time
+ * in random order (few sockets: the binding polls descriptors that this
+ * process reuses, see zk.ts).
+ */
+export async function sessionVerdict(servers: string[], creds: ProbeCredentials, sessionTimeoutMs: number): Promise<{ verdict: SessionVerdict; server?: string }> {
+  const order = servers.map((s) => ({ s, k: Math.random() })).sort((a, b) => a.k - b.k);
+  for (const { s } of order) {
+    const verdict = await askServer(s, creds, sessionTimeoutMs);
+    if (verdict !== "unknown") return { verdict, server: s };
+  }
+  return { verdict: "unknown" };
+}
+
+/** Whether a TCP connection to the server is accepted (a killed server refuses at once). */
+export function accepts(hostPort: string, timeoutMs = 300): Promise<boolean> {
+  const { host, port } = splitHostPort(hostPort);
+  return new Promise((resolve) => {
+    const sock = connect({ host, port });
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.on("connect", () => done(true));
+    sock.on("error", () => done(false));
+  });
+}
