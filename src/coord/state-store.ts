@@ -211,12 +211,18 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   async createJob(job: Job): Promise<void> {
     const path = this.p.job(job.id);
     try {
-      await this.zk.create(path, JSON.stringify(job));
+      // Retried through a connection loss (a ZooKeeper server failing over), so a submission is not refused for it.
+      await this.zk.createRetrying(path, JSON.stringify(job));
     } catch (e) {
-      if (isZkCode(e, ZK.NODEEXISTS)) throw new ConflictError(`job ${job.id} already exists`, { jobId: job.id });
+      if (isZkCode(e, ZK.NODEEXISTS)) {
+        // Stored by an earlier attempt whose answer was lost: make the copy know it, so it runs.
+        if (!this.jobEntries.has(job.id)) await this.refreshJob(job.id).catch(() => undefined);
+        throw new ConflictError(`job ${job.id} already exists`, { jobId: job.id });
+      }
       throw e;
     }
-    await this.zk.createIfAbsent(this.p.tasks(job.id));
+    // The job is durable from here: a missing tasks node is made by the first putTask (createTask).
+    await this.zk.createIfAbsent(this.p.tasks(job.id)).catch((e: unknown) => this.log?.warn({ job: job.id, err: (e as Error).message }, "tasks node not created yet"));
     this.jobEntries.set(job.id, { value: job, version: 0 });
     this.jobView.set(job.id, job);
     this.taskEntries.set(job.id, new Map());
