@@ -28,6 +28,12 @@ export interface FaultScale {
   stormConcurrency: number;
   /** How long the steady submission stream runs on each side of a ZooKeeper server kill. */
   streamMs: number;
+  /**
+   * Cases 5 and 6 (ZooKeeper servers killed). The native `zookeeper` binding
+   * still loses a live session in about one run in five of them (see zk.ts,
+   * reattach), so they run in `npm run test:chaos` and not yet in `npm test`.
+   */
+  zookeeperFaults: boolean;
 }
 
 const ROOT = "/torca";
@@ -124,6 +130,21 @@ export function faultSuite(label: string, scale: FaultScale): void {
         }
         await sleep(250);
       }
+    }
+
+    /** Submits jobs one after another until `until()` says stop; every outcome is kept. */
+    async function stream(prefix: string, until: () => boolean, pauseMs = 100): Promise<SubmitOutcome[]> {
+      const out: SubmitOutcome[] = [];
+      let url = (await primary()).url;
+      for (let i = 0; !until(); i++) {
+        const name = `${prefix}-${i}`;
+        const o = await submitOnce(c.api, url, name, batchJob(name, ["/bin/true"]));
+        out.push(o);
+        if (o.fate === "acked") acknowledged.add(name);
+        if (o.fate === "refused") url = (await primary()).url;
+        await sleep(pauseMs);
+      }
+      return out;
     }
 
     test("1. kill -9 of the primary during a storm of submissions: no acknowledged job lost, no instance started twice", async (t) => {
@@ -392,5 +413,117 @@ export function faultSuite(label: string, scale: FaultScale): void {
       for (const l of before) assert.ok(isAlive(Number(l.split(" pid ")[1])), `${l} is alive`);
       assert.equal(claimsAfter, claimsBefore, "no node was seen lost");
     });
+
+    const daemonIds = () => [...c.cell.daemons.keys()];
+    const logMarks = () => new Map(daemonIds().map((id) => [id, daemonLog(id).length]));
+    /** How many log lines of each kind the daemons wrote since the marks. */
+    function sessionEvents(marks: Map<string, number>): { lost: number; reconnected: number; reattached: number; expired: number } {
+      const text = daemonIds().map((id) => daemonLog(id).slice(marks.get(id) ?? 0)).join("");
+      const count = (re: RegExp) => (text.match(re) ?? []).length;
+      return {
+        lost: count(/zookeeper connection lost/g),
+        reconnected: count(/zookeeper reconnected \(same session\)/g),
+        // Handles the client library gave up on, the session resumed on a new one (zk.ts reattach).
+        reattached: count(/zookeeper session re-attached/g),
+        expired: count(/zookeeper session expired/g),
+      };
+    }
+
+    if (scale.zookeeperFaults) {
+      test("5. kill -9 of one ZooKeeper server (the leader): submissions see no error, no session expires, no failover", async (t) => {
+        const p0 = await primary();
+        const victim = (await ens.leaderId())!;
+        const marks = logMarks();
+        const claimsBefore = (await Promise.all(agentIds().map(nodeLostClaims))).flat().length;
+        let stop = false;
+        const running = stream("zk-one", () => stop, 50);
+        await sleep(scale.streamMs);
+        const killedAt = Date.now();
+        await ens.kill(victim, "SIGKILL");
+        const q = await ens.waitQuorum();
+        const quorumMs = Date.now() - killedAt;
+        await sleep(scale.streamMs);
+        stop = true;
+        const outs = await running;
+        const p1 = await primary();
+        const ev = sessionEvents(marks);
+        const acked = outs.filter((o) => o.fate === "acked");
+        const around = outs.filter((o) => o.at + o.ms >= killedAt && o.at <= killedAt + quorumMs + 1000);
+        await waitStatuses(acked.map((o) => o.name), (s) => s === "complete", 60_000, "complete");
+        const claimsAfter = (await Promise.all(agentIds().map(nodeLostClaims))).flat().length;
+
+        say(t, `ZooKeeper leader (server ${victim}) SIGKILLed; server ${q.leader} leads after ${seconds(quorumMs)}`);
+        say(t, `stream: ${outs.length} submissions over ${seconds(2 * scale.streamMs + quorumMs)}, ${acked.length} acknowledged (all complete), errors: ${tally(outs.filter((o) => o.fate !== "acked"), (o) => `${o.status ?? o.code}`)}; slowest ${Math.max(...outs.map((o) => o.ms))} ms (around the kill: ${Math.max(0, ...around.map((o) => o.ms))} ms; median overall ${outs.map((o) => o.ms).sort((a, b) => a - b)[Math.floor(outs.length / 2)]} ms)`);
+        say(t, `sessions of the 4 daemons: ${ev.lost} connection losses, ${ev.reconnected} reconnections and ${ev.reattached} re-attachments of the same session, ${ev.expired} expiries; primary ${p0.id} epoch ${p0.epoch} → ${p1.id} epoch ${p1.epoch}; node-lost claims ${claimsBefore} → ${claimsAfter}`);
+
+        assert.equal(acked.length, outs.length, `every submission acknowledged: ${JSON.stringify(outs.filter((o) => o.fate !== "acked"))}`);
+        assert.equal(ev.expired, 0, "no session expired");
+        assert.deepEqual([p1.id, p1.epoch], [p0.id, p0.epoch], "no failover");
+        assert.equal(claimsAfter, claimsBefore, "no node was seen lost");
+      });
+
+      test("6. a second ZooKeeper server down (quorum lost): writes fail with a clear 503, nothing acknowledged is lost, work resumes when a server returns", async (t) => {
+        const p0 = await primary();
+        const [second, third] = ens.members.filter((m) => m.server).map((m) => m.id) as [number, number];
+        const down = ens.members.find((m) => !m.server)!.id;
+        const marks = logMarks();
+        await ens.kill(second, "SIGKILL");
+        const lostAt = Date.now();
+        // The survivor stops serving once it sees it has no quorum.
+        while ((await ens.mode(third)) !== undefined) await sleep(50);
+        const outageOuts: SubmitOutcome[] = [];
+        let readable = 0;
+        // Longer than the session timeout: sessions must survive it all the same (no leader, no expiry).
+        for (let i = 0; Date.now() - lostAt < Math.max(3 * SESSION_MS, scale.streamMs); i++) {
+          outageOuts.push(await submitOnce(c.api, p0.url, `no-quorum-${i}`, batchJob(`no-quorum-${i}`, ["/bin/true"])));
+          if ((await c.api.get(`${p0.url}/v1/jobs`, { retry: { limit: 0 } }).json<{ jobs: JobRow[] }>()).jobs.length > 0) readable++;
+        }
+        const outageMs = Date.now() - lostAt;
+        for (const o of outageOuts) if (o.fate === "acked") acknowledged.add(o.name);
+
+        const restartAt = Date.now();
+        await ens.restart(second);
+        const q = await ens.waitQuorum();
+        const quorumMs = Date.now() - restartAt;
+        let firstWriteMs = 0;
+        const resumed: SubmitOutcome[] = [];
+        for (let i = 0; !firstWriteMs; i++) {
+          const o = await submitOnce(c.api, (await primary()).url, `resumed-${i}`, batchJob(`resumed-${i}`, ["/bin/true"]));
+          resumed.push(o);
+          if (o.fate === "acked") {
+            acknowledged.add(o.name);
+            firstWriteMs = Date.now() - restartAt;
+          } else {
+            assert.ok(Date.now() - restartAt < 60_000, `no write accepted within 60 s of the restart: ${JSON.stringify(resumed.slice(-3))}`);
+            await sleep(100);
+          }
+        }
+        await ens.restart(down);
+        await ens.waitQuorum();
+        const p1 = await primary();
+        const ev = sessionEvents(marks);
+        const statuses = await waitStatuses(acknowledged, (s) => s === "complete", 120_000, "complete");
+        const storedAnyway = outageOuts.filter((o) => o.fate !== "acked" && statuses.has(o.name));
+
+        say(t, `ZooKeeper server ${second} SIGKILLed too (server ${down} already down): no quorum for ${seconds(outageMs)}, longer than the ${SESSION_MS} ms session`);
+        say(t, `during the outage: ${outageOuts.length} submissions, ${outageOuts.filter((o) => o.fate === "acked").length} acknowledged, answers: ${tally(outageOuts, (o) => `${o.status ?? o.code} ${o.code ?? ""}`)}; each failed in ${Math.min(...outageOuts.map((o) => o.ms))}–${Math.max(...outageOuts.map((o) => o.ms))} ms; e.g. "${outageOuts.find((o) => o.fate !== "acked")?.message ?? ""}"; job list served ${readable}/${outageOuts.length} times`);
+        say(t, `server ${second} restarted: quorum (leader ${q.leader}) after ${seconds(quorumMs)}, first acknowledged write ${seconds(firstWriteMs)} after the restart (${resumed.length - 1} refused before it)`);
+        say(t, `sessions: ${ev.lost} connection losses, ${ev.reconnected} reconnections and ${ev.reattached} re-attachments of the same session, ${ev.expired} expiries; primary ${p0.id} epoch ${p0.epoch} → ${p1.id} epoch ${p1.epoch}`);
+        say(t, `all ${acknowledged.size} jobs acknowledged since the suite began are present and complete; ${storedAnyway.length} refused during the outage were stored anyway`);
+
+        assert.ok(outageOuts.length > 0);
+        for (const o of outageOuts) {
+          assert.notEqual(o.fate, "acked", `${o.name} was acknowledged without a quorum`);
+          assert.equal(o.status, 503, `${o.name}: ${o.status ?? o.code} ${o.message}`);
+          assert.ok(o.message && o.message.length > 10, `${o.name} carries a message`);
+        }
+        assert.equal(storedAnyway.length, 0, `refused but stored: ${storedAnyway.map((o) => o.name).join(", ")}`);
+        assert.ok(readable > 0, "reads are served from the managers' copies meanwhile");
+
+        // Work goes on: a job submitted now runs to completion.
+        const last = await c.submit(batchJob("after-outage", ["/bin/sh", "-c", "echo fine"]));
+        await c.waitJob(last.id, (j) => j.status === "complete", 30_000, "complete");
+      });
+    }
   });
 }

@@ -1,0 +1,85 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import { zookeeperInstalled } from "../../src/cell/zookeeper-server.js";
+import { askServer, serversOf } from "../../src/coord/zk-probe.js";
+import { ZkSession } from "../../src/coord/zk.js";
+import { createLogger } from "../../src/common/logger.js";
+import { TestEnsemble } from "../harness/ensemble.js";
+
+/**
+ * The ZooKeeper client layer against a real 3-server ensemble: a multi-host
+ * connect string, sessions and watches that outlive the death of servers,
+ * and the direct session probe that decides expiry (src/coord/zk-probe.ts).
+ * Part of `npm run test:chaos`: the native binding still loses a session now
+ * and then when servers die (see zk.ts), so this is not yet a CI gate.
+ */
+
+const skip = zookeeperInstalled() ? false : "ZooKeeper is not installed";
+
+describe("ZooKeeper sessions on a 3-server ensemble", { skip, timeout: 180_000 }, () => {
+  let ens: TestEnsemble;
+  const log = createLogger("zk-ensemble-test");
+  const sessions: ZkSession[] = [];
+  const open = async (timeoutMs = 2000) => {
+    const s = await ZkSession.connect({ connect: ens.connectString, sessionTimeoutMs: timeoutMs, logger: log });
+    sessions.push(s);
+    return s;
+  };
+
+  before(async () => {
+    ens = await TestEnsemble.start({ tickTimeMs: 1000 });
+  });
+  after(async () => {
+    for (const s of sessions) s.close();
+    await ens?.close();
+  });
+
+  test("a server says whether a session lives: alive while it does, expired once closed, unknown when the server is down", async () => {
+    const s = await open();
+    const [first] = serversOf(ens.connectString);
+    assert.equal(await askServer(first!, s.credentials, 2000), "alive");
+    // The probe took the session's connection over; the client reconnects by itself.
+    for (const deadline = Date.now() + 10_000; !s.isConnected && Date.now() < deadline; ) await sleep(20);
+    assert.ok(s.isConnected);
+    const creds = s.credentials;
+    s.close(); // connected: the close ends the session
+    await sleep(200);
+    assert.equal(await askServer(first!, creds, 2000), "expired");
+    assert.equal(await askServer("127.0.0.1:1", creds, 2000), "unknown");
+  });
+
+  test("sessions and their watches outlive the loss of two servers in turn (the leader first), and the session is the same", async () => {
+    const writer = await open(10_000);
+    await writer.ensurePath("/t/watched");
+    // Two sessions per process, as a manager has (its term's and the name resolver's).
+    const sessionsUnderTest = await Promise.all(Array.from({ length: 2 }, () => open()));
+    const ids = sessionsUnderTest.map((s) => s.sessionId);
+    let expired = 0;
+    for (const s of sessionsUnderTest) s.on("expired", () => expired++);
+    const fired: string[][] = sessionsUnderTest.map(() => []);
+    // One pending data watch per session, armed before the faults.
+    await Promise.all(sessionsUnderTest.map((s, i) => s.get("/t/watched", (ev) => fired[i]!.push(ev))));
+
+    const leader = (await ens.leaderId())!;
+    for (const victim of [leader, ens.members.find((m) => m.id !== leader)!.id]) {
+      await ens.kill(victim, "SIGKILL");
+      await ens.waitQuorum();
+      for (const s of sessionsUnderTest) {
+        for (const deadline = Date.now() + 20_000; !s.isConnected && s.isAlive && Date.now() < deadline; ) await sleep(50);
+      }
+      await ens.restart(victim);
+      await ens.waitQuorum();
+    }
+    assert.equal(expired, 0, "no session expired");
+    assert.deepEqual(sessionsUnderTest.map((s) => s.sessionId), ids);
+    assert.ok(sessionsUnderTest.every((s) => s.isConnected));
+    assert.ok(fired.every((f) => f.length === 0), "nothing changed yet, so no watch fired");
+
+    // The watches armed before the faults still fire, once.
+    await writer.set("/t/watched", "changed");
+    for (const deadline = Date.now() + 10_000; fired.some((f) => f.length === 0) && Date.now() < deadline; ) await sleep(50);
+    await sleep(300);
+    assert.deepEqual(fired, sessionsUnderTest.map(() => ["changed"]));
+  });
+});
