@@ -471,7 +471,7 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
    * was lost may have been applied, so on a retry the node already holding
    * exactly our data counts as ours; other data is NODEEXISTS.
    */
-  async createRetrying(path: string, data: Buffer | string, withinMs = this.timeoutMs): Promise<void> {
+  async createRetrying(path: string, data: Buffer | string, withinMs = 2 * this.timeoutMs): Promise<void> {
     const deadline = Date.now() + withinMs;
     for (let retry = false; ; retry = true) {
       try {
