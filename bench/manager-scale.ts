@@ -108,6 +108,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     "manager-scale workload": `${o.machines} simulated machines (16 cores, 64 GiB), ${o.jobs} service jobs x ${o.instancesPerJob} instances, report interval ${o.reportIntervalMs} ms, session ${SESSION_TIMEOUT}`,
   };
   const dir = mkdtempSync(join(tmpdir(), "torca-bench-scale-"));
+  let sim: SimCell | undefined;
   const cell = new LocalCell({
     dir,
     managers: 2,
@@ -116,9 +117,12 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     tickTimeMs: 1000,
     zookeeperHeap: "2g",
     reportInterval: `${o.reportIntervalMs}ms`,
-    env: { TORCA_LOG_LEVEL: process.env.TORCA_LOG_LEVEL ?? "warn" },
+    // TORCA_BENCH_PROFILE_DIR=DIR: CPU profiles of the managers (written when they exit cleanly, so not by a SIGKILLed one).
+    ...(process.env.TORCA_BENCH_PROFILE_DIR ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${process.env.TORCA_BENCH_PROFILE_DIR}`] } : {}),
   });
-  let sim: SimCell | undefined;
+  // An interrupted run still stops every process it started.
+  const onSignal = () => void Promise.allSettled([sim?.stop(), cell.stop()]).then(() => process.exit(130));
+  process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
   try {
     await cell.start();
     const api = createHttpClient({ token: cell.token, timeoutMs: 120_000, retries: 0, followRedirect: false });
@@ -134,7 +138,12 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     let t0 = Date.now();
     await sim.start();
     out["manager-scale sim registration s"] = round1((Date.now() - t0) / 1000);
-    await cell.waitForNodes(o.machines, 600_000);
+    // Polled one request at a time with a long timeout: 10,000 nodes make a large answer.
+    await waitFor(`${o.machines} machines ready`, 600_000, 1000, async () => {
+      const l = await cell.waitForPrimary(60_000);
+      const { nodes } = await api.get(`${l.url}/v1/nodes`).json<{ nodes: { state: string }[] }>();
+      return nodes.filter((n) => n.state === "ready").length >= o.machines ? true : undefined;
+    });
     out["manager-scale machines ready at the primary s"] = round1((Date.now() - t0) / 1000);
 
     // ---- 100,000 tasks in through the API
@@ -188,16 +197,18 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     const coldLoadS: number[] = [];
     const newPrimaryRss: number[] = [];
     for (let k = 0; k < o.takeovers; k++) {
-      const victim = primary;
+      // Asked again each time: the primary may have changed on its own (a lost session).
+      const victim = (primary = await cell.waitForPrimary(60_000));
       const heir = cell.daemons.get(backupId())!;
       const killedAt = Date.now();
       await cell.stopDaemon(victim.id, "SIGKILL");
       const probe = `takeover-${k}`;
-      await waitFor("the backup accepting a submit", 120_000, 20, async () => {
+      const epoch = await waitFor("the backup accepting a submit", 120_000, 20, async () => {
         const r = await api.post(`${heir.url}/v1/jobs`, { body: `name: ${probe}\ntype: service\ncommand: [/bin/sleep, '86400']\nresources: { cpu: 0.1, memory: 16MiB }\n`, throwHttpErrors: false });
-        return r.statusCode === 201 ? true : undefined;
+        return r.statusCode === 201 ? (JSON.parse(r.body) as { epoch: number }).epoch : undefined;
       });
       takeoverMs.push(Date.now() - killedAt);
+      if (epoch <= victim.epoch) throw new Error(`takeover ${k}: the 201 came from epoch ${epoch}, not from a primary newer than the killed one (${victim.epoch})`);
       primary = await cell.waitForPrimary(60_000);
       // The killed manager comes back as the backup and loads everything cold.
       const loadT0 = Date.now();
@@ -218,6 +229,10 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     out["manager-scale new primary RSS MiB each"] = newPrimaryRss.join(" ");
     const after = await taskCounts(api, primary.url);
     out["manager-scale tasks running after the takeovers"] = after.running;
+    // A primary whose event loop stalls past its session loses it: each one is a takeover nobody asked for.
+    out["manager-scale sessions lost by a primary"] = ["manager-1", "manager-2"]
+      .map((id) => readFileSync(join(dir, "logs", `${id}.log`), "utf8").split("deposed: session lost").length - 1)
+      .reduce((a, b) => a + b, 0);
     const s = sim.stats();
     out["manager-scale sim dispatches received"] = s.dispatches;
     out["manager-scale sim duplicate dispatches"] = s.duplicateDispatches;
@@ -225,6 +240,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     out["manager-scale sim reports failed"] = s.reportsFailed;
     return out;
   } finally {
+    process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
     await sim?.stop().catch(() => undefined);
     await cell.stop().catch(() => undefined);
     if (!process.env.TORCA_KEEP_BENCH_DIRS) rmSync(dir, { recursive: true, force: true });

@@ -13,8 +13,9 @@ import type { ExitInfo, Resources } from "../../src/common/types.js";
  * - A task goes running at once. A batch task exits after its run time; a
  *   service task runs until stopped. `SIM_RUN_MS` and
  *   `SIM_EXIT_CODE` in the task's env override the run time and exit code.
- * - Exited tasks stay in the reports for `retainExitedMs`, as the real agent
- *   keeps them, so the manager sees each exit even if one report is lost.
+ * - An exit is reported until the primary's reply says it is recorded
+ *   (`markRecorded`), as the real agent does; exited tasks are forgotten after
+ *   `retainExitedMs`.
  */
 
 export interface SimTaskTiming {
@@ -33,6 +34,7 @@ interface SimTask {
   startedAt: number;
   finishedAt?: number;
   exit?: ExitInfo;
+  exitRecorded?: boolean;
   timer?: NodeJS.Timeout;
 }
 
@@ -126,14 +128,34 @@ export class SimAgent {
     throw new Error(`simulated agent ${this.id}: no free port in ${lo}-${hi}`);
   }
 
-  /** The full task list, as the real agent reports it (level-triggered); drops exits past retention. */
-  report(now = Date.now()): ReportedTask[] {
+  /** How many tasks the next report to the primary carries. */
+  get unrecordedCount(): number {
+    let n = 0;
+    for (const t of this.tasks.values()) if (!t.exitRecorded) n++;
+    return n;
+  }
+
+  /** Exits the primary has recorded ("taskId#attempt", from its reply to a report): later reports leave them out. */
+  markRecorded(keys: readonly string[]): void {
+    for (const k of keys) {
+      const i = k.lastIndexOf("#");
+      const t = this.tasks.get(k.slice(0, i));
+      if (t && t.state === "exited" && String(t.attempt) === k.slice(i + 1)) t.exitRecorded = true;
+    }
+  }
+
+  /**
+   * Every task held (level-triggered), as the real agent lists them; `forPrimary`
+   * leaves out exits the primary has recorded. Drops exits past retention.
+   */
+  report(opts: { forPrimary?: boolean } = {}, now = Date.now()): ReportedTask[] {
     const out: ReportedTask[] = [];
     for (const t of this.tasks.values()) {
       if (t.state === "exited" && now - (t.finishedAt ?? now) > this.timing.retainExitedMs) {
         this.tasks.delete(t.taskId);
         continue;
       }
+      if (opts.forPrimary && t.exitRecorded) continue;
       const r: ReportedTask = { taskId: t.taskId, attempt: t.attempt, state: t.state, startedAt: t.startedAt };
       if (Object.keys(t.ports).length) r.ports = t.ports;
       if (t.exit) r.exit = t.exit;

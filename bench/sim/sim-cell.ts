@@ -2,7 +2,7 @@ import { Agent as HttpAgent, request } from "node:http";
 import { TokenTable } from "../../src/common/auth.js";
 import type { Logger } from "../../src/common/logger.js";
 import { parallel } from "../../src/common/parallel.js";
-import type { AgentAd, AgentReport } from "../../src/common/protocol.js";
+import { parseBody, ReportReplySchema, type AgentAd, type AgentReport } from "../../src/common/protocol.js";
 import type { Resources } from "../../src/common/types.js";
 import { readLeader, type LeaderInfo } from "../../src/coord/election.js";
 import { zpaths, type ZPaths } from "../../src/coord/paths.js";
@@ -44,8 +44,6 @@ export interface SimCellOptions {
   port?: number;
   sessionTimeoutMs?: number;
   reportIntervalMs?: number;
-  /** Delay between a task change and the report carrying it (real agent: 5 ms). */
-  changeReportDelayMs?: number;
   reportConcurrency?: number;
   /** Run time of batch tasks (ms); a task's env SIM_RUN_MS overrides it. */
   batchRunMs?: number;
@@ -112,8 +110,8 @@ export class SimCell {
   private readonly queue = new Set<SimAgent>();
   /** Machines whose periodic report is due: it also refreshes their znode. */
   private readonly adDue = new Set<SimAgent>();
-  private readonly changed = new Set<SimAgent>();
-  private changeTimer?: NodeJS.Timeout;
+  /** Machines with a report on a change pending (one timer each, as each real agent has). */
+  private readonly changeTimers = new Map<SimAgent, NodeJS.Timeout>();
   private readonly retry = new Set<SimAgent>();
   private retryTimer?: NodeJS.Timeout;
   private inFlight = 0;
@@ -129,7 +127,6 @@ export class SimCell {
       port: 0,
       sessionTimeoutMs: 4000,
       reportIntervalMs: 5000,
-      changeReportDelayMs: 5,
       reportConcurrency: 32,
       batchRunMs: 1000,
       retainExitedMs: 300_000,
@@ -286,15 +283,17 @@ export class SimCell {
     this.wheelLast = elapsed;
   }
 
+  /** The real agent's batching of changes: 5 ms, longer the more its report carries (at most 100 ms). */
   private onTaskChange(a: SimAgent): void {
-    if (this.closed) return;
-    this.changed.add(a);
-    if (this.changeTimer) return;
-    this.changeTimer = setTimeout(() => {
-      this.changeTimer = undefined;
-      for (const x of this.changed) this.enqueue(x);
-      this.changed.clear();
-    }, this.o.changeReportDelayMs);
+    if (this.closed || this.changeTimers.has(a)) return;
+    const delay = Math.min(100, 5 + Math.floor(a.unrecordedCount / 10));
+    this.changeTimers.set(
+      a,
+      setTimeout(() => {
+        this.changeTimers.delete(a);
+        this.enqueue(a);
+      }, delay),
+    );
   }
 
   private periodic(a: SimAgent): void {
@@ -354,11 +353,13 @@ export class SimCell {
     const leader = this.leader;
     // No primary: the next leader change makes everyone report.
     if (!leader) return;
-    const body: AgentReport = { agentId: a.id, tasks: a.report(), cachedPackages: a.ad.cachedPackages, load };
-    await this.post(`${leader.url}/v1/agents/${encodeURIComponent(a.id)}/report`, JSON.stringify(body), 1);
+    const body: AgentReport = { agentId: a.id, tasks: a.report({ forPrimary: true }), cachedPackages: a.ad.cachedPackages, load };
+    const reply = await this.post(`${leader.url}/v1/agents/${encodeURIComponent(a.id)}/report`, JSON.stringify(body), 1);
+    a.markRecorded(parseBody(ReportReplySchema, JSON.parse(reply)).recorded);
   }
 
-  private post(url: string, body: string, redirects: number): Promise<void> {
+  /** POSTs JSON; resolves with the 2xx response's body. */
+  private post(url: string, body: string, redirects: number): Promise<string> {
     return new Promise((resolve, reject) => {
       const u = new URL(url);
       const req = request(
@@ -372,13 +373,14 @@ export class SimCell {
           headers: { authorization: `Bearer ${this.o.token}`, "content-type": "application/json", "content-length": Buffer.byteLength(body) },
         },
         (res) => {
-          res.resume();
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
           res.on("end", () => {
             const status = res.statusCode ?? 0;
             const location = res.headers.location;
             // A backup answers 307 with the primary's address, as the real agent's client follows.
             if (status === 307 && location && redirects > 0) this.post(location, body, redirects - 1).then(resolve, reject);
-            else if (status >= 200 && status < 300) resolve();
+            else if (status >= 200 && status < 300) resolve(Buffer.concat(chunks).toString("utf8"));
             else reject(new Error(`report to ${u.host}: HTTP ${status}`));
           });
         },
@@ -411,8 +413,9 @@ export class SimCell {
   /** Stops reporting and answering; closing the session removes every machine's znode at once. */
   async stop(): Promise<void> {
     this.closed = true;
-    for (const t of [this.wheelTimer, this.changeTimer, this.retryTimer, ...this.rejoinTimers]) if (t) clearTimeout(t);
+    for (const t of [this.wheelTimer, this.retryTimer, ...this.rejoinTimers, ...this.changeTimers.values()]) if (t) clearTimeout(t);
     this.rejoinTimers.clear();
+    this.changeTimers.clear();
     this.queue.clear();
     this.adDue.clear();
     for (const a of this.order) a.close();

@@ -36,6 +36,8 @@ export interface StateStore {
   tasksOf(jobId: string): TaskInstance[];
   task(jobId: string, index: number): TaskInstance | undefined;
   allTasks(): Iterable<TaskInstance>;
+  /** Tasks whose `nodeId` is this node (any state): what a node report or loss concerns, without a scan of every task. */
+  tasksOnNode(nodeId: string): Iterable<TaskInstance>;
   /** Durable create; ConflictError when the job exists. */
   createJob(job: Job): Promise<void>;
   updateJob(job: Job): Promise<void>;
@@ -50,6 +52,8 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   private readonly jobEntries = new Map<string, Entry<Job>>();
   private readonly taskEntries = new Map<string, Map<number, Entry<TaskInstance>>>();
   private readonly jobView = new Map<string, Job>();
+  /** nodeId → task id → task, kept with every change of a task entry. */
+  private readonly byNode = new Map<string, Map<string, TaskInstance>>();
   private readonly p: ZPaths;
   private authoritative = false;
   private needsResync = false;
@@ -77,6 +81,31 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
 
   *allTasks(): Iterable<TaskInstance> {
     for (const m of this.taskEntries.values()) for (const e of m.values()) yield e.value;
+  }
+
+  tasksOnNode(nodeId: string): Iterable<TaskInstance> {
+    return this.byNode.get(nodeId)?.values() ?? [];
+  }
+
+  /** The one place task entries change, so the node index never drifts from them. */
+  private setTaskEntry(m: Map<number, Entry<TaskInstance>>, index: number, entry: Entry<TaskInstance> | undefined): void {
+    const prev = m.get(index)?.value;
+    if (prev?.nodeId) {
+      const onNode = this.byNode.get(prev.nodeId);
+      onNode?.delete(prev.id);
+      if (onNode?.size === 0) this.byNode.delete(prev.nodeId);
+    }
+    if (!entry) {
+      m.delete(index);
+      return;
+    }
+    m.set(index, entry);
+    const t = entry.value;
+    if (t.nodeId) {
+      let onNode = this.byNode.get(t.nodeId);
+      if (!onNode) this.byNode.set(t.nodeId, (onNode = new Map()));
+      onNode.set(t.id, t);
+    }
   }
 
   /** Loads everything and arms watches. */
@@ -156,6 +185,8 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   private forgetJob(id: string): void {
     this.jobEntries.delete(id);
     this.jobView.delete(id);
+    const m = this.taskEntries.get(id);
+    if (m) for (const i of [...m.keys()]) this.setTaskEntry(m, i, undefined);
     this.taskEntries.delete(id);
     this.emit("job", undefined, id);
   }
@@ -194,14 +225,14 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     if (!m) return;
     if (!r) {
       const gone = m.get(index);
-      m.delete(index);
+      this.setTaskEntry(m, index, undefined);
       if (gone) this.emit("task", undefined, gone.value.id);
       return;
     }
     const cur = m.get(index);
     if (!cur || r.stat.version > cur.version) {
       const t = JSON.parse(r.data.toString()) as TaskInstance;
-      m.set(index, { value: t, version: r.stat.version });
+      this.setTaskEntry(m, index, { value: t, version: r.stat.version });
       this.emit("task", t, t.id);
     }
   }
@@ -225,6 +256,8 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     await this.zk.createIfAbsent(this.p.tasks(job.id)).catch((e: unknown) => this.log?.warn({ job: job.id, err: (e as Error).message }, "tasks node not created yet"));
     this.jobEntries.set(job.id, { value: job, version: 0 });
     this.jobView.set(job.id, job);
+    const stale = this.taskEntries.get(job.id);
+    if (stale) for (const i of [...stale.keys()]) this.setTaskEntry(stale, i, undefined);
     this.taskEntries.set(job.id, new Map());
     this.emit("job", job, job.id);
   }
@@ -275,7 +308,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
         }
         throw e;
       }
-      m.set(task.index, { value: task, version: 0 });
+      this.setTaskEntry(m, task.index, { value: task, version: 0 });
     } else {
       let stat;
       try {
@@ -284,7 +317,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
         if (e instanceof ConflictError) await this.refreshTask(task.jobId, task.index);
         throw e;
       }
-      m.set(task.index, { value: task, version: stat.version });
+      this.setTaskEntry(m, task.index, { value: task, version: stat.version });
     }
     this.emit("task", task, task.id);
   }
@@ -326,7 +359,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
       this.taskEntries.set(jobId, m);
     }
     const t = JSON.parse(r.data.toString()) as TaskInstance;
-    m.set(index, { value: t, version: r.stat.version });
+    this.setTaskEntry(m, index, { value: t, version: r.stat.version });
     this.log?.warn({ task: t.id, version: r.stat.version }, "task copy was behind ZooKeeper; reloaded");
     this.emit("task", t, t.id);
   }

@@ -50,9 +50,11 @@ export function jobSummary(job: Job, tasks: TaskInstance[]) {
   };
 }
 
-export function nodeView(n: NodeInfo, tasks: TaskInstance[]) {
-  const mine = tasks.filter((t) => t.nodeId === n.id && (t.state === "running" || t.state === "dispatched"));
-  return { ...n, tasks: mine.map((t) => t.id) };
+/** A node with the tasks placed on it (from the store's node index: a filter over every task per node was O(nodes × tasks)). */
+export function nodeView(n: NodeInfo, onNode: Iterable<TaskInstance>) {
+  const mine: string[] = [];
+  for (const t of onNode) if (t.nodeId === n.id && (t.state === "running" || t.state === "dispatched")) mine.push(t.id);
+  return { ...n, tasks: mine };
 }
 
 const EVENT_TYPES_RE = new RegExp(`^(?:${CLUSTER_EVENT_TYPES.join("|")})(?:,(?:${CLUSTER_EVENT_TYPES.join("|")}))*$`);
@@ -171,8 +173,7 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
 
   r.get("/v1/nodes", read, (ctx) => {
     const store = requireStore(v);
-    const tasks = [...store.allTasks()];
-    ctx.body = { nodes: (v.collector()?.nodes() ?? []).map((n) => nodeView(n, tasks)) };
+    ctx.body = { nodes: (v.collector()?.nodes() ?? []).map((n) => nodeView(n, store.tasksOnNode(n.id))) };
   });
 
   r.post("/v1/nodes/:id/drain", admin, async (ctx) => {

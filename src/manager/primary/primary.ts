@@ -257,7 +257,7 @@ export class Primary {
       if (next) updates.push(next);
     }
     if (this.now() - this.startedAt >= this.opts.reconcileGraceMs) {
-      for (const t of this.store.allTasks()) {
+      for (const t of this.store.tasksOnNode(nodeId)) {
         if (t.nodeId !== nodeId || seen.has(t.id)) continue;
         if (t.state !== "dispatched" && t.state !== "running") continue;
         if (t.dispatchedAt !== undefined && this.now() - t.dispatchedAt < this.opts.missingGraceMs) continue;
@@ -327,7 +327,7 @@ export class Primary {
 
   private async handleNodeLost(n: NodeInfo): Promise<void> {
     const updates: TaskInstance[] = [];
-    for (const t of this.store.allTasks()) {
+    for (const t of this.store.tasksOnNode(n.id)) {
       if (t.nodeId !== n.id || (t.state !== "dispatched" && t.state !== "running")) continue;
       const job = this.store.jobs.get(t.jobId);
       if (t.desired === "stop") {

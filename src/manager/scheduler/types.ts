@@ -24,7 +24,7 @@ export interface Allocation {
 }
 
 export interface ClusterSnapshot {
-  nodes: NodeInfo[];
+  nodes: readonly NodeInfo[];
   allocations: Allocation[];
 }
 
