@@ -78,6 +78,12 @@ function median(xs: number[]): number {
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
+/** The manager's own view of its memory (/metrics): live JS heap against resident. */
+async function heapMiB(api: Got, url: string): Promise<number> {
+  const m = await api.get(`${url}/metrics`).text();
+  return Math.round(Number(/^nodejs_heap_size_used_bytes (\d+)/m.exec(m)?.[1] ?? NaN) / 1048576);
+}
+
 async function taskCounts(api: Got, url: string): Promise<{ total: number; running: number }> {
   const { jobs } = await api.get(`${url}/v1/jobs`).json<{ jobs: JobSummary[] }>();
   let total = 0;
@@ -185,6 +191,8 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     out["manager-scale primary peak RSS MiB"] = pr.peak;
     out["manager-scale backup RSS MiB"] = br.rss;
     out["manager-scale backup peak RSS MiB"] = br.peak;
+    out["manager-scale primary JS heap used MiB"] = await heapMiB(api, primary.url);
+    out["manager-scale backup JS heap used MiB"] = await heapMiB(api, cell.daemons.get(backupId())!.url);
     const mntr = await fourLetterWord("127.0.0.1", cell.zookeeper!.port, "mntr", 5000);
     const zk = (key: string) => Number(new RegExp(`^zk_${key}\\s+(\\d+)`, "m").exec(mntr)?.[1] ?? NaN);
     out["manager-scale zookeeper data size MiB"] = round1(zk("approximate_data_size") / 1024 / 1024);

@@ -2,10 +2,10 @@ import { EventEmitter } from "node:events";
 import { ConflictError, CoordinationError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import { parallel } from "../common/parallel.js";
-import type { Job, TaskInstance } from "../common/types.js";
+import type { DesiredState, Job, TaskInstance, TaskState } from "../common/types.js";
 import { zpaths, type ZPaths } from "./paths.js";
 import { retryRead } from "./read-retry.js";
-import { isZkCode, ZK, type ZkSession } from "./zk.js";
+import { isZkCode, ZK, type Watcher, type ZkSession } from "./zk.js";
 
 /**
  * Durable cluster state (jobs and task instances) in ZooKeeper, with an
@@ -38,6 +38,13 @@ export interface StateStore {
   allTasks(): Iterable<TaskInstance>;
   /** Tasks whose `nodeId` is this node (any state): what a node report or loss concerns, without a scan of every task. */
   tasksOnNode(nodeId: string): Iterable<TaskInstance>;
+  /** Nodes that some task names as its `nodeId`. */
+  nodesWithTasks(): Iterable<string>;
+  /** Tasks with this desired and this recorded state (e.g. run/pending: what the scheduler places), without a scan. */
+  tasksWhere(desired: DesiredState, state: TaskState): Iterable<TaskInstance>;
+  taskCount(jobId: string): number;
+  /** Changes whenever any task of the job changes: whatever was derived from its tasks at one revision still holds. */
+  taskRevision(jobId: string): number;
   /** Durable create; ConflictError when the job exists. */
   createJob(job: Job): Promise<void>;
   updateJob(job: Job): Promise<void>;
@@ -52,8 +59,12 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   private readonly jobEntries = new Map<string, Entry<Job>>();
   private readonly taskEntries = new Map<string, Map<number, Entry<TaskInstance>>>();
   private readonly jobView = new Map<string, Job>();
-  /** nodeId → task id → task, kept with every change of a task entry. */
-  private readonly byNode = new Map<string, Map<string, TaskInstance>>();
+  // Indexes kept with every change of a task entry (setTaskEntry), so that the
+  // primary's tick and each report touch the tasks concerned, not all of them.
+  private readonly byNode = new TaskGroups();
+  private readonly byStatus = new TaskGroups();
+  private readonly revisions = new Map<string, number>();
+  private revisionCounter = 0;
   private readonly p: ZPaths;
   private authoritative = false;
   private needsResync = false;
@@ -84,28 +95,42 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   }
 
   tasksOnNode(nodeId: string): Iterable<TaskInstance> {
-    return this.byNode.get(nodeId)?.values() ?? [];
+    return this.byNode.get(nodeId);
   }
 
-  /** The one place task entries change, so the node index never drifts from them. */
+  nodesWithTasks(): Iterable<string> {
+    return this.byNode.keys();
+  }
+
+  tasksWhere(desired: DesiredState, state: TaskState): Iterable<TaskInstance> {
+    return this.byStatus.get(`${desired}:${state}`);
+  }
+
+  taskCount(jobId: string): number {
+    return this.taskEntries.get(jobId)?.size ?? 0;
+  }
+
+  taskRevision(jobId: string): number {
+    return this.revisions.get(jobId) ?? 0;
+  }
+
+  /** The one place task entries change, so the indexes never drift from them. */
   private setTaskEntry(m: Map<number, Entry<TaskInstance>>, index: number, entry: Entry<TaskInstance> | undefined): void {
     const prev = m.get(index)?.value;
-    if (prev?.nodeId) {
-      const onNode = this.byNode.get(prev.nodeId);
-      onNode?.delete(prev.id);
-      if (onNode?.size === 0) this.byNode.delete(prev.nodeId);
+    if (prev) {
+      this.byNode.remove(prev.nodeId, prev);
+      this.byStatus.remove(`${prev.desired}:${prev.state}`, prev);
     }
+    const jobId = entry?.value.jobId ?? prev?.jobId;
+    if (jobId !== undefined) this.revisions.set(jobId, ++this.revisionCounter);
     if (!entry) {
       m.delete(index);
       return;
     }
     m.set(index, entry);
     const t = entry.value;
-    if (t.nodeId) {
-      let onNode = this.byNode.get(t.nodeId);
-      if (!onNode) this.byNode.set(t.nodeId, (onNode = new Map()));
-      onNode.set(t.id, t);
-    }
+    this.byNode.add(t.nodeId, t);
+    this.byStatus.add(`${t.desired}:${t.state}`, t);
   }
 
   /** Loads everything and arms watches. */
@@ -219,8 +244,20 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     await parallel(missing, MAX_PARALLEL_LOADS, (i) => this.track(() => this.loadTask(jobId, i)));
   }
 
+  /**
+   * One watcher for every task node, told the path: a closure per watched
+   * task (re-made on each read) was the largest part of a backup's heap with
+   * 100,000 tasks.
+   */
+  private readonly taskWatcher: Watcher = (_ev, path) => {
+    const [job, tasks, index] = path.slice(this.p.jobs.length + 1).split("/");
+    if (job === undefined || tasks !== "tasks" || index === undefined) return;
+    const jobId = decodeURIComponent(job);
+    void this.track(() => this.loadTask(jobId, Number(index)));
+  };
+
   private async loadTask(jobId: string, index: number): Promise<void> {
-    const r = await this.zk.getIfExists(this.p.task(jobId, index), this.watchOrNot(() => void this.track(() => this.loadTask(jobId, index))));
+    const r = await this.zk.getIfExists(this.p.task(jobId, index), this.authoritative ? undefined : this.taskWatcher);
     const m = this.taskEntries.get(jobId);
     if (!m) return;
     if (!r) {
@@ -373,5 +410,33 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
       }
       throw e;
     }
+  }
+}
+
+/** Tasks grouped by a key (a node, a desired/recorded state), each group by task id. */
+class TaskGroups {
+  private readonly groups = new Map<string, Map<string, TaskInstance>>();
+
+  add(key: string | undefined, t: TaskInstance): void {
+    if (key === undefined) return;
+    let g = this.groups.get(key);
+    if (!g) this.groups.set(key, (g = new Map()));
+    g.set(t.id, t);
+  }
+
+  remove(key: string | undefined, t: TaskInstance): void {
+    if (key === undefined) return;
+    const g = this.groups.get(key);
+    if (g?.get(t.id) !== t) return;
+    g.delete(t.id);
+    if (g.size === 0) this.groups.delete(key);
+  }
+
+  get(key: string): Iterable<TaskInstance> {
+    return this.groups.get(key)?.values() ?? [];
+  }
+
+  keys(): Iterable<string> {
+    return this.groups.keys();
   }
 }

@@ -47,6 +47,13 @@ export type CreateMode = "persistent" | "ephemeral" | "sequential" | "ephemeral-
 
 export type WatchEvent = "created" | "deleted" | "changed" | "child" | "notwatching" | "session";
 
+/**
+ * A watch callback, told the event and the path it fired for: a caller that
+ * watches many nodes (the state copy's 100,000 tasks) passes one function for
+ * all of them instead of a closure per node.
+ */
+export type Watcher = (ev: WatchEvent, path: string) => void;
+
 type WatchCb = (type: number, state: number, path: string) => void;
 type PathCb = (rc: number, error: string, path: string) => void;
 type StatCb = (rc: number, error: string, stat: ZkStat) => void;
@@ -55,11 +62,14 @@ type ChildCb = (rc: number, error: string, children: string[]) => void;
 type Child2Cb = (rc: number, error: string, children: string[] | null, stat: ZkStat | null) => void;
 type VoidCb = (rc: number, error: string) => void;
 
-/** Calls return the C client's code: anything but 0 means the callback will never run. */
-interface NativeClient extends EventEmitter {
-  init(config: Record<string, unknown>): NativeClient;
-  close(): void;
-  data_as_buffer: boolean;
+/**
+ * The addon's own object; calls return the C client's code: anything but 0
+ * means the callback will never run. Operations go to it directly: the JS
+ * wrapper class around it formats every call's arguments with util.inspect
+ * (for a logger we never set) before calling through, which cost measurable
+ * CPU and garbage at thousands of operations per second.
+ */
+interface NativeOps {
   a_create(path: string, data: Buffer, flags: number, cb: PathCb): number;
   a_exists(path: string, watch: boolean, cb: StatCb): number;
   aw_exists(path: string, watchCb: WatchCb, cb: StatCb): number;
@@ -70,9 +80,18 @@ interface NativeClient extends EventEmitter {
   a_set(path: string, data: Buffer, version: number, cb: StatCb): number;
   a_delete_(path: string, version: number, cb: VoidCb): number;
   a_sync(path: string, cb: VoidCb): number;
+  timeout?: number;
+  client_id?: string;
+  client_password?: string;
+}
+
+interface NativeClient extends EventEmitter {
+  init(config: Record<string, unknown>): NativeClient;
+  close(): void;
+  data_as_buffer: boolean;
   /** The C client's state (3 connected); 0 once the handle is closed. */
   readonly state: number;
-  native: { timeout?: number; client_id?: string; client_password?: string };
+  native: NativeOps;
 }
 
 interface NativeCtor {
@@ -168,7 +187,7 @@ export interface ZkSessionEvents {
 interface ArmedWatch {
   kind: "data" | "exists" | "child";
   path: string;
-  user: (ev: WatchEvent) => void;
+  user: Watcher;
   seen: string;
   live: boolean;
 }
@@ -378,11 +397,11 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
       // Not re-armed (the connection went again): the caller re-reads, which re-arms.
       ev = w.kind === "child" ? "child" : w.seen === "none" ? "created" : "changed";
     }
-    w.user(ev);
+    w.user(ev, w.path);
   }
 
   /** The read that arms a watch of this kind, and what it saw ("none": no node). */
-  private async readArming(kind: ArmedWatch["kind"], path: string, user: (ev: WatchEvent) => void): Promise<{ seen: string; armed?: ArmedWatch }> {
+  private async readArming(kind: ArmedWatch["kind"], path: string, user: Watcher): Promise<{ seen: string; armed?: ArmedWatch }> {
     if (kind === "data") {
       const r = await this.getArmed(path, user);
       return { seen: r.value ? String(r.value.stat.mzxid) : "none", ...(r.armed ? { armed: r.armed } : {}) };
@@ -396,17 +415,17 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
   }
 
   /** Wraps a caller's watch for the native client, and keeps it re-armable until it fires. */
-  private armed(kind: ArmedWatch["kind"], path: string, user: (ev: WatchEvent) => void): { w: ArmedWatch; cb: WatchCb } {
+  private armed(kind: ArmedWatch["kind"], path: string, user: Watcher): { w: ArmedWatch; cb: WatchCb } {
     const w: ArmedWatch = { kind, path, user, seen: "none", live: true };
     this.watches.add(w);
     // The C client also hands connection-state changes to every registered watcher,
     // without consuming the watch; passing them on would make callers re-arm and
     // pile up duplicate watches on every reconnect. Only node events go through.
-    const cb: WatchCb = (type) => {
+    const cb: WatchCb = (type, _state, path) => {
       if (type === ZooKeeper.ZOO_SESSION_EVENT || !w.live) return;
       w.live = false;
       this.watches.delete(w);
-      user(eventName(type));
+      user(eventName(type), path);
     };
     return { w, cb };
   }
@@ -459,7 +478,7 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
 
   async create(path: string, data: Buffer | string = "", mode: CreateMode = "persistent"): Promise<string> {
     return this.call("create", path, (resolve, reject) =>
-      this.client.a_create(path, Buffer.from(data), MODE_FLAGS[mode], (rc, error, created) => {
+      this.client.native.a_create(path, Buffer.from(data), MODE_FLAGS[mode], (rc, error, created) => {
         if (rc === ZK.OK) resolve(created);
         else reject(this.fail("create", path, rc, error));
       }),
@@ -506,11 +525,11 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
     }
   }
 
-  async exists(path: string, watch?: (ev: WatchEvent) => void): Promise<ZkStat | undefined> {
+  async exists(path: string, watch?: Watcher): Promise<ZkStat | undefined> {
     return (await this.existsArmed(path, watch)).value;
   }
 
-  private async existsArmed(path: string, watch?: (ev: WatchEvent) => void): Promise<{ value?: ZkStat; armed?: ArmedWatch }> {
+  private async existsArmed(path: string, watch?: Watcher): Promise<{ value?: ZkStat; armed?: ArmedWatch }> {
     const armed = watch ? this.armed("exists", path, watch) : undefined;
     try {
       const value = await this.call<ZkStat | undefined>("exists", path, (resolve, reject) => {
@@ -519,7 +538,7 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
           else if (rc === ZK.NONODE) resolve(undefined);
           else reject(this.fail("exists", path, rc, error));
         };
-        return armed ? this.client.aw_exists(path, armed.cb, cb) : this.client.a_exists(path, false, cb);
+        return armed ? this.client.native.aw_exists(path, armed.cb, cb) : this.client.native.a_exists(path, false, cb);
       });
       // An exists watch stays armed on a missing node too.
       if (armed) armed.w.seen = value ? String(value.mzxid) : "none";
@@ -530,7 +549,7 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
     }
   }
 
-  async get(path: string, watch?: (ev: WatchEvent) => void): Promise<{ data: Buffer; stat: ZkStat }> {
+  async get(path: string, watch?: Watcher): Promise<{ data: Buffer; stat: ZkStat }> {
     const r = await this.getIfExists(path, watch);
     if (!r) throw this.fail("get", path, ZK.NONODE, "no node");
     return r;
@@ -541,7 +560,7 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
    * node's creation: ZooKeeper leaves no data watch on a missing node, so an
    * exists watch is armed instead (and the read retried if it appeared meanwhile).
    */
-  async getIfExists(path: string, watch?: (ev: WatchEvent) => void): Promise<{ data: Buffer; stat: ZkStat } | undefined> {
+  async getIfExists(path: string, watch?: Watcher): Promise<{ data: Buffer; stat: ZkStat } | undefined> {
     for (let tries = 0; tries < 3; tries++) {
       const r = await this.getOnce(path, watch);
       if (r || !watch) return r;
@@ -550,11 +569,11 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
     return this.getOnce(path, watch);
   }
 
-  private async getOnce(path: string, watch?: (ev: WatchEvent) => void): Promise<{ data: Buffer; stat: ZkStat } | undefined> {
+  private async getOnce(path: string, watch?: Watcher): Promise<{ data: Buffer; stat: ZkStat } | undefined> {
     return (await this.getArmed(path, watch)).value;
   }
 
-  private async getArmed(path: string, watch?: (ev: WatchEvent) => void): Promise<{ value?: { data: Buffer; stat: ZkStat }; armed?: ArmedWatch }> {
+  private async getArmed(path: string, watch?: Watcher): Promise<{ value?: { data: Buffer; stat: ZkStat }; armed?: ArmedWatch }> {
     const armed = watch ? this.armed("data", path, watch) : undefined;
     try {
       const value = await this.call<{ data: Buffer; stat: ZkStat } | undefined>("get", path, (resolve, reject) => {
@@ -563,7 +582,7 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
           else if (rc === ZK.NONODE) resolve(undefined);
           else reject(this.fail("get", path, rc, error));
         };
-        return armed ? this.client.aw_get(path, armed.cb, cb) : this.client.a_get(path, false, cb);
+        return armed ? this.client.native.aw_get(path, armed.cb, cb) : this.client.native.a_get(path, false, cb);
       });
       if (!armed) return value ? { value } : {};
       // No data watch is left on a missing node.
@@ -579,10 +598,10 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
     }
   }
 
-  async children(path: string, watch?: (ev: WatchEvent) => void): Promise<string[]> {
+  async children(path: string, watch?: Watcher): Promise<string[]> {
     if (watch) return (await this.childrenArmed(path, watch)).value;
     return this.call("children", path, (resolve, reject) =>
-      this.client.a_get_children(path, false, (rc, error, children) => {
+      this.client.native.a_get_children(path, false, (rc, error, children) => {
         if (rc === ZK.OK) resolve(children ?? []);
         else if (rc === ZK.NONODE) resolve([]);
         else reject(this.fail("children", path, rc, error));
@@ -591,11 +610,11 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
   }
 
   /** Children with a child watch; the list's version (cversion) is what a re-arm compares. */
-  private async childrenArmed(path: string, watch: (ev: WatchEvent) => void): Promise<{ value: string[]; armed?: ArmedWatch }> {
+  private async childrenArmed(path: string, watch: Watcher): Promise<{ value: string[]; armed?: ArmedWatch }> {
     const armed = this.armed("child", path, watch);
     try {
       const r = await this.call<{ children: string[]; cversion: number } | undefined>("children", path, (resolve, reject) =>
-        this.client.aw_get_children2(path, armed.cb, (rc, error, children, stat) => {
+        this.client.native.aw_get_children2(path, armed.cb, (rc, error, children, stat) => {
           if (rc === ZK.OK) resolve({ children: children ?? [], cversion: stat?.cversion ?? -1 });
           else if (rc === ZK.NONODE) resolve(undefined);
           else reject(this.fail("children", path, rc, error));
@@ -616,7 +635,7 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
   /** Versioned set (compare-and-set); version -1 sets unconditionally. Rejects with BADVERSION on a stale version. */
   async set(path: string, data: Buffer | string, version = -1): Promise<ZkStat> {
     return this.call("set", path, (resolve, reject) =>
-      this.client.a_set(path, Buffer.from(data), version, (rc, error, stat) => {
+      this.client.native.a_set(path, Buffer.from(data), version, (rc, error, stat) => {
         if (rc === ZK.OK) resolve(stat);
         else reject(this.fail("set", path, rc, error));
       }),
@@ -625,7 +644,7 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
 
   async delete(path: string, version = -1): Promise<void> {
     return this.call("delete", path, (resolve, reject) =>
-      this.client.a_delete_(path, version, (rc, error) => {
+      this.client.native.a_delete_(path, version, (rc, error) => {
         if (rc === ZK.OK || rc === ZK.NONODE) resolve();
         else reject(this.fail("delete", path, rc, error));
       }),
@@ -641,7 +660,7 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
   /** Flushes the channel between this client's server and the leader (read-your-peers'-writes). */
   async sync(path: string): Promise<void> {
     return this.call("sync", path, (resolve, reject) =>
-      this.client.a_sync(path, (rc, error) => {
+      this.client.native.a_sync(path, (rc, error) => {
         if (rc === ZK.OK) resolve();
         else reject(this.fail("sync", path, rc, error));
       }),

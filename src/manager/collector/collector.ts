@@ -1,10 +1,11 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "../../common/logger.js";
+import { parallel } from "../../common/parallel.js";
 import { AgentAdSchema, type AgentAd, type AgentReport } from "../../common/protocol.js";
 import type { NodeInfo, NodeState } from "../../common/types.js";
 import { zpaths, type ZPaths } from "../../coord/paths.js";
 import { retryRead } from "../../coord/read-retry.js";
-import type { ZkSession } from "../../coord/zk.js";
+import type { Watcher, ZkSession } from "../../coord/zk.js";
 
 /**
  * The collector: what every manager (primary and backups) knows about machines.
@@ -15,6 +16,8 @@ import type { ZkSession } from "../../coord/zk.js";
  * see the same picture as the primary. Administrative state (draining) lives in
  * persistent znodes (/nodes/<id>). Task reports arrive over HTTP at the primary.
  */
+
+const MAX_PARALLEL_LOADS = 100;
 
 interface AdminState {
   drain: boolean;
@@ -99,14 +102,30 @@ export class Collector extends EventEmitter<CollectorEvents> {
         this.refresh(id);
       }
     }
-    await Promise.all(ids.filter((id) => !this.ads.has(id)).map((id) => this.loadAgent(id)));
+    // Bounded: 10,000 reads answered at once are handled in one synchronous stretch, long enough
+    // (seconds) for this manager's own session to expire while it registers a large cell.
+    await parallel(
+      ids.filter((id) => !this.ads.has(id)),
+      MAX_PARALLEL_LOADS,
+      (id) => this.loadAgent(id),
+    );
   }
+
+  // One watcher each for all agent and all admin znodes (told the path), not a closure per node.
+  private readonly agentWatcher: Watcher = (ev, path) => {
+    const id = path.slice(this.p.agents.length + 1);
+    if (ev === "changed" || ev === "created") this.retrying(() => this.loadAgent(id));
+  };
+
+  private readonly adminWatcher: Watcher = (ev, path) => {
+    const id = path.slice(this.p.nodes.length + 1);
+    // getIfExists also reports the node's creation: a first drain set by the primary reaches backups.
+    if (ev === "changed" || ev === "created") this.retrying(() => this.loadAdmin(id).then(() => this.refresh(id)));
+  };
 
   private async loadAgent(id: string): Promise<void> {
     if (this.closed) return;
-    const r = await this.zk.getIfExists(this.p.agent(id), (ev) => {
-      if (ev === "changed" || ev === "created") this.retrying(() => this.loadAgent(id));
-    });
+    const r = await this.zk.getIfExists(this.p.agent(id), this.agentWatcher);
     if (!r) {
       this.ads.delete(id);
     } else {
@@ -123,15 +142,12 @@ export class Collector extends EventEmitter<CollectorEvents> {
 
   private async loadAdminList(): Promise<void> {
     const ids = await this.zk.children(this.p.nodes);
-    await Promise.all(ids.map((id) => this.loadAdmin(id)));
+    await parallel(ids, MAX_PARALLEL_LOADS, (id) => this.loadAdmin(id));
   }
 
   private async loadAdmin(id: string): Promise<void> {
     if (this.closed) return;
-    const r = await this.zk.getIfExists(this.p.node(id), (ev) => {
-      // getIfExists also reports the node's creation: a first drain set by the primary reaches backups.
-      if (ev === "changed" || ev === "created") this.retrying(() => this.loadAdmin(id).then(() => this.refresh(id)));
-    });
+    const r = await this.zk.getIfExists(this.p.node(id), this.adminWatcher);
     this.admin.set(id, r ? (JSON.parse(r.data.toString()) as AdminState) : { drain: false });
   }
 

@@ -25,6 +25,12 @@ export function renderMetrics(v: ManagerView): string {
     for (const t of store.allTasks()) taskStates.set(t.state, (taskStates.get(t.state) ?? 0) + 1);
     gauge("torca_tasks", "task instances by state", [...taskStates].map(([s, c]) => [{ state: s }, c]));
   }
+  // The manager's own memory: resident (what the machine gives it) against the live JS heap (what it holds).
+  const mem = process.memoryUsage();
+  gauge("process_resident_memory_bytes", "resident set size of this manager", [[{}, mem.rss]]);
+  gauge("nodejs_heap_size_used_bytes", "JS heap in use", [[{}, mem.heapUsed]]);
+  gauge("nodejs_heap_size_total_bytes", "JS heap reserved", [[{}, mem.heapTotal]]);
+  gauge("nodejs_external_memory_bytes", "memory held outside the JS heap (buffers, native objects)", [[{}, mem.external]]);
   gauge("torca_node_allocatable_cpu_cores", "allocatable cpu per node", nodes.map((n) => [{ node: n.id }, n.allocatable.cpu]));
   gauge("torca_node_allocatable_memory_bytes", "allocatable memory per node", nodes.map((n) => [{ node: n.id }, n.allocatable.memory]));
   return lines.join("\n") + "\n";

@@ -60,6 +60,15 @@ export class Primary {
   private readonly lastStopSent = new Map<string, number>();
   private readonly now: () => number;
   private lastPlan = new Map<string, string>();
+  /** The task revision each job's status was last derived at (per job object: a changed job is derived again). */
+  private readonly statusRevision = new WeakMap<Job, number>();
+  /**
+   * Each placed task's allocation, built once per task version (task records
+   * are replaced, never changed, on every update): every tick with pending
+   * work hands the scheduler all 100,000 allocations, and building them anew
+   * each time was most of the primary's garbage during a large submission.
+   */
+  private readonly allocationOf = new WeakMap<TaskInstance, { spec: JobSpec; alloc: Allocation }>();
   private readonly cron: CronScheduler;
 
   constructor(
@@ -429,8 +438,8 @@ export class Primary {
         }
         continue;
       }
+      if (this.store.taskCount(job.id) >= job.spec.instances) continue;
       const existing = this.store.tasksOf(job.id);
-      if (existing.length >= job.spec.instances) continue;
       const have = new Set(existing.map((t) => t.index));
       for (let i = 0; i < job.spec.instances; i++) if (!have.has(i)) creates.push(this.newTask(job, i, 0));
     }
@@ -459,10 +468,13 @@ export class Primary {
   private async recoverOrphans(): Promise<void> {
     if (this.now() - this.startedAt < this.opts.reconcileGraceMs) return;
     const updates: TaskInstance[] = [];
-    for (const t of this.store.allTasks()) {
+    // By node: a look-up per node holding tasks, not per task.
+    const gone = [...this.store.nodesWithTasks()].filter((id) => {
+      const n = this.collector.node(id);
+      return !n || n.state === "lost";
+    });
+    for (const t of gone.flatMap((id) => [...this.store.tasksOnNode(id)])) {
       if (t.state !== "dispatched" && t.state !== "running") continue;
-      const n = t.nodeId ? this.collector.node(t.nodeId) : undefined;
-      if (n && n.state !== "lost") continue;
       if (t.desired === "stop") updates.push(this.withEvent({ ...t, state: "lost", finishedAt: this.now() }, "lost", `node ${t.nodeId} gone`));
       else updates.push(this.withEvent(this.toPending(t, `node ${t.nodeId} gone`), "lost", `node ${t.nodeId} gone; rescheduling`));
     }
@@ -471,11 +483,19 @@ export class Primary {
 
   allocations(): Allocation[] {
     const out: Allocation[] = [];
-    for (const t of this.store.allTasks()) {
-      if (!t.nodeId || (t.state !== "dispatched" && t.state !== "running")) continue;
-      const job = this.store.jobs.get(t.jobId);
-      if (!job) continue;
-      out.push({ taskId: t.id, jobId: t.jobId, nodeId: t.nodeId, resources: job.spec.resources, priority: job.spec.priority, staticPorts: job.spec.ports.flatMap((p) => (p.static ? [p.static] : [])) });
+    const holding = [this.store.tasksWhere("run", "dispatched"), this.store.tasksWhere("run", "running"), this.store.tasksWhere("stop", "dispatched"), this.store.tasksWhere("stop", "running")];
+    for (const group of holding) {
+      for (const t of group) {
+        if (!t.nodeId) continue;
+        const job = this.store.jobs.get(t.jobId);
+        if (!job) continue;
+        let a = this.allocationOf.get(t);
+        if (a?.spec !== job.spec) {
+          a = { spec: job.spec, alloc: { taskId: t.id, jobId: t.jobId, nodeId: t.nodeId, resources: job.spec.resources, priority: job.spec.priority, staticPorts: job.spec.ports.flatMap((p) => (p.static ? [p.static] : [])) } };
+          this.allocationOf.set(t, a);
+        }
+        out.push(a.alloc);
+      }
     }
     return out;
   }
@@ -483,8 +503,8 @@ export class Primary {
   private async scheduleAndDispatch(): Promise<void> {
     const now = this.now();
     const pending: TaskInstance[] = [];
-    for (const t of this.store.allTasks()) {
-      if (t.desired === "run" && t.state === "pending" && (t.notBefore ?? 0) <= now && this.store.jobs.has(t.jobId)) pending.push(t);
+    for (const t of this.store.tasksWhere("run", "pending")) {
+      if ((t.notBefore ?? 0) <= now && this.store.jobs.has(t.jobId)) pending.push(t);
     }
     if (pending.length === 0) return;
     const nodes = this.collector.nodes();
@@ -628,9 +648,7 @@ export class Primary {
   }
 
   private resendStops(): void {
-    for (const t of this.store.allTasks()) {
-      if (t.desired === "stop" && (t.state === "dispatched" || t.state === "running")) this.sendStop(t);
-    }
+    for (const t of [...this.store.tasksWhere("stop", "dispatched"), ...this.store.tasksWhere("stop", "running")]) this.sendStop(t);
     if (this.lastStopSent.size > 10_000) this.lastStopSent.clear();
   }
 
@@ -638,11 +656,18 @@ export class Primary {
   private async updateJobStatuses(): Promise<void> {
     let first: unknown;
     for (const job of [...this.store.jobs.values()]) {
+      // Derived again only when the job or one of its tasks changed since.
+      const revision = this.store.taskRevision(job.id);
+      if (this.statusRevision.get(job) === revision) continue;
       const status = deriveJobStatus(job, this.store.tasksOf(job.id));
-      if (status === job.status) continue;
+      if (status === job.status) {
+        this.statusRevision.set(job, revision);
+        continue;
+      }
       const next: Job = { ...job, status, updatedAt: this.now() };
       try {
         await this.store.updateJob(next);
+        this.statusRevision.set(next, revision);
       } catch (e) {
         first ??= e;
       }

@@ -1,0 +1,105 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { startZooKeeper, type ZooKeeperServer } from "../../src/cell/zookeeper-server.js";
+import { parseTaskFile } from "../../src/common/taskfile.js";
+import type { Job, TaskInstance } from "../../src/common/types.js";
+import { ZkStateStore } from "../../src/coord/state-store.js";
+import { ZkSession } from "../../src/coord/zk.js";
+
+/*
+ * The state copy's indexes (by node, by desired/recorded state, task counts and
+ * revisions) against a real ZooKeeper: on the writer (putTask) and on a backup
+ * copy that learns the same changes through its watches. The primary's tick
+ * and each agent report read these instead of scanning every task, so they
+ * must never drift from the tasks themselves.
+ */
+
+const ROOT = "/store-index";
+const scratch = await mkdtemp(join(tmpdir(), "torca-store-"));
+let zk: ZooKeeperServer;
+const sessions: ZkSession[] = [];
+
+async function store(): Promise<ZkStateStore> {
+  const s = await ZkSession.connect({ connect: zk.connectString, sessionTimeoutMs: 4000 });
+  sessions.push(s);
+  const st = new ZkStateStore(s, ROOT);
+  await st.start();
+  return st;
+}
+
+function job(id: string): Job {
+  const spec = parseTaskFile(`name: ${id}\ntype: service\ninstances: 3\ncommand: [/bin/true]\n`);
+  return { id, spec, source: "", status: "pending", desired: "run", submittedAt: 1, updatedAt: 1 };
+}
+
+function task(jobId: string, index: number, extra: Partial<TaskInstance> = {}): TaskInstance {
+  return { id: `${jobId}/${index}`, jobId, index, run: 0, desired: "run", state: "pending", attempt: 0, restartsOnNode: 0, migrations: 0, createdAt: 1, updatedAt: 1, events: [], ...extra };
+}
+
+const ids = (ts: Iterable<TaskInstance>) => [...ts].map((t) => t.id).sort();
+
+/** What every index says, for comparing a writer's copy with a backup's. */
+function indexes(s: ZkStateStore, nodes: string[]) {
+  return {
+    pending: ids(s.tasksWhere("run", "pending")),
+    running: ids(s.tasksWhere("run", "running")),
+    stopping: ids(s.tasksWhere("stop", "running")),
+    nodes: [...s.nodesWithTasks()].sort(),
+    onNode: Object.fromEntries(nodes.map((n) => [n, ids(s.tasksOnNode(n))])),
+    count: s.taskCount("web"),
+  };
+}
+
+async function until(what: string, ok: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+describe("state store indexes", () => {
+  before(async () => {
+    zk = await startZooKeeper({ dataDir: join(scratch, "zk"), tickTimeMs: 1000 });
+  });
+  after(async () => {
+    for (const s of sessions) s.close();
+    await zk?.stop();
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  test("follow every task change on the writer and on a backup copy, and forget a deleted job's tasks", async () => {
+    const writer = await store();
+    await writer.becomeAuthoritative();
+    const backup = await store();
+    await writer.createJob(job("web"));
+    for (let i = 0; i < 3; i++) await writer.putTask(task("web", i));
+    assert.deepEqual(ids(writer.tasksWhere("run", "pending")), ["web/0", "web/1", "web/2"]);
+    assert.equal(writer.taskCount("web"), 3);
+
+    const r0 = writer.taskRevision("web");
+    await writer.putTask(task("web", 0, { state: "dispatched", nodeId: "n1", attempt: 1 }));
+    await writer.putTask(task("web", 1, { state: "running", nodeId: "n1", attempt: 1 }));
+    await writer.putTask(task("web", 2, { state: "running", nodeId: "n2", attempt: 1, desired: "stop" }));
+    assert.notEqual(writer.taskRevision("web"), r0, "a task change moves the job's revision");
+    assert.deepEqual(indexes(writer, ["n1", "n2"]), { pending: [], running: ["web/1"], stopping: ["web/2"], nodes: ["n1", "n2"], onNode: { n1: ["web/0", "web/1"], n2: ["web/2"] }, count: 3 });
+
+    // Moving a task off a node (lost, rescheduled) leaves that node's group.
+    await writer.putTask(task("web", 2, { state: "pending", attempt: 1 }));
+    const expected = { pending: ["web/2"], running: ["web/1"], stopping: [], nodes: ["n1"], onNode: { n1: ["web/0", "web/1"], n2: [] }, count: 3 };
+    assert.deepEqual(indexes(writer, ["n1", "n2"]), expected);
+    const r1 = writer.taskRevision("web");
+    assert.equal(writer.taskRevision("web"), r1, "no change, same revision");
+
+    await until("the backup's copy to catch up", () => backup.task("web", 2)?.state === "pending" && backup.task("web", 0)?.state === "dispatched");
+    assert.deepEqual(indexes(backup, ["n1", "n2"]), expected, "the backup's indexes match the writer's");
+
+    await writer.deleteJob("web");
+    await until("the backup to forget the job", () => !backup.jobs.has("web"));
+    for (const s of [writer, backup]) assert.deepEqual(indexes(s, ["n1", "n2"]), { pending: [], running: [], stopping: [], nodes: [], onNode: { n1: [], n2: [] }, count: 0 });
+  });
+});
