@@ -116,6 +116,7 @@ export const ZK = {
   OK: 0,
   CONNECTIONLOSS: -4,
   OPERATIONTIMEOUT: -7,
+  BADARGUMENTS: -8,
   NONODE: -101,
   BADVERSION: -103,
   NODEEXISTS: -110,
@@ -461,6 +462,9 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
     if (!this.isAlive) throw new CoordinationError(op, path, ZK.SESSIONEXPIRED, `session ${this.state}`);
     // Between a given-up handle and its replacement nothing can be sent.
     if (this.reattaching) throw new CoordinationError(op, path, ZK.CONNECTIONLOSS, "connection loss (re-attaching the session)");
+    // The C client refuses a bad path without ever calling back: the promise would hang.
+    const bad = invalidPathReason(path);
+    if (bad) throw new CoordinationError(op, path, ZK.BADARGUMENTS, `invalid path: ${bad}`);
   }
 
   private fail(op: string, path: string, rc: number, error: string): CoordinationError {
@@ -682,4 +686,18 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
 
 export function isZkCode(e: unknown, code: number): boolean {
   return e instanceof CoordinationError && e.zkCode === code;
+}
+
+/** ZooKeeper's own path rules (PathUtils.validatePath); undefined when the path is valid. */
+export function invalidPathReason(path: string): string | undefined {
+  if (!path.startsWith("/")) return "must start with /";
+  if (path.length === 1) return undefined;
+  if (path.endsWith("/")) return "must not end with /";
+  for (const segment of path.slice(1).split("/")) {
+    if (segment === "") return "empty segment";
+    if (segment === "." || segment === "..") return `relative segment "${segment}"`;
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f\ud800-\uf8ff\ufff0-\uffff]/.test(path)) return "control or reserved character";
+  return undefined;
 }
