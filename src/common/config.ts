@@ -107,7 +107,8 @@ export const ConfigSchema = z
         listen: listen.default("127.0.0.1:7300"),
         advertiseUrl: z.string().url().optional(),
         storageDir: z.string().default(".torca/storage"),
-        bodyLimit: size.default("1MiB"),
+        /** Task files and other API bodies (agent reports: 16×, about 16,000 tasks). YAML parsing is synchronous: 1 MiB took 1-4 s of the event loop (fuzzing), which a short ZooKeeper session does not survive. */
+        bodyLimit: size.default("256KiB"),
         packageLimit: size.default("2GiB"),
         schedulerInterval: duration.default("500ms"),
         /** A node whose last report is older than this (and whose znode is gone) is lost. */
