@@ -597,11 +597,20 @@ export class Primary {
     // Chunk by chunk, each sent once durable: agents start on the first tasks
     // while the rest are still being written (a 1,000-instance job no longer
     // waits for all 1,000 writes before anything runs).
+    // A failed write holds back only its own task: the others of its chunk are
+    // recorded as dispatched and would otherwise wait out the missing-task grace.
+    let firstError: unknown;
     for (let i = 0; i < dispatched.length; i += WRITE_PARALLELISM) {
+      if (this.fenced) break;
       const chunk = dispatched.slice(i, i + WRITE_PARALLELISM);
-      await this.putTasks(chunk);
-      for (const t of chunk) this.dispatchNow(t, ready.get(t.nodeId!) ?? this.collector.node(t.nodeId!)!);
+      const results = await Promise.allSettled(chunk.map((t) => this.store.putTask(t)));
+      results.forEach((r, k) => {
+        const t = chunk[k]!;
+        if (r.status === "fulfilled") this.dispatchNow(t, ready.get(t.nodeId!) ?? this.collector.node(t.nodeId!)!);
+        else firstError ??= r.reason;
+      });
     }
+    if (firstError) throw firstError;
   }
 
   private latest(t: TaskInstance): TaskInstance {
