@@ -69,15 +69,23 @@ export class EventWatcher {
   constructor(private readonly api: Got, private readonly url: string, private readonly keep = false) {}
 
   async open(): Promise<void> {
-    const s = this.api.stream(`${this.url}/v1/events`, { timeout: {}, retry: { limit: 0 } });
+    // No request timeout (the client's default would cut the stream after 30 s) and the
+    // data listener attached at once, so nothing flows past before it is there.
+    const s = this.api.stream(`${this.url}/v1/events`, { timeout: { request: undefined }, retry: { limit: 0 } });
     this.stream = s;
+    s.setEncoding("utf8");
+    s.on("data", (chunk: string) => this.onData(chunk));
     await new Promise<void>((resolve, reject) => {
       s.once("response", () => resolve());
       s.once("error", reject);
     });
-    s.on("error", () => undefined);
-    s.on("data", (chunk: Buffer) => this.onData(chunk.toString()));
+    s.on("error", (e: Error) => {
+      this.failure = e;
+    });
   }
+
+  /** Set when the stream broke: a bench must not wait out its timeouts on a dead stream. */
+  failure?: Error;
 
   private onData(text: string): void {
     this.buffer += text;
@@ -107,7 +115,7 @@ export class EventWatcher {
       const timer = setTimeout(() => {
         const i = this.waiters.findIndex((w) => w.resolve === done);
         if (i >= 0) this.waiters.splice(i, 1);
-        reject(new Error(`${what}: not seen within ${timeoutMs} ms`));
+        reject(new Error(`${what}: not seen within ${timeoutMs} ms${this.failure ? ` (event stream broke: ${this.failure.message})` : ""}`));
       }, timeoutMs);
       const done = (at: number) => {
         clearTimeout(timer);
