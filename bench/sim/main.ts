@@ -34,7 +34,7 @@ const program = new Command("torca-sim")
   .option("--memory <size>", "memory per machine", parsed(parseSize), 32 * 1024 ** 3)
   .option("--disk <size>", "disk per machine", parsed(parseSize), 500 * 1024 ** 3)
   .option("--report-concurrency <n>", "reports in flight at once", parsed((v) => (/^\d+$/.test(String(v)) && Number(v) > 0 ? Number(v) : "must be a positive integer")), 32)
-  .option("--no-ad-refresh", "do not rewrite the machines' znodes on their periodic reports");
+  .option("--ad-refresh <duration>", "rewrite each machine's znode (its load) at most this often; 0: never", parsed(parseDuration), 60_000);
 
 program.parse();
 const o = program.opts<{
@@ -51,7 +51,7 @@ const o = program.opts<{
   memory: number;
   disk: number;
   reportConcurrency: number;
-  adRefresh: boolean;
+  adRefresh: number;
 }>();
 const m = /^(.+):(\d+)$/.exec(o.listen);
 if (!m) program.error("--listen must be host:port");
@@ -70,7 +70,7 @@ const cell = new SimCell({
   batchRunMs: o.batchRun,
   reportConcurrency: o.reportConcurrency,
   capacity: { cpu: o.cpu, memory: o.memory, disk: o.disk },
-  refreshAd: o.adRefresh,
+  adRefreshMs: o.adRefresh,
   logger: log,
 });
 await cell.start();

@@ -23,8 +23,9 @@ import { SimServer } from "./sim-server.js";
  *   leader znode is watched) every `reportIntervalMs`, at its own phase of the
  *   interval so 10,000 machines do not report at once, plus shortly after any
  *   change of its task table and at once when the primary changes: the real
- *   agent's three triggers. Like the real agent, the periodic report also
- *   rewrites the machine's znode with fresh load (`refreshAd`).
+ *   agent's three triggers. Like the real agent, a periodic report also
+ *   rewrites the machine's znode with fresh load once a minute (`adRefreshMs`;
+ *   a simulated machine's ad changes in nothing else).
  * - Reports go out through at most `reportConcurrency` connections; a machine
  *   already waiting to report is not queued twice, so a slow primary meets
  *   one pending report per machine, never a pile.
@@ -53,8 +54,8 @@ export interface SimCellOptions {
   attributes?: (index: number) => Record<string, string>;
   drivers?: { lxc: boolean; process: boolean };
   portRange?: [number, number];
-  /** Rewrite the machine's znode on each periodic report, as the real agent does (default true). */
-  refreshAd?: boolean;
+  /** Rewrite the machine's znode (its load) on a periodic report at most this often, as the real agent does (default 60 s; 0: never). */
+  adRefreshMs?: number;
   logger?: Logger;
 }
 
@@ -108,8 +109,9 @@ export class SimCell {
   private wheelLast = 0;
 
   private readonly queue = new Set<SimAgent>();
-  /** Machines whose periodic report is due: it also refreshes their znode. */
+  /** Machines whose periodic report is due: it may also refresh their znode. */
   private readonly adDue = new Set<SimAgent>();
+  private readonly adWrittenAt = new Map<SimAgent, number>();
   /** Machines with a report on a change pending (one timer each, as each real agent has). */
   private readonly changeTimers = new Map<SimAgent, NodeJS.Timeout>();
   private readonly retry = new Set<SimAgent>();
@@ -134,7 +136,7 @@ export class SimCell {
       attributes: defaultSimAttributes,
       drivers: { lxc: true, process: true },
       portRange: [20000, 29999],
-      refreshAd: true,
+      adRefreshMs: 60_000,
       ...opts,
     } as SimCell["o"];
     if (opts.logger) this.log = opts.logger;
@@ -347,8 +349,12 @@ export class SimCell {
   private async report(a: SimAgent): Promise<void> {
     const load = a.load();
     const zk = this.zk;
-    if (this.adDue.delete(a) && this.o.refreshAd && zk?.isConnected) {
-      await zk.set(this.p.agent(a.id), JSON.stringify({ ...a.ad, load })).catch(() => undefined);
+    const refresh = this.adDue.delete(a) && this.o.adRefreshMs > 0 && Date.now() - (this.adWrittenAt.get(a) ?? 0) >= this.o.adRefreshMs;
+    if (refresh && zk?.isConnected) {
+      await zk
+        .set(this.p.agent(a.id), JSON.stringify({ ...a.ad, load }))
+        .then(() => void this.adWrittenAt.set(a, Date.now()))
+        .catch(() => undefined);
     }
     const leader = this.leader;
     // No primary: the next leader change makes everyone report.

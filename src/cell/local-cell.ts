@@ -59,6 +59,16 @@ export interface Daemon {
   process?: ChildProcess;
 }
 
+/**
+ * The managers' V8 heap ceiling, as in the shipped systemd unit and master
+ * example. Not a tight limit (a manager holding 100,000 tasks has a live heap
+ * of about 160 MB) but a ceiling V8 sizes its heap growth by: under the
+ * default 4 GB ceiling it let the heap grow to four times the live set
+ * between collections (about 700 MB resident after a 100,000-task burst),
+ * under 1 GB to about 1.6 times (about 430 MB).
+ */
+const MANAGER_HEAP_FLAG = "--max-old-space-size=1024";
+
 const BIN = resolve(new URL("../../../bin/torca.js", import.meta.url).pathname);
 
 export class LocalCell {
@@ -169,7 +179,8 @@ export class LocalCell {
     mkdirSync(logDir, { recursive: true });
     const fd = openSync(join(logDir, `${id}.log`), "a");
     const extra = d.kind === "agent" && this.o.stopTasksOnExit ? ["--stop-tasks-on-exit"] : [];
-    d.process = spawn(process.execPath, ["--enable-source-maps", ...(this.o.nodeArgs ?? []), BIN, d.kind, "--config", d.config, ...extra], {
+    const heap = d.kind === "manager" ? [MANAGER_HEAP_FLAG] : [];
+    d.process = spawn(process.execPath, ["--enable-source-maps", ...heap, ...(this.o.nodeArgs ?? []), BIN, d.kind, "--config", d.config, ...extra], {
       stdio: ["ignore", fd, fd],
       env: { ...process.env, ...(this.o.env ?? {}), TORCA_LOG_LEVEL: process.env.TORCA_LOG_LEVEL ?? "info", NODE_TEST_CONTEXT: undefined },
     });

@@ -54,7 +54,6 @@ export type WatchEvent = "created" | "deleted" | "changed" | "child" | "notwatch
  */
 export type Watcher = (ev: WatchEvent, path: string) => void;
 
-type WatchCb = (type: number, state: number, path: string) => void;
 type PathCb = (rc: number, error: string, path: string) => void;
 type StatCb = (rc: number, error: string, stat: ZkStat) => void;
 type DataCb = (rc: number, error: string, stat: ZkStat, data: Buffer | null) => void;
@@ -72,11 +71,9 @@ type VoidCb = (rc: number, error: string) => void;
 interface NativeOps {
   a_create(path: string, data: Buffer, flags: number, cb: PathCb): number;
   a_exists(path: string, watch: boolean, cb: StatCb): number;
-  aw_exists(path: string, watchCb: WatchCb, cb: StatCb): number;
   a_get(path: string, watch: boolean, cb: DataCb): number;
-  aw_get(path: string, watchCb: WatchCb, cb: DataCb): number;
   a_get_children(path: string, watch: boolean, cb: ChildCb): number;
-  aw_get_children2(path: string, watchCb: WatchCb, cb: Child2Cb): number;
+  a_get_children2(path: string, watch: boolean, cb: Child2Cb): number;
   a_set(path: string, data: Buffer, version: number, cb: StatCb): number;
   a_delete_(path: string, version: number, cb: VoidCb): number;
   a_sync(path: string, cb: VoidCb): number;
@@ -98,12 +95,6 @@ interface NativeCtor {
   new (config: Record<string, unknown>): NativeClient;
   ZOO_EPHEMERAL: number;
   ZOO_SEQUENCE: number;
-  ZOO_CREATED_EVENT: number;
-  ZOO_DELETED_EVENT: number;
-  ZOO_CHANGED_EVENT: number;
-  ZOO_CHILD_EVENT: number;
-  ZOO_SESSION_EVENT: number;
-  ZOO_NOTWATCHING_EVENT: number;
   ZOO_EXPIRED_SESSION_STATE: number;
   ZOO_LOG_LEVEL_ERROR: number;
 }
@@ -133,24 +124,15 @@ const MODE_FLAGS: Record<CreateMode, number> = {
   "ephemeral-sequential": ZooKeeper.ZOO_EPHEMERAL | ZooKeeper.ZOO_SEQUENCE,
 };
 
-function eventName(type: number): WatchEvent {
-  switch (type) {
-    case ZooKeeper.ZOO_CREATED_EVENT:
-      return "created";
-    case ZooKeeper.ZOO_DELETED_EVENT:
-      return "deleted";
-    case ZooKeeper.ZOO_CHANGED_EVENT:
-      return "changed";
-    case ZooKeeper.ZOO_CHILD_EVENT:
-      return "child";
-    case ZooKeeper.ZOO_NOTWATCHING_EVENT:
-      return "notwatching";
-    default:
-      return "session";
-  }
-}
-
 const NATIVE_CONNECTED = 3;
+
+/** Which watches ZooKeeper fires for each node event (as the C client sorts them). */
+const KINDS_FIRED: Partial<Record<WatchEvent, readonly ArmedWatch["kind"][]>> = {
+  created: ["exists"],
+  changed: ["data", "exists"],
+  deleted: ["data", "exists", "child"],
+  child: ["child"],
+};
 
 export interface ZkOptions {
   /** Connect string, e.g. `127.0.0.1:2181,127.0.0.1:2182`. */
@@ -250,7 +232,8 @@ function openHandle(connect: string, sessionTimeoutMs: number, resume: SessionCr
 export class ZkSession extends EventEmitter<ZkSessionEvents> {
   private state: "connected" | "disconnected" | "expired" | "closed" = "connected";
   private client!: NativeClient;
-  private readonly watches = new Set<ArmedWatch>();
+  /** Watches armed and not yet delivered, by path (ArmedWatch has the kind); arrays: nearly always one per path. */
+  private readonly watches = new Map<string, ArmedWatch[]>();
   private reattaching = false;
   private readonly creds: SessionCredentials;
   private readonly timeoutMs: number;
@@ -281,6 +264,12 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
       this.log?.warn({ sessionId: this.sessionId }, "zookeeper connection lost; session may still be alive");
       this.emit("disconnected");
     });
+    // Node events of the default watcher (see `armed`): the native object, then the path.
+    for (const ev of ["created", "deleted", "changed", "child"] as const) {
+      client.on(ev, (_native: unknown, path: string) => {
+        if (this.client === client) this.deliver(ev, path);
+      });
+    }
     client.on("close", (_self: unknown, code: number) => {
       if (this.client !== client || this.state === "closed" || this.state === "expired") return;
       if (code === ZooKeeper.ZOO_EXPIRED_SESSION_STATE) {
@@ -378,7 +367,7 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
 
   /** Arms every pending watch again on the new handle. */
   private rearmWatches(): void {
-    const pending = [...this.watches];
+    const pending = [...this.watches.values()].flat();
     this.watches.clear();
     for (const w of pending) {
       w.live = false;
@@ -415,25 +404,45 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
     return { seen: r.armed?.seen ?? "none", ...(r.armed ? { armed: r.armed } : {}) };
   }
 
-  /** Wraps a caller's watch for the native client, and keeps it re-armable until it fires. */
-  private armed(kind: ArmedWatch["kind"], path: string, user: Watcher): { w: ArmedWatch; cb: WatchCb } {
+  /**
+   * Records a caller's watch until it fires; the read that arms it sets the
+   * handle's default watcher (`watch: true`), whose node events `deliver`
+   * hands to the callers watching that path.
+   *
+   * Not a callback per watch: the binding never frees a per-call watch
+   * callback (its watcher epilog has no delete), so every watch armed that way
+   * pinned its closure, and what the closure held, for the life of the
+   * process (750,000 of them on a manager after one large submission). The
+   * default watcher allocates nothing per watch, and the C client keeps one
+   * registration per path and kind instead of one per read.
+   */
+  private armed(kind: ArmedWatch["kind"], path: string, user: Watcher): ArmedWatch {
     const w: ArmedWatch = { kind, path, user, seen: "none", live: true };
-    this.watches.add(w);
-    // The C client also hands connection-state changes to every registered watcher,
-    // without consuming the watch; passing them on would make callers re-arm and
-    // pile up duplicate watches on every reconnect. Only node events go through.
-    const cb: WatchCb = (type, _state, path) => {
-      if (type === ZooKeeper.ZOO_SESSION_EVENT || !w.live) return;
-      w.live = false;
-      this.watches.delete(w);
-      user(eventName(type), path);
-    };
-    return { w, cb };
+    const onPath = this.watches.get(path);
+    if (onPath) onPath.push(w);
+    else this.watches.set(path, [w]);
+    return w;
   }
 
   private disarm(w: ArmedWatch): void {
     w.live = false;
-    this.watches.delete(w);
+    const onPath = this.watches.get(w.path);
+    const i = onPath?.indexOf(w) ?? -1;
+    if (!onPath || i < 0) return;
+    if (onPath.length === 1) this.watches.delete(w.path);
+    else onPath.splice(i, 1);
+  }
+
+  /** A node event of the current handle: to every watch on the path of a kind ZooKeeper fires for it. */
+  private deliver(ev: WatchEvent, path: string): void {
+    const kinds = KINDS_FIRED[ev];
+    const onPath = this.watches.get(path);
+    if (!kinds || !onPath) return;
+    for (const w of [...onPath]) {
+      if (!kinds.includes(w.kind)) continue;
+      this.disarm(w);
+      w.user(ev, path);
+    }
   }
 
   get sessionId(): string {
@@ -542,13 +551,13 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
           else if (rc === ZK.NONODE) resolve(undefined);
           else reject(this.fail("exists", path, rc, error));
         };
-        return armed ? this.client.native.aw_exists(path, armed.cb, cb) : this.client.native.a_exists(path, false, cb);
+        return this.client.native.a_exists(path, armed !== undefined, cb);
       });
       // An exists watch stays armed on a missing node too.
-      if (armed) armed.w.seen = value ? String(value.mzxid) : "none";
-      return { ...(value ? { value } : {}), ...(armed ? { armed: armed.w } : {}) };
+      if (armed) armed.seen = value ? String(value.mzxid) : "none";
+      return { ...(value ? { value } : {}), ...(armed ? { armed } : {}) };
     } catch (e) {
-      if (armed) this.disarm(armed.w);
+      if (armed) this.disarm(armed);
       throw e;
     }
   }
@@ -586,18 +595,18 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
           else if (rc === ZK.NONODE) resolve(undefined);
           else reject(this.fail("get", path, rc, error));
         };
-        return armed ? this.client.native.aw_get(path, armed.cb, cb) : this.client.native.a_get(path, false, cb);
+        return this.client.native.a_get(path, armed !== undefined, cb);
       });
       if (!armed) return value ? { value } : {};
       // No data watch is left on a missing node.
       if (!value) {
-        this.disarm(armed.w);
+        this.disarm(armed);
         return {};
       }
-      armed.w.seen = String(value.stat.mzxid);
-      return { value, armed: armed.w };
+      armed.seen = String(value.stat.mzxid);
+      return { value, armed };
     } catch (e) {
-      if (armed) this.disarm(armed.w);
+      if (armed) this.disarm(armed);
       throw e;
     }
   }
@@ -618,20 +627,20 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
     const armed = this.armed("child", path, watch);
     try {
       const r = await this.call<{ children: string[]; cversion: number } | undefined>("children", path, (resolve, reject) =>
-        this.client.native.aw_get_children2(path, armed.cb, (rc, error, children, stat) => {
+        this.client.native.a_get_children2(path, true, (rc, error, children, stat) => {
           if (rc === ZK.OK) resolve({ children: children ?? [], cversion: stat?.cversion ?? -1 });
           else if (rc === ZK.NONODE) resolve(undefined);
           else reject(this.fail("children", path, rc, error));
         }),
       );
       if (!r) {
-        this.disarm(armed.w);
+        this.disarm(armed);
         return { value: [] };
       }
-      armed.w.seen = String(r.cversion);
-      return { value: r.children, armed: armed.w };
+      armed.seen = String(r.cversion);
+      return { value: r.children, armed };
     } catch (e) {
-      this.disarm(armed.w);
+      this.disarm(armed);
       throw e;
     }
   }

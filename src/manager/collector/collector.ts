@@ -12,8 +12,8 @@ import type { Watcher, ZkSession } from "../../coord/zk.js";
  *
  * Liveness comes from the agents' ephemeral znodes (/agents/<id>): a node whose
  * znode is gone is lost, because ZooKeeper expired its session. The agent
- * rewrites its znode data with machine state every report interval, so backups
- * see the same picture as the primary. Administrative state (draining) lives in
+ * rewrites its znode when its offer changes (and once a minute for its load),
+ * so backups see the same picture as the primary. Administrative state (draining) lives in
  * persistent znodes (/nodes/<id>). Task reports arrive over HTTP at the primary.
  */
 
@@ -181,7 +181,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
     };
     const facts = JSON.stringify([info.url, info.host, info.state, info.capacity, info.allocatable, info.attributes, info.cachedPackages, info.portRange, info.drivers]);
     if (prev && prev.state !== "lost" && this.placementFacts.get(id) === facts) {
-      // Only the load moved (agents rewrite their znode every report interval):
+      // Only the load moved (agents rewrite their znode for it once a minute):
       // kept in place, and no event, so 10,000 machines do not mean a tick per rewrite.
       prev.load = info.load;
       prev.lastReportAt = info.lastReportAt;
