@@ -37,7 +37,7 @@ export interface ManagerScaleOptions {
   submitConcurrency: number;
 }
 
-export const DEFAULT_MANAGER_SCALE: ManagerScaleOptions = { machines: 10_000, jobs: 100, instancesPerJob: 1000, takeovers: 3, reportIntervalMs: 10_000, submitConcurrency: 4 };
+export const DEFAULT_MANAGER_SCALE: ManagerScaleOptions = { machines: 10_000, jobs: 100, instancesPerJob: 1000, takeovers: 5, reportIntervalMs: 10_000, submitConcurrency: 4 };
 
 const SESSION_TIMEOUT = "2s";
 const GiB = 1024 ** 3;
