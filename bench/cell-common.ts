@@ -1,10 +1,9 @@
-import { mkdtempSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import type { Got } from "got";
-import { LocalCell, type LocalCellOptions } from "../src/cell/local-cell.js";
-import { createHttpClient } from "../src/common/http.js";
+import type { LocalCellOptions } from "../src/cell/local-cell.js";
 import type { ClusterEvent } from "../src/manager/events.js";
+import { startTestCell, type TestCell } from "../test/harness/cell.js";
 
 /**
  * Shared set-up of the live-cell benches (P2–P5): a real local cell (ZooKeeper,
@@ -13,39 +12,11 @@ import type { ClusterEvent } from "../src/manager/events.js";
  * moment the primary has recorded a change, not from a polling interval.
  */
 
-export interface BenchCell {
-  cell: LocalCell;
-  api: Got;
-  primaryUrl(): Promise<string>;
-  submit(yaml: string): Promise<{ id: string }>;
-  close(): Promise<void>;
-}
+export type BenchCell = TestCell;
 
-export async function startBenchCell(opts: Partial<LocalCellOptions> = {}): Promise<BenchCell> {
-  const dir = mkdtempSync(join(tmpdir(), "torca-bench-"));
-  const cell = new LocalCell({ managers: 2, agents: 1, agentDriver: "auto", sessionTimeout: "2s", tickTimeMs: 1000, reportInterval: "2s", stopTasksOnExit: true, env: { TORCA_LOG_LEVEL: "warn" }, ...opts, dir });
-  const close = async () => {
-    await cell.stop().catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await cell.start();
-    await cell.waitForNodes(opts.agents ?? 1, 60_000);
-  } catch (e) {
-    await close();
-    throw e;
-  }
-  const api = createHttpClient({ token: cell.token, timeoutMs: 30_000, retries: 0, followRedirect: false });
-  const primaryUrl = async () => (await cell.waitForPrimary(30_000)).url;
-  return {
-    cell,
-    api,
-    primaryUrl,
-    async submit(yaml) {
-      return api.post(`${await primaryUrl()}/v1/jobs`, { body: yaml, headers: { "content-type": "application/yaml" } }).json<{ id: string }>();
-    },
-    close,
-  };
+/** The test harness's cell, with the benches' defaults: agents pick LXC when they can, quiet logs. */
+export function startBenchCell(opts: Partial<LocalCellOptions> = {}): Promise<BenchCell> {
+  return startTestCell({ agentDriver: "auto", reportInterval: "2s", env: { TORCA_LOG_LEVEL: "warn" }, ...opts });
 }
 
 export interface TaskEventData {
