@@ -51,6 +51,14 @@ export interface LocalCellOptions {
   externalZooKeeper?: string;
 }
 
+/** `GET /v1/leader`: the primary as this manager sees it, and whether it is that primary. */
+export interface LeaderView {
+  id: string;
+  url: string;
+  epoch: number;
+  isPrimary: boolean;
+}
+
 export interface Daemon {
   id: string;
   kind: "manager" | "agent";
@@ -199,19 +207,30 @@ export class LocalCell {
     clearTimeout(t);
   }
 
+  /** The id of the manager serving at `url` (the layout's own port, so no request is made). */
+  managerIdAt(url: string): string {
+    const m = this.layout.managers.find((x) => url.replace(/\/$/, "").endsWith(`:${x.port}`));
+    if (!m) throw new Error(`no manager of this cell serves ${url}`);
+    return m.id;
+  }
+
+  /** What the manager at `url` says about the primary (and itself); undefined when it does not answer. */
+  async leaderAt(url: string, timeoutMs = 1000): Promise<LeaderView | undefined> {
+    try {
+      return await createHttpClient({ token: this.token, timeoutMs, retries: 0 }).get(`${url}/v1/leader`).json<LeaderView>();
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Waits until some manager names a primary; returns its URL. */
-  async waitForPrimary(timeoutMs = 30_000): Promise<{ url: string; epoch: number; id: string }> {
-    const http = createHttpClient({ token: this.token, timeoutMs: 1000, retries: 0 });
+  async waitForPrimary(timeoutMs = 30_000): Promise<LeaderView> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       for (const url of this.managerUrls) {
-        try {
-          const l = await http.get(`${url}/v1/leader`).json<{ url: string; epoch: number; id: string; isPrimary: boolean }>();
-          const check = await http.get(`${l.url}/v1/leader`).json<{ isPrimary: boolean }>();
-          if (check.isPrimary) return l;
-        } catch {
-          /* not yet */
-        }
+        const l = await this.leaderAt(url);
+        // Confirmed by the named primary itself: a backup may still name a dead one.
+        if (l && (await this.leaderAt(l.url))?.isPrimary) return l;
       }
       await sleep(100);
     }

@@ -40,7 +40,6 @@ const ROOT = "/torca";
 const PHONE = "+15550100";
 const SESSION_MS = 2000;
 
-type Leader = { id: string; url: string; epoch: number; isPrimary: boolean };
 type JobRow = { id: string; status: string; desired: string };
 type TaskView = { id: string; state: string; attempt: number; nodeId?: string; events: { type: string }[] };
 
@@ -97,13 +96,7 @@ export function faultSuite(label: string, scale: FaultScale): void {
 
     const say = (t: TestContext, line: string) => t.diagnostic(line);
 
-    const leaderAt = async (url: string): Promise<Leader | undefined> => {
-      try {
-        return await c.api.get(`${url}/v1/leader`, { timeout: { request: 1000 } }).json<Leader>();
-      } catch {
-        return undefined;
-      }
-    };
+    const leaderAt = (url: string) => c.cell.leaderAt(url);
 
     const primary = () => c.cell.waitForPrimary(60_000);
     const daemonLog = (id: string) => readFileSync(join(c.cell.dir, "logs", `${id}.log`), "utf8");

@@ -17,7 +17,7 @@ describe("cron: periodic batch jobs fire on the primary, once per tick, across a
     const before = await c.waitJob("ticker", (j) => (j.cron?.runs ?? 0) >= 2, 15_000, "two runs");
     const runsBefore = before.cron!.runs;
     const p = await c.cell.waitForPrimary();
-    const id = c.cell.layout.managers.find((m) => p.url.endsWith(`:${m.port}`))!.id;
+    const id = c.cell.managerIdAt(p.url);
     await c.cell.stopDaemon(id, "SIGKILL");
     c.cell.startDaemon(id);
     // The new primary keeps firing: two more runs after the takeover.

@@ -6,20 +6,6 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { instanceName } from "../../agent/driver/names.js";
 import { startTestCell, batchJob, type TestCell } from "../harness/cell.js";
 
-type Leader = { id: string; url: string; epoch: number; isPrimary: boolean };
-
-async function leaderOf(c: TestCell, url: string): Promise<Leader | undefined> {
-  try {
-    return await c.api.get(`${url}/v1/leader`, { timeout: { request: 1000 } }).json<Leader>();
-  } catch {
-    return undefined;
-  }
-}
-
-function managerIdOf(c: TestCell, url: string): string {
-  return c.cell.layout.managers.find((m) => url.endsWith(`:${m.port}`))!.id;
-}
-
 describe("primary/backup: election, takeover and fencing", () => {
   let c: TestCell;
   before(async () => {
@@ -31,7 +17,7 @@ describe("primary/backup: election, takeover and fencing", () => {
 
   test("kill -9 of the primary: the backup becomes primary within session timeout + 1 s, and the epoch rises", async () => {
     const first = await c.cell.waitForPrimary();
-    const victim = managerIdOf(c, first.url);
+    const victim = c.cell.managerIdAt(first.url);
     const t0 = Date.now();
     await c.cell.stopDaemon(victim, "SIGKILL");
     const next = await c.cell.waitForPrimary(10_000);
@@ -58,8 +44,8 @@ describe("primary/backup: election, takeover and fencing", () => {
     })();
     await sleep(1500);
     const p = await c.cell.waitForPrimary();
-    await c.cell.stopDaemon(managerIdOf(c, p.url), "SIGKILL");
-    c.cell.startDaemon(managerIdOf(c, p.url)); // back as a backup for the next case
+    await c.cell.stopDaemon(c.cell.managerIdAt(p.url), "SIGKILL");
+    c.cell.startDaemon(c.cell.managerIdAt(p.url)); // back as a backup for the next case
     await sleep(4000);
     stop = true;
     await submitter;
@@ -82,7 +68,7 @@ describe("primary/backup: election, takeover and fencing", () => {
 
   test("a primary stopped (SIGSTOP) past its session and resumed writes and dispatches nothing", async () => {
     const p = await c.cell.waitForPrimary();
-    const id = managerIdOf(c, p.url);
+    const id = c.cell.managerIdAt(p.url);
     const proc = c.cell.daemons.get(id)!.process!;
     proc.kill("SIGSTOP");
     try {
@@ -93,7 +79,7 @@ describe("primary/backup: election, takeover and fencing", () => {
       await c.waitJob(r.id, (j) => j.status === "complete", 30_000, "complete");
       proc.kill("SIGCONT");
       await sleep(3000);
-      const old = await leaderOf(c, p.url);
+      const old = await c.cell.leaderAt(p.url);
       assert.equal(old?.isPrimary, false, "the resumed manager does not believe it is primary");
       const j = await c.job(r.id);
       assert.equal(j.taskList[0]!.attempt, 1, "no redispatch by the old primary");
