@@ -1,0 +1,23 @@
+import type { z } from "zod";
+import { IntegrityError } from "./errors.js";
+
+/**
+ * The one way to read JSON that Torca stored itself (znode payloads, local
+ * state files): parsed and checked against its schema, so a corrupt or
+ * foreign payload is an `IntegrityError` naming where it came from and the
+ * first field that is wrong, never a value of the wrong shape passed on as if
+ * it were trusted.
+ */
+export function readJson<T extends z.ZodTypeAny>(schema: T, data: Buffer | string, where: string): z.output<T> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(typeof data === "string" ? data : data.toString("utf8"));
+  } catch (e) {
+    throw new IntegrityError(`${where}: not valid JSON (${(e as Error).message})`, { where });
+  }
+  const r = schema.safeParse(raw);
+  if (r.success) return r.data as z.output<T>;
+  const first = r.error.issues[0];
+  const field = first?.path.join(".") ?? "";
+  throw new IntegrityError(`${where}: ${field ? `${field}: ` : ""}${first?.message ?? "does not match its schema"}`, { where, field: field || undefined });
+}
