@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Command, CommanderError } from "commander";
 import { loadConfig } from "../src/common/config.js";
 import { isTorcaError, toTorcaError, TorcaError, ValidationError } from "../src/common/errors.js";
-import { parseTaskFile } from "../src/common/taskfile.js";
+import { parseTaskFile } from "../src/common/taskfile/index.js";
 import { formatBytes } from "../src/common/units.js";
 import { decodeUtf8 } from "../src/common/utf8.js";
 import { TorcaClient } from "./client.js";

@@ -16,7 +16,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { formatIssue, type InputIssue } from "../../src/common/errors.js";
-import { formatPath } from "../../src/common/taskfile.js";
+import { formatPath } from "../../src/common/taskfile/index.js";
 import { Prng } from "./prng.js";
 
 export type Path = readonly (string | number)[];

@@ -7,7 +7,7 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import schedule from "node-schedule";
-import { checkCron, formatPath, parseTaskFile, suggest, validateJobObject } from "../../src/common/taskfile.js";
+import { checkCron, formatPath, parseTaskFile, suggest, validateJobObject } from "../../src/common/taskfile/index.js";
 import { ValidationError, type InputIssue } from "../../src/common/errors.js";
 import type { JobSpec } from "../../src/common/types.js";
 
