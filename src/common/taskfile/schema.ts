@@ -9,7 +9,7 @@ import type { AlertOn, PlacementPolicy, Resources, RestartPolicy } from "../type
 export const SCHEMA_KEYS = {
   job: [
     "name", "namespace", "type", "priority", "instances", "package", "command", "env", "resources", "isolation",
-    "constraints", "ports", "service", "restart", "schedule", "notify", "placement",
+    "user", "constraints", "ports", "service", "restart", "schedule", "notify", "placement",
   ],
   resources: ["cpu", "memory", "disk"],
   constraint: ["attribute", "operator", "value"],

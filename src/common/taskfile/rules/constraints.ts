@@ -1,4 +1,5 @@
-/** `constraints:` which machines a task may run on, by their attributes. */
+/** `constraints:` which machines a task may run on, by their attributes; `regexp` patterns must compile in src/common/regexp.ts. */
+import { compileConstraintPattern } from "../../regexp.js";
 import type { Constraint, ConstraintOperator } from "../../types.js";
 import type { Checker } from "../checks.js";
 import { describe } from "../describe.js";
@@ -36,10 +37,9 @@ export function checkConstraints(c: Checker, v: unknown, path: Path): Constraint
       } else {
         value = c.scalarString(valV, s.at("value"));
         if (value !== undefined && operator === "regexp") {
-          try {
-            new RegExp(value);
-          } catch (e) {
-            c.add(s.at("value"), `is not a valid regular expression: ${e instanceof Error ? e.message : String(e)}`);
+          const compiled = compileConstraintPattern(value);
+          if (!compiled.ok) {
+            c.add(s.at("value"), `is not a valid regular expression: ${compiled.reason}`);
             value = undefined;
           }
         }

@@ -94,6 +94,13 @@ function checkJob(c: Checker, value: Record<string, unknown>): JobSpec {
     if (iso) spec.isolation = iso;
   }
 
+  const userV = s.get("user");
+  if (userV !== undefined) {
+    // The only value: absent already means the unprivileged task user, and other accounts are not a contract.
+    if (userV === "root") spec.user = "root";
+    else c.add(s.at("user"), `${describe(userV)} is not accepted: the only value is "root" (leave user out to run as the unprivileged task user)`);
+  }
+
   const consV = s.get("constraints");
   if (consV !== undefined) spec.constraints = checkConstraints(c, consV, s.at("constraints"));
 
