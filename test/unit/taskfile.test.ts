@@ -1,5 +1,5 @@
 /**
- * Task description files, as config/examples/README.md describes them.
+ * Task description files, as docs/task-file.md describes them.
  * Each test reads as a rule of the format; the table at the end pins down
  * which field, line, column and message every kind of mistake produces.
  */

@@ -1,7 +1,7 @@
 /**
  * Task description files: YAML or JSON text in, a validated JobSpec with
  * normalized units out. The reference for users, with every default and rule,
- * is config/examples/README.md.
+ * is docs/task-file.md.
  *
  * The validator is hand-written rather than a zod schema because the contract
  * asks for things zod makes awkward: every issue collected in one pass

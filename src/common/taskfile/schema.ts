@@ -1,7 +1,7 @@
 /**
  * The shape of a task file: the allowed keys of every mapping, the defaults of
  * absent fields and the limits the rules enforce. The full reference for users
- * is config/examples/README.md.
+ * is docs/task-file.md.
  */
 import type { AlertOn, PlacementPolicy, Resources, RestartPolicy } from "../types.js";
 
