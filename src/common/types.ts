@@ -78,6 +78,8 @@ export interface JobSpec {
   env: Record<string, string>;
   resources: Resources;
   isolation?: "lxc" | "process";
+  /** Run the task as root; absent: as the agent's unprivileged task user. Allowed only with an admin token on an agent that opts in. */
+  user?: "root";
   constraints: Constraint[];
   ports: PortSpec[];
   service?: { name: string };

@@ -16,7 +16,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { formatIssue, type InputIssue } from "../../src/common/errors.js";
-import { formatPath } from "../../src/common/taskfile.js";
+import { formatPath } from "../../src/common/taskfile/index.js";
 import { Prng } from "./prng.js";
 
 export type Path = readonly (string | number)[];
@@ -54,6 +54,7 @@ const RICH_SECTIONS: Job = {
   env: { LOG_LEVEL: "info", WORKERS: "4" },
   resources: { cpu: 0.5, memory: "256MiB", disk: "1GiB" },
   isolation: "process",
+  user: "root",
   constraints: [
     { attribute: "os", operator: "=", value: "linux" },
     { attribute: "rack", operator: "in", value: ["r1", "r2"] },
@@ -216,6 +217,7 @@ const FIELD_RULES: FieldRule[] = [
   }, { sections: ["resources"] }),
   ...rules(["resources", "disk"], { "wrong-type": [[], {}, true], "nan-inf-huge": [...NAN_INF, -1], "bad-unit": BAD_SIZES }, { sections: ["resources"] }),
   ...rules(["isolation"], { "bad-enum": ["docker", "LXC", "vm", "", "none", "Process"], "wrong-type": [1, true, ["lxc"]] }),
+  ...rules(["user"], { "bad-enum": ["nobody", "Root", "ROOT", "", "root ", "0"], "wrong-type": [0, true, ["root"], { name: "root" }] }, { sections: ["user"] }),
   ...rules(["constraints"], { "wrong-type": ["os=linux", 5, { attribute: "os" }] }, { sections: ["constraints"] }),
   ...rules([...c0], { "wrong-type": ["os=linux", 5, ["os", "=", "linux"]] }, { sections: ["constraints"] }),
   ...rules([...c0, "operator"], { "bad-enum": ["==", "~=", "IN", "regex", "eq", "", "<"], "wrong-type": [1, ["="]] }, { sections: ["constraints"] }),
@@ -223,7 +225,7 @@ const FIELD_RULES: FieldRule[] = [
   ...rules([...c0, "value"], { "wrong-type": [["a", "b"]] }, { sections: ["constraints"], also: [[[...c0, "operator"], "="]] }),
   ...rules([...c0, "value"], { "wrong-type": ["linux", 5], "empty-list": [[]] }, { sections: ["constraints"], also: [[[...c0, "operator"], "in"]] }),
   ...rules([...c0, "value", 0], { "wrong-type": [["a"], { a: 1 }, null] }, { sections: ["constraints"], also: [[[...c0, "operator"], "in"], [[...c0, "value"], ["a", "b"]]] }),
-  ...rules([...c0, "value"], { "bad-regexp": ["(", "[a-", "*", "(?<x", "\\", "a{2,1}", "(?<n>a)(?<n>b)", "[z-a]"] }, { sections: ["constraints"], also: [[[...c0, "operator"], "regexp"]] }),
+  ...rules([...c0, "value"], { "bad-regexp": ["(", "[a-", "*", "(?<x", "\\", "a{2,1}", "(?<n>a)(?<n>b)", "[z-a]", "node(?=-1)", "(?<=a)b", "(?!x)", "(a)\\1"] }, { sections: ["constraints"], also: [[[...c0, "operator"], "regexp"]] }),
   ...rules(["ports"], { "wrong-type": ["http", 80, { name: "http" }] }, { sections: ["ports"] }),
   ...rules([...p0], { "wrong-type": ["http", 8080, ["http"]] }, { sections: ["ports"] }),
   ...rules([...p0, "name"], {
@@ -277,7 +279,7 @@ const FIELD_RULES: FieldRule[] = [
 /** A value set to null: "has no value" (mapping keys) wherever the example or a section has a key. */
 const NULLABLE: readonly Path[] = [
   ["name"], ["command"], ["type"], ["instances"], ["resources"], ["resources", "memory"], ["restart", "delay"], ["ports", 0, "name"], ["ports", 0, "check"],
-  ["notify", "on"], ["placement", "strategy"], ["service", "name"], ["constraints", 0, "operator"], ["env"], ["isolation"], ["priority"],
+  ["notify", "on"], ["placement", "strategy"], ["service", "name"], ["constraints", 0, "operator"], ["env"], ["isolation"], ["priority"], ["user"],
 ];
 
 /** Keys that must be present, and the sections they live in. */
@@ -288,7 +290,7 @@ const REQUIRED: readonly Path[] = [
 
 /** Mappings with a fixed set of keys (env takes any valid name, so it is not one of them). */
 const MAPPINGS: readonly { path: Path; keys: readonly string[] }[] = [
-  { path: [], keys: ["name", "namespace", "type", "priority", "instances", "package", "command", "env", "resources", "isolation", "constraints", "ports", "service", "restart", "schedule", "notify", "placement"] },
+  { path: [], keys: ["name", "namespace", "type", "priority", "instances", "package", "command", "env", "resources", "isolation", "user", "constraints", "ports", "service", "restart", "schedule", "notify", "placement"] },
   { path: ["resources"], keys: ["cpu", "memory", "disk"] },
   { path: ["constraints", 0], keys: ["attribute", "operator", "value"] },
   { path: ["ports", 0], keys: ["name", "static", "check"] },

@@ -12,7 +12,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { parseTaskFile } from "../../src/common/taskfile.js";
+import { parseTaskFile } from "../../src/common/taskfile/index.js";
 import { validatePackageRef } from "../../src/manager/packages/registry.js";
 import { ValidationError } from "../../src/common/errors.js";
 import { judgeIssues, taskFileCase, validBases, type TaskFileCase } from "../harness/fuzz.js";

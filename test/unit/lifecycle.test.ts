@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { parseTaskFile } from "../../src/common/taskfile.js";
+import { parseTaskFile } from "../../src/common/taskfile/index.js";
 import type { ExitInfo, Job, TaskInstance } from "../../src/common/types.js";
 import { decideAfterExit, MAX_MIGRATIONS, restartDelay } from "../../src/manager/lifecycle/restart-policy.js";
 import { deriveJobStatus } from "../../src/manager/primary/job-status.js";

@@ -12,7 +12,7 @@ import type { TaskRecord } from "../../agent/tasks/runner.js";
 import { freePort } from "../../src/cell/ports.js";
 import { startZooKeeper, type ZooKeeperServer } from "../../src/cell/zookeeper-server.js";
 import { createLogger } from "../../src/common/logger.js";
-import { parseTaskFile } from "../../src/common/taskfile.js";
+import { parseTaskFile } from "../../src/common/taskfile/index.js";
 import { ZkSession } from "../../src/coord/zk.js";
 import { namingPaths, type EndpointRecord } from "../../naming/layout.js";
 import { parseServiceName } from "../../naming/names.js";

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startZooKeeper, type ZooKeeperServer } from "../../src/cell/zookeeper-server.js";
-import { parseTaskFile } from "../../src/common/taskfile.js";
+import { parseTaskFile } from "../../src/common/taskfile/index.js";
 import type { Job, TaskInstance } from "../../src/common/types.js";
 import { ZkStateStore } from "../../src/coord/state-store.js";
 import { ZkSession } from "../../src/coord/zk.js";

@@ -9,7 +9,7 @@ import { PackageCache } from "../../agent/packages/cache.js";
 import { PortAllocator } from "../../agent/tasks/ports.js";
 import { TaskRunner } from "../../agent/tasks/runner.js";
 import { createLogger } from "../../src/common/logger.js";
-import { parseTaskFile } from "../../src/common/taskfile.js";
+import { parseTaskFile } from "../../src/common/taskfile/index.js";
 
 describe("agent reports: exits the primary has recorded are not resent", () => {
   let dir: string;

@@ -1,5 +1,5 @@
 /**
- * Task description files: the contract of DESIGN.md "Task description file".
+ * Task description files, as docs/task-file.md describes them.
  * Each test reads as a rule of the format; the table at the end pins down
  * which field, line, column and message every kind of mistake produces.
  */
@@ -7,7 +7,7 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import schedule from "node-schedule";
-import { checkCron, formatPath, parseTaskFile, suggest, validateJobObject } from "../../src/common/taskfile.js";
+import { checkCron, formatPath, parseTaskFile, suggest, validateJobObject } from "../../src/common/taskfile/index.js";
 import { ValidationError, type InputIssue } from "../../src/common/errors.js";
 import type { JobSpec } from "../../src/common/types.js";
 
@@ -209,6 +209,23 @@ describe("units and values", () => {
     const spec = parseTaskFile("name: a\ncommand: [x]\nenv: &e { A: b }\nports:\n  - { name: p }\nconstraints:\n  - { attribute: x, operator: in, value: &v [a] }\n  - { attribute: y, operator: in, value: *v }\n");
     assert.deepEqual(spec.constraints.map((c) => c.value), [["a"], ["a"]]);
     assert.deepEqual(spec.env, { A: "b" });
+  });
+});
+
+describe("security", () => {
+  test("user: root is kept; without user the spec has none (the agent's unprivileged task user)", () => {
+    assert.equal(parseTaskFile("name: a\ncommand: [x]\nuser: root\n").user, "root");
+    assert.equal("user" in parseTaskFile("name: a\ncommand: [x]\n"), false);
+  });
+
+  test("regexp constraints accept RE2 syntax, including what JavaScript lacks", () => {
+    const spec = parseTaskFile("name: a\ncommand: [x]\nconstraints:\n  - { attribute: host, operator: regexp, value: '(?i)^NODE-\\d+$' }\n");
+    assert.deepEqual(spec.constraints, [{ attribute: "host", operator: "regexp", value: "(?i)^NODE-\\d+$" }]);
+  });
+
+  test("a pattern with nested lazy stars is accepted: it cannot blow up in a linear-time engine", () => {
+    const spec = parseTaskFile("name: a\ncommand: [x]\nconstraints:\n  - { attribute: host, operator: regexp, value: '^(.*?)*(.*?)*(.*?)*(.*?)*!$' }\n");
+    assert.equal(spec.constraints[0]!.value, "^(.*?)*(.*?)*(.*?)*(.*?)*!$");
   });
 });
 
@@ -421,8 +438,13 @@ const malformed: Malformed[] = [
   { title: "in with a single value", text: head + "constraints:\n  - { attribute: zone, operator: in, value: eu-1 }\n", field: "constraints[0].value", line: 4, column: 45, message: 'operator "in" needs a list of values' },
   { title: "= with a list suggests in", text: head + "constraints:\n  - { attribute: zone, operator: '=', value: [a, b] }\n", field: "constraints[0].value", line: 4, column: 46, message: 'use operator "in"' },
   { title: "regexp that does not compile", text: head + "constraints:\n  - attribute: host\n    operator: regexp\n    value: 'node-(\\d+'\n", field: "constraints[0].value", line: 6, column: 12, message: "is not a valid regular expression" },
+  { title: "regexp with lookahead, which the linear-time engine does not run", text: head + "constraints:\n  - { attribute: host, operator: regexp, value: 'node(?=-1)' }\n", field: "constraints[0].value", line: 4, column: 49, message: "unsupported Perl syntax: `(?=` (constraint patterns use RE2 syntax, which matches in linear time: no backreferences or lookaround)" },
+  { title: "regexp with a backreference", text: head + "constraints:\n  - attribute: host\n    operator: regexp\n    value: '(a)\\1'\n", field: "constraints[0].value", line: 6, column: 12, message: "invalid escape sequence: `\\1`" },
   { title: "constraint without an attribute", text: head + "constraints:\n  - { operator: '=', value: linux }\n", field: "constraints[0].attribute", line: 4, column: 5, message: "is required" },
   { title: "constraints as a mapping", text: head + "constraints:\n  os: linux\n", field: "constraints", line: 4, column: 3, message: "must be a list" },
+  // user
+  { title: "user other than root", text: head + "user: nobody\n", field: "user", line: 3, column: 7, message: '"nobody" is not accepted: the only value is "root"' },
+  { title: "user as a boolean", text: head + "user: true\n", field: "user", line: 3, column: 7, message: 'true is not accepted: the only value is "root"' },
   // ports and checks
   { title: "duplicate port names", text: head + "ports:\n  - name: http\n  - name: admin\n  - name: http\n", field: "ports[2].name", line: 6, column: 11, message: 'duplicate port name "http" (also used by ports[0])' },
   { title: "port name with uppercase", text: head + "ports:\n  - name: HTTP\n", field: "ports[0].name", line: 4, column: 11, message: "is not a valid port name" },

@@ -6,7 +6,7 @@ import type { TokenTable } from "../../common/auth.js";
 import { NotFoundError, NotPrimaryError, UnavailableError, ValidationError } from "../../common/errors.js";
 import { httpErrorToTorca } from "../../common/http.js";
 import { AgentReportSchema, parseBody } from "../../common/protocol.js";
-import { parseTaskFile } from "../../common/taskfile.js";
+import { parseTaskFile } from "../../common/taskfile/index.js";
 import { JOB_STATUSES, parseTaskId, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
 import type { LeaderInfo } from "../../coord/election.js";
 import type { StateStore } from "../../coord/state-store.js";

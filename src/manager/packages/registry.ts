@@ -1,5 +1,5 @@
 import { ConflictError, ValidationError } from "../../common/errors.js";
-import { PACKAGE_NAME_RE, PACKAGE_VERSION_RE } from "../../common/taskfile.js";
+import { PACKAGE_NAME_RE, PACKAGE_VERSION_RE } from "../../common/taskfile/index.js";
 import type { ZkSession } from "../../coord/zk.js";
 import { isDigest, type Digest } from "../../storage/digest.js";
 

@@ -1,0 +1,41 @@
+/** Verbs on a job's tasks: tasks (with their events) and logs. */
+import type { Command } from "commander";
+import { withExamples, type CliContext } from "../context.js";
+import { state } from "../format.js";
+import type { JobDetail } from "./jobs.js";
+
+export function registerTasks(program: Command, ctx: CliContext): void {
+  const cmd = program
+    .command("tasks")
+    .description("a job's task instances with their events")
+    .argument("<job>")
+    .action(async (id: string) => {
+      const j = await ctx.client().get<JobDetail>(`/v1/jobs/${encodeURIComponent(id)}`);
+      ctx.out(j.taskList, () => j.taskList.map((t) => `${t.id}  ${state(t.state)}  ${t.nodeId ?? "-"}\n${t.events.map((e) => `  ${new Date(e.at).toISOString()}  ${e.type}: ${e.message}`).join("\n")}`).join("\n"));
+    });
+  withExamples(cmd, ["torca tasks web-frontend"]);
+}
+
+export function registerLogs(program: Command, ctx: CliContext): void {
+  const cmd = program
+    .command("logs")
+    .description("a task's output (TASK is job/index, e.g. hello/0)")
+    .argument("<task>")
+    .option("-f, --follow", "keep streaming until the task exits")
+    .option("--stderr", "stderr instead of stdout")
+    .option("--tail <lines>", "only the last N lines")
+    .action(async (task: string, o: { follow?: boolean; stderr?: boolean; tail?: string }) => {
+      const q = new URLSearchParams({ stream: o.stderr ? "stderr" : "stdout" });
+      if (o.follow) q.set("follow", "1");
+      if (o.tail) q.set("tail", o.tail);
+      const c = ctx.client();
+      await c.get(`/v1/tasks/${encodeURIComponent(task)}`); // clear 404 before streaming
+      await new Promise<void>((resolveP, reject) => {
+        const s = c.stream(`/v1/tasks/${encodeURIComponent(task)}/logs?${q}`);
+        s.on("error", reject);
+        s.on("end", () => resolveP());
+        s.pipe(process.stdout, { end: false });
+      });
+    });
+  withExamples(cmd, ["torca logs hello/0", "torca logs web-frontend/2 -f --stderr", "torca logs batch/0 --tail 50"]);
+}
