@@ -3,9 +3,9 @@ import type { Context } from "koa";
 import type { TokenTable } from "../../common/auth.js";
 import type { StateStore } from "../../coord/state-store.js";
 import type { ManagerView } from "./api.js";
-import { readText } from "./middleware.js";
+import { readText } from "../../http/body.js";
 import { CLIENT_SCRIPT } from "./pages/client.js";
-import { esc } from "./pages/html.js";
+import { esc } from "../../http/pages/html.js";
 import { jobPage } from "./pages/job.js";
 import { jobsPage, JOB_STATUSES, JOB_TYPES } from "./pages/jobs.js";
 import { CLIENT_SCRIPT_PATH, loginPage, page, PAGE_CSP, type PageKind } from "./pages/layout.js";
@@ -15,7 +15,6 @@ import { remotePage, REMOTE_PAGES } from "./pages/remote.js";
 import { clearSession, pageAuth, safeNext, setSession, tokenAllowsRead, urlWithoutToken } from "./pages/session.js";
 import { fetchUsage, taskPage } from "./pages/task.js";
 
-export { esc } from "./pages/html.js";
 
 const LOGIN_BODY_LIMIT = 16 * 1024;
 

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { createLogger, type Logger } from "../../common/logger.js";
+import { createLogger, type Logger } from "../common/logger.js";
 import { systemClock } from "./clock.js";
 import type { AlertLedger } from "./ledger.js";
 import { formatAlert, formatStormSummary } from "./message.js";

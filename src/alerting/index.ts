@@ -1,4 +1,5 @@
-import type { Logger } from "../../common/logger.js";
+import type { Config } from "../common/config.js";
+import type { Logger } from "../common/logger.js";
 import { Alerter, type RetryConfig } from "./alerter.js";
 import { EmailNotifier, type EmailConfig } from "./email.js";
 import type { AlertLedger } from "./ledger.js";
@@ -51,4 +52,29 @@ export function createAlerter(
     retry: config.retry,
     ...extra,
   });
+}
+
+/** The config section (schema units) → what createAlerter takes (ms). */
+export function alertingConfigFrom(a: Config["manager"]["alerting"]): AlertingConfig {
+  return {
+    ...(a.smtp
+      ? {
+          email: {
+            host: a.smtp.host,
+            port: a.smtp.port,
+            secure: a.smtp.secure,
+            requireTLS: a.smtp.requireTLS,
+            ...(a.smtp.auth ? { auth: a.smtp.auth } : {}),
+            from: a.smtp.from,
+            timeoutMs: a.smtp.timeout,
+          },
+        }
+      : {}),
+    ...(a.sms ? { sms: { url: a.sms.url, method: a.sms.method, headers: a.sms.headers, body: a.sms.body, timeoutMs: a.sms.timeout, retries: a.sms.retries } } : {}),
+    routes: a.routes.map((r) => ({ kinds: r.kinds, email: r.email, sms: r.sms })),
+    dedupWindowMs: a.dedupWindow,
+    rateLimit: { capacity: a.ratePerRecipient, refillMs: a.rateWindow },
+    storm: { threshold: a.stormThreshold, windowMs: a.stormWindow },
+    retry: { attempts: a.retry.attempts, initialDelayMs: a.retry.initialDelay, factor: a.retry.factor, maxDelayMs: a.retry.maxDelay },
+  };
 }

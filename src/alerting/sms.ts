@@ -1,5 +1,5 @@
 import type { Got, Method } from "got";
-import { createHttpClient, httpErrorToTorca } from "../../common/http.js";
+import { createHttpClient, httpErrorToTorca } from "../common/http.js";
 import { SMS_MAX_CHARS, truncateChars } from "./message.js";
 import type { AlertMessage, Notifier } from "./types.js";
 

@@ -3,24 +3,10 @@
  * rendered from it, the notifier that carries it, and the delivery record kept
  * for `GET /v1/alerts`.
  */
+import type { AlertKind } from "../common/types.js";
 
-export const ALERT_KINDS = [
-  "task-failed",
-  "task-lost",
-  "task-oom-killed",
-  "service-unhealthy",
-  "node-lost",
-  "node-back",
-  "manager-failover",
-  "cron-failed",
-  "cron-missed",
-  "daemon-crashloop",
-  // Task files accept `notify.on: [completed]`; without a kind for it that
-  // setting would silently never notify anyone.
-  "job-completed",
-] as const;
-
-export type AlertKind = (typeof ALERT_KINDS)[number];
+/** The kinds live with the shared types: the config schema names them in its alert routes. */
+export type { AlertKind };
 
 export type AlertSeverity = "critical" | "warning" | "info";
 

@@ -1,6 +1,6 @@
 import nodemailer, { type Transporter } from "nodemailer";
 import type SMTPTransport from "nodemailer/lib/smtp-transport/index.js";
-import { UnavailableError } from "../../common/errors.js";
+import { UnavailableError } from "../common/errors.js";
 import type { AlertMessage, Notifier } from "./types.js";
 
 /** SMTP settings (manager config `alerting.email`). */
