@@ -204,7 +204,7 @@ export class Alerter {
       if (rec.attempts >= this.retry.attempts || this.closed) {
         // On close the record stays "retrying" so the next primary resumes it.
         rec.status = this.closed && rec.attempts < this.retry.attempts ? "retrying" : "failed";
-        this.log.warn({ alert: rec.key, channel: rec.channel, attempts: rec.attempts, err: rec.lastError }, "alert delivery failed");
+        this.log.warn({ alert: rec.key, channel: rec.channel, attempts: rec.attempts, err: e }, "alert delivery failed");
         this.finish(rec);
         return;
       }

@@ -202,7 +202,7 @@ export class TermAlerting {
         this.ledger
           .prune(Date.now() - PRUNE_AFTER_MS)
           .then((n) => n > 0 && this.log.info({ removed: n }, "pruned old alert ledger entries"))
-          .catch((e: unknown) => this.log.warn({ err: e instanceof Error ? e.message : String(e) }, "alert ledger prune failed"))
+          .catch((e: unknown) => this.log.warn({ err: e }, "alert ledger prune failed"))
           .finally(() => {
             if (!this.closed) prune();
           });
@@ -225,7 +225,7 @@ export class TermAlerting {
   raise(event: AlertEvent): void {
     this.alerter.raise(event).then(
       (r) => this.log.info({ alert: event.key, result: r.status }, "alert raised"),
-      (e: unknown) => this.log.error({ alert: event.key, err: e instanceof Error ? e.message : String(e) }, "alert could not be raised"),
+      (e: unknown) => this.log.error({ err: e, alert: event.key }, "alert could not be raised"),
     );
   }
 
