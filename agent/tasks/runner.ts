@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { toTorcaError, UnavailableError } from "../../src/common/errors.js";
+import { ConflictError, toTorcaError, UnavailableError } from "../../src/common/errors.js";
 import type { Logger } from "../../src/common/logger.js";
 import type { ReportedTask, TaskDispatch } from "../../src/common/protocol.js";
 import type { ExitInfo } from "../../src/common/types.js";
@@ -191,7 +191,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
           r.ports[p.name] = p.static;
         } else r.ports[p.name] = await this.o.ports.allocate();
       }
-      if (r.stopRequested) throw new Error("stopped before start");
+      if (r.stopRequested) throw new ConflictError("stopped before start");
       const env: Record<string, string> = {
         PATH: "/usr/local/bin:/usr/bin:/bin",
         ...d.spec.env,
@@ -221,7 +221,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       await this.awaitExit(r, driver);
     } catch (e) {
       const err = toTorcaError(e);
-      this.o.log.warn({ task: d.taskId, attempt: d.attempt, err: err.message }, "task failed to start");
+      this.o.log.warn({ err: e, task: d.taskId, attempt: d.attempt }, "task failed to start");
       this.finish(r, { exitCode: null, signal: null, oomKilled: false, reason: r.stopRequested ? "stopped before start" : `failed to start: ${err.message}` }, err.message);
     }
   }

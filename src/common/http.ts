@@ -1,4 +1,5 @@
 import { got, HTTPError, RequestError, type Got, type OptionsInit } from "got";
+import { withDefaults } from "./options.js";
 import { errorFromWire, UnavailableError, type ErrorCode, type TorcaError, isTorcaError, type WireError } from "./errors.js";
 
 /**
@@ -21,7 +22,7 @@ export interface HttpClientOptions {
 const DEFAULTS = Object.freeze({ timeoutMs: 10_000, retries: 2, followRedirect: true });
 
 export function createHttpClient(opts: HttpClientOptions = {}): Got {
-  const o = { ...DEFAULTS, ...definedOnly(opts) };
+  const o = withDefaults(DEFAULTS, opts);
   const options: OptionsInit = {
     timeout: { request: o.timeoutMs },
     retry: {
@@ -38,11 +39,6 @@ export function createHttpClient(opts: HttpClientOptions = {}): Got {
   };
   if (o.baseUrl) options.prefixUrl = o.baseUrl;
   return got.extend(options);
-}
-
-/** The options a caller set, so an explicit `undefined` does not hide a default. */
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** The code a response without an envelope stands for (a proxy's or Koa's bare status). */

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { ConfigError, ConflictError } from "../common/errors.js";
 import { createLogger, type Logger } from "../common/logger.js";
+import { withDefaults } from "../common/options.js";
 
 /**
  * The master's supervisor (after condor_master): runs the configured daemons
@@ -80,7 +82,13 @@ export interface SupervisorHooks {
   logger?: Logger;
 }
 
-const DEFAULT_BACKOFF: BackoffConfig = { initialMs: 1000, factor: 2, maxMs: 60_000 };
+const DEFAULTS = Object.freeze({
+  backoff: Object.freeze({ initialMs: 1000, factor: 2, maxMs: 60_000 }),
+  stableMs: 60_000,
+  crashLoop: Object.freeze({ exits: 5, windowMs: 5 * 60_000 }),
+  stopGraceMs: 10_000,
+  stdio: "inherit" as const,
+});
 
 /** Real timers, deliberately not unref'd: a pending restart must keep the master alive. */
 function realTimers(): SupervisorTimers {
@@ -125,34 +133,29 @@ export function backoffDelay(failures: number, cfg: BackoffConfig): number {
 
 export class Supervisor {
   private readonly daemons = new Map<string, Daemon>();
-  private readonly backoff: BackoffConfig;
-  private readonly stableMs: number;
-  private readonly crashLoop: { exits: number; windowMs: number };
-  private readonly stopGraceMs: number;
+  /** The config with every default filled in. */
+  private readonly settings: Required<Omit<SupervisorConfig, "backoff">> & { backoff: BackoffConfig };
   private readonly timers: SupervisorTimers;
   private readonly log: Logger;
   private stopping: Promise<void> | undefined;
 
   constructor(
-    private readonly config: SupervisorConfig,
+    config: SupervisorConfig,
     private readonly hooks: SupervisorHooks = {},
   ) {
-    this.backoff = { ...DEFAULT_BACKOFF, ...config.backoff };
-    this.stableMs = config.stableMs ?? 60_000;
-    this.crashLoop = config.crashLoop ?? { exits: 5, windowMs: 5 * 60_000 };
-    this.stopGraceMs = config.stopGraceMs ?? 10_000;
+    this.settings = { ...withDefaults(DEFAULTS, config), backoff: withDefaults(DEFAULTS.backoff, config.backoff ?? {}) };
     this.timers = hooks.timers ?? realTimers();
     this.log = hooks.logger ?? createLogger("master");
     for (const spec of config.daemons) {
-      if (this.daemons.has(spec.name)) throw new Error(`daemon ${JSON.stringify(spec.name)} is configured twice`);
-      if (spec.command.length === 0) throw new Error(`daemon ${JSON.stringify(spec.name)} has an empty command`);
+      if (this.daemons.has(spec.name)) throw new ConfigError(`daemon ${JSON.stringify(spec.name)} is configured twice`, "master.daemons");
+      if (spec.command.length === 0) throw new ConfigError(`daemon ${JSON.stringify(spec.name)} has an empty command`, "master.daemons");
       this.daemons.set(spec.name, { spec, state: "stopped", restarts: 0, consecutiveFailures: 0, recentExits: [], crashLoopReported: false });
     }
   }
 
   /** Starts every daemon not running yet. */
   start(): void {
-    if (this.stopping) throw new Error("supervisor is stopped");
+    if (this.stopping) throw new ConflictError("supervisor is stopped");
     for (const d of this.daemons.values()) if (d.state === "stopped") this.spawnDaemon(d);
   }
 
@@ -198,7 +201,7 @@ export class Supervisor {
     if (waits.length === 0) return;
     const killTimer = this.timers.setTimer(() => {
       for (const d of this.daemons.values()) if (d.child) this.signal(d, "SIGKILL");
-    }, this.stopGraceMs);
+    }, this.settings.stopGraceMs);
     await Promise.all(waits);
     this.timers.clearTimer(killTimer);
   }
@@ -222,7 +225,7 @@ export class Supervisor {
     const child = spawn(file, args, {
       cwd: d.spec.cwd,
       env: { ...process.env, ...d.spec.env },
-      stdio: this.config.stdio ?? "inherit",
+      stdio: this.settings.stdio,
     });
     d.child = child;
     d.startedAt = this.timers.now();
@@ -259,19 +262,19 @@ export class Supervisor {
       this.changed();
       return;
     }
-    if (uptimeMs >= this.stableMs) {
+    if (uptimeMs >= this.settings.stableMs) {
       // It ran long enough to count as healthy: this exit starts a fresh backoff and a fresh crash-loop episode.
       d.consecutiveFailures = 0;
       d.crashLoopReported = false;
       d.recentExits = [];
     }
     d.consecutiveFailures++;
-    d.recentExits = [...d.recentExits.filter((e) => now - e.at < this.crashLoop.windowMs), rec];
-    const delay = backoffDelay(d.consecutiveFailures, this.backoff);
+    d.recentExits = [...d.recentExits.filter((e) => now - e.at < this.settings.crashLoop.windowMs), rec];
+    const delay = backoffDelay(d.consecutiveFailures, this.settings.backoff);
     this.log.warn({ daemon: d.spec.name, ...rec, restartInMs: delay }, "daemon exited; restarting");
-    if (d.recentExits.length > this.crashLoop.exits && !d.crashLoopReported) {
+    if (d.recentExits.length > this.settings.crashLoop.exits && !d.crashLoopReported) {
       d.crashLoopReported = true;
-      this.log.error({ daemon: d.spec.name, exits: d.recentExits.length, windowMs: this.crashLoop.windowMs }, "daemon is crash-looping");
+      this.log.error({ daemon: d.spec.name, exits: d.recentExits.length, windowMs: this.settings.crashLoop.windowMs }, "daemon is crash-looping");
       try {
         this.hooks.onCrashLoop?.(d.spec.name, d.recentExits.map((e) => ({ ...e })));
       } catch (e) {
