@@ -9,7 +9,7 @@ import { queryFlag, queryValue, TAIL_LINES } from "../../src/http/query.js";
 import type { TaskRunner } from "../tasks/runner.js";
 import { serveLog } from "./logs.js";
 
-/** The start daemon's API for the manager (and for `torca logs` through the manager). */
+/** The agent's API for the manager (and for `torca logs` through the manager). */
 export interface AgentApiDeps {
   runner: TaskRunner;
   /** Checks a message's epoch against the highest seen (and records it). */

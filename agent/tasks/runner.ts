@@ -11,7 +11,7 @@ import type { PackageCache, PackageLease } from "../packages/cache.js";
 import type { PortAllocator } from "./ports.js";
 
 /**
- * The start daemon's task table: starts dispatched tasks through a driver,
+ * The agent's task table: starts dispatched tasks through a driver,
  * watches them exit, and keeps a persisted record per (task, attempt) so a
  * restarted agent re-adopts running tasks and learns the exits it missed.
  *

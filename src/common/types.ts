@@ -210,7 +210,7 @@ export type NodeState = "ready" | "draining" | "lost";
 /** An agent's machine as the collector knows it. */
 export interface NodeInfo {
   id: string;
-  /** Base URL of the agent's start daemon, e.g. http://127.0.0.1:7401 */
+  /** Base URL of the agent's API, e.g. http://127.0.0.1:7401 */
   url: string;
   host: string;
   state: NodeState;
