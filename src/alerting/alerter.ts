@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createLogger, type Logger } from "../common/logger.js";
+import { withDefaults } from "../common/options.js";
 import { systemClock } from "./clock.js";
 import type { AlertLedger } from "./ledger.js";
 import { formatAlert, formatStormSummary } from "./message.js";
@@ -15,10 +16,11 @@ export interface RetryConfig {
   maxDelayMs: number;
 }
 
-export const DEFAULT_RETRY: RetryConfig = { attempts: 6, initialDelayMs: 5_000, factor: 2, maxDelayMs: 5 * 60_000 };
-
-/** Unfinished deliveries older than this are not resumed by a new primary: the news is stale. */
-export const DEFAULT_RESUME_MAX_AGE_MS = 60 * 60_000;
+const DEFAULTS = Object.freeze({
+  retry: Object.freeze({ attempts: 6, initialDelayMs: 5_000, factor: 2, maxDelayMs: 5 * 60_000 }),
+  /** Unfinished deliveries older than this are not resumed by a new primary: the news is stale. */
+  resumeMaxAgeMs: 60 * 60_000,
+});
 
 export interface AlerterOptions {
   ledger: AlertLedger;
@@ -77,11 +79,11 @@ export class Alerter {
     for (const n of opts.notifiers) this.notifiers.set(n.channel, n);
     this.routes = opts.routes ?? [];
     this.policy = new AlertPolicy(opts.policy);
-    this.retry = { ...DEFAULT_RETRY, ...opts.retry };
+    this.retry = withDefaults(DEFAULTS.retry, opts.retry ?? {});
     this.clock = opts.clock ?? systemClock();
     this.log = opts.logger ?? createLogger("alerting");
     this.instanceId = opts.instanceId ?? randomBytes(3).toString("hex");
-    this.resumeMaxAgeMs = opts.resumeMaxAgeMs ?? DEFAULT_RESUME_MAX_AGE_MS;
+    this.resumeMaxAgeMs = opts.resumeMaxAgeMs ?? DEFAULTS.resumeMaxAgeMs;
   }
 
   async raise(event: AlertEvent): Promise<RaiseResult> {

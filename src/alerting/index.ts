@@ -9,11 +9,11 @@ import { SmsNotifier, type SmsConfig } from "./sms.js";
 import type { Clock, DeliveryRecord, Notifier } from "./types.js";
 
 export * from "./types.js";
-export { Alerter, DEFAULT_RETRY, DEFAULT_RESUME_MAX_AGE_MS, type AlerterOptions, type RaiseResult, type RetryConfig } from "./alerter.js";
+export { Alerter, type AlerterOptions, type RaiseResult, type RetryConfig } from "./alerter.js";
 export { EmailNotifier, type EmailConfig } from "./email.js";
 export { SmsNotifier, DEFAULT_SMS_BODY, renderTemplate, type SmsConfig } from "./sms.js";
 export { KvAlertLedger, MemoryAlertLedger, claimNodeName, type AlertLedger, type LedgerKV } from "./ledger.js";
-export { AlertPolicy, DEFAULT_POLICY, describeKindCounts, retryDelay, type PolicyConfig, type StormSummary, type Admission } from "./policy.js";
+export { AlertPolicy, describeKindCounts, retryDelay, type PolicyConfig, type StormSummary, type Admission } from "./policy.js";
 export { KINDS_FOR_ALERT_ON, kindsForAlertOn, recipientsForJobs, recipientsForRoutes, resolveTargets, type ClusterRoute, type Target } from "./router.js";
 export { formatAlert, formatStormSummary, escapeHtml, truncateChars, SMS_MAX_CHARS } from "./message.js";
 export { ManualClock, systemClock } from "./clock.js";
