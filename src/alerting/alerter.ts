@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
+import { systemClock, type Clock, type TimerHandle } from "../common/clock.js";
 import { createLogger, type Logger } from "../common/logger.js";
 import { withDefaults } from "../common/options.js";
-import { systemClock } from "./clock.js";
 import type { AlertLedger } from "./ledger.js";
 import { formatAlert, formatStormSummary } from "./message.js";
 import { AlertPolicy, retryDelay, type PolicyConfig, type StormSummary } from "./policy.js";
 import { resolveTargets, targetKey, type ClusterRoute, type Target } from "./router.js";
-import type { AlertEvent, AlertMessage, Channel, Clock, DeliveryRecord, Notifier, TimerHandle } from "./types.js";
+import type { AlertEvent, AlertMessage, Channel, DeliveryRecord, Notifier } from "./types.js";
 
 export interface RetryConfig {
   /** Total delivery attempts per message, the first included. */

@@ -1,3 +1,4 @@
+import type { Clock } from "../common/clock.js";
 import type { Config } from "../common/config.js";
 import type { Logger } from "../common/logger.js";
 import { Alerter, type RetryConfig } from "./alerter.js";
@@ -6,7 +7,7 @@ import type { AlertLedger } from "./ledger.js";
 import type { PolicyConfig } from "./policy.js";
 import type { ClusterRoute } from "./router.js";
 import { SmsNotifier, type SmsConfig } from "./sms.js";
-import type { Clock, DeliveryRecord, Notifier } from "./types.js";
+import type { DeliveryRecord, Notifier } from "./types.js";
 
 export * from "./types.js";
 export { Alerter, type AlerterOptions, type RaiseResult, type RetryConfig } from "./alerter.js";
@@ -16,7 +17,6 @@ export { KvAlertLedger, MemoryAlertLedger, claimNodeName, type AlertLedger, type
 export { AlertPolicy, describeKindCounts, retryDelay, type PolicyConfig, type StormSummary, type Admission } from "./policy.js";
 export { KINDS_FOR_ALERT_ON, kindsForAlertOn, recipientsForJobs, recipientsForRoutes, resolveTargets, type ClusterRoute, type Target } from "./router.js";
 export { formatAlert, formatStormSummary, escapeHtml, truncateChars, SMS_MAX_CHARS } from "./message.js";
-export { ManualClock, systemClock } from "./clock.js";
 
 /**
  * The manager config section `alerting` (all durations already in ms, all

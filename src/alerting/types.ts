@@ -83,14 +83,3 @@ export interface DeliveryRecord {
   /** The message itself, so that a new primary can resume unfinished deliveries. */
   message: AlertMessage;
 }
-
-/** Timers behind an interface so policy, retries and storms are tested without sleeping. */
-export interface Clock {
-  now(): number;
-  setTimer(fn: () => void, ms: number): TimerHandle;
-  clearTimer(handle: TimerHandle): void;
-}
-
-export interface TimerHandle {
-  readonly id: number;
-}

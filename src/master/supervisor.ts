@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { systemClock, type Clock, type TimerHandle } from "../common/clock.js";
 import { ConfigError, ConflictError } from "../common/errors.js";
 import { createLogger, type Logger } from "../common/logger.js";
 import { withDefaults } from "../common/options.js";
@@ -67,18 +68,12 @@ export interface DaemonStatus {
   crashLooping: boolean;
 }
 
-export interface SupervisorTimers {
-  now(): number;
-  setTimer(fn: () => void, ms: number): { readonly id: number };
-  clearTimer(handle: { readonly id: number }): void;
-}
-
 export interface SupervisorHooks {
   /** Called once per crash-loop episode (again only after the daemon ran stable). */
   onCrashLoop?: (name: string, exits: ExitRecord[]) => void;
   /** Called after any state change (start, exit, stop), e.g. to rewrite the status file. */
   onChange?: () => void;
-  timers?: SupervisorTimers;
+  timers?: Clock;
   logger?: Logger;
 }
 
@@ -89,27 +84,6 @@ const DEFAULTS = Object.freeze({
   stopGraceMs: 10_000,
   stdio: "inherit" as const,
 });
-
-/** Real timers, deliberately not unref'd: a pending restart must keep the master alive. */
-function realTimers(): SupervisorTimers {
-  let seq = 0;
-  const live = new Map<number, NodeJS.Timeout>();
-  return {
-    now: () => Date.now(),
-    setTimer(fn, ms) {
-      const id = ++seq;
-      live.set(id, setTimeout(() => {
-        live.delete(id);
-        fn();
-      }, Math.max(0, ms)));
-      return { id };
-    },
-    clearTimer(h) {
-      clearTimeout(live.get(h.id));
-      live.delete(h.id);
-    },
-  };
-}
 
 interface Daemon {
   spec: DaemonSpec;
@@ -122,7 +96,7 @@ interface Daemon {
   recentExits: ExitRecord[];
   lastExit?: ExitRecord;
   crashLoopReported: boolean;
-  restartTimer?: { readonly id: number };
+  restartTimer?: TimerHandle;
   nextStartAt?: number;
   exited?: Promise<void>;
 }
@@ -135,7 +109,7 @@ export class Supervisor {
   private readonly daemons = new Map<string, Daemon>();
   /** The config with every default filled in. */
   private readonly settings: Required<Omit<SupervisorConfig, "backoff">> & { backoff: BackoffConfig };
-  private readonly timers: SupervisorTimers;
+  private readonly timers: Clock;
   private readonly log: Logger;
   private stopping: Promise<void> | undefined;
 
@@ -144,7 +118,8 @@ export class Supervisor {
     private readonly hooks: SupervisorHooks = {},
   ) {
     this.settings = { ...withDefaults(DEFAULTS, config), backoff: withDefaults(DEFAULTS.backoff, config.backoff ?? {}) };
-    this.timers = hooks.timers ?? realTimers();
+    // Not unref'd: a pending restart must keep the master alive.
+    this.timers = hooks.timers ?? systemClock({ keepAlive: true });
     this.log = hooks.logger ?? createLogger("master");
     for (const spec of config.daemons) {
       if (this.daemons.has(spec.name)) throw new ConfigError(`daemon ${JSON.stringify(spec.name)} is configured twice`, "master.daemons");

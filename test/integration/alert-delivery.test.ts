@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { SMTPServer } from "smtp-server";
 import { Alerter } from "../../src/alerting/alerter.js";
-import { ManualClock } from "../../src/alerting/clock.js";
+import { ManualClock } from "../../src/common/clock.js";
 import { EmailNotifier } from "../../src/alerting/email.js";
 import { MemoryAlertLedger } from "../../src/alerting/ledger.js";
 import type { PolicyConfig } from "../../src/alerting/policy.js";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Alerter, type AlerterOptions } from "../../src/alerting/alerter.js";
-import { ManualClock } from "../../src/alerting/clock.js";
+import { ManualClock } from "../../src/common/clock.js";
 import { claimNodeName, KvAlertLedger, MemoryAlertLedger, type AlertLedger, type LedgerKV } from "../../src/alerting/ledger.js";
 import type { AlertEvent, AlertMessage, Channel, DeliveryRecord, Notifier } from "../../src/alerting/types.js";
 

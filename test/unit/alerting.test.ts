@@ -11,7 +11,7 @@ import {
 import { AlertPolicy, describeKindCounts, retryDelay } from "../../src/alerting/policy.js";
 import { kindsForAlertOn, recipientsForJobs, resolveTargets, type ClusterRoute } from "../../src/alerting/router.js";
 import { renderTemplate, SmsNotifier } from "../../src/alerting/sms.js";
-import { ManualClock } from "../../src/alerting/clock.js";
+import { ManualClock } from "../../src/common/clock.js";
 import type { AlertEvent, AlertKind } from "../../src/alerting/types.js";
 import { crashLoopAlert } from "../../src/master/crashloop-alert.js";
 
