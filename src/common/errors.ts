@@ -277,7 +277,9 @@ export const ERROR_CLASSES: Readonly<Record<ErrorCode, new (...args: never[]) =>
  * issues; `context` adds what the client knows (the URL). A code this build
  * does not know stays a plain TorcaError with that code. Only the envelope
  * crosses the wire, so class fields beyond it (a StaleEpochError's epochs, a
- * CoordinationError's zkCode) are undefined on the rebuilt error.
+ * CoordinationError's zkCode, a NotPrimaryError's primaryUrl: a 307 is
+ * followed, or with redirects off it is not an error) are undefined on the
+ * rebuilt error.
  */
 export function errorFromWire(wire: WireError, status: number, context: ErrorContext = {}): TorcaError {
   const cls = Object.hasOwn(ERROR_CLASSES, wire.code) ? ERROR_CLASSES[wire.code] : TorcaError;
@@ -288,6 +290,5 @@ export function errorFromWire(wire: WireError, status: number, context: ErrorCon
     const issues = wire.issues ?? [{ field: wire.field ?? "", message: wire.message, line: wire.line, column: wire.column }];
     Object.defineProperty(err, "issues", { value: issues, enumerable: true });
   }
-  if (err instanceof NotPrimaryError) Object.defineProperty(err, "primaryUrl", { value: typeof context.primaryUrl === "string" ? context.primaryUrl : undefined, enumerable: true });
   return err;
 }

@@ -55,9 +55,8 @@ export function httpErrorToTorca(e: unknown, what: string): TorcaError {
   if (e instanceof HTTPError) {
     const status = e.response.statusCode;
     const env = envelopeOf(e.response.body);
-    const location = e.response.headers.location;
     const wire: WireError = { ...env, code: env?.code ?? codeForStatus(status), message: env?.message ?? `${what}: HTTP ${status}` };
-    return errorFromWire(wire, status, { url: e.response.url, ...(status === 307 && location ? { primaryUrl: new URL(location, e.response.url).origin } : {}) });
+    return errorFromWire(wire, status, { url: e.response.url });
   }
   if (e instanceof RequestError) {
     return new UnavailableError(`${what}: ${e.code ?? ""} ${e.message}`.trim(), e);
