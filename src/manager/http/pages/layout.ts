@@ -5,12 +5,6 @@ import { documentHead } from "../../../http/pages/document.js";
 /** Path of the pages' one client script (static, served without a session). */
 export const CLIENT_SCRIPT_PATH = "/_pages/client.js";
 
-/**
- * Content-Security-Policy of every page: only our own script runs, so even a
- * missed escape could not execute injected markup. Styles stay inline.
- */
-export const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
-
 export type PageKind = "overview" | "nodes" | "node" | "jobs" | "job" | "task" | "names" | "packages" | "alerts" | "login" | "unavailable";
 
 export interface PageOptions {
