@@ -221,7 +221,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       await this.awaitExit(r, driver);
     } catch (e) {
       const err = toTorcaError(e);
-      this.o.log.warn({ err: e, task: d.taskId, attempt: d.attempt }, "task failed to start");
+      this.o.log.warn({ task: d.taskId, attempt: d.attempt, err: err.message }, "task failed to start");
       this.finish(r, { exitCode: null, signal: null, oomKilled: false, reason: r.stopRequested ? "stopped before start" : `failed to start: ${err.message}` }, err.message);
     }
   }
