@@ -13,7 +13,7 @@ import { parseBody, ReportReplySchema, type AgentAd, type AgentReport } from "..
 import { readLeader, type LeaderInfo } from "../src/coord/election.js";
 import { zpaths } from "../src/coord/paths.js";
 import { ZkSession, type SessionCredentials } from "../src/coord/zk.js";
-import { errorEnvelope } from "../src/manager/http/middleware.js";
+import { errorEnvelope } from "../src/http/edge.js";
 import type { Driver } from "./driver/driver.js";
 import { LxcDriver } from "./driver/lxc.js";
 import { ProcessDriver } from "./driver/process.js";

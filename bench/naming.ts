@@ -9,7 +9,7 @@ import { startZooKeeper } from "../src/cell/zookeeper-server.js";
 import { TokenTable } from "../src/common/auth.js";
 import { createLogger } from "../src/common/logger.js";
 import { ZkSession } from "../src/coord/zk.js";
-import { errorEnvelope } from "../src/manager/http/middleware.js";
+import { errorEnvelope } from "../src/http/edge.js";
 import { namesRouter } from "../src/manager/http/names.js";
 import { parseServiceName } from "../naming/names.js";
 import { registerEndpoint } from "../naming/registration.js";

@@ -1,5 +1,5 @@
 /**
- * The Execute Server's task driver contract (modelled loosely on Nomad's
+ * The agent's task driver contract (modelled loosely on Nomad's
  * plugins/drivers: start/wait/stop/destroy/inspect/recover around a persisted handle).
  *
  * Every task runs detached from the agent, under a small host-side /bin/sh

@@ -3,11 +3,13 @@ import { join } from "node:path";
 import type { TokenTable } from "../../src/common/auth.js";
 import { NotFoundError, ValidationError } from "../../src/common/errors.js";
 import { parseBody, StopRequestSchema, TaskDispatchSchema, type TaskDispatch } from "../../src/common/protocol.js";
-import { queryFlag, queryValue, readJson, requireRole, TAIL_LINES } from "../../src/manager/http/middleware.js";
+import { requireRole } from "../../src/http/auth.js";
+import { readJson } from "../../src/http/body.js";
+import { queryFlag, queryValue, TAIL_LINES } from "../../src/http/query.js";
 import type { TaskRunner } from "../tasks/runner.js";
 import { serveLog } from "./logs.js";
 
-/** The start daemon's API for the manager (and for `torca logs` through the manager). */
+/** The agent's API for the manager (and for `torca logs` through the manager). */
 export interface AgentApiDeps {
   runner: TaskRunner;
   /** Checks a message's epoch against the highest seen (and records it). */

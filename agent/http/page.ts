@@ -1,6 +1,6 @@
 import { formatBytes } from "../../src/common/units.js";
-import { badge, esc, fmtTime, safeHref, table } from "../../src/manager/http/pages/html.js";
-import { PAGE_CSS } from "../../src/manager/http/pages/style.js";
+import { badge, esc, fmtTime, safeHref, table } from "../../src/http/pages/html.js";
+import { documentHead } from "../../src/http/pages/document.js";
 
 interface AgentStatusView {
   id: string;
@@ -20,8 +20,7 @@ export function agentPage(s: AgentStatusView): string {
     (t) =>
       `<tr><td>${esc(t.taskId)}</td><td>${esc(t.attempt)}</td><td>${badge(t.state)}</td><td>${esc(t.ports ? Object.entries(t.ports).map(([k, p]) => `${k}=${p}`).join(", ") : "")}</td><td>${esc(fmtTime(t.startedAt))}</td><td>${esc(t.exit?.reason ?? "")}</td></tr>`,
   );
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>Agent ${esc(s.id)} · Torca</title>
-<style>${PAGE_CSS}</style></head>
+  return `${documentHead(`Agent ${s.id}`)}
 <body><header><span class="brand">Torca</span><span>Execute Server ${esc(s.id)}</span>${s.leader ? `<a class="me" href="${safeHref(s.leader.url)}">Primary: ${esc(s.leader.id)}</a>` : ""}</header><main>
 <h1>Execute Server ${esc(s.id)}</h1>
 <div class="cards"><div class="card"><h2>Agent</h2><dl class="kv">

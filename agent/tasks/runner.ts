@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { toTorcaError, UnavailableError } from "../../src/common/errors.js";
+import { ConflictError, toTorcaError, UnavailableError } from "../../src/common/errors.js";
 import type { Logger } from "../../src/common/logger.js";
 import type { ReportedTask, TaskDispatch } from "../../src/common/protocol.js";
 import type { ExitInfo } from "../../src/common/types.js";
@@ -11,7 +11,7 @@ import type { PackageCache, PackageLease } from "../packages/cache.js";
 import type { PortAllocator } from "./ports.js";
 
 /**
- * The start daemon's task table: starts dispatched tasks through a driver,
+ * The agent's task table: starts dispatched tasks through a driver,
  * watches them exit, and keeps a persisted record per (task, attempt) so a
  * restarted agent re-adopts running tasks and learns the exits it missed.
  *
@@ -191,7 +191,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
           r.ports[p.name] = p.static;
         } else r.ports[p.name] = await this.o.ports.allocate();
       }
-      if (r.stopRequested) throw new Error("stopped before start");
+      if (r.stopRequested) throw new ConflictError("stopped before start");
       const env: Record<string, string> = {
         PATH: "/usr/local/bin:/usr/bin:/bin",
         ...d.spec.env,

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { readTokenFile } from "../common/auth.js";
-import { UnavailableError } from "../common/errors.js";
+import { NotFoundError, UnavailableError } from "../common/errors.js";
 import { createHttpClient } from "../common/http.js";
 import { freePort } from "./ports.js";
 import { startZooKeeper, type ZooKeeperServer } from "./zookeeper-server.js";
@@ -182,7 +182,7 @@ export class LocalCell {
   /** Starts (or restarts) one daemon as a child process. */
   startDaemon(id: string): Daemon {
     const d = this.daemons.get(id);
-    if (!d) throw new Error(`no daemon ${id}`);
+    if (!d) throw new NotFoundError("daemon", id);
     const logDir = this.o.logDir ?? join(this.dir, "logs");
     mkdirSync(logDir, { recursive: true });
     const fd = openSync(join(logDir, `${id}.log`), "a");
@@ -210,7 +210,7 @@ export class LocalCell {
   /** The id of the manager serving at `url` (the layout's own port, so no request is made). */
   managerIdAt(url: string): string {
     const m = this.layout.managers.find((x) => url.replace(/\/$/, "").endsWith(`:${x.port}`));
-    if (!m) throw new Error(`no manager of this cell serves ${url}`);
+    if (!m) throw new NotFoundError("manager serving", url);
     return m.id;
   }
 

@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
-import { ALERT_KINDS } from "../manager/alerting/types.js";
 import { ConfigError } from "./errors.js";
+import { ALERT_KINDS } from "./types.js";
 import { parseCpu, parseDuration, parseSize } from "./units.js";
 
 /**

@@ -1,65 +1,79 @@
 import { got, HTTPError, RequestError, type Got, type OptionsInit } from "got";
-import { TorcaError, UnavailableError, type ErrorCode } from "./errors.js";
+import { withDefaults } from "./options.js";
+import { errorFromWire, UnavailableError, type ErrorCode, type TorcaError, isTorcaError, type WireError } from "./errors.js";
 
 /**
  * The one HTTP client wrapper (got): bearer token, timeouts, bounded retries on
  * idempotent methods, and Torca's error envelope `{error: {code, message, field}}`
- * turned back into a TorcaError so callers see one error hierarchy.
+ * turned back into the TorcaError subclass the server threw, so callers see one
+ * error hierarchy on both sides of the wire.
  */
 export interface HttpClientOptions {
   baseUrl?: string;
   token?: string;
-  /** Whole-request timeout in ms (default 10 s). */
+  /** Whole-request timeout in ms. */
   timeoutMs?: number;
-  /** Retries for idempotent requests and network errors (default 2). */
+  /** Retries for idempotent requests and network errors. */
   retries?: number;
-  /** Follow 307 redirects from a backup manager to the primary (default true). */
+  /** Follow 307 redirects from a backup manager to the primary. */
   followRedirect?: boolean;
 }
 
+const DEFAULTS = Object.freeze({ timeoutMs: 10_000, retries: 2, followRedirect: true });
+
 export function createHttpClient(opts: HttpClientOptions = {}): Got {
+  const o = withDefaults(DEFAULTS, opts);
   const options: OptionsInit = {
-    timeout: { request: opts.timeoutMs ?? 10_000 },
+    timeout: { request: o.timeoutMs },
     retry: {
-      limit: opts.retries ?? 2,
+      limit: o.retries,
       methods: ["GET", "PUT", "HEAD", "DELETE", "OPTIONS"],
       statusCodes: [502, 503, 504],
       errorCodes: ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EAI_AGAIN"],
       backoffLimit: 1000,
     },
-    followRedirect: opts.followRedirect ?? true,
+    followRedirect: o.followRedirect,
     // 307 keeps method and body, which is what a write forwarded to the primary needs.
     methodRewriting: false,
-    headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
+    headers: o.token ? { authorization: `Bearer ${o.token}` } : {},
   };
-  if (opts.baseUrl) options.prefixUrl = opts.baseUrl;
+  if (o.baseUrl) options.prefixUrl = o.baseUrl;
   return got.extend(options);
 }
 
-/** Maps a got failure to a TorcaError carrying the server's code/message when it sent one. */
+/** The code a response without an envelope stands for (a proxy's or Koa's bare status). */
+function codeForStatus(status: number): ErrorCode {
+  return status === 404 ? "not_found" : status === 401 ? "unauthorized" : status >= 500 ? "unavailable" : "invalid_input";
+}
+
+/**
+ * Maps a got failure to a TorcaError: a response with the envelope becomes the
+ * server's own error class (see errorFromWire), with the request URL in its context.
+ */
 export function httpErrorToTorca(e: unknown, what: string): TorcaError {
-  if (e instanceof TorcaError) return e;
+  if (isTorcaError(e)) return e;
   if (e instanceof HTTPError) {
     const status = e.response.statusCode;
-    let body: unknown = e.response.body;
-    if (typeof body === "string" || Buffer.isBuffer(body)) {
-      try {
-        body = JSON.parse(String(body));
-      } catch {
-        /* not JSON */
-      }
-    }
-    const env = (body as { error?: { code?: string; message?: string; field?: string; line?: number; column?: number } } | undefined)?.error;
-    const code = (env?.code ?? (status === 404 ? "not_found" : status === 401 ? "unauthorized" : status >= 500 ? "unavailable" : "invalid_input")) as ErrorCode;
-    const exitCode = code === "invalid_input" || code === "payload_too_large" ? 2 : code === "unplaceable" ? 3 : 1;
-    return new TorcaError(code, env?.message ?? `${what}: HTTP ${status}`, {
-      status,
-      exitCode,
-      context: { field: env?.field, line: env?.line, column: env?.column, url: e.response.url },
-    });
+    const env = envelopeOf(e.response.body);
+    const wire: WireError = { ...env, code: env?.code ?? codeForStatus(status), message: env?.message ?? `${what}: HTTP ${status}` };
+    return errorFromWire(wire, status, { url: e.response.url });
   }
   if (e instanceof RequestError) {
     return new UnavailableError(`${what}: ${e.code ?? ""} ${e.message}`.trim(), e);
   }
   return new UnavailableError(`${what}: ${e instanceof Error ? e.message : String(e)}`, e);
+}
+
+/** The `{error: …}` of a response body (text, bytes or parsed), if it has one. */
+function envelopeOf(body: unknown): Partial<WireError> | undefined {
+  let parsed = body;
+  if (typeof body === "string" || Buffer.isBuffer(body)) {
+    try {
+      parsed = JSON.parse(String(body));
+    } catch {
+      return undefined;
+    }
+  }
+  const env = (parsed as { error?: unknown } | null | undefined)?.error;
+  return env !== null && typeof env === "object" ? (env as Partial<WireError>) : undefined;
 }

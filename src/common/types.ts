@@ -54,6 +54,25 @@ export interface NotifySpec {
   on: AlertOn[];
 }
 
+/** The kinds of alert the manager and the master raise (config routes select them by kind). */
+export const ALERT_KINDS = [
+  "task-failed",
+  "task-lost",
+  "task-oom-killed",
+  "service-unhealthy",
+  "node-lost",
+  "node-back",
+  "manager-failover",
+  "cron-failed",
+  "cron-missed",
+  "daemon-crashloop",
+  // Task files accept `notify.on: [completed]`; without a kind for it that
+  // setting would silently never notify anyone.
+  "job-completed",
+] as const;
+
+export type AlertKind = (typeof ALERT_KINDS)[number];
+
 export type PackageRef = { kind: "named"; name: string; version: string } | { kind: "digest"; digest: string };
 
 export interface PlacementPolicy {
@@ -193,7 +212,7 @@ export type NodeState = "ready" | "draining" | "lost";
 /** An agent's machine as the collector knows it. */
 export interface NodeInfo {
   id: string;
-  /** Base URL of the agent's start daemon, e.g. http://127.0.0.1:7401 */
+  /** Base URL of the agent's API, e.g. http://127.0.0.1:7401 */
   url: string;
   host: string;
   state: NodeState;

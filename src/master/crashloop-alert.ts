@@ -1,4 +1,4 @@
-import type { AlertEvent, Recipients } from "../manager/alerting/types.js";
+import type { AlertEvent, Recipients } from "../alerting/types.js";
 import type { ExitRecord } from "./supervisor.js";
 
 /**

@@ -15,6 +15,8 @@ export interface MasterConfig extends SupervisorConfig {
   statusIntervalMs?: number;
 }
 
+const DEFAULTS = Object.freeze({ statusIntervalMs: 5000 });
+
 export interface RunningMaster {
   supervisor: Supervisor;
   /** Stops the daemons (SIGTERM, then SIGKILL after the grace) and writes the final status. */
@@ -64,7 +66,7 @@ export function runMaster(
     },
   });
 
-  const refresh = setInterval(() => void writeStatus(), config.statusIntervalMs ?? 5000);
+  const refresh = setInterval(() => void writeStatus(), config.statusIntervalMs ?? DEFAULTS.statusIntervalMs);
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
   let stopping: Promise<void> | undefined;

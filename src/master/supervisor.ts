@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { systemClock, type Clock, type TimerHandle } from "../common/clock.js";
+import { ConfigError, ConflictError } from "../common/errors.js";
 import { createLogger, type Logger } from "../common/logger.js";
+import { withDefaults } from "../common/options.js";
 
 /**
  * The master's supervisor (after condor_master): runs the configured daemons
@@ -65,43 +68,22 @@ export interface DaemonStatus {
   crashLooping: boolean;
 }
 
-export interface SupervisorTimers {
-  now(): number;
-  setTimer(fn: () => void, ms: number): { readonly id: number };
-  clearTimer(handle: { readonly id: number }): void;
-}
-
 export interface SupervisorHooks {
   /** Called once per crash-loop episode (again only after the daemon ran stable). */
   onCrashLoop?: (name: string, exits: ExitRecord[]) => void;
   /** Called after any state change (start, exit, stop), e.g. to rewrite the status file. */
   onChange?: () => void;
-  timers?: SupervisorTimers;
+  timers?: Clock;
   logger?: Logger;
 }
 
-const DEFAULT_BACKOFF: BackoffConfig = { initialMs: 1000, factor: 2, maxMs: 60_000 };
-
-/** Real timers, deliberately not unref'd: a pending restart must keep the master alive. */
-function realTimers(): SupervisorTimers {
-  let seq = 0;
-  const live = new Map<number, NodeJS.Timeout>();
-  return {
-    now: () => Date.now(),
-    setTimer(fn, ms) {
-      const id = ++seq;
-      live.set(id, setTimeout(() => {
-        live.delete(id);
-        fn();
-      }, Math.max(0, ms)));
-      return { id };
-    },
-    clearTimer(h) {
-      clearTimeout(live.get(h.id));
-      live.delete(h.id);
-    },
-  };
-}
+const DEFAULTS = Object.freeze({
+  backoff: Object.freeze({ initialMs: 1000, factor: 2, maxMs: 60_000 }),
+  stableMs: 60_000,
+  crashLoop: Object.freeze({ exits: 5, windowMs: 5 * 60_000 }),
+  stopGraceMs: 10_000,
+  stdio: "inherit" as const,
+});
 
 interface Daemon {
   spec: DaemonSpec;
@@ -114,7 +96,7 @@ interface Daemon {
   recentExits: ExitRecord[];
   lastExit?: ExitRecord;
   crashLoopReported: boolean;
-  restartTimer?: { readonly id: number };
+  restartTimer?: TimerHandle;
   nextStartAt?: number;
   exited?: Promise<void>;
 }
@@ -125,34 +107,30 @@ export function backoffDelay(failures: number, cfg: BackoffConfig): number {
 
 export class Supervisor {
   private readonly daemons = new Map<string, Daemon>();
-  private readonly backoff: BackoffConfig;
-  private readonly stableMs: number;
-  private readonly crashLoop: { exits: number; windowMs: number };
-  private readonly stopGraceMs: number;
-  private readonly timers: SupervisorTimers;
+  /** The config with every default filled in. */
+  private readonly settings: Required<Omit<SupervisorConfig, "backoff">> & { backoff: BackoffConfig };
+  private readonly timers: Clock;
   private readonly log: Logger;
   private stopping: Promise<void> | undefined;
 
   constructor(
-    private readonly config: SupervisorConfig,
+    config: SupervisorConfig,
     private readonly hooks: SupervisorHooks = {},
   ) {
-    this.backoff = { ...DEFAULT_BACKOFF, ...config.backoff };
-    this.stableMs = config.stableMs ?? 60_000;
-    this.crashLoop = config.crashLoop ?? { exits: 5, windowMs: 5 * 60_000 };
-    this.stopGraceMs = config.stopGraceMs ?? 10_000;
-    this.timers = hooks.timers ?? realTimers();
+    this.settings = { ...withDefaults(DEFAULTS, config), backoff: withDefaults(DEFAULTS.backoff, config.backoff ?? {}) };
+    // Not unref'd: a pending restart must keep the master alive.
+    this.timers = hooks.timers ?? systemClock({ keepAlive: true });
     this.log = hooks.logger ?? createLogger("master");
     for (const spec of config.daemons) {
-      if (this.daemons.has(spec.name)) throw new Error(`daemon ${JSON.stringify(spec.name)} is configured twice`);
-      if (spec.command.length === 0) throw new Error(`daemon ${JSON.stringify(spec.name)} has an empty command`);
+      if (this.daemons.has(spec.name)) throw new ConfigError(`daemon ${JSON.stringify(spec.name)} is configured twice`, "master.daemons");
+      if (spec.command.length === 0) throw new ConfigError(`daemon ${JSON.stringify(spec.name)} has an empty command`, "master.daemons");
       this.daemons.set(spec.name, { spec, state: "stopped", restarts: 0, consecutiveFailures: 0, recentExits: [], crashLoopReported: false });
     }
   }
 
   /** Starts every daemon not running yet. */
   start(): void {
-    if (this.stopping) throw new Error("supervisor is stopped");
+    if (this.stopping) throw new ConflictError("supervisor is stopped");
     for (const d of this.daemons.values()) if (d.state === "stopped") this.spawnDaemon(d);
   }
 
@@ -198,7 +176,7 @@ export class Supervisor {
     if (waits.length === 0) return;
     const killTimer = this.timers.setTimer(() => {
       for (const d of this.daemons.values()) if (d.child) this.signal(d, "SIGKILL");
-    }, this.stopGraceMs);
+    }, this.settings.stopGraceMs);
     await Promise.all(waits);
     this.timers.clearTimer(killTimer);
   }
@@ -222,7 +200,7 @@ export class Supervisor {
     const child = spawn(file, args, {
       cwd: d.spec.cwd,
       env: { ...process.env, ...d.spec.env },
-      stdio: this.config.stdio ?? "inherit",
+      stdio: this.settings.stdio,
     });
     d.child = child;
     d.startedAt = this.timers.now();
@@ -259,19 +237,19 @@ export class Supervisor {
       this.changed();
       return;
     }
-    if (uptimeMs >= this.stableMs) {
+    if (uptimeMs >= this.settings.stableMs) {
       // It ran long enough to count as healthy: this exit starts a fresh backoff and a fresh crash-loop episode.
       d.consecutiveFailures = 0;
       d.crashLoopReported = false;
       d.recentExits = [];
     }
     d.consecutiveFailures++;
-    d.recentExits = [...d.recentExits.filter((e) => now - e.at < this.crashLoop.windowMs), rec];
-    const delay = backoffDelay(d.consecutiveFailures, this.backoff);
+    d.recentExits = [...d.recentExits.filter((e) => now - e.at < this.settings.crashLoop.windowMs), rec];
+    const delay = backoffDelay(d.consecutiveFailures, this.settings.backoff);
     this.log.warn({ daemon: d.spec.name, ...rec, restartInMs: delay }, "daemon exited; restarting");
-    if (d.recentExits.length > this.crashLoop.exits && !d.crashLoopReported) {
+    if (d.recentExits.length > this.settings.crashLoop.exits && !d.crashLoopReported) {
       d.crashLoopReported = true;
-      this.log.error({ daemon: d.spec.name, exits: d.recentExits.length, windowMs: this.crashLoop.windowMs }, "daemon is crash-looping");
+      this.log.error({ daemon: d.spec.name, exits: d.recentExits.length, windowMs: this.settings.crashLoop.windowMs }, "daemon is crash-looping");
       try {
         this.hooks.onCrashLoop?.(d.spec.name, d.recentExits.map((e) => ({ ...e })));
       } catch (e) {

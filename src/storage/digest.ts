@@ -1,7 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { Transform, type TransformCallback } from "node:stream";
-import { PayloadTooLargeError, ValidationError } from "../common/errors.js";
+import { InternalError, PayloadTooLargeError, ValidationError } from "../common/errors.js";
 
 /**
  * Content digests, OCI style: `sha256:<64 lowercase hex>`. One algorithm on
@@ -85,7 +85,7 @@ export class DigestingStream extends Transform {
 
   /** The digest of everything that passed; throws if the stream has not ended yet. */
   digest(): Digest {
-    if (this.result === undefined) throw new Error("DigestingStream.digest() called before the stream ended");
+    if (this.result === undefined) throw new InternalError("DigestingStream.digest() called before the stream ended");
     return this.result;
   }
 

@@ -14,8 +14,7 @@ export function registerMaster(program: Command, ctx: CliContext): void {
       if (!o.config) throw new ValidationError([{ field: "--config", message: "torca master needs --config FILE (or use: torca master status)" }]);
       const { runMaster } = await import("../../src/master/master.js");
       const { crashLoopAlert } = await import("../../src/master/crashloop-alert.js");
-      const { createAlerter, MemoryAlertLedger } = await import("../../src/manager/alerting/index.js");
-      const { alertingConfigFrom } = await import("../../src/manager/alerting/wiring.js");
+      const { createAlerter, MemoryAlertLedger, alertingConfigFrom } = await import("../../src/alerting/index.js");
       const { hostname } = await import("node:os");
       const full = loadConfig(o.config).config;
       const m = full.master;

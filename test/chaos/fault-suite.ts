@@ -8,7 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { zookeeperInstalled } from "../../src/cell/zookeeper-server.js";
 import { zpaths } from "../../src/coord/paths.js";
 import { ZkSession } from "../../src/coord/zk.js";
-import type { DeliveryRecord } from "../../src/manager/alerting/types.js";
+import type { DeliveryRecord } from "../../src/alerting/types.js";
 import { batchJob, startTestCell, type TestCell } from "../harness/cell.js";
 import { TestEnsemble } from "../harness/ensemble.js";
 import { duplicates, freshConnections, isAlive, seconds, snapshotDiff, startedInstances, stopLeftoverTasks, submitOnce, tally, znodeSnapshot, type SubmitOutcome } from "./probes.js";

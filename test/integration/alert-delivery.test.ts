@@ -3,13 +3,13 @@ import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { SMTPServer } from "smtp-server";
-import { Alerter } from "../../src/manager/alerting/alerter.js";
-import { ManualClock } from "../../src/manager/alerting/clock.js";
-import { EmailNotifier } from "../../src/manager/alerting/email.js";
-import { MemoryAlertLedger } from "../../src/manager/alerting/ledger.js";
-import type { PolicyConfig } from "../../src/manager/alerting/policy.js";
-import { SmsNotifier } from "../../src/manager/alerting/sms.js";
-import type { AlertEvent } from "../../src/manager/alerting/types.js";
+import { Alerter } from "../../src/alerting/alerter.js";
+import { ManualClock } from "../../src/common/clock.js";
+import { EmailNotifier } from "../../src/alerting/email.js";
+import { MemoryAlertLedger } from "../../src/alerting/ledger.js";
+import type { PolicyConfig } from "../../src/alerting/policy.js";
+import { SmsNotifier } from "../../src/alerting/sms.js";
+import type { AlertEvent } from "../../src/alerting/types.js";
 
 /**
  * Real delivery: an SMTP server (smtp-server) and an HTTP SMS gateway, both

@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SMTPServer } from "smtp-server";
 import { zookeeperInstalled } from "../../src/cell/zookeeper-server.js";
-import type { DeliveryRecord } from "../../src/manager/alerting/types.js";
+import type { DeliveryRecord } from "../../src/alerting/types.js";
 import { batchJob, startTestCell, type TestCell } from "../harness/cell.js";
 
 /**

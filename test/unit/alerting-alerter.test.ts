@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Alerter, type AlerterOptions } from "../../src/manager/alerting/alerter.js";
-import { ManualClock } from "../../src/manager/alerting/clock.js";
-import { claimNodeName, KvAlertLedger, MemoryAlertLedger, type AlertLedger, type LedgerKV } from "../../src/manager/alerting/ledger.js";
-import type { AlertEvent, AlertMessage, Channel, DeliveryRecord, Notifier } from "../../src/manager/alerting/types.js";
+import { Alerter, type AlerterOptions } from "../../src/alerting/alerter.js";
+import { ManualClock } from "../../src/common/clock.js";
+import { claimNodeName, KvAlertLedger, MemoryAlertLedger, type AlertLedger, type LedgerKV } from "../../src/alerting/ledger.js";
+import type { AlertEvent, AlertMessage, Channel, DeliveryRecord, Notifier } from "../../src/alerting/types.js";
 
 const T0 = 1_700_000_000_000;
 

@@ -7,12 +7,12 @@ import {
   escapeHtml,
   truncateChars,
   SMS_MAX_CHARS,
-} from "../../src/manager/alerting/message.js";
-import { AlertPolicy, describeKindCounts, retryDelay } from "../../src/manager/alerting/policy.js";
-import { kindsForAlertOn, recipientsForJobs, resolveTargets, type ClusterRoute } from "../../src/manager/alerting/router.js";
-import { renderTemplate, SmsNotifier } from "../../src/manager/alerting/sms.js";
-import { ManualClock } from "../../src/manager/alerting/clock.js";
-import type { AlertEvent, AlertKind } from "../../src/manager/alerting/types.js";
+} from "../../src/alerting/message.js";
+import { AlertPolicy, describeKindCounts, retryDelay } from "../../src/alerting/policy.js";
+import { kindsForAlertOn, recipientsForJobs, resolveTargets, type ClusterRoute } from "../../src/alerting/router.js";
+import { renderTemplate, SmsNotifier } from "../../src/alerting/sms.js";
+import { ManualClock } from "../../src/common/clock.js";
+import type { AlertEvent, AlertKind } from "../../src/alerting/types.js";
 import { crashLoopAlert } from "../../src/master/crashloop-alert.js";
 
 const T0 = 1_700_000_000_000;

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Job, JobSpec, NodeInfo, Resources, TaskInstance } from "../../src/common/types.js";
 import { cellCapacity, fragmentation, usedByNode } from "../../src/manager/http/pages/capacity.js";
-import { esc, jsonForScript } from "../../src/manager/http/pages/html.js";
+import { esc, jsonForScript } from "../../src/http/pages/html.js";
 import { jobPage } from "../../src/manager/http/pages/job.js";
 import { jobRow, taskCounts } from "../../src/manager/http/pages/jobs.js";
 import { loginPage } from "../../src/manager/http/pages/layout.js";

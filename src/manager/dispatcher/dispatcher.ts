@@ -4,7 +4,7 @@ import type { Logger } from "../../common/logger.js";
 import type { StopRequest, TaskDispatch } from "../../common/protocol.js";
 
 /**
- * Sends task descriptions and stop orders to the agents' start daemons.
+ * Sends task descriptions and stop orders to the agents.
  * Both are idempotent on the agent by (task, attempt), so retries are safe.
  * Every message carries the primary's epoch: an agent that has seen a higher
  * epoch refuses it, which fences off a deposed primary.

@@ -1,8 +1,8 @@
 import Router from "@koa/router";
 import type { TokenTable } from "../../common/auth.js";
 import { UnavailableError, ValidationError } from "../../common/errors.js";
-import type { DeliveryRecord } from "../alerting/types.js";
-import { requireRole } from "./middleware.js";
+import type { DeliveryRecord } from "../../alerting/types.js";
+import { requireRole } from "../../http/auth.js";
 
 /**
  * `GET /v1/alerts?limit=N` → `{alerts: DeliveryRecord[]}`, newest first: one

@@ -13,7 +13,9 @@ import type { StateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import { CLUSTER_EVENT_TYPES, type EventBus } from "../events.js";
 import type { Primary } from "../primary/primary.js";
-import { queryFlag, queryValue, readJson, readText, requireRole, TAIL_LINES } from "./middleware.js";
+import { requireRole } from "../../http/auth.js";
+import { readJson, readText } from "../../http/body.js";
+import { queryFlag, queryValue, TAIL_LINES } from "../../http/query.js";
 import { streamEvents } from "./sse.js";
 
 /** What the HTTP layer needs from the running manager; the pieces change on failover. */

@@ -4,7 +4,8 @@ import type { TokenTable } from "../../common/auth.js";
 import { ValidationError } from "../../common/errors.js";
 import { InvalidNameError } from "../../../naming/names.js";
 import type { Endpoint, Resolution, Resolver } from "../../../naming/resolver.js";
-import { queryValue, requireRole } from "./middleware.js";
+import { requireRole } from "../../http/auth.js";
+import { queryValue } from "../../http/query.js";
 
 /**
  * Naming lookups over HTTP, served from the manager's own watched resolver

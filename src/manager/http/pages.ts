@@ -3,34 +3,24 @@ import type { Context } from "koa";
 import type { TokenTable } from "../../common/auth.js";
 import type { StateStore } from "../../coord/state-store.js";
 import type { ManagerView } from "./api.js";
-import { readText } from "./middleware.js";
+import { readText } from "../../http/body.js";
 import { CLIENT_SCRIPT } from "./pages/client.js";
-import { esc } from "./pages/html.js";
+import { sendPage } from "../../http/pages/document.js";
+import { esc } from "../../http/pages/html.js";
 import { jobPage } from "./pages/job.js";
 import { jobsPage, JOB_STATUSES, JOB_TYPES } from "./pages/jobs.js";
-import { CLIENT_SCRIPT_PATH, loginPage, page, PAGE_CSP, type PageKind } from "./pages/layout.js";
+import { CLIENT_SCRIPT_PATH, loginPage, page, type PageKind } from "./pages/layout.js";
 import { nodePage, nodesPage } from "./pages/nodes.js";
 import { overviewPage } from "./pages/overview.js";
 import { remotePage, REMOTE_PAGES } from "./pages/remote.js";
 import { clearSession, pageAuth, safeNext, setSession, tokenAllowsRead, urlWithoutToken } from "./pages/session.js";
 import { fetchUsage, taskPage } from "./pages/task.js";
 
-export { esc } from "./pages/html.js";
 
 const LOGIN_BODY_LIMIT = 16 * 1024;
 
-function send(ctx: Context, status: number, html: string): void {
-  ctx.status = status;
-  ctx.type = "html";
-  ctx.set("Content-Security-Policy", PAGE_CSP);
-  ctx.set("Cache-Control", "no-store");
-  ctx.set("X-Content-Type-Options", "nosniff");
-  ctx.set("Referrer-Policy", "same-origin");
-  ctx.body = html;
-}
-
 function render(ctx: Context, v: ManagerView, kind: PageKind, title: string, body: string, status = 200): void {
-  send(ctx, status, page(v, { kind, title, body, path: ctx.path }));
+  sendPage(ctx, status, page(v, { kind, title, body, path: ctx.path }));
 }
 
 function notFound(ctx: Context, v: ManagerView, what: string): void {
@@ -55,7 +45,7 @@ function oneOf<T extends string>(value: unknown, allowed: readonly T[]): T | und
  */
 export function pagesRouter(v: ManagerView, tokens: TokenTable): Router {
   const r = new Router();
-  const loginForm = (ctx: Context, error?: string) => send(ctx, 401, loginPage(urlWithoutToken(ctx), error));
+  const loginForm = (ctx: Context, error?: string) => sendPage(ctx, 401, loginPage(urlWithoutToken(ctx), error));
   const auth = pageAuth({ tokens, loginForm });
 
   r.get(CLIENT_SCRIPT_PATH, (ctx) => {
@@ -69,7 +59,7 @@ export function pagesRouter(v: ManagerView, tokens: TokenTable): Router {
     const form = new URLSearchParams(await readText(ctx, LOGIN_BODY_LIMIT));
     const token = (form.get("token") ?? "").trim();
     const next = safeNext(form.get("next"));
-    if (!tokenAllowsRead(tokens, token)) return send(ctx, 401, loginPage(next, "That token is not valid for this cell."));
+    if (!tokenAllowsRead(tokens, token)) return sendPage(ctx, 401, loginPage(next, "That token is not valid for this cell."));
     setSession(ctx, token);
     ctx.status = 303;
     ctx.redirect(next);

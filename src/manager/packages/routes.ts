@@ -5,7 +5,7 @@ import { NotFoundError, NotPrimaryError, PayloadTooLargeError, UnavailableError,
 import type { BlobStore } from "../../storage/blob-store.js";
 import { parseDigest } from "../../storage/digest.js";
 import type { ManagerView } from "../http/api.js";
-import { requireRole } from "../http/middleware.js";
+import { requireRole } from "../../http/auth.js";
 import { validatePackageRef, type PackageRegistry } from "./registry.js";
 
 /**

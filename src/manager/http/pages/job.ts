@@ -1,6 +1,6 @@
 import { formatBytes } from "../../../common/units.js";
 import type { Job, TaskEvent, TaskInstance } from "../../../common/types.js";
-import { badge, esc, fmtCpu, fmtTime, jsonForScript, seg, table } from "./html.js";
+import { badge, esc, fmtCpu, fmtTime, jsonForScript, seg, table } from "../../../http/pages/html.js";
 
 const TIMELINE_LIMIT = 300;
 

@@ -1,6 +1,6 @@
 import { JOB_STATUSES, type Job, type JobStatus, type TaskInstance, type TaskState } from "../../../common/types.js";
 import type { StateStore } from "../../../coord/state-store.js";
-import { badge, esc, fmtTime, jsonForScript, seg, table } from "./html.js";
+import { badge, esc, fmtTime, jsonForScript, seg, table } from "../../../http/pages/html.js";
 
 export { JOB_STATUSES };
 

@@ -1,15 +1,9 @@
 import type { ManagerView } from "../api.js";
-import { esc, safeHref } from "./html.js";
-import { PAGE_CSS } from "./style.js";
+import { esc, safeHref } from "../../../http/pages/html.js";
+import { documentHead } from "../../../http/pages/document.js";
 
 /** Path of the pages' one client script (static, served without a session). */
 export const CLIENT_SCRIPT_PATH = "/_pages/client.js";
-
-/**
- * Content-Security-Policy of every page: only our own script runs, so even a
- * missed escape could not execute injected markup. Styles stay inline.
- */
-export const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 export type PageKind = "overview" | "nodes" | "node" | "jobs" | "job" | "task" | "names" | "packages" | "alerts" | "login" | "unavailable";
 
@@ -45,8 +39,7 @@ export function backupBanner(v: ManagerView, path: string): string {
 export function page(v: ManagerView, o: PageOptions): string {
   const role = v.primary()?.isActive ? "primary" : "backup";
   const nav = NAV.map(([href, label]) => `<a href="${href}">${label}</a>`).join("");
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${esc(o.title)} · Torca</title><style>${PAGE_CSS}</style></head>
+  return `${documentHead(o.title)}
 <body data-page="${o.kind}"${o.bodyAttrs ? ` ${o.bodyAttrs}` : ""}>
 <header><span class="brand">Torca</span>${nav}<span class="me">${esc(v.id)} · ${role} · <span class="live" id="live">static</span>
 <form method="post" action="/logout"><button type="submit">Log out</button></form></span></header>
@@ -56,8 +49,7 @@ ${backupBanner(v, o.path)}<main>${o.body}</main>
 
 /** The login form; the token file location is where `torca up` writes it. */
 export function loginPage(next: string, error?: string): string {
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Log in · Torca</title><style>${PAGE_CSS}</style></head>
+  return `${documentHead("Log in")}
 <body data-page="login"><header><span class="brand">Torca</span></header><main>
 <form class="login" method="post" action="/login"><h1>Log in</h1>
 ${error ? `<p class="error" role="alert">${esc(error)}</p>` : ""}

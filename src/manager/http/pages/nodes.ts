@@ -2,7 +2,7 @@ import { formatBytes } from "../../../common/units.js";
 import type { Job, NodeInfo, Resources, TaskInstance } from "../../../common/types.js";
 import type { StateStore } from "../../../coord/state-store.js";
 import { holdsResources, sub, usedByNode, ZERO } from "./capacity.js";
-import { badge, bar, esc, fmtCpu, fmtTime, seg, table } from "./html.js";
+import { badge, bar, esc, fmtCpu, fmtTime, seg, table } from "../../../http/pages/html.js";
 
 function taskLink(t: TaskInstance): string {
   return `<a href="/tasks/${esc(seg(t.jobId))}/${esc(t.index)}">${esc(t.id)}</a>`;

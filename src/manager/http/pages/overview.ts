@@ -3,7 +3,7 @@ import type { NodeInfo } from "../../../common/types.js";
 import type { StateStore } from "../../../coord/state-store.js";
 import type { ManagerView } from "../api.js";
 import { cellCapacity, fragmentation, usedByNode } from "./capacity.js";
-import { badge, bar, countBy, esc, fmtCpu, fmtResources, fmtTime, safeHref, seg } from "./html.js";
+import { badge, bar, countBy, esc, fmtCpu, fmtResources, fmtTime, safeHref, seg } from "../../../http/pages/html.js";
 import { JOB_STATUSES, jobsClientState, jobTable } from "./jobs.js";
 
 const OVERVIEW_JOBS = 50;

@@ -1,4 +1,4 @@
-import { esc } from "./html.js";
+import { esc } from "../../../http/pages/html.js";
 
 /**
  * Names, packages and alerts come from API routes that other parts of the

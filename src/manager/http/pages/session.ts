@@ -1,25 +1,9 @@
 import type { Context, Next } from "koa";
 import type { TokenTable } from "../../../common/auth.js";
 import { TorcaError } from "../../../common/errors.js";
+import { SESSION_COOKIE, sessionToken } from "../../../http/auth.js";
 
-/**
- * Browser sessions for the status pages. The cookie carries the bearer token
- * itself (HttpOnly, so page scripts never see it; SameSite=Strict, so other
- * sites cannot ride on it). Tokens are shared by all managers of a cell and
- * cookies ignore ports, so one login also covers the backup's pages.
- */
-export const SESSION_COOKIE = "torca_session";
-
-/** The bearer token held in the session cookie, if any. */
-export function sessionToken(ctx: Context): string | undefined {
-  const raw = ctx.cookies.get(SESSION_COOKIE);
-  if (!raw) return undefined;
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return undefined;
-  }
-}
+// Browser sessions for the status pages: login, logout and the guard of every page (the cookie itself is in src/http/auth.ts).
 
 /** True when `token` is valid for reading. */
 export function tokenAllowsRead(tokens: TokenTable, token: string | undefined): boolean {

@@ -2,7 +2,7 @@ import type { Got } from "got";
 import { formatBytes } from "../../../common/units.js";
 import type { ReportedTask } from "../../../common/protocol.js";
 import type { Job, NodeInfo, TaskInstance } from "../../../common/types.js";
-import { badge, bar, esc, fmtTime, jsonForScript } from "./html.js";
+import { badge, bar, esc, fmtTime, jsonForScript } from "../../../http/pages/html.js";
 import { nodeLink, specCard, timeline, timelineItem } from "./job.js";
 
 const USAGE_TIMEOUT_MS = 1000;

@@ -1,3 +1,4 @@
+import { withDefaults } from "../common/options.js";
 import type { AlertKind, AlertSeverity } from "./types.js";
 
 /**
@@ -21,11 +22,11 @@ export interface PolicyConfig {
   storm: { threshold: number; windowMs: number };
 }
 
-export const DEFAULT_POLICY: PolicyConfig = {
+const DEFAULTS = Object.freeze({
   dedupWindowMs: 60 * 60_000,
-  rateLimit: { capacity: 10, refillMs: 10 * 60_000 },
-  storm: { threshold: 20, windowMs: 60_000 },
-};
+  rateLimit: Object.freeze({ capacity: 10, refillMs: 10 * 60_000 }),
+  storm: Object.freeze({ threshold: 20, windowMs: 60_000 }),
+});
 
 export type Admission = { action: "send" } | { action: "hold"; reason: "storm" | "rate-limit" };
 
@@ -78,9 +79,9 @@ export class AlertPolicy {
 
   constructor(config: Partial<PolicyConfig> = {}) {
     this.config = {
-      dedupWindowMs: config.dedupWindowMs ?? DEFAULT_POLICY.dedupWindowMs,
-      rateLimit: { ...DEFAULT_POLICY.rateLimit, ...config.rateLimit },
-      storm: { ...DEFAULT_POLICY.storm, ...config.storm },
+      dedupWindowMs: config.dedupWindowMs ?? DEFAULTS.dedupWindowMs,
+      rateLimit: withDefaults(DEFAULTS.rateLimit, config.rateLimit ?? {}),
+      storm: withDefaults(DEFAULTS.storm, config.storm ?? {}),
     };
   }
 

@@ -1,4 +1,4 @@
-import type { AlertOn, NotifySpec } from "../../common/types.js";
+import type { AlertOn, NotifySpec } from "../common/types.js";
 import type { AlertKind, Channel, Recipients } from "./types.js";
 
 /**

@@ -1,6 +1,7 @@
 import nodemailer, { type Transporter } from "nodemailer";
 import type SMTPTransport from "nodemailer/lib/smtp-transport/index.js";
-import { UnavailableError } from "../../common/errors.js";
+import { UnavailableError } from "../common/errors.js";
+import { withDefaults, type WithDefaults } from "../common/options.js";
 import type { AlertMessage, Notifier } from "./types.js";
 
 /** SMTP settings (manager config `alerting.email`). */
@@ -18,18 +19,22 @@ export interface EmailConfig {
   timeoutMs?: number;
 }
 
+const DEFAULTS = Object.freeze({ timeoutMs: 10_000, requireTLS: false });
+
 /** Sends alerts as plain-text + HTML mail over SMTP (one connection per message: alerts are few). */
 export class EmailNotifier implements Notifier {
   readonly channel = "email" as const;
   private readonly transport: Transporter<SMTPTransport.SentMessageInfo>;
+  private readonly config: WithDefaults<typeof DEFAULTS, EmailConfig>;
 
-  constructor(private readonly config: EmailConfig) {
-    const timeout = config.timeoutMs ?? 10_000;
+  constructor(config: EmailConfig) {
+    this.config = withDefaults(DEFAULTS, config);
+    const timeout = this.config.timeoutMs;
     this.transport = nodemailer.createTransport({
       host: config.host,
       port: config.port,
       secure: config.secure,
-      requireTLS: config.requireTLS ?? false,
+      requireTLS: this.config.requireTLS,
       auth: config.auth ? { user: config.auth.user, pass: config.auth.pass } : undefined,
       connectionTimeout: timeout,
       greetingTimeout: timeout,

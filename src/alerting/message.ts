@@ -1,4 +1,4 @@
-import { formatDuration } from "../../common/units.js";
+import { formatDuration } from "../common/units.js";
 import { describeKindCounts, type StormSummary } from "./policy.js";
 import type { AlertEvent, AlertMessage, AlertSeverity } from "./types.js";
 

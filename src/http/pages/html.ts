@@ -1,5 +1,5 @@
-import { formatBytes } from "../../../common/units.js";
-import type { Resources } from "../../../common/types.js";
+import { formatBytes } from "../../common/units.js";
+import type { Resources } from "../../common/types.js";
 
 /** Escapes text for HTML element content and attribute values. */
 export function esc(s: unknown): string {

@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { createLogger, type Logger } from "../../common/logger.js";
-import { systemClock } from "./clock.js";
+import { systemClock, type Clock, type TimerHandle } from "../common/clock.js";
+import { createLogger, type Logger } from "../common/logger.js";
+import { withDefaults } from "../common/options.js";
 import type { AlertLedger } from "./ledger.js";
 import { formatAlert, formatStormSummary } from "./message.js";
 import { AlertPolicy, retryDelay, type PolicyConfig, type StormSummary } from "./policy.js";
 import { resolveTargets, targetKey, type ClusterRoute, type Target } from "./router.js";
-import type { AlertEvent, AlertMessage, Channel, Clock, DeliveryRecord, Notifier, TimerHandle } from "./types.js";
+import type { AlertEvent, AlertMessage, Channel, DeliveryRecord, Notifier } from "./types.js";
 
 export interface RetryConfig {
   /** Total delivery attempts per message, the first included. */
@@ -15,10 +16,11 @@ export interface RetryConfig {
   maxDelayMs: number;
 }
 
-export const DEFAULT_RETRY: RetryConfig = { attempts: 6, initialDelayMs: 5_000, factor: 2, maxDelayMs: 5 * 60_000 };
-
-/** Unfinished deliveries older than this are not resumed by a new primary: the news is stale. */
-export const DEFAULT_RESUME_MAX_AGE_MS = 60 * 60_000;
+const DEFAULTS = Object.freeze({
+  retry: Object.freeze({ attempts: 6, initialDelayMs: 5_000, factor: 2, maxDelayMs: 5 * 60_000 }),
+  /** Unfinished deliveries older than this are not resumed by a new primary: the news is stale. */
+  resumeMaxAgeMs: 60 * 60_000,
+});
 
 export interface AlerterOptions {
   ledger: AlertLedger;
@@ -77,11 +79,11 @@ export class Alerter {
     for (const n of opts.notifiers) this.notifiers.set(n.channel, n);
     this.routes = opts.routes ?? [];
     this.policy = new AlertPolicy(opts.policy);
-    this.retry = { ...DEFAULT_RETRY, ...opts.retry };
+    this.retry = withDefaults(DEFAULTS.retry, opts.retry ?? {});
     this.clock = opts.clock ?? systemClock();
     this.log = opts.logger ?? createLogger("alerting");
     this.instanceId = opts.instanceId ?? randomBytes(3).toString("hex");
-    this.resumeMaxAgeMs = opts.resumeMaxAgeMs ?? DEFAULT_RESUME_MAX_AGE_MS;
+    this.resumeMaxAgeMs = opts.resumeMaxAgeMs ?? DEFAULTS.resumeMaxAgeMs;
   }
 
   async raise(event: AlertEvent): Promise<RaiseResult> {
@@ -204,7 +206,7 @@ export class Alerter {
       if (rec.attempts >= this.retry.attempts || this.closed) {
         // On close the record stays "retrying" so the next primary resumes it.
         rec.status = this.closed && rec.attempts < this.retry.attempts ? "retrying" : "failed";
-        this.log.warn({ alert: rec.key, channel: rec.channel, attempts: rec.attempts, err: rec.lastError }, "alert delivery failed");
+        this.log.warn({ alert: rec.key, channel: rec.channel, attempts: rec.attempts, err: e }, "alert delivery failed");
         this.finish(rec);
         return;
       }

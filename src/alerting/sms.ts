@@ -1,5 +1,6 @@
 import type { Got, Method } from "got";
-import { createHttpClient, httpErrorToTorca } from "../../common/http.js";
+import { createHttpClient, httpErrorToTorca } from "../common/http.js";
+import { withDefaults, type WithDefaults } from "../common/options.js";
 import { SMS_MAX_CHARS, truncateChars } from "./message.js";
 import type { AlertMessage, Notifier } from "./types.js";
 
@@ -55,6 +56,8 @@ export function renderTemplate(template: string, values: { to: string; text: str
   return template.replace(/\{\{\s*(to|text)\s*\}\}/g, (_m, name: "to" | "text") => enc(values[name]));
 }
 
+const DEFAULTS = Object.freeze({ method: "POST" as const, timeoutMs: 10_000, retries: 1 });
+
 /** Sends the short form of an alert (at most 160 characters) through an HTTP SMS gateway. */
 export class SmsNotifier implements Notifier {
   readonly channel = "sms" as const;
@@ -63,15 +66,17 @@ export class SmsNotifier implements Notifier {
   private readonly headers: Record<string, string>;
   private readonly template: string | undefined;
   private readonly encoding: BodyEncoding;
+  private readonly config: WithDefaults<typeof DEFAULTS, SmsConfig>;
 
-  constructor(private readonly config: SmsConfig) {
-    this.method = config.method ?? "POST";
+  constructor(config: SmsConfig) {
+    this.config = withDefaults(DEFAULTS, config);
+    this.method = this.config.method;
     const usesDefaultBody = config.body === undefined && this.method !== "GET";
     this.headers = { ...(usesDefaultBody && !hasHeader(config.headers, "content-type") ? { "content-type": "application/json" } : {}), ...config.headers };
     this.template = this.method === "GET" ? undefined : (config.body ?? DEFAULT_SMS_BODY);
     this.encoding = bodyEncodingFor(this.headers);
-    this.client = createHttpClient({ timeoutMs: config.timeoutMs ?? 10_000, retries: 0 }).extend({
-      retry: { limit: config.retries ?? 1, methods: [this.method], statusCodes: [], errorCodes: ["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN"] },
+    this.client = createHttpClient({ timeoutMs: this.config.timeoutMs, retries: 0 }).extend({
+      retry: { limit: this.config.retries, methods: [this.method], statusCodes: [], errorCodes: ["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN"] },
     });
   }
 

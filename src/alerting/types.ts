@@ -3,24 +3,10 @@
  * rendered from it, the notifier that carries it, and the delivery record kept
  * for `GET /v1/alerts`.
  */
+import type { AlertKind } from "../common/types.js";
 
-export const ALERT_KINDS = [
-  "task-failed",
-  "task-lost",
-  "task-oom-killed",
-  "service-unhealthy",
-  "node-lost",
-  "node-back",
-  "manager-failover",
-  "cron-failed",
-  "cron-missed",
-  "daemon-crashloop",
-  // Task files accept `notify.on: [completed]`; without a kind for it that
-  // setting would silently never notify anyone.
-  "job-completed",
-] as const;
-
-export type AlertKind = (typeof ALERT_KINDS)[number];
+/** The kinds live with the shared types: the config schema names them in its alert routes. */
+export type { AlertKind };
 
 export type AlertSeverity = "critical" | "warning" | "info";
 
@@ -96,15 +82,4 @@ export interface DeliveryRecord {
   collapsedCount?: number;
   /** The message itself, so that a new primary can resume unfinished deliveries. */
   message: AlertMessage;
-}
-
-/** Timers behind an interface so policy, retries and storms are tested without sleeping. */
-export interface Clock {
-  now(): number;
-  setTimer(fn: () => void, ms: number): TimerHandle;
-  clearTimer(handle: TimerHandle): void;
-}
-
-export interface TimerHandle {
-  readonly id: number;
 }

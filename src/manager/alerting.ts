@@ -1,49 +1,23 @@
-import type { Config } from "../../common/config.js";
-import type { Logger } from "../../common/logger.js";
-import type { Job, NotifySpec, TaskInstance } from "../../common/types.js";
-import type { LeaderInfo } from "../../coord/election.js";
-import type { StateStore } from "../../coord/state-store.js";
-import { isZkCode, ZK, type ZkSession } from "../../coord/zk.js";
-import type { EventBus } from "../events.js";
-import type { AlertSink } from "../primary/primary.js";
-import type { Alerter } from "./alerter.js";
-import { createAlerter, type AlertingConfig } from "./index.js";
-import { KvAlertLedger, type LedgerKV } from "./ledger.js";
-import { recipientsForJobs } from "./router.js";
-import { ALERT_KINDS, type AlertEvent, type AlertKind, type AlertSeverity, type DeliveryRecord, type Recipients } from "./types.js";
+import type { Logger } from "../common/logger.js";
+import { ALERT_KINDS, type Job, type NotifySpec, type TaskInstance } from "../common/types.js";
+import type { LeaderInfo } from "../coord/election.js";
+import type { StateStore } from "../coord/state-store.js";
+import { isZkCode, ZK, type ZkSession } from "../coord/zk.js";
+import type { EventBus } from "./events.js";
+import type { AlertSink } from "./primary/primary.js";
+import type { Alerter } from "../alerting/alerter.js";
+import { createAlerter, type AlertingConfig } from "../alerting/index.js";
+import { KvAlertLedger, type LedgerKV } from "../alerting/ledger.js";
+import { recipientsForJobs } from "../alerting/router.js";
+import type { AlertEvent, AlertKind, AlertSeverity, DeliveryRecord, Recipients } from "../alerting/types.js";
 
 /**
- * How the manager uses the alerting package: one Alerter per primary term,
+ * How the manager uses the alerting package (src/alerting): one Alerter per primary term,
  * its ledger over that term's ZooKeeper session (so a claim is a write of the
  * fenced session: once the session has expired, the old primary can claim
  * nothing), and the Primary's AlertSink turned into AlertEvents with
  * recipients taken from the `notify` blocks of the jobs concerned.
  */
-
-/** The config section (schema units) → what createAlerter takes (ms). */
-export function alertingConfigFrom(a: Config["manager"]["alerting"]): AlertingConfig {
-  return {
-    ...(a.smtp
-      ? {
-          email: {
-            host: a.smtp.host,
-            port: a.smtp.port,
-            secure: a.smtp.secure,
-            requireTLS: a.smtp.requireTLS,
-            ...(a.smtp.auth ? { auth: a.smtp.auth } : {}),
-            from: a.smtp.from,
-            timeoutMs: a.smtp.timeout,
-          },
-        }
-      : {}),
-    ...(a.sms ? { sms: { url: a.sms.url, method: a.sms.method, headers: a.sms.headers, body: a.sms.body, timeoutMs: a.sms.timeout, retries: a.sms.retries } } : {}),
-    routes: a.routes.map((r) => ({ kinds: r.kinds, email: r.email, sms: r.sms })),
-    dedupWindowMs: a.dedupWindow,
-    rateLimit: { capacity: a.ratePerRecipient, refillMs: a.rateWindow },
-    storm: { threshold: a.stormThreshold, windowMs: a.stormWindow },
-    retry: { attempts: a.retry.attempts, initialDelayMs: a.retry.initialDelay, factor: a.retry.factor, maxDelayMs: a.retry.maxDelay },
-  };
-}
 
 /** The ledger's KV over one ZooKeeper session: every write fails once that session is gone. */
 export function zkLedgerKV(zk: ZkSession): LedgerKV {
@@ -228,7 +202,7 @@ export class TermAlerting {
         this.ledger
           .prune(Date.now() - PRUNE_AFTER_MS)
           .then((n) => n > 0 && this.log.info({ removed: n }, "pruned old alert ledger entries"))
-          .catch((e: unknown) => this.log.warn({ err: e instanceof Error ? e.message : String(e) }, "alert ledger prune failed"))
+          .catch((e: unknown) => this.log.warn({ err: e }, "alert ledger prune failed"))
           .finally(() => {
             if (!this.closed) prune();
           });
@@ -251,7 +225,7 @@ export class TermAlerting {
   raise(event: AlertEvent): void {
     this.alerter.raise(event).then(
       (r) => this.log.info({ alert: event.key, result: r.status }, "alert raised"),
-      (e: unknown) => this.log.error({ alert: event.key, err: e instanceof Error ? e.message : String(e) }, "alert could not be raised"),
+      (e: unknown) => this.log.error({ err: e, alert: event.key }, "alert could not be raised"),
     );
   }
 

@@ -1,21 +1,22 @@
-import type { Logger } from "../../common/logger.js";
+import type { Clock } from "../common/clock.js";
+import type { Config } from "../common/config.js";
+import type { Logger } from "../common/logger.js";
 import { Alerter, type RetryConfig } from "./alerter.js";
 import { EmailNotifier, type EmailConfig } from "./email.js";
 import type { AlertLedger } from "./ledger.js";
 import type { PolicyConfig } from "./policy.js";
 import type { ClusterRoute } from "./router.js";
 import { SmsNotifier, type SmsConfig } from "./sms.js";
-import type { Clock, DeliveryRecord, Notifier } from "./types.js";
+import type { DeliveryRecord, Notifier } from "./types.js";
 
 export * from "./types.js";
-export { Alerter, DEFAULT_RETRY, DEFAULT_RESUME_MAX_AGE_MS, type AlerterOptions, type RaiseResult, type RetryConfig } from "./alerter.js";
+export { Alerter, type AlerterOptions, type RaiseResult, type RetryConfig } from "./alerter.js";
 export { EmailNotifier, type EmailConfig } from "./email.js";
 export { SmsNotifier, DEFAULT_SMS_BODY, renderTemplate, type SmsConfig } from "./sms.js";
 export { KvAlertLedger, MemoryAlertLedger, claimNodeName, type AlertLedger, type LedgerKV } from "./ledger.js";
-export { AlertPolicy, DEFAULT_POLICY, describeKindCounts, retryDelay, type PolicyConfig, type StormSummary, type Admission } from "./policy.js";
+export { AlertPolicy, describeKindCounts, retryDelay, type PolicyConfig, type StormSummary, type Admission } from "./policy.js";
 export { KINDS_FOR_ALERT_ON, kindsForAlertOn, recipientsForJobs, recipientsForRoutes, resolveTargets, type ClusterRoute, type Target } from "./router.js";
 export { formatAlert, formatStormSummary, escapeHtml, truncateChars, SMS_MAX_CHARS } from "./message.js";
-export { ManualClock, systemClock } from "./clock.js";
 
 /**
  * The manager config section `alerting` (all durations already in ms, all
@@ -51,4 +52,29 @@ export function createAlerter(
     retry: config.retry,
     ...extra,
   });
+}
+
+/** The config section (schema units) → what createAlerter takes (ms). */
+export function alertingConfigFrom(a: Config["manager"]["alerting"]): AlertingConfig {
+  return {
+    ...(a.smtp
+      ? {
+          email: {
+            host: a.smtp.host,
+            port: a.smtp.port,
+            secure: a.smtp.secure,
+            requireTLS: a.smtp.requireTLS,
+            ...(a.smtp.auth ? { auth: a.smtp.auth } : {}),
+            from: a.smtp.from,
+            timeoutMs: a.smtp.timeout,
+          },
+        }
+      : {}),
+    ...(a.sms ? { sms: { url: a.sms.url, method: a.sms.method, headers: a.sms.headers, body: a.sms.body, timeoutMs: a.sms.timeout, retries: a.sms.retries } } : {}),
+    routes: a.routes.map((r) => ({ kinds: r.kinds, email: r.email, sms: r.sms })),
+    dedupWindowMs: a.dedupWindow,
+    rateLimit: { capacity: a.ratePerRecipient, refillMs: a.rateWindow },
+    storm: { threshold: a.stormThreshold, windowMs: a.stormWindow },
+    retry: { attempts: a.retry.attempts, initialDelayMs: a.retry.initialDelay, factor: a.retry.factor, maxDelayMs: a.retry.maxDelay },
+  };
 }

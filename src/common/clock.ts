@@ -1,7 +1,19 @@
-import type { Clock, TimerHandle } from "./types.js";
+/** Time and timers behind an interface, so timing logic (alert retries and storms, daemon restarts) is tested without sleeping. */
+export interface Clock {
+  now(): number;
+  setTimer(fn: () => void, ms: number): TimerHandle;
+  clearTimer(handle: TimerHandle): void;
+}
 
-/** Real time. Timers are unref'd so a pending retry never keeps a process alive on its own. */
-export function systemClock(): Clock {
+export interface TimerHandle {
+  readonly id: number;
+}
+
+/**
+ * Real time. Timers are unref'd, so a pending timer never keeps a process
+ * alive on its own, unless `keepAlive` (a restart the master has scheduled must).
+ */
+export function systemClock(opts: { keepAlive?: boolean } = {}): Clock {
   let seq = 0;
   const live = new Map<number, NodeJS.Timeout>();
   return {
@@ -12,7 +24,7 @@ export function systemClock(): Clock {
         live.delete(id);
         fn();
       }, Math.max(0, ms));
-      t.unref();
+      if (!opts.keepAlive) t.unref();
       live.set(id, t);
       return { id };
     },

@@ -1,0 +1,41 @@
+import type { Context, Next } from "koa";
+import type { Role, TokenTable } from "../common/auth.js";
+
+/**
+ * The status pages' session cookie. It carries the bearer token itself
+ * (HttpOnly, so page scripts never see it; SameSite=Strict, so other sites
+ * cannot ride on it). Tokens are shared by all managers of a cell and cookies
+ * ignore ports, so one login also covers the backup's pages.
+ */
+export const SESSION_COOKIE = "torca_session";
+
+/** The bearer token held in the session cookie, if any. */
+export function sessionToken(ctx: Context): string | undefined {
+  const raw = ctx.cookies.get(SESSION_COOKIE);
+  if (!raw) return undefined;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Requires a bearer token with at least `role`. */
+export function requireRole(tokens: TokenTable, role: Role) {
+  return async (ctx: Context, next: Next) => {
+    ctx.state.caller = tokens.authorize(ctx.get("authorization") || tokenFromQuery(ctx) || tokenFromPageSession(ctx), role);
+    await next();
+  };
+}
+
+/** EventSource cannot set headers; the pages pass the token as ?token= on the event stream only. */
+function tokenFromQuery(ctx: Context): string | undefined {
+  const t = ctx.query.token;
+  return typeof t === "string" && ctx.path === "/v1/events" ? `Bearer ${t}` : undefined;
+}
+
+/** The session cookie counts for GET requests only, so a cookie can never authorize a write. */
+function tokenFromPageSession(ctx: Context): string | undefined {
+  const t = ctx.method === "GET" ? sessionToken(ctx) : undefined;
+  return t ? `Bearer ${t}` : undefined;
+}
