@@ -110,6 +110,19 @@ export const ConfigSchema = z
         /** Task files and other API bodies (agent reports: 16×, about 16,000 tasks). YAML parsing is synchronous: 1 MiB took 1-4 s of the event loop (fuzzing), which a short ZooKeeper session does not survive. */
         bodyLimit: size.default("256KiB"),
         packageLimit: size.default("2GiB"),
+        /** What a pushed package may unpack to, checked while it streams in (a push breaking them is refused with 422). */
+        packageLimits: z
+          .object({
+            /** Sum of the sizes of its files. */
+            unpackedSize: size.default("1GiB"),
+            /** Unpacked bytes per compressed byte, once more than `ratioAfter` were unpacked (gzip bombs). */
+            ratio: z.number().min(1).default(100),
+            ratioAfter: size.default("64MiB"),
+            /** Entries: files, directories, links. */
+            entries: z.number().int().min(1).default(100_000),
+          })
+          .strict()
+          .default({}),
         schedulerInterval: duration.default("500ms"),
         /** A node whose last report is older than this (and whose znode is gone) is lost. */
         nodeLostAfter: duration.default("10s"),
