@@ -78,6 +78,7 @@ export interface JobSpec {
   env: Record<string, string>;
   resources: Resources;
   isolation?: "lxc" | "process";
+  user?: "root";
   constraints: Constraint[];
   ports: PortSpec[];
   service?: { name: string };
