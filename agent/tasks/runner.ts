@@ -206,8 +206,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
         } else r.ports[p.name] = await this.o.ports.allocate();
       }
       if (r.stopRequested) throw new Error("stopped before start");
-      // Only root can switch users; an agent running as anyone else runs tasks as itself.
-      if (isRoot()) r.user = this.o.users.acquire(d);
+      r.user = this.o.users.acquire(d);
       const env: Record<string, string> = {
         PATH: "/usr/local/bin:/usr/bin:/bin",
         ...d.spec.env,

@@ -1,5 +1,6 @@
 import { ForbiddenError, UnavailableError } from "../../src/common/errors.js";
 import type { TaskDispatch } from "../../src/common/protocol.js";
+import { isRoot } from "../driver/fingerprint.js";
 
 /**
  * Which user a task runs as. Like HTCondor's slot users, every running task
@@ -14,6 +15,7 @@ import type { TaskDispatch } from "../../src/common/protocol.js";
  * the runner persists it in the task record, and a restarted agent holds the
  * uids of the tasks it re-adopts before handing out any. Root is only for a
  * task file saying `user: root` on an agent with agent.allowRootTasks.
+ * An agent not running as root cannot switch users: its tasks run as itself.
  */
 
 export interface TaskUser {
@@ -26,6 +28,8 @@ export interface TaskUsersConfig {
   allowRootTasks: boolean;
   /** The agent's id, named in refusals. */
   nodeId: string;
+  /** Whether the agent can run tasks as other users; default: it runs as root. */
+  switchUsers?: boolean;
 }
 
 const ROOT: TaskUser = { uid: 0, gid: 0 };
@@ -34,8 +38,11 @@ export class TaskUsers {
   private readonly held = new Set<number>();
   private next: number;
 
+  private readonly switchUsers: boolean;
+
   constructor(private readonly c: TaskUsersConfig) {
     this.next = c.uids.first;
+    this.switchUsers = c.switchUsers ?? isRoot();
   }
 
   private get size(): number {
@@ -47,14 +54,17 @@ export class TaskUsers {
   }
 
   /**
-   * The user for a new attempt of `d`. The search goes round the range from
-   * the last uid handed out, so a released uid is the last to be reused.
+   * The user for a new attempt of `d` (undefined: the agent's own). The search
+   * goes round the range from the last uid handed out, so a released uid is
+   * the last to be reused.
    */
-  acquire(d: TaskDispatch): TaskUser {
+  acquire(d: TaskDispatch): TaskUser | undefined {
     if (d.spec.user === "root") {
-      if (this.c.allowRootTasks) return ROOT;
-      throw new ForbiddenError(`task ${d.taskId} asks for user root, and agent ${this.c.nodeId} does not run tasks as root (agent.allowRootTasks is false)`);
+      if (!this.c.allowRootTasks) throw new ForbiddenError(`task ${d.taskId} asks for user root, and agent ${this.c.nodeId} does not run tasks as root (agent.allowRootTasks is false)`);
+      if (!this.switchUsers) throw new ForbiddenError(`task ${d.taskId} asks for user root, and agent ${this.c.nodeId} does not run as root`);
+      return ROOT;
     }
+    if (!this.switchUsers) return undefined;
     const { first } = this.c.uids;
     for (let i = 0; i < this.size; i++) {
       const uid = first + ((this.next - first + i) % this.size);

@@ -182,7 +182,7 @@ describe("LXC tasks run under uids of their own too", { skip: !isRoot ? "needs r
 
   it("two concurrent containers run as two different non-root uids, each writing its own work dir", async (t) => {
     if (!runner) return t.skip("the lxc driver is not available here");
-    const script = "echo uid=$(id -u) gid=$(id -g); touch /task/work/mine && echo wrote; ls -ld /task/work | cut -c1-10; sleep 1";
+    const script = "echo uid=$(id -u) gid=$(id -g) groups=$(id -G); touch /task/work/mine && echo wrote; ls -ld /task/work | cut -c1-10; sleep 1";
     const spec = parseTaskFile(`name: l\ntype: batch\nisolation: lxc\ncommand: ["/bin/sh", "-c", ${JSON.stringify(script)}]\nresources: { cpu: 0.1, memory: 64MiB }\n`);
     for (const i of [0, 1]) await runner.start({ epoch: 1, taskId: `l/${i}`, jobId: "l", index: i, attempt: 1, spec });
     await until("both exited", () => runner.all().every((r) => r.state === "exited"), { timeoutMs: 60_000 });
@@ -192,7 +192,7 @@ describe("LXC tasks run under uids of their own too", { skip: !isRoot ? "needs r
       const out = await readFile(join(r.dir, "stdout"), "utf8");
       const uid = r.user!.uid;
       assert.ok(uid >= FIRST_UID);
-      assert.equal(out, `uid=${uid} gid=${uid}\nwrote\ndrwx------\n`);
+      assert.equal(out, `uid=${uid} gid=${uid} groups=${uid}\nwrote\ndrwx------\n`);
       uids.add(uid);
     }
     assert.equal(uids.size, 2, "each container its own uid");
