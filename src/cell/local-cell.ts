@@ -126,7 +126,7 @@ export class LocalCell {
     mkdirSync(this.dir, { recursive: true });
     // Tasks pass through the cell dir to their work dirs in the agents' data dirs; the rest is private.
     chmodSync(this.dir, 0o711);
-    for (const d of ["zookeeper", "storage", "logs"]) {
+    for (const d of ["storage", ...(this.o.externalZooKeeper ? [] : ["zookeeper"]), ...(this.o.logDir ? [] : ["logs"])]) {
       mkdirSync(join(this.dir, d), { recursive: true, mode: 0o700 });
       chmodSync(join(this.dir, d), 0o700);
     }
