@@ -24,6 +24,7 @@ import { AgentNaming } from "./naming/index.js";
 import { defaultAgentId, machineLoad, measureCapacity } from "./machine.js";
 import { PackageCache } from "./packages/cache.js";
 import { PortAllocator } from "./tasks/ports.js";
+import { TaskUsers } from "./tasks/task-users.js";
 import { TaskRunner } from "./tasks/runner.js";
 
 /**
@@ -98,6 +99,8 @@ export class AgentDaemon {
   }
 
   async start(): Promise<void> {
+    // The agent's own files are its alone (tasks run under other uids); what tasks need is opened up explicitly.
+    process.umask(0o077);
     mkdirSync(this.dataDir, { recursive: true });
     try {
       this.maxEpoch = Number(readFileSync(this.epochFile, "utf8")) || 0;
@@ -131,6 +134,7 @@ export class AgentDaemon {
       drivers: this.drivers,
       cache: this.cache,
       ports: new PortAllocator(a.portRange, host === "0.0.0.0" ? "0.0.0.0" : host),
+      users: new TaskUsers({ ...a.taskUsers, allowRootTasks: a.allowRootTasks, nodeId: this.id }),
       log: this.log,
     });
     this.rotator = new LogRotator({

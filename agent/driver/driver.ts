@@ -7,12 +7,13 @@
  * (atomically, exit.tmp → exit) even while the agent is down, so an agent
  * restart only needs the persisted TaskHandle to find the task again.
  *
- * Files in taskDir (owned by the agent):
+ * Files in taskDir (the agent's, mode 0600; the dir itself is the runner's, 0711):
  *   stdout, stderr   the task's output (opened O_APPEND by the agent, safe to copy-truncate)
  *   exit             key=value lines: code=<sh status>, and final cgroup figures when the task had a cgroup
  *   cgstats          lxc only: final cgroup figures written by the LXC stop hook
  *   lxc.conf         lxc only: the container's configuration
- *   work/            the task's writable work dir (lxc: /task/work inside the container)
+ *   work/            the task's writable work dir, mode 0700, owned by the task's user
+ *                    (lxc: /task/work inside the container)
  */
 import type { ExitInfo, Resources } from "../../src/common/types.js";
 
@@ -33,7 +34,7 @@ export interface TaskLaunch {
   resources: Resources;
   /** Default DEFAULT_PIDS_MAX. Counts threads too (cgroup v1 pids controller). */
   pidsMax?: number;
-  /** lxc: default 1000:1000; process driver: the agent's own user unless set. */
+  /** lxc: default 1000:1000; process driver: the agent's own user unless set. The agent's runner always sets it (agent/tasks/task-users.ts). */
   user?: { uid: number; gid: number };
   /** lxc only: "host" shares the host network namespace, "none" gives an empty netns with lo up. Default "host". */
   network?: "host" | "none";

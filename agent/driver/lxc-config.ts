@@ -46,7 +46,12 @@ const ROOTFS_LINKS = ["bin", "lib", "lib64", "sbin"];
 export async function ensureRootfs(rootfs: string): Promise<void> {
   await mkdir(rootfs, { recursive: true, mode: 0o755 });
   await chmod(rootfs, 0o755);
-  await Promise.all(ROOTFS_DIRS.map((d) => mkdir(join(rootfs, d), { recursive: true, mode: 0o755 })));
+  // chmod too: the agent's umask (077) would leave mount points such as task/ closed to the task's uid.
+  await Promise.all(ROOTFS_DIRS.map(async (d) => {
+    await mkdir(join(rootfs, d), { recursive: true, mode: 0o755 });
+    await chmod(join(rootfs, d), 0o755);
+  }));
+  await chmod(join(rootfs, "task"), 0o755);
   for (const l of ROOTFS_LINKS) {
     try {
       await lstat(join(rootfs, l));
@@ -65,6 +70,7 @@ export async function ensureRootfs(rootfs: string): Promise<void> {
 export function stopHookScript(cgroup: CgroupV1): string {
   return `#!/bin/sh
 # Torca LXC stop hook (lxc.hook.stop): final cgroup figures of $LXC_NAME -> <task dir>/cgstats
+umask 077
 d=\${LXC_CONFIG_FILE%/*}
 r=${shQuote(cgroup.root)}
 g=${shQuote(cgroup.parent)}/"$LXC_NAME"

@@ -122,6 +122,7 @@ export class LxcDriver implements Driver {
         pidsMax: l.pidsMax ?? DEFAULT_PIDS_MAX,
         tmpSizeBytes: this.tmpSizeBytes,
       }),
+      { mode: 0o600 },
     );
     const startedAt = Date.now();
     const pid = await spawnWrapper(l.taskDir, { script: LXC_WRAPPER_SH, args: ["-n", name, "-P", this.lxcPath, "-f", configPath, "--", ...command] });

@@ -45,7 +45,9 @@ read -r v <"$r/cpuacct/$g/cpuacct.usage" && echo "cpu_ns=$v"`;
 
 /**
  * Process driver; positional args: taskDir cgroupRoot cgroupRel uid gid argv...
- * (empty cgroupRoot = no cgroup, empty uid = keep the wrapper's user);
+ * (empty cgroupRoot = no cgroup, empty uid = keep the wrapper's user; another
+ * user gets no supplementary groups and no_new_privs, so no setuid binary
+ * gives it more); the task keeps the launcher's umask 077;
  * @CWD@ and @ENV@ are filled in when the file is generated.
  * The subshell joins the task cgroups (writing 0 to cgroup.procs moves the writer),
  * clears the environment and execs setsid, which does not fork because the subshell
@@ -59,7 +61,7 @@ shift 5
   if [ -n "$r" ]; then
     { echo 0 >"$r/memory/$g/cgroup.procs" && echo 0 >"$r/pids/$g/cgroup.procs" && echo 0 >"$r/cpu/$g/cgroup.procs" && echo 0 >"$r/cpuacct/$g/cgroup.procs"; } || exit 125
   fi
-  if [ -n "$u" ]; then exec /usr/bin/setpriv --reuid="$u" --regid="$gi" --clear-groups /usr/bin/env -i @ENV@ /usr/bin/setsid -- "$@"; fi
+  if [ -n "$u" ]; then exec /usr/bin/setpriv --reuid="$u" --regid="$gi" --clear-groups --no-new-privs /usr/bin/env -i @ENV@ /usr/bin/setsid -- "$@"; fi
   exec /usr/bin/env -i @ENV@ /usr/bin/setsid -- "$@"
 )
 c=$?
@@ -75,12 +77,14 @@ mv -f "$d/exit.tmp" "$d/exit"
 /**
  * LXC driver; positional args: taskDir lxc-execute-args... The exit status of
  * lxc-execute is the task's (128+N for signal N; 1 also when the container failed
- * to start, notes 1.5). Final cgroup figures come from the stop hook (cgstats),
+ * to start, notes 1.5). The container runs with umask 022, as before the
+ * launcher's 077 (its /tmp and work dir are its own anyway). Final cgroup
+ * figures come from the stop hook (cgstats),
  * since the container's cgroup is removed before lxc-execute returns.
  */
 export const LXC_WRAPPER_SH = `d=$1
 shift
-lxc-execute "$@"
+(umask 022 && exec lxc-execute "$@")
 c=$?
 echo "code=$c" >"$d/exit.tmp" && mv -f "$d/exit.tmp" "$d/exit"
 `;
@@ -89,10 +93,12 @@ echo "code=$c" >"$d/exit.tmp" && mv -f "$d/exit.tmp" "$d/exit"
  * The launcher reads one wrapper path per line and starts it in a new session with
  * the task's stdio, answering with the wrapper's pid. setsid does not fork here (a
  * background job is not a group leader), so $! is the wrapper itself. When the
- * agent dies the launcher reads EOF and exits; the wrappers live on.
+ * agent dies the launcher reads EOF and exits; the wrappers live on. umask 077:
+ * the logs and exit records it and the wrappers create are the agent's alone.
  */
 const LAUNCHER_ARGV0 = "torca-launcher";
-const LAUNCHER_SH = `while IFS= read -r f; do
+const LAUNCHER_SH = `umask 077
+while IFS= read -r f; do
   t=\${f%/*}
   /usr/bin/setsid /bin/sh "$f" </dev/null >>"$t/stdout" 2>>"$t/stderr" &
   echo "$!"
@@ -174,7 +180,7 @@ ${body}`;
 export async function spawnWrapper(taskDir: string, spec: WrapperSpec): Promise<number> {
   if (/[\n\r]/.test(taskDir)) throw new DriverError(`taskDir must not contain line breaks: ${JSON.stringify(taskDir)}`);
   const path = join(taskDir, WRAPPER_FILE);
-  await writeFile(path, renderWrapper(taskDir, spec));
+  await writeFile(path, renderWrapper(taskDir, spec), { mode: 0o600 });
   return launcher.launch(path);
 }
 

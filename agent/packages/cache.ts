@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { lstat, mkdir, readdir, rename, utimes } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, rename, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -221,6 +221,8 @@ export class PackageCache {
 
   private async load(): Promise<void> {
     await mkdir(this.packagesDir, { recursive: true });
+    // Tasks (under their own uids) reach their package by path but list nothing; extractions in progress are 0700.
+    for (const d of [this.cacheDir, this.packagesDir]) await chmod(d, 0o711);
     this.lock = await acquireDirectoryLock(this.cacheDir);
     for (const d of await readdir(this.packagesDir, { withFileTypes: true })) {
       const path = join(this.packagesDir, d.name);

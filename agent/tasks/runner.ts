@@ -1,14 +1,16 @@
 import { EventEmitter } from "node:events";
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { ConflictError, toTorcaError, UnavailableError } from "../../src/common/errors.js";
 import type { Logger } from "../../src/common/logger.js";
 import type { ReportedTask, TaskDispatch } from "../../src/common/protocol.js";
 import type { ExitInfo } from "../../src/common/types.js";
 import type { Driver, TaskHandle, TaskUsage } from "../driver/driver.js";
+import { isRoot } from "../driver/fingerprint.js";
 import { instanceName } from "../driver/names.js";
 import type { PackageCache, PackageLease } from "../packages/cache.js";
 import type { PortAllocator } from "./ports.js";
+import type { TaskUser, TaskUsers } from "./task-users.js";
 
 /**
  * The agent's task table: starts dispatched tasks through a driver,
@@ -17,6 +19,12 @@ import type { PortAllocator } from "./ports.js";
  *
  * Start is idempotent by (task, attempt). A newer attempt of a task this agent
  * still runs stops the older one first: one task never runs twice here.
+ *
+ * Modes (least privilege, the agent runs as root; tasks under their own uids,
+ * see task-users.ts): the data dir, tasks/ and each attempt dir are 0711, so
+ * a task can pass through to its own work dir but list nothing; the agent's
+ * files (records, handles, wrappers, logs, exit records) are 0600; the
+ * attempt's work/ is the task's, 0700 (prepareWorkDir).
  */
 
 export type LocalState = "starting" | "running" | "exited";
@@ -34,6 +42,8 @@ export interface TaskRecord {
   stopRequested?: boolean;
   /** The primary has recorded this exit: later reports leave it out (in memory; a restarted agent reports it once more). */
   exitRecorded?: boolean;
+  /** The user the attempt runs as; its uid stays held until the attempt's processes are gone. */
+  user?: TaskUser;
 }
 
 export interface RunnerOptions {
@@ -43,12 +53,15 @@ export interface RunnerOptions {
   drivers: { lxc?: Driver; process: Driver };
   cache: PackageCache;
   ports: PortAllocator;
+  users: TaskUsers;
   log: Logger;
   /** Exited records are kept this long so their exits reach the manager and logs stay readable. */
   retainExitedMs?: number;
 }
 
 const RECORD_FILE = "record.json";
+/** Traversable, not listable: tasks pass through to their own work dir (process driver). */
+const PASS_THROUGH_MODE = 0o711;
 const PRUNE_EVERY_MS = 60_000;
 
 async function readRecord(dir: string): Promise<TaskRecord | undefined> {
@@ -139,7 +152,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
 
   private async persist(r: TaskRecord): Promise<void> {
     const tmp = join(r.dir, `${RECORD_FILE}.tmp`);
-    await writeFile(tmp, JSON.stringify(r));
+    await writeFile(tmp, JSON.stringify(r), { mode: 0o600 });
     await rename(tmp, join(r.dir, RECORD_FILE));
   }
 
@@ -161,6 +174,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
     if (cur && cur.state !== "exited") await this.stop(d.taskId, cur.dispatch.attempt, 2000);
     const dir = this.dirOf(d.taskId, d.attempt);
     await mkdir(dir, { recursive: true });
+    await chmod(dir, PASS_THROUGH_MODE);
     const r: TaskRecord = { dispatch: d, state: "starting", dir, ports: {} };
     this.records.set(d.taskId, r);
     await this.persist(r);
@@ -192,6 +206,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
         } else r.ports[p.name] = await this.o.ports.allocate();
       }
       if (r.stopRequested) throw new ConflictError("stopped before start");
+      r.user = this.o.users.acquire(d);
       const env: Record<string, string> = {
         PATH: "/usr/local/bin:/usr/bin:/bin",
         ...d.spec.env,
@@ -212,6 +227,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
         taskDir: r.dir,
         env,
         resources: d.spec.resources,
+        ...(r.user ? { user: r.user } : {}),
       });
       r.state = "running";
       r.startedAt = r.handle.startedAt;
@@ -223,6 +239,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       const err = toTorcaError(e);
       this.o.log.warn({ task: d.taskId, attempt: d.attempt, err: err.message }, "task failed to start");
       this.finish(r, { exitCode: null, signal: null, oomKilled: false, reason: r.stopRequested ? "stopped before start" : `failed to start: ${err.message}` }, err.message);
+      this.releaseUser(r);
     }
   }
 
@@ -230,6 +247,12 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
     const exit = await driver.wait(r.handle!);
     this.finish(r, exit);
     await driver.destroy(r.handle!).catch((e) => this.o.log.warn({ err: (e as Error).message }, "driver destroy failed"));
+    // Only now: destroy killed what the task left running under its uid.
+    this.releaseUser(r);
+  }
+
+  private releaseUser(r: TaskRecord): void {
+    if (r.user) this.o.users.release(r.user);
   }
 
   private finish(r: TaskRecord, exit: ExitInfo, error?: string): void {
@@ -259,6 +282,8 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   /** After an agent restart: re-adopt running tasks and record exits that happened meanwhile. */
   async recover(): Promise<void> {
     await mkdir(this.tasksDir, { recursive: true });
+    for (const d of [this.o.dataDir, this.tasksDir]) await chmod(d, PASS_THROUGH_MODE);
+    await this.warnIfUnreachable(dirname(this.o.dataDir));
     for (const name of await readdir(this.tasksDir)) {
       const r = await readRecord(join(this.tasksDir, name));
       if (!r) continue;
@@ -270,8 +295,10 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       }
       this.records.set(r.dispatch.taskId, r);
       for (const p of Object.values(r.ports)) this.o.ports.reserve(p);
+      if (r.user) this.o.users.hold(r.user);
       if (!r.handle) {
         this.finish(r, { exitCode: null, signal: null, oomKilled: false, reason: "agent restarted before the task started" });
+        this.releaseUser(r);
         continue;
       }
       const driver = this.driverFor(r.dispatch);
@@ -279,6 +306,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       this.o.log.info({ task: r.dispatch.taskId, attempt: r.dispatch.attempt, status }, "recovered task");
       if (status === "gone") {
         this.finish(r, { exitCode: null, signal: null, oomKilled: false, reason: "task vanished while the agent was down" });
+        this.releaseUser(r);
         continue;
       }
       if (r.dispatch.packageDigest) {
@@ -290,6 +318,23 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       void this.awaitExit(r, driver).catch((e) => this.o.log.warn({ err: (e as Error).message }, "wait after recovery failed"));
     }
     await this.prune();
+  }
+
+  /**
+   * Tasks under their own uids reach their work dir and package by path: every
+   * directory above the data dir must let others pass (o+x). The agent does
+   * not change directories it does not own; it says which one is in the way.
+   */
+  private async warnIfUnreachable(dir: string): Promise<void> {
+    if (!isRoot()) return;
+    for (let d = dir; ; d = dirname(d)) {
+      const st = await stat(d).catch(() => undefined);
+      if (st && (st.mode & 0o001) === 0) {
+        this.o.log.warn({ dir: d, mode: (st.mode & 0o777).toString(8) }, `process tasks cannot reach their work dir or package: ${d} does not let others pass (chmod o+x ${d}, or put agent.dataDir elsewhere)`);
+        return;
+      }
+      if (d === dirname(d)) return;
+    }
   }
 
   /**

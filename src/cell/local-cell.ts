@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { readTokenFile } from "../common/auth.js";
@@ -77,6 +77,12 @@ export interface Daemon {
  */
 const MANAGER_HEAP_FLAG = "--max-old-space-size=1024";
 
+/** Configs and layout: the cell's alone (tasks run under other uids on the same host). */
+function writePrivate(path: string, text: string): void {
+  writeFileSync(path, text, { mode: 0o600 });
+  chmodSync(path, 0o600);
+}
+
 const BIN = resolve(new URL("../../../bin/torca.js", import.meta.url).pathname);
 
 export class LocalCell {
@@ -112,12 +118,18 @@ export class LocalCell {
       agents.push({ id: `agent-${i}`, port: await freePort(), portRange: [base, base + 399] as [number, number] });
     }
     const l: CellLayout = { dir: this.dir, zookeeperPort: await freePort(), managers, agents };
-    writeFileSync(f, JSON.stringify(l, null, 2));
+    writePrivate(f, JSON.stringify(l, null, 2));
     return l;
   }
 
   async start(): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
+    // Tasks pass through the cell dir to their work dirs in the agents' data dirs; the rest is private.
+    chmodSync(this.dir, 0o711);
+    for (const d of ["storage", ...(this.o.externalZooKeeper ? [] : ["zookeeper"]), ...(this.o.logDir ? [] : ["logs"])]) {
+      mkdirSync(join(this.dir, d), { recursive: true, mode: 0o700 });
+      chmodSync(join(this.dir, d), 0o700);
+    }
     this.layout = await this.planLayout();
     this.token = readTokenFile(this.tokenFile, true);
     if (!this.o.externalZooKeeper) {
@@ -125,10 +137,7 @@ export class LocalCell {
     }
     for (const m of this.layout.managers) this.writeManagerConfig(m);
     for (const a of this.layout.agents) this.writeAgentConfig(a);
-    writeFileSync(
-      join(this.dir, "cell.json"),
-      JSON.stringify({ dir: this.dir, managers: this.managerUrls, tokenFile: this.tokenFile, zookeeper: this.zookeeperConnect }, null, 2),
-    );
+    writePrivate(join(this.dir, "cell.json"), JSON.stringify({ dir: this.dir, managers: this.managerUrls, tokenFile: this.tokenFile, zookeeper: this.zookeeperConnect }, null, 2));
     for (const m of this.layout.managers) this.startDaemon(m.id);
     for (const a of this.layout.agents) this.startDaemon(a.id);
   }
@@ -156,7 +165,7 @@ export class LocalCell {
       agent: { reportInterval: this.o.reportInterval ?? "2s" },
     };
     const file = join(this.dir, `${m.id}.json`);
-    writeFileSync(file, JSON.stringify(cfg, null, 2));
+    writePrivate(file, JSON.stringify(cfg, null, 2));
     this.daemons.set(m.id, { id: m.id, kind: "manager", url: `http://127.0.0.1:${m.port}`, config: file });
   }
 
@@ -175,7 +184,7 @@ export class LocalCell {
       },
     };
     const file = join(this.dir, `${a.id}.json`);
-    writeFileSync(file, JSON.stringify(cfg, null, 2));
+    writePrivate(file, JSON.stringify(cfg, null, 2));
     this.daemons.set(a.id, { id: a.id, kind: "agent", url: `http://127.0.0.1:${a.port}`, config: file });
   }
 

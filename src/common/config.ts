@@ -32,6 +32,16 @@ const cpu = unit(parseCpu);
 /** host:port; the host must be given explicitly so nothing listens beyond what the config says. */
 const listen = z.string().regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, "must be host:port, e.g. 127.0.0.1:7300");
 
+/** "FIRST-LAST": uids for tasks, never root's. */
+const uidRange = z
+  .string()
+  .regex(/^\d{1,10}-\d{1,10}$/, 'must be "FIRST-LAST", e.g. "70000-79999"')
+  .transform((v) => {
+    const [first, last] = v.split("-").map(Number) as [number, number];
+    return { first, last };
+  })
+  .refine((r) => r.first >= 1 && r.first <= r.last && r.last <= 4_294_967_294, "must be FIRST-LAST with 1 ≤ FIRST ≤ LAST ≤ 4294967294 (never uid 0)");
+
 const resources = z.object({ cpu: cpu.optional(), memory: size.optional(), disk: size.optional() }).strict();
 
 const tokenEntry = z
@@ -110,6 +120,19 @@ export const ConfigSchema = z
         /** Task files and other API bodies (agent reports: 16×, about 16,000 tasks). YAML parsing is synchronous: 1 MiB took 1-4 s of the event loop (fuzzing), which a short ZooKeeper session does not survive. */
         bodyLimit: size.default("256KiB"),
         packageLimit: size.default("2GiB"),
+        /** What a pushed package may unpack to, checked while it streams in (a push breaking them is refused with 422). */
+        packageLimits: z
+          .object({
+            /** Sum of the sizes of its files. */
+            unpackedSize: size.default("1GiB"),
+            /** Unpacked bytes per compressed byte, once more than `ratioAfter` were unpacked (gzip bombs). */
+            ratio: z.number().min(1).default(100),
+            ratioAfter: size.default("64MiB"),
+            /** Entries: files, directories, links. */
+            entries: z.number().int().min(1).default(100_000),
+          })
+          .strict()
+          .default({}),
         schedulerInterval: duration.default("500ms"),
         /** A node whose last report is older than this (and whose znode is gone) is lost. */
         nodeLostAfter: duration.default("10s"),
@@ -152,10 +175,15 @@ export const ConfigSchema = z
         portRange: z.tuple([z.number().int().min(1024), z.number().int().max(65535)]).default([20000, 29999]),
         reportInterval: duration.default("5s"),
         driver: z.enum(["auto", "lxc", "process"]).default("auto"),
+        /** Each running task gets a uid of its own from `uids` (and the same number as its gid); see config/examples/agent.yaml. */
+        taskUsers: z.object({ uids: uidRange.default("70000-79999") }).strict().default({}),
+        /** Tasks whose task file says `user: root` may run as root here (otherwise they are refused). */
+        allowRootTasks: z.boolean().default(false),
         lxc: z
           .object({
             rootfs: z.string().default("/var/lib/torca/lxc/rootfs"),
             lxcPath: z.string().default("/var/lib/torca/lxc/run"),
+            /** The container user of a launch that names none; dispatched tasks always run under taskUsers. */
             uid: z.number().int().min(0).default(1000),
             gid: z.number().int().min(0).default(1000),
           })

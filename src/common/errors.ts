@@ -221,9 +221,10 @@ export class IntegrityError extends TorcaError {
   }
 }
 
+/** An archive breaking the safe-extraction rules; `entry` names the first bad entry. HTTP 422 (a push refused), exit 2. */
 export class UnsafeArchiveError extends TorcaError {
   constructor(message: string, entry?: string) {
-    super("unsafe_archive", message, { status: 400, context: { entry } });
+    super("unsafe_archive", message, { status: 422, context: { entry } });
   }
 }
 

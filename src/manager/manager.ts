@@ -121,7 +121,7 @@ export class ManagerDaemon {
     app.use(names.routes()).use(names.allowedMethods());
     void this.resolver.start();
     const packages = packagesRouter(
-      { view: v, registry: () => this.term?.packages, store: new BlobStore(this.config.manager.storageDir), packageLimit: this.config.manager.packageLimit },
+      { view: v, registry: () => this.term?.packages, store: new BlobStore(this.config.manager.storageDir), packageLimit: this.config.manager.packageLimit, packageLimits: this.config.manager.packageLimits },
       this.tokens,
     );
     app.use(packages.routes()).use(packages.allowedMethods());

@@ -2,7 +2,7 @@ import { createWriteStream, type ReadStream } from "node:fs";
 import { mkdir, open, rename, rm, stat as fsStat } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
+import { PassThrough, Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { IntegrityError, NotFoundError } from "../common/errors.js";
 import { DigestingStream, digestHex, digestOfFile, type Digest } from "./digest.js";
@@ -22,6 +22,12 @@ export interface PutOptions {
   maxBytes?: number;
   /** When the caller knows the digest, a mismatch is an IntegrityError and nothing is stored. */
   expectedDigest?: Digest;
+  /**
+   * Reads a copy of the bytes while they stream in; if it throws, nothing is
+   * stored and putStream throws its error, once the source has been read to
+   * its end (so an HTTP client still sending gets the answer).
+   */
+  check?: (bytes: Readable) => Promise<unknown>;
 }
 
 export interface BlobInfo {
@@ -49,8 +55,18 @@ export class BlobStore {
     await mkdir(this.blobDir, { recursive: true });
     const tmp = join(this.blobDir, `${TMP_PREFIX}${randomBytes(8).toString("hex")}`);
     const hasher = new DigestingStream({ maxBytes: opts.maxBytes });
+    const stages: Transform[] = [hasher];
+    let checked: Promise<unknown> = Promise.resolve();
+    if (opts.check) {
+      const tap = new CheckTap();
+      stages.push(tap);
+      // However the check ends, the copy stops holding the upload back.
+      checked = opts.check(tap.copy).finally(() => tap.abandon());
+      checked.catch(() => undefined);
+    }
     try {
-      await pipeline(source, hasher, createWriteStream(tmp, { flags: "wx", mode: 0o444 }));
+      await pipeline([source, ...stages, createWriteStream(tmp, { flags: "wx", mode: 0o444 })]);
+      await checked;
       const digest = hasher.digest();
       if (opts.expectedDigest !== undefined && digest !== opts.expectedDigest) {
         throw new IntegrityError(`content has digest ${digest}, expected ${opts.expectedDigest}`, { expected: opts.expectedDigest, actual: digest });
@@ -101,6 +117,37 @@ export class BlobStore {
   /** Removes a blob (e.g. one found corrupted); absent blobs are not an error. */
   async delete(digest: Digest): Promise<void> {
     await rm(this.pathOf(digest), { force: true });
+  }
+}
+
+/**
+ * Passes the bytes on unchanged and offers a copy to a reader (`copy`), with
+ * backpressure from both; once the reader is done (`abandon`), the copy is
+ * no longer fed. A failed upload fails the copy too, so its reader ends.
+ */
+class CheckTap extends Transform {
+  readonly copy = new PassThrough({ highWaterMark: 1 << 20 });
+  private abandoned = false;
+
+  abandon(): void {
+    this.abandoned = true;
+    this.copy.resume();
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    // After _flush the copy holds the whole upload: its reader finishes it.
+    if (err || !this.copy.writableEnded) this.copy.destroy(err ?? new Error("the upload was aborted"));
+    done(err);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null, data?: Buffer) => void): void {
+    if (this.abandoned || this.copy.write(chunk)) return done(null, chunk);
+    this.copy.once("drain", () => done(null, chunk));
+  }
+
+  override _flush(done: () => void): void {
+    this.copy.end();
+    done();
   }
 }
 

@@ -26,6 +26,9 @@ import { removeReadOnlyTree } from "./tree.js";
  * The archive is unpacked into a temporary sibling of `destDir` and renamed
  * into place only when complete, so a failure leaves nothing behind. The result
  * is read-only: files 0444 (0555 if any execute bit was set), directories 0555.
+ *
+ * `checkArchive` applies the same rules to a stream without writing anything
+ * (the manager checks a push with it before the blob is stored).
  */
 
 export interface ExtractLimits {
@@ -40,6 +43,13 @@ export interface ExtractLimits {
   maxArchiveBytes?: number;
   /** Size of one pax or GNU long-name record (default 1 MiB). */
   maxMetaBytes?: number;
+  /**
+   * Decompressed bytes per compressed byte (gzip bombs), enforced once more
+   * than `ratioFreeBytes` were decompressed. Default: no ratio limit.
+   */
+  maxRatio?: number;
+  /** Decompressed bytes allowed before `maxRatio` applies (default 64 MiB). */
+  ratioFreeBytes?: number;
 }
 
 export const DEFAULT_EXTRACT_LIMITS: ExtractLimits = { maxBytes: 4 * 1024 ** 3, maxEntries: 100_000 };
@@ -151,7 +161,10 @@ function nulTerminated(buf: Buffer): string {
   return nul === -1 ? s : s.slice(0, nul);
 }
 
-/** Writes the entries of one tar stream under `root`, enforcing every rule above. */
+/**
+ * Reads the entries of one tar stream, enforcing every rule above, and writes
+ * them under `root`; without a root it only checks them (file data is skipped).
+ */
 class TarExtractor {
   private readonly kinds = new Map<string, Kind>();
   private readonly symlinks = new Map<string, string>();
@@ -160,9 +173,11 @@ class TarExtractor {
   private headers = 0;
   entries = 0;
   bytes = 0;
+  /** The entry being read: limits hit while its bytes stream in name it. */
+  current: string | undefined;
 
   constructor(
-    private readonly root: string,
+    private readonly root: string | undefined,
     private readonly reader: ByteReader,
     private readonly limits: Required<ExtractLimits>,
   ) {}
@@ -171,6 +186,7 @@ class TarExtractor {
     const meta: PendingMeta = {};
     let previousWasNull = false;
     while (true) {
+      this.current = undefined;
       const block = await this.reader.read(BLOCK);
       if (block === null) throw unsafe(undefined, "archive ends without an end-of-archive marker");
       let header: Header;
@@ -228,6 +244,7 @@ class TarExtractor {
   }
 
   private async entry(header: Header, rawPath: string, linkpath: string, size: number): Promise<void> {
+    this.current = rawPath;
     const parts = archivePathComponents(rawPath);
     if (typeof parts === "string") throw unsafe(rawPath, parts);
     const type = header.type;
@@ -244,7 +261,7 @@ class TarExtractor {
       throw unsafe(rawPath, `duplicate entry (already extracted as a ${existing})`);
     }
     this.entries += 1;
-    const target = join(this.root, ...parts);
+    const target = this.root === undefined ? undefined : join(this.root, ...parts);
     switch (type) {
       case "File":
       case "OldFile":
@@ -254,18 +271,23 @@ class TarExtractor {
         }
         this.bytes += size;
         await this.mkdirParents(parts);
-        await this.writeFile(target, size, rawPath);
+        if (target === undefined) await this.reader.skip(size, rawPath);
+        else {
+          await this.writeFile(target, size, rawPath);
+          this.files.push({ path: target, executable: ((header.mode ?? 0) & 0o111) !== 0 });
+        }
         this.kinds.set(key, "file");
-        this.files.push({ path: target, executable: ((header.mode ?? 0) & 0o111) !== 0 });
         await this.reader.skip(padding(size), rawPath);
         return;
       case "Directory":
         await this.reader.skip(size + padding(size), rawPath);
         if (existing === undefined) {
           await this.mkdirParents(parts);
-          await mkdir(target);
+          if (target !== undefined) {
+            await mkdir(target);
+            this.dirs.push(target);
+          }
           this.kinds.set(key, "dir");
-          this.dirs.push(target);
         }
         return;
       case "SymbolicLink": {
@@ -273,7 +295,7 @@ class TarExtractor {
         if (!resolved.inside) throw unsafe(rawPath, `symlink ${resolved.reason}`);
         await this.reader.skip(size + padding(size), rawPath);
         await this.mkdirParents(parts);
-        await symlink(linkpath, target);
+        if (target !== undefined) await symlink(linkpath, target);
         this.kinds.set(key, "symlink");
         this.symlinks.set(key, linkpath);
         return;
@@ -287,7 +309,7 @@ class TarExtractor {
         }
         await this.reader.skip(size + padding(size), rawPath);
         await this.mkdirParents(parts);
-        await link(join(this.root, ...targetParts), target);
+        if (this.root !== undefined && target !== undefined) await link(join(this.root, ...targetParts), target);
         this.kinds.set(key, "file");
         return;
       }
@@ -315,9 +337,10 @@ class TarExtractor {
     for (let i = 1; i < parts.length; i++) {
       const prefix = parts.slice(0, i).join("/");
       if (this.kinds.has(prefix)) continue;
+      this.kinds.set(prefix, "dir");
+      if (this.root === undefined) continue;
       const dir = join(this.root, ...parts.slice(0, i));
       await mkdir(dir);
-      this.kinds.set(prefix, "dir");
       this.dirs.push(dir);
     }
   }
@@ -363,6 +386,8 @@ function resolveLimits(limits: Partial<ExtractLimits>): Required<ExtractLimits> 
     maxEntries,
     maxArchiveBytes: limits.maxArchiveBytes ?? maxBytes + 2048 * maxEntries + 1024 * 1024,
     maxMetaBytes: limits.maxMetaBytes ?? 1024 * 1024,
+    maxRatio: limits.maxRatio ?? Infinity,
+    ratioFreeBytes: limits.ratioFreeBytes ?? 64 * 1024 * 1024,
   };
 }
 
@@ -382,6 +407,60 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /**
+ * Reads the tar.gz `input` through a TarExtractor writing under `root` (or
+ * only checking, without one). Counts compressed bytes for the ratio limit.
+ * On failure `input` is unpiped, and destroyed unless `keepInput`.
+ */
+async function readTarGz(input: Readable, root: string | undefined, limits: Required<ExtractLimits>, keepInput: boolean): Promise<TarExtractor> {
+  const gunzip = createGunzip({ chunkSize: 128 * 1024 });
+  let compressedBytes = 0;
+  const countCompressed = (chunk: Buffer): void => {
+    compressedBytes += chunk.length;
+  };
+  const forwardInputError = (err: Error): void => {
+    gunzip.destroy(err);
+  };
+  input.on("data", countCompressed);
+  input.on("error", forwardInputError);
+  input.pipe(gunzip);
+
+  let archiveBytes = 0;
+  const reader = new ByteReader(gunzip[Symbol.asyncIterator]() as AsyncIterator<Buffer>, (n) => {
+    archiveBytes += n;
+    if (archiveBytes > limits.maxArchiveBytes) throw unsafe(extractor.current, `archive decompresses to more than ${limits.maxArchiveBytes} bytes`);
+    if (archiveBytes > limits.ratioFreeBytes && archiveBytes > limits.maxRatio * compressedBytes) {
+      throw unsafe(extractor.current, `archive decompresses to more than ${limits.maxRatio} times its compressed size (${archiveBytes} bytes from ${compressedBytes})`);
+    }
+  });
+  // Called back by the reader only while it runs, so after this line.
+  const extractor = new TarExtractor(root, reader, limits);
+  try {
+    await extractor.run();
+    return extractor;
+  } catch (err) {
+    input.unpipe(gunzip);
+    gunzip.destroy();
+    if (!keepInput) input.destroy();
+    if (isZlibError(err)) throw unsafe(undefined, `not a valid gzip stream: ${err.message}`);
+    throw err;
+  } finally {
+    input.off("data", countCompressed);
+    input.off("error", forwardInputError);
+  }
+}
+
+/**
+ * Checks the tar.gz stream `source` against every rule of extractSafely,
+ * writing nothing; throws the UnsafeArchiveError naming the first bad entry.
+ * On failure the stream is unpiped but left open (the caller may still be
+ * reading it, e.g. storing the bytes it then discards).
+ */
+export async function checkArchive(source: Readable, limits: Partial<ExtractLimits> = {}): Promise<Omit<ExtractResult, "path">> {
+  const extractor = await readTarGz(source, undefined, resolveLimits(limits), true);
+  return { entries: extractor.entries, bytes: extractor.bytes };
+}
+
+/**
  * Extracts the tar.gz `source` (a file path or a stream of its bytes) into
  * `destDir`, which must not exist yet; its parent must.
  */
@@ -398,28 +477,8 @@ export async function extractSafely(
 
   const ownsInput = typeof source === "string";
   const input = typeof source === "string" ? createReadStream(source, { highWaterMark: 1 << 20 }) : source;
-  const gunzip = createGunzip({ chunkSize: 128 * 1024 });
-  const forwardInputError = (err: Error): void => {
-    gunzip.destroy(err);
-  };
-  input.on("error", forwardInputError);
-  input.pipe(gunzip);
-
-  let archiveBytes = 0;
-  const reader = new ByteReader(gunzip[Symbol.asyncIterator]() as AsyncIterator<Buffer>, (n) => {
-    archiveBytes += n;
-    if (archiveBytes > resolved.maxArchiveBytes) {
-      throw unsafe(undefined, `archive decompresses to more than ${resolved.maxArchiveBytes} bytes`);
-    }
-  });
-  const extractor = new TarExtractor(tmp, reader, resolved);
   try {
-    try {
-      await extractor.run();
-    } catch (err) {
-      if (isZlibError(err)) throw unsafe(undefined, `not a valid gzip stream: ${err.message}`);
-      throw err;
-    }
+    const extractor = await readTarGz(input, tmp, resolved, !ownsInput && Boolean(opts.keepSourceOnError));
     await extractor.makeReadOnly();
     await opts.beforeCommit?.();
     await chmod(tmp, 0o555);
@@ -430,14 +489,10 @@ export async function extractSafely(
       if (code === "ENOTEMPTY" || code === "EEXIST") throw new ConflictError(`cannot extract into ${destDir}: it already exists`, { path: destDir });
       throw err;
     }
+    return { path: destDir, entries: extractor.entries, bytes: extractor.bytes };
   } catch (err) {
-    input.unpipe(gunzip);
-    gunzip.destroy();
-    if (ownsInput || !opts.keepSourceOnError) input.destroy();
+    if (ownsInput) input.destroy();
     await removeReadOnlyTree(tmp);
     throw err;
-  } finally {
-    input.off("error", forwardInputError);
   }
-  return { path: destDir, entries: extractor.entries, bytes: extractor.bytes };
 }

@@ -7,85 +7,18 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { UnsafeArchiveError } from "../../src/common/errors.js";
-import { extractSafely, type ExtractLimits } from "../../src/storage/unpack.js";
+import { checkArchive, extractSafely, type ExtractLimits } from "../../src/storage/unpack.js";
 import { removeReadOnlyTree } from "../../src/storage/tree.js";
+import { hostileCorpus, zeroBomb, padded, paxRecords, tarOf, tgzOf, ustarHeader, type RawEntry } from "../harness/archives.js";
 
 /*
- * Hostile archives are written here byte by byte (ustar headers by hand, pax
- * records by hand), not with the library the extractor uses, so that they
- * contain exactly the entry under test. A GNU tar listing checks they do.
+ * Hostile archives are written byte by byte (test/harness/archives.ts), not
+ * with the library the extractor uses, so that they contain exactly the entry
+ * under test. A GNU tar listing checks they do.
  */
 
 const scratch = await mkdtemp(join(tmpdir(), "torca-hostile-"));
 after(() => removeReadOnlyTree(scratch));
-
-type TypeFlag = "0" | "1" | "2" | "3" | "4" | "5" | "6" | "x";
-
-interface RawEntry {
-  name: string;
-  type?: TypeFlag;
-  body?: Buffer | string;
-  /** Declared size; defaults to the body length. */
-  size?: number;
-  linkname?: string;
-  mode?: number;
-}
-
-function writeOctal(block: Buffer, offset: number, length: number, value: number): void {
-  block.write(value.toString(8).padStart(length - 1, "0"), offset, length - 1, "ascii");
-  block[offset + length - 1] = 0;
-}
-
-function ustarHeader(e: RawEntry, size: number): Buffer {
-  const block = Buffer.alloc(512);
-  block.write(e.name, 0, 100, "utf8");
-  writeOctal(block, 100, 8, e.mode ?? 0o644);
-  writeOctal(block, 108, 8, 0);
-  writeOctal(block, 116, 8, 0);
-  writeOctal(block, 124, 12, size);
-  writeOctal(block, 136, 12, 0);
-  block.fill(0x20, 148, 156);
-  block.write(e.type ?? "0", 156, 1, "ascii");
-  block.write(e.linkname ?? "", 157, 100, "utf8");
-  block.write("ustar\u0000", 257, 6, "ascii");
-  block.write("00", 263, 2, "ascii");
-  let sum = 0;
-  for (const byte of block) sum += byte;
-  block.write(sum.toString(8).padStart(6, "0") + "\u0000 ", 148, 8, "ascii");
-  return block;
-}
-
-function padded(data: Buffer): Buffer {
-  const pad = (512 - (data.length % 512)) % 512;
-  return pad === 0 ? data : Buffer.concat([data, Buffer.alloc(pad)]);
-}
-
-/** A pax extended header record set (`<len> key=value\n`, len counting itself). */
-function paxRecords(fields: Record<string, string>): Buffer {
-  let text = "";
-  for (const [k, v] of Object.entries(fields)) {
-    const rest = ` ${k}=${v}\n`;
-    let len = Buffer.byteLength(rest) + 1;
-    while (String(len).length + Buffer.byteLength(rest) !== len) len += 1;
-    text += `${len}${rest}`;
-  }
-  return Buffer.from(text, "utf8");
-}
-
-function tarOf(entries: RawEntry[], trailer: Buffer = Buffer.alloc(1024)): Buffer {
-  const parts: Buffer[] = [];
-  for (const e of entries) {
-    const body = e.body === undefined ? Buffer.alloc(0) : Buffer.from(e.body);
-    parts.push(ustarHeader(e, e.size ?? body.length));
-    if (body.length > 0) parts.push(padded(body));
-  }
-  parts.push(trailer);
-  return Buffer.concat(parts);
-}
-
-function tgzOf(entries: RawEntry[], trailer?: Buffer): Buffer {
-  return gzipSync(tarOf(entries, trailer));
-}
 
 let n = 0;
 async function workDir(): Promise<string> {
@@ -283,5 +216,34 @@ describe("extractSafely refuses hostile archives", () => {
     await assert.rejects(extractSafely(Readable.from([tgz]), dest), UnsafeArchiveError);
     assert.equal(await readFile(join(dir, "sentinel"), "utf8"), "untouched");
     assert.deepEqual(await readdir(dir), ["sentinel"]);
+  });
+});
+
+describe("checkArchive: the same rules without writing anything", () => {
+  /** The manager's default package limits (config manager.packageLimits). */
+  const managerLimits: Partial<ExtractLimits> = { maxBytes: 1024 ** 3, maxEntries: 100_000, maxRatio: 100, ratioFreeBytes: 64 * 1024 * 1024 };
+
+  for (const c of hostileCorpus()) {
+    test(`refuses the corpus' ${c.what}, naming ${JSON.stringify(c.entry)}`, async () => {
+      await assert.rejects(checkArchive(Readable.from([c.tgz]), managerLimits), (err: unknown) => {
+        assert.ok(err instanceof UnsafeArchiveError, `expected UnsafeArchiveError, got ${String(err)}`);
+        assert.equal(err.status, 422);
+        assert.equal(err.context.entry, c.entry);
+        assert.match(err.message, c.message);
+        return true;
+      });
+    });
+  }
+
+  test("the ratio applies only past the ratio-free bytes", async () => {
+    const bomb = zeroBomb(1, 128);
+    const within = await checkArchive(Readable.from([bomb]), { ...managerLimits, ratioFreeBytes: 256 * 1024 * 1024 });
+    assert.equal(within.bytes, 128 * 1024 * 1024);
+    await assert.rejects(checkArchive(Readable.from([bomb]), managerLimits), (err: unknown) => err instanceof UnsafeArchiveError && err.context.entry === "bomb/part-0");
+  });
+
+  test("accepts a normal package and counts it", async () => {
+    const tgz = tgzOf([{ name: "bin/", type: "5" }, { name: "bin/run", body: "#!/bin/sh\n", mode: 0o755 }, { name: "link", type: "2", linkname: "bin/run" }]);
+    assert.deepEqual(await checkArchive(Readable.from([tgz]), managerLimits), { entries: 3, bytes: 10 });
   });
 });

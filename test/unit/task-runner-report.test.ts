@@ -8,6 +8,7 @@ import { ProcessDriver } from "../../agent/driver/process.js";
 import { PackageCache } from "../../agent/packages/cache.js";
 import { PortAllocator } from "../../agent/tasks/ports.js";
 import { TaskRunner } from "../../agent/tasks/runner.js";
+import { TaskUsers } from "../../agent/tasks/task-users.js";
 import { createLogger } from "../../src/common/logger.js";
 import { parseTaskFile } from "../../src/common/taskfile/index.js";
 
@@ -24,6 +25,7 @@ describe("agent reports: exits the primary has recorded are not resent", () => {
       drivers: { process: new ProcessDriver({ useCgroups: false }) },
       cache: new PackageCache({ cacheDir: join(dir, "packages"), maxBytes: 1 << 20, sources: { managerUrls: () => [], token: "" }, logger: log }),
       ports: new PortAllocator([41000, 41010], "127.0.0.1"),
+      users: new TaskUsers({ uids: { first: 70000, last: 70009 }, allowRootTasks: false, nodeId: "n1" }),
       log,
     });
   });

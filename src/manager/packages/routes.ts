@@ -1,9 +1,12 @@
 import Router from "@koa/router";
 import type { Context } from "koa";
+import { Transform, type Readable, type TransformCallback } from "node:stream";
 import type { TokenTable } from "../../common/auth.js";
 import { NotFoundError, NotPrimaryError, PayloadTooLargeError, UnavailableError, ValidationError } from "../../common/errors.js";
+import type { Config } from "../../common/config.js";
 import type { BlobStore } from "../../storage/blob-store.js";
 import { parseDigest } from "../../storage/digest.js";
+import { checkArchive, type ExtractLimits } from "../../storage/unpack.js";
 import type { ManagerView } from "../http/api.js";
 import { requireRole } from "../../http/auth.js";
 import { validatePackageRef, type PackageRegistry } from "./registry.js";
@@ -17,6 +20,11 @@ import { validatePackageRef, type PackageRegistry } from "./registry.js";
  * The bytes go to the shared storage directory (any manager can store and
  * serve them); the name@version → digest record is a ZooKeeper write, so it
  * is the primary's, through its fenced session.
+ *
+ * A push is checked while it streams in, with the agents' safe-extraction
+ * rules (src/storage/unpack.ts) and the limits of manager.packageLimits: a
+ * bad archive is refused with 422 naming its first bad entry, and its bytes
+ * never leave the temporary file (BlobStore.putStream's check).
  */
 
 export interface PackagesDeps {
@@ -26,9 +34,52 @@ export interface PackagesDeps {
   store: BlobStore;
   /** Largest accepted upload, in bytes (config manager.packageLimit). */
   packageLimit: number;
+  /** What a pushed archive may unpack to (config manager.packageLimits). */
+  packageLimits: Config["manager"]["packageLimits"];
 }
 
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+
+function notGzip(): ValidationError {
+  return new ValidationError([{ field: "body", message: "the body is not a gzip stream; send a tar.gz (torca push DIR packs one)" }]);
+}
+
+/** Passes the bytes on once they start like gzip; anything else (an empty body too) is a ValidationError. */
+class GzipSniffer extends Transform {
+  private head = Buffer.alloc(0);
+  private passing = false;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.passing) return done(null, chunk);
+    this.head = Buffer.concat([this.head, chunk]);
+    if (this.head.length < GZIP_MAGIC.length) return done();
+    if (!this.head.subarray(0, GZIP_MAGIC.length).equals(GZIP_MAGIC)) return done(notGzip());
+    this.passing = true;
+    done(null, this.head);
+  }
+
+  override _flush(done: TransformCallback): void {
+    done(this.passing ? null : notGzip());
+  }
+}
+
+function extractLimitsOf(l: PackagesDeps["packageLimits"]): Partial<ExtractLimits> {
+  return { maxBytes: l.unpackedSize, maxEntries: l.entries, maxRatio: l.ratio, ratioFreeBytes: l.ratioAfter };
+}
+
+/** The push's bytes against the safe-extraction rules; rejects with the first problem. */
+async function checkPush(bytes: Readable, limits: Partial<ExtractLimits>): Promise<void> {
+  const sniffer = new GzipSniffer();
+  // The sniffer's own error (not gzip) reaches checkArchive as its input's error.
+  bytes.on("error", (e) => sniffer.destroy(e));
+  try {
+    await checkArchive(bytes.pipe(sniffer), limits);
+  } finally {
+    // Whatever follows (bytes after a refusal, or after the gzip end) must not back up the upload.
+    bytes.unpipe(sniffer);
+    sniffer.destroy();
+  }
+}
 
 /** Same rule as api.ts: a backup answers writes with 307 to the primary, or 503 while none is elected. */
 function requirePrimary(v: ManagerView): void {
@@ -41,23 +92,6 @@ function requireRegistry(d: PackagesDeps): PackageRegistry {
   const r = d.registry();
   if (!r) throw new UnavailableError("this manager is still joining the cluster");
   return r;
-}
-
-async function startsWith(store: BlobStore, digest: Parameters<BlobStore["openRead"]>[0], magic: Buffer): Promise<boolean> {
-  let s;
-  try {
-    s = await store.openRead(digest);
-  } catch (e) {
-    // Gone already: a concurrent upload of the same bytes found them not to be gzip and deleted them (below).
-    if (e instanceof NotFoundError) return false;
-    throw e;
-  }
-  try {
-    for await (const chunk of s) return (chunk as Buffer).subarray(0, magic.length).equals(magic);
-    return false;
-  } finally {
-    s.destroy();
-  }
 }
 
 export function packagesRouter(d: PackagesDeps, tokens: TokenTable): Router {
@@ -74,13 +108,8 @@ export function packagesRouter(d: PackagesDeps, tokens: TokenTable): Router {
     const registry = requireRegistry(d);
     const declared = Number(ctx.get("content-length") || NaN);
     if (Number.isFinite(declared) && declared > d.packageLimit) throw new PayloadTooLargeError(d.packageLimit);
-    const blob = await d.store.putStream(ctx.req, { maxBytes: d.packageLimit });
-    if (blob.size === 0 || !(await startsWith(d.store, blob.digest, GZIP_MAGIC))) {
-      // Not even gzip: refuse now rather than let every agent fail to unpack it later.
-      // Deleting is safe: any other upload of these exact bytes is refused the same way.
-      await d.store.delete(blob.digest);
-      throw new ValidationError([{ field: "body", message: "the body is not a gzip stream; send a tar.gz (torca push DIR packs one)" }]);
-    }
+    const limits = extractLimitsOf(d.packageLimits);
+    const blob = await d.store.putStream(ctx.req, { maxBytes: d.packageLimit, check: (bytes) => checkPush(bytes, limits) });
     // Checked again after the upload: primacy may have moved while the bytes streamed.
     requirePrimary(d.view);
     const { created, record } = await registry.record(name, version, { digest: blob.digest, size: blob.size, pushedAt: Date.now() });
