@@ -244,8 +244,8 @@ export class Resolver extends EventEmitter<ResolverEvents> {
     const children = await e.watch.read(zk);
     const records = await Promise.all(children.map((c) => zk.getIfExists(`${path}/${c}`)));
     const endpoints = sortEndpoints(
-      records.flatMap((r) => {
-        const rec = r ? decodeEndpointRecord(r.data) : undefined;
+      records.flatMap((r, i) => {
+        const rec = r ? decodeEndpointRecord(r.data, `${path}/${children[i]}`) : undefined;
         return rec ? [toEndpoint(rec)] : [];
       }),
     );

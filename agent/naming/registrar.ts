@@ -1,4 +1,6 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { z } from "zod";
+import { readJsonIfValid } from "../../src/common/json.js";
 import type { Logger } from "../../src/common/logger.js";
 import type { ZkSession } from "../../src/coord/zk.js";
 import { namingPaths, type EndpointRecord } from "../../naming/layout.js";
@@ -30,10 +32,12 @@ interface Registered {
   record: EndpointRecord;
 }
 
-interface PersistedState {
-  sessionId: string;
-  endpoints: { namespace: string; service: string; task: string }[];
-}
+/** The registrations file: the session they were made on and the endpoints it holds. */
+const PersistedStateSchema = z.object({
+  sessionId: z.string(),
+  endpoints: z.array(z.object({ namespace: z.string(), service: z.string(), task: z.string() })),
+});
+type PersistedState = z.infer<typeof PersistedStateSchema>;
 
 export interface RegistrarOptions {
   root: string;
@@ -171,11 +175,13 @@ export class NamingRegistrar {
   }
 
   private readState(): PersistedState | undefined {
+    let text: string;
     try {
-      return JSON.parse(readFileSync(this.o.stateFile, "utf8")) as PersistedState;
+      text = readFileSync(this.o.stateFile, "utf8");
     } catch {
       return undefined;
     }
+    return readJsonIfValid(PersistedStateSchema, text, this.o.stateFile, (e) => this.o.log.warn({ err: e.message }, "ignoring unreadable naming registrations"));
   }
 
   private persist(zk: ZkSession): void {

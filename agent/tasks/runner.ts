@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { toTorcaError, UnavailableError } from "../../src/common/errors.js";
 import type { Logger } from "../../src/common/logger.js";
@@ -9,6 +9,7 @@ import type { Driver, TaskHandle, TaskUsage } from "../driver/driver.js";
 import { instanceName } from "../driver/names.js";
 import type { PackageCache, PackageLease } from "../packages/cache.js";
 import type { PortAllocator } from "./ports.js";
+import { readRecord, RECORD_FILE } from "./record.js";
 
 /**
  * The start daemon's task table: starts dispatched tasks through a driver,
@@ -48,16 +49,7 @@ export interface RunnerOptions {
   retainExitedMs?: number;
 }
 
-const RECORD_FILE = "record.json";
 const PRUNE_EVERY_MS = 60_000;
-
-async function readRecord(dir: string): Promise<TaskRecord | undefined> {
-  try {
-    return JSON.parse(await readFile(join(dir, RECORD_FILE), "utf8")) as TaskRecord;
-  } catch {
-    return undefined;
-  }
-}
 
 export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   private readonly records = new Map<string, TaskRecord>();
@@ -260,7 +252,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   async recover(): Promise<void> {
     await mkdir(this.tasksDir, { recursive: true });
     for (const name of await readdir(this.tasksDir)) {
-      const r = await readRecord(join(this.tasksDir, name));
+      const r = await readRecord(join(this.tasksDir, name), this.o.log);
       if (!r) continue;
       const prev = this.records.get(r.dispatch.taskId);
       if (prev && prev.dispatch.attempt > r.dispatch.attempt) continue;
@@ -304,7 +296,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
     const retain = this.o.retainExitedMs ?? 3_600_000;
     for (const name of await readdir(this.tasksDir).catch(() => [] as string[])) {
       const dir = join(this.tasksDir, name);
-      const onDisk = await readRecord(dir);
+      const onDisk = await readRecord(dir, this.o.log);
       if (!onDisk) continue;
       const cur = this.records.get(onDisk.dispatch.taskId);
       const isCurrent = cur?.dispatch.attempt === onDisk.dispatch.attempt;

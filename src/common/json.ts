@@ -21,3 +21,17 @@ export function readJson<T extends z.ZodTypeAny>(schema: T, data: Buffer | strin
   const field = first?.path.join(".") ?? "";
   throw new IntegrityError(`${where}: ${field ? `${field}: ` : ""}${first?.message ?? "does not match its schema"}`, { where, field: field || undefined });
 }
+
+/**
+ * readJson for a reader that skips a corrupt payload rather than failing:
+ * undefined for one that does not match, after telling `onCorrupt` (to warn).
+ */
+export function readJsonIfValid<T extends z.ZodTypeAny>(schema: T, data: Buffer | string, where: string, onCorrupt?: (e: IntegrityError) => void): z.output<T> | undefined {
+  try {
+    return readJson(schema, data, where);
+  } catch (e) {
+    if (!(e instanceof IntegrityError)) throw e;
+    onCorrupt?.(e);
+    return undefined;
+  }
+}
