@@ -11,8 +11,7 @@ import { createLogger, type Logger } from "../src/common/logger.js";
 import type { AgentAd } from "../src/common/protocol.js";
 import { errorEnvelope } from "../src/manager/http/middleware.js";
 import type { Driver } from "./driver/driver.js";
-import { LxcDriver } from "./driver/lxc.js";
-import { ProcessDriver } from "./driver/process.js";
+import { detectDrivers } from "./drivers.js";
 import { EpochFence } from "./epoch-fence.js";
 import { agentRouter } from "./http/api.js";
 import { LogRotator } from "./logs/rotate.js";
@@ -69,16 +68,13 @@ export class AgentDaemon {
     this.fence = new EpochFence(join(this.dataDir, "epoch"));
   }
 
-  /** Refuses anything from a primary older than one already seen (fencing). */
-  admitEpoch(epoch: number): void {
-    this.fence.admit(epoch);
-  }
-
   async start(): Promise<void> {
     mkdirSync(this.dataDir, { recursive: true });
     this.fence.load();
     const a = this.config.agent;
-    await this.startDrivers();
+    const found = await detectDrivers(a, this.id, this.log);
+    this.drivers = found.drivers;
+    Object.assign(this.attributes, found.attributes);
     this.cache = new PackageCache({
       cacheDir: a.packageCache.dir ?? join(this.dataDir, "packages"),
       maxBytes: a.packageCache.maxSize,
@@ -156,23 +152,6 @@ export class AgentDaemon {
     await this.listen();
     await this.registration.start();
     this.reporter.start(a.reportInterval, () => void this.runner.prune());
-  }
-
-  /** The process driver always; LXC when the machine has it (or fails the start when the config requires it). */
-  private async startDrivers(): Promise<void> {
-    const a = this.config.agent;
-    const proc = new ProcessDriver();
-    let lxc: LxcDriver | undefined;
-    if (a.driver !== "process") {
-      const candidate = new LxcDriver({ rootfsDir: a.lxc.rootfs, lxcPath: a.lxc.lxcPath, defaultUser: { uid: a.lxc.uid, gid: a.lxc.gid } });
-      const fp = await candidate.fingerprint();
-      if (fp.available) lxc = candidate;
-      else if (a.driver === "lxc") throw new Error(`lxc driver required by config but unavailable: ${fp.reason}`);
-      else this.log.info({ reason: fp.reason }, "lxc unavailable; tasks run as plain processes");
-      Object.assign(this.attributes, fp.attributes);
-    }
-    Object.assign(this.attributes, (await proc.fingerprint()).attributes, a.labels, { "driver.lxc": lxc ? "1" : "0", "node.id": this.id });
-    this.drivers = lxc ? { lxc, process: proc } : { process: proc };
   }
 
   private async listen(): Promise<void> {

@@ -39,6 +39,8 @@ const PersistedStateSchema = z.object({
 });
 type PersistedState = z.infer<typeof PersistedStateSchema>;
 
+const DEFAULTS = Object.freeze({ verifyIntervalMs: 5000 });
+
 export interface RegistrarOptions {
   root: string;
   /** File remembering this agent's registrations across restarts. */
@@ -62,7 +64,11 @@ export class NamingRegistrar {
   private inherited: PersistedState["endpoints"] = [];
   private stopped = false;
 
-  constructor(private readonly o: RegistrarOptions) {}
+  private readonly verifyIntervalMs: number;
+
+  constructor(private readonly o: RegistrarOptions) {
+    this.verifyIntervalMs = o.verifyIntervalMs ?? DEFAULTS.verifyIntervalMs;
+  }
 
   /** Wants an endpoint for the task, or none (`stopped`: the task ended, not just unhealthy). */
   want(taskId: string, ep: WantedEndpoint | undefined, opts: { stopped?: boolean } = {}): void {
@@ -100,7 +106,7 @@ export class NamingRegistrar {
       if (this.zk === zk) this.kick();
     });
     if (!this.verifyTimer) {
-      this.verifyTimer = setInterval(() => void this.verify(), this.o.verifyIntervalMs ?? 5000);
+      this.verifyTimer = setInterval(() => void this.verify(), this.verifyIntervalMs);
       this.verifyTimer.unref();
     }
     this.kick();

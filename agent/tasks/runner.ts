@@ -51,6 +51,8 @@ export interface RunnerOptions {
 
 const PRUNE_EVERY_MS = 60_000;
 
+const DEFAULTS = Object.freeze({ retainExitedMs: 3_600_000 });
+
 export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   private readonly records = new Map<string, TaskRecord>();
   private readonly leases = new Map<string, PackageLease>();
@@ -59,10 +61,12 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   private lastPrune = 0;
   /** Latest cgroup figures of running tasks (refreshed before each report). */
   private readonly usage = new Map<string, TaskUsage>();
+  private readonly retainExitedMs: number;
 
   constructor(private readonly o: RunnerOptions) {
     super();
     this.tasksDir = join(o.dataDir, "tasks");
+    this.retainExitedMs = o.retainExitedMs ?? DEFAULTS.retainExitedMs;
   }
 
   get(taskId: string): TaskRecord | undefined {
@@ -293,7 +297,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
     const now = Date.now();
     if (now - this.lastPrune < PRUNE_EVERY_MS) return;
     this.lastPrune = now;
-    const retain = this.o.retainExitedMs ?? 3_600_000;
+    const retain = this.retainExitedMs;
     for (const name of await readdir(this.tasksDir).catch(() => [] as string[])) {
       const dir = join(this.tasksDir, name);
       const onDisk = await readRecord(dir, this.o.log);

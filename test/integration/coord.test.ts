@@ -6,8 +6,10 @@ import { join } from "node:path";
 import { startZooKeeper, type ZooKeeperServer } from "../../src/cell/zookeeper-server.js";
 import { CoordinationError } from "../../src/common/errors.js";
 import { Election, type LeaderInfo } from "../../src/coord/election.js";
+import { SessionKeeper, type SessionEnd } from "../../src/coord/session-keeper.js";
 import { ZkStateStore } from "../../src/coord/state-store.js";
-import { ZK, ZkSession } from "../../src/coord/zk.js";
+import { ZK, ZkSession, type SessionCredentials } from "../../src/coord/zk.js";
+import { until } from "../harness/wait.js";
 
 /** Awaits with a deadline, so a missing event fails the test instead of hanging the suite. */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -97,5 +99,95 @@ describe("coordination layer on a real ZooKeeper", () => {
     s.close();
     assert.equal(s.isAlive, false);
     await assert.rejects(s.get("/t"), CoordinationError);
+  });
+
+  describe("session keeper", () => {
+    /** An owner that records what it was handed and told. */
+    function owner(failFirstSetUps = 0) {
+      const o = {
+        sessions: [] as ZkSession[],
+        lost: [] as [string, SessionEnd][],
+        setUpFailures: failFirstSetUps,
+        async onSession(zk: ZkSession) {
+          o.sessions.push(zk);
+          sessions.push(zk);
+          if (o.setUpFailures-- > 0) throw new Error("set-up refused");
+          await zk.ensurePath("/t/keeper");
+        },
+        onSessionLost(zk: ZkSession, why: SessionEnd) {
+          o.lost.push([zk.sessionId, why]);
+        },
+      };
+      return o;
+    }
+
+    /** Expires a session from outside: attach to it and close it (repeated while its own client wins it back). */
+    async function expire(creds: SessionCredentials, gone: () => boolean): Promise<void> {
+      await until(
+        "the session to expire",
+        async () => {
+          if (gone()) return true;
+          const killer = await ZkSession.connect({ connect: zk.connectString, sessionTimeoutMs: 2000, resume: creds }).catch(() => undefined);
+          killer?.close();
+          return gone();
+        },
+        { timeoutMs: 20_000, intervalMs: 500 },
+      );
+    }
+
+    test("an expired session is reported to its owner before a new one is handed over", async () => {
+      const o = owner();
+      const keeper = new SessionKeeper(o, { connect: zk.connectString, sessionTimeoutMs: 2000, retryDelayMs: 100 });
+      try {
+        await keeper.start();
+        await keeper.live();
+        const first = keeper.session!;
+        assert.deepEqual(o.sessions, [first]);
+        await expire(first.credentials, () => !first.isAlive);
+        const second = await until("a new session", () => (o.sessions.length === 2 && keeper.session?.isAlive ? keeper.session : undefined));
+        assert.notEqual(second.sessionId, first.sessionId);
+        assert.deepEqual(o.lost, [[first.sessionId, "expired"]]);
+      } finally {
+        keeper.stop();
+        keeper.session?.close();
+      }
+    });
+
+    test("a failed set-up closes that session and tries again on a new one", async () => {
+      const o = owner(1);
+      const keeper = new SessionKeeper(o, { connect: zk.connectString, sessionTimeoutMs: 2000, retryDelayMs: 100 });
+      try {
+        await keeper.start();
+        assert.equal(keeper.session, undefined, "the first attempt's session is not kept");
+        await keeper.live();
+        assert.equal(o.sessions.length, 2);
+        assert.equal(o.sessions[0]!.isAlive, false);
+        assert.equal(keeper.session, o.sessions[1]);
+        assert.deepEqual(o.lost, [], "a session the keeper closed itself is no loss");
+      } finally {
+        keeper.stop();
+        keeper.session?.close();
+      }
+    });
+
+    test("stop() leaves the session to its owner, and resume() attaches to it again", async () => {
+      const o = owner();
+      const keeper = new SessionKeeper(o, { connect: zk.connectString, sessionTimeoutMs: 2000 });
+      await keeper.start();
+      const held = keeper.session!;
+      keeper.stop();
+      assert.equal(held.isAlive, true, "stopping the keeper does not close the session");
+      const next = owner();
+      const successor = new SessionKeeper(next, { connect: zk.connectString, sessionTimeoutMs: 2000, resume: () => held.credentials });
+      try {
+        await successor.start();
+        assert.equal(successor.session?.sessionId, held.sessionId, "the next keeper resumed the same session");
+      } finally {
+        successor.stop();
+        successor.session?.close();
+        held.close();
+        assert.deepEqual([...o.lost, ...next.lost], [], "losses after stop() are not reported");
+      }
+    });
   });
 });

@@ -58,9 +58,16 @@ export interface ZkSessionEvents {
   closed: [];
 }
 
+const DEFAULTS = Object.freeze({
+  /** Connecting is given up after this many session timeouts… */
+  connectTimeoutSessions: 3,
+  /** …but not before this long. */
+  minConnectTimeoutMs: 10_000,
+});
+
 /** The default connect limit: three session timeouts, at least 10 s. */
 export function defaultConnectTimeoutMs(sessionTimeoutMs: number): number {
-  return Math.max(10_000, 3 * sessionTimeoutMs);
+  return Math.max(DEFAULTS.minConnectTimeoutMs, DEFAULTS.connectTimeoutSessions * sessionTimeoutMs);
 }
 
 function expiredError(resume: SessionCredentials): UnavailableError {
