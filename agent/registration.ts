@@ -1,5 +1,5 @@
-import { readFileSync, writeFileSync } from "node:fs";
-import { readJsonIfValid } from "../src/common/json.js";
+import { writeFileSync } from "node:fs";
+import { readJsonFileIfValid } from "../src/common/json.js";
 import type { Logger } from "../src/common/logger.js";
 import type { AgentAd } from "../src/common/protocol.js";
 import { SessionCredentialsSchema } from "../src/common/schemas/coord.js";
@@ -76,13 +76,7 @@ export class AgentRegistration {
   }
 
   private savedCredentials(): SessionCredentials | undefined {
-    let text: string;
-    try {
-      text = readFileSync(this.o.sessionFile, "utf8");
-    } catch {
-      return undefined;
-    }
-    return readJsonIfValid(SessionCredentialsSchema, text, this.o.sessionFile, (e) => this.o.log.warn({ err: e.message }, "ignoring an unreadable saved ZooKeeper session"));
+    return readJsonFileIfValid(SessionCredentialsSchema, this.o.sessionFile, (e) => this.o.log.warn({ err: e.message }, "ignoring an unreadable saved ZooKeeper session"));
   }
 
   private async register(zk: ZkSession): Promise<void> {

@@ -1,6 +1,6 @@
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import { z } from "zod";
-import { readJsonIfValid } from "../../src/common/json.js";
+import { readJsonFileIfValid } from "../../src/common/json.js";
 import type { Logger } from "../../src/common/logger.js";
 import type { ZkSession } from "../../src/coord/zk.js";
 import { namingPaths, type EndpointRecord } from "../../naming/layout.js";
@@ -181,13 +181,7 @@ export class NamingRegistrar {
   }
 
   private readState(): PersistedState | undefined {
-    let text: string;
-    try {
-      text = readFileSync(this.o.stateFile, "utf8");
-    } catch {
-      return undefined;
-    }
-    return readJsonIfValid(PersistedStateSchema, text, this.o.stateFile, (e) => this.o.log.warn({ err: e.message }, "ignoring unreadable naming registrations"));
+    return readJsonFileIfValid(PersistedStateSchema, this.o.stateFile, (e) => this.o.log.warn({ err: e.message }, "ignoring unreadable naming registrations"));
   }
 
   private persist(zk: ZkSession): void {

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import type { z } from "zod";
 import { IntegrityError } from "./errors.js";
 
@@ -34,4 +35,18 @@ export function readJsonIfValid<T extends z.ZodTypeAny>(schema: T, data: Buffer 
     onCorrupt?.(e);
     return undefined;
   }
+}
+
+/**
+ * A local state file read with readJsonIfValid: undefined when the file is
+ * missing or unreadable, or (told to `onCorrupt`) when its content is corrupt.
+ */
+export function readJsonFileIfValid<T extends z.ZodTypeAny>(schema: T, path: string, onCorrupt?: (e: IntegrityError) => void): z.output<T> | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+  return readJsonIfValid(schema, text, path, onCorrupt);
 }

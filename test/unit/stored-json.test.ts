@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readRecord, RECORD_FILE } from "../../agent/tasks/record.js";
 import { IntegrityError } from "../../src/common/errors.js";
-import { readJson, readJsonIfValid } from "../../src/common/json.js";
+import { readJson, readJsonFileIfValid, readJsonIfValid } from "../../src/common/json.js";
 import { AgentAdSchema } from "../../src/common/protocol.js";
 import { LeaderInfoSchema, NodeAdminSchema, SessionCredentialsSchema } from "../../src/common/schemas/coord.js";
 import { PackageRecordSchema } from "../../src/common/schemas/packages.js";
@@ -92,6 +92,17 @@ describe("stored JSON is read through its schema", () => {
     });
     after(async () => {
       await rm(dir, { recursive: true, force: true });
+    });
+
+    test("a local state file: missing reads as none, corrupt as none with the reason told", async () => {
+      const told: string[] = [];
+      const path = join(dir, "zk-session.json");
+      assert.equal(readJsonFileIfValid(SessionCredentialsSchema, path, (e) => told.push(e.message)), undefined);
+      assert.deepEqual(told, [], "a missing file is no corruption");
+      await writeFile(path, JSON.stringify({ sessionId: "1f", endpoints: [] }));
+      assert.equal(readJsonFileIfValid(SessionCredentialsSchema, path, (e) => told.push(e.message)), undefined);
+      assert.equal(told.length, 1);
+      assert.match(told[0]!, new RegExp(`^${path}: clientId`));
     });
 
     test("a corrupt record is skipped with a warning naming the file and field; a good one reads back", async () => {
