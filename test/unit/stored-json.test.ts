@@ -98,7 +98,7 @@ describe("stored JSON is read through its schema", () => {
       const told: string[] = [];
       const path = join(dir, "zk-session.json");
       assert.equal(readJsonFileIfValid(SessionCredentialsSchema, path, (e) => told.push(e.message)), undefined);
-      assert.deepEqual(told, [], "a missing file is no corruption");
+      assert.equal(told.length, 0, "a missing file is no corruption");
       await writeFile(path, JSON.stringify({ sessionId: "1f", endpoints: [] }));
       assert.equal(readJsonFileIfValid(SessionCredentialsSchema, path, (e) => told.push(e.message)), undefined);
       assert.equal(told.length, 1);
