@@ -50,7 +50,7 @@ export class AgentRegistration {
 
   constructor(private readonly o: RegistrationOptions) {
     this.p = zpaths(o.root);
-    // Only an expiry asks for a new session: a closed one is the agent's own doing.
+    // A new session follows an expiry only: a session that ends closed (closed here, or refused by the client) is not replaced.
     this.keeper = new SessionKeeper(
       {
         onSession: (zk) => this.register(zk),

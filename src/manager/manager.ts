@@ -78,7 +78,7 @@ export class ManagerDaemon {
     this.http = createHttpClient({ token: this.adminToken, timeoutMs: 10_000 });
     const c = config.cluster;
     this.resolver = new Resolver({ zookeeper: c.zookeeper, root: c.root, sessionTimeoutMs: c.sessionTimeout, logger: this.log.child({ part: "naming" }) });
-    // Only an expiry ends a term (a closed session is one this manager closed, or one its election already left).
+    // A new term follows an expiry only: a session that ends closed (closed here, or refused by the client, e.g. authentication) is not replaced.
     this.keeper = new SessionKeeper(
       { onSession: (zk) => this.join(zk), onSessionLost: (zk) => this.endTerm(zk) },
       { connect: c.zookeeper, sessionTimeoutMs: c.sessionTimeout, ends: ["expired"], renewDelayMs: 200, purpose: "joining", logger: this.log },
