@@ -102,7 +102,4 @@ export const MODE_FLAGS: Readonly<Record<CreateMode, number>> = Object.freeze({
 /** The C client's "connected" state. */
 export const NATIVE_CONNECTED = 3;
 
-export interface SessionCredentials {
-  clientId: string;
-  password: string;
-}
+export type { SessionCredentials } from "../../common/schemas/coord.js";
