@@ -5,10 +5,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startZooKeeper, type ZooKeeperServer } from "../../src/cell/zookeeper-server.js";
 import { CoordinationError } from "../../src/common/errors.js";
-import { Election, type LeaderInfo } from "../../src/coord/election.js";
+import { IntegrityError } from "../../src/common/errors.js";
+import { Election, readLeader, type LeaderInfo } from "../../src/coord/election.js";
 import { SessionKeeper, type SessionEnd } from "../../src/coord/session-keeper.js";
 import { ZkStateStore } from "../../src/coord/state-store.js";
 import { ZK, ZkSession, type SessionCredentials } from "../../src/coord/zk.js";
+import { Collector } from "../../src/manager/collector/collector.js";
 import { until } from "../harness/wait.js";
 
 /** Awaits with a deadline, so a missing event fails the test instead of hanging the suite. */
@@ -99,6 +101,32 @@ describe("coordination layer on a real ZooKeeper", () => {
     s.close();
     assert.equal(s.isAlive, false);
     await assert.rejects(s.get("/t"), CoordinationError);
+  });
+
+  describe("corrupt znodes are read at the border", () => {
+    test("a leader znode of another shape fails the read, naming the path and the field", async () => {
+      const s = await open();
+      await s.ensurePath("/t/corrupt");
+      await s.create("/t/corrupt/leader", JSON.stringify({ id: "m1", url: "http://m1", epoch: "seven", since: 1 }), "ephemeral");
+      await assert.rejects(readLeader(s, "/t/corrupt"), (e: unknown) => e instanceof IntegrityError && e.message.startsWith("/t/corrupt/leader: epoch"));
+    });
+
+    test("the collector skips a malformed agent ad and reads the others", async () => {
+      const s = await open();
+      await s.ensurePath("/t/ads/agents");
+      const ad = { id: "good", url: "http://127.0.0.1:1", host: "127.0.0.1", capacity: { cpu: 1, memory: 1, disk: 1 }, allocatable: { cpu: 1, memory: 1, disk: 1 }, attributes: {}, portRange: [1, 2], drivers: { lxc: false, process: true }, startedAt: 1 };
+      await s.create("/t/ads/agents/good", JSON.stringify(ad), "ephemeral");
+      await s.create("/t/ads/agents/bad", "{ not json", "ephemeral");
+      await s.create("/t/ads/agents/foreign", JSON.stringify({ drain: true }), "ephemeral");
+      const collector = new Collector(s, "/t/ads");
+      try {
+        await collector.start();
+        await until("the good ad to be read", () => collector.node("good"));
+        assert.deepEqual(collector.nodes().map((n) => n.id), ["good"]);
+      } finally {
+        collector.close();
+      }
+    });
   });
 
   describe("session keeper", () => {
