@@ -22,6 +22,7 @@ import { RESOLVER_DEFAULTS, settingsOf, type ResolverOptions, type ResolverSetti
  */
 
 export type { Endpoint } from "./layout.js";
+export type { PickStrategy } from "./pick.js";
 export type { ResolverOptions } from "./resolver-options.js";
 
 export interface Resolution {
@@ -43,7 +44,6 @@ export interface ServiceSummary {
   stale: boolean;
 }
 
-export type { PickStrategy } from "./pick.js";
 export type ConnectionState = "connecting" | "connected" | "disconnected" | "expired" | "closed";
 
 export interface ResolverEvents {
@@ -64,15 +64,14 @@ export class Resolver extends EventEmitter<ResolverEvents> {
   constructor(o: ResolverOptions) {
     super();
     this.opts = settingsOf(o);
-    const paths = namingPaths(this.opts.root);
+    this.paths = namingPaths(this.opts.root);
     this.cache = new NameCache({
-      paths,
+      paths: this.paths,
       maxNames: this.opts.maxNames,
       session: this.session,
       onChange: (name, endpoints) => this.emit("change", name, endpoints),
       ...(this.opts.logger ? { logger: this.opts.logger } : {}),
     });
-    this.paths = paths;
     this.keeper = new SessionKeeper(
       { onSession: (zk) => this.adopt(zk), onSessionLost: (_zk, why) => this.lost(why) },
       {
