@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync, renameSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import Koa from "koa";
@@ -6,39 +6,36 @@ import Router from "@koa/router";
 import type { Got } from "got";
 import { TokenTable } from "../src/common/auth.js";
 import { parseListen, type Config } from "../src/common/config.js";
-import { StaleEpochError } from "../src/common/errors.js";
 import { createHttpClient } from "../src/common/http.js";
 import { createLogger, type Logger } from "../src/common/logger.js";
-import { parseBody, ReportReplySchema, type AgentAd, type AgentReport } from "../src/common/protocol.js";
-import { readLeader, type LeaderInfo } from "../src/coord/election.js";
-import { zpaths } from "../src/coord/paths.js";
-import { ZkSession, type SessionCredentials } from "../src/coord/zk.js";
+import type { AgentAd } from "../src/common/protocol.js";
 import { errorEnvelope } from "../src/http/edge.js";
 import type { Driver } from "./driver/driver.js";
-import { LxcDriver } from "./driver/lxc.js";
-import { ProcessDriver } from "./driver/process.js";
+import { detectDrivers } from "./drivers.js";
+import { EpochFence } from "./epoch-fence.js";
 import { agentRouter } from "./http/api.js";
 import { LogRotator } from "./logs/rotate.js";
 import { agentPage } from "./http/page.js";
 import { AgentNaming } from "./naming/index.js";
 import { defaultAgentId, machineLoad, measureCapacity } from "./machine.js";
 import { PackageCache } from "./packages/cache.js";
+import { AgentRegistration } from "./registration.js";
+import { Reporter } from "./reporting.js";
 import { PortAllocator } from "./tasks/ports.js";
 import { TaskUsers } from "./tasks/task-users.js";
 import { TaskRunner } from "./tasks/runner.js";
 
 /**
  * The Execute Server: one per machine. It advertises itself with an ephemeral
- * znode (liveness), runs what the primary dispatches, and reports every task
- * change at once plus a full report every interval (level-triggered).
+ * znode (liveness, registration.ts), runs what the primary dispatches
+ * (tasks/runner.ts), and reports every task change at once plus a full report
+ * every interval (reporting.ts). This module wires them and serves HTTP.
  *
  * Restarting the agent kills no task: tasks run detached under the drivers'
  * wrappers, task records are persisted, and the ZooKeeper session is resumed
  * when the restart is quicker than the session timeout, so the manager does
  * not even see the node blink.
  */
-/** How often the ad znode is rewritten when only the machine's load moved. */
-const AD_LOAD_REFRESH_MS = 60_000;
 
 export class AgentDaemon {
   readonly id: string;
@@ -48,21 +45,15 @@ export class AgentDaemon {
   private readonly token: string;
   private readonly tokens: TokenTable;
   private readonly http: Got;
+  private readonly fence: EpochFence;
   private runner!: TaskRunner;
   private naming?: AgentNaming;
   private cache!: PackageCache;
   private drivers!: { lxc?: Driver; process: Driver };
+  private registration!: AgentRegistration;
+  private reporter!: Reporter;
   private server?: Server;
-  private zk?: ZkSession;
-  private leader?: LeaderInfo;
-  private maxEpoch = 0;
   private attributes: Record<string, string> = {};
-  private reportTimer?: NodeJS.Timeout;
-  private reportSoon?: NodeJS.Timeout;
-  private reporting = false;
-  private reportAgain = false;
-  private stopping = false;
-  private rejoinTimer?: NodeJS.Timeout;
   private readonly startedAt = Date.now();
   private rotator?: LogRotator;
 
@@ -75,55 +66,22 @@ export class AgentDaemon {
     this.tokens = TokenTable.fromConfig(config);
     this.token = TokenTable.adminTokenOf(config);
     this.http = createHttpClient({ token: this.token, timeoutMs: 5000, retries: 1 });
-  }
-
-  private get epochFile(): string {
-    return join(this.dataDir, "epoch");
-  }
-
-  private get sessionFile(): string {
-    return join(this.dataDir, "zk-session.json");
-  }
-
-  /** Refuses anything from a primary older than one already seen (fencing). */
-  admitEpoch(epoch: number): void {
-    if (epoch < this.maxEpoch) throw new StaleEpochError(epoch, this.maxEpoch);
-    if (epoch > this.maxEpoch) this.noteEpoch(epoch);
-  }
-
-  private noteEpoch(epoch: number): void {
-    if (epoch <= this.maxEpoch) return;
-    this.maxEpoch = epoch;
-    writeFileSync(this.epochFile + ".tmp", String(epoch));
-    renameSync(this.epochFile + ".tmp", this.epochFile);
+    this.fence = new EpochFence(join(this.dataDir, "epoch"));
   }
 
   async start(): Promise<void> {
     // The agent's own files are its alone (tasks run under other uids); what tasks need is opened up explicitly.
     process.umask(0o077);
     mkdirSync(this.dataDir, { recursive: true });
-    try {
-      this.maxEpoch = Number(readFileSync(this.epochFile, "utf8")) || 0;
-    } catch {
-      this.maxEpoch = 0;
-    }
+    this.fence.load();
     const a = this.config.agent;
-    const proc = new ProcessDriver();
-    let lxc: LxcDriver | undefined;
-    if (a.driver !== "process") {
-      const candidate = new LxcDriver({ rootfsDir: a.lxc.rootfs, lxcPath: a.lxc.lxcPath, defaultUser: { uid: a.lxc.uid, gid: a.lxc.gid } });
-      const fp = await candidate.fingerprint();
-      if (fp.available) lxc = candidate;
-      else if (a.driver === "lxc") throw new Error(`lxc driver required by config but unavailable: ${fp.reason}`);
-      else this.log.info({ reason: fp.reason }, "lxc unavailable; tasks run as plain processes");
-      Object.assign(this.attributes, fp.attributes);
-    }
-    Object.assign(this.attributes, (await proc.fingerprint()).attributes, a.labels, { "driver.lxc": lxc ? "1" : "0", "node.id": this.id });
-    this.drivers = lxc ? { lxc, process: proc } : { process: proc };
+    const found = await detectDrivers(a, this.id, this.log);
+    this.drivers = found.drivers;
+    Object.assign(this.attributes, found.attributes);
     this.cache = new PackageCache({
       cacheDir: a.packageCache.dir ?? join(this.dataDir, "packages"),
       maxBytes: a.packageCache.maxSize,
-      sources: { ...(a.storageDir ? { storageDir: a.storageDir } : {}), managerUrls: () => (this.leader ? [this.leader.url] : []), token: this.token },
+      sources: { ...(a.storageDir ? { storageDir: a.storageDir } : {}), managerUrls: () => (this.registration.leader ? [this.registration.leader.url] : []), token: this.token },
       logger: this.log,
     });
     const { host } = parseListen(a.listen);
@@ -136,6 +94,33 @@ export class AgentDaemon {
       ports: new PortAllocator(a.portRange, host === "0.0.0.0" ? "0.0.0.0" : host),
       users: new TaskUsers({ ...a.taskUsers, allowRootTasks: a.allowRootTasks, nodeId: this.id }),
       log: this.log,
+    });
+    this.registration = new AgentRegistration({
+      id: this.id,
+      zookeeper: this.config.cluster.zookeeper,
+      root: this.config.cluster.root,
+      sessionTimeoutMs: this.config.cluster.sessionTimeout,
+      sessionFile: join(this.dataDir, "zk-session.json"),
+      fence: this.fence,
+      log: this.log,
+      ad: () => this.ad(),
+      onRegistered: (zk) => {
+        this.naming?.attach(zk);
+        this.reporter.schedule(0);
+      },
+      onReconnected: () => this.reporter.schedule(0),
+      onLeaderChanged: () => this.reporter.schedule(0),
+    });
+    this.reporter = new Reporter({
+      id: this.id,
+      http: this.http,
+      runner: this.runner,
+      cache: this.cache,
+      naming: () => this.naming,
+      log: this.log,
+      leader: () => this.registration.leader,
+      ad: () => this.ad(),
+      refreshAd: (ad) => this.registration.refreshAd(ad),
     });
     this.rotator = new LogRotator({
       maxBytes: a.logs.maxSize,
@@ -153,7 +138,7 @@ export class AgentDaemon {
       // A task change is news for the primary (submit→running latency), but every
       // report carries the whole table: with a thousand tasks changing at once,
       // waiting a little longer batches them instead of resending the table per change.
-      this.scheduleReport(Math.min(100, 5 + Math.floor(this.runner.unrecordedCount / 10)));
+      this.reporter.schedule(Math.min(100, 5 + Math.floor(this.runner.unrecordedCount / 10)));
     });
     this.rotator.start();
     await this.runner.recover();
@@ -166,22 +151,18 @@ export class AgentDaemon {
       log: this.log,
       // Stopping the attempt hands the restart to the manager's restart policy.
       onUnhealthy: (taskId, attempt) => void this.runner.stop(taskId, attempt, this.config.agent.stopGrace).catch(() => undefined),
-      onHealthChange: () => this.scheduleReport(0),
+      onHealthChange: () => this.reporter.schedule(0),
     });
     await this.listen();
-    await this.join();
-    this.reportTimer = setInterval(() => {
-      this.fullReportDue = true;
-      this.scheduleReport(0);
-      void this.runner.prune();
-    }, a.reportInterval);
+    await this.registration.start();
+    this.reporter.start(a.reportInterval, () => void this.runner.prune());
   }
 
   private async listen(): Promise<void> {
     const app = new Koa();
     app.use(errorEnvelope(this.log));
     const api = agentRouter(
-      { runner: this.runner, admitEpoch: (e) => this.admitEpoch(e), status: () => this.status(), bodyLimit: 4 * 1024 * 1024 },
+      { runner: this.runner, admitEpoch: (e) => this.fence.admit(e), status: () => this.status(), bodyLimit: 4 * 1024 * 1024 },
       this.tokens,
     );
     app.use(api.routes()).use(api.allowedMethods());
@@ -208,9 +189,9 @@ export class AgentDaemon {
       id: this.id,
       url: this.url,
       startedAt: this.startedAt,
-      epoch: this.maxEpoch,
-      leader: this.leader ?? null,
-      zookeeper: this.zk ? (this.zk.isConnected ? "connected" : this.zk.isAlive ? "disconnected" : "expired") : "connecting",
+      epoch: this.fence.highest,
+      leader: this.registration.leader ?? null,
+      zookeeper: this.registration.zookeeperState,
       drivers: { lxc: Boolean(this.drivers.lxc), process: true },
       attributes: this.attributes,
       ...measureCapacity(this.config.agent),
@@ -237,201 +218,22 @@ export class AgentDaemon {
     };
   }
 
-  private loadCredentials(): SessionCredentials | undefined {
-    try {
-      return JSON.parse(readFileSync(this.sessionFile, "utf8")) as SessionCredentials;
-    } catch {
-      return undefined;
-    }
-  }
-
-  private async connect(): Promise<ZkSession> {
-    const c = this.config.cluster;
-    const resume = this.loadCredentials();
-    if (resume) {
-      try {
-        const zk = await ZkSession.connect({ connect: c.zookeeper, sessionTimeoutMs: c.sessionTimeout, resume, logger: this.log, connectTimeoutMs: c.sessionTimeout + 2000 });
-        this.log.info("resumed the previous ZooKeeper session");
-        return zk;
-      } catch {
-        this.log.info("previous ZooKeeper session is gone; starting a new one");
-      }
-    }
-    return ZkSession.connect({ connect: c.zookeeper, sessionTimeoutMs: c.sessionTimeout, logger: this.log });
-  }
-
-  private async join(): Promise<void> {
-    if (this.stopping) return;
-    let zk: ZkSession;
-    try {
-      zk = await this.connect();
-    } catch (e) {
-      this.log.warn({ err: (e as Error).message }, "cannot reach ZooKeeper; retrying");
-      this.scheduleRejoin(1000);
-      return;
-    }
-    this.zk = zk;
-    writeFileSync(this.sessionFile, JSON.stringify(zk.credentials), { mode: 0o600 });
-    zk.once("expired", () => {
-      this.log.warn("ZooKeeper session expired; re-registering with a new session");
-      if (this.zk === zk) this.zk = undefined;
-      this.scheduleRejoin(100);
-    });
-    zk.on("reconnected", () => this.scheduleReport(0));
-    const p = zpaths(this.config.cluster.root);
-    try {
-      await zk.ensurePath(p.agents);
-      const data = JSON.stringify(await this.ad());
-      const path = p.agent(this.id);
-      const existing = await zk.exists(path);
-      if (existing && existing.ephemeralOwner !== undefined && !sameSession(existing.ephemeralOwner, zk.sessionId)) {
-        // A node left by our previous incarnation's (dying) session: take it over now.
-        await zk.delete(path);
-      }
-      if (!(await zk.createIfAbsent(path, data, "ephemeral"))) await zk.set(path, data);
-      await this.watchEpoch(zk);
-      await this.watchLeader(zk);
-    } catch (e) {
-      this.log.warn({ err: (e as Error).message }, "registration failed; retrying");
-      zk.close();
-      if (this.zk === zk) this.zk = undefined;
-      this.scheduleRejoin(1000);
-      return;
-    }
-    this.log.info({ path: p.agent(this.id) }, "registered");
-    this.naming?.attach(zk);
-    this.scheduleReport(0);
-  }
-
-  private scheduleRejoin(ms: number): void {
-    if (this.stopping || this.rejoinTimer) return;
-    this.rejoinTimer = setTimeout(() => {
-      this.rejoinTimer = undefined;
-      void this.join();
-    }, ms);
-  }
-
-  private async watchEpoch(zk: ZkSession): Promise<void> {
-    if (!zk.isAlive || this.stopping) return;
-    const r = await zk.getIfExists(zpaths(this.config.cluster.root).epoch, () => void this.watchEpoch(zk).catch(() => undefined));
-    if (r) this.noteEpoch(Number(r.data.toString()) || 0);
-  }
-
-  private async watchLeader(zk: ZkSession): Promise<void> {
-    if (!zk.isAlive || this.stopping) return;
-    const info = await readLeader(zk, this.config.cluster.root, () => void this.watchLeader(zk).catch(() => undefined));
-    const changed = info?.epoch !== this.leader?.epoch;
-    this.leader = info;
-    if (info) this.noteEpoch(info.epoch);
-    if (changed && info) {
-      this.log.info({ leader: info.id, epoch: info.epoch }, "primary changed; reporting");
-      this.scheduleReport(0);
-    }
-  }
-
-  /**
-   * Reports on task changes carry the task list only; the periodic one also
-   * refreshes usage from the cgroups and the machine ad in ZooKeeper. Doing
-   * those on every change costs a ZooKeeper write and a cgroup read per running
-   * task each time, which delayed reports by seconds with 1,000 tasks.
-   */
-  private fullReportDue = true;
-  private lastAd?: AgentAd;
-  /** The ad last written to the znode (without its load) and when. */
-  private adWritten = { facts: "", at: 0 };
-
-  /**
-   * Rewrites the ad znode when what the scheduler reads from it changed, and
-   * for the load figure (shown by backups' pages) only every AD_LOAD_REFRESH_MS:
-   * every manager watches every ad, so a rewrite per report interval cost each
-   * manager a read and a parse per agent per interval (1,000 a second at
-   * 10,000 machines) and ZooKeeper a third of its write capacity. The primary
-   * gets the load in every report anyway.
-   */
-  private async refreshAd(zk: ZkSession, ad: AgentAd): Promise<void> {
-    const facts = JSON.stringify({ ...ad, load: undefined });
-    if (facts === this.adWritten.facts && Date.now() - this.adWritten.at < AD_LOAD_REFRESH_MS) return;
-    await zk
-      .set(zpaths(this.config.cluster.root).agent(this.id), JSON.stringify(ad))
-      .then(() => {
-        this.adWritten = { facts, at: Date.now() };
-      })
-      .catch(() => undefined);
-  }
-
-  private scheduleReport(delayMs: number): void {
-    if (this.stopping) return;
-    if (this.reportSoon) return;
-    this.reportSoon = setTimeout(() => {
-      this.reportSoon = undefined;
-      void this.report();
-    }, delayMs);
-  }
-
-  /** Sends the full task list to the primary and refreshes the znode's machine state. */
-  private async report(): Promise<void> {
-    if (this.reporting) {
-      this.reportAgain = true;
-      return;
-    }
-    this.reporting = true;
-    try {
-      const zk = this.zk;
-      if (this.fullReportDue) {
-        this.fullReportDue = false;
-        await this.runner.refreshUsage();
-        this.lastAd = await this.ad();
-        if (zk?.isConnected) await this.refreshAd(zk, this.lastAd);
-      }
-      const leader = this.leader;
-      if (!leader) return;
-      const load = (this.lastAd ??= await this.ad()).load!;
-      const cachedPackages = (await this.cache.list()).map(String);
-      const body: AgentReport = { agentId: this.id, tasks: this.withHealth(this.runner.report({ forPrimary: true })), cachedPackages, load };
-      const reply = await this.http.post(`${leader.url}/v1/agents/${encodeURIComponent(this.id)}/report`, { json: body, retry: { limit: 1, methods: ["POST"] } }).json();
-      this.runner.markRecorded(parseBody(ReportReplySchema, reply).recorded);
-    } catch (e) {
-      this.log.warn({ err: (e as Error).message }, "report failed; will retry");
-      setTimeout(() => this.scheduleReport(0), 1000).unref();
-    } finally {
-      this.reporting = false;
-      if (this.reportAgain) {
-        this.reportAgain = false;
-        this.scheduleReport(0);
-      }
-    }
-  }
-
-  private withHealth(tasks: AgentReport["tasks"]): AgentReport["tasks"] {
-    return tasks.map((t) => {
-      const healthy = t.state === "running" ? this.naming?.healthy(t.taskId, t.attempt) : undefined;
-      return healthy === undefined ? t : { ...t, healthy };
-    });
-  }
-
   /**
    * Stops the daemon, not its tasks (they run on detached). `deregister`
    * removes the znode at once (a clean shutdown), instead of letting the
-   * session time out.
+   * session time out; without it the session stays open for the next
+   * incarnation (registration.ts).
    */
   async stop(opts: { deregister?: boolean; stopTasks?: boolean } = {}): Promise<void> {
-    this.stopping = true;
+    this.reporter.stop();
+    this.registration.stop();
     this.runner.close();
     if (opts.stopTasks) {
       await Promise.all(this.runner.all().map((r) => this.runner.stop(r.dispatch.taskId, r.dispatch.attempt, this.config.agent.stopGrace).catch(() => false)));
     }
     await this.naming?.stop({ deregister: Boolean(opts.deregister) });
-    for (const t of [this.reportTimer, this.reportSoon, this.rejoinTimer]) if (t) clearTimeout(t);
     this.rotator?.stop();
-    // Without deregister the session is left open on purpose: closing it would delete the
-    // agent's znode at once, and the primary would move every task of a node that is only
-    // restarting. The next incarnation resumes the session (sessionFile); if none does
-    // within the session timeout, ZooKeeper expires it and the node is lost as after a crash.
-    // The open native session keeps the process alive: the caller exits.
-    if (this.zk && opts.deregister) {
-      await this.zk.delete(zpaths(this.config.cluster.root).agent(this.id)).catch(() => undefined);
-      this.zk.close();
-    }
+    if (opts.deregister) await this.registration.deregister();
     await this.cache.close();
     await new Promise<void>((resolve) => {
       if (!this.server) return resolve();
@@ -439,10 +241,4 @@ export class AgentDaemon {
       this.server.closeAllConnections();
     });
   }
-}
-
-/** Both are hex strings without 0x (as the binding gives them); compare them as numbers. */
-function sameSession(owner: string, sessionId: string): boolean {
-  const norm = (h: string) => h.toLowerCase().replace(/^0x/, "").replace(/^0+/, "");
-  return norm(owner) === norm(sessionId);
 }

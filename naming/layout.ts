@@ -1,3 +1,6 @@
+import type { z } from "zod";
+import { readJsonIfValid } from "../src/common/json.js";
+import { EndpointRecordSchema } from "../src/common/schemas/naming.js";
 import { serviceName, type ServiceName } from "./names.js";
 
 /**
@@ -11,21 +14,13 @@ import { serviceName, type ServiceName } from "./names.js";
  * need child watches, never data watches.
  */
 
-/** What an endpoint znode holds (JSON). `attempt` lets a newer run of a task take over a stale node. */
-export interface EndpointRecord {
-  host: string;
-  /** The first port's host port. */
-  port: number;
-  /** Every port of the task: name → host port. */
-  ports: Record<string, number>;
-  /** Task id, `job/index`. */
-  task: string;
-  /** The node (agent id) running the task. */
-  node: string;
-  job: string;
-  attempt: number;
-  registeredAt: number;
-}
+/**
+ * What an endpoint znode holds (JSON): host, `port` (the first port's host
+ * port), `ports` (name → host port), `task` (`job/index`), `node` (the agent
+ * running it), `job`, and `attempt`, which lets a newer run of a task take
+ * over a stale node.
+ */
+export type EndpointRecord = z.infer<typeof EndpointRecordSchema>;
 
 /** The contract's endpoint shape (DESIGN.md), plus the job. */
 export interface Endpoint {
@@ -74,35 +69,9 @@ export function encodeEndpointRecord(r: EndpointRecord): Buffer {
   return Buffer.from(JSON.stringify(r));
 }
 
-function isPortMap(v: unknown): v is Record<string, number> {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
-  return Object.values(v).every((p) => Number.isInteger(p) && (p as number) > 0 && (p as number) < 65536);
-}
-
 /** Parses znode data; undefined for anything that is not a well-formed record (a reader skips it). */
-export function decodeEndpointRecord(data: Buffer): EndpointRecord | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(data.toString("utf8"));
-  } catch {
-    return undefined;
-  }
-  if (typeof v !== "object" || v === null) return undefined;
-  const o = v as Record<string, unknown>;
-  if (typeof o.host !== "string" || !o.host) return undefined;
-  if (!Number.isInteger(o.port) || (o.port as number) <= 0 || (o.port as number) >= 65536) return undefined;
-  if (!isPortMap(o.ports)) return undefined;
-  if (typeof o.task !== "string" || typeof o.node !== "string" || typeof o.job !== "string") return undefined;
-  return {
-    host: o.host,
-    port: o.port as number,
-    ports: { ...o.ports },
-    task: o.task,
-    node: o.node,
-    job: o.job,
-    attempt: Number.isInteger(o.attempt) ? (o.attempt as number) : 0,
-    registeredAt: typeof o.registeredAt === "number" ? o.registeredAt : 0,
-  };
+export function decodeEndpointRecord(data: Buffer, where = "endpoint znode"): EndpointRecord | undefined {
+  return readJsonIfValid(EndpointRecordSchema, data, where);
 }
 
 export function toEndpoint(r: EndpointRecord): Endpoint {

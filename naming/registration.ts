@@ -53,7 +53,7 @@ export async function registerEndpoint(zk: ZkSession, root: string, name: Servic
     }
     const cur = await zk.getIfExists(path);
     if (!cur) continue;
-    const existing = decodeEndpointRecord(cur.data);
+    const existing = decodeEndpointRecord(cur.data, path);
     const mine = ownedBy(cur.stat.ephemeralOwner, zk.sessionId);
     if (mine && existing && sameRecord(existing, record)) return "unchanged";
     if (!mine && existing && outranks(existing, record)) return "yielded";

@@ -1,10 +1,13 @@
 import { EventEmitter } from "node:events";
 import { UnavailableError } from "../src/common/errors.js";
-import type { Logger } from "../src/common/logger.js";
-import { ZkSession, type SessionCredentials } from "../src/coord/zk.js";
-import { decodeEndpointRecord, namingPaths, sortEndpoints, toEndpoint, type Endpoint, type NamingPaths } from "./layout.js";
-import { parseServiceName, serviceName, type ServiceName } from "./names.js";
-import { SerialJob, WatchedChildren } from "./watched-children.js";
+import { SessionKeeper, type SessionEnd } from "../src/coord/session-keeper.js";
+import { defaultConnectTimeoutMs, type SessionCredentials, type ZkSession } from "../src/coord/zk.js";
+import { ServiceCatalog } from "./catalog.js";
+import { namingPaths, type Endpoint, type NamingPaths } from "./layout.js";
+import { NameCache, type CachedName } from "./name-cache.js";
+import { parseServiceName } from "./names.js";
+import { pickEndpoint, type PickStrategy } from "./pick.js";
+import { RESOLVER_DEFAULTS, settingsOf, type ResolverOptions, type ResolverSettings } from "./resolver-options.js";
 
 /**
  * The naming resolver: service name → endpoints, from an in-memory cache kept
@@ -14,26 +17,13 @@ import { SerialJob, WatchedChildren } from "./watched-children.js";
  * Availability over freshness: while ZooKeeper is unreachable the resolver
  * keeps answering with the last endpoints it knew, marked `stale`. After a
  * reconnect (same session) every cached name is re-read; after a session
- * expiry a new session is opened and every name reloaded and re-watched.
+ * expiry the session keeper opens a new session and every name is reloaded
+ * and re-watched. The cache is name-cache.ts, the service list catalog.ts.
  */
 
-export interface ResolverOptions {
-  /** ZooKeeper connect string, e.g. `127.0.0.1:2181`. */
-  zookeeper: string;
-  /** The cluster root (config `cluster.root`); default `/torca`. */
-  root?: string;
-  /** Requested session timeout; default 10 s. */
-  sessionTimeoutMs?: number;
-  /** How long one connection attempt may take; default max(10 s, 3 × session timeout). */
-  connectTimeoutMs?: number;
-  /** How long the first resolve of a name waits for ZooKeeper before failing; default 5 s. */
-  loadTimeoutMs?: number;
-  /** At most this many names are cached (least recently used go first); default 10,000. */
-  maxNames?: number;
-  logger?: Logger;
-}
-
 export type { Endpoint } from "./layout.js";
+export type { PickStrategy } from "./pick.js";
+export type { ResolverOptions } from "./resolver-options.js";
 
 export interface Resolution {
   /** Canonical name: `web.frontend`, or `ns/web.frontend` outside the default namespace. */
@@ -54,7 +44,6 @@ export interface ServiceSummary {
   stale: boolean;
 }
 
-export type PickStrategy = "round-robin" | "random";
 export type ConnectionState = "connecting" | "connected" | "disconnected" | "expired" | "closed";
 
 export interface ResolverEvents {
@@ -62,44 +51,38 @@ export interface ResolverEvents {
   state: [state: ConnectionState];
 }
 
-interface Entry {
-  name: ServiceName;
-  watch: WatchedChildren;
-  load: SerialJob;
-  endpoints: Endpoint[];
-  fingerprint: string;
-  version: number;
-  loaded: boolean;
-  stale: boolean;
-  ready: Promise<void>;
-  markReady: () => void;
-  rr: number;
-}
-
-interface Catalog {
-  base: WatchedChildren;
-  namespaces: Map<string, { watch: WatchedChildren; services: string[] }>;
-  load: SerialJob;
-  loaded: boolean;
-}
-
 export class Resolver extends EventEmitter<ResolverEvents> {
-  private session?: ZkSession;
   private connState: ConnectionState = "connecting";
-  private readonly entries = new Map<string, Entry>();
-  private catalog?: Catalog;
+  private readonly opts: ResolverSettings;
   private readonly paths: NamingPaths;
-  private readonly opts: Required<Omit<ResolverOptions, "logger" | "connectTimeoutMs">> & Pick<ResolverOptions, "logger" | "connectTimeoutMs">;
-  private connecting?: Promise<void>;
-  private retryTimer?: NodeJS.Timeout;
-  private wakeRetry?: () => void;
+  private readonly keeper: SessionKeeper;
+  private readonly cache: NameCache;
+  private catalog?: ServiceCatalog;
   private closed = false;
+  private readonly session = () => (this.closed ? undefined : this.keeper.session);
 
   constructor(o: ResolverOptions) {
     super();
-    this.opts = { root: "/torca", sessionTimeoutMs: 10_000, loadTimeoutMs: 5000, maxNames: 10_000, ...o };
-    this.opts.maxNames = Math.max(1, this.opts.maxNames);
+    this.opts = settingsOf(o);
     this.paths = namingPaths(this.opts.root);
+    this.cache = new NameCache({
+      paths: this.paths,
+      maxNames: this.opts.maxNames,
+      session: this.session,
+      onChange: (name, endpoints) => this.emit("change", name, endpoints),
+      ...(this.opts.logger ? { logger: this.opts.logger } : {}),
+    });
+    this.keeper = new SessionKeeper(
+      { onSession: (zk) => this.adopt(zk), onSessionLost: (_zk, why) => this.lost(why) },
+      {
+        connect: this.opts.zookeeper,
+        sessionTimeoutMs: this.opts.sessionTimeoutMs,
+        ...(this.opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: this.opts.connectTimeoutMs } : {}),
+        retryDelayMs: RESOLVER_DEFAULTS.retryDelayMs,
+        retryMaxDelayMs: RESOLVER_DEFAULTS.retryMaxDelayMs,
+        ...(this.opts.logger ? { logger: this.opts.logger } : {}),
+      },
+    );
   }
 
   get state(): ConnectionState {
@@ -108,13 +91,13 @@ export class Resolver extends EventEmitter<ResolverEvents> {
 
   /** The current session's id and password (diagnostics; tests use it to expire the session on purpose). */
   get sessionCredentials(): SessionCredentials | undefined {
-    return this.session?.credentials;
+    return this.session()?.credentials;
   }
 
-  /** Starts connecting in the background (retrying until it succeeds or the resolver closes). */
+  /** Starts connecting in the background; resolves once a session is up (retrying until then) or the resolver closes. */
   start(): Promise<void> {
-    this.connecting ??= this.connectLoop().finally(() => (this.connecting = undefined));
-    return this.connecting;
+    void this.keeper.start();
+    return this.keeper.live();
   }
 
   private setState(s: ConnectionState): void {
@@ -123,147 +106,30 @@ export class Resolver extends EventEmitter<ResolverEvents> {
     this.emit("state", s);
   }
 
-  private async connectLoop(): Promise<void> {
-    let delay = 200;
-    while (!this.closed) {
-      try {
-        const zk = await ZkSession.connect({
-          connect: this.opts.zookeeper,
-          sessionTimeoutMs: this.opts.sessionTimeoutMs,
-          ...(this.opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: this.opts.connectTimeoutMs } : {}),
-          ...(this.opts.logger ? { logger: this.opts.logger } : {}),
-        });
-        if (this.closed) {
-          zk.close();
-          return;
-        }
-        this.adopt(zk);
-        return;
-      } catch (e) {
-        this.opts.logger?.warn({ err: (e as Error).message }, "naming resolver cannot reach ZooKeeper; retrying");
-        await new Promise<void>((resolve) => {
-          this.wakeRetry = resolve;
-          this.retryTimer = setTimeout(resolve, delay);
-        });
-        this.retryTimer = undefined;
-        this.wakeRetry = undefined;
-        delay = Math.min(delay * 2, 5000);
-      }
-    }
-  }
-
   private adopt(zk: ZkSession): void {
-    this.session = zk;
     zk.on("disconnected", () => {
-      if (this.session !== zk) return;
-      this.markAllStale();
+      if (this.session() !== zk) return;
+      this.cache.markAllStale();
       this.setState("disconnected");
     });
     zk.on("reconnected", () => {
-      if (this.session !== zk) return;
+      if (this.session() !== zk) return;
       this.setState("connected");
       this.reloadAll();
     });
-    const lost = (why: "expired" | "closed") => {
-      if (this.session !== zk) return;
-      this.session = undefined;
-      this.markAllStale();
-      if (this.closed) return;
-      this.opts.logger?.warn({ why }, "naming resolver lost its ZooKeeper session; opening a new one");
-      this.setState("expired");
-      void this.start();
-    };
-    zk.once("expired", () => lost("expired"));
-    zk.once("closed", () => lost("closed"));
     this.setState("connected");
     this.reloadAll();
   }
 
-  private markAllStale(): void {
-    for (const e of this.entries.values()) e.stale = true;
+  private lost(why: SessionEnd): void {
+    this.cache.markAllStale();
+    this.opts.logger?.warn({ why }, "naming resolver lost its ZooKeeper session; opening a new one");
+    this.setState("expired");
   }
 
   private reloadAll(): void {
-    for (const e of this.entries.values()) void e.load.run().catch((err: unknown) => this.loadFailed(e.name.key, err));
-    if (this.catalog) void this.catalog.load.run().catch((err: unknown) => this.loadFailed("(catalog)", err));
-  }
-
-  private loadFailed(what: string, err: unknown): void {
-    // A failed read is retried by the reconnect or new-session reload; nothing to do here but tell.
-    this.opts.logger?.debug({ name: what, err: (err as Error).message }, "naming read failed");
-  }
-
-  private liveSession(): ZkSession {
-    const zk = this.session;
-    if (!zk || !zk.isAlive) throw new UnavailableError("naming resolver has no ZooKeeper session");
-    return zk;
-  }
-
-  private track(n: ServiceName): Entry {
-    const existing = this.entries.get(n.key);
-    if (existing) {
-      // Least recently used order: move to the end.
-      this.entries.delete(n.key);
-      this.entries.set(n.key, existing);
-      return existing;
-    }
-    let markReady!: () => void;
-    const ready = new Promise<void>((r) => (markReady = r));
-    const e: Entry = {
-      name: n,
-      endpoints: [],
-      fingerprint: "[]",
-      version: 0,
-      loaded: false,
-      stale: true,
-      ready,
-      markReady,
-      rr: 0,
-      watch: new WatchedChildren(this.paths.service(n), (zk) => {
-        if (zk === this.session && this.entries.get(n.key) === e) void e.load.run().catch((err: unknown) => this.loadFailed(n.key, err));
-      }),
-      load: new SerialJob(() => this.loadEntry(e)),
-    };
-    this.entries.set(n.key, e);
-    this.evict();
-    if (this.session) void e.load.run().catch((err: unknown) => this.loadFailed(n.key, err));
-    return e;
-  }
-
-  private evict(): void {
-    for (const [key, e] of this.entries) {
-      if (this.entries.size <= this.opts.maxNames) return;
-      this.entries.delete(key);
-      e.watch.dispose();
-    }
-  }
-
-  private async loadEntry(e: Entry): Promise<void> {
-    const zk = this.liveSession();
-    const path = this.paths.service(e.name);
-    const children = await e.watch.read(zk);
-    const records = await Promise.all(children.map((c) => zk.getIfExists(`${path}/${c}`)));
-    const endpoints = sortEndpoints(
-      records.flatMap((r) => {
-        const rec = r ? decodeEndpointRecord(r.data) : undefined;
-        return rec ? [toEndpoint(rec)] : [];
-      }),
-    );
-    if (this.session !== zk) return;
-    // Only a read on a connected session confirms the answer.
-    e.stale = !zk.isConnected;
-    const fingerprint = JSON.stringify(endpoints);
-    const changed = fingerprint !== e.fingerprint;
-    e.endpoints = endpoints;
-    e.fingerprint = fingerprint;
-    if (!e.loaded) {
-      e.loaded = true;
-      e.markReady();
-    }
-    if (changed) {
-      e.version += 1;
-      this.emit("change", e.name.key, endpoints);
-    }
+    this.cache.reloadAll();
+    this.catalog?.reload();
   }
 
   private async untilReady(ready: Promise<void>, what: string): Promise<void> {
@@ -279,11 +145,20 @@ export class Resolver extends EventEmitter<ResolverEvents> {
     }
   }
 
+  private async loaded(key: string): Promise<CachedName> {
+    const e = this.cache.track(parseServiceName(key));
+    if (!e.loaded) await this.untilReady(e.ready, e.name.key);
+    return e;
+  }
+
+  private isStale(e: CachedName): boolean {
+    return e.stale || this.connState !== "connected";
+  }
+
   /** Endpoints of a name with their freshness. Throws InvalidNameError, or UnavailableError for a name never loaded while ZooKeeper is away. */
   async resolveDetailed(name: string): Promise<Resolution> {
-    const e = this.track(parseServiceName(name));
-    if (!e.loaded) await this.untilReady(e.ready, e.name.key);
-    return { name: e.name.key, endpoints: e.endpoints, stale: e.stale || this.connState !== "connected", version: e.version };
+    const e = await this.loaded(name);
+    return { name: e.name.key, endpoints: e.endpoints, stale: this.isStale(e), version: e.version };
   }
 
   async resolve(name: string): Promise<Endpoint[]> {
@@ -292,13 +167,7 @@ export class Resolver extends EventEmitter<ResolverEvents> {
 
   /** One endpoint of a name, or undefined when it has none. */
   async pick(name: string, strategy: PickStrategy = "round-robin"): Promise<Endpoint | undefined> {
-    const r = await this.resolveDetailed(name);
-    if (r.endpoints.length === 0) return undefined;
-    if (strategy === "random") return r.endpoints[Math.floor(Math.random() * r.endpoints.length)];
-    const e = this.entries.get(r.name)!;
-    const ep = r.endpoints[e.rr % r.endpoints.length];
-    e.rr = (e.rr + 1) % 1_000_000_007;
-    return ep;
+    return pickEndpoint(await this.loaded(name), strategy);
   }
 
   /** Resolves once the name's endpoints satisfy `ok` (checked now and on every change). */
@@ -313,7 +182,7 @@ export class Resolver extends EventEmitter<ResolverEvents> {
       };
       const timer = setTimeout(() => {
         cleanup();
-        const now = this.entries.get(first.name)?.endpoints ?? [];
+        const now = this.cache.get(first.name)?.endpoints ?? [];
         reject(new UnavailableError(`naming: ${first.name} did not reach the expected endpoints within ${timeoutMs} ms (now ${now.length})`));
       }, timeoutMs);
       const cleanup = () => {
@@ -326,10 +195,9 @@ export class Resolver extends EventEmitter<ResolverEvents> {
 
   /** Every registered service (all namespaces) with its endpoint count, from watched caches. */
   async services(): Promise<ServiceSummary[]> {
-    const c = this.ensureCatalog();
-    if (!c.loaded) await this.untilReady(c.load.run(), "the service list");
-    const names: Entry[] = [];
-    for (const [ns, { services }] of c.namespaces) for (const s of services) names.push(this.track(serviceName(ns, s)));
+    const c = (this.catalog ??= new ServiceCatalog(this.paths, this.session, (n) => this.cache.track(n), this.opts.logger));
+    if (!c.loaded) await this.untilReady(c.load(), "the service list");
+    const names = c.names().map((n) => this.cache.track(n));
     await Promise.all(names.filter((e) => !e.loaded).map((e) => this.untilReady(e.ready, e.name.key).catch(() => undefined)));
     return names
       .map((e) => ({
@@ -338,61 +206,17 @@ export class Resolver extends EventEmitter<ResolverEvents> {
         service: e.name.service,
         endpoints: e.endpoints.length,
         nodes: [...new Set(e.endpoints.map((x) => x.node))].sort(),
-        stale: e.stale || this.connState !== "connected",
+        stale: this.isStale(e),
       }))
       .sort((a, b) => (a.namespace === b.namespace ? (a.service < b.service ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));
   }
 
-  private ensureCatalog(): Catalog {
-    if (this.catalog) return this.catalog;
-    const reload = (zk: ZkSession) => {
-      if (zk === this.session) void c.load.run().catch((err: unknown) => this.loadFailed("(catalog)", err));
-    };
-    const c: Catalog = {
-      base: new WatchedChildren(this.paths.base, reload),
-      namespaces: new Map(),
-      loaded: false,
-      load: new SerialJob(async () => {
-        const zk = this.liveSession();
-        const nsNames = await c.base.read(zk);
-        for (const [ns, v] of c.namespaces) {
-          if (!nsNames.includes(ns)) {
-            v.watch.dispose();
-            c.namespaces.delete(ns);
-          }
-        }
-        for (const ns of nsNames) {
-          let v = c.namespaces.get(ns);
-          if (!v) {
-            v = { watch: new WatchedChildren(this.paths.namespace(ns), reload), services: [] };
-            c.namespaces.set(ns, v);
-          }
-          const services = await v.watch.read(zk);
-          v.services = services.filter((s) => {
-            try {
-              serviceName(ns, s);
-              return true;
-            } catch {
-              return false;
-            }
-          });
-        }
-        for (const [ns, v] of c.namespaces) for (const s of v.services) this.track(serviceName(ns, s));
-        c.loaded = true;
-      }),
-    };
-    this.catalog = c;
-    return c;
-  }
-
   close(): void {
     if (this.closed) return;
+    const zk = this.keeper.session;
     this.closed = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.wakeRetry?.();
-    for (const e of this.entries.values()) e.watch.dispose();
-    const zk = this.session;
-    this.session = undefined;
+    this.keeper.stop();
+    this.cache.dispose();
     zk?.close();
     this.setState("closed");
   }
@@ -408,7 +232,7 @@ export class Resolver extends EventEmitter<ResolverEvents> {
  */
 export async function createResolver(o: ResolverOptions): Promise<Resolver> {
   const r = new Resolver(o);
-  const limit = o.connectTimeoutMs ?? Math.max(10_000, 3 * (o.sessionTimeoutMs ?? 10_000));
+  const limit = o.connectTimeoutMs ?? defaultConnectTimeoutMs(o.sessionTimeoutMs ?? RESOLVER_DEFAULTS.sessionTimeoutMs);
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([

@@ -1,4 +1,6 @@
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
+import { z } from "zod";
+import { readJsonFileIfValid } from "../../src/common/json.js";
 import type { Logger } from "../../src/common/logger.js";
 import type { ZkSession } from "../../src/coord/zk.js";
 import { namingPaths, type EndpointRecord } from "../../naming/layout.js";
@@ -30,10 +32,14 @@ interface Registered {
   record: EndpointRecord;
 }
 
-interface PersistedState {
-  sessionId: string;
-  endpoints: { namespace: string; service: string; task: string }[];
-}
+/** The registrations file: the session they were made on and the endpoints it holds. */
+const PersistedStateSchema = z.object({
+  sessionId: z.string(),
+  endpoints: z.array(z.object({ namespace: z.string(), service: z.string(), task: z.string() })),
+});
+type PersistedState = z.infer<typeof PersistedStateSchema>;
+
+const DEFAULTS = Object.freeze({ verifyIntervalMs: 5000 });
 
 export interface RegistrarOptions {
   root: string;
@@ -58,7 +64,11 @@ export class NamingRegistrar {
   private inherited: PersistedState["endpoints"] = [];
   private stopped = false;
 
-  constructor(private readonly o: RegistrarOptions) {}
+  private readonly verifyIntervalMs: number;
+
+  constructor(private readonly o: RegistrarOptions) {
+    this.verifyIntervalMs = o.verifyIntervalMs ?? DEFAULTS.verifyIntervalMs;
+  }
 
   /** Wants an endpoint for the task, or none (`stopped`: the task ended, not just unhealthy). */
   want(taskId: string, ep: WantedEndpoint | undefined, opts: { stopped?: boolean } = {}): void {
@@ -96,7 +106,7 @@ export class NamingRegistrar {
       if (this.zk === zk) this.kick();
     });
     if (!this.verifyTimer) {
-      this.verifyTimer = setInterval(() => void this.verify(), this.o.verifyIntervalMs ?? 5000);
+      this.verifyTimer = setInterval(() => void this.verify(), this.verifyIntervalMs);
       this.verifyTimer.unref();
     }
     this.kick();
@@ -171,11 +181,7 @@ export class NamingRegistrar {
   }
 
   private readState(): PersistedState | undefined {
-    try {
-      return JSON.parse(readFileSync(this.o.stateFile, "utf8")) as PersistedState;
-    } catch {
-      return undefined;
-    }
+    return readJsonFileIfValid(PersistedStateSchema, this.o.stateFile, (e) => this.o.log.warn({ err: e.message }, "ignoring unreadable naming registrations"));
   }
 
   private persist(zk: ZkSession): void {

@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { ConflictError, toTorcaError, UnavailableError } from "../../src/common/errors.js";
 import type { Logger } from "../../src/common/logger.js";
@@ -10,6 +10,7 @@ import { isRoot } from "../driver/fingerprint.js";
 import { instanceName } from "../driver/names.js";
 import type { PackageCache, PackageLease } from "../packages/cache.js";
 import type { PortAllocator } from "./ports.js";
+import { readRecord, RECORD_FILE } from "./record.js";
 import type { TaskUser, TaskUsers } from "./task-users.js";
 
 /**
@@ -59,18 +60,11 @@ export interface RunnerOptions {
   retainExitedMs?: number;
 }
 
-const RECORD_FILE = "record.json";
 /** Traversable, not listable: tasks pass through to their own work dir (process driver). */
 const PASS_THROUGH_MODE = 0o711;
 const PRUNE_EVERY_MS = 60_000;
 
-async function readRecord(dir: string): Promise<TaskRecord | undefined> {
-  try {
-    return JSON.parse(await readFile(join(dir, RECORD_FILE), "utf8")) as TaskRecord;
-  } catch {
-    return undefined;
-  }
-}
+const DEFAULTS = Object.freeze({ retainExitedMs: 3_600_000 });
 
 export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   private readonly records = new Map<string, TaskRecord>();
@@ -80,10 +74,12 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   private lastPrune = 0;
   /** Latest cgroup figures of running tasks (refreshed before each report). */
   private readonly usage = new Map<string, TaskUsage>();
+  private readonly retainExitedMs: number;
 
   constructor(private readonly o: RunnerOptions) {
     super();
     this.tasksDir = join(o.dataDir, "tasks");
+    this.retainExitedMs = o.retainExitedMs ?? DEFAULTS.retainExitedMs;
   }
 
   get(taskId: string): TaskRecord | undefined {
@@ -285,7 +281,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
     for (const d of [this.o.dataDir, this.tasksDir]) await chmod(d, PASS_THROUGH_MODE);
     await this.warnIfUnreachable(dirname(this.o.dataDir));
     for (const name of await readdir(this.tasksDir)) {
-      const r = await readRecord(join(this.tasksDir, name));
+      const r = await readRecord(join(this.tasksDir, name), this.o.log);
       if (!r) continue;
       const prev = this.records.get(r.dispatch.taskId);
       if (prev && prev.dispatch.attempt > r.dispatch.attempt) continue;
@@ -346,10 +342,10 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
     const now = Date.now();
     if (now - this.lastPrune < PRUNE_EVERY_MS) return;
     this.lastPrune = now;
-    const retain = this.o.retainExitedMs ?? 3_600_000;
+    const retain = this.retainExitedMs;
     for (const name of await readdir(this.tasksDir).catch(() => [] as string[])) {
       const dir = join(this.tasksDir, name);
-      const onDisk = await readRecord(dir);
+      const onDisk = await readRecord(dir, this.o.log);
       if (!onDisk) continue;
       const cur = this.records.get(onDisk.dispatch.taskId);
       const isCurrent = cur?.dispatch.attempt === onDisk.dispatch.attempt;

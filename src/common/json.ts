@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import type { z } from "zod";
 import { IntegrityError } from "./errors.js";
 
@@ -20,4 +21,32 @@ export function readJson<T extends z.ZodTypeAny>(schema: T, data: Buffer | strin
   const first = r.error.issues[0];
   const field = first?.path.join(".") ?? "";
   throw new IntegrityError(`${where}: ${field ? `${field}: ` : ""}${first?.message ?? "does not match its schema"}`, { where, field: field || undefined });
+}
+
+/**
+ * readJson for a reader that skips a corrupt payload rather than failing:
+ * undefined for one that does not match, after telling `onCorrupt` (to warn).
+ */
+export function readJsonIfValid<T extends z.ZodTypeAny>(schema: T, data: Buffer | string, where: string, onCorrupt?: (e: IntegrityError) => void): z.output<T> | undefined {
+  try {
+    return readJson(schema, data, where);
+  } catch (e) {
+    if (!(e instanceof IntegrityError)) throw e;
+    onCorrupt?.(e);
+    return undefined;
+  }
+}
+
+/**
+ * A local state file read with readJsonIfValid: undefined when the file is
+ * missing or unreadable, or (told to `onCorrupt`) when its content is corrupt.
+ */
+export function readJsonFileIfValid<T extends z.ZodTypeAny>(schema: T, path: string, onCorrupt?: (e: IntegrityError) => void): z.output<T> | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+  return readJsonIfValid(schema, text, path, onCorrupt);
 }

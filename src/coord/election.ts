@@ -1,6 +1,9 @@
 import { EventEmitter } from "node:events";
+import type { z } from "zod";
 import { ConflictError } from "../common/errors.js";
+import { readJson } from "../common/json.js";
 import type { Logger } from "../common/logger.js";
+import { CandidateSchema, LeaderInfoSchema } from "../common/schemas/coord.js";
 import { zpaths } from "./paths.js";
 import { isZkCode, ZK, type ZkSession } from "./zk.js";
 
@@ -14,15 +17,8 @@ import { isZkCode, ZK, type ZkSession } from "./zk.js";
  * and agents refuse anything lower than the highest epoch they have seen.
  */
 
-export interface Candidate {
-  id: string;
-  url: string;
-}
-
-export interface LeaderInfo extends Candidate {
-  epoch: number;
-  since: number;
-}
+export type Candidate = z.infer<typeof CandidateSchema>;
+export type LeaderInfo = z.infer<typeof LeaderInfoSchema>;
 
 export interface ElectionEvents {
   elected: [LeaderInfo];
@@ -145,5 +141,5 @@ export async function readLeader(zk: ZkSession, root: string, watch?: () => void
   const p = zpaths(root);
   // With a watch, the caller also hears when the next leader appears.
   const r = await zk.getIfExists(p.leader, watch ? () => watch() : undefined);
-  return r ? (JSON.parse(r.data.toString()) as LeaderInfo) : undefined;
+  return r ? readJson(LeaderInfoSchema, r.data, p.leader) : undefined;
 }

@@ -1,7 +1,9 @@
 import { EventEmitter } from "node:events";
 import { ConflictError, CoordinationError } from "../common/errors.js";
+import { readJson } from "../common/json.js";
 import type { Logger } from "../common/logger.js";
 import { parallel } from "../common/parallel.js";
+import { JobSchema, TaskInstanceSchema } from "../common/schemas/state.js";
 import type { DesiredState, Job, TaskInstance, TaskState } from "../common/types.js";
 import { zpaths, type ZPaths } from "./paths.js";
 import { retryRead } from "./read-retry.js";
@@ -225,7 +227,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     const cur = this.jobEntries.get(id);
     const isNew = !cur;
     if (!cur || r.stat.version > cur.version) {
-      const job = JSON.parse(r.data.toString()) as Job;
+      const job = readJson(JobSchema, r.data, this.p.job(id));
       this.jobEntries.set(id, { value: job, version: r.stat.version });
       this.jobView.set(id, job);
       this.emit("job", job, id);
@@ -268,7 +270,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     }
     const cur = m.get(index);
     if (!cur || r.stat.version > cur.version) {
-      const t = JSON.parse(r.data.toString()) as TaskInstance;
+      const t = readJson(TaskInstanceSchema, r.data, this.p.task(jobId, index));
       this.setTaskEntry(m, index, { value: t, version: r.stat.version });
       this.emit("task", t, t.id);
     }
@@ -379,7 +381,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   private async refreshJob(jobId: string): Promise<void> {
     const r = await this.zk.getIfExists(this.p.job(jobId));
     if (!r) return;
-    const job = JSON.parse(r.data.toString()) as Job;
+    const job = readJson(JobSchema, r.data, this.p.job(jobId));
     this.jobEntries.set(jobId, { value: job, version: r.stat.version });
     this.jobView.set(jobId, job);
     this.log?.warn({ job: jobId, version: r.stat.version }, "job copy was behind ZooKeeper; reloaded");
@@ -395,7 +397,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
       m = new Map();
       this.taskEntries.set(jobId, m);
     }
-    const t = JSON.parse(r.data.toString()) as TaskInstance;
+    const t = readJson(TaskInstanceSchema, r.data, this.p.task(jobId, index));
     this.setTaskEntry(m, index, { value: t, version: r.stat.version });
     this.log?.warn({ task: t.id, version: r.stat.version }, "task copy was behind ZooKeeper; reloaded");
     this.emit("task", t, t.id);

@@ -81,7 +81,7 @@ export function askServer(hostPort: string, creds: ProbeCredentials, sessionTime
 /**
  * The session's fate per the first server that can tell, asked one at a time
  * in random order (few sockets: the binding polls descriptors that this
- * process reuses, see zk.ts).
+ * process reuses, see zk/session.ts).
  */
 export async function sessionVerdict(servers: string[], creds: ProbeCredentials, sessionTimeoutMs: number): Promise<{ verdict: SessionVerdict; server?: string }> {
   const order = servers.map((s) => ({ s, k: Math.random() })).sort((a, b) => a.k - b.k);

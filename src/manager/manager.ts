@@ -6,11 +6,15 @@ import { TokenTable } from "../common/auth.js";
 import { parseListen, type Config } from "../common/config.js";
 import { ValidationError } from "../common/errors.js";
 import { createHttpClient } from "../common/http.js";
+import { readJson } from "../common/json.js";
 import { createLogger, type Logger } from "../common/logger.js";
+import { PackageRecordSchema } from "../common/schemas/packages.js";
 import type { JobSpec } from "../common/types.js";
 import { Election, readLeader, type LeaderInfo } from "../coord/election.js";
+import { zpaths } from "../coord/paths.js";
+import { SessionKeeper } from "../coord/session-keeper.js";
 import { ZkStateStore } from "../coord/state-store.js";
-import { ZkSession } from "../coord/zk.js";
+import type { ZkSession } from "../coord/zk.js";
 import { BlobStore } from "../storage/blob-store.js";
 import type { DeliveryRecord } from "../alerting/types.js";
 import { alertingConfigFrom } from "../alerting/index.js";
@@ -60,8 +64,8 @@ export class ManagerDaemon {
   private server?: Server;
   private term?: Term;
   private leaderInfo?: LeaderInfo;
-  private stopping = false;
-  private rejoinTimer?: NodeJS.Timeout;
+  /** Keeps this manager's session: a new term on each one. */
+  private readonly keeper: SessionKeeper;
   private readonly http: Got;
   /** Naming lookups for the API, on its own ZooKeeper session (reads only; unaffected by terms). */
   private readonly resolver: Resolver;
@@ -76,6 +80,11 @@ export class ManagerDaemon {
     this.http = createHttpClient({ token: this.adminToken, timeoutMs: 10_000 });
     const c = config.cluster;
     this.resolver = new Resolver({ zookeeper: c.zookeeper, root: c.root, sessionTimeoutMs: c.sessionTimeout, logger: this.log.child({ part: "naming" }) });
+    // A new term follows an expiry only: a session that ends closed (closed here, or refused by the client, e.g. authentication) is not replaced.
+    this.keeper = new SessionKeeper(
+      { onSession: (zk) => this.join(zk), onSessionLost: (zk) => this.endTerm(zk) },
+      { connect: c.zookeeper, sessionTimeoutMs: c.sessionTimeout, ends: ["expired"], renewDelayMs: 200, purpose: "joining", logger: this.log },
+    );
   }
 
   get isPrimary(): boolean {
@@ -138,21 +147,12 @@ export class ManagerDaemon {
       this.server!.listen(port, host, () => resolve());
     });
     this.log.info({ url: this.url }, "manager listening");
-    await this.join();
+    await this.keeper.start();
   }
 
-  /** Connects a fresh session and runs for election; the HTTP server stays up throughout. */
-  private async join(): Promise<void> {
-    if (this.stopping) return;
+  /** A fresh session: a new term whose copy of the state loads and which runs for election. */
+  private async join(zk: ZkSession): Promise<void> {
     const c = this.config.cluster;
-    let zk: ZkSession;
-    try {
-      zk = await ZkSession.connect({ connect: c.zookeeper, sessionTimeoutMs: c.sessionTimeout, logger: this.log });
-    } catch (e) {
-      this.log.warn({ err: (e as Error).message }, "cannot reach ZooKeeper; retrying");
-      this.scheduleRejoin(1000);
-      return;
-    }
     const store = new ZkStateStore(zk, c.root, this.log);
     const collector = new Collector(zk, c.root, this.log);
     const election = new Election(zk, c.root, { id: this.id, url: this.url }, this.log);
@@ -164,36 +164,26 @@ export class ManagerDaemon {
     collector.on("node-changed", (n) => this.bus.publish("node", n.id, n));
     collector.on("node-lost", (n) => this.bus.publish("node", n.id, n));
     election.on("elected", (info) => void this.becomePrimary(term, info));
-    const onSessionEnd = () => {
-      term.primary?.fence();
-      void term.alerting?.close();
-      collector.close();
-      if (this.term === term) this.term = undefined;
-      if (!this.stopping) {
-        this.log.warn("session ended; rejoining as a backup with a new session");
-        this.scheduleRejoin(200);
-      }
-    };
-    zk.once("expired", onSessionEnd);
     try {
       await store.start();
       await collector.start();
       await this.watchLeader(term);
       await election.start();
     } catch (e) {
-      this.log.warn({ err: (e as Error).message }, "joining failed; retrying");
-      zk.close();
       if (this.term === term) this.term = undefined;
-      this.scheduleRejoin(1000);
+      throw e;
     }
   }
 
-  private scheduleRejoin(ms: number): void {
-    if (this.stopping || this.rejoinTimer) return;
-    this.rejoinTimer = setTimeout(() => {
-      this.rejoinTimer = undefined;
-      void this.join();
-    }, ms);
+  /** The term's session expired: its primary (if it was one) is fenced at once; the keeper opens the next session. */
+  private endTerm(zk: ZkSession): void {
+    const term = this.term;
+    if (term?.zk !== zk) return;
+    term.primary?.fence();
+    void term.alerting?.close();
+    term.collector.close();
+    this.term = undefined;
+    this.log.warn("session ended; rejoining as a backup with a new session");
   }
 
   private async watchLeader(term: Term): Promise<void> {
@@ -266,16 +256,16 @@ export class ManagerDaemon {
     if (ref.kind === "digest") return ref.digest;
     const term = this.term;
     if (!term) return undefined;
-    const r = await term.zk.getIfExists(`${this.config.cluster.root}/packages/${ref.name}/${ref.version}`);
+    const path = zpaths(this.config.cluster.root).packageVersion(ref.name, ref.version);
+    const r = await term.zk.getIfExists(path);
     if (!r) throw new ValidationError([{ field: "package", message: `package ${ref.name}@${ref.version} is not in shared storage (push it with: torca push DIR --name ${ref.name} --version ${ref.version})` }]);
-    return (JSON.parse(r.data.toString()) as { digest: string }).digest;
+    return readJson(PackageRecordSchema, r.data, path).digest;
   }
 
   /** Stops serving; a primary resigns so a backup takes over without waiting for the session timeout. */
   async stop(): Promise<void> {
-    this.stopping = true;
+    this.keeper.stop();
     this.resolver.close();
-    if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
     const term = this.term;
     this.term = undefined;
     if (term) {

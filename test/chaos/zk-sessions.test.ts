@@ -12,7 +12,7 @@ import { TestEnsemble } from "../harness/ensemble.js";
  * connect string, sessions and watches that outlive the death of servers,
  * and the direct session probe that decides expiry (src/coord/zk-probe.ts).
  * Part of `npm run test:chaos`: the native binding still loses a session now
- * and then when servers die (see zk.ts), so this is not yet a CI gate.
+ * and then when servers die (see zk/session.ts), so this is not yet a CI gate.
  */
 
 const skip = zookeeperInstalled() ? false : "ZooKeeper is not installed";

@@ -5,9 +5,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startZooKeeper, type ZooKeeperServer } from "../../src/cell/zookeeper-server.js";
 import { CoordinationError } from "../../src/common/errors.js";
-import { Election, type LeaderInfo } from "../../src/coord/election.js";
+import { IntegrityError } from "../../src/common/errors.js";
+import { Election, readLeader, type LeaderInfo } from "../../src/coord/election.js";
+import { SessionKeeper, type SessionEnd } from "../../src/coord/session-keeper.js";
 import { ZkStateStore } from "../../src/coord/state-store.js";
-import { ZK, ZkSession } from "../../src/coord/zk.js";
+import { ZK, ZkSession, type SessionCredentials } from "../../src/coord/zk.js";
+import { Collector } from "../../src/manager/collector/collector.js";
+import { until } from "../harness/wait.js";
 
 /** Awaits with a deadline, so a missing event fails the test instead of hanging the suite. */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -97,5 +101,121 @@ describe("coordination layer on a real ZooKeeper", () => {
     s.close();
     assert.equal(s.isAlive, false);
     await assert.rejects(s.get("/t"), CoordinationError);
+  });
+
+  describe("corrupt znodes are read at the border", () => {
+    test("a leader znode of another shape fails the read, naming the path and the field", async () => {
+      const s = await open();
+      await s.ensurePath("/t/corrupt");
+      await s.create("/t/corrupt/leader", JSON.stringify({ id: "m1", url: "http://m1", epoch: "seven", since: 1 }), "ephemeral");
+      await assert.rejects(readLeader(s, "/t/corrupt"), (e: unknown) => e instanceof IntegrityError && e.message.startsWith("/t/corrupt/leader: epoch"));
+    });
+
+    test("the collector skips a malformed agent ad and reads the others", async () => {
+      const s = await open();
+      await s.ensurePath("/t/ads/agents");
+      const ad = { id: "good", url: "http://127.0.0.1:1", host: "127.0.0.1", capacity: { cpu: 1, memory: 1, disk: 1 }, allocatable: { cpu: 1, memory: 1, disk: 1 }, attributes: {}, portRange: [1, 2], drivers: { lxc: false, process: true }, startedAt: 1 };
+      await s.create("/t/ads/agents/good", JSON.stringify(ad), "ephemeral");
+      await s.create("/t/ads/agents/bad", "{ not json", "ephemeral");
+      await s.create("/t/ads/agents/foreign", JSON.stringify({ drain: true }), "ephemeral");
+      const collector = new Collector(s, "/t/ads");
+      try {
+        await collector.start();
+        await until("the good ad to be read", () => collector.node("good"));
+        assert.deepEqual(collector.nodes().map((n) => n.id), ["good"]);
+      } finally {
+        collector.close();
+      }
+    });
+  });
+
+  describe("session keeper", () => {
+    /** An owner that records what it was handed and told. */
+    function owner(failFirstSetUps = 0) {
+      const o = {
+        sessions: [] as ZkSession[],
+        lost: [] as [string, SessionEnd][],
+        setUpFailures: failFirstSetUps,
+        async onSession(zk: ZkSession) {
+          o.sessions.push(zk);
+          sessions.push(zk);
+          if (o.setUpFailures-- > 0) throw new Error("set-up refused");
+          await zk.ensurePath("/t/keeper");
+        },
+        onSessionLost(zk: ZkSession, why: SessionEnd) {
+          o.lost.push([zk.sessionId, why]);
+        },
+      };
+      return o;
+    }
+
+    /** Expires a session from outside: attach to it and close it (repeated while its own client wins it back). */
+    async function expire(creds: SessionCredentials, gone: () => boolean): Promise<void> {
+      await until(
+        "the session to expire",
+        async () => {
+          if (gone()) return true;
+          const killer = await ZkSession.connect({ connect: zk.connectString, sessionTimeoutMs: 2000, resume: creds }).catch(() => undefined);
+          killer?.close();
+          return gone();
+        },
+        { timeoutMs: 20_000, intervalMs: 500 },
+      );
+    }
+
+    test("an expired session is reported to its owner before a new one is handed over", async () => {
+      const o = owner();
+      const keeper = new SessionKeeper(o, { connect: zk.connectString, sessionTimeoutMs: 2000, retryDelayMs: 100 });
+      try {
+        await keeper.start();
+        await keeper.live();
+        const first = keeper.session!;
+        assert.deepEqual(o.sessions, [first]);
+        await expire(first.credentials, () => !first.isAlive);
+        const second = await until("a new session", () => (o.sessions.length === 2 && keeper.session?.isAlive ? keeper.session : undefined));
+        assert.notEqual(second.sessionId, first.sessionId);
+        assert.deepEqual(o.lost, [[first.sessionId, "expired"]]);
+      } finally {
+        keeper.stop();
+        keeper.session?.close();
+      }
+    });
+
+    test("a failed set-up closes that session and tries again on a new one", async () => {
+      const o = owner(1);
+      const keeper = new SessionKeeper(o, { connect: zk.connectString, sessionTimeoutMs: 2000, retryDelayMs: 100 });
+      try {
+        await keeper.start();
+        assert.equal(keeper.session, undefined, "the first attempt's session is not kept");
+        await keeper.live();
+        assert.equal(o.sessions.length, 2);
+        assert.equal(o.sessions[0]!.isAlive, false);
+        assert.equal(keeper.session, o.sessions[1]);
+        assert.deepEqual(o.lost, [], "a session the keeper closed itself is no loss");
+      } finally {
+        keeper.stop();
+        keeper.session?.close();
+      }
+    });
+
+    test("stop() leaves the session to its owner, and resume() attaches to it again", async () => {
+      const o = owner();
+      const keeper = new SessionKeeper(o, { connect: zk.connectString, sessionTimeoutMs: 2000 });
+      await keeper.start();
+      const held = keeper.session!;
+      keeper.stop();
+      assert.equal(held.isAlive, true, "stopping the keeper does not close the session");
+      const next = owner();
+      const successor = new SessionKeeper(next, { connect: zk.connectString, sessionTimeoutMs: 2000, resume: () => held.credentials });
+      try {
+        await successor.start();
+        assert.equal(successor.session?.sessionId, held.sessionId, "the next keeper resumed the same session");
+      } finally {
+        successor.stop();
+        successor.session?.close();
+        held.close();
+        assert.deepEqual([...o.lost, ...next.lost], [], "losses after stop() are not reported");
+      }
+    });
   });
 });

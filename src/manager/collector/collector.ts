@@ -1,6 +1,9 @@
 import { EventEmitter } from "node:events";
+import type { z } from "zod";
+import { readJson, readJsonIfValid } from "../../common/json.js";
 import type { Logger } from "../../common/logger.js";
 import { parallel } from "../../common/parallel.js";
+import { NodeAdminSchema } from "../../common/schemas/coord.js";
 import { AgentAdSchema, type AgentAd, type AgentReport } from "../../common/protocol.js";
 import type { NodeInfo, NodeState } from "../../common/types.js";
 import { zpaths, type ZPaths } from "../../coord/paths.js";
@@ -19,9 +22,7 @@ import type { Watcher, ZkSession } from "../../coord/zk.js";
 
 const MAX_PARALLEL_LOADS = 100;
 
-interface AdminState {
-  drain: boolean;
-}
+type AdminState = z.infer<typeof NodeAdminSchema>;
 
 export interface CollectorEvents {
   "node-up": [NodeInfo];
@@ -129,12 +130,9 @@ export class Collector extends EventEmitter<CollectorEvents> {
     if (!r) {
       this.ads.delete(id);
     } else {
-      const parsed = AgentAdSchema.safeParse(JSON.parse(r.data.toString()));
-      if (!parsed.success) {
-        this.log?.warn({ agent: id }, "ignoring malformed agent znode");
-        return;
-      }
-      this.ads.set(id, parsed.data);
+      const ad = readJsonIfValid(AgentAdSchema, r.data, this.p.agent(id), (e) => this.log?.warn({ agent: id, err: e.message }, "ignoring malformed agent znode"));
+      if (!ad) return;
+      this.ads.set(id, ad);
       if (!this.admin.has(id)) await this.loadAdmin(id);
     }
     this.refresh(id);
@@ -148,7 +146,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
   private async loadAdmin(id: string): Promise<void> {
     if (this.closed) return;
     const r = await this.zk.getIfExists(this.p.node(id), this.adminWatcher);
-    this.admin.set(id, r ? (JSON.parse(r.data.toString()) as AdminState) : { drain: false });
+    this.admin.set(id, r ? readJson(NodeAdminSchema, r.data, this.p.node(id)) : { drain: false });
   }
 
   private refresh(id: string): void {

@@ -1,7 +1,9 @@
 import { ConflictError, ValidationError } from "../../common/errors.js";
+import { readJsonIfValid } from "../../common/json.js";
+import { PackageRecordSchema } from "../../common/schemas/packages.js";
 import { PACKAGE_NAME_RE, PACKAGE_VERSION_RE } from "../../common/taskfile/index.js";
 import type { ZkSession } from "../../coord/zk.js";
-import { isDigest, type Digest } from "../../storage/digest.js";
+import type { Digest } from "../../storage/digest.js";
 
 /**
  * The package registry: which blob a `name@version` stands for, kept in
@@ -75,7 +77,7 @@ export class PackageRegistry {
 
   async get(name: string, version: string): Promise<PackageRecord | undefined> {
     const r = await this.zk.getIfExists(this.path(name, version));
-    return r ? parseRecord(r.data) : undefined;
+    return r ? parseRecord(r.data, this.path(name, version)) : undefined;
   }
 
   /** Every package, sorted by name, then version (as strings). */
@@ -91,13 +93,7 @@ export class PackageRegistry {
   }
 }
 
-/** Tolerates records written by older code that stored only `{digest}`. */
-function parseRecord(data: Buffer): PackageRecord | undefined {
-  try {
-    const v = JSON.parse(data.toString("utf8")) as Partial<Record<keyof PackageRecord, unknown>>;
-    if (!isDigest(v.digest)) return undefined;
-    return { digest: v.digest, size: typeof v.size === "number" ? v.size : 0, pushedAt: typeof v.pushedAt === "number" ? v.pushedAt : 0 };
-  } catch {
-    return undefined;
-  }
+/** A record of older writers (only `{digest}`) reads with size and push time 0; anything else malformed is skipped. */
+function parseRecord(data: Buffer, where: string): PackageRecord | undefined {
+  return readJsonIfValid(PackageRecordSchema, data, where);
 }

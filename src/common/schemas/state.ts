@@ -1,0 +1,69 @@
+import { z } from "zod";
+import { JOB_STATUSES, type Job, type JobSpec, type TaskInstance } from "../types.js";
+
+/**
+ * Schemas of the cell state stored in ZooKeeper: jobs at `<root>/jobs/<id>`
+ * and task instances at `<root>/jobs/<id>/tasks/<index>`. Unknown fields are
+ * kept (passthrough), so a copy that rewrites a record never drops what a
+ * newer writer added.
+ */
+
+const ExitInfoSchema = z
+  .object({
+    exitCode: z.number().int().nullable(),
+    signal: z.string().nullable(),
+    oomKilled: z.boolean(),
+    reason: z.string(),
+  })
+  .passthrough();
+
+const TaskEventSchema = z.object({ at: z.number(), type: z.string(), message: z.string() }).passthrough();
+
+export const TaskInstanceSchema = z
+  .object({
+    id: z.string().min(1),
+    jobId: z.string().min(1),
+    index: z.number().int().min(0),
+    run: z.number().int().min(0),
+    desired: z.enum(["run", "stop"]),
+    state: z.enum(["pending", "dispatched", "running", "completed", "failed", "killed", "lost"]),
+    attempt: z.number().int().min(0),
+    restartsOnNode: z.number().int().min(0),
+    migrations: z.number().int().min(0),
+    nodeId: z.string().optional(),
+    lastNodeId: z.string().optional(),
+    stickyNode: z.string().optional(),
+    avoidNodes: z.array(z.string()).optional(),
+    dispatchedAt: z.number().optional(),
+    ports: z.record(z.number().int()).optional(),
+    exit: ExitInfoSchema.optional(),
+    reason: z.string().optional(),
+    notBefore: z.number().optional(),
+    createdAt: z.number(),
+    updatedAt: z.number(),
+    startedAt: z.number().optional(),
+    finishedAt: z.number().optional(),
+    events: z.array(TaskEventSchema),
+  })
+  .passthrough() satisfies z.ZodType<TaskInstance, z.ZodTypeDef, unknown>;
+
+/**
+ * The job spec inside a stored job was validated by the task file parser at
+ * submission (taskfile.ts, the one schema of task files); the stored copy is
+ * checked to be an object and trusted as that spec.
+ */
+const StoredJobSpecSchema = z.custom<JobSpec>((v) => typeof v === "object" && v !== null && !Array.isArray(v), { message: "Expected the job spec object" });
+
+export const JobSchema = z
+  .object({
+    id: z.string().min(1),
+    spec: StoredJobSpecSchema,
+    source: z.string(),
+    status: z.enum(JOB_STATUSES),
+    desired: z.enum(["run", "stop"]),
+    submittedAt: z.number(),
+    updatedAt: z.number(),
+    packageDigest: z.string().optional(),
+    cron: z.object({ lastFiring: z.number().optional(), runs: z.number().int().min(0) }).passthrough().optional(),
+  })
+  .passthrough() satisfies z.ZodType<Job, z.ZodTypeDef, unknown>;

@@ -1,0 +1,59 @@
+import { accepts, serversOf } from "../zk-probe.js";
+import { NATIVE_CONNECTED, ZooKeeper, type NativeClient, type SessionCredentials } from "./native.js";
+
+/** The chroot suffix of a connect string ("" when there is none). */
+function chrootOf(connect: string): string {
+  return connect.includes("/") ? connect.slice(connect.indexOf("/")) : "";
+}
+
+/** Servers that accept connections first (in random order), refusing ones last: the C client tries them in this order. */
+export async function orderedServers(connect: string, first?: string): Promise<string> {
+  const servers = serversOf(connect);
+  const up = await Promise.all(servers.map((s) => accepts(s)));
+  const rank = (s: string, i: number) => (s === first ? 0 : up[i] ? 1 : 2);
+  const order = servers.map((s, i) => ({ s, r: rank(s, i), k: Math.random() })).sort((a, b) => a.r - b.r || a.k - b.k);
+  return order.map((x) => x.s).join(",") + chrootOf(connect);
+}
+
+/** The connect string with `first` moved to the front (the server that just accepted our session). */
+export function firstThen(connect: string, first: string | undefined): string {
+  const servers = serversOf(connect);
+  return [...servers.filter((s) => s === first), ...servers.filter((s) => s !== first)].join(",") + chrootOf(connect);
+}
+
+/** A native handle connected to a (new or resumed) session; undefined when it closed first (or `limitMs` passed). */
+export function openHandle(connect: string, sessionTimeoutMs: number, resume: SessionCredentials | undefined, limitMs: number): Promise<NativeClient | undefined> {
+  const client = new ZooKeeper({
+    connect,
+    timeout: sessionTimeoutMs,
+    debug_level: ZooKeeper.ZOO_LOG_LEVEL_ERROR,
+    // Our order (orderedServers): servers known to refuse are tried last.
+    host_order_deterministic: true,
+    ...(resume ? { client_id: resume.clientId, client_password: resume.password } : {}),
+  });
+  client.data_as_buffer = true;
+  return new Promise((resolve) => {
+    const done = (c: NativeClient | undefined) => {
+      clearTimeout(timer);
+      client.removeListener("connect", onConnect);
+      client.removeListener("close", onClose);
+      resolve(c);
+    };
+    const onConnect = () => done(client);
+    const onClose = () => done(undefined);
+    const timer = setTimeout(() => {
+      // Still connecting, so closing sends nothing that could end the session.
+      if (client.state !== NATIVE_CONNECTED) {
+        try {
+          client.close();
+        } catch {
+          /* already closed */
+        }
+      }
+      done(client.state === NATIVE_CONNECTED ? client : undefined);
+    }, limitMs);
+    client.on("connect", onConnect);
+    client.on("close", onClose);
+    client.init({});
+  });
+}

@@ -1,0 +1,287 @@
+import { EventEmitter } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CoordinationError, UnavailableError } from "../../common/errors.js";
+import type { Logger } from "../../common/logger.js";
+import { serversOf, sessionVerdict } from "../zk-probe.js";
+import { firstThen, openHandle, orderedServers } from "./handle.js";
+import { ZK, ZooKeeper, type NativeClient, type SessionCredentials, type WatchEvent, type Watcher } from "./native.js";
+import { invalidPathReason } from "./paths.js";
+import { WatchTable, type ArmedWatch, type WatchKind } from "./watches.js";
+
+/**
+ * The session state machine under the znode API (znodes.ts).
+ *
+ * Session semantics matter for fencing: the binding fires `connect` again after
+ * every reconnect of the *same* session, and `close` with state -112 when the
+ * session expired. We surface these as three distinct events:
+ *   - `disconnected`: connection lost, session may still be alive (ops queue)
+ *   - `reconnected`:  same session is back (ephemerals and watches intact)
+ *   - `expired`:      the session is gone for good; this object is dead
+ * Once expired (or closed), every operation rejects; nothing is retried on a
+ * new session behind the caller's back, because a new session would silently
+ * drop the fence that the old one held (session-keeper.ts opens the next one,
+ * and its owner re-registers on it).
+ *
+ * The binding's `close` -112 is not proof of expiry, though: it also gives a
+ * handle up after a burst of empty reads, which a failed connection attempt
+ * causes (seen within milliseconds of killing one ensemble member, the
+ * servers expiring nothing). So a closed handle is followed by asking the
+ * servers themselves (zk-probe.ts): a session a server still accepts is
+ * re-attached on a fresh handle, its watches re-armed (`reattach`); only a
+ * server's "no such session" makes it expired. Fresh handles can fail the
+ * same way for a while (the binding polls descriptors the C client closes
+ * and reuses behind libuv's back); a session no handle could resume within
+ * three session timeouts is given up, and the fault suite still sees that
+ * now and then when a server dies.
+ */
+
+export interface ZkOptions {
+  /** Connect string, e.g. `127.0.0.1:2181,127.0.0.1:2182`. */
+  connect: string;
+  /** Requested session timeout (ZooKeeper may raise it to its minimum, 2×tickTime). */
+  sessionTimeoutMs: number;
+  /** Give up connecting after this long (default: 3× session timeout, at least 10 s). */
+  connectTimeoutMs?: number;
+  /**
+   * Re-attach to an earlier session (an agent restarted within the session
+   * timeout keeps its ephemeral nodes, so the manager sees no flap). If that
+   * session already expired, connect() rejects and the caller starts afresh.
+   */
+  resume?: SessionCredentials;
+  logger?: Logger;
+}
+
+export interface ZkSessionEvents {
+  disconnected: [];
+  reconnected: [];
+  expired: [];
+  closed: [];
+}
+
+const DEFAULTS = Object.freeze({
+  /** Connecting is given up after this many session timeouts… */
+  connectTimeoutSessions: 3,
+  /** …but not before this long. */
+  minConnectTimeoutMs: 10_000,
+});
+
+/** The default connect limit: three session timeouts, at least 10 s. */
+export function defaultConnectTimeoutMs(sessionTimeoutMs: number): number {
+  return Math.max(DEFAULTS.minConnectTimeoutMs, DEFAULTS.connectTimeoutSessions * sessionTimeoutMs);
+}
+
+function expiredError(resume: SessionCredentials): UnavailableError {
+  return new UnavailableError(`ZooKeeper session ${resume.clientId} has expired`);
+}
+
+/** A native handle on a new session, or on `opts.resume` (rejects when that session expired). */
+export async function connectHandle(opts: ZkOptions): Promise<NativeClient> {
+  const limit = opts.connectTimeoutMs ?? defaultConnectTimeoutMs(opts.sessionTimeoutMs);
+  const deadline = Date.now() + limit;
+  let first: string | undefined;
+  if (opts.resume) {
+    const v = await sessionVerdict(serversOf(opts.connect), opts.resume, opts.sessionTimeoutMs);
+    if (v.verdict === "expired") throw expiredError(opts.resume);
+    first = v.server;
+  }
+  // A handle given up right after a failed attempt is not an answer: try again while time is left.
+  while (Date.now() < deadline) {
+    const client = await openHandle(await orderedServers(opts.connect, first), opts.sessionTimeoutMs, opts.resume, Math.max(1, deadline - Date.now()));
+    if (client) return client;
+    if (opts.resume && (await sessionVerdict(serversOf(opts.connect), opts.resume, opts.sessionTimeoutMs)).verdict === "expired") throw expiredError(opts.resume);
+    await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
+  }
+  throw new UnavailableError(`could not connect to ZooKeeper at ${opts.connect} within ${limit} ms`);
+}
+
+export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
+  private state: "connected" | "disconnected" | "expired" | "closed" = "connected";
+  protected client!: NativeClient;
+  protected readonly watches = new WatchTable();
+  private reattaching = false;
+  private readonly creds: SessionCredentials;
+  protected readonly timeoutMs: number;
+
+  protected constructor(
+    client: NativeClient,
+    private readonly opts: ZkOptions,
+  ) {
+    super();
+    this.creds = { clientId: String(client.native?.client_id ?? ""), password: String(client.native?.client_password ?? "") };
+    this.timeoutMs = Number(client.native?.timeout ?? opts.sessionTimeoutMs);
+    this.attach(client);
+  }
+
+  /** The read that arms a watch of this kind, and what it saw ("none": no node). */
+  protected abstract readArming(kind: WatchKind, path: string, user: Watcher): Promise<{ seen: string; armed?: ArmedWatch }>;
+
+  private get log(): Logger | undefined {
+    return this.opts.logger;
+  }
+
+  /** Listens to one native handle; events of a handle we replaced are ignored. */
+  private attach(client: NativeClient): void {
+    this.client = client;
+    client.on("connect", () => {
+      if (this.client !== client || this.state !== "disconnected") return;
+      this.state = "connected";
+      this.log?.info({ sessionId: this.sessionId }, "zookeeper reconnected (same session)");
+      this.emit("reconnected");
+    });
+    client.on("connecting", () => {
+      if (this.client !== client || this.state !== "connected") return;
+      this.state = "disconnected";
+      this.log?.warn({ sessionId: this.sessionId }, "zookeeper connection lost; session may still be alive");
+      this.emit("disconnected");
+    });
+    // Node events of the default watcher (see WatchTable): the native object, then the path.
+    for (const ev of ["created", "deleted", "changed", "child"] as const) {
+      client.on(ev, (_native: unknown, path: string) => {
+        if (this.client === client) this.watches.deliver(ev, path);
+      });
+    }
+    client.on("close", (_self: unknown, code: number) => {
+      if (this.client !== client || this.state === "closed" || this.state === "expired") return;
+      if (code === ZooKeeper.ZOO_EXPIRED_SESSION_STATE) {
+        void this.reattach();
+        return;
+      }
+      this.state = "closed";
+      this.emit("closed");
+    });
+  }
+
+  /**
+   * The binding closed our handle as if the session expired: ask the servers.
+   * While one accepts the session, a fresh handle resumes it and the watches
+   * are re-armed; a server's "no such session" ends it. Handles that fail to
+   * connect although the session lives are retried for a few session timeouts.
+   */
+  private async reattach(): Promise<void> {
+    if (this.reattaching) return;
+    this.reattaching = true;
+    if (this.state === "connected") {
+      this.state = "disconnected";
+      this.emit("disconnected");
+    }
+    this.log?.warn({ sessionId: this.sessionId }, "zookeeper client gave its handle up; asking the servers whether the session lives");
+    let aliveSince: number | undefined;
+    try {
+      while (this.isAlive) {
+        const v = await sessionVerdict(serversOf(this.opts.connect), this.creds, this.timeoutMs);
+        if (!this.isAlive) return;
+        if (v.verdict === "expired") return this.expire();
+        if (v.verdict === "unknown") {
+          // No server answers (no quorum): the session cannot expire meanwhile.
+          aliveSince = undefined;
+          await sleep(250);
+          continue;
+        }
+        aliveSince ??= Date.now();
+        // Let the probe's socket close completely before the C client opens its own (it may get the same descriptor).
+        await sleep(20);
+        const client = await openHandle(firstThen(this.opts.connect, v.server), this.timeoutMs, this.creds, Math.max(2000, this.timeoutMs));
+        if (!this.isAlive) {
+          client?.close();
+          return;
+        }
+        if (client) {
+          this.reattaching = false;
+          this.attach(client);
+          this.state = "connected";
+          this.log?.info({ sessionId: this.sessionId }, "zookeeper session re-attached on a new handle");
+          this.emit("reconnected");
+          for (const w of this.watches.takeAll()) void this.rearm(w);
+          return;
+        }
+        if (Date.now() - aliveSince > 3 * this.timeoutMs) {
+          // Servers keep the session but no handle of ours can use it: stop holding it.
+          this.log?.error({ sessionId: this.sessionId }, "no handle could resume the live session; giving it up");
+          return this.expire();
+        }
+        await sleep(250);
+      }
+    } finally {
+      this.reattaching = false;
+    }
+  }
+
+  private expire(): void {
+    if (!this.isAlive) return;
+    this.state = "expired";
+    this.watches.clear();
+    this.log?.error({ sessionId: this.sessionId }, "zookeeper session expired");
+    this.emit("expired");
+  }
+
+  /** Arms `w` again; if its node changed while no handle watched it, the caller hears of it now. */
+  private async rearm(w: ArmedWatch): Promise<void> {
+    let ev: WatchEvent;
+    try {
+      const { seen, armed } = await this.readArming(w.kind, w.path, w.user);
+      if (seen === w.seen) return;
+      if (armed) this.watches.disarm(armed);
+      ev = w.kind === "child" ? "child" : seen === "none" ? "deleted" : w.seen === "none" ? "created" : "changed";
+    } catch {
+      // Not re-armed (the connection went again): the caller re-reads, which re-arms.
+      ev = w.kind === "child" ? "child" : w.seen === "none" ? "created" : "changed";
+    }
+    w.user(ev, w.path);
+  }
+
+  get sessionId(): string {
+    return this.creds.clientId;
+  }
+
+  get credentials(): SessionCredentials {
+    return { ...this.creds };
+  }
+
+  /** The negotiated session timeout in ms. */
+  get sessionTimeoutMs(): number {
+    return this.timeoutMs;
+  }
+
+  get isConnected(): boolean {
+    return this.state === "connected";
+  }
+
+  /** False once the session expired or was closed: the session can never act again. */
+  get isAlive(): boolean {
+    return this.state === "connected" || this.state === "disconnected";
+  }
+
+  private check(op: string, path: string): void {
+    if (!this.isAlive) throw new CoordinationError(op, path, ZK.SESSIONEXPIRED, `session ${this.state}`);
+    // Between a given-up handle and its replacement nothing can be sent.
+    if (this.reattaching) throw new CoordinationError(op, path, ZK.CONNECTIONLOSS, "connection loss (re-attaching the session)");
+    // The C client refuses a bad path without ever calling back: the promise would hang.
+    const bad = invalidPathReason(path);
+    if (bad) throw new CoordinationError(op, path, ZK.BADARGUMENTS, `invalid path: ${bad}`);
+  }
+
+  protected fail(op: string, path: string, rc: number, error: string): CoordinationError {
+    return new CoordinationError(op, path, rc, error);
+  }
+
+  /** Runs one native call; a call the C client refused outright (its callback never runs) rejects here. */
+  protected call<T>(op: string, path: string, start: (resolve: (v: T) => void, reject: (e: unknown) => void) => number): Promise<T> {
+    this.check(op, path);
+    return new Promise<T>((resolve, reject) => {
+      const rc = start(resolve, reject);
+      if (typeof rc === "number" && rc !== ZK.OK) reject(this.fail(op, path, rc, "refused by the client"));
+    });
+  }
+
+  close(): void {
+    if (this.state === "closed" || this.state === "expired") return;
+    this.state = "closed";
+    this.watches.clear();
+    try {
+      this.client.close();
+    } catch {
+      /* already closed */
+    }
+    this.emit("closed");
+  }
+}

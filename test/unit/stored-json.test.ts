@@ -1,0 +1,126 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { readRecord, RECORD_FILE } from "../../agent/tasks/record.js";
+import { IntegrityError } from "../../src/common/errors.js";
+import { readJson, readJsonFileIfValid, readJsonIfValid } from "../../src/common/json.js";
+import { AgentAdSchema } from "../../src/common/protocol.js";
+import { LeaderInfoSchema, NodeAdminSchema, SessionCredentialsSchema } from "../../src/common/schemas/coord.js";
+import { PackageRecordSchema } from "../../src/common/schemas/packages.js";
+import { JobSchema, TaskInstanceSchema } from "../../src/common/schemas/state.js";
+import { decodeEndpointRecord } from "../../naming/layout.js";
+
+/*
+ * Stored JSON (znode payloads, the agent's local state files) is read once at
+ * the border through its schema: a corrupt or foreign payload is an
+ * IntegrityError naming where it came from and the field that is wrong, and
+ * each reader either fails with it or skips the payload with a warning.
+ */
+
+const digest = `sha256:${"a".repeat(64)}`;
+const task = { id: "web/0", jobId: "web", index: 0, run: 0, desired: "run", state: "running", attempt: 2, restartsOnNode: 0, migrations: 0, nodeId: "n1", createdAt: 1, updatedAt: 2, events: [{ at: 1, type: "x", message: "m" }] };
+const job = { id: "web", spec: { name: "web", command: ["/bin/true"] }, source: "", status: "running", desired: "run", submittedAt: 1, updatedAt: 1 };
+const ad = { id: "n1", url: "http://127.0.0.1:7401", host: "127.0.0.1", capacity: { cpu: 2, memory: 1, disk: 1 }, allocatable: { cpu: 2, memory: 1, disk: 1 }, attributes: {}, portRange: [41000, 41010], drivers: { lxc: false, process: true }, startedAt: 1 };
+
+/** The IntegrityError that reading `data` with `schema` throws. */
+function integrityErrorOf(read: () => unknown): IntegrityError {
+  try {
+    read();
+  } catch (e) {
+    assert.ok(e instanceof IntegrityError, `expected an IntegrityError, got ${String(e)}`);
+    return e;
+  }
+  return assert.fail("the payload was accepted");
+}
+
+describe("stored JSON is read through its schema", () => {
+  test("a payload that is not JSON names where it came from", () => {
+    const e = integrityErrorOf(() => readJson(TaskInstanceSchema, Buffer.from("{not json"), "/torca/jobs/web/tasks/0"));
+    assert.match(e.message, /^\/torca\/jobs\/web\/tasks\/0: not valid JSON/);
+  });
+
+  test("task instances: a wrong field is named with its path; unknown fields are kept", () => {
+    const e = integrityErrorOf(() => readJson(TaskInstanceSchema, JSON.stringify({ ...task, state: "sleeping" }), "/torca/jobs/web/tasks/0"));
+    assert.match(e.message, /^\/torca\/jobs\/web\/tasks\/0: state: /);
+    assert.equal(e.context.field, "state");
+    const nested = integrityErrorOf(() => readJson(TaskInstanceSchema, JSON.stringify({ ...task, events: [{ at: "yesterday" }] }), "t"));
+    assert.equal(nested.context.field, "events.0.at");
+    assert.deepEqual(readJson(TaskInstanceSchema, JSON.stringify({ ...task, addedLater: 1 }), "t"), { ...task, addedLater: 1 });
+  });
+
+  test("jobs: a foreign payload (an agent ad) is refused; the spec is trusted as validated at submission", () => {
+    assert.equal(integrityErrorOf(() => readJson(JobSchema, JSON.stringify(ad), "/torca/jobs/web")).context.field, "spec");
+    assert.equal(integrityErrorOf(() => readJson(JobSchema, JSON.stringify({ ...job, spec: [] }), "j")).context.field, "spec");
+    assert.deepEqual(readJson(JobSchema, JSON.stringify(job), "j"), job);
+  });
+
+  test("leader and node admin state: wrong types are refused", () => {
+    assert.equal(integrityErrorOf(() => readJson(LeaderInfoSchema, JSON.stringify({ id: "m1", url: "http://m1", epoch: "3", since: 1 }), "/torca/leader")).context.field, "epoch");
+    assert.equal(readJson(LeaderInfoSchema, JSON.stringify({ id: "m1", url: "http://m1", epoch: 3, since: 1 }), "l").epoch, 3);
+    assert.equal(integrityErrorOf(() => readJson(NodeAdminSchema, JSON.stringify({ drain: "yes" }), "/torca/nodes/n1")).context.field, "drain");
+  });
+
+  test("agent ads: a skipping reader gets undefined and is told why", () => {
+    const told: string[] = [];
+    assert.equal(readJsonIfValid(AgentAdSchema, JSON.stringify({ ...ad, portRange: [1] }), "/torca/agents/n1", (e) => told.push(e.message)), undefined);
+    assert.equal(readJsonIfValid(AgentAdSchema, "\u0000garbage", "/torca/agents/n1", (e) => told.push(e.message)), undefined);
+    assert.equal(told.length, 2);
+    assert.match(told[0]!, /^\/torca\/agents\/n1: portRange/);
+    assert.equal(readJsonIfValid(AgentAdSchema, JSON.stringify(ad), "a")?.id, "n1");
+  });
+
+  test("naming endpoints: a foreign payload is skipped", () => {
+    assert.equal(decodeEndpointRecord(Buffer.from(JSON.stringify(task)), "/torca/naming/default/web/x"), undefined);
+  });
+
+  test("package records: older records read with size 0; a record without a digest is skipped", () => {
+    assert.deepEqual(readJson(PackageRecordSchema, JSON.stringify({ digest }), "p"), { digest, size: 0, pushedAt: 0 });
+    assert.equal(integrityErrorOf(() => readJson(PackageRecordSchema, JSON.stringify({ digest: "md5:1", size: 1 }), "/torca/packages/a/1")).context.field, "digest");
+  });
+
+  test("the agent's saved session: a file of another shape is refused", () => {
+    assert.equal(integrityErrorOf(() => readJson(SessionCredentialsSchema, JSON.stringify({ clientId: 12, password: "ab" }), "zk-session.json")).context.field, "clientId");
+    assert.deepEqual(readJson(SessionCredentialsSchema, JSON.stringify({ clientId: "1f0a", password: "00ff" }), "s"), { clientId: "1f0a", password: "00ff" });
+  });
+
+  describe("agent task records on disk", () => {
+    let dir: string;
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), "torca-record-"));
+    });
+    after(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    test("a local state file: missing reads as none, corrupt as none with the reason told", async () => {
+      const told: string[] = [];
+      const path = join(dir, "zk-session.json");
+      assert.equal(readJsonFileIfValid(SessionCredentialsSchema, path, (e) => told.push(e.message)), undefined);
+      assert.equal(told.length, 0, "a missing file is no corruption");
+      await writeFile(path, JSON.stringify({ sessionId: "1f", endpoints: [] }));
+      assert.equal(readJsonFileIfValid(SessionCredentialsSchema, path, (e) => told.push(e.message)), undefined);
+      assert.equal(told.length, 1);
+      assert.match(told[0]!, new RegExp(`^${path}: clientId`));
+    });
+
+    test("a corrupt record is skipped with a warning naming the file and field; a good one reads back", async () => {
+      const warnings: string[] = [];
+      const log = { warn: (o: { err: string }) => warnings.push(o.err) } as unknown as Parameters<typeof readRecord>[1];
+      const bad = join(dir, "bad");
+      await mkdir(bad);
+      await writeFile(join(bad, RECORD_FILE), JSON.stringify({ dispatch: { epoch: 1 }, state: "running", dir: bad, ports: {} }));
+      assert.equal(await readRecord(bad, log), undefined);
+      assert.equal(warnings.length, 1);
+      assert.match(warnings[0]!, new RegExp(`^${join(bad, RECORD_FILE)}: dispatch\\.`));
+      assert.equal(await readRecord(join(dir, "missing"), log), undefined);
+      assert.equal(warnings.length, 1, "a missing record is no warning");
+      const good = join(dir, "good");
+      await mkdir(good);
+      const record = { dispatch: { epoch: 1, taskId: "web/0", jobId: "web", index: 0, attempt: 1, spec: { command: ["/bin/true"], env: {}, resources: { cpu: 1, memory: 0, disk: 0 }, ports: [] } }, state: "exited", dir: good, ports: {}, exit: { exitCode: 0, signal: null, oomKilled: false, reason: "exit 0" } };
+      await writeFile(join(good, RECORD_FILE), JSON.stringify(record));
+      assert.deepEqual(await readRecord(good, log), record);
+    });
+  });
+});
