@@ -74,7 +74,8 @@ describe("ZooKeeper sessions on a 3-server ensemble", { skip, timeout: 180_000 }
     assert.ok(sessionsUnderTest.every((s) => s.isConnected));
     assert.ok(fired.every((f) => f.length === 0), "nothing changed yet, so no watch fired");
 
-    // The watches armed before the faults still fire, once.
+    // The watches armed before the faults still fire, once (written once the writer's own session is back).
+    await until("the writer to reconnect", () => writer.isConnected, { timeoutMs: 20_000 });
     await writer.set("/t/watched", "changed");
     await until("every session's watch to fire", () => fired.every((f) => f.length > 0), { timeoutMs: 10_000, show: () => fired });
     await never("a watch firing twice", () => fired.some((f) => f.length > 1), 300);
