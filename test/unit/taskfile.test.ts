@@ -1,5 +1,5 @@
 /**
- * Task description files: the contract of DESIGN.md "Task description file".
+ * Task description files: the contract of docs/contracts.md, "Task description file".
  * Each test reads as a rule of the format; the table at the end pins down
  * which field, line, column and message every kind of mistake produces.
  */
