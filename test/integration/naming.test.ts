@@ -111,9 +111,12 @@ describe("naming on a local cell", () => {
   const managerAnswer = async (ok: (eps: Endpoint[]) => boolean, timeoutMs = 5000): Promise<NamesAnswer> => {
     const url = `${managerUrl}/v1/names/web.frontend`;
     let r = await api.get(url).json<NamesAnswer>();
-    const deadline = Date.now() + timeoutMs;
-    while (!ok(r.endpoints) && Date.now() < deadline) r = await api.get(`${url}?index=${r.version}&wait=${Math.ceil((deadline - Date.now()) / 1000)}`).json<NamesAnswer>();
-    return r;
+    if (ok(r.endpoints)) return r;
+    // Each probe is a long poll: the manager answers when the name changes, or after a second.
+    return until("the manager's answer", async () => {
+      r = await api.get(`${url}?index=${r.version}&wait=1`).json<NamesAnswer>();
+      return ok(r.endpoints) && r;
+    }, { timeoutMs, intervalMs: 0 });
   };
 
   test("three healthy instances: resolver, HTTP, CLI and DNS agree", async () => {
