@@ -58,9 +58,13 @@ describe("cron: periodic batch jobs fire on the primary, once per tick, across a
     }
     // At most one run per tick since the job was submitted (the first may fire at the tick of submission).
     assert.ok(after.runs <= Math.floor((after.lastFiring - job!.submittedAt) / TICK_MS) + 1, `${after.runs} runs by the firing of ${after.lastFiring}, submitted at ${job!.submittedAt}`);
-    // The run's tasks carry the run number the firing recorded.
-    const tasks = (await c.job("ticker")).taskList;
-    assert.ok(tasks.length >= 1 && tasks.every((t) => t.run <= after.runs) && tasks.some((t) => t.run >= after.runs), JSON.stringify(tasks.map((t) => ({ id: t.id, run: t.run }))));
+    // Each run's tasks carry the run number its firing recorded: one task (instances: 1) per run.
+    const settled = await until("the latest run's tasks created", async () => {
+      const j = await c.job("ticker");
+      return j.taskList.length > 0 && j.taskList.every((t) => t.run === j.cron!.runs) && j;
+    });
+    assert.deepEqual(settled.taskList.map((t) => t.id), ["ticker/0"]);
+    assert.ok(settled.cron!.runs >= after.runs);
     await c.api.delete(`${await c.primaryUrl()}/v1/jobs/ticker`);
   });
 });
