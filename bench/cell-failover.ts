@@ -1,5 +1,5 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { EventWatcher, nowMs, quantile, round, startBenchCell, type BenchCell } from "./cell-common.js";
+import { until } from "../test/harness/wait.js";
 
 /**
  * P4: SIGKILL of the primary → the backup accepts a write (201 on a submit),
@@ -12,31 +12,15 @@ import { EventWatcher, nowMs, quantile, round, startBenchCell, type BenchCell } 
 
 const SESSION = "2s";
 
-/** Waits until `id` runs as a backup that follows the current primary. */
-async function waitBackup(c: BenchCell, url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const l = await c.cell.leaderAt(url, 500);
-    if (l && !l.isPrimary && l.url !== url) return;
-    await sleep(100);
-  }
-  throw new Error(`${url} did not come back as a backup within ${timeoutMs} ms`);
-}
-
 /** POSTs a job to `url` until it answers 201; returns when it did. Bounded by `timeoutMs`. */
-async function firstAcceptedWrite(c: BenchCell, url: string, name: string, timeoutMs: number): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
+function firstAcceptedWrite(c: BenchCell, url: string, name: string, timeoutMs: number): Promise<number> {
   const body = `name: ${name}\ntype: batch\nisolation: process\ncommand: ["/bin/true"]\nresources: { cpu: 10m, memory: 8MiB }\n`;
-  while (Date.now() < deadline) {
-    try {
-      const r = await c.api.post(`${url}/v1/jobs`, { body, headers: { "content-type": "application/yaml" }, timeout: { request: 2000 } });
-      if (r.statusCode === 201) return nowMs();
-    } catch {
-      // 307 (still a backup, naming the dead primary), 503 (no primary yet) or no answer: not accepted yet.
-    }
-    await sleep(10);
-  }
-  throw new Error(`no manager accepted a write within ${timeoutMs} ms`);
+  // 307 (still a backup, naming the dead primary), 503 (no primary yet) or no answer: not accepted yet.
+  return until(
+    `a write accepted by ${url}`,
+    async () => (await c.api.post(`${url}/v1/jobs`, { body, headers: { "content-type": "application/yaml" }, timeout: { request: 2000 } })).statusCode === 201 && nowMs(),
+    { timeoutMs, intervalMs: 10 },
+  );
 }
 
 export async function benchTakeover(rounds = 5): Promise<Record<string, number | string>> {
@@ -44,16 +28,13 @@ export async function benchTakeover(rounds = 5): Promise<Record<string, number |
   const ms: number[] = [];
   try {
     for (let i = 0; i < rounds; i++) {
-      const p = await c.cell.waitForPrimary(30_000);
-      const victim = c.cell.managerIdAt(p.url);
-      const survivor = c.cell.managerUrls.find((u) => u !== p.url)!;
-      await waitBackup(c, survivor, 30_000);
+      // Every round starts with the killed manager of the last one back as a backup.
+      const { primary: p, backups } = await c.steadyPrimary(30_000);
+      const survivor = c.cell.daemons.get(backups[0]!)!.url;
       const t0 = nowMs();
-      await c.cell.stopDaemon(victim, "SIGKILL");
+      await c.cell.stopDaemon(c.cell.managerIdAt(p.url), "SIGKILL");
       const t1 = await firstAcceptedWrite(c, survivor, `p4-${i}`, 30_000);
       ms.push(t1 - t0);
-      c.cell.startDaemon(victim);
-      await waitBackup(c, p.url, 30_000);
     }
   } finally {
     await c.close();

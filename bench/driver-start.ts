@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import type { Driver, TaskHandle, TaskLaunch } from "../agent/driver/driver.js";
 import { LxcDriver } from "../agent/driver/lxc.js";
 import { ProcessDriver } from "../agent/driver/process.js";
+import { until } from "../test/harness/wait.js";
 
 export interface Stat {
   median: number;
@@ -31,18 +32,10 @@ function nowMs(): number {
   return Number(process.hrtime.bigint()) / 1e6;
 }
 
-/** Waits (bounded, 10 s) until the file is non-empty; returns the time it was seen. */
-async function firstByte(path: string): Promise<number> {
-  const end = Date.now() + 10_000;
-  while (Date.now() < end) {
-    try {
-      if ((await stat(path)).size > 0) return nowMs();
-    } catch {
-      // not created yet
-    }
-    await new Promise((r) => setImmediate(r));
-  }
-  throw new Error(`no output in ${path} within 10 s`);
+/** Waits (bounded, 10 s) until the file is non-empty; returns the time it was seen. Polled every millisecond: this is the figure. */
+function firstByte(path: string): Promise<number> {
+  // A file not created yet throws: not yet.
+  return until(`output in ${path}`, async () => (await stat(path)).size > 0 && nowMs(), { timeoutMs: 10_000, intervalMs: 0 });
 }
 
 async function launch(root: string, i: number, command: string[]): Promise<TaskLaunch> {

@@ -25,6 +25,7 @@ import { LocalCell } from "../src/cell/local-cell.js";
 import { fourLetterWord } from "../src/cell/zookeeper-server.js";
 import { createHttpClient } from "../src/common/http.js";
 import { SimCell } from "./sim/sim-cell.js";
+import { until } from "../test/harness/wait.js";
 
 export interface ManagerScaleOptions {
   machines: number;
@@ -97,16 +98,6 @@ async function taskCounts(api: Got, url: string): Promise<{ total: number; runni
   return { total, running };
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, intervalMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms`);
-    await sleep(intervalMs);
-  }
-}
-
 export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {}): Promise<Record<string, number | string>> {
   const o = { ...DEFAULT_MANAGER_SCALE, ...opts };
   const tasks = o.jobs * o.instancesPerJob;
@@ -145,11 +136,11 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     await sim.start();
     out["manager-scale sim registration s"] = round1((Date.now() - t0) / 1000);
     // Polled one request at a time with a long timeout: 10,000 nodes make a large answer.
-    await waitFor(`${o.machines} machines ready`, 600_000, 1000, async () => {
+    await until(`${o.machines} machines ready`, async () => {
       const l = await cell.waitForPrimary(60_000);
       const { nodes } = await api.get(`${l.url}/v1/nodes`).json<{ nodes: { state: string }[] }>();
       return nodes.filter((n) => n.state === "ready").length >= o.machines ? true : undefined;
-    });
+    }, { timeoutMs: 600_000, intervalMs: 1000 });
     out["manager-scale machines ready at the primary s"] = round1((Date.now() - t0) / 1000);
 
     // ---- 100,000 tasks in through the API
@@ -169,19 +160,19 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     );
     const acceptS = (Date.now() - t0) / 1000;
     out["manager-scale submit: all jobs accepted s"] = round1(acceptS);
-    await waitFor(`all ${tasks} tasks running`, 3_600_000, 2000, async () => {
+    await until(`all ${tasks} tasks running`, async () => {
       const c = await taskCounts(api, primary.url);
       return c.running >= tasks ? c : undefined;
-    });
+    }, { timeoutMs: 3_600_000, intervalMs: 2000 });
     const runningS = (Date.now() - t0) / 1000;
     out["manager-scale submit: all tasks running s"] = round1(runningS);
     out["manager-scale placements/s (submit to running, end to end)"] = Math.round(tasks / runningS);
     out["manager-scale primary cpu s during placement"] = round1(cpuSeconds(pidOf(primary.id)) - cpu0);
     const backupT0 = Date.now();
-    await waitFor("the backup's copy holding every task", 600_000, 1000, async () => {
+    await until("the backup's copy holding every task", async () => {
       const c = await taskCounts(api, cell.daemons.get(backupId())!.url);
       return c.running >= tasks ? c : undefined;
-    });
+    }, { timeoutMs: 600_000, intervalMs: 1000 });
     out["manager-scale backup copy caught up after s"] = round1((Date.now() - backupT0) / 1000);
     // Let a full report round pass, so the figures are of a cell at rest, not of the burst.
     await sleep(o.reportIntervalMs + 2000);
@@ -211,20 +202,20 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
       const killedAt = Date.now();
       await cell.stopDaemon(victim.id, "SIGKILL");
       const probe = `takeover-${k}`;
-      const epoch = await waitFor("the backup accepting a submit", 120_000, 20, async () => {
+      const epoch = await until("the backup accepting a submit", async () => {
         const r = await api.post(`${heir.url}/v1/jobs`, { body: `name: ${probe}\ntype: service\ncommand: [/bin/sleep, '86400']\nresources: { cpu: 0.1, memory: 16MiB }\n`, throwHttpErrors: false });
         return r.statusCode === 201 ? (JSON.parse(r.body) as { epoch: number }).epoch : undefined;
-      });
+      }, { timeoutMs: 120_000, intervalMs: 20 });
       takeoverMs.push(Date.now() - killedAt);
       if (epoch <= victim.epoch) throw new Error(`takeover ${k}: the 201 came from epoch ${epoch}, not from a primary newer than the killed one (${victim.epoch})`);
       primary = await cell.waitForPrimary(60_000);
       // The killed manager comes back as the backup and loads everything cold.
       const loadT0 = Date.now();
       cell.startDaemon(victim.id);
-      await waitFor("the restarted backup's copy", 600_000, 1000, async () => {
+      await until("the restarted backup's copy", async () => {
         const c = await taskCounts(api, cell.daemons.get(victim.id)!.url);
         return c.total >= tasks + k + 1 ? c : undefined;
-      });
+      }, { timeoutMs: 600_000, intervalMs: 1000 });
       coldLoadS.push((Date.now() - loadT0) / 1000);
       // The new primary has reconciled every machine's report by now.
       await sleep(o.reportIntervalMs + 2000);

@@ -12,13 +12,14 @@ import { ZkSession } from "../src/coord/zk.js";
 import { errorEnvelope } from "../src/http/edge.js";
 import { namesRouter } from "../src/manager/http/names.js";
 import { parseServiceName } from "../naming/names.js";
-import { registerEndpoint } from "../naming/registration.js";
+import { deregisterEndpoint, registerEndpoint } from "../naming/registration.js";
 import { createResolver } from "../naming/resolver.js";
 
 /**
  * Naming figures on a real ZooKeeper (loopback, tickTime 1000):
  *  - propagation: an endpoint registered on one session → the resolver's
- *    `change` event on another (the path a new task takes to clients);
+ *    `change` event on another (the path a new task takes to clients), and
+ *    the same for a deregistration (the path of a task that exits);
  *  - HTTP lookups/s: GET /v1/names/:name served by the manager's names routes
  *    (same router, auth and error middleware) from the watched cache, with 50
  *    concurrent keep-alive connections for 5 s.
@@ -89,6 +90,25 @@ export async function benchNaming(samples = 250): Promise<Record<string, number 
     }
     latencies.sort((a, b) => a - b);
 
+    // The way out: an endpoint deregistered (a task exited) → the resolver's `change` without it.
+    const leaving: number[] = [];
+    for (let i = samples - 1; i >= 0; i--) {
+      const seen = new Promise<void>((resolve) => {
+        const on = (n: string, eps: unknown[]) => {
+          if (n === name.key && eps.length === i) {
+            resolver.off("change", on);
+            resolve();
+          }
+        };
+        resolver.on("change", on);
+      });
+      const t0 = process.hrtime.bigint();
+      await deregisterEndpoint(reg, ROOT, name, `bench/${i}`);
+      await seen;
+      leaving.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    leaving.sort((a, b) => a - b);
+
     // A smaller name for the HTTP figure, like a typical service.
     const small = parseServiceName("bench.api");
     for (let i = 0; i < 3; i++) await registerEndpoint(reg, ROOT, small, { host: "127.0.0.1", port: 21000 + i, ports: { http: 21000 + i }, task: `api/${i}`, node: "bench", job: "api", attempt: 1, registeredAt: Date.now() });
@@ -108,6 +128,8 @@ export async function benchNaming(samples = 250): Promise<Record<string, number 
       "naming propagation p50 ms": Number(percentile(latencies, 50).toFixed(2)),
       "naming propagation p99 ms": Number(percentile(latencies, 99).toFixed(2)),
       "naming propagation max ms": Number(latencies[latencies.length - 1]!.toFixed(2)),
+      "naming deregistration propagation p50 ms": Number(percentile(leaving, 50).toFixed(2)),
+      "naming deregistration propagation p99 ms": Number(percentile(leaving, 99).toFixed(2)),
       "naming http resolve req/s (50 conns, 3 endpoints)": Math.round((load.requests / load.elapsedMs) * 1000),
       "naming http resolve errors": load.errors,
     };

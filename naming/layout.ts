@@ -22,7 +22,7 @@ import { serviceName, type ServiceName } from "./names.js";
  */
 export type EndpointRecord = z.infer<typeof EndpointRecordSchema>;
 
-/** The contract's endpoint shape (DESIGN.md), plus the job. */
+/** The contract's endpoint shape (docs/contracts.md, "Naming"), plus the job. */
 export interface Endpoint {
   host: string;
   port: number;

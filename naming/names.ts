@@ -1,5 +1,5 @@
 /**
- * Service names (DESIGN.md "Naming (contract)"): a dotted name such as
+ * Service names (docs/contracts.md, "Naming"): a dotted name such as
  * `web.frontend` lives in namespace `default`; `ns/web.frontend` names it in
  * namespace `ns`. The canonical text omits the default namespace, so both
  * spellings of a default-namespace name are one cache entry and one key.
@@ -7,7 +7,7 @@
 
 export const DEFAULT_NAMESPACE = "default";
 
-/** Same rules as the task file's `namespace` and `service.name` (src/common/taskfile.ts). */
+/** Same rules as the task file's `namespace` and `service.name` (src/common/taskfile/rules/). */
 const NAMESPACE_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const SERVICE_RE = /^[a-z0-9-]+(?:\.[a-z0-9-]+)*$/;
 

@@ -223,7 +223,7 @@ export class Resolver extends EventEmitter<ResolverEvents> {
 }
 
 /**
- * Opens a resolver and waits for its first ZooKeeper session (DESIGN.md):
+ * Opens a resolver and waits for its first ZooKeeper session (docs/contracts.md, "Naming"):
  *
  *   const resolver = await createResolver({ zookeeper: "127.0.0.1:2181" });
  *

@@ -2,7 +2,7 @@
  * cgroup v1 access for task cgroups at <root>/<controller>/<parent>/<name>.
  *
  * This host has cgroup v1 with `cpu` and `cpuacct` as separate hierarchies
- * (notes 1.4), so a task's cgroup is one dir per controller. The process driver
+ * (docs/lxc-and-zookeeper.md, LXC 4), so a task's cgroup is one dir per controller. The process driver
  * creates these dirs itself; LXC creates them for containers (lxc.cgroup.dir.container)
  * and removes them when the container exits.
  */

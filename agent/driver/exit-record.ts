@@ -79,7 +79,7 @@ export async function readExitRecord(taskDir: string): Promise<ExitRecord | unde
  * ExitInfo from an exit record. exitCode keeps the raw shell status (so 137 stays
  * visible); signal is set when the status means "killed by signal N" (128+N).
  * A task that itself calls exit(128+N) is indistinguishable; that is the shell's
- * convention and LXC's (notes 1.5).
+ * convention and LXC's (docs/lxc-and-zookeeper.md, LXC 5).
  */
 export function exitInfoOf(rec: ExitRecord): ExitInfo {
   const oomKilled = (rec.usage.oomKills ?? 0) > 0;

@@ -1,6 +1,6 @@
 /**
  * The LXC side of the lxc driver: the shared read-only root filesystem, the stop
- * hook, and the per-task container configuration (recipes of notes 1.1–1.4).
+ * hook, and the per-task container configuration (docs/lxc-and-zookeeper.md, LXC 1–4).
  *
  * Inside a container:
  *   /            the rootfs below, read-only (mount points only)
@@ -20,7 +20,7 @@ import { CGROUP_FIGURES_SH, shQuote } from "./wrapper.js";
 export const PKG_MOUNT = "/pkg";
 export const WORK_MOUNT = "/task/work";
 
-/** Dropped when a task runs as root in its container (notes 1.2); non-root tasks keep no capabilities at all. */
+/** Dropped when a task runs as root in its container (docs/lxc-and-zookeeper.md, LXC 2); non-root tasks keep no capabilities at all. */
 export const DROPPED_CAPABILITIES = [
   "sys_admin",
   "sys_module",

@@ -1,6 +1,6 @@
 /**
  * The `lxc` driver: each task attempt is an application container run by
- * `lxc-execute` under the host-side wrapper (notes 1.1–1.7), with its own pid,
+ * `lxc-execute` under the host-side wrapper (docs/lxc-and-zookeeper.md, LXC 1–7), with its own pid,
  * uts and mount namespaces, a read-only rootfs, dropped capabilities, a
  * non-root uid by default and cgroup v1 limits (cpu quota, memory(+memsw), pids).
  *
@@ -196,7 +196,7 @@ export class LxcDriver implements Driver {
   }
 
   /**
-   * lxc-stop would SIGKILL ~1 s after SIGTERM whatever -t says (notes 1.6), so the
+   * lxc-stop would SIGKILL ~1 s after SIGTERM whatever -t says (docs/lxc-and-zookeeper.md, LXC 6), so the
    * signals go to the task's processes directly; when they are dead, the
    * container's init exits with the task's status. lxc-stop -k only as a last resort
    * (it makes lxc-execute exit 1).

@@ -1,5 +1,5 @@
 /**
- * The host-side /bin/sh wrappers that own each task's exit status (notes 1.7).
+ * The host-side /bin/sh wrappers that own each task's exit status (docs/lxc-and-zookeeper.md, LXC 7).
  *
  * Each task gets a generated wrapper script, taskDir/wrapper.sh, run detached
  * (own session, stdin /dev/null, stdout/stderr appended to taskDir/stdout and
@@ -77,7 +77,7 @@ mv -f "$d/exit.tmp" "$d/exit"
 /**
  * LXC driver; positional args: taskDir lxc-execute-args... The exit status of
  * lxc-execute is the task's (128+N for signal N; 1 also when the container failed
- * to start, notes 1.5). The container runs with umask 022, as before the
+ * to start, docs/lxc-and-zookeeper.md, LXC 5). The container runs with umask 022, as before the
  * launcher's 077 (its /tmp and work dir are its own anyway). Final cgroup
  * figures come from the stop hook (cgstats),
  * since the container's cgroup is removed before lxc-execute returns.

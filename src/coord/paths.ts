@@ -1,4 +1,4 @@
-/** The znode layout under the cluster root (DESIGN.md). One place, so nobody spells a path twice. */
+/** The znode layout under the cluster root (docs/architecture.md, "ZooKeeper layout"). One place, so nobody spells a path twice. */
 export function zpaths(root: string) {
   return {
     root,

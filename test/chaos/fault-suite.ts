@@ -11,6 +11,7 @@ import { ZkSession } from "../../src/coord/zk.js";
 import type { DeliveryRecord } from "../../src/alerting/types.js";
 import { batchJob, startTestCell, type TestCell } from "../harness/cell.js";
 import { TestEnsemble } from "../harness/ensemble.js";
+import { never, until } from "../harness/wait.js";
 import { duplicates, freshConnections, isAlive, seconds, snapshotDiff, startedInstances, stopLeftoverTasks, submitOnce, tally, znodeSnapshot, type SubmitOutcome } from "./probes.js";
 
 /**
@@ -108,21 +109,17 @@ export function faultSuite(label: string, scale: FaultScale): void {
     /** Waits until every listed job shows one of the statuses (from the primary's list). */
     async function waitStatuses(ids: Iterable<string>, ok: (s: string) => boolean, timeoutMs: number, what: string): Promise<Map<string, string>> {
       const want = [...ids];
-      const deadline = Date.now() + timeoutMs;
       let last = new Map<string, string>();
-      for (;;) {
-        try {
-          last = new Map((await jobRows()).map((j) => [j.id, j.status]));
-          if (want.every((id) => ok(last.get(id) ?? "absent"))) return last;
-        } catch {
-          /* failover in progress */
-        }
-        if (Date.now() > deadline) {
-          const off = want.filter((id) => !ok(last.get(id) ?? "absent"));
-          assert.fail(`${off.length} job(s) not ${what} within ${timeoutMs} ms: ${off.slice(0, 10).map((id) => `${id}=${last.get(id) ?? "absent"}`).join(", ")}`);
-        }
-        await sleep(250);
-      }
+      const off = () => want.filter((id) => !ok(last.get(id) ?? "absent"));
+      // A probe that throws (a failover in progress) counts as "not yet".
+      return until(`${want.length} job(s) ${what}`, async () => {
+        last = new Map((await jobRows()).map((j) => [j.id, j.status]));
+        return off().length === 0 && last;
+      }, {
+        timeoutMs,
+        intervalMs: 250,
+        show: () => off().slice(0, 10).map((id) => `${id}=${last.get(id) ?? "absent"}`),
+      });
     }
 
     /** Submits jobs one after another until `until()` says stop; every outcome is kept. */
@@ -135,13 +132,13 @@ export function faultSuite(label: string, scale: FaultScale): void {
         out.push(o);
         if (o.fate === "acked") acknowledged.add(name);
         if (o.fate === "refused") url = (await primary()).url;
-        await sleep(pauseMs);
+        await sleep(pauseMs); // the stream's pace, not a wait for anything
       }
       return out;
     }
 
     test("1. kill -9 of the primary during a storm of submissions: no acknowledged job lost, no instance started twice", async (t) => {
-      const first = await primary();
+      const { primary: first } = await c.steadyPrimary();
       const outcomes: SubmitOutcome[] = [];
       const retriedNames = new Set<string>();
       let url = first.url;
@@ -165,19 +162,19 @@ export function faultSuite(label: string, scale: FaultScale): void {
             if (o.fate === "unknown") url = (await primary()).url;
             if (o.fate !== "refused") break;
             retriedNames.add(name);
-            await sleep(100);
+            await sleep(100); // the storm's pace after a refusal, not a wait for anything
             url = (await primary()).url;
           }
         }
       };
       const workers = Array.from({ length: scale.stormConcurrency }, worker);
       // Kill the primary with about a third of the storm acknowledged.
-      while (outcomes.filter((o) => o.fate === "acked").length < Math.floor(scale.storm / 3)) await sleep(20);
+      await until("a third of the storm acknowledged", () => outcomes.filter((o) => o.fate === "acked").length >= Math.floor(scale.storm / 3), { timeoutMs: 300_000, intervalMs: 20 });
       killedAt = Date.now();
       await c.cell.stopDaemon(first.id, "SIGKILL");
       const second = await primary();
       const takeoverMs = Date.now() - killedAt;
-      c.cell.startDaemon(first.id); // back as a backup for the next cases
+      c.cell.startDaemon(first.id); // back as a backup (each case still starts from c.steadyPrimary())
       await Promise.all(workers);
       const stormMs = Date.now() - t0;
       assert.notEqual(second.id, first.id);
@@ -231,21 +228,23 @@ export function faultSuite(label: string, scale: FaultScale): void {
 
     /** Waits until two snapshots a second apart are equal: nobody is writing. */
     async function quietSnapshot(timeoutMs = 30_000): Promise<Map<string, string>> {
-      const deadline = Date.now() + timeoutMs;
       let prev = await snapshot();
-      for (;;) {
-        await sleep(1000);
-        const cur = await snapshot();
-        const d = snapshotDiff(prev, cur);
-        if (d.length === 0) return cur;
-        if (Date.now() > deadline) assert.fail(`the cell never went quiet: ${d.slice(0, 5).join("; ")}`);
-        prev = cur;
-      }
+      let changed: string[] = [];
+      return until(
+        "the cell to go quiet (two snapshots a second apart equal)",
+        async () => {
+          const cur = await snapshot();
+          changed = snapshotDiff(prev, cur);
+          prev = cur;
+          return changed.length === 0 && cur;
+        },
+        { timeoutMs, intervalMs: 1000, show: () => changed.slice(0, 5) },
+      );
     }
 
     test("2. SIGSTOP of the primary past its session, then SIGCONT: it writes nothing, dispatches nothing, and rejoins as a backup", async (t) => {
-      const old = await primary();
-      const url = await c.primaryUrl();
+      const { primary: old } = await c.steadyPrimary();
+      const url = old.url;
       await c.submit("name: sentinel\ntype: service\nisolation: process\ninstances: 2\ncommand: [/bin/sleep, '3600']\nresources: { cpu: 0.1, memory: 16MiB }\nplacement: { maxPerNode: 1 }\n");
       await c.waitJob("sentinel", (j) => j.taskList.length === 2 && j.taskList.every((x) => x.state === "running"), 30_000, "running");
       const proc = c.cell.daemons.get(old.id)!.process!;
@@ -277,16 +276,21 @@ export function faultSuite(label: string, scale: FaultScale): void {
         const resumedAt = Date.now();
         const outcomes = await Promise.all(held);
         // It must notice that its session is gone, and come back as a backup with a new one.
-        let rejoined = false;
-        for (const deadline = Date.now() + 30_000; Date.now() < deadline && !rejoined; ) {
-          const l = await leaderAt(url);
-          const log = daemonLog(old.id).slice(logBefore);
-          rejoined = l?.isPrimary === false && l.epoch === next.epoch && /rejoining as a backup/.test(log) && (await zk.children(zpaths(ROOT).election)).length === 2;
-          if (!rejoined) await sleep(200);
-        }
+        await until(
+          "the resumed manager to rejoin as a backup",
+          async () => {
+            const l = await leaderAt(url);
+            const log = daemonLog(old.id).slice(logBefore);
+            return l?.isPrimary === false && l.epoch === next.epoch && /rejoining as a backup/.test(log) && (await zk.children(zpaths(ROOT).election)).length === 2;
+          },
+          { timeoutMs: 30_000, intervalMs: 200 },
+        );
         const rejoinMs = Date.now() - resumedAt;
         // Two more report intervals, for anything it might still send.
-        await sleep(2500);
+        await never("the resumed manager writing to ZooKeeper or changing what the agents run", async () => {
+          const d = snapshotDiff(before, await snapshot());
+          return (d.length > 0 || JSON.stringify(agentPicture()) !== JSON.stringify(agentsBefore)) && d.slice(0, 5);
+        }, 2500, { intervalMs: 250 });
         const after = await snapshot();
         const diff = snapshotDiff(before, after);
         const agentsAfter = agentPicture();
@@ -298,7 +302,6 @@ export function faultSuite(label: string, scale: FaultScale): void {
         say(t, `after SIGCONT: rejoined as a backup in ${seconds(rejoinMs)} (log: ${["session expired", "deposed", "rejoining as a backup", "joined election"].filter((w) => log.includes(w)).join(", ")})`);
         say(t, `znodes compared before/after its resume: ${before.size}, changed: ${diff.length}; agents' running instances: ${agentsBefore.length} before, ${agentsAfter.length} after, same PIDs: ${JSON.stringify(agentsAfter) === JSON.stringify(agentsBefore)}`);
 
-        assert.equal(rejoined, true, "the resumed manager rejoined as a backup");
         assert.deepEqual(diff, [], "the resumed primary wrote nothing to ZooKeeper");
         assert.deepEqual(agentsAfter, agentsBefore, "the agents run exactly what they ran before the resume, with the same PIDs");
         for (const o of outcomes) assert.notEqual(o.fate, "acked", `${o.name} was not accepted by the deposed primary (${o.status})`);
@@ -331,10 +334,10 @@ export function faultSuite(label: string, scale: FaultScale): void {
         const moved = await c.waitJob("migrants", (x) => x.taskList.every((y) => y.state === "running" && y.nodeId !== victim), 30_000, "all running elsewhere");
         movedMs = Date.now() - t0;
         for (const id of onVictim) assert.ok((moved.taskList.find((x) => x.id === id) as TaskView).events.some((e) => e.type === "lost"), `the move of ${id} is recorded as lost`);
-        for (const deadline = Date.now() + 30_000; smsAbout(victim).length === 0 && Date.now() < deadline; ) await sleep(100);
+        await until(`an SMS about ${victim}`, () => smsAbout(victim).length > 0, { timeoutMs: 30_000, intervalMs: 100 });
         alertMs = Date.now() - t0;
         // Time for a second alert, should anything raise one (reconciliation, a repeated event).
-        await sleep(4000);
+        await never(`a second alert about ${victim}`, async () => smsAbout(victim).length > 1 || (await nodeLostClaims(victim)).length > 1, 4000, { intervalMs: 250 });
       } finally {
         c.cell.startDaemon(victim);
       }
@@ -346,7 +349,7 @@ export function faultSuite(label: string, scale: FaultScale): void {
       const back0 = Date.now();
       await c.cell.waitForNodes(2, 30_000);
       const backMs = Date.now() - back0;
-      for (const deadline = Date.now() + 30_000; oldInstances.some((s) => isAlive(s.pid!)) && Date.now() < deadline; ) await sleep(200);
+      await until("its stale instances stopped", () => !oldInstances.some((s) => isAlive(s.pid!)), { timeoutMs: 30_000, intervalMs: 200 });
       const staleStoppedMs = Date.now() - back0;
 
       say(t, `migrants placed ${byNode}; ${victim} SIGKILLed with ${onVictim.length} of them → all 4 running elsewhere after ${seconds(movedMs)} (2 s session)`);
@@ -363,16 +366,16 @@ export function faultSuite(label: string, scale: FaultScale): void {
 
     /** Waits until an agent process started after `since` serves its API with a connected ZooKeeper session. */
     async function waitAgentConnected(agent: string, since: number): Promise<void> {
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        const s = await c.api
-          .get(`${c.cell.daemons.get(agent)!.url}/v1/status`, { timeout: { request: 1000 }, retry: { limit: 0 } })
-          .json<{ startedAt: number; zookeeper: string }>()
-          .catch(() => undefined);
-        if (s && s.startedAt >= since && s.zookeeper === "connected") return;
-        assert.ok(Date.now() < deadline, `${agent} did not come back within 30 s`);
-        await sleep(50);
-      }
+      await until(
+        `${agent} to come back with a connected ZooKeeper session`,
+        async () => {
+          const s = await c.api
+            .get(`${c.cell.daemons.get(agent)!.url}/v1/status`, { timeout: { request: 1000 }, retry: { limit: 0 } })
+            .json<{ startedAt: number; zookeeper: string }>();
+          return s.startedAt >= since && s.zookeeper === "connected";
+        },
+        { timeoutMs: 30_000 },
+      );
     }
 
     test("4. restart of an agent (SIGTERM, then SIGKILL of the other): no task is killed, restarted or moved", async (t) => {
@@ -390,7 +393,11 @@ export function faultSuite(label: string, scale: FaultScale): void {
         const readyMs = Date.now() - t0;
         await c.cell.waitForNodes(2, 30_000);
         // Two report intervals: long enough for the primary to act on anything the restart changed.
-        await sleep(2500);
+        const same = (x: { taskList: TaskView[] }) => x.taskList.map((y) => `${y.id}#${y.attempt}@${y.nodeId} ${y.state}`).join(", ");
+        await never(`a task restarted or moved after the ${signal} restart of ${agent}`, async () => {
+          const now = await c.job("steady");
+          return same(now) !== same(j0) && same(now);
+        }, 2500, { intervalMs: 250 });
         const j = await c.job("steady");
         lines.push(`${agent} ${signal} + restart: serving with its ZooKeeper session after ${seconds(readyMs)}; attempts ${j.taskList.map((x) => x.attempt).join(",")}, states ${j.taskList.map((x) => x.state).join(",")}`);
         assert.deepEqual(
@@ -430,7 +437,7 @@ export function faultSuite(label: string, scale: FaultScale): void {
         const claimsBefore = (await Promise.all(agentIds().map(nodeLostClaims))).flat().length;
         let stop = false;
         const running = stream("zk-one", () => stop, 50);
-        await sleep(scale.streamMs);
+        await sleep(scale.streamMs); // the stream runs this long on each side of the kill: the scenario, not a wait
         const killedAt = Date.now();
         await ens.kill(victim, "SIGKILL");
         const q = await ens.waitQuorum();
@@ -463,7 +470,7 @@ export function faultSuite(label: string, scale: FaultScale): void {
         await ens.kill(second, "SIGKILL");
         const lostAt = Date.now();
         // The survivor stops serving once it sees it has no quorum.
-        while ((await ens.mode(third)) !== undefined) await sleep(50);
+        await until(`server ${third} to stop serving without a quorum`, async () => (await ens.mode(third)) === undefined, { timeoutMs: 30_000 });
         const outageOuts: SubmitOutcome[] = [];
         let readable = 0;
         // Longer than the session timeout: sessions must survive it all the same (no leader, no expiry).
@@ -478,19 +485,18 @@ export function faultSuite(label: string, scale: FaultScale): void {
         await ens.restart(second);
         const q = await ens.waitQuorum();
         const quorumMs = Date.now() - restartAt;
-        let firstWriteMs = 0;
         const resumed: SubmitOutcome[] = [];
-        for (let i = 0; !firstWriteMs; i++) {
-          const o = await submitOnce(c.api, (await primary()).url, `resumed-${i}`, batchJob(`resumed-${i}`, ["/bin/true"]));
-          resumed.push(o);
-          if (o.fate === "acked") {
+        const firstWriteMs = await until(
+          "a write accepted after the restart",
+          async () => {
+            const o = await submitOnce(c.api, (await primary()).url, `resumed-${resumed.length}`, batchJob(`resumed-${resumed.length}`, ["/bin/true"]));
+            resumed.push(o);
+            if (o.fate !== "acked") return false;
             acknowledged.add(o.name);
-            firstWriteMs = Date.now() - restartAt;
-          } else {
-            assert.ok(Date.now() - restartAt < 60_000, `no write accepted within 60 s of the restart: ${JSON.stringify(resumed.slice(-3))}`);
-            await sleep(100);
-          }
-        }
+            return Date.now() - restartAt;
+          },
+          { timeoutMs: 60_000, intervalMs: 100, show: () => resumed.slice(-3) },
+        );
         await ens.restart(down);
         await ens.waitQuorum();
         const p1 = await primary();

@@ -1,11 +1,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { setTimeout as sleep } from "node:timers/promises";
 import { zookeeperInstalled } from "../../src/cell/zookeeper-server.js";
 import { askServer, serversOf } from "../../src/coord/zk-probe.js";
 import { ZkSession } from "../../src/coord/zk.js";
 import { createLogger } from "../../src/common/logger.js";
 import { TestEnsemble } from "../harness/ensemble.js";
+import { never, until } from "../harness/wait.js";
 
 /**
  * The ZooKeeper client layer against a real 3-server ensemble: a multi-host
@@ -40,12 +40,10 @@ describe("ZooKeeper sessions on a 3-server ensemble", { skip, timeout: 180_000 }
     const [first] = serversOf(ens.connectString);
     assert.equal(await askServer(first!, s.credentials, 2000), "alive");
     // The probe took the session's connection over; the client reconnects by itself.
-    for (const deadline = Date.now() + 10_000; !s.isConnected && Date.now() < deadline; ) await sleep(20);
-    assert.ok(s.isConnected);
+    await until("the client to reconnect", () => s.isConnected, { timeoutMs: 10_000 });
     const creds = s.credentials;
     s.close(); // connected: the close ends the session
-    await sleep(200);
-    assert.equal(await askServer(first!, creds, 2000), "expired");
+    await until("the server to report the closed session expired", async () => (await askServer(first!, creds, 2000)) === "expired");
     assert.equal(await askServer("127.0.0.1:1", creds, 2000), "unknown");
   });
 
@@ -66,7 +64,7 @@ describe("ZooKeeper sessions on a 3-server ensemble", { skip, timeout: 180_000 }
       await ens.kill(victim, "SIGKILL");
       await ens.waitQuorum();
       for (const s of sessionsUnderTest) {
-        for (const deadline = Date.now() + 20_000; !s.isConnected && s.isAlive && Date.now() < deadline; ) await sleep(50);
+        await until("the session reconnected (or ended)", () => s.isConnected || !s.isAlive, { timeoutMs: 20_000 });
       }
       await ens.restart(victim);
       await ens.waitQuorum();
@@ -76,10 +74,11 @@ describe("ZooKeeper sessions on a 3-server ensemble", { skip, timeout: 180_000 }
     assert.ok(sessionsUnderTest.every((s) => s.isConnected));
     assert.ok(fired.every((f) => f.length === 0), "nothing changed yet, so no watch fired");
 
-    // The watches armed before the faults still fire, once.
+    // The watches armed before the faults still fire, once (written once the writer's own session is back).
+    await until("the writer to reconnect", () => writer.isConnected, { timeoutMs: 20_000 });
     await writer.set("/t/watched", "changed");
-    for (const deadline = Date.now() + 10_000; fired.some((f) => f.length === 0) && Date.now() < deadline; ) await sleep(50);
-    await sleep(300);
+    await until("every session's watch to fire", () => fired.every((f) => f.length > 0), { timeoutMs: 10_000, show: () => fired });
+    await never("a watch firing twice", () => fired.some((f) => f.length > 1), 300);
     assert.deepEqual(fired, sessionsUnderTest.map(() => ["changed"]));
   });
 });

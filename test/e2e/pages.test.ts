@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { LocalCell } from "../../src/cell/local-cell.js";
+import { until } from "../harness/wait.js";
 
 /**
  * The status pages in real headless Chromium against a real cell (ZooKeeper,
@@ -46,14 +47,9 @@ async function apiGet(path: string): Promise<Response> {
   return fetch(`${primaryUrl}${path}`, { headers: { authorization: `Bearer ${theCell().token}` } });
 }
 
-/** Polls the API until the task exists (submission creates tasks right after the job). */
-async function waitForTask(taskId: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if ((await apiGet(`/v1/tasks/${encodeURIComponent(taskId)}`)).status === 200) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`task ${taskId} did not appear within ${timeoutMs} ms`);
+/** Waits until the task exists (submission creates tasks right after the job). */
+function waitForTask(taskId: string): Promise<boolean> {
+  return until(`task ${taskId} to appear`, async () => (await apiGet(`/v1/tasks/${encodeURIComponent(taskId)}`)).status === 200, { timeoutMs: 15_000, intervalMs: 100 });
 }
 
 async function openPage(url: string): Promise<Page> {

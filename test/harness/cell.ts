@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Got } from "got";
 import { createHttpClient } from "../../src/common/http.js";
 import type { Job, TaskInstance } from "../../src/common/types.js";
-import { LocalCell, type LocalCellOptions } from "../../src/cell/local-cell.js";
+import { LocalCell, type LeaderView, type LocalCellOptions } from "../../src/cell/local-cell.js";
+import { until } from "./wait.js";
 
 /**
  * Test harness: a real cell (ZooKeeper, managers, agents as processes) in a
@@ -20,6 +20,12 @@ export interface TestCell {
   submit(yaml: string): Promise<{ id: string }>;
   job(id: string): Promise<Job & { taskList: TaskInstance[] }>;
   waitJob(id: string, pred: (j: Job & { taskList: TaskInstance[] }) => boolean, timeoutMs?: number, what?: string): Promise<Job & { taskList: TaskInstance[] }>;
+  /**
+   * A known starting point for a failover case: starts every manager that is
+   * not running, then waits until one is primary and every other one answers
+   * as a backup naming it. Returns the primary and the backups' ids.
+   */
+  steadyPrimary(timeoutMs?: number): Promise<{ primary: LeaderView; backups: string[] }>;
   close(): Promise<void>;
 }
 
@@ -49,18 +55,27 @@ export async function startTestCell(opts: Partial<LocalCellOptions> = {}): Promi
     },
     job,
     async waitJob(id, pred, timeoutMs = 30_000, what = "condition") {
-      const deadline = Date.now() + timeoutMs;
       let last: (Job & { taskList: TaskInstance[] }) | undefined;
-      while (Date.now() < deadline) {
-        try {
-          last = await job(id);
-          if (pred(last)) return last;
-        } catch {
-          /* failover in progress */
-        }
-        await sleep(100);
-      }
-      throw new Error(`job ${id}: ${what} not reached within ${timeoutMs} ms; last: ${JSON.stringify(last?.taskList.map((t) => ({ id: t.id, state: t.state, node: t.nodeId, attempt: t.attempt, reason: t.reason })))}`);
+      // A probe that throws (a failover in progress) counts as "not yet".
+      return until(`job ${id}: ${what}`, async () => pred((last = await job(id))) && last, {
+        timeoutMs,
+        intervalMs: 100,
+        show: () => last?.taskList.map((t) => ({ id: t.id, state: t.state, node: t.nodeId, attempt: t.attempt, reason: t.reason })),
+      });
+    },
+    async steadyPrimary(timeoutMs = 60_000) {
+      const managers = [...cell.daemons.values()].filter((d) => d.kind === "manager");
+      for (const m of managers) if (!m.process || m.process.exitCode !== null || m.process.signalCode !== null) cell.startDaemon(m.id);
+      return until(
+        "a primary with every other manager following it as a backup",
+        async () => {
+          const primary = await cell.waitForPrimary(timeoutMs);
+          const views = await Promise.all(managers.filter((m) => m.url !== primary.url).map(async (m) => ({ id: m.id, view: await cell.leaderAt(m.url) })));
+          const following = views.every((b) => b.view && !b.view.isPrimary && b.view.url === primary.url && b.view.epoch === primary.epoch);
+          return following && { primary, backups: views.map((b) => b.id) };
+        },
+        { timeoutMs, intervalMs: 100 },
+      );
     },
     close,
   };

@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { freePort } from "../../src/cell/ports.js";
 import { fourLetterWord, startZooKeeper, waitServing, type ZooKeeperServer } from "../../src/cell/zookeeper-server.js";
+import { until } from "./wait.js";
 
 /**
  * Test harness: a real ZooKeeper ensemble (Debian's jar) on 127.0.0.1, each
@@ -120,18 +120,19 @@ export class TestEnsemble {
   async waitQuorum(timeoutMs = 60_000): Promise<{ leader: number; ms: number }> {
     const t0 = Date.now();
     const deadline = t0 + timeoutMs;
-    for (;;) {
-      const running = this.members.filter((m) => m.server);
-      const modes = await Promise.all(
-        running.map((m) => waitServing(HOST, m.clientPort, () => m.server?.process.exitCode !== null, Math.max(1, deadline - Date.now())).then(
-          (mode) => ({ id: m.id, mode }),
-        )),
-      );
-      const leaders = modes.filter((x) => x.mode === "leader");
-      if (leaders.length === 1 && modes.every((x) => x.mode === "leader" || x.mode === "follower")) return { leader: leaders[0]!.id, ms: Date.now() - t0 };
-      if (Date.now() > deadline) throw new Error(`no quorum within ${timeoutMs} ms: ${JSON.stringify(modes)}`);
-      await sleep(100);
-    }
+    let modes: { id: number; mode: string }[] = [];
+    return until(
+      "every running member serving, exactly one as leader",
+      async () => {
+        const running = this.members.filter((m) => m.server);
+        modes = await Promise.all(
+          running.map(async (m) => ({ id: m.id, mode: await waitServing(HOST, m.clientPort, () => m.server?.process.exitCode !== null, Math.max(1, deadline - Date.now())) })),
+        );
+        const leaders = modes.filter((x) => x.mode === "leader");
+        return leaders.length === 1 && modes.every((x) => x.mode === "leader" || x.mode === "follower") && { leader: leaders[0]!.id, ms: Date.now() - t0 };
+      },
+      { timeoutMs, intervalMs: 100, show: () => modes },
+    );
   }
 
   /** Stops every member this harness started (by PID) and removes the directory. */

@@ -2,7 +2,7 @@
  * Malformed task description files, generated from a seed (see prng.ts), each
  * invalid BY CONSTRUCTION: every case starts from a valid file (an example
  * from config/examples/, optionally filled with every optional section) and
- * breaks exactly one rule of DESIGN.md "Task description file", so a test can
+ * breaks exactly one rule of the task description file (docs/contracts.md), so a test can
  * demand that it is rejected and say what the rejection must point at:
  *
  *   - `{ field }`: an issue whose field path is exactly this, with a line (and,

@@ -20,6 +20,8 @@ export interface WaitOptions {
   timeoutMs?: number;
   /** Default 50 ms. */
   intervalMs?: number;
+  /** State a timeout reports besides the probe's last value: what the condition is about (mails received so far, a job's tasks). */
+  show?: () => unknown;
 }
 
 const DEFAULTS = Object.freeze({ timeoutMs: 10_000, intervalMs: 50 });
@@ -37,7 +39,7 @@ function describe(last: unknown): string {
 }
 
 export async function until<T>(what: string, probe: Probe<T>, opts: WaitOptions = {}): Promise<T> {
-  const { timeoutMs, intervalMs } = { ...DEFAULTS, ...opts };
+  const { timeoutMs, intervalMs, show } = { ...DEFAULTS, ...opts };
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -48,7 +50,7 @@ export async function until<T>(what: string, probe: Probe<T>, opts: WaitOptions 
     } catch (e) {
       last = e;
     }
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${describe(last)})`);
+    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${describe(last)}${show ? `; state: ${JSON.stringify(show())?.slice(0, 2000)}` : ""})`);
     await sleep(intervalMs);
   }
 }
@@ -70,7 +72,7 @@ export async function eventually<T>(what: string, check: () => T | Promise<T>, o
   }
 }
 
-export async function never(what: string, probe: Probe<unknown>, windowMs: number, opts: Omit<WaitOptions, "timeoutMs"> = {}): Promise<void> {
+export async function never(what: string, probe: Probe<unknown>, windowMs: number, opts: Pick<WaitOptions, "intervalMs"> = {}): Promise<void> {
   const { intervalMs } = { ...DEFAULTS, ...opts };
   const end = Date.now() + windowMs;
   while (Date.now() < end) {

@@ -3,11 +3,11 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { SMTPServer } from "smtp-server";
 import { zookeeperInstalled } from "../../src/cell/zookeeper-server.js";
 import type { DeliveryRecord } from "../../src/alerting/types.js";
 import { batchJob, startTestCell, type TestCell } from "../harness/cell.js";
+import { eventually, never, until } from "../harness/wait.js";
 
 /**
  * Alerting through real managers: a job's `notify` reaches a real SMTP server
@@ -113,14 +113,9 @@ describe("alerting: job notify to SMTP and SMS, exactly once across a primary SI
   const mailsFor = (to: string, needle: string) => mails.filter((m) => m.rcpt.includes(to) && m.raw.includes(needle));
   const smsFor = (needle: string) => sms.filter((m) => m.to === PHONE && m.text.includes(needle));
 
-  async function until(what: string, pred: () => boolean, timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (pred()) return;
-      await sleep(100);
-    }
-    assert.fail(`${what} not reached within ${timeoutMs} ms (mails: ${JSON.stringify(mails.map((m) => m.rcpt))}, sms: ${JSON.stringify(sms)})`);
-  }
+  /** Waits for deliveries; a timeout shows what the servers received. */
+  const delivered = (what: string, pred: () => boolean, timeoutMs = 30_000) =>
+    until(what, pred, { timeoutMs, intervalMs: 100, show: () => ({ mails: mails.map((m) => m.rcpt), sms }) });
 
   async function leader(): Promise<{ id: string; url: string; epoch: number }> {
     return tc.cell.waitForPrimary(60_000);
@@ -145,7 +140,7 @@ describe("alerting: job notify to SMTP and SMS, exactly once across a primary SI
     assert.equal(first.epoch, 1);
     const { id } = await tc.submit(failingJob("alert-fail-1"));
     await waitFailed(id);
-    await until("email and SMS for the failure", () => mailsFor(OPS, id).length >= 1 && smsFor(id).length >= 1);
+    await delivered("email and SMS for the failure", () => mailsFor(OPS, id).length >= 1 && smsFor(id).length >= 1);
 
     const mail = mailsFor(OPS, id)[0]!;
     assert.match(mail.raw, new RegExp(`Subject: \\[torca CRITICAL\\] task failed: ${id}/0`));
@@ -157,13 +152,10 @@ describe("alerting: job notify to SMTP and SMS, exactly once across a primary SI
     const key = `task-failed:${id}/0:3`;
     for (const base of tc.cell.managerUrls) {
       // The "sent" update is written just after the server accepted the message.
-      let shown: string[] = [];
-      for (let i = 0; i < 50; i++) {
-        shown = (await history(base)).filter((r) => r.key === key).map((r) => `${r.channel}:${r.to}:${r.status}`).sort();
-        if (shown.every((x) => x.endsWith(":sent")) && shown.length === 2) break;
-        await sleep(100);
-      }
-      assert.deepEqual(shown, [`email:${OPS}:sent`, `sms:${PHONE}:sent`], `history on ${base}`);
+      await eventually(`history on ${base}`, async () => {
+        const shown = (await history(base)).filter((r) => r.key === key).map((r) => `${r.channel}:${r.to}:${r.status}`).sort();
+        assert.deepEqual(shown, [`email:${OPS}:sent`, `sms:${PHONE}:sent`]);
+      });
     }
 
     // `torca alerts` shows the same history, from any manager.
@@ -177,16 +169,17 @@ describe("alerting: job notify to SMTP and SMS, exactly once across a primary SI
     const second = await leader();
     assert.notEqual(second.id, first.id);
     assert.equal(second.epoch, 2);
-    await until("failover alert", () => mailsFor(ONCALL, "epoch 2").length >= 1);
-    await sleep(4000);
+    await delivered("failover alert", () => mailsFor(ONCALL, "epoch 2").length >= 1);
+    // The new primary has read the ledger and runs its alert loop: it must not deliver the incident again.
+    await never("a second delivery of the incident or of the failover alert", () => mailsFor(OPS, id).length > 1 || smsFor(id).length > 1 || mailsFor(ONCALL, "epoch 2").length > 1, 4000);
     assert.equal(mailsFor(OPS, id).length, 1, "one email for the incident");
     assert.equal(smsFor(id).length, 1, "one SMS for the incident");
     assert.equal(mailsFor(ONCALL, "epoch 2").length, 1, "one failover alert");
-    tc.cell.startDaemon(first.id); // a backup again for the next test
   });
 
   it("exactly one alert when the primary is SIGKILLed after claiming the incident, mid-delivery", async () => {
-    const current = await leader();
+    // Its own starting point: the manager the previous case killed runs again, as a backup.
+    const { primary: current } = await tc.steadyPrimary(60_000);
     const victim = tc.cell.daemons.get(current.id)!.process!;
     let killed = false;
     holdSms = true;
@@ -195,7 +188,7 @@ describe("alerting: job notify to SMTP and SMS, exactly once across a primary SI
       killed = victim.kill("SIGKILL");
     };
     const { id } = await tc.submit(failingJob("alert-fail-2"));
-    await until("the primary reached the SMTP server", () => killed, 90_000);
+    await delivered("the primary reached the SMTP server", () => killed, 90_000);
     await new Promise<void>((r) => (victim.exitCode !== null || victim.signalCode !== null ? r() : victim.once("exit", () => r())));
     // Whatever the dead primary had sent to the gateway was never accepted.
     holdSms = false;
@@ -206,19 +199,17 @@ describe("alerting: job notify to SMTP and SMS, exactly once across a primary SI
     const next = await leader();
     assert.notEqual(next.id, current.id);
     assert.equal(next.epoch, current.epoch + 1);
-    await until("the new primary delivers the claimed incident", () => mailsFor(OPS, id).length >= 1 && smsFor(id).length >= 1, 60_000);
+    await delivered("the new primary delivers the claimed incident", () => mailsFor(OPS, id).length >= 1 && smsFor(id).length >= 1, 60_000);
     await waitFailed(id);
-    await sleep(5000);
+    await never("a second delivery of the incident", () => mailsFor(OPS, id).length > 1 || smsFor(id).length > 1, 5000);
     assert.equal(mailsFor(OPS, id).length, 1, "one email for the incident");
     assert.equal(smsFor(id).length, 1, "one SMS for the incident");
 
-    let recs: DeliveryRecord[] = [];
-    for (let i = 0; i < 50; i++) {
-      recs = (await history(next.url)).filter((r) => r.key.startsWith(`task-failed:${id}/0:`));
-      if (recs.length === 2 && recs.every((r) => r.status === "sent")) break;
-      await sleep(100);
-    }
-    assert.deepEqual(recs.map((r) => `${r.channel}:${r.status}`).sort(), ["email:sent", "sms:sent"], "one record per recipient, delivered by the new primary");
+    const recs = await eventually("one record per recipient, delivered by the new primary", async () => {
+      const r = (await history(next.url)).filter((x) => x.key.startsWith(`task-failed:${id}/0:`));
+      assert.deepEqual(r.map((x) => `${x.channel}:${x.status}`).sort(), ["email:sent", "sms:sent"]);
+      return r;
+    });
     assert.ok(recs.every((r) => r.id.includes(`-e${current.epoch}`)), "the records are the dead primary's, resumed rather than re-raised");
     assert.equal(mailsFor(ONCALL, `epoch ${next.epoch}`).length, 1);
   });

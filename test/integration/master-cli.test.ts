@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runTorca, TORCA_BIN } from "../harness/cli.js";
-import { setTimeout as sleep } from "node:timers/promises";
 import { loadConfig } from "../../src/common/config.js";
 import type { MasterStatusReading } from "../../src/master/status.js";
+import { until } from "../harness/wait.js";
 
 /**
  * `torca master --config host.yaml` as a real process supervising a real
@@ -53,19 +53,16 @@ describe("torca master", { timeout: 120_000 }, () => {
   }
 
   async function waitStatus(what: string, pred: (s: MasterStatusReading) => boolean, timeoutMs = 20_000): Promise<MasterStatusReading> {
-    const deadline = Date.now() + timeoutMs;
-    let last: MasterStatusReading | undefined;
-    while (Date.now() < deadline) {
-      try {
-        last = await status();
-        for (const d of last.daemons) if (d.pid !== undefined) daemonPids.add(d.pid);
-        if (pred(last)) return last;
-      } catch {
-        /* not written yet */
-      }
-      await sleep(150);
-    }
-    assert.fail(`${what} not reached within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+    // A probe that throws (the status file not written yet) counts as "not yet".
+    return until(
+      what,
+      async () => {
+        const s = await status();
+        for (const d of s.daemons) if (d.pid !== undefined) daemonPids.add(d.pid);
+        return pred(s) && s;
+      },
+      { timeoutMs, intervalMs: 150 },
+    );
   }
 
   it("the example configs load", () => {
@@ -181,8 +178,7 @@ describe("torca master", { timeout: 120_000 }, () => {
     );
     const m = spawn(process.execPath, [TORCA_BIN, "master", "--config", cfg], { stdio: "ignore", env: { ...process.env, NODE_TEST_CONTEXT: undefined } });
     try {
-      const deadline = Date.now() + 20_000;
-      while (received.length === 0 && Date.now() < deadline) await sleep(100);
+      await until("a crash-loop alert", () => received.length > 0, { timeoutMs: 20_000, intervalMs: 100 });
       assert.equal(received.length, 1, "one crash-loop alert");
       assert.match(received[0]!, /flapper/);
       assert.match(received[0]!, /\+15550100/);

@@ -14,6 +14,7 @@ import { freePort } from "../../src/cell/ports.js";
 import { createHttpClient } from "../../src/common/http.js";
 import { DnsServer } from "../../naming/dns.js";
 import { createResolver, type Endpoint, type Resolver } from "../../naming/resolver.js";
+import { until } from "../harness/wait.js";
 
 /*
  * Naming end to end on a local cell (real ZooKeeper, manager and agent
@@ -79,12 +80,9 @@ describe("naming on a local cell", () => {
     if (api && managerUrl) {
       await api.delete(`${managerUrl}/v1/jobs/web`).catch(() => undefined);
       const agentUrl = cell.daemons.get("agent-1")!.url;
-      const deadline = Date.now() + 20_000;
-      while (Date.now() < deadline) {
-        const t = await api.get(`${agentUrl}/v1/tasks`).json<{ tasks: { state: string }[] }>().catch(() => undefined);
-        if (t && t.tasks.every((x) => x.state === "exited")) break;
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      const allExited = async () => (await api.get(`${agentUrl}/v1/tasks`).json<{ tasks: { state: string }[] }>()).tasks.every((x) => x.state === "exited");
+      // Best effort: the cell is stopped either way.
+      await until("the agent to see every task exit", allExited, { timeoutMs: 20_000, intervalMs: 200 }).catch(() => undefined);
     }
     // Agents also stop their tasks on exit (stopTasksOnExit).
     await cell?.stop();
@@ -113,9 +111,12 @@ describe("naming on a local cell", () => {
   const managerAnswer = async (ok: (eps: Endpoint[]) => boolean, timeoutMs = 5000): Promise<NamesAnswer> => {
     const url = `${managerUrl}/v1/names/web.frontend`;
     let r = await api.get(url).json<NamesAnswer>();
-    const deadline = Date.now() + timeoutMs;
-    while (!ok(r.endpoints) && Date.now() < deadline) r = await api.get(`${url}?index=${r.version}&wait=${Math.ceil((deadline - Date.now()) / 1000)}`).json<NamesAnswer>();
-    return r;
+    if (ok(r.endpoints)) return r;
+    // Each probe is a long poll: the manager answers when the name changes, or after a second.
+    return until("the manager's answer", async () => {
+      r = await api.get(`${url}?index=${r.version}&wait=1`).json<NamesAnswer>();
+      return ok(r.endpoints) && r;
+    }, { timeoutMs, intervalMs: 0 });
   };
 
   test("three healthy instances: resolver, HTTP, CLI and DNS agree", async () => {
@@ -156,20 +157,15 @@ describe("naming on a local cell", () => {
     assert.equal((await dnsQuery("nothing.default.torca", "A")).rcode, "NXDOMAIN");
   });
 
-  test("a task that exits leaves the other two within a second", async () => {
+  // How fast an endpoint leaves is a bench figure (bench/naming.ts); here, that the exit removes it.
+  test("a task that exits leaves the other two, while its agent's session lives on", async () => {
     const eps = await resolver.resolve("web.frontend");
     const victim = eps.find((e) => e.task === "web/0")!;
-    const t0 = Date.now();
     await api.get(`http://127.0.0.1:${victim.port}/exit`).catch(() => undefined);
     const left = await resolver.waitFor("web.frontend", (e) => e.length === 2, 5000);
-    const ms = Date.now() - t0;
-    process.stderr.write(`# task exit → endpoint gone: ${ms} ms\n`);
-    assert.ok(ms < 1000, `took ${ms} ms`);
-    assert.ok(!left.some((e) => e.task === "web/0"));
-    const t1 = Date.now();
+    assert.deepEqual(left.map((e) => e.task).sort(), eps.filter((e) => e !== victim).map((e) => e.task).sort(), "only the exited task's endpoint left");
     const http = await managerAnswer((e) => e.length === 2);
     assert.equal(http.endpoints.length, 2);
-    assert.ok(Date.now() - t1 < 1000);
   });
 
   test("a failing health check removes the endpoint and a recovered one brings it back", async () => {
@@ -186,13 +182,15 @@ describe("naming on a local cell", () => {
 
     // Failing for good: after `failures` probes the agent stops it so the restart policy takes over.
     await api.get(`http://127.0.0.1:${sick.port}/toggle`);
-    const deadline = Date.now() + 15_000;
-    let state = "running";
-    while (Date.now() < deadline && state === "running") {
-      const t = await api.get(`${agentUrl}/v1/tasks`).json<{ tasks: { taskId: string; state: string }[] }>();
-      state = t.tasks.find((x) => x.taskId === "web/1")?.state ?? "gone";
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const state = await until(
+      "the agent to stop the unhealthy task",
+      async () => {
+        const t = await api.get(`${agentUrl}/v1/tasks`).json<{ tasks: { taskId: string; state: string }[] }>();
+        const s = t.tasks.find((x) => x.taskId === "web/1")?.state ?? "gone";
+        return s !== "running" && s;
+      },
+      { timeoutMs: 15_000, intervalMs: 100 },
+    );
     assert.equal(state, "exited", "the unhealthy service task was stopped");
     assert.ok(!(await resolver.resolve("web.frontend")).some((x) => x.task === "web/1"));
   });
@@ -200,12 +198,10 @@ describe("naming on a local cell", () => {
   test("a SIGKILLed agent's endpoints vanish after its session timeout", async () => {
     const before = await resolver.resolve("web.frontend");
     assert.ok(before.length >= 1);
-    const t0 = Date.now();
     await cell.stopDaemon("agent-1", "SIGKILL");
+    // The agent's process is gone, its session not yet: the endpoints live as long as the session.
+    assert.deepEqual((await resolver.resolve("web.frontend")).map((e) => e.task).sort(), before.map((e) => e.task).sort(), "endpoints went with the process, before the session expired");
     await resolver.waitFor("web.frontend", (e) => e.length === 0, 15_000);
-    const ms = Date.now() - t0;
-    process.stderr.write(`# agent SIGKILL → endpoints gone: ${ms} ms (2 s session)\n`);
-    assert.ok(ms >= 1000, `endpoints went too early (${ms} ms): they must live as long as the session`);
     const http = await managerAnswer((e) => e.length === 0);
     assert.equal(http.endpoints.length, 0);
     assert.equal((await dnsQuery("web.frontend.default.torca", "SRV")).rcode, "NXDOMAIN");

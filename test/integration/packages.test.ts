@@ -5,9 +5,9 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { zookeeperInstalled } from "../../src/cell/zookeeper-server.js";
 import { batchJob, startTestCell, type TestCell } from "../harness/cell.js";
+import { until } from "../harness/wait.js";
 
 /**
  * Packages end to end on a real cell (ZooKeeper, two managers, one agent with
@@ -189,15 +189,16 @@ describe("packages: push, registry, blobs, and a job running from a package", { 
     assert.ok(afterSecond.hits > afterFirst.hits, "answered from the cache");
 
     // The agent advertises the cached digest, which placement can prefer.
-    const deadline = Date.now() + 15_000;
     let cached: string[] = [];
-    while (Date.now() < deadline) {
-      const n = await tc.api.get(`${await tc.primaryUrl()}/v1/nodes`).json<{ nodes: { id: string; cachedPackages: string[] }[] }>();
-      cached = n.nodes.find((x) => x.id === "agent-1")?.cachedPackages ?? [];
-      if (cached.includes(digest)) break;
-      await sleep(200);
-    }
-    assert.ok(cached.includes(digest), `agent-1 advertises ${digest}: ${JSON.stringify(cached)}`);
+    await until(
+      `agent-1 to advertise ${digest}`,
+      async () => {
+        const n = await tc.api.get(`${await tc.primaryUrl()}/v1/nodes`).json<{ nodes: { id: string; cachedPackages: string[] }[] }>();
+        cached = n.nodes.find((x) => x.id === "agent-1")?.cachedPackages ?? [];
+        return cached.includes(digest);
+      },
+      { timeoutMs: 15_000, intervalMs: 200, show: () => cached },
+    );
   });
 
   it("a job naming an unknown package is refused at submission", async () => {

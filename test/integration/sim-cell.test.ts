@@ -1,22 +1,12 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { setTimeout as sleep } from "node:timers/promises";
 import { HTTPError } from "got";
 import { SimCell } from "../../bench/sim/sim-cell.js";
 import type { NodeInfo, TaskInstance } from "../../src/common/types.js";
 import { startTestCell, type TestCell } from "../harness/cell.js";
+import { never, until } from "../harness/wait.js";
 
 const MACHINES = 200;
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms`);
-    await sleep(100);
-  }
-}
 
 describe("simulated cell: 200 machines from one process, speaking the agent protocol to real managers", () => {
   let c: TestCell;
@@ -99,23 +89,26 @@ describe("simulated cell: 200 machines from one process, speaking the agent prot
     assert.equal(sim.stats().duplicateDispatches, 1);
     assert.equal(await status(c.api.post(`${url}/stop`, { json: { epoch: epoch - 1 } })), 409);
     // Level-triggered reconciliation: the next report shows a task nobody asked for, and the primary stops it.
-    await until("the stray task stopped by the primary", 20_000, () => (sim.agents.get(node)!.task("stray/0")?.state === "exited" ? true : undefined));
+    await until("the stray task stopped by the primary", () => sim.agents.get(node)!.task("stray/0")?.state === "exited", { timeoutMs: 20_000, intervalMs: 100 });
   });
 
   test("after SIGKILL of the primary the machines report to the new one, which keeps every running task (attempt 1)", async () => {
     const r = await c.submit("name: steady\ntype: service\ninstances: 50\ncommand: [/bin/sleep, '600']\nresources: { cpu: 0.5, memory: 128MiB }\n");
     await c.waitJob(r.id, (x) => x.taskList.length === 50 && x.taskList.every((t) => t.state === "running"), 60_000, "all running");
-    const old = await c.cell.waitForPrimary();
+    const { primary: old } = await c.steadyPrimary();
     const dispatchesBefore = sim.stats().dispatches;
     await c.cell.stopDaemon(old.id, "SIGKILL");
     try {
-      const fresh = await until("a new primary", 30_000, async () => {
+      const fresh = await until("a new primary", async () => {
         const l = await c.cell.waitForPrimary(30_000);
-        return l.id !== old.id ? l : undefined;
-      });
-      await until("the machines following the new primary", 30_000, () => (sim.currentLeader?.epoch === fresh.epoch ? true : undefined));
-      // Past the new primary's grace for reports: a task it did not hear of would now be rescheduled.
-      await sleep(5000);
+        return l.id !== old.id && l;
+      }, { timeoutMs: 30_000, intervalMs: 100 });
+      await until("the machines following the new primary", () => sim.currentLeader?.epoch === fresh.epoch, { timeoutMs: 30_000, intervalMs: 100 });
+      // Through the new primary's grace for reports, and past it: a task it had not heard of would be rescheduled.
+      await never("a task restarted or dispatched again by the new primary", async () => {
+        const moved = (await c.job(r.id)).taskList.filter((t) => t.state !== "running" || t.attempt !== 1);
+        return (moved.length > 0 || sim.stats().dispatches !== dispatchesBefore) && { moved, dispatches: sim.stats().dispatches - dispatchesBefore };
+      }, 5000, { intervalMs: 250 });
       const j = await c.job(r.id);
       const tasks: TaskInstance[] = j.taskList;
       assert.ok(tasks.every((t) => t.state === "running" && t.attempt === 1), JSON.stringify(tasks.filter((t) => t.state !== "running" || t.attempt !== 1)));

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { mkdtemp, open, readFile, rm, writeFile, access } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { LogRotator, rotateIfLarger } from "../../agent/logs/rotate.js";
+import { never, until } from "../harness/wait.js";
 
 const dir = await mkdtemp(join(tmpdir(), "torca-rotate-"));
 after(() => rm(dir, { recursive: true, force: true }));
@@ -79,15 +79,15 @@ describe("LogRotator", () => {
     r.add(join(dir, "not-there"));
     r.start();
     try {
-      for (let i = 0; i < 100 && !(await exists(`${a}.1`)); i++) await sleep(20);
+      await until(`${a} rotated`, () => exists(`${a}.1`), { intervalMs: 20 });
       assert.equal(await readFile(`${a}.1`, "utf8"), "1".repeat(30));
       assert.equal(await readFile(b, "utf8"), "short");
     } finally {
       await r.stop();
     }
     await writeFile(a, "2".repeat(30));
-    await sleep(100);
-    assert.equal(await readFile(a, "utf8"), "2".repeat(30), "no rotation after stop()");
+    // Five rotation intervals after stop(): the oversized file is left alone.
+    await never("a rotation after stop()", async () => (await readFile(a, "utf8")) !== "2".repeat(30), 100, { intervalMs: 20 });
     assert.deepEqual(errors, []);
   });
 

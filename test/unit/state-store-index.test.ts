@@ -3,12 +3,12 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { startZooKeeper, type ZooKeeperServer } from "../../src/cell/zookeeper-server.js";
 import { parseTaskFile } from "../../src/common/taskfile/index.js";
 import type { Job, TaskInstance } from "../../src/common/types.js";
 import { ZkStateStore } from "../../src/coord/state-store.js";
 import { ZkSession } from "../../src/coord/zk.js";
+import { until } from "../harness/wait.js";
 
 /*
  * The state copy's indexes (by node, by desired/recorded state, task counts and
@@ -52,14 +52,6 @@ function indexes(s: ZkStateStore, nodes: string[]) {
     onNode: Object.fromEntries(nodes.map((n) => [n, ids(s.tasksOnNode(n))])),
     count: s.taskCount("web"),
   };
-}
-
-async function until(what: string, ok: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 describe("state store indexes", () => {

@@ -3,7 +3,6 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { ProcessDriver } from "../../agent/driver/process.js";
 import { PackageCache } from "../../agent/packages/cache.js";
 import { PortAllocator } from "../../agent/tasks/ports.js";
@@ -11,6 +10,7 @@ import { TaskRunner } from "../../agent/tasks/runner.js";
 import { TaskUsers } from "../../agent/tasks/task-users.js";
 import { createLogger } from "../../src/common/logger.js";
 import { parseTaskFile } from "../../src/common/taskfile/index.js";
+import { until } from "../harness/wait.js";
 
 describe("agent reports: exits the primary has recorded are not resent", () => {
   let dir: string;
@@ -36,8 +36,7 @@ describe("agent reports: exits the primary has recorded are not resent", () => {
   async function runToExit(taskId: string, attempt: number): Promise<void> {
     const spec = parseTaskFile("name: j\ntype: batch\nisolation: process\ncommand: [/bin/true]\n");
     await runner.start({ epoch: 1, taskId, jobId: "j", index: Number(taskId.split("/")[1]), attempt, spec });
-    for (let i = 0; i < 200 && runner.get(taskId)?.state !== "exited"; i++) await sleep(25);
-    assert.equal(runner.get(taskId)?.state, "exited");
+    await until(`${taskId} to exit`, () => runner.get(taskId)?.state === "exited", { timeoutMs: 5000, intervalMs: 25 });
   }
 
   test("an exit stays in reports to the primary until it says it recorded it; the agent's own listing keeps it", async () => {
