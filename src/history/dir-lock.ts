@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { UnavailableError } from "../common/errors.js";
@@ -45,7 +45,7 @@ export function lockDir(dir: string, what: string): DirLock {
   const path = join(dir, LOCK_FILE);
   const mine = `${hostname()} ${process.pid}\n`;
   for (let tries = 0; tries < 2; tries++) {
-    if (tryCreate(path, mine)) return { release: () => unlinkSync(path) };
+    if (tryCreate(path, mine)) return { release: () => rmSync(path, { force: true }) };
     let held: string;
     try {
       held = readFileSync(path, "utf8");
@@ -55,7 +55,7 @@ export function lockDir(dir: string, what: string): DirLock {
     const [host, pidText] = held.trim().split(" ");
     const pid = Number(pidText);
     if (host === hostname() && Number.isInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid)) {
-      unlinkSync(path);
+      rmSync(path, { force: true });
       continue;
     }
     throw new UnavailableError(

@@ -106,7 +106,7 @@ export async function startPostgres(opts: TestPostgresOptions = {}): Promise<Tes
     }
     removeDir();
   };
-  const url = (database = "postgres") => `postgresql://${SUPERUSER}@${HOST}:${port}/${database}`;
+  const url = (database = "postgres") => `postgresql://${SUPERUSER}@${HOST}:${port}/${encodeURIComponent(database)}`;
   try {
     const exitedEarly = exit.then(() => {
       throw new Error(`postgres exited during start-up: ${readFileSync(logPath, "utf8").slice(-2000)}`);
