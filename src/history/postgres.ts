@@ -51,6 +51,9 @@ export async function openPostgres(c: PostgresHistoryConfig): Promise<SqlDatabas
     async transaction<T>(fn: (tx: SqlQueryable) => Promise<T>): Promise<T> {
       const client = await pool.connect();
       let broken: unknown;
+      // A checked-out client whose server goes away emits "error" besides failing its query; unheard, that event would end the process.
+      const onError = (e: Error) => (broken = e);
+      client.on("error", onError);
       try {
         await client.query("BEGIN");
         const result = await fn(queryable(client));
@@ -60,7 +63,8 @@ export async function openPostgres(c: PostgresHistoryConfig): Promise<SqlDatabas
         await client.query("ROLLBACK").catch((rollbackError: unknown) => (broken = rollbackError));
         throw e;
       } finally {
-        // A connection that could not even roll back is dropped rather than handed to the next caller mid-transaction.
+        // A broken connection (its server gone, or a failed rollback) is dropped rather than handed to the next caller.
+        client.removeListener("error", onError);
         client.release(broken instanceof Error ? broken : undefined);
       }
     },

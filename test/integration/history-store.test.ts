@@ -9,7 +9,8 @@ import { MIGRATIONS, checksumOf, migrate } from "../../src/history/migrations.js
 import { openHistoryDatabase } from "../../src/history/open.js";
 import { NO_NODE } from "../../src/history/queries.js";
 import { archiveKeyOf } from "../../src/history/record.js";
-import type { SqlDatabase } from "../../src/history/sql.js";
+import type { SqlDatabase, SqlQueryable } from "../../src/history/sql.js";
+import { archiveJob } from "../../src/history/archive.js";
 import { HistoryStore } from "../../src/history/store.js";
 import { recordOf, usageOf } from "../harness/history-records.js";
 import { startPostgres, type TestPostgres } from "../harness/postgres.js";
@@ -27,6 +28,8 @@ interface Engine {
   fresh(): Promise<SqlDatabase>;
   /** Another start on the database `fresh` last gave (the previous handle closed). */
   restart(): Promise<SqlDatabase>;
+  /** Ends the transaction's connection the way a killed primary's would end. */
+  cut(tx: SqlQueryable): Promise<void>;
   /** A second manager's handle on the database `fresh` last gave, open at the same time; only engines that serve several. */
   alongside?(): Promise<SqlDatabase>;
   stop(): Promise<void>;
@@ -48,6 +51,9 @@ function postgresEngine(): Engine {
     },
     restart: open,
     alongside: open,
+    async cut(tx) {
+      await tx.query("SELECT pg_terminate_backend(pg_backend_pid())");
+    },
     async stop() {
       await server?.stop();
     },
@@ -73,6 +79,10 @@ function embeddedEngine(): Engine {
       await db!.query("DROP SCHEMA public CASCADE");
       await db!.query("CREATE SCHEMA public");
       return borrowed(db!);
+    },
+    // One process holds the database: a killed primary's transaction ends with the process, uncommitted.
+    cut() {
+      return Promise.reject(new Error("the process holding the transaction died"));
     },
     async restart() {
       await db!.close();
@@ -127,6 +137,30 @@ function suite(engine: Engine) {
       assert.equal(await store.countTasks(), 10);
       assert.equal((await store.listFinished()).items.length, 1);
       assert.equal((await store.jobView("etl")).versions.length, 1);
+      await store.close();
+    });
+
+    test("an archive cut off mid-transaction (a primary killed while archiving) stores nothing, and the next one stores it whole", async () => {
+      const store = await open();
+      const rec = recordOf({ name: "etl", generation: T0, runs: [{ run: 0, status: "complete", finishedAt: T0 + HOUR }], tasks: 10 });
+      // The connection dies after the job and version rows are written, before runs and tasks.
+      let statements = 0;
+      const dying: SqlDatabase = {
+        ...store.db,
+        transaction: (fn) =>
+          store.db.transaction((tx) =>
+            fn({
+              async query(sql, params) {
+                if (++statements === 3) await engine.cut(tx);
+                return tx.query(sql, params);
+              },
+            }),
+          ),
+      };
+      await assert.rejects(archiveJob(dying, rec));
+      assert.equal(await store.isArchived({ jobId: "etl", generation: T0, runs: [] }), false, "not even the job row");
+      assert.deepEqual(await store.archiveJob(rec), { runs: 1, tasks: 10 });
+      assert.equal(await store.countTasks(), 10);
       await store.close();
     });
 
