@@ -59,6 +59,7 @@ export interface ArchivedTask {
 
 export interface ArchiveRecord {
   jobId: string;
+  /** Fixed for the job's whole life in ZooKeeper (its creation time, not a new version's): a different generation is a different job. */
   generation: number;
   namespace: string;
   name: string;
@@ -104,4 +105,50 @@ export function archivedTaskOf(t: TaskInstance, version: number, usage: TaskUsag
 /** The first version of a job as the state store holds it (jobs without version history). */
 export function archivedVersionOf(job: Job, version = 1): ArchivedVersion {
   return { version, submittedAt: job.submittedAt, spec: job.spec, source: job.source };
+}
+
+export interface FinishedRunState {
+  run: number;
+  status: FinishedStatus;
+  /** The run's task instances, all terminal. */
+  tasks: TaskInstance[];
+  /** Default: the newest of the record's versions. */
+  version?: number;
+}
+
+/**
+ * The archive of a job generation's finished runs, from the state store's
+ * shapes; a run starts with its first task and finishes with its last.
+ * `usage` gives each task's totals (absent: none were reported).
+ */
+export function archiveRecordOf(o: {
+  job: Job;
+  generation: number;
+  versions?: ArchivedVersion[];
+  runs: FinishedRunState[];
+  usage?: (t: TaskInstance) => TaskUsage | undefined;
+}): ArchiveRecord {
+  const versions = o.versions ?? [archivedVersionOf(o.job)];
+  const newest = Math.max(...versions.map((v) => v.version));
+  const runs = o.runs.map((r) => ({ ...r, version: r.version ?? newest, archived: r.tasks.map((t) => archivedTaskOf(t, r.version ?? newest, o.usage?.(t))) }));
+  return {
+    jobId: o.job.id,
+    generation: o.generation,
+    namespace: o.job.spec.namespace,
+    name: o.job.spec.name,
+    type: o.job.spec.type,
+    submittedAt: o.job.submittedAt,
+    versions,
+    runs: runs.map((r) => {
+      const starts = r.archived.flatMap((t) => (t.startedAt === undefined ? [] : [t.startedAt]));
+      return {
+        run: r.run,
+        version: r.version,
+        status: r.status,
+        ...(starts.length ? { startedAt: Math.min(...starts) } : {}),
+        finishedAt: r.archived.length ? Math.max(...r.archived.map((t) => t.finishedAt)) : o.job.updatedAt,
+      };
+    }),
+    tasks: runs.flatMap((r) => r.archived),
+  };
 }

@@ -6,11 +6,12 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/common/config.js";
 import { ConfigError, UnavailableError } from "../../src/common/errors.js";
-import type { TaskInstance } from "../../src/common/types.js";
 import { LOCK_FILE, lockDir } from "../../src/history/dir-lock.js";
 import { openEmbedded } from "../../src/history/embedded.js";
 import { MIGRATIONS, checksumOf } from "../../src/history/migrations.js";
-import { archivedTaskOf, NO_USAGE } from "../../src/history/record.js";
+import { archiveKeyOf, archiveRecordOf, archivedTaskOf, NO_USAGE } from "../../src/history/record.js";
+import type { Job, TaskInstance } from "../../src/common/types.js";
+import { specOf } from "../harness/history-records.js";
 
 const dir = mkdtempSync(join(tmpdir(), "torca-history-unit-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
@@ -94,26 +95,28 @@ describe("the embedded database's directory lock", () => {
   });
 });
 
+const failedTask: TaskInstance = {
+  id: "ml:train/3",
+  jobId: "ml:train",
+  index: 3,
+  run: 0,
+  desired: "stop",
+  state: "failed",
+  attempt: 4,
+  restartsOnNode: 0,
+  migrations: 1,
+  lastNodeId: "n7",
+  exit: { exitCode: 1, signal: null, oomKilled: false, reason: "exit 1" },
+  reason: "failed 4 times",
+  createdAt: 1000,
+  updatedAt: 9000,
+  startedAt: 2000,
+  events: [{ at: 1000, type: "created", message: "created" }],
+};
+
 describe("a terminal task instance in the archive", () => {
   test("keeps its attempts, node, exit, reason and events, and finishes when it last changed if no finish was recorded", () => {
-    const t: TaskInstance = {
-      id: "ml:train/3",
-      jobId: "ml:train",
-      index: 3,
-      run: 0,
-      desired: "stop",
-      state: "failed",
-      attempt: 4,
-      restartsOnNode: 0,
-      migrations: 1,
-      lastNodeId: "n7",
-      exit: { exitCode: 1, signal: null, oomKilled: false, reason: "exit 1" },
-      reason: "failed 4 times",
-      createdAt: 1000,
-      updatedAt: 9000,
-      startedAt: 2000,
-      events: [{ at: 1000, type: "created", message: "created" }],
-    };
+    const t = failedTask;
     assert.deepEqual(archivedTaskOf(t, 2), {
       id: "ml:train/3",
       index: 3,
@@ -130,5 +133,26 @@ describe("a terminal task instance in the archive", () => {
       events: t.events,
       usage: NO_USAGE,
     });
+  });
+});
+
+describe("a job's archive record from the state store", () => {
+  test("holds each finished run, starting with its first task and finishing with its last, with the usage reported per task", () => {
+    const job: Job = { id: "ml:train", spec: specOf("train", "ml", "0 * * * *"), source: "name: train\n", status: "running", desired: "run", submittedAt: 500, updatedAt: 99_000, cron: { runs: 2 } };
+    const done: TaskInstance = { ...failedTask, id: "ml:train/0", index: 0, run: 1, state: "completed", reason: undefined, exit: undefined, startedAt: 1500, finishedAt: 4000 };
+    const usage = { cpuSeconds: 2, memoryByteSeconds: 3, peakMemoryBytes: 4, wallSeconds: 5 };
+    const rec = archiveRecordOf({
+      job,
+      generation: 500,
+      runs: [{ run: 1, status: "failed", tasks: [done, { ...failedTask, run: 1 }] }],
+      usage: (t) => (t.index === 0 ? usage : undefined),
+    });
+    assert.deepEqual(rec.versions, [{ version: 1, submittedAt: 500, spec: job.spec, source: "name: train\n" }]);
+    assert.deepEqual(rec.runs, [{ run: 1, version: 1, status: "failed", startedAt: 1500, finishedAt: 9000 }]);
+    assert.deepEqual(rec.tasks.map((t) => [t.id, t.run, t.usage]), [
+      ["ml:train/0", 1, usage],
+      ["ml:train/3", 1, NO_USAGE],
+    ]);
+    assert.deepEqual(archiveKeyOf(rec), { jobId: "ml:train", generation: 500, runs: [1] });
   });
 });
