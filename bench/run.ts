@@ -7,6 +7,7 @@ import { benchAgentLoss, benchTakeover } from "./cell-failover.js";
 import { benchSubmitToRunning } from "./cell-latency.js";
 import { benchBatchThroughput } from "./cell-throughput.js";
 import { benchDriverStart } from "./driver-start.js";
+import { benchHistoryArchive } from "./history-archive.js";
 import { benchManagerScale } from "./manager-scale.js";
 import { benchNaming } from "./naming.js";
 import { benchPackagePull } from "./package-pull.js";
@@ -27,6 +28,7 @@ const benches: [string, () => Promise<Record<string, number | string> | string[]
   ["P6 naming", benchNaming],
   ["P7 manager at 10,000 machines and 100,000 tasks", () => benchManagerScale()],
   ["P8 package pull", benchPackagePull],
+  ["P10 history archival", () => benchHistoryArchive()],
   ["driver start latency and throughput", () => benchDriverStart(30)],
 ];
 

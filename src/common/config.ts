@@ -86,6 +86,32 @@ const alertRoute = z
   })
   .strict();
 
+/**
+ * Where finished work is archived (src/history/). embedded: PGlite in `dir`, one manager at a time;
+ * postgres: a server given by `url` or by host/port/user/password/database (libpq's PG* variables and
+ * ~/.pgpass fill in what is absent, e.g. the password).
+ */
+const history = z
+  .discriminatedUnion("engine", [
+    z.object({ engine: z.literal("embedded"), dir: z.string().default(".torca/history") }).strict(),
+    z
+      .object({
+        engine: z.literal("postgres"),
+        url: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL").optional(),
+        host: z.string().min(1).optional(),
+        port: z.number().int().min(1).max(65535).optional(),
+        user: z.string().min(1).optional(),
+        password: z.string().optional(),
+        database: z.string().min(1).optional(),
+        poolSize: z.number().int().min(1).max(100).default(4),
+        connectTimeout: duration.default("10s"),
+      })
+      .strict(),
+  ])
+  .superRefine((h, ctx) => {
+    if (h.engine === "postgres" && (h.url === undefined) === (h.host === undefined)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: "give exactly one of url or host" });
+  });
+
 const masterDaemon = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "must be 1-64 of A-Z a-z 0-9 . _ -"),
@@ -136,6 +162,7 @@ export const ConfigSchema = z
         schedulerInterval: duration.default("500ms"),
         /** A node whose last report is older than this (and whose znode is gone) is lost. */
         nodeLostAfter: duration.default("10s"),
+        history: history.default({ engine: "embedded" }),
         alerting: z
           .object({
             smtp: smtp.optional(),
@@ -230,6 +257,7 @@ export const ConfigSchema = z
 
 export type Config = z.output<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
+export type HistoryConfig = Config["manager"]["history"];
 
 function describeZodIssue(i: z.ZodIssue): string {
   switch (i.code) {
@@ -300,6 +328,7 @@ export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env):
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   config.cluster.tokenFile = abs(config.cluster.tokenFile);
   config.manager.storageDir = abs(config.manager.storageDir);
+  if (config.manager.history.engine === "embedded") config.manager.history.dir = abs(config.manager.history.dir);
   config.agent.dataDir = abs(config.agent.dataDir);
   if (config.agent.storageDir) config.agent.storageDir = abs(config.agent.storageDir);
   if (config.agent.packageCache.dir) config.agent.packageCache.dir = abs(config.agent.packageCache.dir);

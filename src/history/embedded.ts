@@ -1,0 +1,44 @@
+import { join } from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import { UnavailableError } from "../common/errors.js";
+import { lockDir } from "./dir-lock.js";
+import type { SqlDatabase, SqlQueryable, SqlRow } from "./sql.js";
+
+/**
+ * The history store embedded in the manager: PGlite (PostgreSQL in
+ * WebAssembly) with its PostgreSQL data directory in `dir/pgdata`, so a cell
+ * needs no database server. One process at a time (a lock file in `dir` says
+ * which); queries are serialized by PGlite itself.
+ */
+
+function queryable(q: Pick<PGlite, "query">): SqlQueryable {
+  return {
+    async query<R extends SqlRow>(sql: string, params: readonly unknown[] = []) {
+      const r = await q.query<R>(sql, params as unknown[]);
+      return r.rows;
+    },
+  };
+}
+
+export async function openEmbedded(dir: string): Promise<SqlDatabase> {
+  const lock = lockDir(dir, "the embedded history database");
+  let pglite: PGlite;
+  try {
+    pglite = await PGlite.create({ dataDir: join(dir, "pgdata") });
+  } catch (e) {
+    lock.release();
+    throw new UnavailableError(`cannot open the embedded history database in ${dir}: ${(e as Error).message}`, e);
+  }
+  return {
+    engine: "embedded",
+    ...queryable(pglite),
+    transaction: <T>(fn: (tx: SqlQueryable) => Promise<T>) => pglite.transaction((tx) => fn(queryable(tx))),
+    async close() {
+      try {
+        await pglite.close();
+      } finally {
+        lock.release();
+      }
+    },
+  };
+}
