@@ -9,6 +9,9 @@ import { TorcaError } from "../../common/errors.js";
 import type { NodeInfo, Resources } from "../../common/types.js";
 import type { Allocation, ClusterSnapshot } from "./types.js";
 
+export const DRIVER_LXC = 1;
+export const DRIVER_PROCESS = 2;
+
 interface NodeIndex {
   ids: string[];
   byId: Map<string, number>;
@@ -45,6 +48,8 @@ export class ClusterState {
   readonly freeDisk: Float64Array;
   readonly allocatableCpu: Float64Array;
   readonly allocatableMemory: Float64Array;
+  /** Per node: DRIVER_LXC | DRIVER_PROCESS, the task drivers its agent offers. */
+  readonly drivers: Uint8Array;
   /** 1 when the node is ready (takes tasks), else 0. */
   readonly ready: Uint8Array;
   readonly readyCount: number;
@@ -80,6 +85,7 @@ export class ClusterState {
     this.allocatableCpu = new Float64Array(n);
     this.allocatableMemory = new Float64Array(n);
     this.ready = new Uint8Array(n);
+    this.drivers = new Uint8Array(n);
     let readyCount = 0;
     this.portHolders = new Array<Map<number, Allocation> | undefined>(n);
     for (const jobId of trackedJobs) this.jobCounts.set(jobId, new Map());
@@ -92,6 +98,7 @@ export class ClusterState {
       freeCpu[i] = this.allocatableCpu[i] = a.cpu;
       freeMemory[i] = this.allocatableMemory[i] = a.memory;
       freeDisk[i] = a.disk;
+      this.drivers[i] = (node.drivers.lxc ? DRIVER_LXC : 0) | (node.drivers.process ? DRIVER_PROCESS : 0);
       if (node.state === "ready") {
         this.ready[i] = 1;
         readyCount++;
