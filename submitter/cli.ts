@@ -108,9 +108,12 @@ program
   .argument("<file>")
   .action(async (file: string) => {
     const { text, contentType } = readTaskFile(file);
-    const r = await client().post<{ placeable: boolean; placements: { taskId: string; nodeId: string; score: number }[]; unplaced: { taskId: string; summary: string; largestFit: { cpu: number; memory: number } }[]; preemptions: { victimTaskId: string; nodeId: string }[] }>("/v1/jobs/plan", text, contentType);
+    type Metrics = { nodesEvaluated: number; candidates: { nodeId: string; score: number }[] };
+    const r = await client().post<{ placeable: boolean; placements: { taskId: string; nodeId: string; score: number; metrics: Metrics }[]; unplaced: { taskId: string; summary: string; largestFit: { cpu: number; memory: number }; metrics: Metrics }[]; preemptions: { victimTaskId: string; nodeId: string }[] }>("/v1/jobs/plan", text, contentType);
+    // The full metrics (filtered per checker, exhausted per dimension, per-scorer scores) are in --json.
+    const runnersUp = (m: Metrics) => m.candidates.slice(1).map((c) => `${c.nodeId} ${c.score.toFixed(3)}`).join(", ");
     out(r, () => {
-      const lines = r.placements.map((p) => `${p.taskId} → ${p.nodeId} (score ${p.score.toFixed(3)})`);
+      const lines = r.placements.map((p) => `${p.taskId} → ${p.nodeId} (score ${p.score.toFixed(3)}; ${p.metrics.nodesEvaluated} nodes evaluated${runnersUp(p.metrics) ? `; next: ${runnersUp(p.metrics)}` : ""})`);
       for (const p of r.preemptions) lines.push(`would preempt ${p.victimTaskId} on ${p.nodeId}`);
       for (const u of r.unplaced) lines.push(`${u.taskId}: cannot be placed: ${u.summary} (largest fit now: ${u.largestFit.cpu} cpu, ${formatBytes(u.largestFit.memory)})`);
       return lines.join("\n");

@@ -22,6 +22,7 @@
  *   non-finite resources, duplicate task or node ids, a bad sampleSize.
  */
 export { placeTasks } from "./place.js";
+export { describeMetrics } from "./metrics.js";
 export { DEFAULT_SAMPLE_SIZE } from "./types.js";
 export type { Allocation, ClusterSnapshot, Placement, PlacementMetrics, PlacementResult, Preemption, SchedulerOptions, ScoredCandidate, TaskToPlace, Unplaced } from "./types.js";
 export { SCORER_BINPACK, SCORER_SPREAD } from "./scorers/fit.js";

@@ -43,3 +43,13 @@ export function copyMetrics(m: PlacementMetrics): PlacementMetrics {
     candidates: m.candidates.map((c) => ({ ...c, scores: { ...c.scores } })),
   };
 }
+
+/** One line for people: "4 nodes evaluated; filtered: constraints 2, node-state 1; exhausted: cpu 1, port 8080 1". */
+export function describeMetrics(m: PlacementMetrics): string {
+  const filtered = Object.entries(m.nodesFiltered).map(([checker, reasons]) => `${checker} ${Object.values(reasons).reduce((a, b) => a + b, 0)}`);
+  const exhausted = Object.entries(m.nodesExhausted).map(([dimension, count]) => `${dimension} ${count}`);
+  const parts = [`${m.nodesEvaluated} ${m.nodesEvaluated === 1 ? "node" : "nodes"} evaluated`];
+  if (filtered.length > 0) parts.push(`filtered: ${filtered.join(", ")}`);
+  if (exhausted.length > 0) parts.push(`exhausted: ${exhausted.join(", ")}`);
+  return parts.join("; ");
+}

@@ -84,10 +84,12 @@ export const constraints: Checker = {
   preemptible: false,
   forClass(cls, { state, reasons, regexps }) {
     const compiled = cls.spec.constraints.map((c) => compileConstraint(c, reasons, regexps));
+    const nodes = state.nodes;
     return {
       check: (node) => {
-        const attributes = (state.nodes[node] as NodeInfo).attributes;
-        for (const c of compiled) {
+        const attributes = (nodes[node] as NodeInfo).attributes;
+        for (let i = 0; i < compiled.length; i++) {
+          const c = compiled[i] as CompiledConstraint;
           const value = Object.hasOwn(attributes, c.attribute) ? attributes[c.attribute] : undefined;
           if (value === undefined || !c.matches(value)) return c.reason;
         }
