@@ -1,22 +1,22 @@
 import type { Logger } from "../../common/logger.js";
-import { ConflictError, NotFoundError, TorcaError } from "../../common/errors.js";
+import { ConflictError, NotFoundError } from "../../common/errors.js";
 import type { AgentReport } from "../../common/protocol.js";
-import { jobIdOf, taskIdOf, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
+import { jobIdOf, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
 import { CronScheduler } from "../cron/cron.js";
 import { dispatchFailed, jobKilled, type LifecycleAlert } from "../lifecycle/transitions.js";
-import { placeTasks, type PlacementMetrics, type PlacementResult, type TaskToPlace } from "../scheduler/index.js";
-import { AllocationBuilder } from "./allocations.js";
+import type { PlacementMetrics, PlacementResult } from "../scheduler/index.js";
 import { cronFiring } from "./cron-firing.js";
 import { tasksToCreate } from "./expand.js";
-import { deriveJobStatus, JobStatusWriter } from "./job-status.js";
-import { offDrainingNodes, onNodeLost, orphansOf } from "./node-events.js";
+import { deriveJobStatus } from "./job-status.js";
+import { onNodeLost } from "./node-events.js";
 import { reconcileReport } from "./reconcile.js";
-import { holdingTasks, placementRound } from "./round.js";
 import { TaskSender } from "./sender.js";
 import { SerialQueue } from "./serial-queue.js";
+import { Tick } from "./tick.js";
+import { TaskWriter } from "./writer.js";
 
 /**
  * The primary: a thin shell that feeds events (ticks, agent reports, API
@@ -47,20 +47,16 @@ export interface PrimaryOptions {
 
 export type AlertSink = (kind: string, key: string, data: { job?: Job; task?: TaskInstance; node?: NodeInfo; text: string }) => void;
 
-const WRITE_PARALLELISM = 64;
-
 export class Primary {
   private fenced = false;
   private timer?: NodeJS.Timeout;
   private tickQueued = false;
   private readonly startedAt: number;
   private readonly now: () => number;
-  /** Per task left pending: the summary last written to its reason, and the scheduler's metrics. */
-  private readonly unplaced = new Map<string, { summary: string; metrics: PlacementMetrics }>();
-  private readonly allocations = new AllocationBuilder();
   private readonly queue: SerialQueue;
+  private readonly writer: TaskWriter;
   private readonly sender: TaskSender;
-  private readonly statuses: JobStatusWriter;
+  private readonly ticks: Tick;
   private readonly cron: CronScheduler;
 
   constructor(
@@ -74,7 +70,7 @@ export class Primary {
     this.now = opts.now ?? Date.now;
     this.startedAt = this.now();
     this.queue = new SerialQueue(() => this.fenced, () => this.requestTick());
-    this.statuses = new JobStatusWriter(store);
+    this.writer = new TaskWriter(store, () => this.fenced);
     this.sender = new TaskSender(
       dispatcher,
       {
@@ -88,6 +84,17 @@ export class Primary {
       },
       log,
     );
+    this.ticks = new Tick({
+      store,
+      collector,
+      writer: this.writer,
+      sender: this.sender,
+      log,
+      now: this.now,
+      isFenced: () => this.fenced,
+      raise: (alerts) => this.raise(alerts),
+      pastReconcileGrace: () => this.pastReconcileGrace(),
+    });
     this.cron = new CronScheduler(
       (jobId, at, catchUp) => void this.fireCron(jobId, at, catchUp).catch((e) => this.warn(`cron ${jobId}`, e)),
       (jobId, at) => {
@@ -147,7 +154,7 @@ export class Primary {
 
   /** The scheduler's metrics for a task the last round left pending (why it was not placed). */
   pendingMetrics(taskId: string): PlacementMetrics | undefined {
-    return this.unplaced.get(taskId)?.metrics;
+    return this.ticks.unplaced.get(taskId)?.metrics;
   }
 
   // ---------------------------------------------------------------- API writes
@@ -176,7 +183,7 @@ export class Primary {
       if (!job) throw new NotFoundError("job", jobId);
       if (job.desired !== "stop") await this.store.updateJob({ ...job, desired: "stop", updatedAt: this.now() });
       const stops = this.store.tasksOf(jobId).flatMap((t) => jobKilled(t, this.now()) ?? []);
-      for (const t of stops) this.unplaced.delete(t.id);
+      this.ticks.forget(stops);
       await this.putTasks(stops);
       for (const t of stops) if (t.state !== "killed") this.sender.stop(t);
       this.requestTick();
@@ -188,18 +195,14 @@ export class Primary {
     return this.queue.run(async () => {
       if (!this.collector.node(nodeId)) throw new NotFoundError("node", nodeId);
       await this.collector.setDrain(nodeId, on);
-      if (on) await this.migrateOffDrainingNodes();
+      if (on) await this.ticks.migrateOffDrainingNodes();
       this.requestTick();
     });
   }
 
   /** Dry run: where the job's instances would go now, or exactly why not. */
   plan(spec: JobSpec, packageDigest?: string): PlacementResult {
-    const id = jobIdOf(spec.namespace, spec.name);
-    const pending: TaskToPlace[] = Array.from({ length: spec.instances }, (_, i) => ({ taskId: taskIdOf(id, i), jobId: id, spec, ...(packageDigest ? { packageDigest } : {}) }));
-    const reserved = this.allocations.reservations(this.store.jobs, this.store.tasksWhere("run", "pending"));
-    for (const group of holdingTasks(this.store)) this.allocations.reservations(this.store.jobs, group, reserved);
-    return placeTasks(pending, { nodes: this.collector.nodes(), allocations: reserved });
+    return this.ticks.plan(spec, packageDigest);
   }
 
   // ---------------------------------------------------------------- reports
@@ -216,7 +219,7 @@ export class Primary {
     this.collector.noteReport(report);
     await this.queue.run(async () => {
       const now = this.now();
-      const d = reconcileReport(report, this.store, now, { presumeMissing: now - this.startedAt >= this.opts.reconcileGraceMs, missingGraceMs: this.opts.missingGraceMs });
+      const d = reconcileReport(report, this.store, now, { presumeMissing: this.pastReconcileGrace(), missingGraceMs: this.opts.missingGraceMs });
       for (const s of d.stops) this.sender.stop(s.task, s.why);
       await this.putTasks(d.updates);
       this.raise(d.alerts);
@@ -247,23 +250,6 @@ export class Primary {
 
   private readonly onNodeChange = () => this.requestTick();
 
-  private async migrateOffDrainingNodes(): Promise<void> {
-    const draining = new Set(this.collector.nodes().flatMap((n) => (n.state === "draining" ? [n.id] : [])));
-    if (draining.size === 0) return;
-    const { stops, updates } = offDrainingNodes(draining, this.store.allTasks(), this.now());
-    for (const t of stops) this.sender.stop(t, "node draining");
-    await this.putTasks(updates);
-  }
-
-  private async recoverOrphans(): Promise<void> {
-    if (this.now() - this.startedAt < this.opts.reconcileGraceMs) return;
-    const gone = [...this.store.nodesWithTasks()].filter((id) => {
-      const n = this.collector.node(id);
-      return !n || n.state === "lost";
-    });
-    await this.putTasks(orphansOf(gone, (id) => this.store.tasksOnNode(id), this.store.jobs, this.now()));
-  }
-
   // ---------------------------------------------------------------- cron
 
   /** One firing of a cron job: recorded durably first (never doubled), then its run's tasks follow from expansion. */
@@ -284,56 +270,9 @@ export class Primary {
 
   // ---------------------------------------------------------------- the tick
 
-  /** Each phase runs even when an earlier one failed, so one bad record never stalls the whole cell. */
   private async tick(): Promise<void> {
     this.cron.sync(this.store.jobs.values());
-    const phases: [string, () => Promise<void>][] = [
-      ["expand jobs", () => this.putTasks(tasksToCreate(this.store, this.now()))],
-      ["recover orphans", () => this.recoverOrphans()],
-      ["migrate off draining nodes", () => this.migrateOffDrainingNodes()],
-      ["schedule and dispatch", () => this.scheduleAndDispatch()],
-      ["resend stops", async () => this.sender.resendStops([...this.store.tasksWhere("stop", "dispatched"), ...this.store.tasksWhere("stop", "running")])],
-      ["update job statuses", () => this.statuses.update(this.now())],
-    ];
-    let first: unknown;
-    for (const [name, phase] of phases) {
-      if (this.fenced) return;
-      try {
-        await phase();
-      } catch (e) {
-        first ??= e;
-        this.log.warn({ phase: name, err: e instanceof Error ? e.message : String(e) }, "tick phase failed");
-      }
-    }
-    if (first) throw first;
-  }
-
-  private async scheduleAndDispatch(): Promise<void> {
-    const lastSummary = new Map([...this.unplaced].map(([id, u]) => [id, u.summary]));
-    const round = placementRound(this.store, this.collector.nodes(), this.allocations, lastSummary, this.now());
-    for (const s of round.stops) this.sender.stop(s.task, s.why);
-    for (const [id, u] of round.unplaced) this.unplaced.set(id, u);
-    await this.putTasks(round.writes);
-    this.raise(round.alerts);
-    for (const t of round.dispatches) this.unplaced.delete(t.id);
-    // Chunk by chunk, each sent once durable: agents start on the first tasks
-    // while the rest are still being written. A failed write holds back only
-    // its own task: the others of its chunk are recorded as dispatched and
-    // would otherwise wait out the missing-task grace.
-    let firstError: unknown;
-    for (let i = 0; i < round.dispatches.length; i += WRITE_PARALLELISM) {
-      if (this.fenced) break;
-      const chunk = round.dispatches.slice(i, i + WRITE_PARALLELISM);
-      const results = await Promise.allSettled(chunk.map((t) => this.store.putTask(t)));
-      results.forEach((r, k) => {
-        const t = chunk[k]!;
-        const job = this.store.jobs.get(t.jobId);
-        const node = this.collector.node(t.nodeId!);
-        if (r.status === "rejected") firstError ??= r.reason;
-        else if (job && node) this.sender.start(t, job, node);
-      });
-    }
-    if (firstError) throw firstError;
+    await this.ticks.run();
   }
 
   // ---------------------------------------------------------------- helpers
@@ -342,15 +281,16 @@ export class Primary {
     for (const a of alerts) this.alert(a.kind, a.key, { job: a.job, task: a.task, text: a.text, ...(node ? { node } : {}) });
   }
 
+  private pastReconcileGrace(): boolean {
+    return this.now() - this.startedAt >= this.opts.reconcileGraceMs;
+  }
+
   private warn(what: string, e: unknown): void {
     if (!this.fenced) this.log.warn({ err: e instanceof Error ? e.message : String(e) }, `${what} failed`);
   }
 
-  private async putTasks(tasks: TaskInstance[]): Promise<void> {
-    if (tasks.length === 0) return;
-    if (this.fenced) throw new TorcaError("not_primary", "fenced", { status: 503 });
-    for (let i = 0; i < tasks.length; i += WRITE_PARALLELISM) {
-      await Promise.all(tasks.slice(i, i + WRITE_PARALLELISM).map((t) => this.store.putTask(t)));
-    }
+  private putTasks(tasks: TaskInstance[]): Promise<void> {
+    return this.writer.put(tasks);
   }
+
 }
