@@ -154,7 +154,7 @@ export class Primary {
 
   /** The scheduler's metrics for a task the last round left pending (why it was not placed). */
   pendingMetrics(taskId: string): PlacementMetrics | undefined {
-    return this.ticks.unplaced.get(taskId)?.metrics;
+    return this.ticks.pendingMetrics(taskId);
   }
 
   // ---------------------------------------------------------------- API writes

@@ -23,8 +23,8 @@ export interface RoundDecision {
   /** New dispatched records: each is written, then sent to its node. */
   dispatches: TaskInstance[];
   alerts: LifecycleAlert[];
-  /** Per task left pending: the summary now in its reason, and the scheduler's metrics. */
-  unplaced: Map<string, { summary: string; metrics: PlacementMetrics }>;
+  /** Per task left pending: the scheduler's metrics (why it was not placed). */
+  unplaced: Map<string, PlacementMetrics>;
 }
 
 /** Tasks bound to a node, whatever is wanted of them: they hold its resources. */
@@ -32,7 +32,7 @@ export function holdingTasks(view: RoundView): Iterable<TaskInstance>[] {
   return [view.tasksWhere("run", "dispatched"), view.tasksWhere("run", "running"), view.tasksWhere("stop", "dispatched"), view.tasksWhere("stop", "running")];
 }
 
-export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allocations: AllocationBuilder, lastSummary: ReadonlyMap<string, string>, now: number): RoundDecision {
+export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allocations: AllocationBuilder, now: number): RoundDecision {
   const decision: RoundDecision = { writes: [], stops: [], dispatches: [], alerts: [], unplaced: new Map() };
   const due: TaskInstance[] = [];
   const waiting: TaskInstance[] = [];
@@ -80,8 +80,10 @@ export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allo
       decision.alerts.push(...alerts);
       continue;
     }
-    decision.unplaced.set(t.id, { summary: u.summary, metrics: u.metrics });
-    if (lastSummary.get(t.id) !== u.summary) decision.writes.push({ ...t, reason: `no node fits: ${u.summary}`, updatedAt: now });
+    decision.unplaced.set(t.id, u.metrics);
+    // Written only when it changed: a task that fits nowhere costs no write per round.
+    const reason = `no node fits: ${u.summary}`;
+    if (t.reason !== reason) decision.writes.push({ ...t, reason, updatedAt: now });
   }
   for (const p of result.placements) decision.dispatches.push(dispatched(byId.get(p.taskId) as TaskInstance, p.nodeId, now));
   return decision;

@@ -32,8 +32,8 @@ export interface TickDeps {
  * placement round and carry it out, resend stops, and write job statuses.
  */
 export class Tick {
-  /** Per task left pending: the summary last written to its reason, and the scheduler's metrics. */
-  readonly unplaced = new Map<string, { summary: string; metrics: PlacementMetrics }>();
+  /** Per task the last round left pending: the scheduler's metrics (why it was not placed). */
+  private unplaced = new Map<string, PlacementMetrics>();
   private readonly allocations = new AllocationBuilder();
   private readonly statuses: JobStatusWriter;
 
@@ -75,6 +75,11 @@ export class Tick {
     return placeTasks(pending, { nodes: this.d.collector.nodes(), allocations: reserved });
   }
 
+  pendingMetrics(taskId: string): PlacementMetrics | undefined {
+    return this.unplaced.get(taskId);
+  }
+
+  /** Killed tasks are no longer pending, whatever the last round found. */
   forget(tasks: readonly TaskInstance[]): void {
     for (const t of tasks) this.unplaced.delete(t.id);
   }
@@ -100,14 +105,11 @@ export class Tick {
   /** Writes first, then stops; each dispatch is sent once its record (with the new attempt) is durable. */
   private async scheduleAndDispatch(): Promise<void> {
     const { store, collector, sender } = this.d;
-    const lastSummary = new Map([...this.unplaced].map(([id, u]) => [id, u.summary]));
-    const round = placementRound(store, collector.nodes(), this.allocations, lastSummary, this.d.now());
+    const round = placementRound(store, collector.nodes(), this.allocations, this.d.now());
+    this.unplaced = round.unplaced;
     for (const s of round.stops) sender.stop(s.task, s.why);
-    for (const [id, u] of round.unplaced) this.unplaced.set(id, u);
-    this.forget(round.writes.filter((t) => t.state !== "pending"));
     await this.d.writer.put(round.writes);
     this.d.raise(round.alerts);
-    this.forget(round.dispatches);
     await this.d.writer.putThenSend(round.dispatches, (t) => {
       const job = store.jobs.get(t.jobId);
       const node = collector.node(t.nodeId!);
