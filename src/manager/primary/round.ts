@@ -65,7 +65,7 @@ export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allo
   const result = placeTasks(input, { nodes, allocations: reserved }, { seed: now & 0xffff });
 
   const holders = new Map<string, TaskInstance>();
-  for (const group of holdingTasks(view)) for (const t of group) holders.set(t.id, t);
+  if (result.preemptions.length > 0) for (const group of holdingTasks(view)) for (const t of group) holders.set(t.id, t);
   for (const v of result.preemptions) {
     const t = holders.get(v.victimTaskId);
     if (!t) continue;
