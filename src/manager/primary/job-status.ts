@@ -14,6 +14,13 @@ export function deriveJobStatus(job: Job, tasks: TaskInstance[]): JobStatus {
   return "pending";
 }
 
+/** A live job cannot be replaced by a submission of the same name: it wants to run, or still runs. */
+export function isLive(job: Job, tasks: TaskInstance[]): boolean {
+  const status = deriveJobStatus(job, tasks);
+  const finishedBatch = job.spec.type === "batch" && !job.spec.schedule && (status === "complete" || status === "failed");
+  return (job.desired === "run" && !finishedBatch) || status === "running";
+}
+
 export interface JobStatusStore {
   readonly jobs: ReadonlyMap<string, Job>;
   tasksOf(jobId: string): TaskInstance[];

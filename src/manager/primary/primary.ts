@@ -5,12 +5,10 @@ import { jobIdOf, type Job, type JobSpec, type NodeInfo, type TaskInstance } fro
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
-import { CronScheduler } from "../cron/cron.js";
 import { dispatchFailed, jobKilled, type LifecycleAlert } from "../lifecycle/transitions.js";
 import type { PlacementMetrics, PlacementResult } from "../scheduler/index.js";
-import { cronFiring } from "./cron-firing.js";
-import { tasksToCreate } from "./expand.js";
-import { deriveJobStatus } from "./job-status.js";
+import { CronFirer } from "./cron-firing.js";
+import { isLive } from "./job-status.js";
 import { onNodeLost } from "./node-events.js";
 import { reconcileReport } from "./reconcile.js";
 import { TaskSender } from "./sender.js";
@@ -57,7 +55,7 @@ export class Primary {
   private readonly writer: TaskWriter;
   private readonly sender: TaskSender;
   private readonly ticks: Tick;
-  private readonly cron: CronScheduler;
+  private readonly cron: CronFirer;
 
   constructor(
     private readonly store: ZkStateStore,
@@ -95,15 +93,7 @@ export class Primary {
       raise: (alerts) => this.raise(alerts),
       pastReconcileGrace: () => this.pastReconcileGrace(),
     });
-    this.cron = new CronScheduler(
-      (jobId, at, catchUp) => void this.fireCron(jobId, at, catchUp).catch((e) => this.warn(`cron ${jobId}`, e)),
-      (jobId, at) => {
-        const job = this.store.jobs.get(jobId);
-        if (job) this.alert("cron-missed", `cron-missed:${jobId}:${at}`, { job, text: `cron job ${jobId} missed its run of ${new Date(at).toISOString()} (older than the catch-up window)` });
-      },
-      log,
-      this.now,
-    );
+    this.cron = new CronFirer({ store, queue: this.queue, writer: this.writer, log, alert, now: this.now, requestTick: () => this.requestTick() });
   }
 
   get epoch(): number {
@@ -164,9 +154,7 @@ export class Primary {
       const id = jobIdOf(spec.namespace, spec.name);
       const existing = this.store.jobs.get(id);
       if (existing) {
-        const status = deriveJobStatus(existing, this.store.tasksOf(id));
-        const live = existing.desired === "run" && !(existing.spec.type === "batch" && !existing.spec.schedule && (status === "complete" || status === "failed"));
-        if (live || status === "running") throw new ConflictError(`job ${id} is live; kill it first or choose another name`, { jobId: id });
+        if (isLive(existing, this.store.tasksOf(id))) throw new ConflictError(`job ${id} is live; kill it first or choose another name`, { jobId: id });
         await this.store.deleteJob(id);
       }
       const now = this.now();
@@ -250,28 +238,10 @@ export class Primary {
 
   private readonly onNodeChange = () => this.requestTick();
 
-  // ---------------------------------------------------------------- cron
-
-  /** One firing of a cron job: recorded durably first (never doubled), then its run's tasks follow from expansion. */
-  async fireCron(jobId: string, at: number, catchUp: boolean): Promise<void> {
-    return this.queue.run(async () => {
-      const firing = cronFiring(this.store.jobs.get(jobId), this.store.tasksOf(jobId), at, this.now());
-      if (firing.action === "none") return;
-      await this.store.updateJob(firing.job);
-      if (firing.action === "skip") {
-        this.alert("cron-missed", `cron-missed:${jobId}:${at}`, { job: firing.job, text: `cron job ${jobId}: run of ${new Date(at).toISOString()} skipped, the previous run is still active` });
-        return;
-      }
-      this.log.info({ job: jobId, run: firing.run, at: new Date(at).toISOString(), catchUp }, "cron fired");
-      await this.putTasks(tasksToCreate(this.store, this.now()));
-      this.requestTick();
-    });
-  }
-
   // ---------------------------------------------------------------- the tick
 
   private async tick(): Promise<void> {
-    this.cron.sync(this.store.jobs.values());
+    this.cron.sync();
     await this.ticks.run();
   }
 
@@ -292,5 +262,4 @@ export class Primary {
   private putTasks(tasks: TaskInstance[]): Promise<void> {
     return this.writer.put(tasks);
   }
-
 }
