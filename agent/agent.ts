@@ -126,7 +126,7 @@ export class AgentDaemon {
       maxBytes: a.logs.maxSize,
       keep: a.logs.keep,
       intervalMs: 5000,
-      onError: (path: string, e: unknown) => this.log.warn({ path, err: (e as Error).message }, "log rotation failed"),
+      onError: (path: string, e: unknown) => this.log.warn({ path, err: e }, "log rotation failed"),
     });
     this.runner.on("change", (r) => {
       // Logs are rotated by size while the task runs (copy-truncate; the wrapper appends).

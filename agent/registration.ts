@@ -76,7 +76,7 @@ export class AgentRegistration {
   }
 
   private savedCredentials(): SessionCredentials | undefined {
-    return readJsonFileIfValid(SessionCredentialsSchema, this.o.sessionFile, (e) => this.o.log.warn({ err: e.message }, "ignoring an unreadable saved ZooKeeper session"));
+    return readJsonFileIfValid(SessionCredentialsSchema, this.o.sessionFile, (e) => this.o.log.warn({ err: e }, "ignoring an unreadable saved ZooKeeper session"));
   }
 
   private async register(zk: ZkSession): Promise<void> {

@@ -89,7 +89,7 @@ export class Reporter {
       const reply = await this.o.http.post(`${leader.url}/v1/agents/${encodeURIComponent(this.o.id)}/report`, { json: body, retry: { limit: 1, methods: ["POST"] } }).json();
       this.o.runner.markRecorded(parseBody(ReportReplySchema, reply).recorded);
     } catch (e) {
-      this.o.log.warn({ err: (e as Error).message }, "report failed; will retry");
+      this.o.log.warn({ err: e }, "report failed; will retry");
       setTimeout(() => this.schedule(0), 1000).unref();
     } finally {
       this.reporting = false;

@@ -198,7 +198,7 @@ export class DnsServer {
     this.socket = sock;
     this.o.resolver.on("change", this.onChange);
     sock.on("message", (msg, rinfo) => void this.handle(sock, msg, rinfo));
-    sock.on("error", (e) => this.o.logger?.warn({ err: e.message }, "dns socket error"));
+    sock.on("error", (e) => this.o.logger?.warn({ err: e }, "dns socket error"));
     await new Promise<void>((resolve, reject) => {
       sock.once("error", reject);
       sock.bind(this.o.port, host, () => {
@@ -223,7 +223,7 @@ export class DnsServer {
       const resp = await answerDnsQuery(query, this.source, { ...(this.o.ttl !== undefined ? { ttl: this.o.ttl } : {}) });
       sock.send(encodeWithinLimit(resp, payloadLimit(query)), rinfo.port, rinfo.address);
     } catch (e) {
-      this.o.logger?.warn({ err: (e as Error).message }, "dns answer failed");
+      this.o.logger?.warn({ err: e }, "dns answer failed");
     }
   }
 

@@ -116,7 +116,7 @@ export class NamingRegistrar {
   kick(): Promise<void> {
     if (this.stopped) return Promise.resolve();
     const p = this.pass.run().catch((e: unknown) => {
-      this.o.log.warn({ err: (e as Error).message }, "naming registration pass failed; retrying");
+      this.o.log.warn({ err: e }, "naming registration pass failed; retrying");
       if (!this.retryTimer && !this.stopped) {
         this.retryTimer = setTimeout(() => {
           this.retryTimer = undefined;
@@ -181,7 +181,7 @@ export class NamingRegistrar {
   }
 
   private readState(): PersistedState | undefined {
-    return readJsonFileIfValid(PersistedStateSchema, this.o.stateFile, (e) => this.o.log.warn({ err: e.message }, "ignoring unreadable naming registrations"));
+    return readJsonFileIfValid(PersistedStateSchema, this.o.stateFile, (e) => this.o.log.warn({ err: e }, "ignoring unreadable naming registrations"));
   }
 
   private persist(zk: ZkSession): void {
@@ -193,7 +193,7 @@ export class NamingRegistrar {
       writeFileSync(this.o.stateFile + ".tmp", JSON.stringify(state));
       renameSync(this.o.stateFile + ".tmp", this.o.stateFile);
     } catch (e) {
-      this.o.log.warn({ err: (e as Error).message }, "cannot persist naming registrations");
+      this.o.log.warn({ err: e }, "cannot persist naming registrations");
     }
   }
 

@@ -321,7 +321,7 @@ export class PackageCache {
         if (e.code === "unsafe_archive" || e.code === "payload_too_large") throw e;
         if (e.code === "conflict" && (await isDirectory(dest))) return treeFileBytes(dest);
         if (e.code === "integrity") this.counters.integrityFailures += 1;
-        this.log.warn({ digest, source: source.name, attempt: attempt + 1, err: e.message }, "package pull attempt failed");
+        this.log.warn({ digest, source: source.name, attempt: attempt + 1, err: e }, "package pull attempt failed");
         failures.push(e);
       }
     }

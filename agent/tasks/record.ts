@@ -55,5 +55,5 @@ export async function readRecord(dir: string, log?: Logger): Promise<StoredTaskR
   } catch {
     return undefined;
   }
-  return readJsonIfValid(TaskRecordSchema, text, path, (e) => log?.warn({ err: e.message }, "ignoring an unreadable task record"));
+  return readJsonIfValid(TaskRecordSchema, text, path, (e) => log?.warn({ err: e }, "ignoring an unreadable task record"));
 }

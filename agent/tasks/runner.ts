@@ -153,7 +153,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   }
 
   private changed(r: TaskRecord): void {
-    this.persist(r).catch((e) => this.o.log.warn({ err: (e as Error).message, task: r.dispatch.taskId }, "cannot persist task record"));
+    this.persist(r).catch((e) => this.o.log.warn({ err: e, task: r.dispatch.taskId }, "cannot persist task record"));
     this.emit("change", r);
   }
 
@@ -242,7 +242,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   private async awaitExit(r: TaskRecord, driver: Driver): Promise<void> {
     const exit = await driver.wait(r.handle!);
     this.finish(r, exit);
-    await driver.destroy(r.handle!).catch((e) => this.o.log.warn({ err: (e as Error).message }, "driver destroy failed"));
+    await driver.destroy(r.handle!).catch((e) => this.o.log.warn({ err: e }, "driver destroy failed"));
     // Only now: destroy killed what the task left running under its uid.
     this.releaseUser(r);
   }
@@ -309,9 +309,9 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
         this.o.cache
           .acquire(r.dispatch.packageDigest)
           .then((lease) => this.leases.set(`${r.dispatch.taskId}#${r.dispatch.attempt}`, lease))
-          .catch((e) => this.o.log.warn({ task: r.dispatch.taskId, err: (e as Error).message }, "cannot pin the running task's package; the cache may evict it"));
+          .catch((e) => this.o.log.warn({ task: r.dispatch.taskId, err: e }, "cannot pin the running task's package; the cache may evict it"));
       }
-      void this.awaitExit(r, driver).catch((e) => this.o.log.warn({ err: (e as Error).message }, "wait after recovery failed"));
+      void this.awaitExit(r, driver).catch((e) => this.o.log.warn({ err: e }, "wait after recovery failed"));
     }
     await this.prune();
   }

@@ -97,7 +97,7 @@ export class Election extends EventEmitter<ElectionEvents> {
       });
       if (!stat) void this.check();
     } catch (e) {
-      this.log?.warn({ err: (e as Error).message }, "election check failed");
+      this.log?.warn({ err: e }, "election check failed");
       if (this.zk.isAlive && !this.stopped) setTimeout(() => void this.check(), 500).unref();
     }
   }

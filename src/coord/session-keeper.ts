@@ -148,7 +148,7 @@ export class SessionKeeper {
     try {
       zk = await this.open();
     } catch (e) {
-      this.o.logger?.warn({ err: (e as Error).message }, "cannot reach ZooKeeper; retrying");
+      this.o.logger?.warn({ err: e }, "cannot reach ZooKeeper; retrying");
       this.retry();
       return;
     }
@@ -162,7 +162,7 @@ export class SessionKeeper {
     try {
       await this.owner.onSession(zk);
     } catch (e) {
-      this.o.logger?.warn({ err: (e as Error).message }, `${this.o.purpose} failed; retrying`);
+      this.o.logger?.warn({ err: e }, `${this.o.purpose} failed; retrying`);
       if (this.current === zk) this.current = undefined;
       zk.close();
       this.retry();

@@ -292,7 +292,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
       throw e;
     }
     // The job is durable from here: a missing tasks node is made by the first putTask (createTask).
-    await this.zk.createIfAbsent(this.p.tasks(job.id)).catch((e: unknown) => this.log?.warn({ job: job.id, err: (e as Error).message }, "tasks node not created yet"));
+    await this.zk.createIfAbsent(this.p.tasks(job.id)).catch((e: unknown) => this.log?.warn({ job: job.id, err: e }, "tasks node not created yet"));
     this.jobEntries.set(job.id, { value: job, version: 0 });
     this.jobView.set(job.id, job);
     const stale = this.taskEntries.get(job.id);

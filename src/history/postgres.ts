@@ -38,7 +38,7 @@ export async function openPostgres(c: PostgresHistoryConfig): Promise<SqlDatabas
     application_name: "torca",
   });
   // An idle client losing its server emits here; without a listener the process would exit. The next query reconnects.
-  pool.on("error", (e) => log.warn({ err: e.message, server: describeServer(c) }, "history database connection lost"));
+  pool.on("error", (e) => log.warn({ err: e, server: describeServer(c) }, "history database connection lost"));
   try {
     await pool.query("SELECT 1");
   } catch (e) {

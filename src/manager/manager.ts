@@ -236,7 +236,7 @@ export class ManagerDaemon {
     }
     primary.start();
     // Deliveries the previous primary left pending are ours now.
-    alerting.start().catch((e: unknown) => this.log.warn({ err: (e as Error).message }, "resuming alert deliveries failed"));
+    alerting.start().catch((e: unknown) => this.log.warn({ err: e }, "resuming alert deliveries failed"));
     if (info.epoch > 1) alerting.raiseFailover(info, this.leaderInfo);
     this.leaderInfo = info;
     this.log.info({ epoch: info.epoch, ms: Date.now() - t0, jobs: term.store.jobs.size }, "acting as primary");

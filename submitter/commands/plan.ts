@@ -4,15 +4,24 @@ import { formatBytes } from "../../src/common/units.js";
 import { withExamples, type CliContext } from "../context.js";
 import { readTaskFile } from "../task-file.js";
 
+type Metrics = { nodesEvaluated: number; candidates: { nodeId: string; score: number }[] };
 type Plan = {
   placeable: boolean;
-  placements: { taskId: string; nodeId: string; score: number }[];
-  unplaced: { taskId: string; summary: string; largestFit: { cpu: number; memory: number } }[];
+  placements: { taskId: string; nodeId: string; score: number; metrics: Metrics }[];
+  unplaced: { taskId: string; summary: string; largestFit: { cpu: number; memory: number }; metrics: Metrics }[];
   preemptions: { victimTaskId: string; nodeId: string }[];
 };
 
+// The full metrics (filtered per checker, exhausted per dimension, per-scorer scores) are in --json.
+function runnersUp(m: Metrics): string {
+  return m.candidates
+    .slice(1)
+    .map((c) => `${c.nodeId} ${c.score.toFixed(3)}`)
+    .join(", ");
+}
+
 function formatPlan(r: Plan): string {
-  const lines = r.placements.map((p) => `${p.taskId} → ${p.nodeId} (score ${p.score.toFixed(3)})`);
+  const lines = r.placements.map((p) => `${p.taskId} → ${p.nodeId} (score ${p.score.toFixed(3)}; ${p.metrics.nodesEvaluated} nodes evaluated${runnersUp(p.metrics) ? `; next: ${runnersUp(p.metrics)}` : ""})`);
   for (const p of r.preemptions) lines.push(`would preempt ${p.victimTaskId} on ${p.nodeId}`);
   for (const u of r.unplaced) lines.push(`${u.taskId}: cannot be placed: ${u.summary} (largest fit now: ${u.largestFit.cpu} cpu, ${formatBytes(u.largestFit.memory)})`);
   return lines.join("\n");

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { parseTaskFile } from "../../src/common/taskfile/index.js";
 import type { ExitInfo, Job, TaskInstance } from "../../src/common/types.js";
 import { decideAfterExit, MAX_MIGRATIONS, restartDelay } from "../../src/manager/lifecycle/restart-policy.js";
-import { deriveJobStatus } from "../../src/manager/primary/job-status.js";
+import { deriveJobStatus, isLive } from "../../src/manager/primary/job-status.js";
 
 const batch = parseTaskFile("name: b\ntype: batch\ncommand: [x]\nrestart: { attempts: 2, delay: 1s, backoff: 2, maxDelay: 3s }\n");
 const service = parseTaskFile("name: s\ntype: service\ncommand: [x]\nrestart: { attempts: 1, delay: 100ms }\n");
@@ -45,5 +45,12 @@ describe("a job's status is derived from its tasks", () => {
   test("killed: dead once every task is terminal", () => {
     assert.equal(deriveJobStatus(job(batch, "stop"), [task("killed"), task("running")]), "running");
     assert.equal(deriveJobStatus(job(batch, "stop"), [task("killed"), task("completed")]), "dead");
+  });
+  test("a submission may replace a job only when it is not live: a finished batch job or a stopped one", () => {
+    assert.equal(isLive(job(), [task("completed"), task("completed")]), false);
+    assert.equal(isLive(job(), [task("completed"), task("running")]), true);
+    assert.equal(isLive(job(service), [task("failed"), task("failed")]), true, "a service wants to run until killed");
+    assert.equal(isLive(job(service, "stop"), [task("killed"), task("killed")]), false);
+    assert.equal(isLive(job(service, "stop"), [task("killed"), task("running")]), true, "still stopping");
   });
 });

@@ -218,7 +218,7 @@ describe("unplaced: reasons, summary, largestFit", () => {
 
   test("an empty cluster places nothing and says so", () => {
     const r = placeTasks(makeTasks(makeSpec("t")), snapshotOf([]));
-    assert.deepEqual(r.unplaced, [{ taskId: "t/0", reasons: {}, summary: "no nodes in the cluster", largestFit: { cpu: 0, memory: 0 } }]);
+    assert.deepEqual(r.unplaced, [{ taskId: "t/0", reasons: {}, summary: "no nodes in the cluster", largestFit: { cpu: 0, memory: 0 }, metrics: { nodesEvaluated: 0, nodesFiltered: {}, nodesExhausted: {}, candidates: [] } }]);
   });
 });
 

@@ -130,7 +130,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
     if (!r) {
       this.ads.delete(id);
     } else {
-      const ad = readJsonIfValid(AgentAdSchema, r.data, this.p.agent(id), (e) => this.log?.warn({ agent: id, err: e.message }, "ignoring malformed agent znode"));
+      const ad = readJsonIfValid(AgentAdSchema, r.data, this.p.agent(id), (e) => this.log?.warn({ agent: id, err: e }, "ignoring malformed agent znode"));
       if (!ad) return;
       this.ads.set(id, ad);
       if (!this.admin.has(id)) await this.loadAdmin(id);

@@ -13,3 +13,47 @@ export function deriveJobStatus(job: Job, tasks: TaskInstance[]): JobStatus {
   if (tasks.length > 0 && terminal === tasks.length && tasks.every((t) => t.state === "failed")) return "failed";
   return "pending";
 }
+
+/** A live job cannot be replaced by a submission of the same name: it wants to run, or still runs. */
+export function isLive(job: Job, tasks: TaskInstance[]): boolean {
+  const status = deriveJobStatus(job, tasks);
+  const finishedBatch = job.spec.type === "batch" && !job.spec.schedule && (status === "complete" || status === "failed");
+  return (job.desired === "run" && !finishedBatch) || status === "running";
+}
+
+export interface JobStatusStore {
+  readonly jobs: ReadonlyMap<string, Job>;
+  tasksOf(jobId: string): TaskInstance[];
+  taskRevision(jobId: string): number;
+  updateJob(job: Job): Promise<void>;
+}
+
+/** Writes each job's derived status when it changed; derived again only when the job or one of its tasks changed. */
+export class JobStatusWriter {
+  /** The task revision each job's status was last derived at (per job object: a changed job is derived again). */
+  private readonly derivedAt = new WeakMap<Job, number>();
+
+  constructor(private readonly store: JobStatusStore) {}
+
+  /** One job's failed write must not hold up the others: errors are collected and the first rethrown. */
+  async update(now: number): Promise<void> {
+    let first: unknown;
+    for (const job of [...this.store.jobs.values()]) {
+      const revision = this.store.taskRevision(job.id);
+      if (this.derivedAt.get(job) === revision) continue;
+      const status = deriveJobStatus(job, this.store.tasksOf(job.id));
+      if (status === job.status) {
+        this.derivedAt.set(job, revision);
+        continue;
+      }
+      const next: Job = { ...job, status, updatedAt: now };
+      try {
+        await this.store.updateJob(next);
+        this.derivedAt.set(next, revision);
+      } catch (e) {
+        first ??= e;
+      }
+    }
+    if (first) throw first;
+  }
+}

@@ -7,8 +7,10 @@
  */
 import { TorcaError } from "../../common/errors.js";
 import type { NodeInfo, Resources } from "../../common/types.js";
-import { FEASIBLE, type ReasonTable } from "./reasons.js";
 import type { Allocation, ClusterSnapshot } from "./types.js";
+
+export const DRIVER_LXC = 1;
+export const DRIVER_PROCESS = 2;
 
 interface NodeIndex {
   ids: string[];
@@ -46,8 +48,11 @@ export class ClusterState {
   readonly freeDisk: Float64Array;
   readonly allocatableCpu: Float64Array;
   readonly allocatableMemory: Float64Array;
-  /** FEASIBLE when the node is ready, otherwise why it takes no tasks. */
-  readonly unavailableReason: Uint16Array;
+  /** Per node: DRIVER_LXC | DRIVER_PROCESS, the task drivers its agent offers. */
+  readonly drivers: Uint8Array;
+  /** 1 when the node is ready (takes tasks), else 0. */
+  readonly ready: Uint8Array;
+  readonly readyCount: number;
   /** Lowest priority among the allocations; a task at or below it can preempt nothing. */
   lowestPriority = Infinity;
   /**
@@ -68,7 +73,7 @@ export class ClusterState {
   /** Built only when preemption needs it: most calls never do. */
   private allocationsByNode: Allocation[][] | undefined;
 
-  constructor(snapshot: ClusterSnapshot, trackedJobs: ReadonlySet<string>, reasons: ReasonTable) {
+  constructor(snapshot: ClusterSnapshot, trackedJobs: ReadonlySet<string>) {
     const nodes = snapshot.nodes;
     const n = nodes.length;
     this.nodes = nodes;
@@ -79,7 +84,9 @@ export class ClusterState {
     const freeDisk = (this.freeDisk = new Float64Array(n));
     this.allocatableCpu = new Float64Array(n);
     this.allocatableMemory = new Float64Array(n);
-    this.unavailableReason = new Uint16Array(n);
+    this.ready = new Uint8Array(n);
+    this.drivers = new Uint8Array(n);
+    let readyCount = 0;
     this.portHolders = new Array<Map<number, Allocation> | undefined>(n);
     for (const jobId of trackedJobs) this.jobCounts.set(jobId, new Map());
 
@@ -91,8 +98,13 @@ export class ClusterState {
       freeCpu[i] = this.allocatableCpu[i] = a.cpu;
       freeMemory[i] = this.allocatableMemory[i] = a.memory;
       freeDisk[i] = a.disk;
-      this.unavailableReason[i] = node.state === "ready" ? FEASIBLE : node.state === "draining" ? reasons.nodeDraining : reasons.nodeLost;
+      this.drivers[i] = (node.drivers.lxc ? DRIVER_LXC : 0) | (node.drivers.process ? DRIVER_PROCESS : 0);
+      if (node.state === "ready") {
+        this.ready[i] = 1;
+        readyCount++;
+      }
     }
+    this.readyCount = readyCount;
 
     // The hot part of every call: one pass over all bound allocations. Kept
     // flat (no helper calls, one map lookup) because it runs for every task

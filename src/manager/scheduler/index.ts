@@ -5,8 +5,10 @@
  *
  * Decisions worth knowing when reading results:
  * - Each rejected node is counted once, under the first check it fails, in
- *   this order: node state, driver, constraints (in spec order), cpu, memory,
- *   disk, job spread limit (maxPerNode), static ports.
+ *   the order of `stack.ts`: sticky restart, node state, avoided nodes,
+ *   driver, constraints (in spec order), cpu, memory, disk, job spread limit
+ *   (maxPerNode), static ports. Every placement, placed or not, carries its
+ *   metrics (nodes evaluated, filtered, exhausted; top candidates).
  * - `regexp` constraints are unanchored (as in Nomad): `^…$` matches the
  *   whole value. A missing attribute fails every operator, `!=` included. An
  *   invalid pattern matches no node and is reported as such.
@@ -20,6 +22,9 @@
  *   non-finite resources, duplicate task or node ids, a bad sampleSize.
  */
 export { placeTasks } from "./place.js";
+export { describeMetrics } from "./metrics.js";
 export { DEFAULT_SAMPLE_SIZE } from "./types.js";
-export type { Allocation, ClusterSnapshot, Placement, PlacementResult, Preemption, SchedulerOptions, TaskToPlace, Unplaced } from "./types.js";
-export { SCORER_BINPACK, SCORER_JOB_ANTI_AFFINITY, SCORER_PACKAGE_CACHED, SCORER_SPREAD } from "./score.js";
+export type { Allocation, ClusterSnapshot, Placement, PlacementMetrics, PlacementResult, Preemption, SchedulerOptions, ScoredCandidate, TaskToPlace, Unplaced } from "./types.js";
+export { SCORER_BINPACK, SCORER_SPREAD } from "./scorers/fit.js";
+export { SCORER_JOB_ANTI_AFFINITY } from "./scorers/job-anti-affinity.js";
+export { SCORER_PACKAGE_CACHED } from "./scorers/package-cached.js";

@@ -8,12 +8,12 @@ import { TorcaError } from "../../common/errors.js";
 import type { NodeInfo } from "../../common/types.js";
 import { assertValidResources, ClusterState } from "./cluster-state.js";
 import { findPreemption } from "./preempt.js";
-import { FEASIBLE, ReasonTable, reasonRecord, summarizeReasons } from "./reasons.js";
+import { copyMetrics, metricsOf, scoresByName } from "./metrics.js";
+import { ReasonTable, reasonRecord, summarizeReasons } from "./reasons.js";
 import { seededRandom } from "./random.js";
 import { NodeScanner } from "./scan.js";
-import { nodeScore, scoreBreakdown } from "./score.js";
 import { type ClassFailure, type TaskClass, TaskClassRegistry } from "./task-class.js";
-import { DEFAULT_SAMPLE_SIZE, type Allocation, type ClusterSnapshot, type PlacementResult, type SchedulerOptions, type TaskToPlace } from "./types.js";
+import { DEFAULT_SAMPLE_SIZE, type Allocation, type ClusterSnapshot, type PlacementMetrics, type PlacementResult, type SchedulerOptions, type TaskToPlace } from "./types.js";
 
 function invalid(message: string): TorcaError {
   return new TorcaError("internal", `scheduler: ${message}`);
@@ -40,12 +40,23 @@ function priorityOrder(pending: readonly TaskToPlace[]): number[] {
   return order;
 }
 
+/** Every ready node is one the class avoids (and there is at least one ready node). */
+function everyUsableNodeAvoided(cls: TaskClass, state: ClusterState): boolean {
+  if (cls.avoidNodes.length === 0 || state.readyCount === 0) return false;
+  let avoidedReady = 0;
+  for (const id of new Set(cls.avoidNodes)) {
+    const index = state.indexOf(id);
+    if (index !== undefined && state.ready[index] === 1) avoidedReady++;
+  }
+  return avoidedReady === state.readyCount;
+}
+
 /** The largest cpu and the largest memory free on any single ready node. */
 function largestFit(state: ClusterState): { cpu: number; memory: number } {
   let cpu = 0;
   let memory = 0;
   for (let i = 0; i < state.size; i++) {
-    if (state.unavailableReason[i] !== FEASIBLE) continue;
+    if (state.ready[i] !== 1) continue;
     cpu = Math.max(cpu, state.freeCpu[i] as number);
     memory = Math.max(memory, state.freeMemory[i] as number);
   }
@@ -57,15 +68,15 @@ export function placeTasks(pending: TaskToPlace[], snapshot: ClusterSnapshot, op
   validate(pending, sampleSize);
 
   const reasons = new ReasonTable();
-  const state = new ClusterState(snapshot, new Set(pending.map((t) => t.jobId)), reasons);
+  const state = new ClusterState(snapshot, new Set(pending.map((t) => t.jobId)));
   const classes = new TaskClassRegistry(state, reasons);
   const start = Math.floor(seededRandom(opts.seed ?? 0)() * state.size);
   const scanner = new NodeScanner(state, reasons, sampleSize, start);
   const result: PlacementResult = { placements: [], unplaced: [], preemptions: [] };
 
-  const bind = (task: TaskToPlace, cls: TaskClass, node: number, score: number): void => {
+  const bind = (task: TaskToPlace, cls: TaskClass, node: number, score: number, scores: Record<string, number>, metrics: PlacementMetrics): void => {
     const nodeInfo = state.nodes[node] as NodeInfo;
-    result.placements.push({ taskId: task.taskId, nodeId: nodeInfo.id, score, scores: scoreBreakdown(cls, state, node) });
+    result.placements.push({ taskId: task.taskId, nodeId: nodeInfo.id, score, scores, metrics });
     const alloc: Allocation = {
       taskId: task.taskId,
       jobId: task.jobId,
@@ -78,7 +89,7 @@ export function placeTasks(pending: TaskToPlace[], snapshot: ClusterSnapshot, op
   };
 
   const reportUnplaced = (task: TaskToPlace, failure: ClassFailure): void => {
-    result.unplaced.push({ taskId: task.taskId, reasons: { ...failure.reasons }, summary: failure.summary, largestFit: { ...failure.largestFit } });
+    result.unplaced.push({ ...failure, taskId: task.taskId, reasons: { ...failure.reasons }, largestFit: { ...failure.largestFit }, metrics: copyMetrics(failure.metrics) });
   };
 
   for (const index of priorityOrder(pending)) {
@@ -93,8 +104,9 @@ export function placeTasks(pending: TaskToPlace[], snapshot: ClusterSnapshot, op
     }
 
     scanner.scan(cls);
+    const metrics = metricsOf(scanner, cls.chain, state, reasons);
     if (scanner.bestNode >= 0) {
-      bind(task, cls, scanner.bestNode, scanner.bestScore);
+      bind(task, cls, scanner.bestNode, scanner.bestScore, metrics.candidates[0]?.scores ?? {}, metrics);
       continue;
     }
 
@@ -105,13 +117,16 @@ export function placeTasks(pending: TaskToPlace[], snapshot: ClusterSnapshot, op
         state.evict(plan.node, victim);
         result.preemptions.push({ victimTaskId: victim.taskId, forTaskId: task.taskId, nodeId });
       }
-      bind(task, cls, plan.node, nodeScore(cls, state, plan.node));
+      const values = new Float64Array(cls.chain.scorerNames.length);
+      const score = cls.chain.score(plan.node, values);
+      const scores = scoresByName(cls.chain, values, 0);
+      bind(task, cls, plan.node, score, scores, { ...metrics, candidates: [{ nodeId, score, scores }] });
       continue;
     }
 
     // The scan visited every node, so its counts explain every node's refusal.
     const reasonsByText = reasonRecord(reasons, scanner.reasonCounts);
-    cls.failure = { reasons: reasonsByText, summary: summarizeReasons(reasonsByText), largestFit: largestFit(state) };
+    cls.failure = { reasons: reasonsByText, summary: summarizeReasons(reasonsByText), largestFit: largestFit(state), metrics, ...(everyUsableNodeAvoided(cls, state) ? { everyUsableNodeAvoided: true as const } : {}) };
     cls.exhaustedAtEpoch = state.releaseEpoch;
     reportUnplaced(task, cls.failure);
   }

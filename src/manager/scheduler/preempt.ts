@@ -15,7 +15,7 @@
  */
 import type { NodeInfo } from "../../common/types.js";
 import type { ClusterState } from "./cluster-state.js";
-import { RESOURCE_EPSILON } from "./feasibility.js";
+import { RESOURCE_EPSILON } from "./checkers/resources.js";
 import { FEASIBLE } from "./reasons.js";
 import type { TaskClass } from "./task-class.js";
 import type { Allocation } from "./types.js";
@@ -130,12 +130,13 @@ function better(a: RankedPlan, b: RankedPlan, nodes: readonly NodeInfo[]): boole
 /** The best preemption plan among up to `sampleSize` workable nodes, scanning from `start`. */
 export function findPreemption(cls: TaskClass, state: ClusterState, start: number, sampleSize: number): PreemptionPlan | undefined {
   if (cls.priority <= state.lowestPriority) return undefined;
-  const n = state.size;
+  const only = cls.chain.only?.nodes;
+  const n = only === undefined ? state.size : only.length;
   let best: RankedPlan | undefined;
   let workable = 0;
-  for (let visited = 0, node = start; visited < n; visited++, node = node + 1 === n ? 0 : node + 1) {
-    if (cls.feasibility.check(node) !== FEASIBLE) continue;
-    if (cls.maxPerNode !== Infinity && (cls.jobCounts.get(node) ?? 0) >= cls.maxPerNode) continue;
+  for (let visited = 0, cursor = start; visited < n; visited++, cursor = cursor + 1 === n ? 0 : cursor + 1) {
+    const node = only === undefined ? cursor : (only[visited] as number);
+    if (cls.chain.preemptionFailure(node) !== FEASIBLE) continue;
     const plan = planOnNode(cls, state, node);
     if (plan === undefined || plan.victims.length === 0) continue;
     const ranked: RankedPlan = {

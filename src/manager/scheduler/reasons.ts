@@ -7,24 +7,25 @@
 /** Code 0 means "feasible"; real reasons start at 1. */
 export const FEASIBLE = 0;
 
+/** Who recorded a reason: the checker's name, and for a resource that ran out, which one. */
+export interface ReasonOrigin {
+  checker: string;
+  /** Set when the node was feasible but this resource (cpu, memory, disk, port N) was used up. */
+  dimension?: string;
+}
+
 export class ReasonTable {
   private readonly texts: string[] = [""];
+  private readonly origins: ReasonOrigin[] = [{ checker: "" }];
   private readonly codes = new Map<string, number>();
 
-  readonly nodeDraining = this.code("node draining");
-  readonly nodeLost = this.code("node lost");
-  readonly cpuExhausted = this.code("cpu exhausted");
-  readonly memoryExhausted = this.code("memory exhausted");
-  readonly diskExhausted = this.code("disk exhausted");
-  readonly lxcUnavailable = this.code("driver lxc unavailable");
-  readonly processUnavailable = this.code("driver process unavailable");
-
-  /** The code of `text`, registering it on first use. */
-  code(text: string): number {
+  /** The code of `text`, registering it (with the checker that records it) on first use. */
+  code(text: string, origin: ReasonOrigin): number {
     let code = this.codes.get(text);
     if (code === undefined) {
       code = this.texts.length;
       this.texts.push(text);
+      this.origins.push(origin);
       this.codes.set(text, code);
     }
     return code;
@@ -34,6 +35,12 @@ export class ReasonTable {
     const text = this.texts[code];
     if (text === undefined || code === FEASIBLE) throw new RangeError(`unknown reason code ${code}`);
     return text;
+  }
+
+  origin(code: number): ReasonOrigin {
+    const origin = this.origins[code];
+    if (origin === undefined || code === FEASIBLE) throw new RangeError(`unknown reason code ${code}`);
+    return origin;
   }
 
   /** Number of codes handed out so far (including FEASIBLE). */

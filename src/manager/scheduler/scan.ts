@@ -1,38 +1,28 @@
 /**
- * The feasibility chain and the bounded candidate scan (Nomad's limit
- * iterator): nodes are visited from a rotating cursor; infeasible nodes are
- * skipped (their reason counted) and scanning stops after `sampleSize`
- * feasible candidates have been scored, or after every node was visited.
+ * The bounded candidate scan (Nomad's limit iterator): nodes are visited from
+ * a rotating cursor (or only the nodes of the class's index hint); each runs
+ * through the class's chain, rejected ones are counted under their reason, and
+ * scanning stops after `sampleSize` feasible candidates have been scored, or
+ * after every node was visited. The best TOP_CANDIDATES are kept with their
+ * per-scorer values, which become the placement's metrics.
  */
 import type { ClusterState } from "./cluster-state.js";
-import { RESOURCE_EPSILON } from "./feasibility.js";
 import { FEASIBLE, type ReasonTable } from "./reasons.js";
-import { nodeScore } from "./score.js";
 import type { TaskClass } from "./task-class.js";
-
-/** FEASIBLE or the first reason `node` cannot take one more instance of `cls` now. */
-export function firstFailure(cls: TaskClass, state: ClusterState, reasons: ReasonTable, node: number): number {
-  const fixed = cls.feasibility.check(node);
-  if (fixed !== FEASIBLE) return fixed;
-  if ((state.freeCpu[node] as number) + RESOURCE_EPSILON < cls.cpu) return reasons.cpuExhausted;
-  if ((state.freeMemory[node] as number) + RESOURCE_EPSILON < cls.memory) return reasons.memoryExhausted;
-  if ((state.freeDisk[node] as number) + RESOURCE_EPSILON < cls.disk) return reasons.diskExhausted;
-  if (cls.maxPerNode !== Infinity && (cls.jobCounts.get(node) ?? 0) >= cls.maxPerNode) return cls.maxPerNodeReason;
-  const ports = cls.staticPorts;
-  for (let p = 0; p < ports.length; p++) {
-    if (state.portHolder(node, ports[p] as number) !== undefined) return cls.portReasons[p] as number;
-  }
-  return FEASIBLE;
-}
+import { TOP_CANDIDATES } from "./types.js";
 
 export class NodeScanner {
   /** Where the next scan starts; advances past every node a scan visits. */
   cursor: number;
-  /** Result of the last scan: the best node, or -1 when no node is feasible. */
-  bestNode = -1;
-  bestScore = -Infinity;
-  /** After a scan that found nothing: per reason code, how many nodes failed with it. */
+  /** Per reason code, how many nodes the last scan rejected with it. */
   reasonCounts: Int32Array = new Int32Array(16);
+  nodesEvaluated = 0;
+  /** The last scan's best nodes, best first (-1 past `topCount`), their scores and per-scorer values. */
+  readonly topNodes = new Int32Array(TOP_CANDIDATES);
+  readonly topScores = new Float64Array(TOP_CANDIDATES);
+  topValues = new Float64Array(TOP_CANDIDATES * 4);
+  topCount = 0;
+  private values = new Float64Array(4);
 
   constructor(
     private readonly state: ClusterState,
@@ -43,35 +33,73 @@ export class NodeScanner {
     this.cursor = startOffset;
   }
 
+  /** The best node of the last scan, or -1 when none was feasible. */
+  get bestNode(): number {
+    return this.topCount > 0 ? (this.topNodes[0] as number) : -1;
+  }
+
+  get bestScore(): number {
+    return this.topScores[0] as number;
+  }
+
   scan(cls: TaskClass): void {
     const { state, reasons } = this;
-    const n = state.size;
+    const chain = cls.chain;
+    const width = chain.scorerNames.length;
+    if (this.values.length < width) {
+      this.values = new Float64Array(width);
+      this.topValues = new Float64Array(width * TOP_CANDIDATES);
+    }
     if (this.reasonCounts.length < reasons.size) this.reasonCounts = new Int32Array(reasons.size * 2);
     const counts = this.reasonCounts;
     counts.fill(0);
-    const ids = state.nodes;
-    let best = -1;
-    let bestScore = -Infinity;
+    this.topCount = 0;
     let feasibleSeen = 0;
+    const only = chain.only;
+    const n = only === undefined ? state.size : only.nodes.length;
+    if (only !== undefined) counts[only.reason] = state.size - n;
     let node = this.cursor;
-    for (let visited = 0; visited < n; visited++) {
-      const current = node;
-      node = node + 1 === n ? 0 : node + 1;
-      const failure = firstFailure(cls, state, reasons, current);
+    let visited = 0;
+    while (visited < n) {
+      let current: number;
+      if (only === undefined) {
+        current = node;
+        node = node + 1 === n ? 0 : node + 1;
+      } else current = only.nodes[visited] as number;
+      visited++;
+      const failure = chain.firstFailure(current);
       if (failure !== FEASIBLE) {
         counts[failure]++;
         continue;
       }
-      const score = nodeScore(cls, state, current);
-      // Ties go to the smaller node id so the result does not depend on scan order.
-      if (score > bestScore || (score === bestScore && (ids[current]?.id ?? "") < (ids[best]?.id ?? ""))) {
-        best = current;
-        bestScore = score;
-      }
+      this.consider(current, chain.score(current, this.values), width);
       if (++feasibleSeen >= this.sampleSize) break;
     }
-    this.cursor = node;
-    this.bestNode = best;
-    this.bestScore = bestScore;
+    if (only === undefined) this.cursor = node;
+    this.nodesEvaluated = visited;
+  }
+
+  /** Keeps `node` among the top candidates when it scores high enough; ties go to the smaller node id. */
+  private consider(node: number, score: number, width: number): void {
+    const { topNodes, topScores, topValues } = this;
+    const nodes = this.state.nodes;
+    let at = this.topCount;
+    while (at > 0) {
+      const other = topNodes[at - 1] as number;
+      const otherScore = topScores[at - 1] as number;
+      if (score > otherScore || (score === otherScore && (nodes[node]?.id ?? "") < (nodes[other]?.id ?? ""))) at--;
+      else break;
+    }
+    if (at >= TOP_CANDIDATES) return;
+    const last = Math.min(this.topCount, TOP_CANDIDATES - 1);
+    for (let k = last; k > at; k--) {
+      topNodes[k] = topNodes[k - 1] as number;
+      topScores[k] = topScores[k - 1] as number;
+      topValues.copyWithin(k * width, (k - 1) * width, k * width);
+    }
+    topNodes[at] = node;
+    topScores[at] = score;
+    topValues.set(this.values.subarray(0, width), at * width);
+    if (this.topCount < TOP_CANDIDATES) this.topCount++;
   }
 }

@@ -11,9 +11,17 @@ export interface TaskToPlace {
   spec: JobSpec;
   /** Digest of the task's package, when it has one; nodes caching it score higher. */
   packageDigest?: string;
+  /** A restart in place: the task may only go back to this node (while it is ready). */
+  stickyNode?: string;
+  /** Nodes the task must not go to (it failed there too often). */
+  avoidNodes?: readonly string[];
 }
 
-/** A task already bound to a node (running, dispatched, or placed earlier). */
+/**
+ * A task already bound to a node (running, dispatched, placed earlier, or
+ * waiting out its restart backoff there). The tasks being placed must not
+ * appear among the snapshot's allocations.
+ */
 export interface Allocation {
   taskId: string;
   jobId: string;
@@ -38,6 +46,26 @@ export interface SchedulerOptions {
   seed?: number;
 }
 
+export interface ScoredCandidate {
+  nodeId: string;
+  /** The mean of `scores`. */
+  score: number;
+  /** Every applicable scorer's value, by scorer name. */
+  scores: Record<string, number>;
+}
+
+/** How one placement was decided (Nomad's AllocMetric). */
+export interface PlacementMetrics {
+  /** Nodes the scan looked at (it stops after `sampleSize` feasible ones). */
+  nodesEvaluated: number;
+  /** Nodes rejected by a rule, by checker name, then by reason. */
+  nodesFiltered: Record<string, Record<string, number>>;
+  /** Nodes that passed every rule but had run out of something, by dimension (cpu, memory, disk, port 8080). */
+  nodesExhausted: Record<string, number>;
+  /** The best-scoring feasible nodes, best first (at most TOP_CANDIDATES). */
+  candidates: ScoredCandidate[];
+}
+
 export interface Placement {
   taskId: string;
   nodeId: string;
@@ -45,6 +73,7 @@ export interface Placement {
   score: number;
   /** Every scorer's value for the chosen node, by scorer name. */
   scores: Record<string, number>;
+  metrics: PlacementMetrics;
 }
 
 export interface Unplaced {
@@ -55,6 +84,12 @@ export interface Unplaced {
   summary: string;
   /** The largest cpu and the largest memory any single ready node could take now. */
   largestFit: { cpu: number; memory: number };
+  metrics: PlacementMetrics;
+  /**
+   * Set when the task failed on every ready node (all are avoided): waiting
+   * for a new machine could take forever, so the caller decides what now.
+   */
+  everyUsableNodeAvoided?: true;
 }
 
 export interface Preemption {
@@ -70,3 +105,6 @@ export interface PlacementResult {
 }
 
 export const DEFAULT_SAMPLE_SIZE = 64;
+
+/** How many candidates a placement's metrics list. */
+export const TOP_CANDIDATES = 3;

@@ -1,6 +1,7 @@
 import { formatBytes } from "../../../common/units.js";
 import type { Job, TaskEvent, TaskInstance } from "../../../common/types.js";
 import { badge, esc, fmtCpu, fmtTime, jsonForScript, seg, table } from "../../../http/pages/html.js";
+import { describeMetrics, type PlacementMetrics } from "../../scheduler/index.js";
 
 const TIMELINE_LIMIT = 300;
 
@@ -55,7 +56,13 @@ ${s.service ? `<dt>Service</dt><dd>${esc(s.service.name)}</dd>` : ""}
 </dl></div>`;
 }
 
-export function jobPage(job: Job, tasks: readonly TaskInstance[]): string {
+/** One pending task: why it waits, and (on the primary) how the last placement round decided. */
+function pendingItem(t: TaskInstance, metrics: PlacementMetrics | undefined): string {
+  const how = metrics ? `<br><small class="metrics">${esc(describeMetrics(metrics))}</small>` : "";
+  return `<li><a href="${esc(taskHref(t))}">${esc(t.id)}</a>: ${esc(t.reason ?? "waiting for the scheduler")}${how}</li>`;
+}
+
+export function jobPage(job: Job, tasks: readonly TaskInstance[], placementOf: (taskId: string) => PlacementMetrics | undefined = () => undefined): string {
   const sorted = [...tasks].sort((a, b) => a.index - b.index);
   const pending = sorted.filter((t) => t.state === "pending");
   const events = timeline(sorted);
@@ -65,7 +72,7 @@ export function jobPage(job: Job, tasks: readonly TaskInstance[]): string {
 ${job.cron ? `<dt>Cron runs</dt><dd>${esc(job.cron.runs)}${job.cron.lastFiring ? `, last ${esc(fmtTime(job.cron.lastFiring))}` : ""}</dd>` : ""}
 </dl></div>`;
   const why = pending.length
-    ? `<h2>Why tasks are pending</h2><ul id="pending-reasons">${pending.map((t) => `<li><a href="${esc(taskHref(t))}">${esc(t.id)}</a>: ${esc(t.reason ?? "waiting for the scheduler")}</li>`).join("")}</ul>`
+    ? `<h2>Why tasks are pending</h2><ul id="pending-reasons">${pending.map((t) => pendingItem(t, placementOf(t.id))).join("")}</ul>`
     : "";
   // Per-task event counts let the client append only the events it has not shown yet.
   const seen = Object.fromEntries(sorted.map((t) => [t.index, t.events.length]));

@@ -1,0 +1,63 @@
+/**
+ * Reconciling one agent's full report against the store, pure: level-
+ * triggered, so whatever the agent runs that the cell does not want is
+ * stopped, every reported change of a current attempt is recorded, and a
+ * dispatched task the agent does not report (after the grace) goes back to
+ * pending.
+ */
+import type { AgentReport } from "../../common/protocol.js";
+import { parseTaskId, type ExitInfo, type Job, type TaskInstance } from "../../common/types.js";
+import { exited, missingFromNode, reportedAlive, type LifecycleAlert } from "../lifecycle/transitions.js";
+
+export interface ReconcileView {
+  readonly jobs: ReadonlyMap<string, Job>;
+  task(jobId: string, index: number): TaskInstance | undefined;
+  tasksOnNode(nodeId: string): Iterable<TaskInstance>;
+}
+
+export interface ReconcileDecision {
+  updates: TaskInstance[];
+  stops: { task: Pick<TaskInstance, "id" | "attempt" | "nodeId">; why: string }[];
+  alerts: LifecycleAlert[];
+}
+
+export interface ReconcileOptions {
+  /** False during the takeover grace: agents may not have reported yet. */
+  presumeMissing: boolean;
+  missingGraceMs: number;
+}
+
+export function reconcileReport(report: AgentReport, view: ReconcileView, now: number, opts: ReconcileOptions): ReconcileDecision {
+  const nodeId = report.agentId;
+  const decision: ReconcileDecision = { updates: [], stops: [], alerts: [] };
+  const seen = new Set<string>();
+  for (const rt of report.tasks) {
+    const ref = parseTaskId(rt.taskId);
+    const t = ref ? view.task(ref.jobId, ref.index) : undefined;
+    if (!t || t.nodeId !== nodeId || t.attempt !== rt.attempt || (t.state !== "dispatched" && t.state !== "running")) {
+      if (rt.state !== "exited") decision.stops.push({ task: { id: rt.taskId, attempt: rt.attempt, nodeId }, why: "not assigned to this node" });
+      continue;
+    }
+    seen.add(t.id);
+    if (rt.state === "exited") {
+      const exit: ExitInfo = rt.exit ?? { exitCode: null, signal: null, oomKilled: false, reason: rt.error ?? "exited" };
+      const { next, alerts } = exited(t, view.jobs.get(t.jobId), exit, rt.finishedAt, now);
+      decision.updates.push(next);
+      decision.alerts.push(...alerts);
+    } else if (t.desired === "stop") {
+      decision.stops.push({ task: t, why: "stop" });
+    } else {
+      const next = reportedAlive(t, rt, now);
+      if (next) decision.updates.push(next);
+    }
+  }
+  if (opts.presumeMissing) {
+    for (const t of view.tasksOnNode(nodeId)) {
+      if (t.nodeId !== nodeId || seen.has(t.id)) continue;
+      if (t.state !== "dispatched" && t.state !== "running") continue;
+      if (t.dispatchedAt !== undefined && now - t.dispatchedAt < opts.missingGraceMs) continue;
+      decision.updates.push(missingFromNode(t, nodeId, now));
+    }
+  }
+  return decision;
+}

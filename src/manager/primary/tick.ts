@@ -1,0 +1,119 @@
+import type { Logger } from "../../common/logger.js";
+import type { JobSpec, TaskInstance } from "../../common/types.js";
+import { jobIdOf, taskIdOf } from "../../common/types.js";
+import type { ZkStateStore } from "../../coord/state-store.js";
+import type { Collector } from "../collector/collector.js";
+import type { LifecycleAlert } from "../lifecycle/transitions.js";
+import { placeTasks, type PlacementMetrics, type PlacementResult, type TaskToPlace } from "../scheduler/index.js";
+import { AllocationBuilder } from "./allocations.js";
+import { tasksToCreate } from "./expand.js";
+import { JobStatusWriter } from "./job-status.js";
+import { offDrainingNodes, orphansOf } from "./node-events.js";
+import { holdingTasks, placementRound } from "./round.js";
+import type { TaskSender } from "./sender.js";
+import type { TaskWriter } from "./writer.js";
+
+export interface TickDeps {
+  store: ZkStateStore;
+  collector: Collector;
+  writer: TaskWriter;
+  sender: TaskSender;
+  log: Logger;
+  now: () => number;
+  isFenced: () => boolean;
+  raise: (alerts: readonly LifecycleAlert[]) => void;
+  /** False during the takeover grace: tasks on unknown nodes may still be reported. */
+  pastReconcileGrace: () => boolean;
+}
+
+/**
+ * The primary's periodic work, phase by phase: create missing task records,
+ * recover tasks of vanished nodes, move work off draining nodes, run a
+ * placement round and carry it out, resend stops, and write job statuses.
+ */
+export class Tick {
+  /** Per task the last round left pending: the scheduler's metrics (why it was not placed). */
+  private unplaced = new Map<string, PlacementMetrics>();
+  private readonly allocations = new AllocationBuilder();
+  private readonly statuses: JobStatusWriter;
+
+  constructor(private readonly d: TickDeps) {
+    this.statuses = new JobStatusWriter(d.store);
+  }
+
+  /** Each phase runs even when an earlier one failed, so one bad record never stalls the whole cell. */
+  async run(): Promise<void> {
+    const { store, now } = this.d;
+    const phases: [string, () => Promise<void>][] = [
+      ["expand jobs", () => this.d.writer.put(tasksToCreate(store, now()))],
+      ["recover orphans", () => this.recoverOrphans()],
+      ["migrate off draining nodes", () => this.migrateOffDrainingNodes()],
+      ["schedule and dispatch", () => this.scheduleAndDispatch()],
+      ["resend stops", async () => this.d.sender.resendStops([...store.tasksWhere("stop", "dispatched"), ...store.tasksWhere("stop", "running")])],
+      ["update job statuses", () => this.statuses.update(now())],
+    ];
+    let first: unknown;
+    for (const [name, phase] of phases) {
+      if (this.d.isFenced()) return;
+      try {
+        await phase();
+      } catch (e) {
+        first ??= e;
+        this.d.log.warn({ phase: name, err: e }, "tick phase failed");
+      }
+    }
+    if (first) throw first;
+  }
+
+  /** Dry run: where the job's instances would go now, or exactly why not. */
+  plan(spec: JobSpec, packageDigest?: string): PlacementResult {
+    const { store } = this.d;
+    const id = jobIdOf(spec.namespace, spec.name);
+    const pending: TaskToPlace[] = Array.from({ length: spec.instances }, (_, i) => ({ taskId: taskIdOf(id, i), jobId: id, spec, ...(packageDigest ? { packageDigest } : {}) }));
+    const reserved = this.allocations.reservations(store.jobs, store.tasksWhere("run", "pending"));
+    for (const group of holdingTasks(store)) this.allocations.reservations(store.jobs, group, reserved);
+    return placeTasks(pending, { nodes: this.d.collector.nodes(), allocations: reserved });
+  }
+
+  pendingMetrics(taskId: string): PlacementMetrics | undefined {
+    return this.unplaced.get(taskId);
+  }
+
+  /** Killed tasks are no longer pending, whatever the last round found. */
+  forget(tasks: readonly TaskInstance[]): void {
+    for (const t of tasks) this.unplaced.delete(t.id);
+  }
+
+  async migrateOffDrainingNodes(): Promise<void> {
+    const draining = new Set(this.d.collector.nodes().flatMap((n) => (n.state === "draining" ? [n.id] : [])));
+    if (draining.size === 0) return;
+    const { stops, updates } = offDrainingNodes(draining, this.d.store.allTasks(), this.d.now());
+    for (const t of stops) this.d.sender.stop(t, "node draining");
+    await this.d.writer.put(updates);
+  }
+
+  private async recoverOrphans(): Promise<void> {
+    if (!this.d.pastReconcileGrace()) return;
+    const { store, collector } = this.d;
+    const gone = [...store.nodesWithTasks()].filter((id) => {
+      const n = collector.node(id);
+      return !n || n.state === "lost";
+    });
+    await this.d.writer.put(orphansOf(gone, (id) => store.tasksOnNode(id), store.jobs, this.d.now()));
+  }
+
+  /** Writes first, then stops; each dispatch is sent once its record (with the new attempt) is durable. */
+  private async scheduleAndDispatch(): Promise<void> {
+    const { store, collector, sender } = this.d;
+    const round = placementRound(store, collector.nodes(), this.allocations, this.d.now());
+    this.unplaced = round.unplaced;
+    for (const s of round.stops) sender.stop(s.task, s.why);
+    await this.d.writer.put(round.writes);
+    this.d.raise(round.alerts);
+    await this.d.writer.putThenSend(round.dispatches, (t) => {
+      const job = store.jobs.get(t.jobId);
+      const node = collector.node(t.nodeId!);
+      if (job && node) sender.start(t, job, node);
+    });
+  }
+}

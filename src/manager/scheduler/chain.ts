@@ -1,0 +1,50 @@
+/**
+ * The shapes of the scheduler's chain (Nomad's feasible.go and rank.go): a
+ * task class runs through every checker that applies to it, in the order of
+ * `stack.ts`, and every candidate that passes is ranked by every scorer that
+ * applies. A rule is one `Checker` (where a task may go) or one `Scorer` (where
+ * it would rather go) in its own file, plus one line in `stack.ts`.
+ */
+import type { ClusterState } from "./cluster-state.js";
+import type { RegexpCache } from "./checkers/constraints.js";
+import type { ReasonTable } from "./reasons.js";
+import type { TaskClass } from "./task-class.js";
+
+/** What a checker or scorer may use while compiling itself for one task class. */
+export interface ChainContext {
+  readonly state: ClusterState;
+  readonly reasons: ReasonTable;
+  readonly regexps: RegexpCache;
+}
+
+/** FEASIBLE (0), or the code of the reason `node` cannot take one more instance. */
+export type NodeCheck = (node: number) => number;
+
+export interface CompiledCheck {
+  check: NodeCheck;
+  /**
+   * Index hint: the only nodes that can pass. The scan visits just these and
+   * counts every other node under `reason`, without calling any checker on it.
+   */
+  only?: { nodes: readonly number[]; reason: number };
+}
+
+export interface Checker {
+  readonly name: string;
+  /**
+   * The answer depends only on the node and the task class, never on what
+   * this call has placed: it is computed once per node and class and memoized
+   * (and could be served from an index of machines by class).
+   */
+  readonly static: boolean;
+  /** Evicting lower-priority allocations can make the node pass (resources, ports): preemption skips it. */
+  readonly preemptible: boolean;
+  /** The check for one class, or undefined when this rule does not concern the class. */
+  forClass(cls: TaskClass, ctx: ChainContext): CompiledCheck | undefined;
+}
+
+export interface Scorer {
+  readonly name: string;
+  /** The score of one more instance of the class on a node, in [-1, 1]; undefined when it does not apply. */
+  forClass(cls: TaskClass, ctx: ChainContext): ((node: number) => number) | undefined;
+}

@@ -1,0 +1,100 @@
+/**
+ * The job's constraints on node attributes, in spec order; the first one a
+ * node fails is its reason. A missing attribute fails every operator, `!=`
+ * included: the node cannot prove it qualifies.
+ */
+import { TorcaError } from "../../../common/errors.js";
+import type { Constraint, NodeInfo } from "../../../common/types.js";
+import type { Checker } from "../chain.js";
+import { FEASIBLE, type ReasonTable } from "../reasons.js";
+
+interface CompiledConstraint {
+  attribute: string;
+  reason: number;
+  matches(value: string): boolean;
+}
+
+/** Human text of a constraint, as used in reasons: `os = linux`, `zone in [a, b]`. */
+export function constraintText(c: Constraint): string {
+  const value = Array.isArray(c.value) ? `[${c.value.join(", ")}]` : c.value;
+  return `${c.attribute} ${c.operator} ${value}`;
+}
+
+/**
+ * Regular expressions are compiled once per call and shared by every task that
+ * uses the same pattern.
+ */
+export class RegexpCache {
+  private readonly compiled = new Map<string, RegExp | null>();
+
+  get(pattern: string): RegExp | null {
+    let re = this.compiled.get(pattern);
+    if (re === undefined) {
+      try {
+        re = new RegExp(pattern, "u");
+      } catch {
+        re = null;
+      }
+      this.compiled.set(pattern, re);
+    }
+    return re;
+  }
+}
+
+function compileConstraint(c: Constraint, reasons: ReasonTable, regexps: RegexpCache): CompiledConstraint {
+  const origin = { checker: constraints.name };
+  const failed = reasons.code(`constraint ${constraintText(c)} failed`, origin);
+  const scalar = (): string => {
+    if (typeof c.value !== "string") throw new TorcaError("internal", `scheduler: constraint ${c.attribute} ${c.operator} needs a string value`);
+    return c.value;
+  };
+  switch (c.operator) {
+    case "=": {
+      const want = scalar();
+      return { attribute: c.attribute, reason: failed, matches: (v) => v === want };
+    }
+    case "!=": {
+      const avoid = scalar();
+      return { attribute: c.attribute, reason: failed, matches: (v) => v !== avoid };
+    }
+    case "in": {
+      // A plain string is accepted as a comma-separated list ("a,b").
+      const list = Array.isArray(c.value) ? c.value : c.value.split(",").map((s) => s.trim());
+      const allowed = new Set(list);
+      return { attribute: c.attribute, reason: failed, matches: (v) => allowed.has(v) };
+    }
+    case "regexp": {
+      const pattern = scalar();
+      const re = regexps.get(pattern);
+      // An invalid pattern matches nothing, and says so, rather than crashing the manager.
+      if (re === null) return { attribute: c.attribute, reason: reasons.code(`constraint ${constraintText(c)} is not a valid regular expression`, origin), matches: () => false };
+      // Unanchored, like Nomad and most regexp engines: write ^…$ to match the whole value.
+      return { attribute: c.attribute, reason: failed, matches: (v) => re.test(v) };
+    }
+    default: {
+      const never: never = c.operator;
+      throw new TorcaError("internal", `scheduler: unknown constraint operator ${String(never)}`);
+    }
+  }
+}
+
+export const constraints: Checker = {
+  name: "constraints",
+  static: true,
+  preemptible: false,
+  forClass(cls, { state, reasons, regexps }) {
+    const compiled = cls.spec.constraints.map((c) => compileConstraint(c, reasons, regexps));
+    const nodes = state.nodes;
+    return {
+      check: (node) => {
+        const attributes = (nodes[node] as NodeInfo).attributes;
+        for (let i = 0; i < compiled.length; i++) {
+          const c = compiled[i] as CompiledConstraint;
+          const value = Object.hasOwn(attributes, c.attribute) ? attributes[c.attribute] : undefined;
+          if (value === undefined || !c.matches(value)) return c.reason;
+        }
+        return FEASIBLE;
+      },
+    };
+  },
+};
