@@ -103,6 +103,22 @@ describe("feasibility: constraints", () => {
     assert.deepEqual(eligible(makeSpec("t", { constraints: [{ attribute: "kernel", operator: "regexp", value: "^5\\." }] })), ["linux-a"]);
   });
 
+  test("regexp runs on a linear-time engine: a catastrophic-backtracking pattern is answered, not hung", () => {
+    // On a backtracking engine this pattern costs seconds per node on a 16-character value and
+    // doubles with each character; RE2 semantics answer it in one pass over the value.
+    const long = makeNode("long", { attributes: { kernel: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" } });
+    const bang = makeNode("bang", { attributes: { kernel: "aaaaaaaaaaaaaaaa!" } });
+    const spec = makeSpec("t", { constraints: [{ attribute: "kernel", operator: "regexp", value: "^(.*?)*(.*?)*(.*?)*(.*?)*!$" }] });
+    const r = placeTasks(makeTasks(spec), snapshotOf([long, bang]));
+    assert.deepEqual(r.placements.map((p) => p.nodeId), ["bang"]);
+  });
+
+  test("regexp syntax beyond RE2 (lookaround, backreferences) matches nothing and says the pattern is invalid", () => {
+    const spec = makeSpec("t", { constraints: [{ attribute: "kernel", operator: "regexp", value: "^(?=5)" }] });
+    const r = placeTasks(makeTasks(spec), snapshotOf(nodes));
+    assert.deepEqual(r.unplaced[0]?.reasons, { "constraint kernel regexp ^(?=5) is not a valid regular expression": 3 });
+  });
+
   test("a missing attribute fails the constraint, for != too", () => {
     assert.deepEqual(eligible(makeSpec("t", { constraints: [{ attribute: "kernel", operator: "!=", value: "6.1.0" }] })), ["linux-a"]);
   });

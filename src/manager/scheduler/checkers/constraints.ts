@@ -4,6 +4,7 @@
  * included: the node cannot prove it qualifies.
  */
 import { TorcaError } from "../../../common/errors.js";
+import { compileConstraintPattern, type ConstraintPattern } from "../../../common/regexp.js";
 import type { Constraint, NodeInfo } from "../../../common/types.js";
 import type { Checker } from "../chain.js";
 import { FEASIBLE, type ReasonTable } from "../reasons.js";
@@ -21,21 +22,19 @@ export function constraintText(c: Constraint): string {
 }
 
 /**
- * Regular expressions are compiled once per call and shared by every task that
- * uses the same pattern.
+ * `regexp` patterns, compiled once per call with the linear-time engine and
+ * shared by every task that uses the same pattern: no pattern can make a
+ * placement cost more than the length of the attribute it reads.
  */
 export class RegexpCache {
-  private readonly compiled = new Map<string, RegExp | null>();
+  private readonly compiled = new Map<string, ConstraintPattern | null>();
 
-  get(pattern: string): RegExp | null {
-    let re = this.compiled.get(pattern);
+  get(source: string): ConstraintPattern | null {
+    let re = this.compiled.get(source);
     if (re === undefined) {
-      try {
-        re = new RegExp(pattern, "u");
-      } catch {
-        re = null;
-      }
-      this.compiled.set(pattern, re);
+      const c = compileConstraintPattern(source);
+      re = c.ok ? c.pattern : null;
+      this.compiled.set(source, re);
     }
     return re;
   }
@@ -66,7 +65,7 @@ function compileConstraint(c: Constraint, reasons: ReasonTable, regexps: RegexpC
     case "regexp": {
       const pattern = scalar();
       const re = regexps.get(pattern);
-      // An invalid pattern matches nothing, and says so, rather than crashing the manager.
+      // A pattern stored before the parser checked patterns may not compile: it matches nothing, and says so.
       if (re === null) return { attribute: c.attribute, reason: reasons.code(`constraint ${constraintText(c)} is not a valid regular expression`, origin), matches: () => false };
       // Unanchored, like Nomad and most regexp engines: write ^…$ to match the whole value.
       return { attribute: c.attribute, reason: failed, matches: (v) => re.test(v) };
