@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Role, TokenTable } from "../../src/common/auth.js";
+import type { TokenTable } from "../../src/common/auth.js";
+import type { Grant } from "../../src/auth/grants.js";
 import { NotFoundError, PayloadTooLargeError, toTorcaError, ValidationError } from "../../src/common/errors.js";
 import { parseBody, StopRequestSchema, TaskDispatchSchema, type TaskDispatch } from "../../src/common/protocol.js";
 import type { SimAgent } from "./sim-agent.js";
@@ -100,7 +101,7 @@ export class SimServer {
     throw new NotFoundError("route", `${method} ${path}`);
   }
 
-  private authorize(req: IncomingMessage, role: Role): void {
+  private authorize(req: IncomingMessage, role: Grant): void {
     this.deps.tokens.authorize(req.headers.authorization, role);
   }
 }

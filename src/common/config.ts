@@ -4,6 +4,7 @@ import { parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "./errors.js";
 import { ALERT_KINDS } from "./types.js";
+import { ROLES, type Role } from "../auth/grants.js";
 import { parseCpu, parseDuration, parseSize } from "./units.js";
 
 /**
@@ -37,12 +38,17 @@ const resources = z.object({ cpu: cpu.optional(), memory: size.optional(), disk:
 const tokenEntry = z
   .object({
     name: z.string().min(1),
-    role: z.enum(["read", "submit", "admin"]),
+    role: z.enum(ROLES as [Role, ...Role[]]),
     token: z.string().min(16).optional(),
     tokenFile: z.string().optional(),
+    /** The SHA-256 digest (hex) of the token: a verifier, so the daemon holding it cannot present the token itself (agents verify the managers' token this way). */
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits").optional(),
+    /** Limits a read or submit token to these namespaces (default: cluster-wide). */
+    namespaces: z.array(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/)).min(1).optional(),
   })
   .strict()
-  .refine((t) => (t.token === undefined) !== (t.tokenFile === undefined), "give exactly one of token or tokenFile");
+  .refine((t) => [t.token, t.tokenFile, t.sha256].filter((x) => x !== undefined).length === 1, "give exactly one of token, tokenFile or sha256")
+  .refine((t) => !t.namespaces || t.role === "read" || t.role === "submit", "namespaces apply to read and submit tokens only");
 
 const smtp = z
   .object({
@@ -98,6 +104,10 @@ export const ConfigSchema = z
         /** The cluster's admin token (used by daemons among themselves and by `torca` on this host). */
         tokenFile: z.string().default(".torca/token"),
         tokens: z.array(tokenEntry).default([]),
+        /** An agent's own credential (role agent: report, fetch blobs). When set, the agent neither reads nor needs the admin token. */
+        agentTokenFile: z.string().optional(),
+        /** A manager's credential towards agents (role manager); agents verify it by its digest in `tokens`. Default: the admin token. */
+        managerTokenFile: z.string().optional(),
       })
       .strict()
       .default({}),
@@ -276,6 +286,8 @@ export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env):
   if (config.agent.storageDir) config.agent.storageDir = abs(config.agent.storageDir);
   if (config.agent.packageCache.dir) config.agent.packageCache.dir = abs(config.agent.packageCache.dir);
   for (const t of config.cluster.tokens) if (t.tokenFile) t.tokenFile = abs(t.tokenFile);
+  if (config.cluster.agentTokenFile) config.cluster.agentTokenFile = abs(config.cluster.agentTokenFile);
+  if (config.cluster.managerTokenFile) config.cluster.managerTokenFile = abs(config.cluster.managerTokenFile);
   config.master.statusDir = abs(config.master.statusDir);
   for (const d of config.master.daemons) if (d.cwd) d.cwd = abs(d.cwd);
   return { config, baseDir, path };
