@@ -157,14 +157,14 @@ export class LocalCell {
     return { cluster: { name: "local", zookeeper: this.zookeeperConnect, sessionTimeout: this.o.sessionTimeout ?? "4s", ...cluster } };
   }
 
-  /** A token entry holding only the digest of a token file's secret: the daemon can verify that token but not present it. */
-  private verifierOf(name: string, role: "admin" | "agent" | "manager", file: string): Record<string, string> {
-    return { name, role, sha256: digestOf(readTokenFile(file)) };
+  /** The digest of a token file's secret: a daemon given it can verify that token but not present it. */
+  private digestOfFile(file: string): string {
+    return digestOf(readTokenFile(file));
   }
 
   private writeManagerConfig(m: { id: string; port: number }): void {
     const cfg = {
-      ...this.common({ tokenFile: this.tokenFile, managerTokenFile: this.managerTokenFile, tokens: [this.verifierOf("agents", "agent", this.agentTokenFile)] }),
+      ...this.common({ tokenFile: this.tokenFile, managerTokenFile: this.managerTokenFile, agentTokenSha256: this.digestOfFile(this.agentTokenFile) }),
       manager: { id: m.id, listen: `127.0.0.1:${m.port}`, storageDir: join(this.dir, "storage"), schedulerInterval: "200ms", ...(this.o.managerExtra ?? {}) },
       agent: { reportInterval: this.o.reportInterval ?? "2s" },
     };
@@ -175,10 +175,7 @@ export class LocalCell {
 
   private writeAgentConfig(a: { id: string; port: number; portRange: [number, number] }): void {
     const cfg = {
-      ...this.common({
-        agentTokenFile: this.agentTokenFile,
-        tokens: [this.verifierOf("managers", "manager", this.managerTokenFile), this.verifierOf("cluster", "admin", this.tokenFile)],
-      }),
+      ...this.common({ agentTokenFile: this.agentTokenFile, managerTokenSha256: this.digestOfFile(this.managerTokenFile), adminTokenSha256: this.digestOfFile(this.tokenFile) }),
       agent: {
         id: a.id,
         listen: `127.0.0.1:${a.port}`,

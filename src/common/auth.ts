@@ -69,17 +69,23 @@ export class TokenTable {
   /**
    * The tokens a daemon accepts. An agent with its own credential
    * (`cluster.agentTokenFile`) does not read the admin token: it is not stored
-   * on agents, which accept the managers' token (by digest, from `cluster.tokens`).
+   * on agents, which accept the managers' token and the admin token by their digests.
    */
   static fromConfig(config: Config, createAdmin = false, kind: "agent" | "manager" = "manager"): TokenTable {
     const admin = kind === "agent" && config.cluster.agentTokenFile ? undefined : readTokenFile(config.cluster.tokenFile, createAdmin);
+    const c = config.cluster;
+    const peers = [
+      ...(c.agentTokenSha256 ? [{ name: "agents", role: "agent" as const, sha256: c.agentTokenSha256 }] : []),
+      ...(c.managerTokenSha256 ? [{ name: "managers", role: "manager" as const, sha256: c.managerTokenSha256 }] : []),
+      ...(c.adminTokenSha256 && !admin ? [{ name: "cluster", role: "admin" as const, sha256: c.adminTokenSha256 }] : []),
+    ];
     const extra = config.cluster.tokens.map((t) => ({
       name: t.name,
       role: t.role,
       ...(t.sha256 ? { sha256: t.sha256 } : { token: t.token ?? readTokenFile(t.tokenFile!, false, "cluster.tokens") }),
       ...(t.namespaces ? { namespaces: t.namespaces } : {}),
     }));
-    return new TokenTable(admin, extra);
+    return new TokenTable(admin, [...peers, ...extra]);
   }
 
   /** Adds the run-time tokens (the manager's store for its current ZooKeeper session). */

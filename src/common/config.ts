@@ -33,6 +33,8 @@ const cpu = unit(parseCpu);
 /** host:port; the host must be given explicitly so nothing listens beyond what the config says. */
 const listen = z.string().regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, "must be host:port, e.g. 127.0.0.1:7300");
 
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "must be a SHA-256 digest: 64 lowercase hex digits");
+
 const resources = z.object({ cpu: cpu.optional(), memory: size.optional(), disk: size.optional() }).strict();
 
 const tokenEntry = z
@@ -42,7 +44,7 @@ const tokenEntry = z
     token: z.string().min(16).optional(),
     tokenFile: z.string().optional(),
     /** The SHA-256 digest (hex) of the token: a verifier, so the daemon holding it cannot present the token itself (agents verify the managers' token this way). */
-    sha256: z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits").optional(),
+    sha256: sha256.optional(),
     /** Limits a read or submit token to these namespaces (default: cluster-wide). */
     namespaces: z.array(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/)).min(1).optional(),
   })
@@ -106,8 +108,17 @@ export const ConfigSchema = z
         tokens: z.array(tokenEntry).default([]),
         /** An agent's own credential (role agent: report, fetch blobs). When set, the agent neither reads nor needs the admin token. */
         agentTokenFile: z.string().optional(),
-        /** A manager's credential towards agents (role manager); agents verify it by its digest in `tokens`. Default: the admin token. */
+        /** A manager's credential towards agents (role manager: dispatch, stop, logs). Default: the admin token. */
         managerTokenFile: z.string().optional(),
+        /**
+         * Digests (SHA-256, hex) of the peers' tokens this daemon accepts: a daemon holds its own secret and
+         * only verifiers of the others', so a stolen config lets nobody act as its peers. Managers accept
+         * agents' tokens (agentTokenSha256); agents accept managers' (managerTokenSha256) and the admin token
+         * (adminTokenSha256) without holding it.
+         */
+        agentTokenSha256: sha256.optional(),
+        managerTokenSha256: sha256.optional(),
+        adminTokenSha256: sha256.optional(),
       })
       .strict()
       .default({}),

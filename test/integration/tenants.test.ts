@@ -18,7 +18,7 @@ type Answer = { status: number; body: { error?: { message: string; field?: strin
 async function call(url: string, token: string, method = "GET", body?: string, contentType = "application/yaml"): Promise<Answer> {
   const res = await fetch(url, { method, headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": contentType } : {}) }, ...(body !== undefined ? { body } : {}) });
   const text = await res.text();
-  let parsed: Answer["body"] = {};
+  let parsed: Answer["body"];
   try {
     parsed = JSON.parse(text) as Answer["body"];
   } catch {
