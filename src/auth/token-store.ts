@@ -70,11 +70,10 @@ export class TokenStore {
     this.closed = true;
   }
 
-  /** The caller a secret belongs to, from memory (undefined: unknown). Expired tokens are returned; the caller checks. */
-  lookup(secret: string): (Caller & { expiresAt?: number }) | undefined {
-    const d = digestOf(secret);
+  /** The caller whose secret has this digest, from memory (undefined: unknown). Expired tokens are returned; the caller checks. */
+  lookup(digest: string): Caller | undefined {
     let hit: StoredToken | undefined;
-    for (const t of this.tokens.values()) if (sameDigest(t.sha256, d)) hit = t;
+    for (const t of this.tokens.values()) if (sameDigest(t.sha256, digest)) hit = t;
     return hit ? { name: hit.name, role: hit.role, namespaces: hit.namespaces, ...(hit.expiresAt !== undefined ? { expiresAt: hit.expiresAt } : {}) } : undefined;
   }
 
@@ -135,11 +134,10 @@ export class TokenStore {
   private async reload(watch: boolean): Promise<void> {
     if (this.closed || !this.zk.isAlive) return;
     const names = await this.zk.children(this.dir, watch ? () => void this.onChange() : undefined);
+    // Every token is read again: a name revoked and created anew between two reads holds a new digest.
     const next = new Map<string, StoredToken>();
     await Promise.all(
       names.map(async (n) => {
-        const known = this.tokens.get(n);
-        if (known) return next.set(n, known);
         const r = await this.zk.getIfExists(`${this.dir}/${n}`);
         if (r) next.set(n, readJson(StoredTokenSchema, r.data, `${this.dir}/${n}`));
       }),

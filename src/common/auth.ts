@@ -30,7 +30,8 @@ interface TokenEntry {
 
 /** Tokens created at run time (the managers' token store); looked up by secret. */
 export interface DynamicTokens {
-  lookup(secret: string): Caller | undefined;
+  /** The caller whose secret has this SHA-256 digest (hex). */
+  lookup(digest: string): Caller | undefined;
   /** A fresh read of the shared set, for a secret not (yet) known. */
   refresh(): Promise<void>;
 }
@@ -122,7 +123,7 @@ export class TokenTable {
     const d = digestOf(secret);
     let hit: Caller | undefined;
     for (const e of this.entries) if (sameDigest(e.sha256, d)) hit = { name: e.name, role: e.role, namespaces: e.namespaces };
-    hit ??= this.dynamic?.lookup(secret);
+    hit ??= this.dynamic?.lookup(d);
     if (hit?.expiresAt !== undefined && hit.expiresAt <= now) throw new UnauthorizedError(`token "${hit.name}" expired at ${new Date(hit.expiresAt).toISOString()}`);
     return hit;
   }

@@ -61,7 +61,7 @@ describe("TokenTable", () => {
     let known: Caller | undefined;
     let refreshes = 0;
     const store: DynamicTokens = {
-      lookup: (s) => (s === secret ? known : undefined),
+      lookup: (d) => (d === digestOf(secret) ? known : undefined),
       refresh: async () => {
         refreshes++;
         known = { name: "late", role: "read", namespaces: ["a"] };
