@@ -24,7 +24,7 @@ export function registerTokens(program: Command, ctx: CliContext): void {
     .description("create a token; its secret is printed once and stored only as a digest")
     .requiredOption("--name <name>", "unique name, shown in 403s and the audit log")
     .requiredOption("--namespace <ns>", "a namespace the token may use (repeat, or separate with commas)", collect)
-    .option("--role <role>", "read or submit", "submit")
+    .requiredOption("--role <role>", "read or submit")
     .option("--ttl <duration>", "expire after this long, e.g. 30d or 12h (default: never)")
     .action(async (o: { name: string; namespace: string[]; role: string; ttl?: string }) => {
       const r = await ctx.client().post<CreatedToken>("/v1/tokens", { name: o.name, role: o.role, namespaces: o.namespace, ...(o.ttl ? { ttl: o.ttl } : {}) });

@@ -78,10 +78,10 @@ function requirePrimary(v: ManagerView): Primary {
   throw new NotPrimaryError(l && l.id !== v.id ? l.url : undefined);
 }
 
-/** The task, after checking the caller may `grant` in its namespace (403 before 404, so ids of other tenants' tasks reveal nothing). */
-function findTask(store: StateStore, id: string, caller: Caller, grant: Grant = "read"): TaskInstance {
+/** The task, after checking the caller may read its namespace (403 before 404, so ids of other tenants' tasks reveal nothing). */
+function findTask(store: StateStore, id: string, caller: Caller): TaskInstance {
   const ref = parseTaskId(id);
-  requireInNamespace(caller, grant, namespaceOfJobId(ref?.jobId ?? id));
+  requireInNamespace(caller, "read", namespaceOfJobId(ref?.jobId ?? id));
   const t = ref ? store.task(ref.jobId, ref.index) : undefined;
   if (!t) throw new NotFoundError("task", id);
   return t;
@@ -121,7 +121,7 @@ async function parseSubmission(ctx: Context, v: ManagerView, grant: Grant): Prom
 }
 
 /** Job, task and alert events are shown to tokens of their namespace only; node and leader events to every reader. */
-export function eventVisible(caller: Caller, e: ClusterEvent): boolean {
+function eventVisible(caller: Caller, e: ClusterEvent): boolean {
   if (caller.namespaces === "*") return true;
   switch (e.type) {
     case "job":
