@@ -71,7 +71,7 @@ export class SimServer {
     if (method === "GET" && path === "/healthz") return { status: 200, json: { ok: true, id: agent.id, simulated: true } };
     if (parts[0] !== "v1") throw new NotFoundError("route", path);
     if (method === "PUT" && parts[1] === "tasks" && parts.length === 3) {
-      this.authorize(req, "admin");
+      this.authorize(req, "control");
       const d = parseBody(TaskDispatchSchema, await readJson(req)) as unknown as TaskDispatch;
       if (d.taskId !== decodeURIComponent(parts[2]!)) throw new ValidationError([{ field: "taskId", message: "does not match the URL" }]);
       const created = agent.start(d);
@@ -79,7 +79,7 @@ export class SimServer {
       return { status: created ? 201 : 200, json: { taskId: d.taskId, attempt: d.attempt, state: agent.task(d.taskId)?.state } };
     }
     if (method === "POST" && parts[1] === "tasks" && parts[3] === "stop" && parts.length === 4) {
-      this.authorize(req, "admin");
+      this.authorize(req, "control");
       const taskId = decodeURIComponent(parts[2]!);
       const stop = parseBody(StopRequestSchema, await readJson(req));
       if (!agent.stop(taskId, stop.attempt, stop.epoch)) throw new NotFoundError("task", taskId);

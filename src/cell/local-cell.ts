@@ -85,7 +85,10 @@ export class LocalCell {
   zookeeper?: ZooKeeperServer;
   readonly daemons = new Map<string, Daemon>();
   layout!: CellLayout;
+  /** The admin token. */
   token!: string;
+  /** The managers' token towards agents (for stand-ins of agents, such as the simulated cell). */
+  managerToken!: string;
 
   constructor(private readonly o: LocalCellOptions) {
     this.dir = resolve(o.dir);
@@ -134,7 +137,7 @@ export class LocalCell {
     // One token file per role, each 0600; agents get only their own and the digests of the tokens they verify.
     this.token = readTokenFile(this.tokenFile, true);
     readTokenFile(this.agentTokenFile, true, "agentTokenFile");
-    readTokenFile(this.managerTokenFile, true, "managerTokenFile");
+    this.managerToken = readTokenFile(this.managerTokenFile, true, "managerTokenFile");
     if (!this.o.externalZooKeeper) {
       this.zookeeper = await startZooKeeper({ dataDir: join(this.dir, "zookeeper"), port: this.layout.zookeeperPort, tickTimeMs: this.o.tickTimeMs ?? 1000, ...(this.o.zookeeperHeap ? { heap: this.o.zookeeperHeap } : {}) });
     }
