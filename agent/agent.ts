@@ -63,8 +63,8 @@ export class AgentDaemon {
     this.url = config.agent.advertiseUrl ?? `http://${host}:${port}`;
     this.dataDir = config.agent.dataDir;
     this.log = createLogger("agent", { agent: this.id });
-    this.tokens = TokenTable.fromConfig(config);
-    this.token = TokenTable.adminTokenOf(config);
+    this.tokens = TokenTable.fromConfig(config, false, "agent");
+    this.token = TokenTable.credentialOf(config, "agent");
     this.http = createHttpClient({ token: this.token, timeoutMs: 5000, retries: 1 });
     this.fence = new EpochFence(join(this.dataDir, "epoch"));
   }

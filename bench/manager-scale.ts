@@ -127,6 +127,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     sim = new SimCell({
       zookeeper: cell.zookeeper!.connectString,
       token: cell.token,
+      managerToken: cell.managerToken,
       agents: o.machines,
       reportIntervalMs: o.reportIntervalMs,
       sessionTimeoutMs: 10_000,

@@ -20,10 +20,11 @@ export interface AgentApiDeps {
 
 export function agentRouter(deps: AgentApiDeps, tokens: TokenTable): Router {
   const r = new Router();
-  const admin = requireRole(tokens, "admin");
+  // control: the managers' token (or the admin token in configs without one); an agent's own token holds neither grant.
+  const control = requireRole(tokens, "control");
   const read = requireRole(tokens, "read");
 
-  r.put("/v1/tasks/:id", admin, async (ctx) => {
+  r.put("/v1/tasks/:id", control, async (ctx) => {
     const d = parseBody(TaskDispatchSchema, await readJson(ctx, deps.bodyLimit)) as unknown as TaskDispatch;
     if (d.taskId !== ctx.params.id) throw new ValidationError([{ field: "taskId", message: "does not match the URL" }]);
     deps.admitEpoch(d.epoch);
@@ -32,7 +33,7 @@ export function agentRouter(deps: AgentApiDeps, tokens: TokenTable): Router {
     ctx.body = { taskId: d.taskId, attempt: d.attempt, state: deps.runner.get(d.taskId)?.state };
   });
 
-  r.post("/v1/tasks/:id/stop", admin, async (ctx) => {
+  r.post("/v1/tasks/:id/stop", control, async (ctx) => {
     const req = parseBody(StopRequestSchema, await readJson(ctx, deps.bodyLimit));
     deps.admitEpoch(req.epoch);
     const found = await deps.runner.stop(ctx.params.id!, req.attempt, req.graceMs ?? 5000);

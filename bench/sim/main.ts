@@ -23,6 +23,7 @@ const program = new Command("torca-sim")
   .description("simulate many Torca agents from one process (one ZooKeeper session, one HTTP server)")
   .requiredOption("--zookeeper <connect>", "ZooKeeper connect string of the cell")
   .requiredOption("--token-file <file>", "the cell's token file")
+  .option("--manager-token-file <file>", "the managers' token file (cluster.managerTokenFile), when the managers have their own")
   .option("--root <path>", "cluster root znode", "/torca")
   .option("--agents <n>", "number of simulated machines", parsed((v) => (/^\d+$/.test(String(v)) && Number(v) > 0 ? Number(v) : "must be a positive integer")), 1000)
   .option("--id-prefix <prefix>", "machine id prefix", "sim-")
@@ -40,6 +41,7 @@ program.parse();
 const o = program.opts<{
   zookeeper: string;
   tokenFile: string;
+  managerTokenFile?: string;
   root: string;
   agents: number;
   idPrefix: string;
@@ -61,6 +63,7 @@ const cell = new SimCell({
   zookeeper: o.zookeeper,
   root: o.root,
   token: readTokenFile(o.tokenFile),
+  ...(o.managerTokenFile ? { managerToken: readTokenFile(o.managerTokenFile) } : {}),
   agents: o.agents,
   idPrefix: o.idPrefix,
   host: m![1]!,

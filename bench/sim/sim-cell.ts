@@ -35,8 +35,10 @@ export interface SimCellOptions {
   zookeeper: string;
   /** Cluster root in ZooKeeper (default /torca). */
   root?: string;
-  /** The cluster token: managers send it with dispatches, machines with reports. */
+  /** The cluster token: machines send it with reports (and managers with dispatches, unless managerToken is given). */
   token: string;
+  /** The managers' own token (cluster.managerTokenFile), accepted for dispatches and stops. */
+  managerToken?: string;
   agents: number;
   /** Machine ids are `${idPrefix}${index}`, index from 0, zero-padded to 5 digits. */
   idPrefix?: string;
@@ -144,7 +146,7 @@ export class SimCell {
     this.httpAgent = new HttpAgent({ keepAlive: true, maxSockets: this.o.reportConcurrency });
     this.server = new SimServer({
       agent: (id) => this.agents.get(id),
-      tokens: new TokenTable(this.o.token),
+      tokens: new TokenTable(this.o.token, this.o.managerToken ? [{ name: "managers", role: "manager", token: this.o.managerToken }] : []),
       onDispatch: (created) => {
         if (created) this.counters.dispatches++;
         else this.counters.duplicateDispatches++;

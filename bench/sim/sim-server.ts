@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Role, TokenTable } from "../../src/common/auth.js";
+import type { TokenTable } from "../../src/common/auth.js";
+import type { Grant } from "../../src/auth/grants.js";
 import { NotFoundError, PayloadTooLargeError, toTorcaError, ValidationError } from "../../src/common/errors.js";
 import { parseBody, StopRequestSchema, TaskDispatchSchema, type TaskDispatch } from "../../src/common/protocol.js";
 import type { SimAgent } from "./sim-agent.js";
@@ -70,7 +71,7 @@ export class SimServer {
     if (method === "GET" && path === "/healthz") return { status: 200, json: { ok: true, id: agent.id, simulated: true } };
     if (parts[0] !== "v1") throw new NotFoundError("route", path);
     if (method === "PUT" && parts[1] === "tasks" && parts.length === 3) {
-      this.authorize(req, "admin");
+      this.authorize(req, "control");
       const d = parseBody(TaskDispatchSchema, await readJson(req)) as unknown as TaskDispatch;
       if (d.taskId !== decodeURIComponent(parts[2]!)) throw new ValidationError([{ field: "taskId", message: "does not match the URL" }]);
       const created = agent.start(d);
@@ -78,7 +79,7 @@ export class SimServer {
       return { status: created ? 201 : 200, json: { taskId: d.taskId, attempt: d.attempt, state: agent.task(d.taskId)?.state } };
     }
     if (method === "POST" && parts[1] === "tasks" && parts[3] === "stop" && parts.length === 4) {
-      this.authorize(req, "admin");
+      this.authorize(req, "control");
       const taskId = decodeURIComponent(parts[2]!);
       const stop = parseBody(StopRequestSchema, await readJson(req));
       if (!agent.stop(taskId, stop.attempt, stop.epoch)) throw new NotFoundError("task", taskId);
@@ -100,7 +101,7 @@ export class SimServer {
     throw new NotFoundError("route", `${method} ${path}`);
   }
 
-  private authorize(req: IncomingMessage, role: Role): void {
+  private authorize(req: IncomingMessage, role: Grant): void {
     this.deps.tokens.authorize(req.headers.authorization, role);
   }
 }

@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, wr
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { readTokenFile } from "../common/auth.js";
+import { digestOf } from "../auth/secret.js";
 import { NotFoundError, UnavailableError } from "../common/errors.js";
 import { createHttpClient } from "../common/http.js";
 import { freePort } from "./ports.js";
@@ -90,14 +91,28 @@ export class LocalCell {
   zookeeper?: ZooKeeperServer;
   readonly daemons = new Map<string, Daemon>();
   layout!: CellLayout;
+  /** The admin token. */
   token!: string;
+  /** The managers' token towards agents (for stand-ins of agents, such as the simulated cell). */
+  managerToken!: string;
 
   constructor(private readonly o: LocalCellOptions) {
     this.dir = resolve(o.dir);
   }
 
+  /** The admin token: the CLI's (cell.json names it). Never given to agents. */
   get tokenFile(): string {
     return join(this.dir, "token");
+  }
+
+  /** The agents' own credential (role agent: report, fetch blobs). */
+  get agentTokenFile(): string {
+    return join(this.dir, "agent-token");
+  }
+
+  /** The managers' credential towards agents (role manager: dispatch, stop, logs). */
+  get managerTokenFile(): string {
+    return join(this.dir, "manager-token");
   }
 
   get managerUrls(): string[] {
@@ -131,7 +146,10 @@ export class LocalCell {
       chmodSync(join(this.dir, d), 0o700);
     }
     this.layout = await this.planLayout();
+    // One token file per role, each 0600; agents get only their own and the digests of the tokens they verify.
     this.token = readTokenFile(this.tokenFile, true);
+    readTokenFile(this.agentTokenFile, true, "agentTokenFile");
+    this.managerToken = readTokenFile(this.managerTokenFile, true, "managerTokenFile");
     if (!this.o.externalZooKeeper) {
       this.zookeeper = await startZooKeeper({ dataDir: join(this.dir, "zookeeper"), port: this.layout.zookeeperPort, tickTimeMs: this.o.tickTimeMs ?? 1000, ...(this.o.zookeeperHeap ? { heap: this.o.zookeeperHeap } : {}) });
     }
@@ -147,20 +165,18 @@ export class LocalCell {
     return this.o.externalZooKeeper ?? `127.0.0.1:${this.layout.zookeeperPort}`;
   }
 
-  private common(): Record<string, unknown> {
-    return {
-      cluster: {
-        name: "local",
-        zookeeper: this.zookeeperConnect,
-        sessionTimeout: this.o.sessionTimeout ?? "4s",
-        tokenFile: this.tokenFile,
-      },
-    };
+  private common(cluster: Record<string, unknown>): Record<string, unknown> {
+    return { cluster: { name: "local", zookeeper: this.zookeeperConnect, sessionTimeout: this.o.sessionTimeout ?? "4s", ...cluster } };
+  }
+
+  /** The digest of a token file's secret: a daemon given it can verify that token but not present it. */
+  private digestOfFile(file: string): string {
+    return digestOf(readTokenFile(file));
   }
 
   private writeManagerConfig(m: { id: string; port: number }): void {
     const cfg = {
-      ...this.common(),
+      ...this.common({ tokenFile: this.tokenFile, managerTokenFile: this.managerTokenFile, agentTokenSha256: this.digestOfFile(this.agentTokenFile) }),
       manager: { id: m.id, listen: `127.0.0.1:${m.port}`, storageDir: join(this.dir, "storage"), schedulerInterval: "200ms", ...(this.o.managerExtra ?? {}) },
       agent: { reportInterval: this.o.reportInterval ?? "2s" },
     };
@@ -171,7 +187,7 @@ export class LocalCell {
 
   private writeAgentConfig(a: { id: string; port: number; portRange: [number, number] }): void {
     const cfg = {
-      ...this.common(),
+      ...this.common({ agentTokenFile: this.agentTokenFile, managerTokenSha256: this.digestOfFile(this.managerTokenFile), adminTokenSha256: this.digestOfFile(this.tokenFile) }),
       agent: {
         id: a.id,
         listen: `127.0.0.1:${a.port}`,

@@ -4,6 +4,7 @@ import { parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "./errors.js";
 import { ALERT_KINDS } from "./types.js";
+import { ROLES, type Role } from "../auth/grants.js";
 import { parseCpu, parseDuration, parseSize } from "./units.js";
 
 /**
@@ -42,17 +43,24 @@ const uidRange = z
   })
   .refine((r) => r.first >= 1 && r.first <= r.last && r.last <= 4_294_967_294, "must be FIRST-LAST with 1 ≤ FIRST ≤ LAST ≤ 4294967294 (never uid 0)");
 
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "must be a SHA-256 digest: 64 lowercase hex digits");
+
 const resources = z.object({ cpu: cpu.optional(), memory: size.optional(), disk: size.optional() }).strict();
 
 const tokenEntry = z
   .object({
     name: z.string().min(1),
-    role: z.enum(["read", "submit", "admin"]),
+    role: z.enum(ROLES as [Role, ...Role[]]),
     token: z.string().min(16).optional(),
     tokenFile: z.string().optional(),
+    /** The SHA-256 digest (hex) of the token: a verifier, so the daemon holding it cannot present the token itself (agents verify the managers' token this way). */
+    sha256: sha256.optional(),
+    /** Limits a read or submit token to these namespaces (default: cluster-wide). */
+    namespaces: z.array(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/)).min(1).optional(),
   })
   .strict()
-  .refine((t) => (t.token === undefined) !== (t.tokenFile === undefined), "give exactly one of token or tokenFile");
+  .refine((t) => [t.token, t.tokenFile, t.sha256].filter((x) => x !== undefined).length === 1, "give exactly one of token, tokenFile or sha256")
+  .refine((t) => !t.namespaces || t.role === "read" || t.role === "submit", "namespaces apply to read and submit tokens only");
 
 const smtp = z
   .object({
@@ -134,6 +142,19 @@ export const ConfigSchema = z
         /** The cluster's admin token (used by daemons among themselves and by `torca` on this host). */
         tokenFile: z.string().default(".torca/token"),
         tokens: z.array(tokenEntry).default([]),
+        /** An agent's own credential (role agent: report, fetch blobs). When set, the agent neither reads nor needs the admin token. */
+        agentTokenFile: z.string().optional(),
+        /** A manager's credential towards agents (role manager: dispatch, stop, logs). Default: the admin token. */
+        managerTokenFile: z.string().optional(),
+        /**
+         * Digests (SHA-256, hex) of the peers' tokens this daemon accepts: a daemon holds its own secret and
+         * only verifiers of the others', so a stolen config lets nobody act as its peers. Managers accept
+         * agents' tokens (agentTokenSha256); agents accept managers' (managerTokenSha256) and the admin token
+         * (adminTokenSha256) without holding it.
+         */
+        agentTokenSha256: sha256.optional(),
+        managerTokenSha256: sha256.optional(),
+        adminTokenSha256: sha256.optional(),
       })
       .strict()
       .default({}),
@@ -333,6 +354,8 @@ export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env):
   if (config.agent.storageDir) config.agent.storageDir = abs(config.agent.storageDir);
   if (config.agent.packageCache.dir) config.agent.packageCache.dir = abs(config.agent.packageCache.dir);
   for (const t of config.cluster.tokens) if (t.tokenFile) t.tokenFile = abs(t.tokenFile);
+  if (config.cluster.agentTokenFile) config.cluster.agentTokenFile = abs(config.cluster.agentTokenFile);
+  if (config.cluster.managerTokenFile) config.cluster.managerTokenFile = abs(config.cluster.managerTokenFile);
   config.master.statusDir = abs(config.master.statusDir);
   for (const d of config.master.daemons) if (d.cwd) d.cwd = abs(d.cwd);
   return { config, baseDir, path };

@@ -134,8 +134,9 @@ export class UnauthorizedError extends TorcaError {
 }
 
 export class ForbiddenError extends TorcaError {
-  constructor(message: string) {
-    super("forbidden", message, { status: 403 });
+  /** With a `field`, the refusal is of a value of the input (e.g. `user: root`): the CLI exits 2, as for invalid input. */
+  constructor(message: string, context: ErrorContext = {}) {
+    super("forbidden", message, { status: 403, context, ...(context.field ? { exitCode: 2 } : {}) });
   }
 }
 
@@ -286,7 +287,8 @@ export function errorFromWire(wire: WireError, status: number, context: ErrorCon
   const cls = Object.hasOwn(ERROR_CLASSES, wire.code) ? ERROR_CLASSES[wire.code] : TorcaError;
   const full: ErrorContext = { ...context, field: wire.field, line: wire.line, column: wire.column, issues: wire.issues };
   // Runs only TorcaError's constructor (the subclasses' constructors take their own arguments, not the envelope), with the subclass as new.target.
-  const err = Reflect.construct(TorcaError, [wire.code, wire.message, { status, context: full }], cls) as TorcaError;
+  const exitCode = wire.code === "forbidden" && wire.field ? 2 : undefined;
+  const err = Reflect.construct(TorcaError, [wire.code, wire.message, { status, context: full, exitCode }], cls) as TorcaError;
   if (err instanceof ValidationError) {
     const issues = wire.issues ?? [{ field: wire.field ?? "", message: wire.message, line: wire.line, column: wire.column }];
     Object.defineProperty(err, "issues", { value: issues, enumerable: true });

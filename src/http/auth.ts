@@ -1,5 +1,6 @@
 import type { Context, Next } from "koa";
-import type { Role, TokenTable } from "../common/auth.js";
+import { requireGrant, type Caller, type Grant } from "../auth/grants.js";
+import type { TokenTable } from "../common/auth.js";
 
 /**
  * The status pages' session cookie. It carries the bearer token itself
@@ -20,12 +21,20 @@ export function sessionToken(ctx: Context): string | undefined {
   }
 }
 
-/** Requires a bearer token with at least `role`. */
-export function requireRole(tokens: TokenTable, role: Role) {
+/** Requires a bearer token holding `grant` (see src/auth/grants.ts); the caller is then `callerOf(ctx)`. */
+export function requireRole(tokens: TokenTable, grant: Grant) {
   return async (ctx: Context, next: Next) => {
-    ctx.state.caller = tokens.authorize(ctx.get("authorization") || tokenFromQuery(ctx) || tokenFromPageSession(ctx), role);
+    const caller = await tokens.identifyFresh(ctx.get("authorization") || tokenFromQuery(ctx) || tokenFromPageSession(ctx));
+    // Set before the check, so the audit log names the token of a refused call.
+    ctx.state.caller = caller;
+    requireGrant(caller, grant);
     await next();
   };
+}
+
+/** The caller `requireRole` authenticated for this request. */
+export function callerOf(ctx: Context): Caller {
+  return ctx.state.caller as Caller;
 }
 
 /** EventSource cannot set headers; the pages pass the token as ?token= on the event stream only. */

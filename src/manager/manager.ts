@@ -24,7 +24,10 @@ import { HttpDispatcher } from "./dispatcher/dispatcher.js";
 import { EventBus } from "./events.js";
 import { alertsRouter } from "./http/alerts.js";
 import { apiRouter, type ManagerView } from "./http/api.js";
-import { requireRole } from "../http/auth.js";
+import { callerOf, requireRole } from "../http/auth.js";
+import { AuditLog, auditMutations } from "../auth/audit.js";
+import { authRouter } from "../auth/routes.js";
+import { TokenStore } from "../auth/token-store.js";
 import { errorEnvelope } from "../http/edge.js";
 import { renderMetrics } from "./http/metrics.js";
 import { pagesRouter } from "./http/pages.js";
@@ -49,6 +52,7 @@ interface Term {
   collector: Collector;
   election: Election;
   packages: PackageRegistry;
+  tokens: TokenStore;
   primary?: Primary;
   /** The primary's alerting, for as long as this term is the primary's. */
   alerting?: TermAlerting;
@@ -60,7 +64,9 @@ export class ManagerDaemon {
   readonly bus = new EventBus();
   private readonly log: Logger;
   private readonly tokens: TokenTable;
-  private readonly adminToken: string;
+  /** What this manager presents to agents (dispatch, stop, logs): its manager-role token, or the admin token in configs without one. */
+  private readonly credential: string;
+  private readonly audit: AuditLog;
   private server?: Server;
   private term?: Term;
   private leaderInfo?: LeaderInfo;
@@ -76,8 +82,9 @@ export class ManagerDaemon {
     this.url = config.manager.advertiseUrl ?? `http://${host}:${port}`;
     this.log = createLogger("manager", { manager: this.id });
     this.tokens = TokenTable.fromConfig(config);
-    this.adminToken = TokenTable.adminTokenOf(config);
-    this.http = createHttpClient({ token: this.adminToken, timeoutMs: 10_000 });
+    this.credential = TokenTable.credentialOf(config, "manager");
+    this.http = createHttpClient({ token: this.credential, timeoutMs: 10_000 });
+    this.audit = new AuditLog(() => this.term?.zk, config.cluster.root, this.log.child({ part: "audit" }));
     const c = config.cluster;
     this.resolver = new Resolver({ zookeeper: c.zookeeper, root: c.root, sessionTimeoutMs: c.sessionTimeout, logger: this.log.child({ part: "naming" }) });
     // A new term follows an expiry only: a session that ends closed (closed here, or refused by the client, e.g. authentication) is not replaced.
@@ -116,11 +123,12 @@ export class ManagerDaemon {
     app.proxy = false;
     const v = this.view();
     app.use(errorEnvelope(this.log));
+    app.use(auditMutations(this.audit, this.id));
     const api = apiRouter(v, this.tokens);
     const misc = new Router();
     misc.get("/metrics", requireRole(this.tokens, "read"), (ctx) => {
       ctx.type = "text/plain; version=0.0.4";
-      ctx.body = renderMetrics(v);
+      ctx.body = renderMetrics(v, callerOf(ctx));
     });
     misc.get("/healthz", (ctx) => {
       ctx.body = { ok: true, id: this.id, primary: this.isPrimary };
@@ -136,6 +144,8 @@ export class ManagerDaemon {
     app.use(packages.routes()).use(packages.allowedMethods());
     const alerts = alertsRouter({ history: (limit) => this.alertHistory(limit) }, this.tokens);
     app.use(alerts.routes());
+    const auth = authRouter({ store: () => this.term?.tokens, audit: this.audit, bodyLimit: this.config.manager.bodyLimit }, this.tokens);
+    app.use(auth.routes()).use(auth.allowedMethods());
     app.use(misc.routes());
     const pages = pagesRouter(v, this.tokens);
     app.use(pages.routes());
@@ -156,7 +166,8 @@ export class ManagerDaemon {
     const store = new ZkStateStore(zk, c.root, this.log);
     const collector = new Collector(zk, c.root, this.log);
     const election = new Election(zk, c.root, { id: this.id, url: this.url }, this.log);
-    const term: Term = { zk, store, collector, election, packages: new PackageRegistry(zk, c.root) };
+    const tokens = new TokenStore(zk, c.root, this.log.child({ part: "tokens" }));
+    const term: Term = { zk, store, collector, election, packages: new PackageRegistry(zk, c.root), tokens };
     this.term = term;
     store.on("job", (job, id) => this.bus.publish("job", id, job ?? { id, deleted: true }));
     store.on("task", (task, id) => this.bus.publish("task", id, task ?? { id, deleted: true }));
@@ -165,11 +176,15 @@ export class ManagerDaemon {
     collector.on("node-lost", (n) => this.bus.publish("node", n.id, n));
     election.on("elected", (info) => void this.becomePrimary(term, info));
     try {
+      await tokens.start();
+      this.tokens.useDynamic(tokens);
       await store.start();
       await collector.start();
       await this.watchLeader(term);
       await election.start();
     } catch (e) {
+      this.tokens.useDynamic(undefined);
+      tokens.close();
       if (this.term === term) this.term = undefined;
       throw e;
     }
@@ -179,6 +194,9 @@ export class ManagerDaemon {
   private endTerm(zk: ZkSession): void {
     const term = this.term;
     if (term?.zk !== zk) return;
+    // A store without a session cannot learn of revocations: its tokens are refused until the next term's store has read the set.
+    this.tokens.useDynamic(undefined);
+    term.tokens.close();
     term.primary?.fence();
     void term.alerting?.close();
     term.collector.close();
@@ -213,7 +231,7 @@ export class ManagerDaemon {
     const primary = new Primary(
       term.store,
       term.collector,
-      new HttpDispatcher(this.adminToken, this.log),
+      new HttpDispatcher(this.credential, this.log),
       {
         epoch: info.epoch,
         schedulerIntervalMs: m.schedulerInterval,
@@ -273,6 +291,7 @@ export class ManagerDaemon {
       await term.primary?.idle();
       await term.alerting?.close();
       term.collector.close();
+      term.tokens.close();
       await term.election.resign().catch(() => undefined);
       term.zk.close();
     }

@@ -2,7 +2,8 @@ import Router from "@koa/router";
 import type { TokenTable } from "../../common/auth.js";
 import { UnavailableError, ValidationError } from "../../common/errors.js";
 import type { DeliveryRecord } from "../../alerting/types.js";
-import { requireRole } from "../../http/auth.js";
+import { namespaceOfAlertKey, seesNamespace } from "../../auth/grants.js";
+import { callerOf, requireRole } from "../../http/auth.js";
 
 /**
  * `GET /v1/alerts?limit=N` → `{alerts: DeliveryRecord[]}`, newest first: one
@@ -31,7 +32,10 @@ export function alertsRouter(deps: AlertsDeps, tokens: TokenTable): Router {
     const limit = parseLimit(ctx.query.limit);
     const pending = deps.history(limit);
     if (!pending) throw new UnavailableError("this manager is still joining the cluster");
-    ctx.body = { alerts: await pending };
+    // A namespaced token sees the alerts about tasks of its namespaces (so it may get fewer than `limit`).
+    const caller = callerOf(ctx);
+    const alerts = await pending;
+    ctx.body = { alerts: caller.namespaces === "*" ? alerts : alerts.filter((a) => { const ns = namespaceOfAlertKey(a.key); return ns !== undefined && seesNamespace(caller, ns); }) };
   });
   return r;
 }

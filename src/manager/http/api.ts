@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { Context } from "koa";
 import type { Got } from "got";
 import type { TokenTable } from "../../common/auth.js";
-import { NotFoundError, NotPrimaryError, UnavailableError, ValidationError } from "../../common/errors.js";
+import { ForbiddenError, NotFoundError, NotPrimaryError, UnavailableError, ValidationError } from "../../common/errors.js";
 import { httpErrorToTorca } from "../../common/http.js";
 import { AgentReportSchema, parseBody } from "../../common/protocol.js";
 import { parseTaskFile } from "../../common/taskfile/index.js";
@@ -11,9 +11,10 @@ import { JOB_STATUSES, parseTaskId, type Job, type JobSpec, type NodeInfo, type 
 import type { LeaderInfo } from "../../coord/election.js";
 import type { StateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
-import { CLUSTER_EVENT_TYPES, type EventBus } from "../events.js";
+import { CLUSTER_EVENT_TYPES, type ClusterEvent, type EventBus } from "../events.js";
 import type { Primary } from "../primary/primary.js";
-import { requireRole } from "../../http/auth.js";
+import { callerOf, requireRole } from "../../http/auth.js";
+import { namespaceOfAlertKey, namespaceOfJobId, requireInNamespace, seesNamespace, type Caller, type Grant } from "../../auth/grants.js";
 import { readJson, readText } from "../../http/body.js";
 import { queryFlag, queryValue, TAIL_LINES } from "../../http/query.js";
 import { streamEvents } from "./sse.js";
@@ -77,20 +78,63 @@ function requirePrimary(v: ManagerView): Primary {
   throw new NotPrimaryError(l && l.id !== v.id ? l.url : undefined);
 }
 
-function findTask(store: StateStore, id: string): TaskInstance {
+/** The task, after checking the caller may read its namespace (403 before 404, so ids of other tenants' tasks reveal nothing). */
+function findTask(store: StateStore, id: string, caller: Caller): TaskInstance {
   const ref = parseTaskId(id);
+  requireInNamespace(caller, "read", namespaceOfJobId(ref?.jobId ?? id));
   const t = ref ? store.task(ref.jobId, ref.index) : undefined;
   if (!t) throw new NotFoundError("task", id);
   return t;
 }
 
-async function parseSubmission(ctx: Context, v: ManagerView): Promise<{ spec: JobSpec; source: string; digest?: string }> {
+/** Whether a task description names its namespace (the parsed spec has "default" either way). */
+function namesNamespace(source: string, json: boolean): boolean {
+  if (json) {
+    try {
+      const o = JSON.parse(source) as unknown;
+      return o !== null && typeof o === "object" && Object.hasOwn(o, "namespace");
+    } catch {
+      // The task-file parser accepted it as YAML after all: look at it as YAML.
+    }
+  }
+  return /^(?:namespace|"namespace"|'namespace')[ \t]*:|[{,][ \t]*(?:namespace|"namespace")[ \t]*:/m.test(source);
+}
+
+/**
+ * The submitted spec, in the caller's namespace: a file without `namespace:`
+ * lands in the token's namespace when it has exactly one; the caller must
+ * hold `grant` there, and only an admin may ask for `user: root`.
+ */
+async function parseSubmission(ctx: Context, v: ManagerView, grant: Grant): Promise<{ spec: JobSpec; source: string; digest?: string }> {
   const source = await readText(ctx, v.bodyLimit);
   if (!source.trim()) throw new ValidationError([{ field: "", message: "empty request body: send a task description (YAML or JSON)" }]);
   const ct = ctx.get("content-type");
   const spec = parseTaskFile(source, { format: ct.includes("json") ? "json" : undefined, source: "task description" });
+  const caller = callerOf(ctx);
+  if (caller.namespaces !== "*" && caller.namespaces.length === 1 && !namesNamespace(source, ct.includes("json"))) spec.namespace = caller.namespaces[0]!;
+  requireInNamespace(caller, grant, spec.namespace);
+  if (spec.user === "root" && caller.role !== "admin") {
+    throw new ForbiddenError(`token "${caller.name}" (role ${caller.role}) may not run tasks as root: user: root needs an admin token (and agents with agent.allowRootTasks)`, { field: "user" });
+  }
   const digest = await v.resolvePackage(spec);
   return { spec, source, ...(digest ? { digest } : {}) };
+}
+
+/** Job, task and alert events are shown to tokens of their namespace only; node and leader events to every reader. */
+function eventVisible(caller: Caller, e: ClusterEvent): boolean {
+  if (caller.namespaces === "*") return true;
+  switch (e.type) {
+    case "job":
+      return seesNamespace(caller, namespaceOfJobId(e.id));
+    case "task":
+      return seesNamespace(caller, namespaceOfJobId(parseTaskId(e.id)?.jobId ?? e.id));
+    case "alert": {
+      const ns = namespaceOfAlertKey((e.data as { key?: string } | undefined)?.key ?? "");
+      return ns !== undefined && seesNamespace(caller, ns);
+    }
+    default:
+      return true;
+  }
 }
 
 export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
@@ -107,7 +151,7 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
 
   r.post("/v1/jobs", submit, async (ctx) => {
     const p = requirePrimary(v);
-    const { spec, source, digest } = await parseSubmission(ctx, v);
+    const { spec, source, digest } = await parseSubmission(ctx, v, "submit");
     const job = await p.submit(spec, source, digest);
     ctx.status = 201;
     ctx.set("Location", `/v1/jobs/${encodeURIComponent(job.id)}`);
@@ -116,7 +160,7 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
 
   r.post("/v1/jobs/plan", read, async (ctx) => {
     const p = requirePrimary(v);
-    const { spec, digest } = await parseSubmission(ctx, v);
+    const { spec, digest } = await parseSubmission(ctx, v, "read");
     const result = p.plan(spec, digest);
     ctx.body = { placeable: result.unplaced.length === 0, ...result };
   });
@@ -124,24 +168,27 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
   r.get("/v1/jobs", read, (ctx) => {
     const store = requireStore(v);
     const status = queryValue(ctx, "status", JOB_STATUSES);
-    const jobs = [...store.jobs.values()].filter((j) => !status || j.status === status).sort((a, b) => b.submittedAt - a.submittedAt);
+    const caller = callerOf(ctx);
+    const jobs = [...store.jobs.values()].filter((j) => (!status || j.status === status) && seesNamespace(caller, j.spec.namespace)).sort((a, b) => b.submittedAt - a.submittedAt);
     ctx.body = { jobs: jobs.map((j) => jobSummary(j, store.tasksOf(j.id))) };
   });
 
   r.get("/v1/jobs/:id", read, (ctx) => {
     const store = requireStore(v);
+    requireInNamespace(callerOf(ctx), "read", namespaceOfJobId(ctx.params.id!));
     const job = store.jobs.get(ctx.params.id!);
     if (!job) throw new NotFoundError("job", ctx.params.id!);
     ctx.body = { ...jobSummary(job, store.tasksOf(job.id)), spec: job.spec, source: job.source, packageDigest: job.packageDigest, cron: job.cron, taskList: store.tasksOf(job.id) };
   });
 
   r.delete("/v1/jobs/:id", submit, async (ctx) => {
+    requireInNamespace(callerOf(ctx), "submit", namespaceOfJobId(ctx.params.id!));
     const job = await requirePrimary(v).kill(ctx.params.id!);
     ctx.body = { id: job.id, desired: job.desired, status: job.status };
   });
 
   r.get("/v1/tasks/:id", read, (ctx) => {
-    ctx.body = findTask(requireStore(v), ctx.params.id!);
+    ctx.body = findTask(requireStore(v), ctx.params.id!, callerOf(ctx));
   });
 
   r.get("/v1/tasks/:id/logs", read, async (ctx) => {
@@ -149,7 +196,7 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
     const follow = queryFlag(ctx, "follow");
     const tail = queryValue(ctx, "tail", TAIL_LINES);
     const store = requireStore(v);
-    const t = findTask(store, ctx.params.id!);
+    const t = findTask(store, ctx.params.id!, callerOf(ctx));
     const nodeId = t.nodeId ?? t.lastNodeId;
     if (!nodeId || t.attempt === 0) throw new NotFoundError("logs of task", t.id);
     const node = nodeId ? v.collector()?.node(nodeId) : undefined;
@@ -175,7 +222,9 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
 
   r.get("/v1/nodes", read, (ctx) => {
     const store = requireStore(v);
-    ctx.body = { nodes: (v.collector()?.nodes() ?? []).map((n) => nodeView(n, store.tasksOnNode(n.id))) };
+    const caller = callerOf(ctx);
+    const visible = (t: TaskInstance) => seesNamespace(caller, namespaceOfJobId(t.jobId));
+    ctx.body = { nodes: (v.collector()?.nodes() ?? []).map((n) => nodeView(n, [...store.tasksOnNode(n.id)].filter(visible))) };
   });
 
   r.post("/v1/nodes/:id/drain", admin, async (ctx) => {
@@ -187,7 +236,7 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
     ctx.body = { id: ctx.params.id, draining: !undo };
   });
 
-  r.post("/v1/agents/:id/report", admin, async (ctx) => {
+  r.post("/v1/agents/:id/report", requireRole(tokens, "report"), async (ctx) => {
     const p = requirePrimary(v);
     const report = parseBody(AgentReportSchema, await readJson(ctx, 16 * v.bodyLimit));
     if (report.agentId !== ctx.params.id) throw new ValidationError([{ field: "agentId", message: "does not match the URL" }]);
@@ -198,7 +247,8 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
   r.get("/v1/events", read, (ctx) => {
     const listed = queryValue(ctx, "types", { pattern: EVENT_TYPES_RE, what: `a comma-separated list of ${CLUSTER_EVENT_TYPES.join(", ")}` });
     const types = listed === undefined ? undefined : new Set(listed.split(","));
-    streamEvents(ctx, v.bus, types ? (e) => types.has(e.type) : undefined);
+    const caller = callerOf(ctx);
+    streamEvents(ctx, v.bus, (e) => (!types || types.has(e.type)) && eventVisible(caller, e));
   });
 
   return r;

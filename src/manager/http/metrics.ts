@@ -1,7 +1,8 @@
+import { namespaceOfJobId, seesNamespace, type Caller } from "../../auth/grants.js";
 import type { ManagerView } from "./api.js";
 
-/** Prometheus text exposition of the manager's view of the cell. */
-export function renderMetrics(v: ManagerView): string {
+/** Prometheus text exposition of the manager's view of the cell; job and task counts cover the caller's namespaces only. */
+export function renderMetrics(v: ManagerView, caller: Caller): string {
   const lines: string[] = [];
   const gauge = (name: string, help: string, samples: [Record<string, string>, number][]) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
@@ -19,10 +20,10 @@ export function renderMetrics(v: ManagerView): string {
   gauge("torca_nodes", "nodes by state", [...byState].map(([s, c]) => [{ state: s }, c]));
   if (store) {
     const jobStates = new Map<string, number>();
-    for (const j of store.jobs.values()) jobStates.set(j.status, (jobStates.get(j.status) ?? 0) + 1);
+    for (const j of store.jobs.values()) if (seesNamespace(caller, j.spec.namespace)) jobStates.set(j.status, (jobStates.get(j.status) ?? 0) + 1);
     gauge("torca_jobs", "jobs by status", [...jobStates].map(([s, c]) => [{ status: s }, c]));
     const taskStates = new Map<string, number>();
-    for (const t of store.allTasks()) taskStates.set(t.state, (taskStates.get(t.state) ?? 0) + 1);
+    for (const t of store.allTasks()) if (seesNamespace(caller, namespaceOfJobId(t.jobId))) taskStates.set(t.state, (taskStates.get(t.state) ?? 0) + 1);
     gauge("torca_tasks", "task instances by state", [...taskStates].map(([s, c]) => [{ state: s }, c]));
   }
   // The manager's own memory: resident (what the machine gives it) against the live JS heap (what it holds).

@@ -15,7 +15,7 @@ import { validatePackageRef, type PackageRegistry } from "./registry.js";
  * Package routes:
  *   PUT /v1/packages/:name/:version   (submit) body tar.gz → {name, version, digest, size, pushedAt, created}
  *   GET /v1/packages                  (read)   → {packages: [...]}
- *   GET /v1/blobs/:digest             (read)   the blob's bytes
+ *   GET /v1/blobs/:digest             (fetch)  the blob's bytes (read, submit, admin and agent tokens)
  *
  * The bytes go to the shared storage directory (any manager can store and
  * serve them); the name@version → digest record is a ZooKeeper write, so it
@@ -121,7 +121,7 @@ export function packagesRouter(d: PackagesDeps, tokens: TokenTable): Router {
     ctx.body = { packages: await requireRegistry(d).list() };
   });
 
-  r.get("/v1/blobs/:digest", read, async (ctx) => {
+  r.get("/v1/blobs/:digest", requireRole(tokens, "fetch"), async (ctx) => {
     const digest = parseDigest(ctx.params.digest, "digest");
     const st = await d.store.stat(digest);
     if (!st) throw new NotFoundError("blob", digest);

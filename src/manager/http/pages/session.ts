@@ -5,12 +5,11 @@ import { SESSION_COOKIE, sessionToken } from "../../../http/auth.js";
 
 // Browser sessions for the status pages: login, logout and the guard of every page (the cookie itself is in src/http/auth.ts).
 
-/** True when `token` is valid for reading. */
+/** True when `token` is valid for reading the whole cell: the pages mix every namespace, so a namespaced token uses the API instead. */
 export function tokenAllowsRead(tokens: TokenTable, token: string | undefined): boolean {
   if (!token) return false;
   try {
-    tokens.authorize(`Bearer ${token}`, "read");
-    return true;
+    return tokens.authorize(`Bearer ${token}`, "read").namespaces === "*";
   } catch (e) {
     if (e instanceof TorcaError) return false;
     throw e;
