@@ -35,7 +35,7 @@ describe("tasks run under uids of their own, and reach nothing of the agent's or
   let agentDir: string;
 
   before(async () => {
-    tc = await startTestCell({ managers: 1, agents: 1 });
+    tc = await startTestCell({ managers: 1, agents: 1, sessionTimeout: "8s" });
     agentDir = join(tc.cell.dir, "agent-1");
   });
 

@@ -107,7 +107,7 @@ describe("stored JSON is read through its schema", () => {
 
     test("a corrupt record is skipped with a warning naming the file and field; a good one reads back", async () => {
       const warnings: string[] = [];
-      const log = { warn: (o: { err: string }) => warnings.push(o.err) } as unknown as Parameters<typeof readRecord>[1];
+      const log = { warn: (o: { err: Error }) => warnings.push(o.err.message) } as unknown as Parameters<typeof readRecord>[1];
       const bad = join(dir, "bad");
       await mkdir(bad);
       await writeFile(join(bad, RECORD_FILE), JSON.stringify({ dispatch: { epoch: 1 }, state: "running", dir: bad, ports: {} }));
