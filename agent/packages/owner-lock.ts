@@ -2,6 +2,7 @@ import { open, readFile, rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { ConflictError } from "../../src/common/errors.js";
+import { pidAlive } from "../../src/common/process.js";
 
 /**
  * A cache directory belongs to one agent process. Reference counts (what is
@@ -17,15 +18,6 @@ export interface DirectoryLock {
 }
 
 const MAX_TAKEOVER_TRIES = 3;
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 export async function acquireDirectoryLock(dir: string, name = "agent.lock"): Promise<DirectoryLock> {
   const path = join(dir, name);
@@ -53,7 +45,7 @@ export async function acquireDirectoryLock(dir: string, name = "agent.lock"): Pr
     const pid = match ? Number(match[1]) : NaN;
     const host = match?.[2];
     // An empty or foreign lock may be one being written right now: never steal it.
-    if (!match || host !== hostname() || isAlive(pid)) {
+    if (!match || host !== hostname() || pidAlive(pid)) {
       throw new ConflictError(
         `directory ${dir} is in use by ${owner ? `process ${owner}` : "another process"} (lock ${path}); a package cache directory belongs to one agent (remove the lock by hand if that process is gone)`,
         { path },

@@ -2,6 +2,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { UnavailableError } from "../common/errors.js";
+import { pidAlive } from "../common/process.js";
 
 /**
  * An exclusive claim on a directory by one process: a lock file holding
@@ -15,15 +16,6 @@ export interface DirLock {
 }
 
 export const LOCK_FILE = "torca-history.lock";
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 function tryCreate(path: string, content: string): boolean {
   try {
@@ -54,7 +46,7 @@ export function lockDir(dir: string, what: string): DirLock {
     }
     const [host, pidText] = held.trim().split(" ");
     const pid = Number(pidText);
-    if (host === hostname() && Number.isInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid)) {
+    if (host === hostname() && Number.isInteger(pid) && pid > 0 && pid !== process.pid && !pidAlive(pid)) {
       rmSync(path, { force: true });
       continue;
     }

@@ -1,6 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { DaemonStatus } from "./supervisor.js";
+import { pidAlive } from "../common/process.js";
 
 /**
  * How `torca master status` learns what the master is doing: the master
@@ -55,16 +56,6 @@ export async function readMasterStatus(dir: string, now = Date.now()): Promise<M
   const status = JSON.parse(text) as MasterStatus;
   const running = status.state !== "stopped" && pidAlive(status.pid);
   return { ...status, running, ageMs: now - status.writtenAt };
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    // Signal 0 checks existence only; nothing is delivered.
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Human-readable lines for `torca master status`. */

@@ -12,7 +12,8 @@ import type { DeliveryRecord } from "../../src/alerting/types.js";
 import { batchJob, startTestCell, type TestCell } from "../harness/cell.js";
 import { TestEnsemble } from "../harness/ensemble.js";
 import { never, until } from "../harness/wait.js";
-import { duplicates, freshConnections, isAlive, seconds, snapshotDiff, startedInstances, stopLeftoverTasks, submitOnce, tally, znodeSnapshot, type SubmitOutcome } from "./probes.js";
+import { duplicates, freshConnections, seconds, snapshotDiff, startedInstances, stopLeftoverTasks, submitOnce, tally, znodeSnapshot, type SubmitOutcome } from "./probes.js";
+import { pidAlive } from "../../src/common/process.js";
 
 /**
  * The fault suite (issue 8): a 3-server ZooKeeper ensemble on loopback, two
@@ -310,7 +311,7 @@ export function faultSuite(label: string, scale: FaultScale): void {
         const epochsAfter = await Promise.all(agentIds().map((a) => c.api.get(`${c.cell.daemons.get(a)!.url}/v1/status`).json<{ epoch: number }>()));
         assert.deepEqual(epochsAfter.map((s) => s.epoch), epochsBefore.map((s) => s.epoch));
         assert.ok(epochsAfter.every((s) => s.epoch === next.epoch), "agents hold the new epoch and refuse the old one");
-        for (const pid of agentsAfter.map((l) => Number(l.split(" ")[3]))) assert.ok(isAlive(pid), `task process ${pid} is alive`);
+        for (const pid of agentsAfter.map((l) => Number(l.split(" ")[3]))) assert.ok(pidAlive(pid), `task process ${pid} is alive`);
       } finally {
         proc.kill("SIGCONT");
       }
@@ -349,7 +350,7 @@ export function faultSuite(label: string, scale: FaultScale): void {
       const back0 = Date.now();
       await c.cell.waitForNodes(2, 30_000);
       const backMs = Date.now() - back0;
-      await until("its stale instances stopped", () => !oldInstances.some((s) => isAlive(s.pid!)), { timeoutMs: 30_000, intervalMs: 200 });
+      await until("its stale instances stopped", () => !oldInstances.some((s) => pidAlive(s.pid!)), { timeoutMs: 30_000, intervalMs: 200 });
       const staleStoppedMs = Date.now() - back0;
 
       say(t, `migrants placed ${byNode}; ${victim} SIGKILLed with ${onVictim.length} of them → all 4 running elsewhere after ${seconds(movedMs)} (2 s session)`);
@@ -359,7 +360,7 @@ export function faultSuite(label: string, scale: FaultScale): void {
       assert.equal(claims.length, 1, `one ledger claim: ${claims.join(", ")}`);
       assert.equal(records.length, 1, "one delivery record (one recipient)");
       assert.equal(texts.length, 1, `one SMS: ${JSON.stringify(texts)}`);
-      for (const s of oldInstances) assert.equal(isAlive(s.pid!), false, `stale instance ${s.taskId}#${s.attempt} (pid ${s.pid}) was stopped`);
+      for (const s of oldInstances) assert.equal(pidAlive(s.pid!), false, `stale instance ${s.taskId}#${s.attempt} (pid ${s.pid}) was stopped`);
       const after = await c.job("migrants");
       assert.ok(after.taskList.every((x) => x.state === "running"), "the moved tasks keep running");
     });
@@ -410,7 +411,7 @@ export function faultSuite(label: string, scale: FaultScale): void {
       const claimsAfter = (await Promise.all(agentIds().map(nodeLostClaims))).flat().length;
       for (const l of lines) say(t, l);
       say(t, `instances before and after both restarts: ${before.join("; ")}; node-lost claims ${claimsBefore} → ${claimsAfter}`);
-      for (const l of before) assert.ok(isAlive(Number(l.split(" pid ")[1])), `${l} is alive`);
+      for (const l of before) assert.ok(pidAlive(Number(l.split(" pid ")[1])), `${l} is alive`);
       assert.equal(claimsAfter, claimsBefore, "no node was seen lost");
     });
 

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { Agent } from "node:http";
 import { HTTPError, RequestError, type Got } from "got";
 import type { ZkSession } from "../../src/coord/zk.js";
+import { pidAlive } from "../../src/common/process.js";
 
 /**
  * What the fault suite observes from outside the system: the fate of each
@@ -133,15 +134,6 @@ export function duplicates(instances: StartedInstance[]): Map<string, StartedIns
   return new Map([...by].filter(([, v]) => v.length > 1));
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(2)} s`;
 }
@@ -155,7 +147,7 @@ export function seconds(ms: number): string {
 export function stopLeftoverTasks(instances: StartedInstance[]): number {
   let n = 0;
   for (const i of instances) {
-    if (i.state === "exited" || !i.pid || !isAlive(i.pid)) continue;
+    if (i.state === "exited" || !i.pid || !pidAlive(i.pid)) continue;
     n++;
     let children: number[] = [];
     try {

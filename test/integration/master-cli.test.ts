@@ -8,6 +8,7 @@ import { runTorca, TORCA_BIN } from "../harness/cli.js";
 import { loadConfig } from "../../src/common/config.js";
 import type { MasterStatusReading } from "../../src/master/status.js";
 import { until } from "../harness/wait.js";
+import { pidAlive } from "../../src/common/process.js";
 
 /**
  * `torca master --config host.yaml` as a real process supervising a real
@@ -16,15 +17,6 @@ import { until } from "../harness/wait.js";
 
 const ROOT = resolve(new URL("../../..", import.meta.url).pathname);
 
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 describe("torca master", { timeout: 120_000 }, () => {
   let dir: string;
@@ -42,7 +34,7 @@ describe("torca master", { timeout: 120_000 }, () => {
       master.kill("SIGKILL");
       await exited;
     }
-    for (const pid of daemonPids) if (alive(pid)) process.kill(pid, "SIGKILL");
+    for (const pid of daemonPids) if (pidAlive(pid)) process.kill(pid, "SIGKILL");
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -121,7 +113,7 @@ describe("torca master", { timeout: 120_000 }, () => {
     });
     const w = restarted.daemons.find((d) => d.name === "worker")!;
     assert.equal(w.lastExit?.signal, "SIGKILL");
-    assert.ok(!alive(firstPid));
+    assert.ok(!pidAlive(firstPid));
 
     const human = await runTorca(["master", "status", "--dir", join(dir, "state")]);
     assert.equal(human.code, 0, human.stderr);
@@ -135,7 +127,7 @@ describe("torca master", { timeout: 120_000 }, () => {
     const exit = await masterExited;
     assert.equal(exit.code, 0);
     assert.ok(Date.now() - t0 >= 2500, "the stubborn daemon was given its grace period before SIGKILL");
-    for (const pid of pids) assert.ok(!alive(pid), `daemon ${pid} is gone`);
+    for (const pid of pids) assert.ok(!pidAlive(pid), `daemon ${pid} is gone`);
 
     const after = await runTorca(["--json", "master", "status", "--dir", join(dir, "state")]);
     assert.equal(after.code, 1, "a stopped master is reported with exit code 1");

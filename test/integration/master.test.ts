@@ -9,6 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { readMasterStatus } from "../../src/master/status.js";
 import { Supervisor, type DaemonStatus, type ExitRecord } from "../../src/master/supervisor.js";
 import { until } from "../harness/wait.js";
+import { pidAlive } from "../../src/common/process.js";
 
 /** Real child processes (`node -e`), short backoffs; every wait is bounded. */
 
@@ -21,15 +22,6 @@ before(async () => {
 after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A daemon that stays up, writes `ready` once its SIGTERM handling is in place. */
 function longRunning(readyFile: string, onTerm: "exit" | "ignore"): string[] {
@@ -57,7 +49,7 @@ describe("master supervisor with real processes", () => {
         return d.state === "running" && d.pid !== undefined && d.pid !== pid1 && d.pid;
       });
       assert.notEqual(pid2, pid1);
-      assert.equal(alive(pid1), false);
+      assert.equal(pidAlive(pid1), false);
       const d = byName(sup, "a");
       assert.equal(d.restarts, 1);
       assert.equal(d.lastExit?.signal, "SIGKILL");
@@ -179,7 +171,7 @@ describe("master supervisor with real processes", () => {
       // A lower bound only: load can delay the exit, never hasten it.
       const took = Date.now() - t0;
       assert.ok(took >= 450, `stubborn daemon waited for the grace period (${took} ms)`);
-      for (const pid of pids) assert.equal(alive(pid), false, `daemon ${pid} is gone`);
+      for (const pid of pids) assert.equal(pidAlive(pid), false, `daemon ${pid} is gone`);
 
       const final = await readMasterStatus(statusDir);
       assert.ok(final);
