@@ -8,6 +8,7 @@ import { TokenTable } from "../src/common/auth.js";
 import { parseListen, type Config } from "../src/common/config.js";
 import { createHttpClient } from "../src/common/http.js";
 import { createLogger, type Logger } from "../src/common/logger.js";
+import { zookeeperAuthOf } from "../src/coord/credential.js";
 import type { AgentAd } from "../src/common/protocol.js";
 import { errorEnvelope } from "../src/http/edge.js";
 import type { Driver } from "./driver/driver.js";
@@ -95,11 +96,13 @@ export class AgentDaemon {
       users: new TaskUsers({ ...a.taskUsers, allowRootTasks: a.allowRootTasks, nodeId: this.id }),
       log: this.log,
     });
+    const zkAuth = zookeeperAuthOf(this.config.cluster);
     this.registration = new AgentRegistration({
       id: this.id,
       zookeeper: this.config.cluster.zookeeper,
       root: this.config.cluster.root,
       sessionTimeoutMs: this.config.cluster.sessionTimeout,
+      ...(zkAuth ? { auth: zkAuth } : {}),
       sessionFile: join(this.dataDir, "zk-session.json"),
       fence: this.fence,
       log: this.log,

@@ -8,6 +8,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { readTokenFile } from "../../src/common/auth.js";
 import { createLogger } from "../../src/common/logger.js";
+import { zookeeperAuthOf } from "../../src/coord/credential.js";
 import { parseCpu, parseDuration, parseSize } from "../../src/common/units.js";
 import { SimCell } from "./sim-cell.js";
 
@@ -24,6 +25,7 @@ const program = new Command("torca-sim")
   .requiredOption("--zookeeper <connect>", "ZooKeeper connect string of the cell")
   .requiredOption("--token-file <file>", "the cell's token file")
   .option("--root <path>", "cluster root znode", "/torca")
+  .option("--zookeeper-auth <file>", "file holding the cell's ZooKeeper credential (cluster.zookeeperAuth)")
   .option("--agents <n>", "number of simulated machines", parsed((v) => (/^\d+$/.test(String(v)) && Number(v) > 0 ? Number(v) : "must be a positive integer")), 1000)
   .option("--id-prefix <prefix>", "machine id prefix", "sim-")
   .option("--listen <host:port>", "HTTP listen address (port 0 = any free port)", "127.0.0.1:0")
@@ -39,6 +41,7 @@ const program = new Command("torca-sim")
 program.parse();
 const o = program.opts<{
   zookeeper: string;
+  zookeeperAuth?: string;
   tokenFile: string;
   root: string;
   agents: number;
@@ -59,6 +62,7 @@ if (!m) program.error("--listen must be host:port");
 const log = createLogger("sim");
 const cell = new SimCell({
   zookeeper: o.zookeeper,
+  ...(o.zookeeperAuth ? { auth: zookeeperAuthOf({ root: o.root, zookeeperAuth: { file: o.zookeeperAuth } }) } : {}),
   root: o.root,
   token: readTokenFile(o.tokenFile),
   agents: o.agents,

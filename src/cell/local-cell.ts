@@ -5,6 +5,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { readTokenFile } from "../common/auth.js";
 import { NotFoundError, UnavailableError } from "../common/errors.js";
 import { createHttpClient } from "../common/http.js";
+import { ensureZookeeperCredentialFile, zookeeperAuthOf } from "../coord/credential.js";
+import type { ZkAuth } from "../coord/zk/acl.js";
 import { freePort } from "./ports.js";
 import { startZooKeeper, type ZooKeeperServer } from "./zookeeper-server.js";
 
@@ -100,6 +102,16 @@ export class LocalCell {
     return join(this.dir, "token");
   }
 
+  /** The cell's ZooKeeper credential ("torca:…", 0600), created at the first start: its znodes get ACLs. */
+  get zookeeperAuthFile(): string {
+    return join(this.dir, "zookeeper-auth");
+  }
+
+  /** What a client of the cell's ZooKeeper (a test, a bench) authenticates with. */
+  get zookeeperAuth(): ZkAuth {
+    return zookeeperAuthOf({ root: "/torca", zookeeperAuth: { file: this.zookeeperAuthFile } })!;
+  }
+
   get managerUrls(): string[] {
     return this.layout.managers.map((m) => `http://127.0.0.1:${m.port}`);
   }
@@ -132,6 +144,7 @@ export class LocalCell {
     }
     this.layout = await this.planLayout();
     this.token = readTokenFile(this.tokenFile, true);
+    ensureZookeeperCredentialFile(this.zookeeperAuthFile);
     if (!this.o.externalZooKeeper) {
       this.zookeeper = await startZooKeeper({ dataDir: join(this.dir, "zookeeper"), port: this.layout.zookeeperPort, tickTimeMs: this.o.tickTimeMs ?? 1000, ...(this.o.zookeeperHeap ? { heap: this.o.zookeeperHeap } : {}) });
     }
@@ -154,6 +167,7 @@ export class LocalCell {
         zookeeper: this.zookeeperConnect,
         sessionTimeout: this.o.sessionTimeout ?? "4s",
         tokenFile: this.tokenFile,
+        zookeeperAuth: { file: this.zookeeperAuthFile },
       },
     };
   }

@@ -42,6 +42,9 @@ const uidRange = z
   })
   .refine((r) => r.first >= 1 && r.first <= r.last && r.last <= 4_294_967_294, "must be FIRST-LAST with 1 ≤ FIRST ≤ LAST ≤ 4294967294 (never uid 0)");
 
+/** ZooKeeper's digest credential: a user without ":", then a password. */
+export const DIGEST_CREDENTIAL = /^[^:\s]+:\S+$/;
+
 const resources = z.object({ cpu: cpu.optional(), memory: size.optional(), disk: size.optional() }).strict();
 
 const tokenEntry = z
@@ -134,6 +137,8 @@ export const ConfigSchema = z
         /** The cluster's admin token (used by daemons among themselves and by `torca` on this host). */
         tokenFile: z.string().default(".torca/token"),
         tokens: z.array(tokenEntry).default([]),
+        /** ZooKeeper digest credential, "user:password" or `{file}` holding it: znodes get ACLs (docs/security.md). */
+        zookeeperAuth: z.union([z.string().regex(DIGEST_CREDENTIAL, 'must be "user:password"'), z.object({ file: z.string() }).strict()]).optional(),
       })
       .strict()
       .default({}),
@@ -333,6 +338,7 @@ export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env):
   if (config.agent.storageDir) config.agent.storageDir = abs(config.agent.storageDir);
   if (config.agent.packageCache.dir) config.agent.packageCache.dir = abs(config.agent.packageCache.dir);
   for (const t of config.cluster.tokens) if (t.tokenFile) t.tokenFile = abs(t.tokenFile);
+  if (typeof config.cluster.zookeeperAuth === "object") config.cluster.zookeeperAuth.file = abs(config.cluster.zookeeperAuth.file);
   config.master.statusDir = abs(config.master.statusDir);
   for (const d of config.master.daemons) if (d.cwd) d.cwd = abs(d.cwd);
   return { config, baseDir, path };

@@ -13,6 +13,9 @@ import type { JobSpec } from "../common/types.js";
 import { Election, readLeader, type LeaderInfo } from "../coord/election.js";
 import { zpaths } from "../coord/paths.js";
 import { SessionKeeper } from "../coord/session-keeper.js";
+import { migrateAcls } from "../coord/acl-migration.js";
+import { zookeeperAuthOf } from "../coord/credential.js";
+import type { ZkAuth } from "../coord/zk/acl.js";
 import { ZkStateStore } from "../coord/state-store.js";
 import type { ZkSession } from "../coord/zk.js";
 import { BlobStore } from "../storage/blob-store.js";
@@ -69,6 +72,8 @@ export class ManagerDaemon {
   private readonly http: Got;
   /** Naming lookups for the API, on its own ZooKeeper session (reads only; unaffected by terms). */
   private readonly resolver: Resolver;
+  /** Torca's ZooKeeper credential; naming lookups (the resolver) need none. */
+  private readonly zkAuth: ZkAuth | undefined;
 
   constructor(private readonly config: Config) {
     this.id = config.manager.id;
@@ -79,11 +84,12 @@ export class ManagerDaemon {
     this.adminToken = TokenTable.adminTokenOf(config);
     this.http = createHttpClient({ token: this.adminToken, timeoutMs: 10_000 });
     const c = config.cluster;
+    this.zkAuth = zookeeperAuthOf(c);
     this.resolver = new Resolver({ zookeeper: c.zookeeper, root: c.root, sessionTimeoutMs: c.sessionTimeout, logger: this.log.child({ part: "naming" }) });
     // A new term follows an expiry only: a session that ends closed (closed here, or refused by the client, e.g. authentication) is not replaced.
     this.keeper = new SessionKeeper(
       { onSession: (zk) => this.join(zk), onSessionLost: (zk) => this.endTerm(zk) },
-      { connect: c.zookeeper, sessionTimeoutMs: c.sessionTimeout, ends: ["expired"], renewDelayMs: 200, purpose: "joining", logger: this.log },
+      { connect: c.zookeeper, sessionTimeoutMs: c.sessionTimeout, ...(this.zkAuth ? { auth: this.zkAuth } : {}), ends: ["expired"], renewDelayMs: 200, purpose: "joining", logger: this.log },
     );
   }
 
@@ -156,6 +162,8 @@ export class ManagerDaemon {
     const store = new ZkStateStore(zk, c.root, this.log);
     const collector = new Collector(zk, c.root, this.log);
     const election = new Election(zk, c.root, { id: this.id, url: this.url }, this.log);
+    // A cell whose znodes predate their ACLs gets them before anything else is read.
+    if (this.zkAuth) await migrateAcls(zk, this.zkAuth, this.log);
     const term: Term = { zk, store, collector, election, packages: new PackageRegistry(zk, c.root) };
     this.term = term;
     store.on("job", (job, id) => this.bus.publish("job", id, job ?? { id, deleted: true }));

@@ -35,6 +35,14 @@ export type DataCb = (rc: number, error: string, stat: ZkStat, data: Buffer | nu
 export type ChildCb = (rc: number, error: string, children: string[]) => void;
 export type Child2Cb = (rc: number, error: string, children: string[] | null, stat: ZkStat | null) => void;
 export type VoidCb = (rc: number, error: string) => void;
+/** An ACL entry as the addon takes it (`perm`) and as it gives it back (`perms`). */
+export interface NativeAcl {
+  perm?: number;
+  perms?: number;
+  scheme: string;
+  auth: string;
+}
+export type AclCb = (rc: number, error: string, acl: NativeAcl[] | null, stat: ZkStat | null) => void;
 
 /**
  * The addon's own object; calls return the C client's code: anything but 0
@@ -52,6 +60,10 @@ export interface NativeOps {
   a_set(path: string, data: Buffer, version: number, cb: StatCb): number;
   a_delete_(path: string, version: number, cb: VoidCb): number;
   a_sync(path: string, cb: VoidCb): number;
+  a_set_acl(path: string, version: number, acl: NativeAcl[], cb: VoidCb): number;
+  a_get_acl(path: string, cb: AclCb): number;
+  /** Sent at once and again on every reconnect of this handle (the C client keeps it); a new handle needs it anew. */
+  add_auth(scheme: string, auth: string, cb: VoidCb): number;
   timeout?: number;
   client_id?: string;
   client_password?: string;
@@ -84,6 +96,7 @@ export const ZK = {
   OPERATIONTIMEOUT: -7,
   BADARGUMENTS: -8,
   NONODE: -101,
+  NOAUTH: -102,
   BADVERSION: -103,
   NODEEXISTS: -110,
   NOTEMPTY: -111,
