@@ -138,6 +138,17 @@ export const ConfigSchema = z
         tokenFile: z.string().default(".torca/token"),
         tokens: z.array(tokenEntry).default([]),
         /** ZooKeeper digest credential, "user:password" or `{file}` holding it: znodes get ACLs (docs/security.md). */
+        /**
+         * TLS for every daemon's HTTP (PEM paths): the cell CA clients verify servers against, and this daemon's
+         * certificate and key (naming its advertised addresses). A client needs only `ca`. See docs/security.md.
+         */
+        tls: z
+          .object({ ca: z.string(), cert: z.string().optional(), key: z.string().optional() })
+          .strict()
+          .refine((t) => (t.cert === undefined) === (t.key === undefined), "give cert and key together")
+          .optional(),
+        /** Plain HTTP on an address beyond loopback (otherwise refused without tls). */
+        insecure: z.boolean().default(false),
         zookeeperAuth: z.union([z.string().regex(DIGEST_CREDENTIAL, 'must be "user:password"'), z.object({ file: z.string() }).strict()]).optional(),
       })
       .strict()
@@ -338,6 +349,8 @@ export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env):
   if (config.agent.storageDir) config.agent.storageDir = abs(config.agent.storageDir);
   if (config.agent.packageCache.dir) config.agent.packageCache.dir = abs(config.agent.packageCache.dir);
   for (const t of config.cluster.tokens) if (t.tokenFile) t.tokenFile = abs(t.tokenFile);
+  const tls = config.cluster.tls;
+  if (tls) config.cluster.tls = { ca: abs(tls.ca), ...(tls.cert ? { cert: abs(tls.cert) } : {}), ...(tls.key ? { key: abs(tls.key) } : {}) };
   if (typeof config.cluster.zookeeperAuth === "object") config.cluster.zookeeperAuth.file = abs(config.cluster.zookeeperAuth.file);
   config.master.statusDir = abs(config.master.statusDir);
   for (const d of config.master.daemons) if (d.cwd) d.cwd = abs(d.cwd);

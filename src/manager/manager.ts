@@ -1,9 +1,9 @@
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import Koa from "koa";
 import Router from "@koa/router";
 import type { Got } from "got";
 import { TokenTable } from "../common/auth.js";
-import { parseListen, type Config } from "../common/config.js";
+import type { Config } from "../common/config.js";
 import { ValidationError } from "../common/errors.js";
 import { createHttpClient } from "../common/http.js";
 import { readJson } from "../common/json.js";
@@ -29,6 +29,7 @@ import { alertsRouter } from "./http/alerts.js";
 import { apiRouter, type ManagerView } from "./http/api.js";
 import { requireRole } from "../http/auth.js";
 import { errorEnvelope } from "../http/edge.js";
+import { cellCaOf, daemonUrl, listenDaemon, servingTls, type ServingTls } from "../http/tls.js";
 import { renderMetrics } from "./http/metrics.js";
 import { pagesRouter } from "./http/pages.js";
 import { namesRouter } from "./http/names.js";
@@ -70,6 +71,9 @@ export class ManagerDaemon {
   /** Keeps this manager's session: a new term on each one. */
   private readonly keeper: SessionKeeper;
   private readonly http: Got;
+  private readonly tls: ServingTls;
+  /** What this manager's clients (dispatches, log proxying) verify agents against. */
+  private readonly cellCa: Buffer | undefined;
   /** Naming lookups for the API, on its own ZooKeeper session (reads only; unaffected by terms). */
   private readonly resolver: Resolver;
   /** Torca's ZooKeeper credential; naming lookups (the resolver) need none. */
@@ -77,12 +81,14 @@ export class ManagerDaemon {
 
   constructor(private readonly config: Config) {
     this.id = config.manager.id;
-    const { host, port } = parseListen(config.manager.listen);
-    this.url = config.manager.advertiseUrl ?? `http://${host}:${port}`;
+    // Refuses plain HTTP beyond loopback before anything starts.
+    this.tls = servingTls(config, "manager");
+    this.cellCa = cellCaOf(config.cluster);
+    this.url = daemonUrl(config.manager.listen, config.manager.advertiseUrl, this.tls);
     this.log = createLogger("manager", { manager: this.id });
     this.tokens = TokenTable.fromConfig(config);
     this.adminToken = TokenTable.adminTokenOf(config);
-    this.http = createHttpClient({ token: this.adminToken, timeoutMs: 10_000 });
+    this.http = createHttpClient({ token: this.adminToken, timeoutMs: 10_000, ca: this.cellCa });
     const c = config.cluster;
     this.zkAuth = zookeeperAuthOf(c);
     this.resolver = new Resolver({ zookeeper: c.zookeeper, root: c.root, sessionTimeoutMs: c.sessionTimeout, logger: this.log.child({ part: "naming" }) });
@@ -145,13 +151,8 @@ export class ManagerDaemon {
     app.use(misc.routes());
     const pages = pagesRouter(v, this.tokens);
     app.use(pages.routes());
-    const { host, port } = parseListen(this.config.manager.listen);
-    this.server = createServer(app.callback());
+    this.server = await listenDaemon(app.callback(), this.config.manager.listen, this.tls);
     this.server.keepAliveTimeout = 5000;
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once("error", reject);
-      this.server!.listen(port, host, () => resolve());
-    });
     this.log.info({ url: this.url }, "manager listening");
     await this.keeper.start();
   }
@@ -221,7 +222,7 @@ export class ManagerDaemon {
     const primary = new Primary(
       term.store,
       term.collector,
-      new HttpDispatcher(this.adminToken, this.log),
+      new HttpDispatcher(this.adminToken, this.log, this.cellCa),
       {
         epoch: info.epoch,
         schedulerIntervalMs: m.schedulerInterval,
