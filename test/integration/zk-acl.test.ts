@@ -96,6 +96,20 @@ describe("ZooKeeper ACLs", { skip }, () => {
     }
   });
 
+  test("authentication belongs to the handle: a session resumed on a new handle is given the credential again", async () => {
+    const first = await session(auth);
+    await first.ensurePath("/acl/jobs");
+    await first.createIfAbsent("/acl/jobs/resumed", "{}");
+    const resume = first.credentials;
+    const bare = await ZkSession.connect({ connect: zk.connectString, sessionTimeoutMs: 4000, resume });
+    sessions.push(bare);
+    assert.equal(await outcome(bare.get("/acl/jobs/resumed")), ZK.NOAUTH, "the same session on a handle without the credential");
+    const again = await ZkSession.connect({ connect: zk.connectString, sessionTimeoutMs: 4000, resume, auth });
+    sessions.push(again);
+    assert.equal(again.sessionId, first.sessionId);
+    assert.equal(String((await again.get("/acl/jobs/resumed")).data), "{}");
+  });
+
   test("a cell created before ACLs gets them at the migration, root last; a second run finds nothing to do", async () => {
     const old = await session();
     const legacy: ZkAuth = { credential: auth.credential, root: "/legacy" };
