@@ -46,11 +46,3 @@ export function aclFor(auth: ZkAuth, path: string): AclEntry[] {
   const isNaming = path === naming || path.startsWith(`${naming}/`);
   return isNaming || !underRoot ? [torca, anyoneReads] : [torca];
 }
-
-/** Same entries, in any order (ZooKeeper returns them as stored; the binding names the id `auth`). */
-export function sameAcl(a: readonly AclEntry[], b: readonly AclEntry[]): boolean {
-  const key = (e: AclEntry) => `${e.scheme}:${e.id}:${e.perm}`;
-  const ka = a.map(key).sort();
-  const kb = b.map(key).sort();
-  return ka.length === kb.length && ka.every((k, i) => k === kb[i]);
-}

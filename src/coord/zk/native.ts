@@ -13,6 +13,8 @@ export interface ZkStat {
   mtime: number;
   version: number;
   cversion: number;
+  /** Times the node's ACL was set: 0 for a node left with the open ACL it was created with. */
+  aversion: number;
   numChildren: number;
   ephemeralOwner: string;
   dataLength: number;
@@ -35,14 +37,15 @@ export type DataCb = (rc: number, error: string, stat: ZkStat, data: Buffer | nu
 export type ChildCb = (rc: number, error: string, children: string[]) => void;
 export type Child2Cb = (rc: number, error: string, children: string[] | null, stat: ZkStat | null) => void;
 export type VoidCb = (rc: number, error: string) => void;
-/** An ACL entry as the addon takes it (`perm`) and as it gives it back (`perms`). */
+/**
+ * An ACL entry as the addon takes it. (Its a_get_acl is not used: on a node
+ * that does not exist it frees a NULL ACL vector and the process dies.)
+ */
 export interface NativeAcl {
-  perm?: number;
-  perms?: number;
+  perm: number;
   scheme: string;
   auth: string;
 }
-export type AclCb = (rc: number, error: string, acl: NativeAcl[] | null, stat: ZkStat | null) => void;
 
 /**
  * The addon's own object; calls return the C client's code: anything but 0
@@ -61,7 +64,6 @@ export interface NativeOps {
   a_delete_(path: string, version: number, cb: VoidCb): number;
   a_sync(path: string, cb: VoidCb): number;
   a_set_acl(path: string, version: number, acl: NativeAcl[], cb: VoidCb): number;
-  a_get_acl(path: string, cb: AclCb): number;
   /** Sent at once and again on every reconnect of this handle (the C client keeps it); a new handle needs it anew. */
   add_auth(scheme: string, auth: string, cb: VoidCb): number;
   timeout?: number;

@@ -69,17 +69,6 @@ export class ZkSession extends SessionState {
     );
   }
 
-  /** A node's ACL; undefined when there is no node. */
-  async getAcl(path: string): Promise<AclEntry[] | undefined> {
-    return this.call("getAcl", path, (resolve, reject) =>
-      this.client.native.a_get_acl(path, (rc, error, acl) => {
-        if (rc === ZK.OK) resolve((acl ?? []).map((e) => ({ perm: e.perms ?? e.perm ?? 0, scheme: e.scheme as AclEntry["scheme"], id: e.auth })));
-        else if (rc === ZK.NONODE) resolve(undefined);
-        else reject(this.fail("getAcl", path, rc, error));
-      }),
-    );
-  }
-
   /**
    * Creates a persistent node through connection losses. A create whose reply
    * was lost may have been applied, so on a retry the node already holding
