@@ -1,5 +1,5 @@
 import { mkdirSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import { join } from "node:path";
 import Koa from "koa";
 import Router from "@koa/router";
@@ -8,8 +8,10 @@ import { TokenTable } from "../src/common/auth.js";
 import { parseListen, type Config } from "../src/common/config.js";
 import { createHttpClient } from "../src/common/http.js";
 import { createLogger, type Logger } from "../src/common/logger.js";
+import { zookeeperAuthOf } from "../src/coord/credential.js";
 import type { AgentAd } from "../src/common/protocol.js";
 import { errorEnvelope } from "../src/http/edge.js";
+import { cellCaOf, daemonUrl, listenDaemon, servingTls, type ServingTls } from "../src/http/tls.js";
 import type { Driver } from "./driver/driver.js";
 import { detectDrivers } from "./drivers.js";
 import { EpochFence } from "./epoch-fence.js";
@@ -45,6 +47,9 @@ export class AgentDaemon {
   private readonly token: string;
   private readonly tokens: TokenTable;
   private readonly http: Got;
+  private readonly tls: ServingTls;
+  /** What reports and blob fetches verify managers against. */
+  private readonly cellCa: Buffer | undefined;
   private readonly fence: EpochFence;
   private runner!: TaskRunner;
   private naming?: AgentNaming;
@@ -59,13 +64,15 @@ export class AgentDaemon {
 
   constructor(private readonly config: Config) {
     this.id = config.agent.id ?? defaultAgentId();
-    const { host, port } = parseListen(config.agent.listen);
-    this.url = config.agent.advertiseUrl ?? `http://${host}:${port}`;
+    // Refuses plain HTTP beyond loopback before anything starts.
+    this.tls = servingTls(config, "agent");
+    this.cellCa = cellCaOf(config.cluster);
+    this.url = daemonUrl(config.agent.listen, config.agent.advertiseUrl, this.tls);
     this.dataDir = config.agent.dataDir;
     this.log = createLogger("agent", { agent: this.id });
     this.tokens = TokenTable.fromConfig(config, false, "agent");
     this.token = TokenTable.credentialOf(config, "agent");
-    this.http = createHttpClient({ token: this.token, timeoutMs: 5000, retries: 1 });
+    this.http = createHttpClient({ token: this.token, timeoutMs: 5000, retries: 1, ca: this.cellCa });
     this.fence = new EpochFence(join(this.dataDir, "epoch"));
   }
 
@@ -81,7 +88,7 @@ export class AgentDaemon {
     this.cache = new PackageCache({
       cacheDir: a.packageCache.dir ?? join(this.dataDir, "packages"),
       maxBytes: a.packageCache.maxSize,
-      sources: { ...(a.storageDir ? { storageDir: a.storageDir } : {}), managerUrls: () => (this.registration.leader ? [this.registration.leader.url] : []), token: this.token },
+      sources: { ...(a.storageDir ? { storageDir: a.storageDir } : {}), managerUrls: () => (this.registration.leader ? [this.registration.leader.url] : []), token: this.token, ...(this.cellCa ? { ca: this.cellCa } : {}) },
       logger: this.log,
     });
     const { host } = parseListen(a.listen);
@@ -95,11 +102,13 @@ export class AgentDaemon {
       users: new TaskUsers({ ...a.taskUsers, allowRootTasks: a.allowRootTasks, nodeId: this.id }),
       log: this.log,
     });
+    const zkAuth = zookeeperAuthOf(this.config.cluster);
     this.registration = new AgentRegistration({
       id: this.id,
       zookeeper: this.config.cluster.zookeeper,
       root: this.config.cluster.root,
       sessionTimeoutMs: this.config.cluster.sessionTimeout,
+      ...(zkAuth ? { auth: zkAuth } : {}),
       sessionFile: join(this.dataDir, "zk-session.json"),
       fence: this.fence,
       log: this.log,
@@ -175,12 +184,7 @@ export class AgentDaemon {
       ctx.body = agentPage(this.status());
     });
     app.use(misc.routes());
-    const { host, port } = parseListen(this.config.agent.listen);
-    this.server = createServer(app.callback());
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once("error", reject);
-      this.server!.listen(port, host, () => resolve());
-    });
+    this.server = await listenDaemon(app.callback(), this.config.agent.listen, this.tls);
     this.log.info({ url: this.url }, "agent listening");
   }
 

@@ -9,6 +9,7 @@ import { SessionKeeper } from "../src/coord/session-keeper.js";
 import type { SessionCredentials, ZkSession } from "../src/coord/zk.js";
 import { ownedBy } from "../naming/registration.js";
 import type { EpochFence } from "./epoch-fence.js";
+import type { ZkAuth } from "../src/coord/zk/acl.js";
 
 /**
  * The agent in ZooKeeper: its ad znode (ephemeral: the manager's liveness
@@ -27,6 +28,8 @@ export interface RegistrationOptions {
   zookeeper: string;
   root: string;
   sessionTimeoutMs: number;
+  /** Torca's ZooKeeper credential (cluster.zookeeperAuth). */
+  auth?: ZkAuth;
   /** Where the session's credentials are kept (mode 0600). */
   sessionFile: string;
   fence: EpochFence;
@@ -56,7 +59,7 @@ export class AgentRegistration {
         onSession: (zk) => this.register(zk),
         onSessionLost: () => o.log.warn("ZooKeeper session expired; re-registering with a new session"),
       },
-      { connect: o.zookeeper, sessionTimeoutMs: o.sessionTimeoutMs, resume: () => this.savedCredentials(), ends: ["expired"], renewDelayMs: 100, purpose: "registration", logger: o.log },
+      { connect: o.zookeeper, sessionTimeoutMs: o.sessionTimeoutMs, ...(o.auth ? { auth: o.auth } : {}), resume: () => this.savedCredentials(), ends: ["expired"], renewDelayMs: 100, purpose: "registration", logger: o.log },
     );
   }
 

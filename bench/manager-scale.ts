@@ -126,6 +126,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     await cell.waitForPrimary(60_000);
     sim = new SimCell({
       zookeeper: cell.zookeeper!.connectString,
+      auth: cell.zookeeperAuth,
       token: cell.token,
       managerToken: cell.managerToken,
       agents: o.machines,

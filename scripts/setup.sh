@@ -8,6 +8,8 @@ need_pkgs=()
 [ -f /usr/share/java/zookeeper.jar ] || need_pkgs+=(zookeeper)
 command -v lxc-execute >/dev/null 2>&1 || need_pkgs+=(lxc)
 command -v java >/dev/null 2>&1 || need_pkgs+=(default-jre-headless)
+# `torca up --tls` makes the cell's CA and certificates with it (src/cell/certificates.ts).
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 # The history store's tests run a real PostgreSQL server (test/harness/postgres.ts); the manager itself needs none.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_pkgs+=(postgresql)
 if [ "${TORCA_BROWSER_TESTS:-1}" != "0" ] && ! command -v chromium >/dev/null 2>&1; then need_pkgs+=(chromium); fi

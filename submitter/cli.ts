@@ -22,6 +22,7 @@ program
   .description("Torca: submit and watch work on a Torca cell")
   .option("--manager <url>", "manager URL (default: $TORCA_MANAGER, then the local cell)")
   .option("--token <token>", "API token (default: $TORCA_TOKEN, then the local cell's token)")
+  .option("--ca <file>", "the cell CA certificate a manager on HTTPS is verified against (default: $TORCA_CA, then the local cell's)")
   .option("--json", "machine-readable output")
   .showHelpAfterError()
   .exitOverride();

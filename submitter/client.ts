@@ -14,7 +14,7 @@ export class TorcaClient {
   private readonly http: Got;
 
   constructor(private readonly s: ClientSettings) {
-    this.http = createHttpClient({ token: s.token, timeoutMs: 30_000, retries: 1, followRedirect: false });
+    this.http = createHttpClient({ token: s.token, timeoutMs: 30_000, retries: 1, followRedirect: false, ca: s.ca });
   }
 
   private async send<T>(method: "GET" | "POST" | "PUT" | "DELETE", path: string, opts: OptionsOfTextResponseBody = {}, bases = this.s.managers): Promise<T> {

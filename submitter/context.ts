@@ -6,6 +6,7 @@ import { clientSettings } from "./settings.js";
 export interface GlobalOpts {
   manager?: string;
   token?: string;
+  ca?: string;
   json?: boolean;
 }
 

@@ -8,6 +8,8 @@ export interface CellFile {
   managers: string[];
   tokenFile: string;
   zookeeper: string;
+  /** The cell CA's certificate, when the cell runs on TLS (`torca up --tls`). */
+  ca?: string;
 }
 
 export const CELL_FILE = "cell.json";
@@ -32,10 +34,12 @@ export function findCell(start = process.cwd()): CellFile | undefined {
 export interface ClientSettings {
   managers: string[];
   token: string;
+  /** The cell CA (PEM) managers on HTTPS are verified against. */
+  ca?: Buffer;
 }
 
-/** --manager, then TORCA_MANAGER, then the local cell; --token, then TORCA_TOKEN, then the local cell's token. */
-export function clientSettings(opts: { manager?: string; token?: string }): ClientSettings {
+/** --manager, then TORCA_MANAGER, then the local cell; --token, then TORCA_TOKEN, then the local cell's token; --ca, then TORCA_CA, then the local cell's CA. */
+export function clientSettings(opts: { manager?: string; token?: string; ca?: string }): ClientSettings {
   const cell = findCell();
   const managers = opts.manager ? [opts.manager] : process.env.TORCA_MANAGER ? process.env.TORCA_MANAGER.split(",") : (cell?.managers ?? []);
   if (managers.length === 0) {
@@ -44,5 +48,14 @@ export function clientSettings(opts: { manager?: string; token?: string }): Clie
   let token = opts.token ?? process.env.TORCA_TOKEN;
   if (!token && cell && existsSync(cell.tokenFile)) token = readFileSync(cell.tokenFile, "utf8").trim();
   if (!token) throw new ValidationError([{ field: "--token", message: "no token given: pass --token, set TORCA_TOKEN, or run next to a local cell" }]);
-  return { managers: managers.map((m) => m.replace(/\/$/, "")), token };
+  const caFile = opts.ca ?? (process.env.TORCA_CA || cell?.ca);
+  let ca: Buffer | undefined;
+  if (caFile) {
+    try {
+      ca = readFileSync(caFile);
+    } catch (e) {
+      throw new ValidationError([{ field: "--ca", message: `cannot read the cell CA ${caFile}: ${(e as Error).message}` }]);
+    }
+  }
+  return { managers: managers.map((m) => m.replace(/\/$/, "")), token, ...(ca ? { ca } : {}) };
 }

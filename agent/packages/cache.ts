@@ -32,6 +32,8 @@ export interface PackageSourcesConfig {
   managerUrls: () => string[];
   /** Bearer token for the managers. */
   token: string;
+  /** The cell CA managers are verified against (a cell on TLS). */
+  ca?: Buffer;
 }
 
 export interface PackageCacheOptions {
@@ -294,7 +296,7 @@ export class PackageCache {
   }
 
   private sourceList(): BlobSource[] {
-    const opts = { token: this.sources.token, downloadTimeoutMs: this.downloadTimeoutMs, responseTimeoutMs: this.responseTimeoutMs };
+    const opts = { token: this.sources.token, ...(this.sources.ca ? { ca: this.sources.ca } : {}), downloadTimeoutMs: this.downloadTimeoutMs, responseTimeoutMs: this.responseTimeoutMs };
     return this.sources.managerUrls().map((url) => httpSource(url, opts));
   }
 

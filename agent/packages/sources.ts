@@ -31,6 +31,8 @@ export function storageSource(dir: string): BlobSource & { has(digest: Digest): 
 
 export interface HttpSourceOptions {
   token: string;
+  /** The cell CA (a cell on TLS). */
+  ca?: Buffer;
   /** Whole-download timeout; packages can be large, so this is generous. */
   downloadTimeoutMs: number;
   /** Time allowed to connect and to get response headers. */
@@ -44,7 +46,7 @@ function httpStatusError(status: number, digest: Digest, url: string): TorcaErro
 }
 
 /** A manager serving `/v1/blobs/:digest`. Retries are the caller's (across managers), so the client makes none. */
-export function httpSource(baseUrl: string, opts: HttpSourceOptions, client: Got = createHttpClient({ token: opts.token, retries: 0, timeoutMs: opts.downloadTimeoutMs })): BlobSource {
+export function httpSource(baseUrl: string, opts: HttpSourceOptions, client: Got = createHttpClient({ token: opts.token, retries: 0, timeoutMs: opts.downloadTimeoutMs, ca: opts.ca })): BlobSource {
   const base = baseUrl.replace(/\/+$/, "");
   return {
     kind: "http",

@@ -8,6 +8,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { readTokenFile } from "../../src/common/auth.js";
 import { createLogger } from "../../src/common/logger.js";
+import { zookeeperAuthOf } from "../../src/coord/credential.js";
 import { parseCpu, parseDuration, parseSize } from "../../src/common/units.js";
 import { SimCell } from "./sim-cell.js";
 
@@ -25,6 +26,7 @@ const program = new Command("torca-sim")
   .requiredOption("--token-file <file>", "the cell's token file")
   .option("--manager-token-file <file>", "the managers' token file (cluster.managerTokenFile), when the managers have their own")
   .option("--root <path>", "cluster root znode", "/torca")
+  .option("--zookeeper-auth <file>", "file holding the cell's ZooKeeper credential (cluster.zookeeperAuth)")
   .option("--agents <n>", "number of simulated machines", parsed((v) => (/^\d+$/.test(String(v)) && Number(v) > 0 ? Number(v) : "must be a positive integer")), 1000)
   .option("--id-prefix <prefix>", "machine id prefix", "sim-")
   .option("--listen <host:port>", "HTTP listen address (port 0 = any free port)", "127.0.0.1:0")
@@ -40,6 +42,7 @@ const program = new Command("torca-sim")
 program.parse();
 const o = program.opts<{
   zookeeper: string;
+  zookeeperAuth?: string;
   tokenFile: string;
   managerTokenFile?: string;
   root: string;
@@ -61,6 +64,7 @@ if (!m) program.error("--listen must be host:port");
 const log = createLogger("sim");
 const cell = new SimCell({
   zookeeper: o.zookeeper,
+  ...(o.zookeeperAuth ? { auth: zookeeperAuthOf({ root: o.root, zookeeperAuth: { file: o.zookeeperAuth } }) } : {}),
   root: o.root,
   token: readTokenFile(o.tokenFile),
   ...(o.managerTokenFile ? { managerToken: readTokenFile(o.managerTokenFile) } : {}),

@@ -7,6 +7,7 @@ import type { Resources } from "../../src/common/types.js";
 import { readLeader, type LeaderInfo } from "../../src/coord/election.js";
 import { zpaths, type ZPaths } from "../../src/coord/paths.js";
 import { ZkSession } from "../../src/coord/zk.js";
+import type { ZkAuth } from "../../src/coord/zk/acl.js";
 import { SimAgent } from "./sim-agent.js";
 import { SimServer } from "./sim-server.js";
 
@@ -33,6 +34,8 @@ import { SimServer } from "./sim-server.js";
 
 export interface SimCellOptions {
   zookeeper: string;
+  /** The cell's ZooKeeper credential, when its znodes have ACLs. */
+  auth?: ZkAuth;
   /** Cluster root in ZooKeeper (default /torca). */
   root?: string;
   /** The cluster token: machines send it with reports (and managers with dispatches, unless managerToken is given). */
@@ -192,7 +195,7 @@ export class SimCell {
 
   /** Registers every machine on a fresh session; on expiry, does it again (as agents re-register). */
   private async join(): Promise<void> {
-    const zk = await ZkSession.connect({ connect: this.o.zookeeper, sessionTimeoutMs: this.o.sessionTimeoutMs, ...(this.log ? { logger: this.log } : {}) });
+    const zk = await ZkSession.connect({ connect: this.o.zookeeper, sessionTimeoutMs: this.o.sessionTimeoutMs, ...(this.o.auth ? { auth: this.o.auth } : {}), ...(this.log ? { logger: this.log } : {}) });
     if (this.closed) {
       zk.close();
       return;

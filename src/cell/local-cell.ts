@@ -6,6 +6,9 @@ import { readTokenFile } from "../common/auth.js";
 import { digestOf } from "../auth/secret.js";
 import { NotFoundError, UnavailableError } from "../common/errors.js";
 import { createHttpClient } from "../common/http.js";
+import { ensureZookeeperCredentialFile, zookeeperAuthOf } from "../coord/credential.js";
+import type { ZkAuth } from "../coord/zk/acl.js";
+import { ensureCellCa, ensureDaemonCertificate, type CertificateFiles } from "./certificates.js";
 import { freePort } from "./ports.js";
 import { startZooKeeper, type ZooKeeperServer } from "./zookeeper-server.js";
 
@@ -50,6 +53,8 @@ export interface LocalCellOptions {
    * no server is started or stopped, daemons are pointed at this one.
    */
   externalZooKeeper?: string;
+  /** Every daemon on HTTPS with certificates from a cell CA made under `<dir>/tls` (`torca up --tls`). */
+  tls?: boolean;
 }
 
 /** `GET /v1/leader`: the primary as this manager sees it, and whether it is that primary. */
@@ -95,6 +100,8 @@ export class LocalCell {
   token!: string;
   /** The managers' token towards agents (for stand-ins of agents, such as the simulated cell). */
   managerToken!: string;
+  /** With `tls`: the cell CA (clients trust it) and each daemon's certificate, by daemon id. */
+  private certificates?: { ca: string; caPem: Buffer; daemons: Map<string, CertificateFiles> };
 
   constructor(private readonly o: LocalCellOptions) {
     this.dir = resolve(o.dir);
@@ -115,8 +122,47 @@ export class LocalCell {
     return join(this.dir, "manager-token");
   }
 
+  /** The cell's ZooKeeper credential ("torca:…", 0600), created at the first start: its znodes get ACLs. */
+  get zookeeperAuthFile(): string {
+    return join(this.dir, "zookeeper-auth");
+  }
+
+  /** What a client of the cell's ZooKeeper (a test, a bench) authenticates with. */
+  get zookeeperAuth(): ZkAuth {
+    return zookeeperAuthOf({ root: "/torca", zookeeperAuth: { file: this.zookeeperAuthFile } })!;
+  }
+
   get managerUrls(): string[] {
-    return this.layout.managers.map((m) => `http://127.0.0.1:${m.port}`);
+    return this.layout.managers.map((m) => this.urlAt(m.port));
+  }
+
+  private urlAt(port: number): string {
+    return `${this.o.tls ? "https" : "http"}://127.0.0.1:${port}`;
+  }
+
+  /** The cell CA's certificate (PEM path) when the cell runs on TLS. */
+  get caFile(): string | undefined {
+    return this.certificates?.ca;
+  }
+
+  /** What a client of this cell trusts: the CA's PEM, or nothing for a plain-HTTP cell. */
+  get ca(): Buffer | undefined {
+    return this.certificates?.caPem;
+  }
+
+  /** The cell CA and a certificate per daemon naming 127.0.0.1 (kept across restarts). */
+  private async makeCertificates(): Promise<void> {
+    const dir = join(this.dir, "tls");
+    const ca = await ensureCellCa(dir);
+    const daemons = new Map<string, CertificateFiles>();
+    for (const d of [...this.layout.managers, ...this.layout.agents]) daemons.set(d.id, await ensureDaemonCertificate(dir, ca, d.id, ["127.0.0.1", "localhost"]));
+    this.certificates = { ca: ca.cert, caPem: readFileSync(ca.cert), daemons };
+  }
+
+  /** A daemon's `cluster.tls` (its own certificate and key), for its config. */
+  private tlsOf(id: string): Record<string, unknown> {
+    const own = this.certificates?.daemons.get(id);
+    return own ? { tls: { ca: this.certificates!.ca, cert: own.cert, key: own.key } } : {};
   }
 
   private async planLayout(): Promise<CellLayout> {
@@ -150,12 +196,14 @@ export class LocalCell {
     this.token = readTokenFile(this.tokenFile, true);
     readTokenFile(this.agentTokenFile, true, "agentTokenFile");
     this.managerToken = readTokenFile(this.managerTokenFile, true, "managerTokenFile");
+    ensureZookeeperCredentialFile(this.zookeeperAuthFile);
     if (!this.o.externalZooKeeper) {
       this.zookeeper = await startZooKeeper({ dataDir: join(this.dir, "zookeeper"), port: this.layout.zookeeperPort, tickTimeMs: this.o.tickTimeMs ?? 1000, ...(this.o.zookeeperHeap ? { heap: this.o.zookeeperHeap } : {}) });
     }
+    if (this.o.tls) await this.makeCertificates();
     for (const m of this.layout.managers) this.writeManagerConfig(m);
     for (const a of this.layout.agents) this.writeAgentConfig(a);
-    writePrivate(join(this.dir, "cell.json"), JSON.stringify({ dir: this.dir, managers: this.managerUrls, tokenFile: this.tokenFile, zookeeper: this.zookeeperConnect }, null, 2));
+    writePrivate(join(this.dir, "cell.json"), JSON.stringify({ dir: this.dir, managers: this.managerUrls, tokenFile: this.tokenFile, zookeeper: this.zookeeperConnect, ...(this.caFile ? { ca: this.caFile } : {}) }, null, 2));
     for (const m of this.layout.managers) this.startDaemon(m.id);
     for (const a of this.layout.agents) this.startDaemon(a.id);
   }
@@ -165,8 +213,17 @@ export class LocalCell {
     return this.o.externalZooKeeper ?? `127.0.0.1:${this.layout.zookeeperPort}`;
   }
 
-  private common(cluster: Record<string, unknown>): Record<string, unknown> {
-    return { cluster: { name: "local", zookeeper: this.zookeeperConnect, sessionTimeout: this.o.sessionTimeout ?? "4s", ...cluster } };
+  private common(id: string, cluster: Record<string, unknown>): Record<string, unknown> {
+    return {
+      cluster: {
+        ...this.tlsOf(id),
+        name: "local",
+        zookeeper: this.zookeeperConnect,
+        sessionTimeout: this.o.sessionTimeout ?? "4s",
+        zookeeperAuth: { file: this.zookeeperAuthFile },
+        ...cluster,
+      },
+    };
   }
 
   /** The digest of a token file's secret: a daemon given it can verify that token but not present it. */
@@ -176,18 +233,18 @@ export class LocalCell {
 
   private writeManagerConfig(m: { id: string; port: number }): void {
     const cfg = {
-      ...this.common({ tokenFile: this.tokenFile, managerTokenFile: this.managerTokenFile, agentTokenSha256: this.digestOfFile(this.agentTokenFile) }),
+      ...this.common(m.id, { tokenFile: this.tokenFile, managerTokenFile: this.managerTokenFile, agentTokenSha256: this.digestOfFile(this.agentTokenFile) }),
       manager: { id: m.id, listen: `127.0.0.1:${m.port}`, storageDir: join(this.dir, "storage"), schedulerInterval: "200ms", ...(this.o.managerExtra ?? {}) },
       agent: { reportInterval: this.o.reportInterval ?? "2s" },
     };
     const file = join(this.dir, `${m.id}.json`);
     writePrivate(file, JSON.stringify(cfg, null, 2));
-    this.daemons.set(m.id, { id: m.id, kind: "manager", url: `http://127.0.0.1:${m.port}`, config: file });
+    this.daemons.set(m.id, { id: m.id, kind: "manager", url: this.urlAt(m.port), config: file });
   }
 
   private writeAgentConfig(a: { id: string; port: number; portRange: [number, number] }): void {
     const cfg = {
-      ...this.common({ agentTokenFile: this.agentTokenFile, managerTokenSha256: this.digestOfFile(this.managerTokenFile), adminTokenSha256: this.digestOfFile(this.tokenFile) }),
+      ...this.common(a.id, { agentTokenFile: this.agentTokenFile, managerTokenSha256: this.digestOfFile(this.managerTokenFile), adminTokenSha256: this.digestOfFile(this.tokenFile) }),
       agent: {
         id: a.id,
         listen: `127.0.0.1:${a.port}`,
@@ -201,7 +258,7 @@ export class LocalCell {
     };
     const file = join(this.dir, `${a.id}.json`);
     writePrivate(file, JSON.stringify(cfg, null, 2));
-    this.daemons.set(a.id, { id: a.id, kind: "agent", url: `http://127.0.0.1:${a.port}`, config: file });
+    this.daemons.set(a.id, { id: a.id, kind: "agent", url: this.urlAt(a.port), config: file });
   }
 
   /** Starts (or restarts) one daemon as a child process. */
@@ -242,7 +299,7 @@ export class LocalCell {
   /** What the manager at `url` says about the primary (and itself); undefined when it does not answer. */
   async leaderAt(url: string, timeoutMs = 1000): Promise<LeaderView | undefined> {
     try {
-      return await createHttpClient({ token: this.token, timeoutMs, retries: 0 }).get(`${url}/v1/leader`).json<LeaderView>();
+      return await createHttpClient({ token: this.token, timeoutMs, retries: 0, ca: this.ca }).get(`${url}/v1/leader`).json<LeaderView>();
     } catch {
       return undefined;
     }
@@ -264,7 +321,7 @@ export class LocalCell {
 
   /** Waits until the primary sees `n` ready nodes. */
   async waitForNodes(n: number, timeoutMs = 30_000): Promise<void> {
-    const http = createHttpClient({ token: this.token, timeoutMs: 1000, retries: 0 });
+    const http = createHttpClient({ token: this.token, timeoutMs: 1000, retries: 0, ca: this.ca });
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       try {

@@ -44,6 +44,8 @@ const uidRange = z
   .refine((r) => r.first >= 1 && r.first <= r.last && r.last <= 4_294_967_294, "must be FIRST-LAST with 1 ≤ FIRST ≤ LAST ≤ 4294967294 (never uid 0)");
 
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "must be a SHA-256 digest: 64 lowercase hex digits");
+/** ZooKeeper's digest credential: a user without ":", then a password. */
+export const DIGEST_CREDENTIAL = /^[^:\s]+:\S+$/;
 
 const resources = z.object({ cpu: cpu.optional(), memory: size.optional(), disk: size.optional() }).strict();
 
@@ -155,6 +157,19 @@ export const ConfigSchema = z
         agentTokenSha256: sha256.optional(),
         managerTokenSha256: sha256.optional(),
         adminTokenSha256: sha256.optional(),
+        /**
+         * TLS for every daemon's HTTP (PEM paths): the cell CA clients verify servers against, and this daemon's
+         * certificate and key (naming its advertised addresses). A client needs only `ca`. See docs/security.md.
+         */
+        tls: z
+          .object({ ca: z.string(), cert: z.string().optional(), key: z.string().optional() })
+          .strict()
+          .refine((t) => (t.cert === undefined) === (t.key === undefined), "give cert and key together")
+          .optional(),
+        /** Plain HTTP on an address beyond loopback (otherwise refused without tls). */
+        insecure: z.boolean().default(false),
+        /** ZooKeeper digest credential, "user:password" or `{file}` holding it: znodes get ACLs (docs/security.md). */
+        zookeeperAuth: z.union([z.string().regex(DIGEST_CREDENTIAL, 'must be "user:password"'), z.object({ file: z.string() }).strict()]).optional(),
       })
       .strict()
       .default({}),
@@ -356,6 +371,9 @@ export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env):
   for (const t of config.cluster.tokens) if (t.tokenFile) t.tokenFile = abs(t.tokenFile);
   if (config.cluster.agentTokenFile) config.cluster.agentTokenFile = abs(config.cluster.agentTokenFile);
   if (config.cluster.managerTokenFile) config.cluster.managerTokenFile = abs(config.cluster.managerTokenFile);
+  const tls = config.cluster.tls;
+  if (tls) config.cluster.tls = { ca: abs(tls.ca), ...(tls.cert ? { cert: abs(tls.cert) } : {}), ...(tls.key ? { key: abs(tls.key) } : {}) };
+  if (typeof config.cluster.zookeeperAuth === "object") config.cluster.zookeeperAuth.file = abs(config.cluster.zookeeperAuth.file);
   config.master.statusDir = abs(config.master.statusDir);
   for (const d of config.master.daemons) if (d.cwd) d.cwd = abs(d.cwd);
   return { config, baseDir, path };

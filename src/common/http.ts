@@ -17,6 +17,8 @@ export interface HttpClientOptions {
   retries?: number;
   /** Follow 307 redirects from a backup manager to the primary. */
   followRedirect?: boolean;
+  /** The cell CA (PEM): https servers are verified against it alone. Without it only the system's CAs are trusted, which a cell CA is not. */
+  ca?: Buffer | string;
 }
 
 const DEFAULTS = Object.freeze({ timeoutMs: 10_000, retries: 2, followRedirect: true });
@@ -38,6 +40,7 @@ export function createHttpClient(opts: HttpClientOptions = {}): Got {
     headers: o.token ? { authorization: `Bearer ${o.token}` } : {},
   };
   if (o.baseUrl) options.prefixUrl = o.baseUrl;
+  if (o.ca !== undefined) options.https = { certificateAuthority: o.ca };
   return got.extend(options);
 }
 

@@ -1,5 +1,6 @@
 import type { Logger } from "../common/logger.js";
 import { ZkSession, type SessionCredentials } from "./zk.js";
+import type { ZkAuth } from "./zk/acl.js";
 
 /**
  * The one ZooKeeper session keeper: opens a session, hands it to its owner
@@ -41,6 +42,8 @@ export interface SessionKeeperOptions {
   /** Pause after a failed attempt (default 1 s), doubled up to `retryMaxDelayMs` (default: no growth). */
   retryDelayMs?: number;
   retryMaxDelayMs?: number;
+  /** Torca's ZooKeeper credential, given to every session (see ZkOptions). */
+  auth?: ZkAuth;
   /** What the owner does with a new session, for log lines (default "session set-up"). */
   purpose?: string;
   logger?: Logger;
@@ -54,7 +57,7 @@ const DEFAULTS = Object.freeze({
   resumeGraceMs: 2000,
 });
 
-type Settings = Required<Omit<SessionKeeperOptions, "connectTimeoutMs" | "resume" | "logger">> & Pick<SessionKeeperOptions, "connectTimeoutMs" | "resume" | "logger">;
+type Settings = Required<Omit<SessionKeeperOptions, "connectTimeoutMs" | "resume" | "auth" | "logger">> & Pick<SessionKeeperOptions, "connectTimeoutMs" | "resume" | "auth" | "logger">;
 
 export class SessionKeeper {
   private readonly o: Settings;
@@ -128,7 +131,7 @@ export class SessionKeeper {
   }
 
   private async open(): Promise<ZkSession> {
-    const base = { connect: this.o.connect, sessionTimeoutMs: this.o.sessionTimeoutMs, ...(this.o.logger ? { logger: this.o.logger } : {}) };
+    const base = { connect: this.o.connect, sessionTimeoutMs: this.o.sessionTimeoutMs, ...(this.o.auth ? { auth: this.o.auth } : {}), ...(this.o.logger ? { logger: this.o.logger } : {}) };
     const resume = this.o.resume?.();
     if (resume) {
       try {

@@ -1,9 +1,9 @@
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import Koa from "koa";
 import Router from "@koa/router";
 import type { Got } from "got";
 import { TokenTable } from "../common/auth.js";
-import { parseListen, type Config } from "../common/config.js";
+import type { Config } from "../common/config.js";
 import { ValidationError } from "../common/errors.js";
 import { createHttpClient } from "../common/http.js";
 import { readJson } from "../common/json.js";
@@ -13,6 +13,9 @@ import type { JobSpec } from "../common/types.js";
 import { Election, readLeader, type LeaderInfo } from "../coord/election.js";
 import { zpaths } from "../coord/paths.js";
 import { SessionKeeper } from "../coord/session-keeper.js";
+import { migrateAcls } from "../coord/acl-migration.js";
+import { zookeeperAuthOf } from "../coord/credential.js";
+import type { ZkAuth } from "../coord/zk/acl.js";
 import { ZkStateStore } from "../coord/state-store.js";
 import type { ZkSession } from "../coord/zk.js";
 import { BlobStore } from "../storage/blob-store.js";
@@ -29,6 +32,7 @@ import { AuditLog, auditMutations } from "../auth/audit.js";
 import { authRouter } from "../auth/routes.js";
 import { TokenStore } from "../auth/token-store.js";
 import { errorEnvelope } from "../http/edge.js";
+import { cellCaOf, daemonUrl, listenDaemon, servingTls, type ServingTls } from "../http/tls.js";
 import { renderMetrics } from "./http/metrics.js";
 import { pagesRouter } from "./http/pages.js";
 import { namesRouter } from "./http/names.js";
@@ -73,24 +77,32 @@ export class ManagerDaemon {
   /** Keeps this manager's session: a new term on each one. */
   private readonly keeper: SessionKeeper;
   private readonly http: Got;
+  private readonly tls: ServingTls;
+  /** What this manager's clients (dispatches, log proxying) verify agents against. */
+  private readonly cellCa: Buffer | undefined;
   /** Naming lookups for the API, on its own ZooKeeper session (reads only; unaffected by terms). */
   private readonly resolver: Resolver;
+  /** Torca's ZooKeeper credential; naming lookups (the resolver) need none. */
+  private readonly zkAuth: ZkAuth | undefined;
 
   constructor(private readonly config: Config) {
     this.id = config.manager.id;
-    const { host, port } = parseListen(config.manager.listen);
-    this.url = config.manager.advertiseUrl ?? `http://${host}:${port}`;
+    // Refuses plain HTTP beyond loopback before anything starts.
+    this.tls = servingTls(config, "manager");
+    this.cellCa = cellCaOf(config.cluster);
+    this.url = daemonUrl(config.manager.listen, config.manager.advertiseUrl, this.tls);
     this.log = createLogger("manager", { manager: this.id });
     this.tokens = TokenTable.fromConfig(config);
     this.credential = TokenTable.credentialOf(config, "manager");
-    this.http = createHttpClient({ token: this.credential, timeoutMs: 10_000 });
+    this.http = createHttpClient({ token: this.credential, timeoutMs: 10_000, ca: this.cellCa });
     this.audit = new AuditLog(() => this.term?.zk, config.cluster.root, this.log.child({ part: "audit" }));
     const c = config.cluster;
+    this.zkAuth = zookeeperAuthOf(c);
     this.resolver = new Resolver({ zookeeper: c.zookeeper, root: c.root, sessionTimeoutMs: c.sessionTimeout, logger: this.log.child({ part: "naming" }) });
     // A new term follows an expiry only: a session that ends closed (closed here, or refused by the client, e.g. authentication) is not replaced.
     this.keeper = new SessionKeeper(
       { onSession: (zk) => this.join(zk), onSessionLost: (zk) => this.endTerm(zk) },
-      { connect: c.zookeeper, sessionTimeoutMs: c.sessionTimeout, ends: ["expired"], renewDelayMs: 200, purpose: "joining", logger: this.log },
+      { connect: c.zookeeper, sessionTimeoutMs: c.sessionTimeout, ...(this.zkAuth ? { auth: this.zkAuth } : {}), ends: ["expired"], renewDelayMs: 200, purpose: "joining", logger: this.log },
     );
   }
 
@@ -149,13 +161,8 @@ export class ManagerDaemon {
     app.use(misc.routes());
     const pages = pagesRouter(v, this.tokens);
     app.use(pages.routes());
-    const { host, port } = parseListen(this.config.manager.listen);
-    this.server = createServer(app.callback());
+    this.server = await listenDaemon(app.callback(), this.config.manager.listen, this.tls);
     this.server.keepAliveTimeout = 5000;
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once("error", reject);
-      this.server!.listen(port, host, () => resolve());
-    });
     this.log.info({ url: this.url }, "manager listening");
     await this.keeper.start();
   }
@@ -167,6 +174,8 @@ export class ManagerDaemon {
     const collector = new Collector(zk, c.root, this.log);
     const election = new Election(zk, c.root, { id: this.id, url: this.url }, this.log);
     const tokens = new TokenStore(zk, c.root, this.log.child({ part: "tokens" }));
+    // A cell whose znodes predate their ACLs gets them before anything else is read.
+    if (this.zkAuth) await migrateAcls(zk, this.zkAuth, this.log);
     const term: Term = { zk, store, collector, election, packages: new PackageRegistry(zk, c.root), tokens };
     this.term = term;
     store.on("job", (job, id) => this.bus.publish("job", id, job ?? { id, deleted: true }));
@@ -231,7 +240,7 @@ export class ManagerDaemon {
     const primary = new Primary(
       term.store,
       term.collector,
-      new HttpDispatcher(this.credential, this.log),
+      new HttpDispatcher(this.credential, this.log, this.cellCa),
       {
         epoch: info.epoch,
         schedulerIntervalMs: m.schedulerInterval,

@@ -45,9 +45,10 @@ export function registerUp(program: Command): void {
     .option("--managers <n>", "number of managers", "2")
     .option("--agents <n>", "number of agents", "1")
     .option("--driver <driver>", "agent driver: auto | lxc | process", "auto")
-    .action(async (o: { dir: string; managers: string; agents: string; driver: "auto" | "lxc" | "process" }) => {
+    .option("--tls", "run every daemon on HTTPS, with a cell CA and certificates made under the cell dir (the CLI trusts it by itself)")
+    .action(async (o: { dir: string; managers: string; agents: string; driver: "auto" | "lxc" | "process"; tls?: boolean }) => {
       const { LocalCell } = await import("../../src/cell/local-cell.js");
-      const cell = new LocalCell({ dir: o.dir, managers: Number(o.managers), agents: Number(o.agents), agentDriver: o.driver, stopTasksOnExit: true });
+      const cell = new LocalCell({ dir: o.dir, managers: Number(o.managers), agents: Number(o.agents), agentDriver: o.driver, stopTasksOnExit: true, tls: Boolean(o.tls) });
       const stopping = untilSignal();
       try {
         await cell.start();
@@ -58,6 +59,7 @@ export function registerUp(program: Command): void {
             "Torca local cell is up.",
             `  API and status pages: ${leader.url}  (backup: ${cell.managerUrls.filter((u) => u !== leader.url).join(", ") || "none"})`,
             `  token: ${cell.tokenFile}  (the torca CLI in this directory finds it by itself)`,
+            ...(cell.caFile ? [`  TLS: every daemon on HTTPS; cell CA ${cell.caFile} (the CLI trusts it; a browser needs it imported)`] : []),
             `  ZooKeeper: ${cell.zookeeper!.connectString}   logs: ${resolve(o.dir, "logs")}`,
             "  try: npx torca submit config/examples/hello.yaml --wait",
             "Press Ctrl-C to stop the cell.",
@@ -70,5 +72,5 @@ export function registerUp(program: Command): void {
         await cell.stop();
       }
     });
-  withExamples(cmd, ["torca up", "torca up --dir /tmp/cell --agents 2 --driver process"]);
+  withExamples(cmd, ["torca up", "torca up --dir /tmp/cell --agents 2 --driver process", "torca up --tls"]);
 }

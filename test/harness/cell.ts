@@ -43,7 +43,7 @@ export async function startTestCell(opts: Partial<LocalCellOptions> = {}): Promi
     await close();
     throw e;
   }
-  const api = createHttpClient({ token: cell.token, timeoutMs: 10_000, retries: 0, followRedirect: false });
+  const api = createHttpClient({ token: cell.token, timeoutMs: 10_000, retries: 0, followRedirect: false, ca: cell.ca });
   const primaryUrl = async () => (await cell.waitForPrimary(30_000)).url;
   const job = async (id: string) => api.get(`${await primaryUrl()}/v1/jobs/${encodeURIComponent(id)}`).json<Job & { taskList: TaskInstance[] }>();
   return {

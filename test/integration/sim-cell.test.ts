@@ -13,7 +13,7 @@ describe("simulated cell: 200 machines from one process, speaking the agent prot
   let sim: SimCell;
   before(async () => {
     c = await startTestCell({ managers: 2, agents: 0 });
-    sim = new SimCell({ zookeeper: c.cell.zookeeper!.connectString, token: c.cell.token, managerToken: c.cell.managerToken, agents: MACHINES, reportIntervalMs: 1000, sessionTimeoutMs: 2000, batchRunMs: 300 });
+    sim = new SimCell({ zookeeper: c.cell.zookeeper!.connectString, auth: c.cell.zookeeperAuth, token: c.cell.token, managerToken: c.cell.managerToken, agents: MACHINES, reportIntervalMs: 1000, sessionTimeoutMs: 2000, batchRunMs: 300 });
     await sim.start();
     await c.cell.waitForNodes(MACHINES, 60_000);
   });

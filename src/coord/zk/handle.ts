@@ -21,8 +21,13 @@ export function firstThen(connect: string, first: string | undefined): string {
   return [...servers.filter((s) => s === first), ...servers.filter((s) => s !== first)].join(",") + chrootOf(connect);
 }
 
-/** A native handle connected to a (new or resumed) session; undefined when it closed first (or `limitMs` passed). */
-export function openHandle(connect: string, sessionTimeoutMs: number, resume: SessionCredentials | undefined, limitMs: number): Promise<NativeClient | undefined> {
+/**
+ * A native handle connected to a (new or resumed) session, authenticating
+ * with `credential` (digest "user:password") when one is given; undefined
+ * when it closed first (or `limitMs` passed). Authentication belongs to the
+ * handle, not the session: every new handle on a session is given it here.
+ */
+export function openHandle(connect: string, sessionTimeoutMs: number, resume: SessionCredentials | undefined, limitMs: number, credential?: string): Promise<NativeClient | undefined> {
   const client = new ZooKeeper({
     connect,
     timeout: sessionTimeoutMs,
@@ -55,5 +60,10 @@ export function openHandle(connect: string, sessionTimeoutMs: number, resume: Se
     client.on("connect", onConnect);
     client.on("close", onClose);
     client.init({});
+    // The C client sends the credential ahead of any request once connected, and again after each reconnect
+    // of this handle; the server applies it on receipt, so every operation on the handle is authenticated.
+    // The digest scheme accepts any well-formed "user:password" (the config schema checks the form); a refusal
+    // closes the connection, which the handle reports as "close".
+    if (credential !== undefined) client.native.add_auth("digest", credential, () => undefined);
   });
 }

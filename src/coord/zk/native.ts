@@ -13,6 +13,8 @@ export interface ZkStat {
   mtime: number;
   version: number;
   cversion: number;
+  /** Times the node's ACL was set: 0 for a node left with the open ACL it was created with. */
+  aversion: number;
   numChildren: number;
   ephemeralOwner: string;
   dataLength: number;
@@ -35,6 +37,15 @@ export type DataCb = (rc: number, error: string, stat: ZkStat, data: Buffer | nu
 export type ChildCb = (rc: number, error: string, children: string[]) => void;
 export type Child2Cb = (rc: number, error: string, children: string[] | null, stat: ZkStat | null) => void;
 export type VoidCb = (rc: number, error: string) => void;
+/**
+ * An ACL entry as the addon takes it. (Its a_get_acl is not used: on a node
+ * that does not exist it frees a NULL ACL vector and the process dies.)
+ */
+export interface NativeAcl {
+  perm: number;
+  scheme: string;
+  auth: string;
+}
 
 /**
  * The addon's own object; calls return the C client's code: anything but 0
@@ -52,6 +63,9 @@ export interface NativeOps {
   a_set(path: string, data: Buffer, version: number, cb: StatCb): number;
   a_delete_(path: string, version: number, cb: VoidCb): number;
   a_sync(path: string, cb: VoidCb): number;
+  a_set_acl(path: string, version: number, acl: NativeAcl[], cb: VoidCb): number;
+  /** Sent at once and again on every reconnect of this handle (the C client keeps it); a new handle needs it anew. */
+  add_auth(scheme: string, auth: string, cb: VoidCb): number;
   timeout?: number;
   client_id?: string;
   client_password?: string;
@@ -84,6 +98,7 @@ export const ZK = {
   OPERATIONTIMEOUT: -7,
   BADARGUMENTS: -8,
   NONODE: -101,
+  NOAUTH: -102,
   BADVERSION: -103,
   NODEEXISTS: -110,
   NOTEMPTY: -111,

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { CoordinationError, UnavailableError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import { serversOf, sessionVerdict } from "../zk-probe.js";
+import { aclFor, type AclEntry, type ZkAuth } from "./acl.js";
 import { firstThen, openHandle, orderedServers } from "./handle.js";
 import { ZK, ZooKeeper, type NativeClient, type SessionCredentials, type WatchEvent, type Watcher } from "./native.js";
 import { invalidPathReason } from "./paths.js";
@@ -48,6 +49,8 @@ export interface ZkOptions {
    * session already expired, connect() rejects and the caller starts afresh.
    */
   resume?: SessionCredentials;
+  /** Torca's credential: every handle authenticates with it, and znodes created get their ACLs from it (acl.ts). Without it, znodes stay open. */
+  auth?: ZkAuth;
   logger?: Logger;
 }
 
@@ -86,7 +89,7 @@ export async function connectHandle(opts: ZkOptions): Promise<NativeClient> {
   }
   // A handle given up right after a failed attempt is not an answer: try again while time is left.
   while (Date.now() < deadline) {
-    const client = await openHandle(await orderedServers(opts.connect, first), opts.sessionTimeoutMs, opts.resume, Math.max(1, deadline - Date.now()));
+    const client = await openHandle(await orderedServers(opts.connect, first), opts.sessionTimeoutMs, opts.resume, Math.max(1, deadline - Date.now()), opts.auth?.credential);
     if (client) return client;
     if (opts.resume && (await sessionVerdict(serversOf(opts.connect), opts.resume, opts.sessionTimeoutMs)).verdict === "expired") throw expiredError(opts.resume);
     await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
@@ -114,6 +117,11 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
 
   /** The read that arms a watch of this kind, and what it saw ("none": no node). */
   protected abstract readArming(kind: WatchKind, path: string, user: Watcher): Promise<{ seen: string; armed?: ArmedWatch }>;
+
+  /** The ACL a znode created at `path` gets; undefined when the session has no credential (the znode stays open). */
+  protected aclOf(path: string): AclEntry[] | undefined {
+    return this.opts.auth ? aclFor(this.opts.auth, path) : undefined;
+  }
 
   private get log(): Logger | undefined {
     return this.opts.logger;
@@ -180,7 +188,7 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
         aliveSince ??= Date.now();
         // Let the probe's socket close completely before the C client opens its own (it may get the same descriptor).
         await sleep(20);
-        const client = await openHandle(firstThen(this.opts.connect, v.server), this.timeoutMs, this.creds, Math.max(2000, this.timeoutMs));
+        const client = await openHandle(firstThen(this.opts.connect, v.server), this.timeoutMs, this.creds, Math.max(2000, this.timeoutMs), this.opts.auth?.credential);
         if (!this.isAlive) {
           client?.close();
           return;

@@ -3,6 +3,7 @@ import { CoordinationError } from "../../common/errors.js";
 import { MODE_FLAGS, ZK, type CreateMode, type DataCb, type NativeClient, type StatCb, type Watcher, type ZkStat } from "./native.js";
 import { connectHandle, SessionState, type ZkOptions } from "./session.js";
 import type { ArmedWatch, WatchKind } from "./watches.js";
+import type { AclEntry } from "./acl.js";
 
 /**
  * A typed promise API over one ZooKeeper session: the znode operations, on
@@ -31,11 +32,39 @@ export class ZkSession extends SessionState {
     return { seen: r.armed?.seen ?? "none", ...(r.armed ? { armed: r.armed } : {}) };
   }
 
+  /**
+   * Creates a node. With a credential (acl.ts) its ACL is set by a set_acl sent
+   * right behind the create, not after its reply, so no other session's
+   * request can come between them on a known path; a sequential node's name is
+   * known only from the reply. Resolves once both are applied.
+   */
   async create(path: string, data: Buffer | string = "", mode: CreateMode = "persistent"): Promise<string> {
-    return this.call("create", path, (resolve, reject) =>
-      this.client.native.a_create(path, Buffer.from(data), MODE_FLAGS[mode], (rc, error, created) => {
+    const acl = this.aclOf(path);
+    const sequential = mode === "sequential" || mode === "ephemeral-sequential";
+    let aclSet: Promise<void> | undefined;
+    const created = await this.call<string>("create", path, (resolve, reject) => {
+      const rc = this.client.native.a_create(path, Buffer.from(data), MODE_FLAGS[mode], (rc, error, created) => {
         if (rc === ZK.OK) resolve(created);
         else reject(this.fail("create", path, rc, error));
+      });
+      if (rc === ZK.OK && acl && !sequential) aclSet = this.setAcl(path, acl);
+      return rc;
+    }).catch(async (e: unknown) => {
+      // The set_acl then met someone else's node (same policy) or none: not ours to report.
+      await aclSet?.catch(() => undefined);
+      throw e;
+    });
+    if (acl && sequential) await this.setAcl(created, acl);
+    else await aclSet;
+    return created;
+  }
+
+  /** Replaces a node's ACL (a node deleted meanwhile is no error). */
+  async setAcl(path: string, acl: readonly AclEntry[], version = -1): Promise<void> {
+    return this.call("setAcl", path, (resolve, reject) =>
+      this.client.native.a_set_acl(path, version, acl.map((e) => ({ perm: e.perm, scheme: e.scheme, auth: e.id })), (rc, error) => {
+        if (rc === ZK.OK || rc === ZK.NONODE) resolve();
+        else reject(this.fail("setAcl", path, rc, error));
       }),
     );
   }
@@ -52,7 +81,12 @@ export class ZkSession extends SessionState {
         await this.create(path, data);
         return;
       } catch (e) {
-        if (retry && isZkCode(e, ZK.NODEEXISTS) && (await this.getIfExists(path))?.data.equals(Buffer.from(data))) return;
+        if (retry && isZkCode(e, ZK.NODEEXISTS) && (await this.getIfExists(path))?.data.equals(Buffer.from(data))) {
+          // Ours, from the attempt whose reply was lost; its set_acl may have been lost with it.
+          const acl = this.aclOf(path);
+          if (acl) await this.setAcl(path, acl);
+          return;
+        }
         if (!isZkCode(e, ZK.CONNECTIONLOSS) || Date.now() > deadline || !this.isAlive) throw e;
       }
       await sleep(100);

@@ -17,8 +17,9 @@ export interface Dispatcher {
 export class HttpDispatcher implements Dispatcher {
   private readonly http: Got;
 
-  constructor(token: string, private readonly log?: Logger) {
-    this.http = createHttpClient({ token, timeoutMs: 5000, retries: 2 });
+  /** `ca`: the cell CA agents' certificates are verified against (a cell on TLS). */
+  constructor(token: string, private readonly log?: Logger, ca?: Buffer) {
+    this.http = createHttpClient({ token, timeoutMs: 5000, retries: 2, ca });
   }
 
   async start(nodeUrl: string, d: TaskDispatch): Promise<void> {
