@@ -5,12 +5,12 @@ import { connect } from "node:net";
  * native client cannot tell us reliably: whether a session is still alive,
  * and which servers take connections at all.
  *
- * Why: the `zookeeper` binding gives a handle up, reporting the session
- * *expired*, when its socket polls readable ten times in a row without a
- * reply, which happens within milliseconds of a failed connection attempt
- * (a server that was just killed, or one between leaders that accepts and
- * closes). Only a server can say whether a session expired: it answers a
- * connect request for it with the session's id, or with 0 and a zero timeout.
+ * Why: a process resuming an earlier session (an agent restarted within its
+ * session timeout, zk/session.ts connectHandle) learns in one round trip
+ * whether that session still lives, and from which server, instead of
+ * waiting for a native handle to connect or give up. A server answers a
+ * connect request for a live session with the session's id, and for a gone
+ * one with 0 and a zero timeout.
  */
 
 export type SessionVerdict = "alive" | "expired" | "unknown";
@@ -80,8 +80,7 @@ export function askServer(hostPort: string, creds: ProbeCredentials, sessionTime
 
 /**
  * The session's fate per the first server that can tell, asked one at a time
- * in random order (few sockets: the binding polls descriptors that this
- * process reuses, see zk/session.ts).
+ * in random order.
  */
 export async function sessionVerdict(servers: string[], creds: ProbeCredentials, sessionTimeoutMs: number): Promise<{ verdict: SessionVerdict; server?: string }> {
   const order = servers.map((s) => ({ s, k: Math.random() })).sort((a, b) => a.k - b.k);

@@ -1,6 +1,9 @@
 import { accepts, serversOf } from "../zk-probe.js";
 import { NATIVE_CONNECTED, ZooKeeper, type NativeClient, type SessionCredentials } from "./native.js";
 
+/** The largest limit the binding's int32 counter can be compared with: it never exceeds it. */
+const NEVER = 2 ** 31 - 1;
+
 /** The chroot suffix of a connect string ("" when there is none). */
 function chrootOf(connect: string): string {
   return connect.includes("/") ? connect.slice(connect.indexOf("/")) : "";
@@ -15,12 +18,6 @@ export async function orderedServers(connect: string, first?: string): Promise<s
   return order.map((x) => x.s).join(",") + chrootOf(connect);
 }
 
-/** The connect string with `first` moved to the front (the server that just accepted our session). */
-export function firstThen(connect: string, first: string | undefined): string {
-  const servers = serversOf(connect);
-  return [...servers.filter((s) => s === first), ...servers.filter((s) => s !== first)].join(",") + chrootOf(connect);
-}
-
 /** A native handle connected to a (new or resumed) session; undefined when it closed first (or `limitMs` passed). */
 export function openHandle(connect: string, sessionTimeoutMs: number, resume: SessionCredentials | undefined, limitMs: number): Promise<NativeClient | undefined> {
   const client = new ZooKeeper({
@@ -29,6 +26,11 @@ export function openHandle(connect: string, sessionTimeoutMs: number, resume: Se
     debug_level: ZooKeeper.ZOO_LOG_LEVEL_ERROR,
     // Our order (orderedServers): servers known to refuse are tried last.
     host_order_deterministic: true,
+    // The binding's poll callback closes the handle as if the session had expired once the C client's
+    // reads come back empty this many times in a row, never counting errors as a break: that is what
+    // a reconnection after a server died looks like, so live sessions were declared expired. The C
+    // client reports a real expiry itself, from a server's answer; so the counter must never trip.
+    response_counter_limit: NEVER,
     ...(resume ? { client_id: resume.clientId, client_password: resume.password } : {}),
   });
   client.data_as_buffer = true;

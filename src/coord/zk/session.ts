@@ -3,10 +3,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { CoordinationError, UnavailableError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import { serversOf, sessionVerdict } from "../zk-probe.js";
-import { firstThen, openHandle, orderedServers } from "./handle.js";
-import { ZK, ZooKeeper, type NativeClient, type SessionCredentials, type WatchEvent, type Watcher } from "./native.js";
+import { openHandle, orderedServers } from "./handle.js";
+import { ZK, ZooKeeper, type NativeClient, type SessionCredentials } from "./native.js";
 import { invalidPathReason } from "./paths.js";
-import { WatchTable, type ArmedWatch, type WatchKind } from "./watches.js";
+import { WatchTable } from "./watches.js";
 
 /**
  * The session state machine under the znode API (znodes.ts).
@@ -22,17 +22,10 @@ import { WatchTable, type ArmedWatch, type WatchKind } from "./watches.js";
  * drop the fence that the old one held (session-keeper.ts opens the next one,
  * and its owner re-registers on it).
  *
- * The binding's `close` -112 is not proof of expiry, though: it also gives a
- * handle up after a burst of empty reads, which a failed connection attempt
- * causes (seen within milliseconds of killing one ensemble member, the
- * servers expiring nothing). So a closed handle is followed by asking the
- * servers themselves (zk-probe.ts): a session a server still accepts is
- * re-attached on a fresh handle, its watches re-armed (`reattach`); only a
- * server's "no such session" makes it expired. Fresh handles can fail the
- * same way for a while (the binding polls descriptors the C client closes
- * and reuses behind libuv's back); a session no handle could resume within
- * three session timeouts is given up, and the fault suite still sees that
- * now and then when a server dies.
+ * `close` with -112 is the C client's own report that a server answered
+ * "no such session" (handle.ts turns off the binding's empty-read counter,
+ * which used to close live sessions the same way while the client was
+ * reconnecting after a server died), so it ends the session at once.
  */
 
 export interface ZkOptions {
@@ -96,114 +89,48 @@ export async function connectHandle(opts: ZkOptions): Promise<NativeClient> {
 
 export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
   private state: "connected" | "disconnected" | "expired" | "closed" = "connected";
-  protected client!: NativeClient;
   protected readonly watches = new WatchTable();
-  private reattaching = false;
   private readonly creds: SessionCredentials;
   protected readonly timeoutMs: number;
 
   protected constructor(
-    client: NativeClient,
+    protected readonly client: NativeClient,
     private readonly opts: ZkOptions,
   ) {
     super();
     this.creds = { clientId: String(client.native?.client_id ?? ""), password: String(client.native?.client_password ?? "") };
     this.timeoutMs = Number(client.native?.timeout ?? opts.sessionTimeoutMs);
-    this.attach(client);
+    this.listen();
   }
-
-  /** The read that arms a watch of this kind, and what it saw ("none": no node). */
-  protected abstract readArming(kind: WatchKind, path: string, user: Watcher): Promise<{ seen: string; armed?: ArmedWatch }>;
 
   private get log(): Logger | undefined {
     return this.opts.logger;
   }
 
-  /** Listens to one native handle; events of a handle we replaced are ignored. */
-  private attach(client: NativeClient): void {
-    this.client = client;
+  private listen(): void {
+    const client = this.client;
     client.on("connect", () => {
-      if (this.client !== client || this.state !== "disconnected") return;
+      if (this.state !== "disconnected") return;
       this.state = "connected";
       this.log?.info({ sessionId: this.sessionId }, "zookeeper reconnected (same session)");
       this.emit("reconnected");
     });
     client.on("connecting", () => {
-      if (this.client !== client || this.state !== "connected") return;
+      if (this.state !== "connected") return;
       this.state = "disconnected";
       this.log?.warn({ sessionId: this.sessionId }, "zookeeper connection lost; session may still be alive");
       this.emit("disconnected");
     });
     // Node events of the default watcher (see WatchTable): the native object, then the path.
     for (const ev of ["created", "deleted", "changed", "child"] as const) {
-      client.on(ev, (_native: unknown, path: string) => {
-        if (this.client === client) this.watches.deliver(ev, path);
-      });
+      client.on(ev, (_native: unknown, path: string) => this.watches.deliver(ev, path));
     }
     client.on("close", (_self: unknown, code: number) => {
-      if (this.client !== client || this.state === "closed" || this.state === "expired") return;
-      if (code === ZooKeeper.ZOO_EXPIRED_SESSION_STATE) {
-        void this.reattach();
-        return;
-      }
+      if (!this.isAlive) return;
+      if (code === ZooKeeper.ZOO_EXPIRED_SESSION_STATE) return this.expire();
       this.state = "closed";
       this.emit("closed");
     });
-  }
-
-  /**
-   * The binding closed our handle as if the session expired: ask the servers.
-   * While one accepts the session, a fresh handle resumes it and the watches
-   * are re-armed; a server's "no such session" ends it. Handles that fail to
-   * connect although the session lives are retried for a few session timeouts.
-   */
-  private async reattach(): Promise<void> {
-    if (this.reattaching) return;
-    this.reattaching = true;
-    if (this.state === "connected") {
-      this.state = "disconnected";
-      this.emit("disconnected");
-    }
-    this.log?.warn({ sessionId: this.sessionId }, "zookeeper client gave its handle up; asking the servers whether the session lives");
-    let aliveSince: number | undefined;
-    try {
-      while (this.isAlive) {
-        const v = await sessionVerdict(serversOf(this.opts.connect), this.creds, this.timeoutMs);
-        if (!this.isAlive) return;
-        if (v.verdict === "expired") return this.expire();
-        if (v.verdict === "unknown") {
-          // No server answers (no quorum): the session cannot expire meanwhile.
-          aliveSince = undefined;
-          await sleep(250);
-          continue;
-        }
-        aliveSince ??= Date.now();
-        // Let the probe's socket close completely before the C client opens its own (it may get the same descriptor).
-        await sleep(20);
-        const client = await openHandle(firstThen(this.opts.connect, v.server), this.timeoutMs, this.creds, Math.max(2000, this.timeoutMs));
-        if (!this.isAlive) {
-          client?.close();
-          return;
-        }
-        if (client) {
-          this.reattaching = false;
-          this.attach(client);
-          this.state = "connected";
-          this.log?.info({ sessionId: this.sessionId }, "zookeeper session re-attached on a new handle");
-          this.emit("reconnected");
-          for (const w of this.watches.takeAll()) void this.rearm(w);
-          return;
-        }
-        if (Date.now() - aliveSince > 3 * this.timeoutMs) {
-          // Servers keep the session but no handle of ours can use it: stop holding it.
-          this.log?.error({ sessionId: this.sessionId }, "no handle could resume the live session; giving it up");
-          return this.expire();
-        }
-        await sleep(250);
-      }
-    } finally {
-      this.reattaching = false;
-    }
   }
 
   private expire(): void {
@@ -212,21 +139,6 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
     this.watches.clear();
     this.log?.error({ sessionId: this.sessionId }, "zookeeper session expired");
     this.emit("expired");
-  }
-
-  /** Arms `w` again; if its node changed while no handle watched it, the caller hears of it now. */
-  private async rearm(w: ArmedWatch): Promise<void> {
-    let ev: WatchEvent;
-    try {
-      const { seen, armed } = await this.readArming(w.kind, w.path, w.user);
-      if (seen === w.seen) return;
-      if (armed) this.watches.disarm(armed);
-      ev = w.kind === "child" ? "child" : seen === "none" ? "deleted" : w.seen === "none" ? "created" : "changed";
-    } catch {
-      // Not re-armed (the connection went again): the caller re-reads, which re-arms.
-      ev = w.kind === "child" ? "child" : w.seen === "none" ? "created" : "changed";
-    }
-    w.user(ev, w.path);
   }
 
   get sessionId(): string {
@@ -253,8 +165,6 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
 
   private check(op: string, path: string): void {
     if (!this.isAlive) throw new CoordinationError(op, path, ZK.SESSIONEXPIRED, `session ${this.state}`);
-    // Between a given-up handle and its replacement nothing can be sent.
-    if (this.reattaching) throw new CoordinationError(op, path, ZK.CONNECTIONLOSS, "connection loss (re-attaching the session)");
     // The C client refuses a bad path without ever calling back: the promise would hang.
     const bad = invalidPathReason(path);
     if (bad) throw new CoordinationError(op, path, ZK.BADARGUMENTS, `invalid path: ${bad}`);
