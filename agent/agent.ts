@@ -6,7 +6,7 @@ import Router from "@koa/router";
 import type { Got } from "got";
 import { TokenTable } from "../src/common/auth.js";
 import { parseListen, type Config } from "../src/common/config.js";
-import { createHttpClient } from "../src/common/http.js";
+import { createHttpClient, sourceAddressOf } from "../src/common/http.js";
 import { createLogger, type Logger } from "../src/common/logger.js";
 import type { AgentAd } from "../src/common/protocol.js";
 import { errorEnvelope } from "../src/http/edge.js";
@@ -65,7 +65,8 @@ export class AgentDaemon {
     this.log = createLogger("agent", { agent: this.id });
     this.tokens = TokenTable.fromConfig(config);
     this.token = TokenTable.adminTokenOf(config);
-    this.http = createHttpClient({ token: this.token, timeoutMs: 5000, retries: 1 });
+    // Reports come from the agent's own address (a partition rule on it hits them).
+    this.http = createHttpClient({ token: this.token, timeoutMs: 5000, retries: 1, localAddress: sourceAddressOf(host) });
     this.fence = new EpochFence(join(this.dataDir, "epoch"));
   }
 

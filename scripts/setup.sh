@@ -8,6 +8,8 @@ need_pkgs=()
 [ -f /usr/share/java/zookeeper.jar ] || need_pkgs+=(zookeeper)
 command -v lxc-execute >/dev/null 2>&1 || need_pkgs+=(lxc)
 command -v java >/dev/null 2>&1 || need_pkgs+=(default-jre-headless)
+# The partition tests cut loopback traffic with nftables.
+[ -x /usr/sbin/nft ] || need_pkgs+=(nftables)
 if [ "${TORCA_BROWSER_TESTS:-1}" != "0" ] && ! command -v chromium >/dev/null 2>&1; then need_pkgs+=(chromium); fi
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -49,6 +49,13 @@ export interface LocalCellOptions {
    * no server is started or stopped, daemons are pointed at this one.
    */
   externalZooKeeper?: string;
+  /**
+   * Each daemon's own address, by id ("zookeeper" for the cell's server), which
+   * it listens on, advertises and sends from: one loopback address per "host"
+   * (127.0.0.2, 127.0.0.3, …) lets a test cut traffic between them. Unlisted
+   * daemons use 127.0.0.1.
+   */
+  hosts?: Record<string, string>;
 }
 
 /** `GET /v1/leader`: the primary as this manager sees it, and whether it is that primary. */
@@ -101,7 +108,16 @@ export class LocalCell {
   }
 
   get managerUrls(): string[] {
-    return this.layout.managers.map((m) => `http://127.0.0.1:${m.port}`);
+    return this.layout.managers.map((m) => this.urlOf(m.id, m.port));
+  }
+
+  /** The address daemon `id` (or "zookeeper") listens on and sends from. */
+  hostOf(id: string): string {
+    return this.o.hosts?.[id] ?? "127.0.0.1";
+  }
+
+  private urlOf(id: string, port: number): string {
+    return `http://${this.hostOf(id)}:${port}`;
   }
 
   private async planLayout(): Promise<CellLayout> {
@@ -111,13 +127,13 @@ export class LocalCell {
       if (l.managers.length === (this.o.managers ?? 2) && l.agents.length === (this.o.agents ?? 1)) return l;
     }
     const managers = [];
-    for (let i = 1; i <= (this.o.managers ?? 2); i++) managers.push({ id: `manager-${i}`, port: await freePort() });
+    for (let i = 1; i <= (this.o.managers ?? 2); i++) managers.push({ id: `manager-${i}`, port: await freePort(this.hostOf(`manager-${i}`)) });
     const agents = [];
     for (let i = 1; i <= (this.o.agents ?? 1); i++) {
       const base = 20000 + ((process.pid * 7 + i * 500) % 30000);
-      agents.push({ id: `agent-${i}`, port: await freePort(), portRange: [base, base + 399] as [number, number] });
+      agents.push({ id: `agent-${i}`, port: await freePort(this.hostOf(`agent-${i}`)), portRange: [base, base + 399] as [number, number] });
     }
-    const l: CellLayout = { dir: this.dir, zookeeperPort: await freePort(), managers, agents };
+    const l: CellLayout = { dir: this.dir, zookeeperPort: await freePort(this.hostOf("zookeeper")), managers, agents };
     writePrivate(f, JSON.stringify(l, null, 2));
     return l;
   }
@@ -133,7 +149,7 @@ export class LocalCell {
     this.layout = await this.planLayout();
     this.token = readTokenFile(this.tokenFile, true);
     if (!this.o.externalZooKeeper) {
-      this.zookeeper = await startZooKeeper({ dataDir: join(this.dir, "zookeeper"), port: this.layout.zookeeperPort, tickTimeMs: this.o.tickTimeMs ?? 1000, ...(this.o.zookeeperHeap ? { heap: this.o.zookeeperHeap } : {}) });
+      this.zookeeper = await startZooKeeper({ dataDir: join(this.dir, "zookeeper"), host: this.hostOf("zookeeper"), port: this.layout.zookeeperPort, tickTimeMs: this.o.tickTimeMs ?? 1000, ...(this.o.zookeeperHeap ? { heap: this.o.zookeeperHeap } : {}) });
     }
     for (const m of this.layout.managers) this.writeManagerConfig(m);
     for (const a of this.layout.agents) this.writeAgentConfig(a);
@@ -144,7 +160,7 @@ export class LocalCell {
 
   /** What the daemons connect to: the cell's own server, or the external one. */
   get zookeeperConnect(): string {
-    return this.o.externalZooKeeper ?? `127.0.0.1:${this.layout.zookeeperPort}`;
+    return this.o.externalZooKeeper ?? `${this.hostOf("zookeeper")}:${this.layout.zookeeperPort}`;
   }
 
   private common(): Record<string, unknown> {
@@ -161,12 +177,12 @@ export class LocalCell {
   private writeManagerConfig(m: { id: string; port: number }): void {
     const cfg = {
       ...this.common(),
-      manager: { id: m.id, listen: `127.0.0.1:${m.port}`, storageDir: join(this.dir, "storage"), schedulerInterval: "200ms", ...(this.o.managerExtra ?? {}) },
+      manager: { id: m.id, listen: `${this.hostOf(m.id)}:${m.port}`, storageDir: join(this.dir, "storage"), schedulerInterval: "200ms", ...(this.o.managerExtra ?? {}) },
       agent: { reportInterval: this.o.reportInterval ?? "2s" },
     };
     const file = join(this.dir, `${m.id}.json`);
     writePrivate(file, JSON.stringify(cfg, null, 2));
-    this.daemons.set(m.id, { id: m.id, kind: "manager", url: `http://127.0.0.1:${m.port}`, config: file });
+    this.daemons.set(m.id, { id: m.id, kind: "manager", url: this.urlOf(m.id, m.port), config: file });
   }
 
   private writeAgentConfig(a: { id: string; port: number; portRange: [number, number] }): void {
@@ -174,7 +190,7 @@ export class LocalCell {
       ...this.common(),
       agent: {
         id: a.id,
-        listen: `127.0.0.1:${a.port}`,
+        listen: `${this.hostOf(a.id)}:${a.port}`,
         dataDir: join(this.dir, a.id),
         portRange: a.portRange,
         reportInterval: this.o.reportInterval ?? "2s",
@@ -185,7 +201,7 @@ export class LocalCell {
     };
     const file = join(this.dir, `${a.id}.json`);
     writePrivate(file, JSON.stringify(cfg, null, 2));
-    this.daemons.set(a.id, { id: a.id, kind: "agent", url: `http://127.0.0.1:${a.port}`, config: file });
+    this.daemons.set(a.id, { id: a.id, kind: "agent", url: this.urlOf(a.id, a.port), config: file });
   }
 
   /** Starts (or restarts) one daemon as a child process. */
@@ -216,9 +232,9 @@ export class LocalCell {
     clearTimeout(t);
   }
 
-  /** The id of the manager serving at `url` (the layout's own port, so no request is made). */
+  /** The id of the manager serving at `url` (the layout's own address, so no request is made). */
   managerIdAt(url: string): string {
-    const m = this.layout.managers.find((x) => url.replace(/\/$/, "").endsWith(`:${x.port}`));
+    const m = this.layout.managers.find((x) => url.replace(/\/$/, "") === this.urlOf(x.id, x.port));
     if (!m) throw new NotFoundError("manager serving", url);
     return m.id;
   }

@@ -5,7 +5,7 @@ import type { Got } from "got";
 import { TokenTable } from "../common/auth.js";
 import { parseListen, type Config } from "../common/config.js";
 import { ValidationError } from "../common/errors.js";
-import { createHttpClient } from "../common/http.js";
+import { createHttpClient, sourceAddressOf } from "../common/http.js";
 import { readJson } from "../common/json.js";
 import { createLogger, type Logger } from "../common/logger.js";
 import { PackageRecordSchema } from "../common/schemas/packages.js";
@@ -67,6 +67,8 @@ export class ManagerDaemon {
   /** Keeps this manager's session: a new term on each one. */
   private readonly keeper: SessionKeeper;
   private readonly http: Got;
+  /** Where this manager's requests to agents and managers come from: its own address. */
+  private readonly localAddress: string | undefined;
   /** Naming lookups for the API, on its own ZooKeeper session (reads only; unaffected by terms). */
   private readonly resolver: Resolver;
 
@@ -77,7 +79,8 @@ export class ManagerDaemon {
     this.log = createLogger("manager", { manager: this.id });
     this.tokens = TokenTable.fromConfig(config);
     this.adminToken = TokenTable.adminTokenOf(config);
-    this.http = createHttpClient({ token: this.adminToken, timeoutMs: 10_000 });
+    this.localAddress = sourceAddressOf(host);
+    this.http = createHttpClient({ token: this.adminToken, timeoutMs: 10_000, localAddress: this.localAddress });
     const c = config.cluster;
     this.resolver = new Resolver({ zookeeper: c.zookeeper, root: c.root, sessionTimeoutMs: c.sessionTimeout, logger: this.log.child({ part: "naming" }) });
     // A new term follows an expiry only: a session that ends closed (closed here, or refused by the client, e.g. authentication) is not replaced.
@@ -213,7 +216,7 @@ export class ManagerDaemon {
     const primary = new Primary(
       term.store,
       term.collector,
-      new HttpDispatcher(this.adminToken, this.log),
+      new HttpDispatcher(this.adminToken, this.log, this.localAddress),
       {
         epoch: info.epoch,
         schedulerIntervalMs: m.schedulerInterval,

@@ -17,8 +17,8 @@ export interface Dispatcher {
 export class HttpDispatcher implements Dispatcher {
   private readonly http: Got;
 
-  constructor(token: string, private readonly log?: Logger) {
-    this.http = createHttpClient({ token, timeoutMs: 5000, retries: 2 });
+  constructor(token: string, private readonly log?: Logger, localAddress?: string) {
+    this.http = createHttpClient({ token, timeoutMs: 5000, retries: 2, localAddress });
   }
 
   async start(nodeUrl: string, d: TaskDispatch): Promise<void> {
