@@ -7,10 +7,12 @@ import { connect } from "node:net";
  *
  * Why: a process resuming an earlier session (an agent restarted within its
  * session timeout, zk/session.ts connectHandle) learns in one round trip
- * whether that session still lives, and from which server, instead of
- * waiting for a native handle to connect or give up. A server answers a
- * connect request for a live session with the session's id, and for a gone
- * one with 0 and a zero timeout.
+ * whether that session still lives, and from which server; and a session
+ * whose native client is still reconnecting is renewed by the answer (a
+ * server that accepts a connect request for a session renews it, as any
+ * reconnection does), so a slow reconnection does not cost it (zk/session.ts
+ * holdWhileDisconnected). A server answers a connect request for a live
+ * session with the session's id, and for a gone one with 0 and a zero timeout.
  */
 
 export type SessionVerdict = "alive" | "expired" | "unknown";

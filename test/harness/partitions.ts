@@ -87,9 +87,13 @@ export class Partitions {
       this.rule("ip", "saddr", b, "ip", "daddr", a, "drop");
       return;
     }
-    const verdict = how === "reset" ? ["reject", "with", "tcp", "reset"] : ["drop"];
-    this.rule("ip", "saddr", a, "ip", "daddr", b, "tcp", "dport", String(port), ...verdict);
-    this.rule("ip", "saddr", b, "ip", "daddr", a, "tcp", "sport", String(port), ...verdict);
+    if (how === "reset") {
+      // The reset itself leaves from b's port to a: a rule on that direction would swallow it.
+      this.rule("ip", "saddr", a, "ip", "daddr", b, "tcp", "dport", String(port), "reject", "with", "tcp", "reset");
+      return;
+    }
+    this.rule("ip", "saddr", a, "ip", "daddr", b, "tcp", "dport", String(port), "drop");
+    this.rule("ip", "saddr", b, "ip", "daddr", a, "tcp", "sport", String(port), "drop");
   }
 
   /** Cuts every connection to one port of `host`, whatever the source address (both ways). */

@@ -4,7 +4,7 @@ import { CoordinationError, UnavailableError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import { serversOf, sessionVerdict } from "../zk-probe.js";
 import { openHandle, orderedServers } from "./handle.js";
-import { ZK, ZooKeeper, type NativeClient, type SessionCredentials } from "./native.js";
+import { NATIVE_CONNECTED, ZK, ZooKeeper, type NativeClient, type SessionCredentials } from "./native.js";
 import { invalidPathReason } from "./paths.js";
 import { WatchTable } from "./watches.js";
 
@@ -26,6 +26,16 @@ import { WatchTable } from "./watches.js";
  * "no such session" (handle.ts turns off the binding's empty-read counter,
  * which used to close live sessions the same way while the client was
  * reconnecting after a server died), so it ends the session at once.
+ *
+ * While disconnected, the servers are asked about the session directly
+ * (zk-probe.ts, `holdWhileDisconnected`): the C client, reconnecting through
+ * servers that are still electing or syncing a leader, can take longer than
+ * a short session timeout, and the servers would expire a session whose
+ * process is alive and reachable. A server's "alive" answer renews the
+ * session as any reconnection does; its "no such session" ends ours at once.
+ * A handle that has not reconnected within three session timeouts while the
+ * servers keep the session is given up (closed and reported expired), so no
+ * caller waits on it for ever.
  */
 
 export interface ZkOptions {
@@ -56,6 +66,10 @@ const DEFAULTS = Object.freeze({
   connectTimeoutSessions: 3,
   /** …but not before this long. */
   minConnectTimeoutMs: 10_000,
+  /** While disconnected, the servers are asked about the session this many times per session timeout. */
+  probesPerSession: 4,
+  /** A handle still disconnected after this many session timeouts, the servers keeping the session, is given up. */
+  stuckAfterSessions: 3,
 });
 
 /** The default connect limit: three session timeouts, at least 10 s. */
@@ -92,6 +106,7 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
   protected readonly watches = new WatchTable();
   private readonly creds: SessionCredentials;
   protected readonly timeoutMs: number;
+  private holding = false;
 
   protected constructor(
     protected readonly client: NativeClient,
@@ -120,6 +135,7 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
       this.state = "disconnected";
       this.log?.warn({ sessionId: this.sessionId }, "zookeeper connection lost; session may still be alive");
       this.emit("disconnected");
+      void this.holdWhileDisconnected();
     });
     // Node events of the default watcher (see WatchTable): the native object, then the path.
     for (const ev of ["created", "deleted", "changed", "child"] as const) {
@@ -131,6 +147,41 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
       this.state = "closed";
       this.emit("closed");
     });
+  }
+
+  /** Keeps the session renewed on the servers until the handle reconnects; ends it when a server says it is gone. */
+  private async holdWhileDisconnected(): Promise<void> {
+    if (this.holding) return;
+    this.holding = true;
+    const since = Date.now();
+    let keptAlive = false;
+    try {
+      while (this.state === "disconnected") {
+        await sleep(this.timeoutMs / DEFAULTS.probesPerSession);
+        if (this.state !== "disconnected") return;
+        const { verdict } = await sessionVerdict(serversOf(this.opts.connect), this.creds, this.timeoutMs);
+        // The handle may have reconnected meanwhile; its own view wins then.
+        if (this.state !== "disconnected") return;
+        if (verdict === "expired") return this.giveUp("a server says the session is gone");
+        keptAlive ||= verdict === "alive";
+        if (keptAlive && Date.now() - since > DEFAULTS.stuckAfterSessions * this.timeoutMs) return this.giveUp("the client did not reconnect to a session the servers keep");
+      }
+    } finally {
+      this.holding = false;
+    }
+  }
+
+  /** Ends a session whose handle is not connected: closing it then sends nothing to the servers. */
+  private giveUp(why: string): void {
+    this.log?.warn({ sessionId: this.sessionId }, `zookeeper session given up: ${why}`);
+    this.expire();
+    if (this.client.state !== NATIVE_CONNECTED) {
+      try {
+        this.client.close();
+      } catch {
+        /* already closed */
+      }
+    }
   }
 
   private expire(): void {
