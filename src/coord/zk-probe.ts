@@ -81,16 +81,23 @@ export function askServer(hostPort: string, creds: ProbeCredentials, sessionTime
 }
 
 /**
- * The session's fate per the first server that can tell, asked one at a time
- * in random order.
+ * The session's fate per the first server that can tell, all asked at once:
+ * a server that hangs (cut off, or just isolated from its quorum) must not
+ * delay the answer of one that serves, since a session being renewed this
+ * way has only its timeout to spare.
  */
-export async function sessionVerdict(servers: string[], creds: ProbeCredentials, sessionTimeoutMs: number): Promise<{ verdict: SessionVerdict; server?: string }> {
-  const order = servers.map((s) => ({ s, k: Math.random() })).sort((a, b) => a.k - b.k);
-  for (const { s } of order) {
-    const verdict = await askServer(s, creds, sessionTimeoutMs);
-    if (verdict !== "unknown") return { verdict, server: s };
-  }
-  return { verdict: "unknown" };
+export function sessionVerdict(servers: string[], creds: ProbeCredentials, sessionTimeoutMs: number): Promise<{ verdict: SessionVerdict; server?: string }> {
+  return new Promise((resolve) => {
+    let pending = servers.length;
+    if (pending === 0) resolve({ verdict: "unknown" });
+    for (const s of servers) {
+      void askServer(s, creds, sessionTimeoutMs).then((verdict) => {
+        pending--;
+        if (verdict !== "unknown") resolve({ verdict, server: s });
+        else if (pending === 0) resolve({ verdict: "unknown" });
+      });
+    }
+  });
 }
 
 /** Whether a TCP connection to the server is accepted (a killed server refuses at once). */
