@@ -21,6 +21,13 @@ export interface ZooKeeperServerOptions {
   host?: string;
   /** Lower ticks allow shorter sessions (min session = 2 × tickTime). */
   tickTimeMs?: number;
+  /**
+   * Ticks a follower may lag before leader and follower give each other up
+   * (default 5). Sessions outlive a partition of the leader only when this
+   * is shorter than the session timeout: until then the cut-off leader
+   * still expires the sessions whose pings no follower can forward to it.
+   */
+  syncLimitTicks?: number;
   /** Ensemble membership: this server's id and every member's address (default: `host`) and quorum/election ports. */
   ensemble?: { myId: number; members: { id: number; host?: string; clientPort: number; quorumPort: number; electionPort: number }[] };
   /** Java heap. */
@@ -73,7 +80,7 @@ export async function startZooKeeper(opts: ZooKeeperServerOptions): Promise<ZooK
   const lines = [
     `tickTime=${opts.tickTimeMs ?? 2000}`,
     "initLimit=10",
-    "syncLimit=5",
+    `syncLimit=${opts.syncLimitTicks ?? 5}`,
     `dataDir=${opts.dataDir}`,
     `clientPort=${port}`,
     `clientPortAddress=${host}`,

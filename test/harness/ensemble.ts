@@ -32,6 +32,8 @@ export interface EnsembleOptions {
   tickTimeMs?: number;
   /** Server log level, in each member's zookeeper.log (default WARN). */
   logLevel?: "ERROR" | "WARN" | "INFO";
+  /** See ZooKeeperServerOptions.syncLimitTicks. */
+  syncLimitTicks?: number;
   /** Each member's own address, in member order (a partition test cuts between them). */
   hosts?: string[];
   /** Keep the data directory (for post-mortems); also TORCA_KEEP_TEST_DIRS. */
@@ -83,6 +85,7 @@ export class TestEnsemble {
       port: m.clientPort,
       host: m.host,
       tickTimeMs: this.opts.tickTimeMs ?? 1000,
+      ...(this.opts.syncLimitTicks ? { syncLimitTicks: this.opts.syncLimitTicks } : {}),
       heap: "192m",
       logLevel: this.opts.logLevel ?? "WARN",
       ensemble: { myId: m.id, members: this.members.map((x) => ({ id: x.id, host: x.host, clientPort: x.clientPort, quorumPort: x.quorumPort, electionPort: x.electionPort })) },

@@ -30,7 +30,13 @@ export interface PartitionScale {
   todo?: Partial<Record<PartitionCase, string>>;
 }
 
-const SESSION_MS = 2000;
+/**
+ * Sessions of 4 s on an ensemble whose members give each other up after 2 s
+ * (syncLimit 2 ticks of 1 s): a leader cut off from its followers steps down
+ * before it could expire the sessions they can no longer forward to it.
+ */
+const SESSION_MS = 4000;
+const SYNC_LIMIT_TICKS = 2;
 /** Longer than the manager's nodeLostAfter (10 s): a cut this long would let a hasty primary give nodes up. */
 const LONG_CUT_MS = 12_000;
 const STEADY = "name: steady\ntype: service\nisolation: process\ninstances: 2\ncommand: [/bin/sleep, '3600']\nresources: { cpu: 0.1, memory: 16MiB }\nplacement: { maxPerNode: 1 }\n";
@@ -52,7 +58,7 @@ export function partitionSuite(label: string, scale: PartitionScale): void {
     let jobSeq = 0;
 
     before(async () => {
-      ens = await TestEnsemble.start({ tickTimeMs: 1000, hosts: zkHosts });
+      ens = await TestEnsemble.start({ tickTimeMs: 1000, syncLimitTicks: SYNC_LIMIT_TICKS, hosts: zkHosts });
       c = await startTestCell({ managers: 2, agents: 2, externalZooKeeper: ens.connectString, sessionTimeout: `${SESSION_MS}ms`, stopTasksOnExit: false, hosts });
       net = Partitions.open(`${process.pid}`);
       await c.submit(STEADY);

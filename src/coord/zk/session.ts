@@ -33,9 +33,9 @@ import { WatchTable } from "./watches.js";
  * a short session timeout, and the servers would expire a session whose
  * process is alive and reachable. A server's "alive" answer renews the
  * session as any reconnection does; its "no such session" ends ours at once.
- * A handle that has not reconnected within three session timeouts while the
- * servers keep the session is given up (closed and reported expired), so no
- * caller waits on it for ever.
+ * A handle that has not reconnected within three session timeouts (at least
+ * 10 s) while the servers serve and keep the session is given up (closed and
+ * reported expired), so no caller waits on it for ever.
  */
 
 export interface ZkOptions {
@@ -68,8 +68,9 @@ const DEFAULTS = Object.freeze({
   minConnectTimeoutMs: 10_000,
   /** While disconnected, the servers are asked about the session this many times per session timeout. */
   probesPerSession: 4,
-  /** A handle still disconnected after this many session timeouts, the servers keeping the session, is given up. */
+  /** A handle still disconnected after this many session timeouts (at least minStuckMs) of servers keeping the session is given up. */
   stuckAfterSessions: 3,
+  minStuckMs: 10_000,
 });
 
 /** The default connect limit: three session timeouts, at least 10 s. */
@@ -153,8 +154,8 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
   private async holdWhileDisconnected(): Promise<void> {
     if (this.holding) return;
     this.holding = true;
-    const since = Date.now();
-    let keptAlive = false;
+    const stuckAfterMs = Math.max(DEFAULTS.minStuckMs, DEFAULTS.stuckAfterSessions * this.timeoutMs);
+    let servedSince: number | undefined;
     try {
       while (this.state === "disconnected") {
         await sleep(this.timeoutMs / DEFAULTS.probesPerSession);
@@ -163,8 +164,9 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
         // The handle may have reconnected meanwhile; its own view wins then.
         if (this.state !== "disconnected") return;
         if (verdict === "expired") return this.giveUp("a server says the session is gone");
-        keptAlive ||= verdict === "alive";
-        if (keptAlive && Date.now() - since > DEFAULTS.stuckAfterSessions * this.timeoutMs) return this.giveUp("the client did not reconnect to a session the servers keep");
+        // Only time with a server serving counts against the handle: without a quorum it cannot reconnect.
+        servedSince = verdict === "alive" ? (servedSince ?? Date.now()) : undefined;
+        if (servedSince !== undefined && Date.now() - servedSince > stuckAfterMs) return this.giveUp("the client did not reconnect to a session the servers keep");
       }
     } finally {
       this.holding = false;
