@@ -11,7 +11,9 @@ import { connect } from "node:net";
  * whose native client is still reconnecting is renewed by the answer (a
  * server that accepts a connect request for a session renews it, as any
  * reconnection does), so a slow reconnection does not cost it (zk/session.ts
- * holdWhileDisconnected). A server answers a connect request for a live
+ * holdWhileDisconnected); and a handle the binding gave up, or that does not
+ * reconnect, is replaced only while a server keeps the session (reattach).
+ * A server answers a connect request for a live
  * session with the session's id, and for a gone one with 0 and a zero timeout.
  */
 

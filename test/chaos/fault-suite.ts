@@ -415,12 +415,14 @@ export function faultSuite(label: string, scale: FaultScale): void {
     const daemonIds = () => [...c.cell.daemons.keys()];
     const logMarks = () => new Map(daemonIds().map((id) => [id, daemonLog(id).length]));
     /** How many log lines of each kind the daemons wrote since the marks. */
-    function sessionEvents(marks: Map<string, number>): { lost: number; reconnected: number; expired: number } {
+    function sessionEvents(marks: Map<string, number>): { lost: number; reconnected: number; reattached: number; expired: number } {
       const text = daemonIds().map((id) => daemonLog(id).slice(marks.get(id) ?? 0)).join("");
       const count = (re: RegExp) => (text.match(re) ?? []).length;
       return {
         lost: count(/zookeeper connection lost/g),
         reconnected: count(/zookeeper reconnected \(same session\)/g),
+        // Handles replaced, the session resumed on a new one (zk/session.ts reattach).
+        reattached: count(/zookeeper session re-attached/g),
         expired: count(/zookeeper session expired/g),
       };
     }
@@ -449,7 +451,7 @@ export function faultSuite(label: string, scale: FaultScale): void {
 
       say(t, `ZooKeeper leader (server ${victim}) SIGKILLed; server ${q.leader} leads after ${seconds(quorumMs)}`);
       say(t, `stream: ${outs.length} submissions over ${seconds(2 * scale.streamMs + quorumMs)}, ${acked.length} acknowledged (all complete), errors: ${tally(outs.filter((o) => o.fate !== "acked"), (o) => `${o.status ?? o.code}`)}; slowest ${Math.max(...outs.map((o) => o.ms))} ms (around the kill: ${Math.max(0, ...around.map((o) => o.ms))} ms; median overall ${outs.map((o) => o.ms).sort((a, b) => a - b)[Math.floor(outs.length / 2)]} ms)`);
-      say(t, `sessions of the 4 daemons: ${ev.lost} connection losses, ${ev.reconnected} reconnections of the same session, ${ev.expired} expiries; primary ${p0.id} epoch ${p0.epoch} → ${p1.id} epoch ${p1.epoch}; node-lost claims ${claimsBefore} → ${claimsAfter}`);
+      say(t, `sessions of the 4 daemons: ${ev.lost} connection losses, ${ev.reconnected} reconnections and ${ev.reattached} re-attachments of the same session, ${ev.expired} expiries; primary ${p0.id} epoch ${p0.epoch} → ${p1.id} epoch ${p1.epoch}; node-lost claims ${claimsBefore} → ${claimsAfter}`);
 
       assert.equal(acked.length, outs.length, `every submission acknowledged: ${JSON.stringify(outs.filter((o) => o.fate !== "acked"))}`);
       assert.equal(ev.expired, 0, "no session expired");
@@ -503,7 +505,7 @@ export function faultSuite(label: string, scale: FaultScale): void {
       say(t, `ZooKeeper server ${second} SIGKILLed too (server ${down} already down): no quorum for ${seconds(outageMs)}, longer than the ${SESSION_MS} ms session`);
       say(t, `during the outage: ${outageOuts.length} submissions, ${outageOuts.filter((o) => o.fate === "acked").length} acknowledged, answers: ${tally(outageOuts, (o) => `${o.status ?? o.code} ${o.code ?? ""}`)}; each failed in ${Math.min(...outageOuts.map((o) => o.ms))}–${Math.max(...outageOuts.map((o) => o.ms))} ms; e.g. "${outageOuts.find((o) => o.fate !== "acked")?.message ?? ""}"; job list served ${readable}/${outageOuts.length} times`);
       say(t, `server ${second} restarted: quorum (leader ${q.leader}) after ${seconds(quorumMs)}, first acknowledged write ${seconds(firstWriteMs)} after the restart (${resumed.length - 1} refused before it)`);
-      say(t, `sessions: ${ev.lost} connection losses, ${ev.reconnected} reconnections of the same session, ${ev.expired} expiries; primary ${p0.id} epoch ${p0.epoch} → ${p1.id} epoch ${p1.epoch}`);
+      say(t, `sessions: ${ev.lost} connection losses, ${ev.reconnected} reconnections and ${ev.reattached} re-attachments of the same session, ${ev.expired} expiries; primary ${p0.id} epoch ${p0.epoch} → ${p1.id} epoch ${p1.epoch}`);
       say(t, `all ${acknowledged.size} jobs acknowledged since the suite began are present and complete; ${storedAnyway.length} refused during the outage were stored anyway`);
 
       assert.ok(outageOuts.length > 0);

@@ -10,7 +10,8 @@ import { TestEnsemble } from "../harness/ensemble.js";
 /**
  * The ZooKeeper client layer against a real 3-server ensemble: a multi-host
  * connect string, sessions and watches that outlive the death of servers,
- * and the direct session probe a resuming process asks (src/coord/zk-probe.ts).
+ * and the direct session probe that decides expiry and renews a session
+ * while its handle reconnects (src/coord/zk-probe.ts).
  */
 
 const skip = zookeeperInstalled() ? false : "ZooKeeper is not installed";

@@ -157,8 +157,9 @@ export function partitionSuite(label: string, scale: PartitionScale): void {
             const takeoverMs = Date.now() - cutAt;
             // The old primary, still serving HTTP, must neither accept a job nor dispatch one.
             const held = await submitOnce(c.api, old.url, "to-the-cut-primary", batchJob("to-the-cut-primary", ["/bin/true"]));
+            // Asked of the new primary by URL: the cell's "who is primary" may still name the cut one.
             const viaNew = await submitBatch(next.url);
-            await c.waitJob(viaNew, (j) => j.status === "complete", 30_000, "complete");
+            await until(`${viaNew} complete on the new primary`, async () => (await c.api.get(`${next.url}/v1/jobs/${viaNew}`).json<JobRow>()).status === "complete", { timeoutMs: 30_000, intervalMs: 200 });
             const fencedView = await until("the old primary no longer claims to be primary", async () => {
               const l = await c.cell.leaderAt(old.url);
               return l && !l.isPrimary ? l : undefined;

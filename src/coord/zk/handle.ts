@@ -18,6 +18,12 @@ export async function orderedServers(connect: string, first?: string): Promise<s
   return order.map((x) => x.s).join(",") + chrootOf(connect);
 }
 
+/** The connect string with `first` moved to the front (the server that just accepted our session). */
+export function firstThen(connect: string, first: string | undefined): string {
+  const servers = serversOf(connect);
+  return [...servers.filter((s) => s === first), ...servers.filter((s) => s !== first)].join(",") + chrootOf(connect);
+}
+
 /** A native handle connected to a (new or resumed) session; undefined when it closed first (or `limitMs` passed). */
 export function openHandle(connect: string, sessionTimeoutMs: number, resume: SessionCredentials | undefined, limitMs: number): Promise<NativeClient | undefined> {
   const client = new ZooKeeper({

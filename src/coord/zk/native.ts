@@ -33,6 +33,7 @@ export type PathCb = (rc: number, error: string, path: string) => void;
 export type StatCb = (rc: number, error: string, stat: ZkStat) => void;
 export type DataCb = (rc: number, error: string, stat: ZkStat, data: Buffer | null) => void;
 export type ChildCb = (rc: number, error: string, children: string[]) => void;
+export type Child2Cb = (rc: number, error: string, children: string[] | null, stat: ZkStat | null) => void;
 export type VoidCb = (rc: number, error: string) => void;
 
 /**
@@ -47,6 +48,7 @@ export interface NativeOps {
   a_exists(path: string, watch: boolean, cb: StatCb): number;
   a_get(path: string, watch: boolean, cb: DataCb): number;
   a_get_children(path: string, watch: boolean, cb: ChildCb): number;
+  a_get_children2(path: string, watch: boolean, cb: Child2Cb): number;
   a_set(path: string, data: Buffer, version: number, cb: StatCb): number;
   a_delete_(path: string, version: number, cb: VoidCb): number;
   a_sync(path: string, cb: VoidCb): number;

@@ -3,10 +3,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { CoordinationError, UnavailableError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import { serversOf, sessionVerdict } from "../zk-probe.js";
-import { openHandle, orderedServers } from "./handle.js";
-import { NATIVE_CONNECTED, ZK, ZooKeeper, type NativeClient, type SessionCredentials } from "./native.js";
+import { firstThen, openHandle, orderedServers } from "./handle.js";
+import { NATIVE_CONNECTED, ZK, ZooKeeper, type NativeClient, type SessionCredentials, type WatchEvent, type Watcher } from "./native.js";
 import { invalidPathReason } from "./paths.js";
-import { WatchTable } from "./watches.js";
+import { WatchTable, type ArmedWatch, type WatchKind } from "./watches.js";
 
 /**
  * The session state machine under the znode API (znodes.ts).
@@ -22,20 +22,26 @@ import { WatchTable } from "./watches.js";
  * drop the fence that the old one held (session-keeper.ts opens the next one,
  * and its owner re-registers on it).
  *
- * `close` with -112 is the C client's own report that a server answered
- * "no such session" (handle.ts turns off the binding's empty-read counter,
- * which used to close live sessions the same way while the client was
- * reconnecting after a server died), so it ends the session at once.
- *
- * While disconnected, the servers are asked about the session directly
- * (zk-probe.ts, `holdWhileDisconnected`): the C client, reconnecting through
- * servers that are still electing or syncing a leader, can take longer than
- * a short session timeout, and the servers would expire a session whose
- * process is alive and reachable. A server's "alive" answer renews the
- * session as any reconnection does; its "no such session" ends ours at once.
- * A handle that has not reconnected within three session timeouts (at least
- * 10 s) while the servers serve and keep the session is given up (closed and
- * reported expired), so no caller waits on it for ever.
+ * The binding's own failures are worked around here, by asking the servers
+ * themselves (zk-probe.ts) and resuming the session on a fresh handle:
+ *   - Its poll loop used to close a live handle as if the session expired
+ *     after ten empty reads in a row, which a reconnection after a server
+ *     died looks like; handle.ts turns that counter off, so a `close` -112
+ *     is the C client's report of a server's "no such session". It is still
+ *     checked with a server before the session is ended (`reattach`).
+ *   - Its poll loop keeps watching a descriptor number the C client closed
+ *     and opened again: the new socket's events may never be seen, and the
+ *     handle then times out one connection attempt after another although
+ *     the servers serve. A handle disconnected for three session timeouts
+ *     (at least 10 s) while a server keeps the session is replaced by a
+ *     fresh one on the same session (`reattach`), its watches re-armed.
+ *   - It reconnects slowly (one attempt per third of the session timeout),
+ *     so while disconnected the servers are asked about the session every
+ *     quarter of its timeout (`holdWhileDisconnected`): an "alive" answer
+ *     renews the session as any reconnection does, so a live process does
+ *     not lose it to a short timeout; a "no such session" ends it at once.
+ * A session no handle could resume within three session timeouts of servers
+ * keeping it is given up.
  */
 
 export interface ZkOptions {
@@ -68,7 +74,7 @@ const DEFAULTS = Object.freeze({
   minConnectTimeoutMs: 10_000,
   /** While disconnected, the servers are asked about the session this many times per session timeout. */
   probesPerSession: 4,
-  /** A handle still disconnected after this many session timeouts (at least minStuckMs) of servers keeping the session is given up. */
+  /** A handle disconnected this many session timeouts (at least minStuckMs) while servers keep the session is replaced. */
   stuckAfterSessions: 3,
   minStuckMs: 10_000,
 });
@@ -102,87 +108,163 @@ export async function connectHandle(opts: ZkOptions): Promise<NativeClient> {
   throw new UnavailableError(`could not connect to ZooKeeper at ${opts.connect} within ${limit} ms`);
 }
 
+/** Closes a handle that is not connected: that sends nothing that could end its session. */
+function closeUnconnected(client: NativeClient): void {
+  if (client.state === NATIVE_CONNECTED) return;
+  try {
+    client.close();
+  } catch {
+    /* already closed */
+  }
+}
+
 export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
   private state: "connected" | "disconnected" | "expired" | "closed" = "connected";
+  protected client!: NativeClient;
   protected readonly watches = new WatchTable();
+  private reattaching = false;
+  private holding = false;
   private readonly creds: SessionCredentials;
   protected readonly timeoutMs: number;
-  private holding = false;
 
   protected constructor(
-    protected readonly client: NativeClient,
+    client: NativeClient,
     private readonly opts: ZkOptions,
   ) {
     super();
     this.creds = { clientId: String(client.native?.client_id ?? ""), password: String(client.native?.client_password ?? "") };
     this.timeoutMs = Number(client.native?.timeout ?? opts.sessionTimeoutMs);
-    this.listen();
+    this.attach(client);
   }
+
+  /** The read that arms a watch of this kind, and what it saw ("none": no node). */
+  protected abstract readArming(kind: WatchKind, path: string, user: Watcher): Promise<{ seen: string; armed?: ArmedWatch }>;
 
   private get log(): Logger | undefined {
     return this.opts.logger;
   }
 
-  private listen(): void {
-    const client = this.client;
+  /** Listens to one native handle; events of a handle we replaced are ignored. */
+  private attach(client: NativeClient): void {
+    this.client = client;
     client.on("connect", () => {
-      if (this.state !== "disconnected") return;
+      if (this.client !== client || this.state !== "disconnected") return;
       this.state = "connected";
       this.log?.info({ sessionId: this.sessionId }, "zookeeper reconnected (same session)");
       this.emit("reconnected");
     });
     client.on("connecting", () => {
-      if (this.state !== "connected") return;
+      if (this.client !== client || this.state !== "connected") return;
       this.state = "disconnected";
       this.log?.warn({ sessionId: this.sessionId }, "zookeeper connection lost; session may still be alive");
       this.emit("disconnected");
-      void this.holdWhileDisconnected();
+      void this.holdWhileDisconnected(client);
     });
     // Node events of the default watcher (see WatchTable): the native object, then the path.
     for (const ev of ["created", "deleted", "changed", "child"] as const) {
-      client.on(ev, (_native: unknown, path: string) => this.watches.deliver(ev, path));
+      client.on(ev, (_native: unknown, path: string) => {
+        if (this.client === client) this.watches.deliver(ev, path);
+      });
     }
     client.on("close", (_self: unknown, code: number) => {
-      if (!this.isAlive) return;
-      if (code === ZooKeeper.ZOO_EXPIRED_SESSION_STATE) return this.expire();
+      // A handle being replaced closes as it may: reattach decides.
+      if (this.client !== client || this.state === "closed" || this.state === "expired" || this.reattaching) return;
+      if (code === ZooKeeper.ZOO_EXPIRED_SESSION_STATE) {
+        void this.reattach();
+        return;
+      }
       this.state = "closed";
       this.emit("closed");
     });
   }
 
-  /** Keeps the session renewed on the servers until the handle reconnects; ends it when a server says it is gone. */
-  private async holdWhileDisconnected(): Promise<void> {
+  /**
+   * Keeps the session renewed on the servers until `client` reconnects; ends
+   * the session when a server says it is gone, and replaces the handle when
+   * it stays disconnected although servers serve the session.
+   */
+  private async holdWhileDisconnected(client: NativeClient): Promise<void> {
     if (this.holding) return;
     this.holding = true;
     const stuckAfterMs = Math.max(DEFAULTS.minStuckMs, DEFAULTS.stuckAfterSessions * this.timeoutMs);
+    const waiting = () => this.client === client && this.state === "disconnected" && !this.reattaching;
     let servedSince: number | undefined;
     try {
-      while (this.state === "disconnected") {
+      while (waiting()) {
         await sleep(this.timeoutMs / DEFAULTS.probesPerSession);
-        if (this.state !== "disconnected") return;
+        if (!waiting()) return;
         const { verdict } = await sessionVerdict(serversOf(this.opts.connect), this.creds, this.timeoutMs);
         // The handle may have reconnected meanwhile; its own view wins then.
-        if (this.state !== "disconnected") return;
-        if (verdict === "expired") return this.giveUp("a server says the session is gone");
+        if (!waiting()) return;
+        if (verdict === "expired") {
+          this.expire();
+          return closeUnconnected(client);
+        }
         // Only time with a server serving counts against the handle: without a quorum it cannot reconnect.
         servedSince = verdict === "alive" ? (servedSince ?? Date.now()) : undefined;
-        if (servedSince !== undefined && Date.now() - servedSince > stuckAfterMs) return this.giveUp("the client did not reconnect to a session the servers keep");
+        if (servedSince !== undefined && Date.now() - servedSince > stuckAfterMs) {
+          this.log?.warn({ sessionId: this.sessionId }, "zookeeper handle does not reconnect although the servers keep the session; replacing it");
+          void this.reattach();
+          return closeUnconnected(client);
+        }
       }
     } finally {
       this.holding = false;
     }
   }
 
-  /** Ends a session whose handle is not connected: closing it then sends nothing to the servers. */
-  private giveUp(why: string): void {
-    this.log?.warn({ sessionId: this.sessionId }, `zookeeper session given up: ${why}`);
-    this.expire();
-    if (this.client.state !== NATIVE_CONNECTED) {
-      try {
-        this.client.close();
-      } catch {
-        /* already closed */
+  /**
+   * The binding closed our handle as if the session expired: ask the servers.
+   * While one accepts the session, a fresh handle resumes it and the watches
+   * are re-armed; a server's "no such session" ends it. Handles that fail to
+   * connect although the session lives are retried for a few session timeouts.
+   */
+  private async reattach(): Promise<void> {
+    if (this.reattaching) return;
+    this.reattaching = true;
+    if (this.state === "connected") {
+      this.state = "disconnected";
+      this.emit("disconnected");
+    }
+    this.log?.warn({ sessionId: this.sessionId }, "zookeeper client gave its handle up; asking the servers whether the session lives");
+    let aliveSince: number | undefined;
+    try {
+      while (this.isAlive) {
+        const v = await sessionVerdict(serversOf(this.opts.connect), this.creds, this.timeoutMs);
+        if (!this.isAlive) return;
+        if (v.verdict === "expired") return this.expire();
+        if (v.verdict === "unknown") {
+          // No server answers (no quorum): the session cannot expire meanwhile.
+          aliveSince = undefined;
+          await sleep(250);
+          continue;
+        }
+        aliveSince ??= Date.now();
+        // Let the probe's socket close completely before the C client opens its own (it may get the same descriptor).
+        await sleep(20);
+        const client = await openHandle(firstThen(this.opts.connect, v.server), this.timeoutMs, this.creds, Math.max(2000, this.timeoutMs));
+        if (!this.isAlive) {
+          client?.close();
+          return;
+        }
+        if (client) {
+          this.reattaching = false;
+          this.attach(client);
+          this.state = "connected";
+          this.log?.info({ sessionId: this.sessionId }, "zookeeper session re-attached on a new handle");
+          this.emit("reconnected");
+          for (const w of this.watches.takeAll()) void this.rearm(w);
+          return;
+        }
+        if (Date.now() - aliveSince > 3 * this.timeoutMs) {
+          // Servers keep the session but no handle of ours can use it: stop holding it.
+          this.log?.error({ sessionId: this.sessionId }, "no handle could resume the live session; giving it up");
+          return this.expire();
+        }
+        await sleep(250);
       }
+    } finally {
+      this.reattaching = false;
     }
   }
 
@@ -192,6 +274,21 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
     this.watches.clear();
     this.log?.error({ sessionId: this.sessionId }, "zookeeper session expired");
     this.emit("expired");
+  }
+
+  /** Arms `w` again; if its node changed while no handle watched it, the caller hears of it now. */
+  private async rearm(w: ArmedWatch): Promise<void> {
+    let ev: WatchEvent;
+    try {
+      const { seen, armed } = await this.readArming(w.kind, w.path, w.user);
+      if (seen === w.seen) return;
+      if (armed) this.watches.disarm(armed);
+      ev = w.kind === "child" ? "child" : seen === "none" ? "deleted" : w.seen === "none" ? "created" : "changed";
+    } catch {
+      // Not re-armed (the connection went again): the caller re-reads, which re-arms.
+      ev = w.kind === "child" ? "child" : w.seen === "none" ? "created" : "changed";
+    }
+    w.user(ev, w.path);
   }
 
   get sessionId(): string {
@@ -218,6 +315,8 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
 
   private check(op: string, path: string): void {
     if (!this.isAlive) throw new CoordinationError(op, path, ZK.SESSIONEXPIRED, `session ${this.state}`);
+    // Between a given-up handle and its replacement nothing can be sent.
+    if (this.reattaching) throw new CoordinationError(op, path, ZK.CONNECTIONLOSS, "connection loss (re-attaching the session)");
     // The C client refuses a bad path without ever calling back: the promise would hang.
     const bad = invalidPathReason(path);
     if (bad) throw new CoordinationError(op, path, ZK.BADARGUMENTS, `invalid path: ${bad}`);

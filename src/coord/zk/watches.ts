@@ -2,11 +2,17 @@ import type { WatchEvent, Watcher } from "./native.js";
 
 export type WatchKind = "data" | "exists" | "child";
 
-/** A watch this session armed and not yet delivered. */
+/**
+ * A watch this session armed and not yet delivered, with what the read that
+ * armed it saw (`seen`): after a re-attach it is armed again on the new
+ * handle, and fired at once if the node changed meanwhile.
+ */
 export interface ArmedWatch {
   kind: WatchKind;
   path: string;
   user: Watcher;
+  seen: string;
+  live: boolean;
 }
 
 /** Which watches ZooKeeper fires for each node event (as the C client sorts them). */
@@ -35,7 +41,7 @@ export class WatchTable {
 
   /** Records a caller's watch until it fires. */
   arm(kind: WatchKind, path: string, user: Watcher): ArmedWatch {
-    const w: ArmedWatch = { kind, path, user };
+    const w: ArmedWatch = { kind, path, user, seen: "none", live: true };
     const onPath = this.byPath.get(path);
     if (onPath) onPath.push(w);
     else this.byPath.set(path, [w]);
@@ -43,6 +49,7 @@ export class WatchTable {
   }
 
   disarm(w: ArmedWatch): void {
+    w.live = false;
     const onPath = this.byPath.get(w.path);
     const i = onPath?.indexOf(w) ?? -1;
     if (!onPath || i < 0) return;
@@ -60,6 +67,14 @@ export class WatchTable {
       this.disarm(w);
       w.user(ev, path);
     }
+  }
+
+  /** Every pending watch, taken out of the table (to be armed again on a new handle). */
+  takeAll(): ArmedWatch[] {
+    const pending = [...this.byPath.values()].flat();
+    this.byPath.clear();
+    for (const w of pending) w.live = false;
+    return pending;
   }
 
   clear(): void {

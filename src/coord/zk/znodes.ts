@@ -2,11 +2,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { CoordinationError } from "../../common/errors.js";
 import { MODE_FLAGS, ZK, type CreateMode, type DataCb, type NativeClient, type StatCb, type Watcher, type ZkStat } from "./native.js";
 import { connectHandle, SessionState, type ZkOptions } from "./session.js";
+import type { ArmedWatch, WatchKind } from "./watches.js";
 
 /**
  * A typed promise API over one ZooKeeper session: the znode operations, on
  * the session state machine of session.ts. Reads that take a watch record it
- * in the session's WatchTable, which hands out the handle's node events.
+ * in the session's WatchTable, so a re-attached handle can arm it again.
  */
 export class ZkSession extends SessionState {
   private constructor(client: NativeClient, opts: ZkOptions) {
@@ -15,6 +16,19 @@ export class ZkSession extends SessionState {
 
   static async connect(opts: ZkOptions): Promise<ZkSession> {
     return new ZkSession(await connectHandle(opts), opts);
+  }
+
+  protected async readArming(kind: WatchKind, path: string, user: Watcher): Promise<{ seen: string; armed?: ArmedWatch }> {
+    if (kind === "data") {
+      const r = await this.getArmed(path, user);
+      return { seen: r.value ? String(r.value.stat.mzxid) : "none", ...(r.armed ? { armed: r.armed } : {}) };
+    }
+    if (kind === "exists") {
+      const r = await this.existsArmed(path, user);
+      return { seen: r.value ? String(r.value.mzxid) : "none", ...(r.armed ? { armed: r.armed } : {}) };
+    }
+    const r = await this.childrenArmed(path, user);
+    return { seen: r.armed?.seen ?? "none", ...(r.armed ? { armed: r.armed } : {}) };
   }
 
   async create(path: string, data: Buffer | string = "", mode: CreateMode = "persistent"): Promise<string> {
@@ -67,10 +81,13 @@ export class ZkSession extends SessionState {
   }
 
   async exists(path: string, watch?: Watcher): Promise<ZkStat | undefined> {
+    return (await this.existsArmed(path, watch)).value;
+  }
+
+  private async existsArmed(path: string, watch?: Watcher): Promise<{ value?: ZkStat; armed?: ArmedWatch }> {
     const armed = watch ? this.watches.arm("exists", path, watch) : undefined;
     try {
-      // An exists watch stays armed on a missing node too.
-      return await this.call<ZkStat | undefined>("exists", path, (resolve, reject) => {
+      const value = await this.call<ZkStat | undefined>("exists", path, (resolve, reject) => {
         const cb: StatCb = (rc, error, stat) => {
           if (rc === ZK.OK) resolve(stat);
           else if (rc === ZK.NONODE) resolve(undefined);
@@ -78,6 +95,9 @@ export class ZkSession extends SessionState {
         };
         return this.client.native.a_exists(path, armed !== undefined, cb);
       });
+      // An exists watch stays armed on a missing node too.
+      if (armed) armed.seen = value ? String(value.mzxid) : "none";
+      return { ...(value ? { value } : {}), ...(armed ? { armed } : {}) };
     } catch (e) {
       if (armed) this.watches.disarm(armed);
       throw e;
@@ -97,14 +117,14 @@ export class ZkSession extends SessionState {
    */
   async getIfExists(path: string, watch?: Watcher): Promise<{ data: Buffer; stat: ZkStat } | undefined> {
     for (let tries = 0; tries < 3; tries++) {
-      const r = await this.getWatched(path, watch);
+      const r = (await this.getArmed(path, watch)).value;
       if (r || !watch) return r;
       if (!(await this.exists(path, watch))) return undefined;
     }
-    return this.getWatched(path, watch);
+    return (await this.getArmed(path, watch)).value;
   }
 
-  private async getWatched(path: string, watch?: Watcher): Promise<{ data: Buffer; stat: ZkStat } | undefined> {
+  private async getArmed(path: string, watch?: Watcher): Promise<{ value?: { data: Buffer; stat: ZkStat }; armed?: ArmedWatch }> {
     const armed = watch ? this.watches.arm("data", path, watch) : undefined;
     try {
       const value = await this.call<{ data: Buffer; stat: ZkStat } | undefined>("get", path, (resolve, reject) => {
@@ -115,9 +135,14 @@ export class ZkSession extends SessionState {
         };
         return this.client.native.a_get(path, armed !== undefined, cb);
       });
+      if (!armed) return value ? { value } : {};
       // No data watch is left on a missing node.
-      if (armed && !value) this.watches.disarm(armed);
-      return value;
+      if (!value) {
+        this.watches.disarm(armed);
+        return {};
+      }
+      armed.seen = String(value.stat.mzxid);
+      return { value, armed };
     } catch (e) {
       if (armed) this.watches.disarm(armed);
       throw e;
@@ -125,20 +150,35 @@ export class ZkSession extends SessionState {
   }
 
   async children(path: string, watch?: Watcher): Promise<string[]> {
-    const armed = watch ? this.watches.arm("child", path, watch) : undefined;
+    if (watch) return (await this.childrenArmed(path, watch)).value;
+    return this.call("children", path, (resolve, reject) =>
+      this.client.native.a_get_children(path, false, (rc, error, children) => {
+        if (rc === ZK.OK) resolve(children ?? []);
+        else if (rc === ZK.NONODE) resolve([]);
+        else reject(this.fail("children", path, rc, error));
+      }),
+    );
+  }
+
+  /** Children with a child watch; the list's version (cversion) is what a re-arm compares. */
+  private async childrenArmed(path: string, watch: Watcher): Promise<{ value: string[]; armed?: ArmedWatch }> {
+    const armed = this.watches.arm("child", path, watch);
     try {
-      const value = await this.call<string[] | undefined>("children", path, (resolve, reject) =>
-        this.client.native.a_get_children(path, armed !== undefined, (rc, error, children) => {
-          if (rc === ZK.OK) resolve(children ?? []);
+      const r = await this.call<{ children: string[]; cversion: number } | undefined>("children", path, (resolve, reject) =>
+        this.client.native.a_get_children2(path, true, (rc, error, children, stat) => {
+          if (rc === ZK.OK) resolve({ children: children ?? [], cversion: stat?.cversion ?? -1 });
           else if (rc === ZK.NONODE) resolve(undefined);
           else reject(this.fail("children", path, rc, error));
         }),
       );
-      // No child watch is left on a missing node.
-      if (armed && !value) this.watches.disarm(armed);
-      return value ?? [];
+      if (!r) {
+        this.watches.disarm(armed);
+        return { value: [] };
+      }
+      armed.seen = String(r.cversion);
+      return { value: r.children, armed };
     } catch (e) {
-      if (armed) this.watches.disarm(armed);
+      this.watches.disarm(armed);
       throw e;
     }
   }
