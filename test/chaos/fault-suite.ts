@@ -11,6 +11,7 @@ import { ZkSession } from "../../src/coord/zk.js";
 import type { DeliveryRecord } from "../../src/alerting/types.js";
 import { batchJob, startTestCell, type TestCell } from "../harness/cell.js";
 import { TestEnsemble } from "../harness/ensemble.js";
+import { eventually } from "../harness/wait.js";
 import { duplicates, freshConnections, isAlive, seconds, snapshotDiff, startedInstances, stopLeftoverTasks, submitOnce, tally, znodeSnapshot, type SubmitOutcome } from "./probes.js";
 
 /**
@@ -318,7 +319,9 @@ export function faultSuite(label: string, scale: FaultScale): void {
       }
     });
 
-    const nodeLostClaims = async (agent: string) => (await zk.children(zpaths(ROOT).alerts)).filter((k) => decodeURIComponent(k).startsWith(`node-lost:${agent}:`));
+    // Retried: the suite's own session may be reconnecting (cases 5 and 6 kill the server it uses).
+    const nodeLostClaims = async (agent: string) =>
+      (await eventually("the alert ledger read", () => zk.children(zpaths(ROOT).alerts), { timeoutMs: 30_000, intervalMs: 200 })).filter((k) => decodeURIComponent(k).startsWith(`node-lost:${agent}:`));
     const smsAbout = (agent: string) => sms.filter((m) => m.to === PHONE && m.text.includes(agent));
 
     test("3. kill -9 of an agent: its tasks run elsewhere, and its loss is alerted exactly once", only(3), async (t) => {
