@@ -83,23 +83,18 @@ export function askServer(hostPort: string, creds: ProbeCredentials, sessionTime
 }
 
 /**
- * The session's fate per the first server that can tell, all asked at once:
- * a server that hangs (cut off, or just isolated from its quorum) must not
- * delay the answer of one that serves, since a session being renewed this
- * way has only its timeout to spare.
+ * The session's fate per the first server that can tell, asked one at a time
+ * in random order. Never in parallel: every server that answers "alive" has
+ * taken the session over, and one answering after the session's handle has
+ * reconnected elsewhere would move the session away from it.
  */
-export function sessionVerdict(servers: string[], creds: ProbeCredentials, sessionTimeoutMs: number): Promise<{ verdict: SessionVerdict; server?: string }> {
-  return new Promise((resolve) => {
-    let pending = servers.length;
-    if (pending === 0) resolve({ verdict: "unknown" });
-    for (const s of servers) {
-      void askServer(s, creds, sessionTimeoutMs).then((verdict) => {
-        pending--;
-        if (verdict !== "unknown") resolve({ verdict, server: s });
-        else if (pending === 0) resolve({ verdict: "unknown" });
-      });
-    }
-  });
+export async function sessionVerdict(servers: string[], creds: ProbeCredentials, sessionTimeoutMs: number, perServerMs = 1500): Promise<{ verdict: SessionVerdict; server?: string }> {
+  const order = servers.map((s) => ({ s, k: Math.random() })).sort((a, b) => a.k - b.k);
+  for (const { s } of order) {
+    const verdict = await askServer(s, creds, sessionTimeoutMs, perServerMs);
+    if (verdict !== "unknown") return { verdict, server: s };
+  }
+  return { verdict: "unknown" };
 }
 
 /** Whether a TCP connection to the server is accepted (a killed server refuses at once). */

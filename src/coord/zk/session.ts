@@ -193,7 +193,8 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
       while (waiting()) {
         await sleep(this.timeoutMs / DEFAULTS.probesPerSession);
         if (!waiting()) return;
-        const { verdict } = await sessionVerdict(serversOf(this.opts.connect), this.creds, this.timeoutMs);
+        // A server that does not answer (cut off, electing) must not use up the time the session has left.
+        const { verdict } = await sessionVerdict(serversOf(this.opts.connect), this.creds, this.timeoutMs, Math.min(1500, this.timeoutMs / DEFAULTS.probesPerSession));
         // The handle may have reconnected meanwhile; its own view wins then.
         if (!waiting()) return;
         if (verdict === "expired") {
