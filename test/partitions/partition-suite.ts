@@ -123,7 +123,13 @@ export function partitionSuite(label: string, scale: PartitionScale): void {
     /** Runs one case between the steady picture and the cell checks; the partition is healed whatever happens. */
     async function partitionCase(t: TestContext, body: () => Promise<void>): Promise<void> {
       await c.cell.waitForNodes(2, 60_000);
-      await submitBatch((await c.cell.waitForPrimary()).url);
+      // A primary that acknowledges a job (after a case that failed, a deposed one may still answer for a while).
+      await until("a primary that acknowledges a job", async () => {
+        const name = `p-${++jobSeq}`;
+        const o = await submitOnce(c.api, (await c.cell.waitForPrimary()).url, name, batchJob(name, ["/bin/true"]));
+        if (o.fate === "acked") acknowledged.add(name);
+        return o.fate === "acked";
+      }, { timeoutMs: 60_000, intervalMs: 500 });
       // Both instances running (an earlier case that failed may have moved one): this case's baseline.
       const before = await until("both steady instances running", () => {
         const p = steadyPicture();
