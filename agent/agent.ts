@@ -6,7 +6,7 @@ import Router from "@koa/router";
 import type { Got } from "got";
 import { TokenTable } from "../src/common/auth.js";
 import { parseListen, type Config } from "../src/common/config.js";
-import { createHttpClient } from "../src/common/http.js";
+import { createHttpClient, sourceAddressOf } from "../src/common/http.js";
 import { createLogger, type Logger } from "../src/common/logger.js";
 import { zookeeperAuthOf } from "../src/coord/credential.js";
 import type { AgentAd } from "../src/common/protocol.js";
@@ -72,7 +72,8 @@ export class AgentDaemon {
     this.log = createLogger("agent", { agent: this.id });
     this.tokens = TokenTable.fromConfig(config, false, "agent");
     this.token = TokenTable.credentialOf(config, "agent");
-    this.http = createHttpClient({ token: this.token, timeoutMs: 5000, retries: 1, ca: this.cellCa });
+    // Reports come from the agent's own address (a partition rule on it hits them).
+    this.http = createHttpClient({ token: this.token, timeoutMs: 5000, retries: 1, ca: this.cellCa, localAddress: sourceAddressOf(parseListen(config.agent.listen).host) });
     this.fence = new EpochFence(join(this.dataDir, "epoch"));
   }
 

@@ -7,8 +7,9 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 const chaos = process.argv.includes("--chaos");
+const partitions = process.argv.includes("--partitions");
 const root = new URL("..", import.meta.url).pathname;
-const suites = chaos ? ["dist/test/chaos"] : ["dist/test/unit", "dist/test/integration", "dist/test/e2e"];
+const suites = chaos ? ["dist/test/chaos"] : partitions ? ["dist/test/partitions"] : ["dist/test/unit", "dist/test/integration", "dist/test/e2e"];
 
 function files(dir) {
   if (!existsSync(dir)) return [];

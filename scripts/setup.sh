@@ -12,6 +12,8 @@ command -v java >/dev/null 2>&1 || need_pkgs+=(default-jre-headless)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 # The history store's tests run a real PostgreSQL server (test/harness/postgres.ts); the manager itself needs none.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_pkgs+=(postgresql)
+# The partition tests cut loopback traffic with nftables.
+[ -x /usr/sbin/nft ] || need_pkgs+=(nftables)
 if [ "${TORCA_BROWSER_TESTS:-1}" != "0" ] && ! command -v chromium >/dev/null 2>&1; then need_pkgs+=(chromium); fi
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -55,6 +55,13 @@ export interface LocalCellOptions {
   externalZooKeeper?: string;
   /** Every daemon on HTTPS with certificates from a cell CA made under `<dir>/tls` (`torca up --tls`). */
   tls?: boolean;
+  /**
+   * Each daemon's own address, by id ("zookeeper" for the cell's server), which
+   * it listens on, advertises and sends from: one loopback address per "host"
+   * (127.0.0.2, 127.0.0.3, …) lets a test cut traffic between them. Unlisted
+   * daemons use 127.0.0.1.
+   */
+  hosts?: Record<string, string>;
 }
 
 /** `GET /v1/leader`: the primary as this manager sees it, and whether it is that primary. */
@@ -133,11 +140,16 @@ export class LocalCell {
   }
 
   get managerUrls(): string[] {
-    return this.layout.managers.map((m) => this.urlAt(m.port));
+    return this.layout.managers.map((m) => this.urlOf(m.id, m.port));
   }
 
-  private urlAt(port: number): string {
-    return `${this.o.tls ? "https" : "http"}://127.0.0.1:${port}`;
+  /** The address daemon `id` (or "zookeeper") listens on and sends from. */
+  hostOf(id: string): string {
+    return this.o.hosts?.[id] ?? "127.0.0.1";
+  }
+
+  private urlOf(id: string, port: number): string {
+    return `${this.o.tls ? "https" : "http"}://${this.hostOf(id)}:${port}`;
   }
 
   /** The cell CA's certificate (PEM path) when the cell runs on TLS. */
@@ -150,12 +162,12 @@ export class LocalCell {
     return this.certificates?.caPem;
   }
 
-  /** The cell CA and a certificate per daemon naming 127.0.0.1 (kept across restarts). */
+  /** The cell CA and a certificate per daemon naming its address, 127.0.0.1 and localhost (kept across restarts). */
   private async makeCertificates(): Promise<void> {
     const dir = join(this.dir, "tls");
     const ca = await ensureCellCa(dir);
     const daemons = new Map<string, CertificateFiles>();
-    for (const d of [...this.layout.managers, ...this.layout.agents]) daemons.set(d.id, await ensureDaemonCertificate(dir, ca, d.id, ["127.0.0.1", "localhost"]));
+    for (const d of [...this.layout.managers, ...this.layout.agents]) daemons.set(d.id, await ensureDaemonCertificate(dir, ca, d.id, [...new Set([this.hostOf(d.id), "127.0.0.1"]), "localhost"]));
     this.certificates = { ca: ca.cert, caPem: readFileSync(ca.cert), daemons };
   }
 
@@ -172,13 +184,13 @@ export class LocalCell {
       if (l.managers.length === (this.o.managers ?? 2) && l.agents.length === (this.o.agents ?? 1)) return l;
     }
     const managers = [];
-    for (let i = 1; i <= (this.o.managers ?? 2); i++) managers.push({ id: `manager-${i}`, port: await freePort() });
+    for (let i = 1; i <= (this.o.managers ?? 2); i++) managers.push({ id: `manager-${i}`, port: await freePort(this.hostOf(`manager-${i}`)) });
     const agents = [];
     for (let i = 1; i <= (this.o.agents ?? 1); i++) {
       const base = 20000 + ((process.pid * 7 + i * 500) % 30000);
-      agents.push({ id: `agent-${i}`, port: await freePort(), portRange: [base, base + 399] as [number, number] });
+      agents.push({ id: `agent-${i}`, port: await freePort(this.hostOf(`agent-${i}`)), portRange: [base, base + 399] as [number, number] });
     }
-    const l: CellLayout = { dir: this.dir, zookeeperPort: await freePort(), managers, agents };
+    const l: CellLayout = { dir: this.dir, zookeeperPort: await freePort(this.hostOf("zookeeper")), managers, agents };
     writePrivate(f, JSON.stringify(l, null, 2));
     return l;
   }
@@ -198,7 +210,7 @@ export class LocalCell {
     this.managerToken = readTokenFile(this.managerTokenFile, true, "managerTokenFile");
     ensureZookeeperCredentialFile(this.zookeeperAuthFile);
     if (!this.o.externalZooKeeper) {
-      this.zookeeper = await startZooKeeper({ dataDir: join(this.dir, "zookeeper"), port: this.layout.zookeeperPort, tickTimeMs: this.o.tickTimeMs ?? 1000, ...(this.o.zookeeperHeap ? { heap: this.o.zookeeperHeap } : {}) });
+      this.zookeeper = await startZooKeeper({ dataDir: join(this.dir, "zookeeper"), host: this.hostOf("zookeeper"), port: this.layout.zookeeperPort, tickTimeMs: this.o.tickTimeMs ?? 1000, ...(this.o.zookeeperHeap ? { heap: this.o.zookeeperHeap } : {}) });
     }
     if (this.o.tls) await this.makeCertificates();
     for (const m of this.layout.managers) this.writeManagerConfig(m);
@@ -210,7 +222,7 @@ export class LocalCell {
 
   /** What the daemons connect to: the cell's own server, or the external one. */
   get zookeeperConnect(): string {
-    return this.o.externalZooKeeper ?? `127.0.0.1:${this.layout.zookeeperPort}`;
+    return this.o.externalZooKeeper ?? `${this.hostOf("zookeeper")}:${this.layout.zookeeperPort}`;
   }
 
   private common(id: string, cluster: Record<string, unknown>): Record<string, unknown> {
@@ -234,12 +246,12 @@ export class LocalCell {
   private writeManagerConfig(m: { id: string; port: number }): void {
     const cfg = {
       ...this.common(m.id, { tokenFile: this.tokenFile, managerTokenFile: this.managerTokenFile, agentTokenSha256: this.digestOfFile(this.agentTokenFile) }),
-      manager: { id: m.id, listen: `127.0.0.1:${m.port}`, storageDir: join(this.dir, "storage"), schedulerInterval: "200ms", ...(this.o.managerExtra ?? {}) },
+      manager: { id: m.id, listen: `${this.hostOf(m.id)}:${m.port}`, storageDir: join(this.dir, "storage"), schedulerInterval: "200ms", ...(this.o.managerExtra ?? {}) },
       agent: { reportInterval: this.o.reportInterval ?? "2s" },
     };
     const file = join(this.dir, `${m.id}.json`);
     writePrivate(file, JSON.stringify(cfg, null, 2));
-    this.daemons.set(m.id, { id: m.id, kind: "manager", url: this.urlAt(m.port), config: file });
+    this.daemons.set(m.id, { id: m.id, kind: "manager", url: this.urlOf(m.id, m.port), config: file });
   }
 
   private writeAgentConfig(a: { id: string; port: number; portRange: [number, number] }): void {
@@ -247,7 +259,7 @@ export class LocalCell {
       ...this.common(a.id, { agentTokenFile: this.agentTokenFile, managerTokenSha256: this.digestOfFile(this.managerTokenFile), adminTokenSha256: this.digestOfFile(this.tokenFile) }),
       agent: {
         id: a.id,
-        listen: `127.0.0.1:${a.port}`,
+        listen: `${this.hostOf(a.id)}:${a.port}`,
         dataDir: join(this.dir, a.id),
         portRange: a.portRange,
         reportInterval: this.o.reportInterval ?? "2s",
@@ -258,7 +270,7 @@ export class LocalCell {
     };
     const file = join(this.dir, `${a.id}.json`);
     writePrivate(file, JSON.stringify(cfg, null, 2));
-    this.daemons.set(a.id, { id: a.id, kind: "agent", url: this.urlAt(a.port), config: file });
+    this.daemons.set(a.id, { id: a.id, kind: "agent", url: this.urlOf(a.id, a.port), config: file });
   }
 
   /** Starts (or restarts) one daemon as a child process. */
@@ -289,9 +301,9 @@ export class LocalCell {
     clearTimeout(t);
   }
 
-  /** The id of the manager serving at `url` (the layout's own port, so no request is made). */
+  /** The id of the manager serving at `url` (the layout's own address, so no request is made). */
   managerIdAt(url: string): string {
-    const m = this.layout.managers.find((x) => url.replace(/\/$/, "").endsWith(`:${x.port}`));
+    const m = this.layout.managers.find((x) => url.replace(/\/$/, "") === this.urlOf(x.id, x.port));
     if (!m) throw new NotFoundError("manager serving", url);
     return m.id;
   }

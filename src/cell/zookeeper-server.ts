@@ -21,8 +21,15 @@ export interface ZooKeeperServerOptions {
   host?: string;
   /** Lower ticks allow shorter sessions (min session = 2 × tickTime). */
   tickTimeMs?: number;
-  /** Ensemble membership: this server's id and every member's quorum/election ports. */
-  ensemble?: { myId: number; members: { id: number; clientPort: number; quorumPort: number; electionPort: number }[] };
+  /**
+   * Ticks a follower may lag before leader and follower give each other up
+   * (default 5). Sessions outlive a partition of the leader only when this
+   * is shorter than the session timeout: until then the cut-off leader
+   * still expires the sessions whose pings no follower can forward to it.
+   */
+  syncLimitTicks?: number;
+  /** Ensemble membership: this server's id and every member's address (default: `host`) and quorum/election ports. */
+  ensemble?: { myId: number; members: { id: number; host?: string; clientPort: number; quorumPort: number; electionPort: number }[] };
   /** Java heap. */
   heap?: string;
   /** Server log level (zookeeper.log in the data directory). */
@@ -73,7 +80,7 @@ export async function startZooKeeper(opts: ZooKeeperServerOptions): Promise<ZooK
   const lines = [
     `tickTime=${opts.tickTimeMs ?? 2000}`,
     "initLimit=10",
-    "syncLimit=5",
+    `syncLimit=${opts.syncLimitTicks ?? 5}`,
     `dataDir=${opts.dataDir}`,
     `clientPort=${port}`,
     `clientPortAddress=${host}`,
@@ -85,7 +92,7 @@ export async function startZooKeeper(opts: ZooKeeperServerOptions): Promise<ZooK
   ];
   if (opts.ensemble) {
     writeFileSync(join(opts.dataDir, "myid"), `${opts.ensemble.myId}\n`);
-    for (const m of opts.ensemble.members) lines.push(`server.${m.id}=${host}:${m.quorumPort}:${m.electionPort}`);
+    for (const m of opts.ensemble.members) lines.push(`server.${m.id}=${m.host ?? host}:${m.quorumPort}:${m.electionPort}`);
   }
   const cfg = join(opts.dataDir, "zoo.cfg");
   writeFileSync(cfg, lines.join("\n") + "\n");

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { got, HTTPError, RequestError, type Got, type OptionsInit } from "got";
 import { withDefaults } from "./options.js";
 import { errorFromWire, UnavailableError, type ErrorCode, type TorcaError, isTorcaError, type WireError } from "./errors.js";
@@ -19,6 +20,19 @@ export interface HttpClientOptions {
   followRedirect?: boolean;
   /** The cell CA (PEM): https servers are verified against it alone. Without it only the system's CAs are trusted, which a cell CA is not. */
   ca?: Buffer | string;
+  /**
+   * The source address of every connection: a daemon's own address (see
+   * sourceAddressOf), so the far end, and a firewall rule, see which host spoke.
+   */
+  localAddress?: string;
+}
+
+/**
+ * The address a daemon listening on `host` sends from: that address when it
+ * is a specific IP; none (the kernel's choice) for a wildcard or a name.
+ */
+export function sourceAddressOf(host: string): string | undefined {
+  return isIP(host) && host !== "0.0.0.0" && host !== "::" ? host : undefined;
 }
 
 const DEFAULTS = Object.freeze({ timeoutMs: 10_000, retries: 2, followRedirect: true });
@@ -41,6 +55,7 @@ export function createHttpClient(opts: HttpClientOptions = {}): Got {
   };
   if (o.baseUrl) options.prefixUrl = o.baseUrl;
   if (o.ca !== undefined) options.https = { certificateAuthority: o.ca };
+  if (o.localAddress) options.localAddress = o.localAddress;
   return got.extend(options);
 }
 

@@ -5,12 +5,16 @@ import { connect } from "node:net";
  * native client cannot tell us reliably: whether a session is still alive,
  * and which servers take connections at all.
  *
- * Why: the `zookeeper` binding gives a handle up, reporting the session
- * *expired*, when its socket polls readable ten times in a row without a
- * reply, which happens within milliseconds of a failed connection attempt
- * (a server that was just killed, or one between leaders that accepts and
- * closes). Only a server can say whether a session expired: it answers a
- * connect request for it with the session's id, or with 0 and a zero timeout.
+ * Why: a process resuming an earlier session (an agent restarted within its
+ * session timeout, zk/session.ts connectHandle) learns in one round trip
+ * whether that session still lives, and from which server; and a session
+ * whose native client is still reconnecting is renewed by the answer (a
+ * server that accepts a connect request for a session renews it, as any
+ * reconnection does), so a slow reconnection does not cost it (zk/session.ts
+ * holdWhileDisconnected); and a handle the binding gave up, or that does not
+ * reconnect, is replaced only while a server keeps the session (reattach).
+ * A server answers a connect request for a live
+ * session with the session's id, and for a gone one with 0 and a zero timeout.
  */
 
 export type SessionVerdict = "alive" | "expired" | "unknown";
@@ -80,13 +84,14 @@ export function askServer(hostPort: string, creds: ProbeCredentials, sessionTime
 
 /**
  * The session's fate per the first server that can tell, asked one at a time
- * in random order (few sockets: the binding polls descriptors that this
- * process reuses, see zk/session.ts).
+ * in random order. Never in parallel: every server that answers "alive" has
+ * taken the session over, and one answering after the session's handle has
+ * reconnected elsewhere would move the session away from it.
  */
-export async function sessionVerdict(servers: string[], creds: ProbeCredentials, sessionTimeoutMs: number): Promise<{ verdict: SessionVerdict; server?: string }> {
+export async function sessionVerdict(servers: string[], creds: ProbeCredentials, sessionTimeoutMs: number, perServerMs = 1500): Promise<{ verdict: SessionVerdict; server?: string }> {
   const order = servers.map((s) => ({ s, k: Math.random() })).sort((a, b) => a.k - b.k);
   for (const { s } of order) {
-    const verdict = await askServer(s, creds, sessionTimeoutMs);
+    const verdict = await askServer(s, creds, sessionTimeoutMs, perServerMs);
     if (verdict !== "unknown") return { verdict, server: s };
   }
   return { verdict: "unknown" };

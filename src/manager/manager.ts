@@ -3,9 +3,9 @@ import Koa from "koa";
 import Router from "@koa/router";
 import type { Got } from "got";
 import { TokenTable } from "../common/auth.js";
-import type { Config } from "../common/config.js";
+import { parseListen, type Config } from "../common/config.js";
 import { ValidationError } from "../common/errors.js";
-import { createHttpClient } from "../common/http.js";
+import { createHttpClient, sourceAddressOf } from "../common/http.js";
 import { readJson } from "../common/json.js";
 import { createLogger, type Logger } from "../common/logger.js";
 import { PackageRecordSchema } from "../common/schemas/packages.js";
@@ -80,6 +80,8 @@ export class ManagerDaemon {
   private readonly tls: ServingTls;
   /** What this manager's clients (dispatches, log proxying) verify agents against. */
   private readonly cellCa: Buffer | undefined;
+  /** Where this manager's requests to agents and managers come from: its own address. */
+  private readonly localAddress: string | undefined;
   /** Naming lookups for the API, on its own ZooKeeper session (reads only; unaffected by terms). */
   private readonly resolver: Resolver;
   /** Torca's ZooKeeper credential; naming lookups (the resolver) need none. */
@@ -94,7 +96,8 @@ export class ManagerDaemon {
     this.log = createLogger("manager", { manager: this.id });
     this.tokens = TokenTable.fromConfig(config);
     this.credential = TokenTable.credentialOf(config, "manager");
-    this.http = createHttpClient({ token: this.credential, timeoutMs: 10_000, ca: this.cellCa });
+    this.localAddress = sourceAddressOf(parseListen(config.manager.listen).host);
+    this.http = createHttpClient({ token: this.credential, timeoutMs: 10_000, ca: this.cellCa, localAddress: this.localAddress });
     this.audit = new AuditLog(() => this.term?.zk, config.cluster.root, this.log.child({ part: "audit" }));
     const c = config.cluster;
     this.zkAuth = zookeeperAuthOf(c);
@@ -240,7 +243,7 @@ export class ManagerDaemon {
     const primary = new Primary(
       term.store,
       term.collector,
-      new HttpDispatcher(this.credential, this.log, this.cellCa),
+      new HttpDispatcher(this.credential, this.log, { ca: this.cellCa, localAddress: this.localAddress }),
       {
         epoch: info.epoch,
         schedulerIntervalMs: m.schedulerInterval,

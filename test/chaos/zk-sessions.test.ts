@@ -10,9 +10,8 @@ import { never, until } from "../harness/wait.js";
 /**
  * The ZooKeeper client layer against a real 3-server ensemble: a multi-host
  * connect string, sessions and watches that outlive the death of servers,
- * and the direct session probe that decides expiry (src/coord/zk-probe.ts).
- * Part of `npm run test:chaos`: the native binding still loses a session now
- * and then when servers die (see zk/session.ts), so this is not yet a CI gate.
+ * and the direct session probe that decides expiry and renews a session
+ * while its handle reconnects (src/coord/zk-probe.ts).
  */
 
 const skip = zookeeperInstalled() ? false : "ZooKeeper is not installed";

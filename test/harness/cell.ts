@@ -84,3 +84,13 @@ export async function startTestCell(opts: Partial<LocalCellOptions> = {}): Promi
 export function batchJob(name: string, command: string[], extra = ""): string {
   return `name: ${name}\ntype: batch\nisolation: process\ncommand: ${JSON.stringify(command)}\nresources: { cpu: 0.1, memory: 32MiB }\n${extra}`;
 }
+
+/**
+ * One loopback address per daemon, as if each ran on its own host: the
+ * managers on 127.0.0.`first`…, then the agents, then the cell's ZooKeeper
+ * (pass the result as `hosts` to startTestCell).
+ */
+export function ownAddresses(managers: number, agents: number, first = 2): Record<string, string> {
+  const ids = [...Array.from({ length: managers }, (_, i) => `manager-${i + 1}`), ...Array.from({ length: agents }, (_, i) => `agent-${i + 1}`), "zookeeper"];
+  return Object.fromEntries(ids.map((id, i) => [id, `127.0.0.${first + i}`]));
+}

@@ -6,15 +6,18 @@ import { fourLetterWord, startZooKeeper, waitServing, type ZooKeeperServer } fro
 import { until } from "./wait.js";
 
 /**
- * Test harness: a real ZooKeeper ensemble (Debian's jar) on 127.0.0.1, each
- * member with its own free client, quorum and election ports and its own data
- * directory under one temporary directory. Members are killed, stopped and
+ * Test harness: a real ZooKeeper ensemble (Debian's jar) on loopback, each
+ * member with its own address (127.0.0.1 for all unless `hosts` says), its
+ * own free client, quorum and election ports and its own data directory
+ * under one temporary directory. Members are killed, stopped and
  * restarted by the PID this harness started; `close()` ends every member it
  * started and removes the directory (call it from `after()`).
  */
 
 export interface EnsembleMember {
   id: number;
+  /** The address it serves clients and its peers on. */
+  host: string;
   clientPort: number;
   quorumPort: number;
   electionPort: number;
@@ -29,11 +32,15 @@ export interface EnsembleOptions {
   tickTimeMs?: number;
   /** Server log level, in each member's zookeeper.log (default WARN). */
   logLevel?: "ERROR" | "WARN" | "INFO";
+  /** See ZooKeeperServerOptions.syncLimitTicks. */
+  syncLimitTicks?: number;
+  /** Each member's own address, in member order (a partition test cuts between them). */
+  hosts?: string[];
   /** Keep the data directory (for post-mortems); also TORCA_KEEP_TEST_DIRS. */
   keepDir?: boolean;
 }
 
-const HOST = "127.0.0.1";
+const DEFAULT_HOST = "127.0.0.1";
 
 export class TestEnsemble {
   private constructor(
@@ -47,7 +54,8 @@ export class TestEnsemble {
     const dir = mkdtempSync(join(tmpdir(), "torca-ensemble-"));
     const members: EnsembleMember[] = [];
     for (let id = 1; id <= (opts.size ?? 3); id++) {
-      members.push({ id, clientPort: await freePort(HOST), quorumPort: await freePort(HOST), electionPort: await freePort(HOST), dataDir: join(dir, `zk-${id}`) });
+      const host = opts.hosts?.[id - 1] ?? DEFAULT_HOST;
+      members.push({ id, host, clientPort: await freePort(host), quorumPort: await freePort(host), electionPort: await freePort(host), dataDir: join(dir, `zk-${id}`) });
     }
     const e = new TestEnsemble(dir, members, opts);
     try {
@@ -62,7 +70,7 @@ export class TestEnsemble {
 
   /** The connect string of every member (down ones included: clients skip them). */
   get connectString(): string {
-    return this.members.map((m) => `${HOST}:${m.clientPort}`).join(",");
+    return this.members.map((m) => `${m.host}:${m.clientPort}`).join(",");
   }
 
   member(id: number): EnsembleMember {
@@ -75,11 +83,12 @@ export class TestEnsemble {
     m.server = await startZooKeeper({
       dataDir: m.dataDir,
       port: m.clientPort,
-      host: HOST,
+      host: m.host,
       tickTimeMs: this.opts.tickTimeMs ?? 1000,
+      ...(this.opts.syncLimitTicks ? { syncLimitTicks: this.opts.syncLimitTicks } : {}),
       heap: "192m",
       logLevel: this.opts.logLevel ?? "WARN",
-      ensemble: { myId: m.id, members: this.members.map((x) => ({ id: x.id, clientPort: x.clientPort, quorumPort: x.quorumPort, electionPort: x.electionPort })) },
+      ensemble: { myId: m.id, members: this.members.map((x) => ({ id: x.id, host: x.host, clientPort: x.clientPort, quorumPort: x.quorumPort, electionPort: x.electionPort })) },
     });
   }
 
@@ -103,7 +112,7 @@ export class TestEnsemble {
     const m = this.member(id);
     if (!m.server) return undefined;
     try {
-      const reply = await fourLetterWord(HOST, m.clientPort, "srvr");
+      const reply = await fourLetterWord(m.host, m.clientPort, "srvr");
       return /Mode: (\w+)/.exec(reply)?.[1];
     } catch {
       return undefined;
@@ -126,7 +135,7 @@ export class TestEnsemble {
       async () => {
         const running = this.members.filter((m) => m.server);
         modes = await Promise.all(
-          running.map(async (m) => ({ id: m.id, mode: await waitServing(HOST, m.clientPort, () => m.server?.process.exitCode !== null, Math.max(1, deadline - Date.now())) })),
+          running.map(async (m) => ({ id: m.id, mode: await waitServing(m.host, m.clientPort, () => m.server?.process.exitCode !== null, Math.max(1, deadline - Date.now())) })),
         );
         const leaders = modes.filter((x) => x.mode === "leader");
         return leaders.length === 1 && modes.every((x) => x.mode === "leader" || x.mode === "follower") && { leader: leaders[0]!.id, ms: Date.now() - t0 };

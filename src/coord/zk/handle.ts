@@ -1,6 +1,9 @@
 import { accepts, serversOf } from "../zk-probe.js";
 import { NATIVE_CONNECTED, ZooKeeper, type NativeClient, type SessionCredentials } from "./native.js";
 
+/** The largest limit the binding's int32 counter can be compared with: it never exceeds it. */
+const NEVER = 2 ** 31 - 1;
+
 /** The chroot suffix of a connect string ("" when there is none). */
 function chrootOf(connect: string): string {
   return connect.includes("/") ? connect.slice(connect.indexOf("/")) : "";
@@ -34,6 +37,11 @@ export function openHandle(connect: string, sessionTimeoutMs: number, resume: Se
     debug_level: ZooKeeper.ZOO_LOG_LEVEL_ERROR,
     // Our order (orderedServers): servers known to refuse are tried last.
     host_order_deterministic: true,
+    // The binding's poll callback closes the handle as if the session had expired once the C client's
+    // reads come back empty this many times in a row, never counting errors as a break: that is what
+    // a reconnection after a server died looks like, so live sessions were declared expired. The C
+    // client reports a real expiry itself, from a server's answer; so the counter must never trip.
+    response_counter_limit: NEVER,
     ...(resume ? { client_id: resume.clientId, client_password: resume.password } : {}),
   });
   client.data_as_buffer = true;

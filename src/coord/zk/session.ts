@@ -5,7 +5,7 @@ import type { Logger } from "../../common/logger.js";
 import { serversOf, sessionVerdict } from "../zk-probe.js";
 import { aclFor, type AclEntry, type ZkAuth } from "./acl.js";
 import { firstThen, openHandle, orderedServers } from "./handle.js";
-import { ZK, ZooKeeper, type NativeClient, type SessionCredentials, type WatchEvent, type Watcher } from "./native.js";
+import { NATIVE_CONNECTED, ZK, ZooKeeper, type NativeClient, type SessionCredentials, type WatchEvent, type Watcher } from "./native.js";
 import { invalidPathReason } from "./paths.js";
 import { WatchTable, type ArmedWatch, type WatchKind } from "./watches.js";
 
@@ -23,17 +23,26 @@ import { WatchTable, type ArmedWatch, type WatchKind } from "./watches.js";
  * drop the fence that the old one held (session-keeper.ts opens the next one,
  * and its owner re-registers on it).
  *
- * The binding's `close` -112 is not proof of expiry, though: it also gives a
- * handle up after a burst of empty reads, which a failed connection attempt
- * causes (seen within milliseconds of killing one ensemble member, the
- * servers expiring nothing). So a closed handle is followed by asking the
- * servers themselves (zk-probe.ts): a session a server still accepts is
- * re-attached on a fresh handle, its watches re-armed (`reattach`); only a
- * server's "no such session" makes it expired. Fresh handles can fail the
- * same way for a while (the binding polls descriptors the C client closes
- * and reuses behind libuv's back); a session no handle could resume within
- * three session timeouts is given up, and the fault suite still sees that
- * now and then when a server dies.
+ * The binding's own failures are worked around here, by asking the servers
+ * themselves (zk-probe.ts) and resuming the session on a fresh handle:
+ *   - Its poll loop used to close a live handle as if the session expired
+ *     after ten empty reads in a row, which a reconnection after a server
+ *     died looks like; handle.ts turns that counter off, so a `close` -112
+ *     is the C client's report of a server's "no such session". It is still
+ *     checked with a server before the session is ended (`reattach`).
+ *   - Its poll loop keeps watching a descriptor number the C client closed
+ *     and opened again: the new socket's events may never be seen, and the
+ *     handle then times out one connection attempt after another although
+ *     the servers serve. A handle disconnected for three session timeouts
+ *     (at least 10 s) while a server keeps the session is replaced by a
+ *     fresh one on the same session (`reattach`), its watches re-armed.
+ *   - It reconnects slowly (one attempt per third of the session timeout),
+ *     so while disconnected the servers are asked about the session every
+ *     quarter of its timeout (`holdWhileDisconnected`): an "alive" answer
+ *     renews the session as any reconnection does, so a live process does
+ *     not lose it to a short timeout; a "no such session" ends it at once.
+ * A session no handle could resume within three session timeouts of servers
+ * keeping it is given up.
  */
 
 export interface ZkOptions {
@@ -66,6 +75,11 @@ const DEFAULTS = Object.freeze({
   connectTimeoutSessions: 3,
   /** …but not before this long. */
   minConnectTimeoutMs: 10_000,
+  /** While disconnected, the servers are asked about the session this many times per session timeout. */
+  probesPerSession: 4,
+  /** A handle disconnected this many session timeouts (at least minStuckMs) while servers keep the session is replaced. */
+  stuckAfterSessions: 3,
+  minStuckMs: 10_000,
 });
 
 /** The default connect limit: three session timeouts, at least 10 s. */
@@ -97,11 +111,22 @@ export async function connectHandle(opts: ZkOptions): Promise<NativeClient> {
   throw new UnavailableError(`could not connect to ZooKeeper at ${opts.connect} within ${limit} ms`);
 }
 
+/** Closes a handle that is not connected: that sends nothing that could end its session. */
+function closeUnconnected(client: NativeClient): void {
+  if (client.state === NATIVE_CONNECTED) return;
+  try {
+    client.close();
+  } catch {
+    /* already closed */
+  }
+}
+
 export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
   private state: "connected" | "disconnected" | "expired" | "closed" = "connected";
   protected client!: NativeClient;
   protected readonly watches = new WatchTable();
   private reattaching = false;
+  private holding = false;
   private readonly creds: SessionCredentials;
   protected readonly timeoutMs: number;
 
@@ -141,6 +166,7 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
       this.state = "disconnected";
       this.log?.warn({ sessionId: this.sessionId }, "zookeeper connection lost; session may still be alive");
       this.emit("disconnected");
+      void this.holdWhileDisconnected(client);
     });
     // Node events of the default watcher (see WatchTable): the native object, then the path.
     for (const ev of ["created", "deleted", "changed", "child"] as const) {
@@ -149,7 +175,8 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
       });
     }
     client.on("close", (_self: unknown, code: number) => {
-      if (this.client !== client || this.state === "closed" || this.state === "expired") return;
+      // A handle being replaced closes as it may: reattach decides.
+      if (this.client !== client || this.state === "closed" || this.state === "expired" || this.reattaching) return;
       if (code === ZooKeeper.ZOO_EXPIRED_SESSION_STATE) {
         void this.reattach();
         return;
@@ -157,6 +184,42 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
       this.state = "closed";
       this.emit("closed");
     });
+  }
+
+  /**
+   * Keeps the session renewed on the servers until `client` reconnects; ends
+   * the session when a server says it is gone, and replaces the handle when
+   * it stays disconnected although servers serve the session.
+   */
+  private async holdWhileDisconnected(client: NativeClient): Promise<void> {
+    if (this.holding) return;
+    this.holding = true;
+    const stuckAfterMs = Math.max(DEFAULTS.minStuckMs, DEFAULTS.stuckAfterSessions * this.timeoutMs);
+    const waiting = () => this.client === client && this.state === "disconnected" && !this.reattaching;
+    let servedSince: number | undefined;
+    try {
+      while (waiting()) {
+        await sleep(this.timeoutMs / DEFAULTS.probesPerSession);
+        if (!waiting()) return;
+        // A server that does not answer (cut off, electing) must not use up the time the session has left.
+        const { verdict } = await sessionVerdict(serversOf(this.opts.connect), this.creds, this.timeoutMs, Math.min(1500, this.timeoutMs / DEFAULTS.probesPerSession));
+        // The handle may have reconnected meanwhile; its own view wins then.
+        if (!waiting()) return;
+        if (verdict === "expired") {
+          this.expire();
+          return closeUnconnected(client);
+        }
+        // Only time with a server serving counts against the handle: without a quorum it cannot reconnect.
+        servedSince = verdict === "alive" ? (servedSince ?? Date.now()) : undefined;
+        if (servedSince !== undefined && Date.now() - servedSince > stuckAfterMs) {
+          this.log?.warn({ sessionId: this.sessionId }, "zookeeper handle does not reconnect although the servers keep the session; replacing it");
+          void this.reattach();
+          return closeUnconnected(client);
+        }
+      }
+    } finally {
+      this.holding = false;
+    }
   }
 
   /**

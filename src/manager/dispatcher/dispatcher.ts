@@ -17,9 +17,9 @@ export interface Dispatcher {
 export class HttpDispatcher implements Dispatcher {
   private readonly http: Got;
 
-  /** `ca`: the cell CA agents' certificates are verified against (a cell on TLS). */
-  constructor(token: string, private readonly log?: Logger, ca?: Buffer) {
-    this.http = createHttpClient({ token, timeoutMs: 5000, retries: 2, ca });
+  /** `ca`: the cell CA agents' certificates are verified against (a cell on TLS); `localAddress`: the manager's own address. */
+  constructor(token: string, private readonly log?: Logger, opts: { ca?: Buffer; localAddress?: string } = {}) {
+    this.http = createHttpClient({ token, timeoutMs: 5000, retries: 2, ...opts });
   }
 
   async start(nodeUrl: string, d: TaskDispatch): Promise<void> {
