@@ -28,6 +28,8 @@ import { callerOf, requireRole } from "../http/auth.js";
 import { AuditLog, auditMutations } from "../auth/audit.js";
 import { authRouter } from "../auth/routes.js";
 import { TokenStore } from "../auth/token-store.js";
+import { QuotaStore } from "../auth/quotas.js";
+import { quotasRouter } from "./http/quotas.js";
 import { errorEnvelope } from "../http/edge.js";
 import { renderMetrics } from "./http/metrics.js";
 import { pagesRouter } from "./http/pages.js";
@@ -53,6 +55,7 @@ interface Term {
   election: Election;
   packages: PackageRegistry;
   tokens: TokenStore;
+  quotas: QuotaStore;
   primary?: Primary;
   /** The primary's alerting, for as long as this term is the primary's. */
   alerting?: TermAlerting;
@@ -109,6 +112,7 @@ export class ManagerDaemon {
       store: () => this.term?.store,
       collector: () => this.term?.collector,
       primary: () => this.term?.primary,
+      quotas: () => this.term?.quotas,
       leader: () => this.leaderInfo,
       zookeeperState: () => (this.term ? (this.term.zk.isConnected ? "connected" : this.term.zk.isAlive ? "disconnected" : "expired") : "connecting"),
       resolvePackage: (spec) => this.resolvePackage(spec),
@@ -146,6 +150,8 @@ export class ManagerDaemon {
     app.use(alerts.routes());
     const auth = authRouter({ store: () => this.term?.tokens, audit: this.audit, bodyLimit: this.config.manager.bodyLimit }, this.tokens);
     app.use(auth.routes()).use(auth.allowedMethods());
+    const quotas = quotasRouter(v, this.tokens);
+    app.use(quotas.routes()).use(quotas.allowedMethods());
     app.use(misc.routes());
     const pages = pagesRouter(v, this.tokens);
     app.use(pages.routes());
@@ -167,7 +173,8 @@ export class ManagerDaemon {
     const collector = new Collector(zk, c.root, this.log);
     const election = new Election(zk, c.root, { id: this.id, url: this.url }, this.log);
     const tokens = new TokenStore(zk, c.root, this.log.child({ part: "tokens" }));
-    const term: Term = { zk, store, collector, election, packages: new PackageRegistry(zk, c.root), tokens };
+    const quotas = new QuotaStore(zk, c.root, this.log.child({ part: "quotas" }));
+    const term: Term = { zk, store, collector, election, packages: new PackageRegistry(zk, c.root), tokens, quotas };
     this.term = term;
     store.on("job", (job, id) => this.bus.publish("job", id, job ?? { id, deleted: true }));
     store.on("task", (task, id) => this.bus.publish("task", id, task ?? { id, deleted: true }));
@@ -178,6 +185,7 @@ export class ManagerDaemon {
     try {
       await tokens.start();
       this.tokens.useDynamic(tokens);
+      await quotas.start();
       await store.start();
       await collector.start();
       await this.watchLeader(term);
@@ -185,6 +193,7 @@ export class ManagerDaemon {
     } catch (e) {
       this.tokens.useDynamic(undefined);
       tokens.close();
+      quotas.close();
       if (this.term === term) this.term = undefined;
       throw e;
     }
@@ -197,6 +206,7 @@ export class ManagerDaemon {
     // A store without a session cannot learn of revocations: its tokens are refused until the next term's store has read the set.
     this.tokens.useDynamic(undefined);
     term.tokens.close();
+    term.quotas.close();
     term.primary?.fence();
     void term.alerting?.close();
     term.collector.close();
@@ -238,6 +248,7 @@ export class ManagerDaemon {
         reconcileGraceMs: this.config.agent.reportInterval + 2000,
         missingGraceMs: 10_000,
         stopGraceMs: this.config.agent.stopGrace,
+        quotas: term.quotas,
       },
       this.log.child({ epoch: info.epoch }),
       alerting.sink,
@@ -292,6 +303,7 @@ export class ManagerDaemon {
       await term.alerting?.close();
       term.collector.close();
       term.tokens.close();
+      term.quotas.close();
       await term.election.resign().catch(() => undefined);
       term.zk.close();
     }
