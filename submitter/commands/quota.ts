@@ -3,6 +3,7 @@ import { Readable } from "node:stream";
 import type { Command } from "commander";
 import { ValidationError } from "../../src/common/errors.js";
 import { formatBytes } from "../../src/common/units.js";
+import { coresText } from "../../src/manager/quota/admission.js";
 import { withExamples, type CliContext } from "../context.js";
 import { table } from "../format.js";
 
@@ -11,10 +12,6 @@ type Limits = { cpu: number; memory: number; instances: number | null };
 type QuotaView = { namespace: string; quota: { prod: Limits; batch: Limits } | null; used: { prod: Amounts; batch: Amounts }; setAt?: number; setBy?: string };
 
 const BANDS = ["prod", "batch"] as const;
-
-function cores(n: number): string {
-  return String(Math.round(n * 1000) / 1000);
-}
 
 function against(used: string, limit: string | undefined): string {
   return `${used} / ${limit ?? "unlimited"}`;
@@ -29,7 +26,7 @@ function quotaTable(views: QuotaView[]): string {
       BANDS.map((b) => {
         const u = v.used[b];
         const q = v.quota?.[b];
-        return [v.namespace, b, against(cores(u.cpu), q && cores(q.cpu)), against(formatBytes(u.memory), q && formatBytes(q.memory)), against(String(u.instances), q?.instances == null ? undefined : String(q.instances))];
+        return [v.namespace, b, against(coresText(u.cpu), q && coresText(q.cpu)), against(formatBytes(u.memory), q && formatBytes(q.memory)), against(String(u.instances), q?.instances == null ? undefined : String(q.instances))];
       }),
     ),
   );

@@ -185,6 +185,7 @@ describe("quota views", () => {
     assert.deepEqual(views.map((v) => [v.namespace, v.quota === null]), [["a", true], ["b", false]]);
     assert.deepEqual(views[1]!.quota?.batch, { cpu: 16, memory: 64 * GiB, instances: null });
     assert.deepEqual(views[1]!.used, zeroUsage());
+    assert.equal(quotaViews(new Map(), new Map([["a", usage({ cpu: 0.1 + 0.1 + 0.1 })]]))[0]!.used.prod.cpu, 0.3, "cores to the millicore");
   });
 
   it("show on the overview as one row per limited namespace and band, escaped", () => {

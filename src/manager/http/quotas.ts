@@ -9,7 +9,7 @@ import type { QuotaStore, StoredQuota } from "../../auth/quotas.js";
 import { NAMESPACE_NAME } from "../../auth/token-store.js";
 import { callerOf, requireRole } from "../../http/auth.js";
 import { readJson } from "../../http/body.js";
-import { readyCapacity, requireProdWithinCapacity, type BandQuota, type Quota } from "../quota/admission.js";
+import { coresText, readyCapacity, requireProdWithinCapacity, type BandQuota, type Quota } from "../quota/admission.js";
 import { usageByNamespace, usageOf, zeroUsage, type Usage } from "../quota/usage.js";
 import type { ManagerView } from "./api.js";
 
@@ -55,11 +55,16 @@ function bandView(b: BandQuota) {
   return { cpu: b.cpu, memory: b.memory, instances: b.instances ?? null };
 }
 
+/** Cores to the millicore: a sum of 0.1s reads 0.3, not 0.30000000000000004. */
+function usedView(u: Usage): Usage {
+  return { prod: { ...u.prod, cpu: Number(coresText(u.prod.cpu)) }, batch: { ...u.batch, cpu: Number(coresText(u.batch.cpu)) } };
+}
+
 function quotaView(namespace: string, q: StoredQuota | undefined, used: Usage) {
   return {
     namespace,
     quota: q ? { prod: bandView(q.prod), batch: bandView(q.batch) } : null,
-    used,
+    used: usedView(used),
     ...(q ? { setAt: q.setAt, setBy: q.setBy } : {}),
   };
 }

@@ -28,12 +28,13 @@ const FIELDS: Record<Dimension, string> = { instances: "instances", cpu: "resour
 /** Floating-point slack: 0.1 × 3 cores must fit a quota of 0.3. */
 const EPSILON = 1e-9;
 
-function cpuText(n: number): string {
+/** Cores to the millicore, without floating-point noise (0.1 × 3 shows as 0.3). */
+export function coresText(n: number): string {
   return String(Math.round(n * 1000) / 1000);
 }
 
 function show(d: Dimension, n: number): string {
-  return d === "memory" ? formatBytes(n) : d === "cpu" ? cpuText(n) : String(n);
+  return d === "memory" ? formatBytes(n) : d === "cpu" ? coresText(n) : String(n);
 }
 
 /**

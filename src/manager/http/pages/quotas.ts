@@ -1,14 +1,11 @@
 import { formatBytes } from "../../../common/units.js";
 import { esc, table } from "../../../http/pages/html.js";
+import { coresText } from "../../quota/admission.js";
 import { BANDS } from "../../quota/usage.js";
 import type { QuotaView } from "../quotas.js";
 
 function against(used: string, limit: string | undefined): string {
   return `${esc(used)} / ${limit === undefined ? `<span class="muted">unlimited</span>` : esc(limit)}`;
-}
-
-function cores(n: number): string {
-  return String(Math.round(n * 1000) / 1000);
 }
 
 /** The overview's quota table: use against quota per namespace with a quota and band (namespaces without one are unlimited and left out). */
@@ -19,7 +16,7 @@ export function quotaSection(views: readonly QuotaView[]): string {
     BANDS.map((b) => {
       const u = v.used[b];
       const q = v.quota![b];
-      return `<tr data-quota="${esc(v.namespace)}/${b}"><td>${esc(v.namespace)}</td><td>${b}</td><td>${against(cores(u.cpu), cores(q.cpu))}</td><td>${against(formatBytes(u.memory), formatBytes(q.memory))}</td><td>${against(String(u.instances), q.instances === null ? undefined : String(q.instances))}</td></tr>`;
+      return `<tr data-quota="${esc(v.namespace)}/${b}"><td>${esc(v.namespace)}</td><td>${b}</td><td>${against(coresText(u.cpu), coresText(q.cpu))}</td><td>${against(formatBytes(u.memory), formatBytes(q.memory))}</td><td>${against(String(u.instances), q.instances === null ? undefined : String(q.instances))}</td></tr>`;
     }),
   );
   return `<h2 id="quotas">Quotas</h2>${table(["Namespace", "Band", "CPU (cores)", "Memory", "Instances"], rows)}<p class="muted">Reserved by live jobs against each namespace's quota, as of loading this page; prod is priority 200 and above.</p>`;
