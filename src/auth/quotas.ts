@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CoordinationError, NotFoundError } from "../common/errors.js";
+import { NotFoundError } from "../common/errors.js";
 import { readJson } from "../common/json.js";
 import type { Logger } from "../common/logger.js";
 import { isZkCode, ZK, type ZkSession } from "../coord/zk.js";
@@ -95,6 +95,10 @@ export class QuotaStore {
     for (let tries = 1; ; tries++) {
       await this.zk.sync(this.path);
       const { quotas, version } = await this.read();
+      if (version === undefined) {
+        await this.zk.ensurePath(this.path);
+        continue;
+      }
       edit(quotas);
       try {
         await this.zk.set(this.path, JSON.stringify({ namespaces: Object.fromEntries([...quotas].sort(([a], [b]) => a.localeCompare(b))) }), version);
@@ -106,10 +110,10 @@ export class QuotaStore {
     }
   }
 
-  private async read(): Promise<{ quotas: Map<string, StoredQuota>; version: number }> {
+  /** No node (removed by hand since `start`) holds no quotas; `version` is then undefined. */
+  private async read(): Promise<{ quotas: Map<string, StoredQuota>; version?: number }> {
     const r = await this.zk.getIfExists(this.path);
-    if (!r) throw new CoordinationError("get", this.path, ZK.NONODE, "the quotas node is missing");
-    return { quotas: this.parse(r.data), version: r.stat.version };
+    return r ? { quotas: this.parse(r.data), version: r.stat.version } : { quotas: new Map() };
   }
 
   /** An empty node (as `start` creates it) holds no quotas. */

@@ -128,6 +128,13 @@ describe("namespace quotas", { timeout: 240_000 }, () => {
     assert.deepEqual(view.used.batch, { cpu: 0.2, memory: 64 * MiB, instances: 2 }, "the killed job no longer counts; the new one does");
   });
 
+  it("admits only one of two concurrent submissions that each fit the remainder alone", async () => {
+    assert.equal((await call(`${primary}/v1/jobs/a:second`, tokenA, "DELETE")).status, 200);
+    const answers = await Promise.all(["racer-1", "racer-2"].map((name) => call(`${primary}/v1/jobs`, tokenA, "POST", sleeper(name, 2), "application/yaml")));
+    assert.deepEqual(answers.map((a) => a.status).sort(), [201, 403], JSON.stringify(answers.map((a) => a.body)));
+    assert.match(answers.find((a) => a.status === 403)!.body.error?.message ?? "", /0\.2 in use, 0\.1 left$/);
+  });
+
   it("leaves a namespace unlimited once its quota is removed", async () => {
     const r = await runTorca(["quota", "remove", "a"], env);
     assert.equal(r.code, 0, r.stderr);
