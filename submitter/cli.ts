@@ -9,6 +9,7 @@ import { registerDrain, registerNodes } from "./commands/nodes.js";
 import { registerPackages, registerPush } from "./commands/packages.js";
 import { registerPlan } from "./commands/plan.js";
 import { registerLogs, registerTasks } from "./commands/tasks.js";
+import { registerQuota } from "./commands/quota.js";
 import { registerTokens } from "./commands/tokens.js";
 import { cliContext } from "./context.js";
 
@@ -43,6 +44,7 @@ registerResolve(program, ctx);
 registerNaming(program);
 registerAlerts(program, ctx);
 registerTokens(program, ctx);
+registerQuota(program, ctx);
 registerManager(program);
 registerAgent(program);
 registerMaster(program, ctx);

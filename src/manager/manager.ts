@@ -31,6 +31,8 @@ import { callerOf, requireRole } from "../http/auth.js";
 import { AuditLog, auditMutations } from "../auth/audit.js";
 import { authRouter } from "../auth/routes.js";
 import { TokenStore } from "../auth/token-store.js";
+import { QuotaStore } from "../auth/quotas.js";
+import { quotasRouter } from "./http/quotas.js";
 import { errorEnvelope } from "../http/edge.js";
 import { cellCaOf, daemonUrl, listenDaemon, servingTls, type ServingTls } from "../http/tls.js";
 import { renderMetrics } from "./http/metrics.js";
@@ -57,6 +59,7 @@ interface Term {
   election: Election;
   packages: PackageRegistry;
   tokens: TokenStore;
+  quotas: QuotaStore;
   primary?: Primary;
   /** The primary's alerting, for as long as this term is the primary's. */
   alerting?: TermAlerting;
@@ -124,6 +127,7 @@ export class ManagerDaemon {
       store: () => this.term?.store,
       collector: () => this.term?.collector,
       primary: () => this.term?.primary,
+      quotas: () => this.term?.quotas,
       leader: () => this.leaderInfo,
       zookeeperState: () => (this.term ? (this.term.zk.isConnected ? "connected" : this.term.zk.isAlive ? "disconnected" : "expired") : "connecting"),
       resolvePackage: (spec) => this.resolvePackage(spec),
@@ -161,6 +165,8 @@ export class ManagerDaemon {
     app.use(alerts.routes());
     const auth = authRouter({ store: () => this.term?.tokens, audit: this.audit, bodyLimit: this.config.manager.bodyLimit }, this.tokens);
     app.use(auth.routes()).use(auth.allowedMethods());
+    const quotas = quotasRouter(v, this.tokens);
+    app.use(quotas.routes()).use(quotas.allowedMethods());
     app.use(misc.routes());
     const pages = pagesRouter(v, this.tokens);
     app.use(pages.routes());
@@ -179,7 +185,8 @@ export class ManagerDaemon {
     const tokens = new TokenStore(zk, c.root, this.log.child({ part: "tokens" }));
     // A cell whose znodes predate their ACLs gets them before anything else is read.
     if (this.zkAuth) await migrateAcls(zk, this.zkAuth, this.log);
-    const term: Term = { zk, store, collector, election, packages: new PackageRegistry(zk, c.root), tokens };
+    const quotas = new QuotaStore(zk, c.root, this.log.child({ part: "quotas" }));
+    const term: Term = { zk, store, collector, election, packages: new PackageRegistry(zk, c.root), tokens, quotas };
     this.term = term;
     store.on("job", (job, id) => this.bus.publish("job", id, job ?? { id, deleted: true }));
     store.on("task", (task, id) => this.bus.publish("task", id, task ?? { id, deleted: true }));
@@ -190,6 +197,7 @@ export class ManagerDaemon {
     try {
       await tokens.start();
       this.tokens.useDynamic(tokens);
+      await quotas.start();
       await store.start();
       await collector.start();
       await this.watchLeader(term);
@@ -197,6 +205,7 @@ export class ManagerDaemon {
     } catch (e) {
       this.tokens.useDynamic(undefined);
       tokens.close();
+      quotas.close();
       if (this.term === term) this.term = undefined;
       throw e;
     }
@@ -209,6 +218,7 @@ export class ManagerDaemon {
     // A store without a session cannot learn of revocations: its tokens are refused until the next term's store has read the set.
     this.tokens.useDynamic(undefined);
     term.tokens.close();
+    term.quotas.close();
     term.primary?.fence();
     void term.alerting?.close();
     term.collector.close();
@@ -250,6 +260,7 @@ export class ManagerDaemon {
         reconcileGraceMs: this.config.agent.reportInterval + 2000,
         missingGraceMs: 10_000,
         stopGraceMs: this.config.agent.stopGrace,
+        quotas: term.quotas,
       },
       this.log.child({ epoch: info.epoch }),
       alerting.sink,
@@ -304,6 +315,7 @@ export class ManagerDaemon {
       await term.alerting?.close();
       term.collector.close();
       term.tokens.close();
+      term.quotas.close();
       await term.election.resign().catch(() => undefined);
       term.zk.close();
     }

@@ -13,6 +13,7 @@ import type { StateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import { CLUSTER_EVENT_TYPES, type ClusterEvent, type EventBus } from "../events.js";
 import type { Primary } from "../primary/primary.js";
+import type { QuotaStore } from "../../auth/quotas.js";
 import { callerOf, requireRole } from "../../http/auth.js";
 import { namespaceOfAlertKey, namespaceOfJobId, requireInNamespace, seesNamespace, type Caller, type Grant } from "../../auth/grants.js";
 import { readJson, readText } from "../../http/body.js";
@@ -27,6 +28,8 @@ export interface ManagerView {
   collector(): Collector | undefined;
   /** Set only while this manager is the primary. */
   primary(): Primary | undefined;
+  /** The namespaces' quotas; undefined while joining. */
+  quotas(): QuotaStore | undefined;
   leader(): LeaderInfo | undefined;
   zookeeperState(): string;
   resolvePackage(spec: JobSpec): Promise<string | undefined>;

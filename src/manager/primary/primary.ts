@@ -6,6 +6,8 @@ import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
 import { dispatchFailed, jobKilled, type LifecycleAlert } from "../lifecycle/transitions.js";
+import { requireWithinQuota, type Quota } from "../quota/admission.js";
+import { usageOf } from "../quota/usage.js";
 import type { PlacementMetrics, PlacementResult } from "../scheduler/index.js";
 import { CronFirer } from "./cron-firing.js";
 import { isLive } from "./job-status.js";
@@ -41,6 +43,8 @@ export interface PrimaryOptions {
   missingGraceMs: number;
   stopGraceMs: number;
   now?: () => number;
+  /** The namespaces' quotas as stored now, checked at admission; absent: every namespace is unlimited. */
+  quotas?: { current(namespace: string): Promise<Quota | undefined> };
 }
 
 export type AlertSink = (kind: string, key: string, data: { job?: Job; task?: TaskInstance; node?: NodeInfo; text: string }) => void;
@@ -153,10 +157,10 @@ export class Primary {
     return this.queue.run(async () => {
       const id = jobIdOf(spec.namespace, spec.name);
       const existing = this.store.jobs.get(id);
-      if (existing) {
-        if (isLive(existing, this.store.tasksOf(id))) throw new ConflictError(`job ${id} is live; kill it first or choose another name`, { jobId: id });
-        await this.store.deleteJob(id);
-      }
+      if (existing && isLive(existing, this.store.tasksOf(id))) throw new ConflictError(`job ${id} is live; kill it first or choose another name`, { jobId: id });
+      // Inside the queue: no other submission can spend the same remainder between this check and the create.
+      requireWithinQuota(spec.namespace, await this.opts.quotas?.current(spec.namespace), usageOf(this.store, spec.namespace), spec);
+      if (existing) await this.store.deleteJob(id);
       const now = this.now();
       const job: Job = { id, spec, source, status: "pending", desired: "run", submittedAt: now, updatedAt: now, ...(packageDigest ? { packageDigest } : {}), ...(spec.schedule ? { cron: { runs: 0 } } : {}) };
       await this.store.createJob(job);

@@ -5,6 +5,9 @@ import type { ManagerView } from "../api.js";
 import { cellCapacity, fragmentation, usedByNode } from "./capacity.js";
 import { badge, bar, countBy, esc, fmtCpu, fmtResources, fmtTime, safeHref, seg } from "../../../http/pages/html.js";
 import { JOB_STATUSES, jobsClientState, jobTable } from "./jobs.js";
+import { usageByNamespace } from "../../quota/usage.js";
+import { quotaViews } from "../quotas.js";
+import { quotaSection } from "./quotas.js";
 
 const OVERVIEW_JOBS = 50;
 
@@ -45,6 +48,7 @@ ${bar("Disk", cap.used.disk, cap.allocatable.disk, formatBytes)}
   }</div>`;
   const nodesCard = `<div class="card"><h2><a href="/nodes">Nodes</a> (${nodes.length})</h2>${counts(countBy(nodes, (n) => n.state, ["ready", "draining", "lost"]))}</div>`;
   const jobsCard = `<div class="card"><h2><a href="/jobs">Jobs</a> (<span id="job-total">${jobs.length}</span>)</h2>${counts(countBy(jobs, (j) => j.status, JOB_STATUSES), "data-count")}</div>`;
-  return `<h1>Cell overview</h1><div class="cards">${capacity}${fragCard}${nodesCard}${jobsCard}${managersCard(v)}</div>
+  const quotas = quotaSection(quotaViews(v.quotas()?.all() ?? new Map(), usageByNamespace(store)));
+  return `<h1>Cell overview</h1><div class="cards">${capacity}${fragCard}${nodesCard}${jobsCard}${managersCard(v)}</div>${quotas}
 <h2>Recent jobs</h2>${jobTable(store, shown)}${jobs.length > shown.length ? `<p class="muted">The newest ${shown.length} of ${jobs.length}; see <a href="/jobs">all jobs</a>.</p>` : ""}${jobsClientState(store, shown, {})}`;
 }
