@@ -88,7 +88,7 @@ export function faultSuite(label: string, scale: FaultScale): void {
           },
         },
       });
-      zk = await ZkSession.connect({ connect: ens.connectString, sessionTimeoutMs: 10_000 });
+      zk = await ZkSession.connect({ connect: ens.connectString, sessionTimeoutMs: 10_000, auth: c.cell.zookeeperAuth });
     });
 
     after(async () => {
