@@ -1,6 +1,6 @@
 import type { Got } from "got";
 import type { Logger } from "../src/common/logger.js";
-import { parseBody, ReportReplySchema, type AgentAd, type AgentReport } from "../src/common/protocol.js";
+import { parseBody, ReportReplySchema, type AgentAd, type AgentReport, type ReportReply } from "../src/common/protocol.js";
 import type { LeaderInfo } from "../src/coord/election.js";
 import type { AgentNaming } from "./naming/index.js";
 import type { PackageCache } from "./packages/cache.js";
@@ -31,6 +31,8 @@ export interface ReporterOptions {
   ad: () => Promise<AgentAd>;
   /** Writes the ad to the agent's znode (when it changed enough). */
   refreshAd: (ad: AgentAd) => Promise<void>;
+  /** The primary answered a report. */
+  onReply: (reply: ReportReply) => void;
 }
 
 export class Reporter {
@@ -87,7 +89,9 @@ export class Reporter {
       const cachedPackages = (await this.o.cache.list()).map(String);
       const body: AgentReport = { agentId: this.o.id, tasks: this.withHealth(this.o.runner.report({ forPrimary: true })), cachedPackages, load };
       const reply = await this.o.http.post(`${leader.url}/v1/agents/${encodeURIComponent(this.o.id)}/report`, { json: body, retry: { limit: 1, methods: ["POST"] } }).json();
-      this.o.runner.markRecorded(parseBody(ReportReplySchema, reply).recorded);
+      const answer = parseBody(ReportReplySchema, reply);
+      this.o.runner.markRecorded(answer.recorded);
+      this.o.onReply(answer);
     } catch (e) {
       this.o.log.warn({ err: e }, "report failed; will retry");
       setTimeout(() => this.schedule(0), 1000).unref();

@@ -220,6 +220,8 @@ export class ManagerDaemon {
         reconcileGraceMs: this.config.agent.reportInterval + 2000,
         missingGraceMs: 10_000,
         stopGraceMs: this.config.agent.stopGrace,
+        disconnect: { graceMs: m.disconnect.grace, minNodes: m.disconnect.minNodes, massLossShare: m.disconnect.massLossShare, massLossWindowMs: m.disconnect.massLossWindow },
+        zookeeperWritable: () => term.zk.isConnected,
       },
       this.log.child({ epoch: info.epoch }),
       alerting.sink,

@@ -187,12 +187,17 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
     ctx.body = { id: ctx.params.id, draining: !undo };
   });
 
+  r.post("/v1/nodes/:id/confirm-lost", admin, async (ctx) => {
+    const { tasks } = await requirePrimary(v).confirmLost(ctx.params.id!);
+    ctx.body = { id: ctx.params.id, lost: true, tasks };
+  });
+
   r.post("/v1/agents/:id/report", admin, async (ctx) => {
     const p = requirePrimary(v);
     const report = parseBody(AgentReportSchema, await readJson(ctx, 16 * v.bodyLimit));
     if (report.agentId !== ctx.params.id) throw new ValidationError([{ field: "agentId", message: "does not match the URL" }]);
-    const { recorded } = await p.handleReport(report);
-    ctx.body = { epoch: p.epoch, recorded };
+    const { recorded, disconnectGraceMs } = await p.handleReport(report);
+    ctx.body = { epoch: p.epoch, recorded, disconnectGraceMs };
   });
 
   r.get("/v1/events", read, (ctx) => {

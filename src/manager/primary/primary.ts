@@ -9,7 +9,8 @@ import { dispatchFailed, jobKilled, type LifecycleAlert } from "../lifecycle/tra
 import type { PlacementMetrics, PlacementResult } from "../scheduler/index.js";
 import { CronFirer } from "./cron-firing.js";
 import { isLive } from "./job-status.js";
-import { onNodeLost } from "./node-events.js";
+import type { DisconnectRules } from "./disconnect.js";
+import { DisconnectedNodes } from "./disconnected-nodes.js";
 import { reconcileReport } from "./reconcile.js";
 import { TaskSender } from "./sender.js";
 import { SerialQueue } from "./serial-queue.js";
@@ -40,6 +41,10 @@ export interface PrimaryOptions {
   /** A dispatched task the agent does not report after this long is redispatched. */
   missingGraceMs: number;
   stopGraceMs: number;
+  /** When a node without its ZooKeeper node is declared lost (primary/disconnect.ts). */
+  disconnect: DisconnectRules;
+  /** False while this primary's ZooKeeper session is not connected: nothing migrates then. */
+  zookeeperWritable: () => boolean;
   now?: () => number;
 }
 
@@ -56,6 +61,7 @@ export class Primary {
   private readonly sender: TaskSender;
   private readonly ticks: Tick;
   private readonly cron: CronFirer;
+  private readonly disconnected: DisconnectedNodes;
 
   constructor(
     private readonly store: ZkStateStore,
@@ -82,6 +88,17 @@ export class Primary {
       },
       log,
     );
+    this.disconnected = new DisconnectedNodes({
+      store,
+      collector,
+      writer: this.writer,
+      log,
+      now: this.now,
+      rules: opts.disconnect,
+      zookeeperWritable: opts.zookeeperWritable,
+      alert,
+      raise: (alerts, node) => this.raise(alerts, node),
+    });
     this.ticks = new Tick({
       store,
       collector,
@@ -91,7 +108,7 @@ export class Primary {
       now: this.now,
       isFenced: () => this.fenced,
       raise: (alerts) => this.raise(alerts),
-      pastReconcileGrace: () => this.pastReconcileGrace(),
+      loseDisconnectedNodes: () => this.disconnected.run(),
     });
     this.cron = new CronFirer({ store, queue: this.queue, writer: this.writer, log, alert, now: this.now, requestTick: () => this.requestTick() });
   }
@@ -105,7 +122,6 @@ export class Primary {
   }
 
   start(): void {
-    this.collector.on("node-lost", this.onNodeLost);
     this.collector.on("node-up", this.onNodeChange);
     this.collector.on("node-changed", this.onNodeChange);
     this.timer = setInterval(() => this.requestTick(), this.opts.schedulerIntervalMs);
@@ -118,7 +134,6 @@ export class Primary {
     this.fenced = true;
     if (this.timer) clearInterval(this.timer);
     this.cron.stop();
-    this.collector.off("node-lost", this.onNodeLost);
     this.collector.off("node-up", this.onNodeChange);
     this.collector.off("node-changed", this.onNodeChange);
   }
@@ -203,8 +218,9 @@ export class Primary {
    * leaves those out of later reports, so a report stays the size of what is
    * live rather than of the last hour's finished tasks.
    */
-  async handleReport(report: AgentReport): Promise<{ recorded: string[] }> {
+  async handleReport(report: AgentReport): Promise<{ recorded: string[]; disconnectGraceMs: number }> {
     this.collector.noteReport(report);
+    this.disconnected.tracker.reported(report.agentId, this.now());
     await this.queue.run(async () => {
       const now = this.now();
       const d = reconcileReport(report, this.store, now, { presumeMissing: this.pastReconcileGrace(), missingGraceMs: this.opts.missingGraceMs });
@@ -213,7 +229,7 @@ export class Primary {
       this.raise(d.alerts);
       if (d.updates.length) this.requestTick();
     });
-    return { recorded: report.tasks.filter((t) => t.state === "exited").map((t) => `${t.taskId}#${t.attempt}`) };
+    return { recorded: report.tasks.filter((t) => t.state === "exited").map((t) => `${t.taskId}#${t.attempt}`), disconnectGraceMs: this.opts.disconnect.graceMs };
   }
 
   private async handleDispatchFailure(t: TaskInstance, node: NodeInfo, e: unknown): Promise<void> {
@@ -224,17 +240,23 @@ export class Primary {
 
   // ---------------------------------------------------------------- nodes
 
-  private readonly onNodeLost = (n: NodeInfo) => {
-    void this.queue
-      .run(async () => {
-        const { updates, alerts } = onNodeLost(n, this.store.tasksOnNode(n.id), this.store.jobs, this.now());
-        this.alert("node-lost", `node-lost:${n.id}:${n.lastReportAt}`, { node: n, text: `node ${n.id} (${n.host}) lost; ${updates.length} task(s) affected` });
-        await this.putTasks(updates);
-        this.raise(alerts, n);
-        this.requestTick();
-      })
-      .catch((e) => this.warn("node lost handling", e));
-  };
+  /**
+   * An admin confirms a disconnected node gone: its tasks migrate now, mass
+   * loss or not. A node still connected to ZooKeeper is refused (drain it).
+   * Resolves with the number of tasks migrated.
+   */
+  async confirmLost(nodeId: string): Promise<{ tasks: number }> {
+    return this.queue.run(async () => {
+      const n = this.collector.node(nodeId);
+      const tasks = this.disconnected.liveTasksOn(nodeId).length;
+      if (!n && tasks === 0) throw new NotFoundError("node", nodeId);
+      if (n && n.state !== "disconnected" && n.state !== "lost") throw new ConflictError(`node ${nodeId} is connected (${n.state}); drain it instead`, { nodeId });
+      this.disconnected.tracker.confirm(nodeId, this.now());
+      await this.disconnected.run();
+      this.requestTick();
+      return { tasks };
+    });
+  }
 
   private readonly onNodeChange = () => this.requestTick();
 
