@@ -12,6 +12,7 @@ import type { LeaderInfo } from "../../coord/election.js";
 import type { StateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import { CLUSTER_EVENT_TYPES, type EventBus } from "../events.js";
+import { bodyHashOf, checkIdempotencyKey, idempotencyId } from "../idempotency/keys.js";
 import type { Primary } from "../primary/primary.js";
 import { requireRole } from "../../http/auth.js";
 import { readJson, readText } from "../../http/body.js";
@@ -108,6 +109,17 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
   r.post("/v1/jobs", submit, async (ctx) => {
     const p = requirePrimary(v);
     const { spec, source, digest } = await parseSubmission(ctx, v);
+    // Idempotency-Key: a repeated key gets the first answer (idempotency/keys.ts).
+    const idempotencyKey = ctx.get("idempotency-key");
+    if (idempotencyKey) {
+      const key = checkIdempotencyKey(idempotencyKey);
+      const answerOf = (job: Job) => ({ id: job.id, job: jobSummary(job, []), epoch: p.epoch });
+      const answer = await p.submitIdempotent({ key, id: idempotencyId(key, spec.namespace), bodyHash: bodyHashOf(source) }, spec, source, digest, answerOf);
+      ctx.status = answer.status;
+      ctx.set("Location", `/v1/jobs/${encodeURIComponent(String(answer.body.id))}`);
+      ctx.body = answer.body;
+      return;
+    }
     const job = await p.submit(spec, source, digest);
     ctx.status = 201;
     ctx.set("Location", `/v1/jobs/${encodeURIComponent(job.id)}`);

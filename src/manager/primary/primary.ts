@@ -1,10 +1,12 @@
 import type { Logger } from "../../common/logger.js";
-import { ConflictError, NotFoundError } from "../../common/errors.js";
+import { ConflictError, IdempotencyKeyReusedError, isTorcaError, NotFoundError } from "../../common/errors.js";
 import type { AgentReport } from "../../common/protocol.js";
 import { jobIdOf, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
+import { classifyRepeat, type IdempotentAnswer } from "../idempotency/keys.js";
+import type { IdempotencyStore } from "../idempotency/store.js";
 import { dispatchFailed, jobKilled, type LifecycleAlert } from "../lifecycle/transitions.js";
 import type { PlacementMetrics, PlacementResult } from "../scheduler/index.js";
 import { CronFirer } from "./cron-firing.js";
@@ -45,6 +47,8 @@ export interface PrimaryOptions {
   disconnect: DisconnectRules;
   /** False while this primary's ZooKeeper session is not connected: nothing migrates then. */
   zookeeperWritable: () => boolean;
+  /** Submissions' Idempotency-Keys (trimmed by the tick). */
+  idempotency: IdempotencyStore;
   now?: () => number;
 }
 
@@ -109,6 +113,7 @@ export class Primary {
       isFenced: () => this.fenced,
       raise: (alerts) => this.raise(alerts),
       loseDisconnectedNodes: () => this.disconnected.run(),
+      trimIdempotencyKeys: () => opts.idempotency.trim(this.now()),
     });
     this.cron = new CronFirer({ store, queue: this.queue, writer: this.writer, log, alert, now: this.now, requestTick: () => this.requestTick() });
   }
@@ -165,19 +170,61 @@ export class Primary {
   // ---------------------------------------------------------------- API writes
 
   async submit(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<Job> {
+    return this.queue.run(() => this.createJob(spec, source, packageDigest));
+  }
+
+  /**
+   * A submission carrying an Idempotency-Key (idempotency/keys.ts): the first
+   * answer for the key is given again; the same key with another body is
+   * refused. The record (with the job's id) is written before the job, so a
+   * retry after this primary dies in between answers for the job it created.
+   */
+  async submitIdempotent(
+    key: { key: string; id: string; bodyHash: string },
+    spec: JobSpec,
+    source: string,
+    packageDigest: string | undefined,
+    answerOf: (job: Job) => Record<string, unknown>,
+  ): Promise<IdempotentAnswer> {
     return this.queue.run(async () => {
-      const id = jobIdOf(spec.namespace, spec.name);
-      const existing = this.store.jobs.get(id);
-      if (existing) {
-        if (isLive(existing, this.store.tasksOf(id))) throw new ConflictError(`job ${id} is live; kill it first or choose another name`, { jobId: id });
-        await this.store.deleteJob(id);
-      }
+      const store = this.opts.idempotency;
       const now = this.now();
-      const job: Job = { id, spec, source, status: "pending", desired: "run", submittedAt: now, updatedAt: now, ...(packageDigest ? { packageDigest } : {}), ...(spec.schedule ? { cron: { runs: 0 } } : {}) };
-      await this.store.createJob(job);
-      this.requestTick();
-      return job;
+      const record = await store.get(key.id);
+      const repeat = classifyRepeat(record, key.bodyHash, now, store.ttlMs);
+      if (repeat.kind === "mismatch") throw new IdempotencyKeyReusedError(key.key);
+      if (repeat.kind === "replay") return repeat.answer;
+      const earlier = repeat.kind === "unanswered" ? this.store.jobs.get(repeat.jobId) : undefined;
+      let job: Job;
+      let createdAt = now;
+      if (earlier && record && earlier.submittedAt >= record.createdAt) {
+        job = earlier;
+        createdAt = record.createdAt;
+      } else {
+        await store.put(key.id, { bodyHash: key.bodyHash, jobId: jobIdOf(spec.namespace, spec.name), createdAt });
+        job = await this.createJob(spec, source, packageDigest).catch(async (e: unknown) => {
+          // A refusal (e.g. 409: the job is live) is not remembered: the key stays free for a retry.
+          if (isTorcaError(e) && e.status < 500) await store.remove(key.id);
+          throw e;
+        });
+      }
+      const answer = { status: 201, body: answerOf(job) };
+      await store.put(key.id, { bodyHash: key.bodyHash, jobId: job.id, createdAt, answer });
+      return answer;
     });
+  }
+
+  private async createJob(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<Job> {
+    const id = jobIdOf(spec.namespace, spec.name);
+    const existing = this.store.jobs.get(id);
+    if (existing) {
+      if (isLive(existing, this.store.tasksOf(id))) throw new ConflictError(`job ${id} is live; kill it first or choose another name`, { jobId: id });
+      await this.store.deleteJob(id);
+    }
+    const now = this.now();
+    const job: Job = { id, spec, source, status: "pending", desired: "run", submittedAt: now, updatedAt: now, ...(packageDigest ? { packageDigest } : {}), ...(spec.schedule ? { cron: { runs: 0 } } : {}) };
+    await this.store.createJob(job);
+    this.requestTick();
+    return job;
   }
 
   async kill(jobId: string): Promise<Job> {

@@ -24,6 +24,8 @@ export interface TickDeps {
   raise: (alerts: readonly LifecycleAlert[]) => void;
   /** Declares lost the disconnected nodes whose grace ran out (disconnected-nodes.ts). */
   loseDisconnectedNodes: () => Promise<void>;
+  /** Removes expired Idempotency-Keys (idempotency/store.ts). */
+  trimIdempotencyKeys: () => Promise<void>;
 }
 
 /**
@@ -51,6 +53,7 @@ export class Tick {
       ["schedule and dispatch", () => this.scheduleAndDispatch()],
       ["resend stops", async () => this.d.sender.resendStops([...store.tasksWhere("stop", "dispatched"), ...store.tasksWhere("stop", "running")])],
       ["update job statuses", () => this.statuses.update(now())],
+      ["trim idempotency keys", () => this.d.trimIdempotencyKeys()],
     ];
     let first: unknown;
     for (const [name, phase] of phases) {
