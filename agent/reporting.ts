@@ -88,7 +88,7 @@ export class Reporter {
       const load = (this.lastAd ??= await this.o.ad()).load!;
       const cachedPackages = (await this.o.cache.list()).map(String);
       const body: AgentReport = { agentId: this.o.id, tasks: this.withHealth(this.o.runner.report({ forPrimary: true })), cachedPackages, load };
-      const reply = await this.o.http.post(`${leader.url}/v1/agents/${encodeURIComponent(this.o.id)}/report`, { json: body, retry: { limit: 1, methods: ["POST"] } }).json();
+      const reply = JSON.parse(await this.send(`${leader.url}/v1/agents/${encodeURIComponent(this.o.id)}/report`, body)) as unknown;
       const answer = parseBody(ReportReplySchema, reply);
       this.o.runner.markRecorded(answer.recorded);
       this.o.onReply(answer);
@@ -102,6 +102,20 @@ export class Reporter {
         this.schedule(0);
       }
     }
+  }
+
+  /**
+   * Posts a report. A manager that is no longer the primary answers 307 to
+   * the one that is (this agent's view of /leader may lag, e.g. while its own
+   * session is being replaced): followed here, because an HTTP client drops
+   * the bearer token on a redirect to another origin.
+   */
+  private async send(url: string, body: AgentReport): Promise<string> {
+    const opts = { json: body, retry: { limit: 1, methods: ["POST" as const] }, followRedirect: false };
+    let res = await this.o.http.post(url, opts);
+    if (res.statusCode === 307 && res.headers.location) res = await this.o.http.post(new URL(res.headers.location, url).href, opts);
+    if (res.statusCode !== 200) throw new Error(`report to ${url}: HTTP ${res.statusCode}`);
+    return res.body;
   }
 
   private withHealth(tasks: AgentReport["tasks"]): AgentReport["tasks"] {
