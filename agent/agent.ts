@@ -13,6 +13,7 @@ import type { AgentAd } from "../src/common/protocol.js";
 import { errorEnvelope } from "../src/http/edge.js";
 import { cellCaOf, daemonUrl, listenDaemon, servingTls, type ServingTls } from "../src/http/tls.js";
 import type { Driver } from "./driver/driver.js";
+import { isCutOff, tasksToStopWhenCutOff } from "./cut-off.js";
 import { detectDrivers } from "./drivers.js";
 import { EpochFence } from "./epoch-fence.js";
 import { agentRouter } from "./http/api.js";
@@ -26,6 +27,8 @@ import { Reporter } from "./reporting.js";
 import { PortAllocator } from "./tasks/ports.js";
 import { TaskUsers } from "./tasks/task-users.js";
 import { TaskRunner } from "./tasks/runner.js";
+
+const CUT_OFF_CHECK_MS = 1000;
 
 /**
  * The Execute Server: one per machine. It advertises itself with an ephemeral
@@ -61,6 +64,12 @@ export class AgentDaemon {
   private attributes: Record<string, string> = {};
   private readonly startedAt = Date.now();
   private rotator?: LogRotator;
+  /** Last contact with ZooKeeper and with a manager: cut off from both past the grace, tasks stop (checkCutOff). */
+  private readonly contacts = { zookeeperAt: Date.now(), managerAt: Date.now() };
+  /** The primary's disconnect grace, as its report replies say (the config's until one does). */
+  private disconnectGraceMs: number;
+  private cutOff = false;
+  private cutOffTimer?: NodeJS.Timeout;
 
   constructor(private readonly config: Config) {
     this.id = config.agent.id ?? defaultAgentId();
@@ -75,6 +84,7 @@ export class AgentDaemon {
     // Reports come from the agent's own address (a partition rule on it hits them).
     this.http = createHttpClient({ token: this.token, timeoutMs: 5000, retries: 1, ca: this.cellCa, localAddress: sourceAddressOf(parseListen(config.agent.listen).host) });
     this.fence = new EpochFence(join(this.dataDir, "epoch"));
+    this.disconnectGraceMs = config.manager.disconnect.grace;
   }
 
   async start(): Promise<void> {
@@ -131,6 +141,10 @@ export class AgentDaemon {
       leader: () => this.registration.leader,
       ad: () => this.ad(),
       refreshAd: (ad) => this.registration.refreshAd(ad),
+      onReply: (reply) => {
+        this.contacts.managerAt = Date.now();
+        if (reply.disconnectGraceMs !== undefined) this.disconnectGraceMs = reply.disconnectGraceMs;
+      },
     });
     this.rotator = new LogRotator({
       maxBytes: a.logs.maxSize,
@@ -166,6 +180,26 @@ export class AgentDaemon {
     await this.listen();
     await this.registration.start();
     this.reporter.start(a.reportInterval, () => void this.runner.prune());
+    this.cutOffTimer = setInterval(() => this.checkCutOff(), CUT_OFF_CHECK_MS);
+  }
+
+  /**
+   * Cut off from ZooKeeper and every manager for the disconnect grace less a
+   * margin: the primary may migrate the tasks, so they stop here first
+   * (agent/cut-off.ts); jobs with `disconnect.keepRunning` are left running.
+   */
+  private checkCutOff(): void {
+    const now = Date.now();
+    if (this.registration.zookeeperState === "connected") this.contacts.zookeeperAt = now;
+    if (!isCutOff(this.contacts, this.disconnectGraceMs, now)) {
+      this.cutOff = false;
+      return;
+    }
+    const live = this.runner.all().map((r) => ({ r, live: r.state !== "exited", stopping: r.stopRequested === true, keepRunning: r.dispatch.spec.disconnect?.keepRunning === true }));
+    const stops = tasksToStopWhenCutOff(live);
+    if (!this.cutOff) this.log.warn({ graceMs: this.disconnectGraceMs, stopping: stops.length }, "cut off from ZooKeeper and every manager; stopping tasks before the primary migrates them");
+    this.cutOff = true;
+    for (const { r } of stops) void this.runner.stop(r.dispatch.taskId, r.dispatch.attempt, this.config.agent.stopGrace).catch((e: unknown) => this.log.warn({ task: r.dispatch.taskId, err: e }, "stopping a cut-off task failed"));
   }
 
   private async listen(): Promise<void> {
@@ -231,6 +265,7 @@ export class AgentDaemon {
    */
   async stop(opts: { deregister?: boolean; stopTasks?: boolean } = {}): Promise<void> {
     this.reporter.stop();
+    if (this.cutOffTimer) clearInterval(this.cutOffTimer);
     this.registration.stop();
     this.runner.close();
     if (opts.stopTasks) {

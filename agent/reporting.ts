@@ -1,6 +1,6 @@
 import type { Got } from "got";
 import type { Logger } from "../src/common/logger.js";
-import { parseBody, ReportReplySchema, type AgentAd, type AgentReport } from "../src/common/protocol.js";
+import { parseBody, ReportReplySchema, type AgentAd, type AgentReport, type ReportReply } from "../src/common/protocol.js";
 import type { LeaderInfo } from "../src/coord/election.js";
 import type { AgentNaming } from "./naming/index.js";
 import type { PackageCache } from "./packages/cache.js";
@@ -31,6 +31,8 @@ export interface ReporterOptions {
   ad: () => Promise<AgentAd>;
   /** Writes the ad to the agent's znode (when it changed enough). */
   refreshAd: (ad: AgentAd) => Promise<void>;
+  /** The primary answered a report. */
+  onReply: (reply: ReportReply) => void;
 }
 
 export class Reporter {
@@ -86,8 +88,10 @@ export class Reporter {
       const load = (this.lastAd ??= await this.o.ad()).load!;
       const cachedPackages = (await this.o.cache.list()).map(String);
       const body: AgentReport = { agentId: this.o.id, tasks: this.withHealth(this.o.runner.report({ forPrimary: true })), cachedPackages, load };
-      const reply = await this.o.http.post(`${leader.url}/v1/agents/${encodeURIComponent(this.o.id)}/report`, { json: body, retry: { limit: 1, methods: ["POST"] } }).json();
-      this.o.runner.markRecorded(parseBody(ReportReplySchema, reply).recorded);
+      const reply = JSON.parse(await this.send(`${leader.url}/v1/agents/${encodeURIComponent(this.o.id)}/report`, body)) as unknown;
+      const answer = parseBody(ReportReplySchema, reply);
+      this.o.runner.markRecorded(answer.recorded);
+      this.o.onReply(answer);
     } catch (e) {
       this.o.log.warn({ err: e }, "report failed; will retry");
       setTimeout(() => this.schedule(0), 1000).unref();
@@ -98,6 +102,20 @@ export class Reporter {
         this.schedule(0);
       }
     }
+  }
+
+  /**
+   * Posts a report. A manager that is no longer the primary answers 307 to
+   * the one that is (this agent's view of /leader may lag, e.g. while its own
+   * session is being replaced): followed here, because an HTTP client drops
+   * the bearer token on a redirect to another origin.
+   */
+  private async send(url: string, body: AgentReport): Promise<string> {
+    const opts = { json: body, retry: { limit: 1, methods: ["POST" as const] }, followRedirect: false };
+    let res = await this.o.http.post(url, opts);
+    if (res.statusCode === 307 && res.headers.location) res = await this.o.http.post(new URL(res.headers.location, url).href, opts);
+    if (res.statusCode !== 200) throw new Error(`report to ${url}: HTTP ${res.statusCode}`);
+    return res.body;
   }
 
   private withHealth(tasks: AgentReport["tasks"]): AgentReport["tasks"] {

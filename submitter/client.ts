@@ -1,5 +1,7 @@
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { type Got, type OptionsOfTextResponseBody } from "got";
-import { TorcaError, UnavailableError } from "../src/common/errors.js";
+import { isTorcaError, TorcaError, UnavailableError } from "../src/common/errors.js";
 import { createHttpClient, httpErrorToTorca } from "../src/common/http.js";
 import type { ClientSettings } from "./settings.js";
 
@@ -10,6 +12,9 @@ import type { ClientSettings } from "./settings.js";
  * the same cell). When a manager is unreachable (e.g. mid-failover) the request
  * is retried once on the next known manager.
  */
+/** How long a POST with an Idempotency-Key keeps being retried across a failover (a takeover takes a few session timeouts). */
+const IDEMPOTENT_RETRY_MS = 30_000;
+
 export class TorcaClient {
   private readonly http: Got;
 
@@ -48,6 +53,26 @@ export class TorcaClient {
   post<T>(path: string, body: string | object, contentType = "application/json"): Promise<T> {
     const text = typeof body === "string" ? body : JSON.stringify(body);
     return this.send<T>("POST", path, { body: text, headers: { "content-type": contentType }, retry: { limit: 0 } });
+  }
+
+  /**
+   * A POST carrying an Idempotency-Key (one per call): retried with the same
+   * key on connection errors and 503 (a dying or not yet elected primary),
+   * for at most IDEMPOTENT_RETRY_MS. The server answers a repeated key with
+   * its first answer, so a request whose answer was lost is neither lost nor
+   * done twice.
+   */
+  async postIdempotent<T>(path: string, body: string, contentType: string, key = randomUUID()): Promise<T> {
+    const deadline = Date.now() + IDEMPOTENT_RETRY_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.send<T>("POST", path, { body, headers: { "content-type": contentType, "idempotency-key": key }, retry: { limit: 0 } });
+      } catch (e) {
+        const retriable = isTorcaError(e) && (e.code === "unavailable" || e.code === "not_primary" || e.status === 503);
+        if (!retriable || Date.now() >= deadline) throw e;
+        await sleep(Math.min(2000, 200 * 2 ** attempt));
+      }
+    }
   }
 
   /** The primary's base URL (a streamed body cannot be replayed after a redirect). */

@@ -10,7 +10,7 @@ export function color(name: keyof typeof COLORS, s: string): string {
 const STATE_COLORS: Record<string, keyof typeof COLORS> = {
   running: "green", complete: "green", completed: "green", ready: "green",
   failed: "red", lost: "red", dead: "grey", killed: "grey",
-  pending: "yellow", dispatched: "yellow", draining: "yellow",
+  pending: "yellow", dispatched: "yellow", draining: "yellow", disconnected: "yellow",
 };
 
 export function state(s: string): string {

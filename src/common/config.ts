@@ -198,6 +198,21 @@ export const ConfigSchema = z
         schedulerInterval: duration.default("500ms"),
         /** A node whose last report is older than this (and whose znode is gone) is lost. */
         nodeLostAfter: duration.default("10s"),
+        /** When a node without its ZooKeeper node is declared lost (docs/architecture.md, "Disconnected nodes"). */
+        disconnect: z
+          .object({
+            /** Quiet (no ZooKeeper node, no report) this long: lost, its tasks migrate. Agents cut off this long less a margin stop their tasks. */
+            grace: duration.default("30s"),
+            /** Mass loss applies to cells of at least this many nodes. */
+            minNodes: z.number().int().min(1).default(3),
+            /** More than this share of the cell disconnected within the window: nothing migrates until the nodes return or an admin confirms. */
+            massLossShare: z.number().gt(0).max(1).default(0.5),
+            massLossWindow: duration.default("60s"),
+          })
+          .strict()
+          .default({}),
+        /** How long a submission's Idempotency-Key is remembered (its first answer is repeated). */
+        idempotencyTtl: duration.default("24h"),
         history: history.default({ engine: "embedded" }),
         alerting: z
           .object({

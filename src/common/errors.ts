@@ -20,6 +20,7 @@ export type ErrorCode =
   | "coordination"
   | "integrity"
   | "unsafe_archive"
+  | "idempotency_key_reused"
   | "driver"
   | "internal";
 
@@ -49,6 +50,7 @@ const EXIT_CODES: Readonly<Record<ErrorCode, number>> = Object.freeze({
   coordination: 1,
   integrity: 1,
   unsafe_archive: 2,
+  idempotency_key_reused: 2,
   driver: 1,
   internal: 1,
 });
@@ -229,6 +231,13 @@ export class UnsafeArchiveError extends TorcaError {
   }
 }
 
+/** An Idempotency-Key already answered a different request body (HTTP 422). */
+export class IdempotencyKeyReusedError extends TorcaError {
+  constructor(key: string) {
+    super("idempotency_key_reused", `Idempotency-Key ${JSON.stringify(key)} was used for a different request body; use a new key for a new submission`, { status: 422, context: { field: "Idempotency-Key", key } });
+  }
+}
+
 export class DriverError extends TorcaError {
   constructor(message: string, context: ErrorContext = {}, cause?: unknown) {
     super("driver", message, { status: 500, context, cause });
@@ -269,6 +278,7 @@ export const ERROR_CLASSES: Readonly<Record<ErrorCode, new (...args: never[]) =>
   coordination: CoordinationError,
   integrity: IntegrityError,
   unsafe_archive: UnsafeArchiveError,
+  idempotency_key_reused: IdempotencyKeyReusedError,
   driver: DriverError,
   internal: InternalError,
 });

@@ -76,7 +76,8 @@ export const AgentReportSchema = z.object({
 export type AgentReport = z.infer<typeof AgentReportSchema>;
 
 /** The primary's answer to a report: its epoch, and the reported exits it has recorded ("taskId#attempt"). */
-export const ReportReplySchema = z.object({ epoch: z.number().int().min(0), recorded: z.array(z.string()).default([]) });
+/** `disconnectGraceMs`: the primary's disconnect grace, which the agent's cut-off stop counts against (agent/cut-off.ts). */
+export const ReportReplySchema = z.object({ epoch: z.number().int().min(0), recorded: z.array(z.string()).default([]), disconnectGraceMs: z.number().int().min(0).optional() });
 export type ReportReply = z.infer<typeof ReportReplySchema>;
 
 /** Agent znode data (ephemeral, /agents/<id>): who it is and what it offers. */

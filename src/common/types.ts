@@ -62,6 +62,8 @@ export const ALERT_KINDS = [
   "service-unhealthy",
   "node-lost",
   "node-back",
+  // The primary withholds migrations (ZooKeeper cannot be written, or a mass loss of nodes).
+  "migration-held",
   "manager-failover",
   "cron-failed",
   "cron-missed",
@@ -106,6 +108,8 @@ export interface JobSpec {
   schedule?: string;
   notify?: NotifySpec;
   placement: PlacementPolicy;
+  /** Cut off from ZooKeeper and every manager past the grace, the agent stops the task unless `keepRunning` (it may then run twice). */
+  disconnect?: { keepRunning: boolean };
 }
 
 export const PRIORITY_PROD = 200;
@@ -207,7 +211,7 @@ export interface Job {
   cron?: { lastFiring?: number; runs: number };
 }
 
-export type NodeState = "ready" | "draining" | "lost";
+export type NodeState = "ready" | "draining" | "disconnected" | "lost";
 
 /** An agent's machine as the collector knows it. */
 export interface NodeInfo {

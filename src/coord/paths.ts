@@ -18,6 +18,8 @@ export function zpaths(root: string) {
     packageVersion: (name: string, version: string) => `${root}/packages/${name}/${version}`,
     naming: `${root}/naming`,
     alerts: `${root}/alerts`,
+    idempotency: `${root}/idempotency`,
+    idempotencyKey: (id: string) => `${root}/idempotency/${id}`,
   };
 }
 export type ZPaths = ReturnType<typeof zpaths>;

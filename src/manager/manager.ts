@@ -41,6 +41,7 @@ import { namesRouter } from "./http/names.js";
 import { Resolver } from "../../naming/resolver.js";
 import { PackageRegistry } from "./packages/registry.js";
 import { packagesRouter } from "./packages/routes.js";
+import { IdempotencyStore } from "./idempotency/store.js";
 import { Primary } from "./primary/primary.js";
 
 /**
@@ -261,6 +262,9 @@ export class ManagerDaemon {
         missingGraceMs: 10_000,
         stopGraceMs: this.config.agent.stopGrace,
         quotas: term.quotas,
+        disconnect: { graceMs: m.disconnect.grace, minNodes: m.disconnect.minNodes, massLossShare: m.disconnect.massLossShare, massLossWindowMs: m.disconnect.massLossWindow },
+        zookeeperWritable: () => term.zk.isConnected,
+        idempotency: new IdempotencyStore(term.zk, this.config.cluster.root, m.idempotencyTtl, this.log),
       },
       this.log.child({ epoch: info.epoch }),
       alerting.sink,

@@ -21,7 +21,8 @@ export function registerSubmit(program: Command, ctx: CliContext): void {
   cmd.action(async (file: string, o: { wait?: boolean; timeout: string }) => {
     const { text, contentType } = readTaskFile(file);
     const c = ctx.client();
-    const r = await c.post<{ id: string }>("/v1/jobs", text, contentType);
+    // One Idempotency-Key per invocation: the automatic retries across a failover cannot submit twice.
+    const r = await c.postIdempotent<{ id: string }>("/v1/jobs", text, contentType);
     if (!o.wait) return ctx.out(r, () => r.id);
     const json = Boolean(ctx.opts().json);
     if (!json) process.stderr.write(`submitted ${r.id}; waiting\n`);

@@ -1,4 +1,4 @@
-/** Verbs on machines: nodes, drain. */
+/** Verbs on machines: nodes, node confirm-lost, drain. */
 import type { Command } from "commander";
 import { formatBytes } from "../../src/common/units.js";
 import { withExamples, type CliContext } from "../context.js";
@@ -20,6 +20,16 @@ export function registerNodes(program: Command, ctx: CliContext): void {
       );
     });
   withExamples(cmd, ["torca nodes", "torca nodes --json"]);
+  const node = program.command("node").description("act on one machine");
+  const confirm = node
+    .command("confirm-lost")
+    .description("declare a disconnected node gone for good: its tasks migrate now, even while migrations are held (admin)")
+    .argument("<node>")
+    .action(async (id: string) => {
+      const r = await ctx.client().post<{ id: string; tasks: number }>(`/v1/nodes/${encodeURIComponent(id)}/confirm-lost`, {});
+      ctx.out(r, () => `${r.id}: lost; ${r.tasks} task(s) migrating`);
+    });
+  withExamples(confirm, ["torca node confirm-lost agent-3"]);
 }
 
 export function registerDrain(program: Command, ctx: CliContext): void {

@@ -45,11 +45,12 @@ function errorBody(e: HTTPError): { code?: string; message?: string } {
  */
 export const freshConnections = new Agent({ keepAlive: false });
 
-/** One POST /v1/jobs, classified; never throws. */
-export async function submitOnce(api: Got, url: string, name: string, yaml: string, timeoutMs = 15_000): Promise<SubmitOutcome> {
+/** One POST /v1/jobs (with an Idempotency-Key when given), classified; never throws. */
+export async function submitOnce(api: Got, url: string, name: string, yaml: string, timeoutMs = 15_000, idempotencyKey?: string): Promise<SubmitOutcome> {
   const at = Date.now();
   try {
-    await api.post(`${url}/v1/jobs`, { body: yaml, headers: { "content-type": "application/yaml" }, timeout: { request: timeoutMs }, retry: { limit: 0 }, followRedirect: false, agent: { http: freshConnections } });
+    const headers = { "content-type": "application/yaml", ...(idempotencyKey ? { "idempotency-key": idempotencyKey } : {}) };
+    await api.post(`${url}/v1/jobs`, { body: yaml, headers, timeout: { request: timeoutMs }, retry: { limit: 0 }, followRedirect: false, agent: { http: freshConnections } });
     return { name, fate: "acked", status: 201, at, ms: Date.now() - at };
   } catch (e) {
     const ms = Date.now() - at;

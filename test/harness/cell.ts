@@ -31,7 +31,9 @@ export interface TestCell {
 
 export async function startTestCell(opts: Partial<LocalCellOptions> = {}): Promise<TestCell> {
   const dir = mkdtempSync(join(tmpdir(), "torca-test-"));
-  const cell = new LocalCell({ managers: 2, agents: 1, agentDriver: "process", sessionTimeout: "2s", tickTimeMs: 1000, reportInterval: "1s", stopTasksOnExit: true, ...opts, dir });
+  // A short disconnect grace: a killed agent's tasks move within seconds, as tests expect.
+  const managerExtra = { disconnect: { grace: "5s" }, ...opts.managerExtra };
+  const cell = new LocalCell({ managers: 2, agents: 1, agentDriver: "process", sessionTimeout: "2s", tickTimeMs: 1000, reportInterval: "1s", stopTasksOnExit: true, ...opts, managerExtra, dir });
   const close = async () => {
     await cell.stop().catch(() => undefined);
     if (!process.env.TORCA_KEEP_TEST_DIRS) rmSync(dir, { recursive: true, force: true });

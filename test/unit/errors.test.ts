@@ -24,6 +24,7 @@ import {
   UnplaceableError,
   UnsafeArchiveError,
   ValidationError,
+  IdempotencyKeyReusedError,
   type ErrorCode,
 } from "../../src/common/errors.js";
 import { createHttpClient, httpErrorToTorca } from "../../src/common/http.js";
@@ -47,6 +48,7 @@ const THROWN: Record<ErrorCode, () => TorcaError> = {
   coordination: () => new CoordinationError("create", "/torca/jobs/web", -110, "node exists"),
   integrity: () => new IntegrityError("digest mismatch"),
   unsafe_archive: () => new UnsafeArchiveError("entry escapes the root", "../etc/passwd"),
+  idempotency_key_reused: () => new IdempotencyKeyReusedError("4f1c-retry"),
   driver: () => new DriverError("lxc-start failed"),
   internal: () => new InternalError("scheduler: duplicate node id"),
 };

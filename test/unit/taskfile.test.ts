@@ -514,3 +514,21 @@ describe("malformed files: field, line, column and message", () => {
     });
   }
 });
+
+describe("disconnect", () => {
+  const job = "name: web\ncommand: [/bin/sleep, '60']\n";
+
+  test("keepRunning: true keeps the job running when its agent is cut off", () => {
+    assert.deepEqual(parseTaskFile(`${job}disconnect: { keepRunning: true }\n`).disconnect, { keepRunning: true });
+  });
+
+  test("absent, the job's tasks stop when cut off (no field in the spec)", () => {
+    assert.equal(parseTaskFile(job).disconnect, undefined);
+    assert.deepEqual(parseTaskFile(`${job}disconnect: {}\n`).disconnect, { keepRunning: false });
+  });
+
+  test("keepRunning must be a boolean, and no other key is known", () => {
+    assert.match(issuesOf(`${job}disconnect: { keepRunning: "yes" }\n`)[0]!.message, /not a boolean/);
+    assert.equal(issuesOf(`${job}disconnect: { keepRuning: true }\n`)[0]!.field, "disconnect.keepRuning");
+  });
+});

@@ -10,6 +10,7 @@ export const SCHEMA_KEYS = {
   job: [
     "name", "namespace", "type", "priority", "instances", "package", "command", "env", "resources", "isolation",
     "user", "constraints", "ports", "service", "restart", "schedule", "notify", "placement",
+    "disconnect",
   ],
   resources: ["cpu", "memory", "disk"],
   constraint: ["attribute", "operator", "value"],
@@ -19,6 +20,7 @@ export const SCHEMA_KEYS = {
   restart: ["attempts", "delay", "backoff", "maxDelay"],
   notify: ["email", "sms", "on"],
   placement: ["strategy", "maxPerNode"],
+  disconnect: ["keepRunning"],
 } as const;
 
 /** Values used when a field is absent. Exported so the CLI and docs can show them. */

@@ -14,7 +14,8 @@ import type { Watcher, ZkSession } from "../../coord/zk.js";
  * The collector: what every manager (primary and backups) knows about machines.
  *
  * Liveness comes from the agents' ephemeral znodes (/agents/<id>): a node whose
- * znode is gone is lost, because ZooKeeper expired its session. The agent
+ * znode is gone is disconnected, because ZooKeeper expired its session; the
+ * primary declares it lost after the disconnect grace (primary/disconnect.ts). The agent
  * rewrites its znode when its offer changes (and once a minute for its load),
  * so backups see the same picture as the primary. Administrative state (draining) lives in
  * persistent znodes (/nodes/<id>). Task reports arrive over HTTP at the primary.
@@ -83,6 +84,20 @@ export class Collector extends EventEmitter<CollectorEvents> {
     n.cachedPackages = report.cachedPackages;
     if (report.load) n.load = report.load;
     n.lastReportAt = Date.now();
+  }
+
+  /**
+   * The primary declared a disconnected node lost (its grace ran out, or an
+   * admin confirmed it): shown as lost until its agent registers again.
+   */
+  markLost(id: string): void {
+    const n = this.known.get(id);
+    if (!n || n.state === "lost") return;
+    n.state = "lost";
+    this.placementFacts.delete(id);
+    this.sorted = undefined;
+    this.log?.warn({ node: id }, "node lost");
+    this.emit("node-lost", n);
   }
 
   async setDrain(id: string, drain: boolean): Promise<void> {
@@ -154,11 +169,12 @@ export class Collector extends EventEmitter<CollectorEvents> {
     const prev = this.known.get(id);
     const drain = this.admin.get(id)?.drain ?? false;
     if (!ad) {
-      if (prev && prev.state !== "lost") {
-        prev.state = "lost";
+      if (prev && prev.state !== "lost" && prev.state !== "disconnected") {
+        prev.state = "disconnected";
         this.placementFacts.delete(id);
-        this.log?.warn({ node: id }, "node lost (its ZooKeeper session ended)");
-        this.emit("node-lost", prev);
+        this.sorted = undefined;
+        this.log?.warn({ node: id }, "node disconnected (its ZooKeeper session ended)");
+        this.emit("node-changed", prev);
       }
       return;
     }
@@ -178,7 +194,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
       lastReportAt: this.lastReport.get(id) ?? prev?.lastReportAt ?? Date.now(),
     };
     const facts = JSON.stringify([info.url, info.host, info.state, info.capacity, info.allocatable, info.attributes, info.cachedPackages, info.portRange, info.drivers]);
-    if (prev && prev.state !== "lost" && this.placementFacts.get(id) === facts) {
+    if (prev && prev.state !== "lost" && prev.state !== "disconnected" && this.placementFacts.get(id) === facts) {
       // Only the load moved (agents rewrite their znode for it once a minute):
       // kept in place, and no event, so 10,000 machines do not mean a tick per rewrite.
       prev.load = info.load;
@@ -189,7 +205,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
     if (!prev) insertSorted(this.ids, id);
     this.known.set(id, info);
     this.sorted = undefined;
-    if (!prev || prev.state === "lost") {
+    if (!prev || prev.state === "lost" || prev.state === "disconnected") {
       this.log?.info({ node: id, url: ad.url }, "node up");
       this.emit("node-up", info);
     } else this.emit("node-changed", info);

@@ -12,6 +12,7 @@ import type { LeaderInfo } from "../../coord/election.js";
 import type { StateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import { CLUSTER_EVENT_TYPES, type ClusterEvent, type EventBus } from "../events.js";
+import { bodyHashOf, checkIdempotencyKey, idempotencyId } from "../idempotency/keys.js";
 import type { Primary } from "../primary/primary.js";
 import type { QuotaStore } from "../../auth/quotas.js";
 import { callerOf, requireRole } from "../../http/auth.js";
@@ -155,6 +156,17 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
   r.post("/v1/jobs", submit, async (ctx) => {
     const p = requirePrimary(v);
     const { spec, source, digest } = await parseSubmission(ctx, v, "submit");
+    // Idempotency-Key: a repeated key gets the first answer (idempotency/keys.ts).
+    const idempotencyKey = ctx.get("idempotency-key");
+    if (idempotencyKey) {
+      const key = checkIdempotencyKey(idempotencyKey);
+      const answerOf = (job: Job) => ({ id: job.id, job: jobSummary(job, []), epoch: p.epoch });
+      const answer = await p.submitIdempotent({ key, id: idempotencyId(key, spec.namespace), bodyHash: bodyHashOf(source) }, spec, source, digest, answerOf);
+      ctx.status = answer.status;
+      ctx.set("Location", `/v1/jobs/${encodeURIComponent(String(answer.body.id))}`);
+      ctx.body = answer.body;
+      return;
+    }
     const job = await p.submit(spec, source, digest);
     ctx.status = 201;
     ctx.set("Location", `/v1/jobs/${encodeURIComponent(job.id)}`);
@@ -239,12 +251,17 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
     ctx.body = { id: ctx.params.id, draining: !undo };
   });
 
+  r.post("/v1/nodes/:id/confirm-lost", admin, async (ctx) => {
+    const { tasks } = await requirePrimary(v).confirmLost(ctx.params.id!);
+    ctx.body = { id: ctx.params.id, lost: true, tasks };
+  });
+
   r.post("/v1/agents/:id/report", requireRole(tokens, "report"), async (ctx) => {
     const p = requirePrimary(v);
     const report = parseBody(AgentReportSchema, await readJson(ctx, 16 * v.bodyLimit));
     if (report.agentId !== ctx.params.id) throw new ValidationError([{ field: "agentId", message: "does not match the URL" }]);
-    const { recorded } = await p.handleReport(report);
-    ctx.body = { epoch: p.epoch, recorded };
+    const { recorded, disconnectGraceMs } = await p.handleReport(report);
+    ctx.body = { epoch: p.epoch, recorded, disconnectGraceMs };
   });
 
   r.get("/v1/events", read, (ctx) => {

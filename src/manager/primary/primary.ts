@@ -1,17 +1,20 @@
 import type { Logger } from "../../common/logger.js";
-import { ConflictError, NotFoundError } from "../../common/errors.js";
+import { ConflictError, IdempotencyKeyReusedError, isTorcaError, NotFoundError } from "../../common/errors.js";
 import type { AgentReport } from "../../common/protocol.js";
 import { jobIdOf, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
+import { classifyRepeat, type IdempotentAnswer } from "../idempotency/keys.js";
+import type { IdempotencyStore } from "../idempotency/store.js";
 import { dispatchFailed, jobKilled, type LifecycleAlert } from "../lifecycle/transitions.js";
 import { requireWithinQuota, type Quota } from "../quota/admission.js";
 import { usageOf } from "../quota/usage.js";
 import type { PlacementMetrics, PlacementResult } from "../scheduler/index.js";
 import { CronFirer } from "./cron-firing.js";
 import { isLive } from "./job-status.js";
-import { onNodeLost } from "./node-events.js";
+import type { DisconnectRules } from "./disconnect.js";
+import { DisconnectedNodes } from "./disconnected-nodes.js";
 import { reconcileReport } from "./reconcile.js";
 import { TaskSender } from "./sender.js";
 import { SerialQueue } from "./serial-queue.js";
@@ -42,6 +45,12 @@ export interface PrimaryOptions {
   /** A dispatched task the agent does not report after this long is redispatched. */
   missingGraceMs: number;
   stopGraceMs: number;
+  /** When a node without its ZooKeeper node is declared lost (primary/disconnect.ts). */
+  disconnect: DisconnectRules;
+  /** False while this primary's ZooKeeper session is not connected: nothing migrates then. */
+  zookeeperWritable: () => boolean;
+  /** Submissions' Idempotency-Keys (trimmed by the tick). */
+  idempotency: IdempotencyStore;
   now?: () => number;
   /** The namespaces' quotas as stored now, checked at admission; absent: every namespace is unlimited. */
   quotas?: { current(namespace: string): Promise<Quota | undefined> };
@@ -60,6 +69,7 @@ export class Primary {
   private readonly sender: TaskSender;
   private readonly ticks: Tick;
   private readonly cron: CronFirer;
+  private readonly disconnected: DisconnectedNodes;
 
   constructor(
     private readonly store: ZkStateStore,
@@ -86,6 +96,17 @@ export class Primary {
       },
       log,
     );
+    this.disconnected = new DisconnectedNodes({
+      store,
+      collector,
+      writer: this.writer,
+      log,
+      now: this.now,
+      rules: opts.disconnect,
+      zookeeperWritable: opts.zookeeperWritable,
+      alert,
+      raise: (alerts, node) => this.raise(alerts, node),
+    });
     this.ticks = new Tick({
       store,
       collector,
@@ -95,7 +116,8 @@ export class Primary {
       now: this.now,
       isFenced: () => this.fenced,
       raise: (alerts) => this.raise(alerts),
-      pastReconcileGrace: () => this.pastReconcileGrace(),
+      loseDisconnectedNodes: () => this.disconnected.run(),
+      trimIdempotencyKeys: () => opts.idempotency.trim(this.now()),
     });
     this.cron = new CronFirer({ store, queue: this.queue, writer: this.writer, log, alert, now: this.now, requestTick: () => this.requestTick() });
   }
@@ -109,7 +131,6 @@ export class Primary {
   }
 
   start(): void {
-    this.collector.on("node-lost", this.onNodeLost);
     this.collector.on("node-up", this.onNodeChange);
     this.collector.on("node-changed", this.onNodeChange);
     this.timer = setInterval(() => this.requestTick(), this.opts.schedulerIntervalMs);
@@ -122,7 +143,6 @@ export class Primary {
     this.fenced = true;
     if (this.timer) clearInterval(this.timer);
     this.cron.stop();
-    this.collector.off("node-lost", this.onNodeLost);
     this.collector.off("node-up", this.onNodeChange);
     this.collector.off("node-changed", this.onNodeChange);
   }
@@ -154,19 +174,61 @@ export class Primary {
   // ---------------------------------------------------------------- API writes
 
   async submit(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<Job> {
+    return this.queue.run(() => this.createJob(spec, source, packageDigest));
+  }
+
+  /**
+   * A submission carrying an Idempotency-Key (idempotency/keys.ts): the first
+   * answer for the key is given again; the same key with another body is
+   * refused. The record (with the job's id) is written before the job, so a
+   * retry after this primary dies in between answers for the job it created.
+   */
+  async submitIdempotent(
+    key: { key: string; id: string; bodyHash: string },
+    spec: JobSpec,
+    source: string,
+    packageDigest: string | undefined,
+    answerOf: (job: Job) => Record<string, unknown>,
+  ): Promise<IdempotentAnswer> {
     return this.queue.run(async () => {
-      const id = jobIdOf(spec.namespace, spec.name);
-      const existing = this.store.jobs.get(id);
-      if (existing && isLive(existing, this.store.tasksOf(id))) throw new ConflictError(`job ${id} is live; kill it first or choose another name`, { jobId: id });
-      // Inside the queue: no other submission can spend the same remainder between this check and the create.
-      requireWithinQuota(spec.namespace, await this.opts.quotas?.current(spec.namespace), usageOf(this.store, spec.namespace), spec);
-      if (existing) await this.store.deleteJob(id);
+      const store = this.opts.idempotency;
       const now = this.now();
-      const job: Job = { id, spec, source, status: "pending", desired: "run", submittedAt: now, updatedAt: now, ...(packageDigest ? { packageDigest } : {}), ...(spec.schedule ? { cron: { runs: 0 } } : {}) };
-      await this.store.createJob(job);
-      this.requestTick();
-      return job;
+      const record = await store.get(key.id);
+      const repeat = classifyRepeat(record, key.bodyHash, now, store.ttlMs);
+      if (repeat.kind === "mismatch") throw new IdempotencyKeyReusedError(key.key);
+      if (repeat.kind === "replay") return repeat.answer;
+      const earlier = repeat.kind === "unanswered" ? this.store.jobs.get(repeat.jobId) : undefined;
+      let job: Job;
+      let createdAt = now;
+      if (earlier && record && earlier.submittedAt >= record.createdAt) {
+        job = earlier;
+        createdAt = record.createdAt;
+      } else {
+        await store.put(key.id, { bodyHash: key.bodyHash, jobId: jobIdOf(spec.namespace, spec.name), createdAt });
+        job = await this.createJob(spec, source, packageDigest).catch(async (e: unknown) => {
+          // A refusal (e.g. 409: the job is live) is not remembered: the key stays free for a retry.
+          if (isTorcaError(e) && e.status < 500) await store.remove(key.id);
+          throw e;
+        });
+      }
+      const answer = { status: 201, body: answerOf(job) };
+      await store.put(key.id, { bodyHash: key.bodyHash, jobId: job.id, createdAt, answer });
+      return answer;
     });
+  }
+
+  private async createJob(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<Job> {
+    const id = jobIdOf(spec.namespace, spec.name);
+    const existing = this.store.jobs.get(id);
+    if (existing && isLive(existing, this.store.tasksOf(id))) throw new ConflictError(`job ${id} is live; kill it first or choose another name`, { jobId: id });
+    // Inside the queue: no other submission can spend the same remainder between this check and the create.
+    requireWithinQuota(spec.namespace, await this.opts.quotas?.current(spec.namespace), usageOf(this.store, spec.namespace), spec);
+    if (existing) await this.store.deleteJob(id);
+    const now = this.now();
+    const job: Job = { id, spec, source, status: "pending", desired: "run", submittedAt: now, updatedAt: now, ...(packageDigest ? { packageDigest } : {}), ...(spec.schedule ? { cron: { runs: 0 } } : {}) };
+    await this.store.createJob(job);
+    this.requestTick();
+    return job;
   }
 
   async kill(jobId: string): Promise<Job> {
@@ -207,8 +269,9 @@ export class Primary {
    * leaves those out of later reports, so a report stays the size of what is
    * live rather than of the last hour's finished tasks.
    */
-  async handleReport(report: AgentReport): Promise<{ recorded: string[] }> {
+  async handleReport(report: AgentReport): Promise<{ recorded: string[]; disconnectGraceMs: number }> {
     this.collector.noteReport(report);
+    this.disconnected.tracker.reported(report.agentId, this.now());
     await this.queue.run(async () => {
       const now = this.now();
       const d = reconcileReport(report, this.store, now, { presumeMissing: this.pastReconcileGrace(), missingGraceMs: this.opts.missingGraceMs });
@@ -217,7 +280,7 @@ export class Primary {
       this.raise(d.alerts);
       if (d.updates.length) this.requestTick();
     });
-    return { recorded: report.tasks.filter((t) => t.state === "exited").map((t) => `${t.taskId}#${t.attempt}`) };
+    return { recorded: report.tasks.filter((t) => t.state === "exited").map((t) => `${t.taskId}#${t.attempt}`), disconnectGraceMs: this.opts.disconnect.graceMs };
   }
 
   private async handleDispatchFailure(t: TaskInstance, node: NodeInfo, e: unknown): Promise<void> {
@@ -228,17 +291,23 @@ export class Primary {
 
   // ---------------------------------------------------------------- nodes
 
-  private readonly onNodeLost = (n: NodeInfo) => {
-    void this.queue
-      .run(async () => {
-        const { updates, alerts } = onNodeLost(n, this.store.tasksOnNode(n.id), this.store.jobs, this.now());
-        this.alert("node-lost", `node-lost:${n.id}:${n.lastReportAt}`, { node: n, text: `node ${n.id} (${n.host}) lost; ${updates.length} task(s) affected` });
-        await this.putTasks(updates);
-        this.raise(alerts, n);
-        this.requestTick();
-      })
-      .catch((e) => this.warn("node lost handling", e));
-  };
+  /**
+   * An admin confirms a disconnected node gone: its tasks migrate now, mass
+   * loss or not. A node still connected to ZooKeeper is refused (drain it).
+   * Resolves with the number of tasks migrated.
+   */
+  async confirmLost(nodeId: string): Promise<{ tasks: number }> {
+    return this.queue.run(async () => {
+      const n = this.collector.node(nodeId);
+      const tasks = this.disconnected.liveTasksOn(nodeId).length;
+      if (!n && tasks === 0) throw new NotFoundError("node", nodeId);
+      if (n && n.state !== "disconnected" && n.state !== "lost") throw new ConflictError(`node ${nodeId} is connected (${n.state}); drain it instead`, { nodeId });
+      this.disconnected.tracker.confirm(nodeId, this.now());
+      await this.disconnected.run();
+      this.requestTick();
+      return { tasks };
+    });
+  }
 
   private readonly onNodeChange = () => this.requestTick();
 

@@ -8,7 +8,7 @@ import { placeTasks, type PlacementMetrics, type PlacementResult, type TaskToPla
 import { AllocationBuilder } from "./allocations.js";
 import { tasksToCreate } from "./expand.js";
 import { JobStatusWriter } from "./job-status.js";
-import { offDrainingNodes, orphansOf } from "./node-events.js";
+import { offDrainingNodes } from "./node-events.js";
 import { holdingTasks, placementRound } from "./round.js";
 import type { TaskSender } from "./sender.js";
 import type { TaskWriter } from "./writer.js";
@@ -22,13 +22,15 @@ export interface TickDeps {
   now: () => number;
   isFenced: () => boolean;
   raise: (alerts: readonly LifecycleAlert[]) => void;
-  /** False during the takeover grace: tasks on unknown nodes may still be reported. */
-  pastReconcileGrace: () => boolean;
+  /** Declares lost the disconnected nodes whose grace ran out (disconnected-nodes.ts). */
+  loseDisconnectedNodes: () => Promise<void>;
+  /** Removes expired Idempotency-Keys (idempotency/store.ts). */
+  trimIdempotencyKeys: () => Promise<void>;
 }
 
 /**
  * The primary's periodic work, phase by phase: create missing task records,
- * recover tasks of vanished nodes, move work off draining nodes, run a
+ * declare lost the disconnected nodes whose grace ran out, move work off draining nodes, run a
  * placement round and carry it out, resend stops, and write job statuses.
  */
 export class Tick {
@@ -46,11 +48,12 @@ export class Tick {
     const { store, now } = this.d;
     const phases: [string, () => Promise<void>][] = [
       ["expand jobs", () => this.d.writer.put(tasksToCreate(store, now()))],
-      ["recover orphans", () => this.recoverOrphans()],
+      ["lose disconnected nodes", () => this.d.loseDisconnectedNodes()],
       ["migrate off draining nodes", () => this.migrateOffDrainingNodes()],
       ["schedule and dispatch", () => this.scheduleAndDispatch()],
       ["resend stops", async () => this.d.sender.resendStops([...store.tasksWhere("stop", "dispatched"), ...store.tasksWhere("stop", "running")])],
       ["update job statuses", () => this.statuses.update(now())],
+      ["trim idempotency keys", () => this.d.trimIdempotencyKeys()],
     ];
     let first: unknown;
     for (const [name, phase] of phases) {
@@ -90,16 +93,6 @@ export class Tick {
     const { stops, updates } = offDrainingNodes(draining, this.d.store.allTasks(), this.d.now());
     for (const t of stops) this.d.sender.stop(t, "node draining");
     await this.d.writer.put(updates);
-  }
-
-  private async recoverOrphans(): Promise<void> {
-    if (!this.d.pastReconcileGrace()) return;
-    const { store, collector } = this.d;
-    const gone = [...store.nodesWithTasks()].filter((id) => {
-      const n = collector.node(id);
-      return !n || n.state === "lost";
-    });
-    await this.d.writer.put(orphansOf(gone, (id) => store.tasksOnNode(id), store.jobs, this.d.now()));
   }
 
   /** Writes first, then stops; each dispatch is sent once its record (with the new attempt) is durable. */

@@ -10,6 +10,7 @@ import { describe, isPlainObject } from "../describe.js";
 import type { Path, RawIssue } from "../issues.js";
 import { LIMITS, SCHEMA_KEYS, TASKFILE_DEFAULTS } from "../schema.js";
 import { checkConstraints } from "./constraints.js";
+import { checkDisconnect } from "./disconnect.js";
 import { checkNotify } from "./notify.js";
 import { checkPlacement } from "./placement.js";
 import { checkPorts } from "./ports.js";
@@ -125,6 +126,12 @@ function checkJob(c: Checker, value: Record<string, unknown>): JobSpec {
 
   const placeV = s.get("placement");
   if (placeV !== undefined) spec.placement = checkPlacement(c, placeV, s.at("placement"));
+
+  const disconnectV = s.get("disconnect");
+  if (disconnectV !== undefined) {
+    const d = checkDisconnect(c, disconnectV, s.at("disconnect"));
+    if (d) spec.disconnect = d;
+  }
 
   return spec;
 }

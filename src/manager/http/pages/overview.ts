@@ -46,7 +46,7 @@ ${bar("Disk", cap.used.disk, cap.allocatable.disk, formatBytes)}
         ? `<p>${frag.pendingTasks} pending task(s); each ready node still has room for at least one of them.</p>`
         : `<p>${frag.pendingTasks} pending task(s) fit on none of ${frag.strandedNodes.length} node(s), stranding <strong>${esc(fmtResources(frag.stranded))}</strong> of ${esc(fmtResources(frag.free))} free.</p><p class="muted">Stranded on: ${frag.strandedNodes.map((id) => `<a href="/nodes/${esc(seg(id))}">${esc(id)}</a>`).join(", ")}</p>`
   }</div>`;
-  const nodesCard = `<div class="card"><h2><a href="/nodes">Nodes</a> (${nodes.length})</h2>${counts(countBy(nodes, (n) => n.state, ["ready", "draining", "lost"]))}</div>`;
+  const nodesCard = `<div class="card"><h2><a href="/nodes">Nodes</a> (${nodes.length})</h2>${counts(countBy(nodes, (n) => n.state, ["ready", "draining", "disconnected", "lost"]))}</div>`;
   const jobsCard = `<div class="card"><h2><a href="/jobs">Jobs</a> (<span id="job-total">${jobs.length}</span>)</h2>${counts(countBy(jobs, (j) => j.status, JOB_STATUSES), "data-count")}</div>`;
   const quotas = quotaSection(quotaViews(v.quotas()?.all() ?? new Map(), usageByNamespace(store)));
   return `<h1>Cell overview</h1><div class="cards">${capacity}${fragCard}${nodesCard}${jobsCard}${managersCard(v)}</div>${quotas}
