@@ -15,8 +15,12 @@ import { errorFromWire, InternalError, ValidationError, type InputIssue, type Wi
 import type { JobSpec } from "../types.js";
 import { parseTaskFile, type ParseTaskFileOptions } from "./index.js";
 
-/** Below this many characters a parse takes well under a millisecond, less than a worker round trip. */
-export const INLINE_BELOW = 8 * 1024;
+/**
+ * Below this many characters a parse holds the event loop about a millisecond
+ * (a few on a loaded machine: the parse grows faster than the text), less than
+ * a worker round trip adds to the request.
+ */
+export const INLINE_BELOW = 4 * 1024;
 /** A parse of the largest accepted body takes about a second on a loaded machine; ten times that is a stuck worker. */
 export const PARSE_DEADLINE_MS = 10_000;
 const POOL_SIZE = 2;
