@@ -8,6 +8,7 @@ import { benchSubmitToRunning } from "./cell-latency.js";
 import { benchBatchThroughput } from "./cell-throughput.js";
 import { benchDriverStart } from "./driver-start.js";
 import { benchHistoryArchive } from "./history-archive.js";
+import { benchHostileInput } from "./hostile-input.js";
 import { benchManagerScale } from "./manager-scale.js";
 import { benchNaming } from "./naming.js";
 import { benchPackagePull } from "./package-pull.js";
@@ -21,6 +22,7 @@ function print(section: string, r: Record<string, number | string> | string[]): 
 
 const benches: [string, () => Promise<Record<string, number | string> | string[]>][] = [
   ["P1 scheduler", benchScheduler],
+  ["hostile input on the event loop", benchHostileInput],
   ["P2 submit to running", () => benchSubmitToRunning()],
   ["P3 batch throughput", () => benchBatchThroughput()],
   ["P4 takeover", () => benchTakeover()],

@@ -6,7 +6,7 @@ import type { TokenTable } from "../../common/auth.js";
 import { ForbiddenError, NotFoundError, NotPrimaryError, UnavailableError, ValidationError } from "../../common/errors.js";
 import { httpErrorToTorca } from "../../common/http.js";
 import { AgentReportSchema, parseBody } from "../../common/protocol.js";
-import { parseTaskFile } from "../../common/taskfile/index.js";
+import { parseTaskFileOffThread } from "../../common/taskfile/off-thread.js";
 import { JOB_STATUSES, parseTaskId, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
 import type { LeaderInfo } from "../../coord/election.js";
 import type { StateStore } from "../../coord/state-store.js";
@@ -113,7 +113,7 @@ async function parseSubmission(ctx: Context, v: ManagerView, grant: Grant): Prom
   const source = await readText(ctx, v.bodyLimit);
   if (!source.trim()) throw new ValidationError([{ field: "", message: "empty request body: send a task description (YAML or JSON)" }]);
   const ct = ctx.get("content-type");
-  const spec = parseTaskFile(source, { format: ct.includes("json") ? "json" : undefined, source: "task description" });
+  const spec = await parseTaskFileOffThread(source, { format: ct.includes("json") ? "json" : undefined, source: "task description" });
   const caller = callerOf(ctx);
   if (caller.namespaces !== "*" && caller.namespaces.length === 1 && !namesNamespace(source, ct.includes("json"))) spec.namespace = caller.namespaces[0]!;
   requireInNamespace(caller, grant, spec.namespace);
