@@ -204,7 +204,8 @@ export interface Job {
   /** Resolved content digest of `spec.package`, fixed at submission. */
   packageDigest?: string;
   /** Cron bookkeeping. */
-  cron?: { lastFiring?: number; runs: number };
+  /** Cron bookkeeping; `retiredRun`: the newest run whose task records retention deleted (expansion does not recreate it). */
+  cron?: { lastFiring?: number; runs: number; retiredRun?: number };
 }
 
 export type NodeState = "ready" | "draining" | "lost";

@@ -33,6 +33,8 @@ import { Resolver } from "../../naming/resolver.js";
 import { PackageRegistry } from "./packages/registry.js";
 import { packagesRouter } from "./packages/routes.js";
 import { Primary } from "./primary/primary.js";
+import { LazyHistory } from "../history/lazy.js";
+import { historyRouter } from "./http/history.js";
 
 /**
  * The Central Manager daemon. Every manager serves the API and pages from its
@@ -52,6 +54,8 @@ interface Term {
   primary?: Primary;
   /** The primary's alerting, for as long as this term is the primary's. */
   alerting?: TermAlerting;
+  /** The history store, opened by the primary on first use and closed when its term ends (the embedded engine is one process's). */
+  history?: LazyHistory;
 }
 
 export class ManagerDaemon {
@@ -102,6 +106,7 @@ export class ManagerDaemon {
       store: () => this.term?.store,
       collector: () => this.term?.collector,
       primary: () => this.term?.primary,
+      history: () => (this.term?.primary?.isActive ? this.term.history : undefined),
       leader: () => this.leaderInfo,
       zookeeperState: () => (this.term ? (this.term.zk.isConnected ? "connected" : this.term.zk.isAlive ? "disconnected" : "expired") : "connecting"),
       resolvePackage: (spec) => this.resolvePackage(spec),
@@ -126,6 +131,8 @@ export class ManagerDaemon {
       ctx.body = { ok: true, id: this.id, primary: this.isPrimary };
     });
     app.use(api.routes()).use(api.allowedMethods());
+    const history = historyRouter(v, this.tokens);
+    app.use(history.routes()).use(history.allowedMethods());
     const names = namesRouter(this.resolver, this.tokens);
     app.use(names.routes()).use(names.allowedMethods());
     void this.resolver.start();
@@ -181,6 +188,7 @@ export class ManagerDaemon {
     if (term?.zk !== zk) return;
     term.primary?.fence();
     void term.alerting?.close();
+    void term.history?.close();
     term.collector.close();
     this.term = undefined;
     this.log.warn("session ended; rejoining as a backup with a new session");
@@ -210,6 +218,8 @@ export class ManagerDaemon {
       logger: this.log.child({ epoch: info.epoch, component: "alerting" }),
     });
     term.alerting = alerting;
+    const history = new LazyHistory(m.history, this.log.child({ component: "history" }));
+    term.history = history;
     const primary = new Primary(
       term.store,
       term.collector,
@@ -220,20 +230,20 @@ export class ManagerDaemon {
         reconcileGraceMs: this.config.agent.reportInterval + 2000,
         missingGraceMs: 10_000,
         stopGraceMs: this.config.agent.stopGrace,
+        retention: { terminalMs: m.retention.terminal, keepPerNamespace: m.retention.keepPerNamespace, batch: m.retention.batch },
+        history: () => history.get(),
       },
       this.log.child({ epoch: info.epoch }),
       alerting.sink,
     );
     term.primary = primary;
-    term.election.once("deposed", () => {
+    const endOfTerm = () => {
       primary.fence();
       void alerting.close();
-    });
-    if (!term.zk.isAlive) {
-      primary.fence();
-      void alerting.close();
-      return;
-    }
+      void history.close();
+    };
+    term.election.once("deposed", endOfTerm);
+    if (!term.zk.isAlive) return endOfTerm();
     primary.start();
     // Deliveries the previous primary left pending are ours now.
     alerting.start().catch((e: unknown) => this.log.warn({ err: e }, "resuming alert deliveries failed"));
@@ -272,6 +282,7 @@ export class ManagerDaemon {
       term.primary?.fence();
       await term.primary?.idle();
       await term.alerting?.close();
+      await term.history?.close();
       term.collector.close();
       await term.election.resign().catch(() => undefined);
       term.zk.close();

@@ -64,6 +64,6 @@ export const JobSchema = z
     submittedAt: z.number(),
     updatedAt: z.number(),
     packageDigest: z.string().optional(),
-    cron: z.object({ lastFiring: z.number().optional(), runs: z.number().int().min(0) }).passthrough().optional(),
+    cron: z.object({ lastFiring: z.number().optional(), runs: z.number().int().min(0), retiredRun: z.number().int().min(0).optional() }).passthrough().optional(),
   })
   .passthrough() satisfies z.ZodType<Job, z.ZodTypeDef, unknown>;

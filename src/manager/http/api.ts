@@ -12,6 +12,7 @@ import type { LeaderInfo } from "../../coord/election.js";
 import type { StateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import { CLUSTER_EVENT_TYPES, type EventBus } from "../events.js";
+import type { LazyHistory } from "../../history/lazy.js";
 import type { Primary } from "../primary/primary.js";
 import { requireRole } from "../../http/auth.js";
 import { readJson, readText } from "../../http/body.js";
@@ -26,6 +27,8 @@ export interface ManagerView {
   collector(): Collector | undefined;
   /** Set only while this manager is the primary. */
   primary(): Primary | undefined;
+  /** The history store's handle; set only while this manager is the primary (the one process that opens it). */
+  history(): LazyHistory | undefined;
   leader(): LeaderInfo | undefined;
   zookeeperState(): string;
   resolvePackage(spec: JobSpec): Promise<string | undefined>;

@@ -6,7 +6,11 @@ import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
 import { dispatchFailed, jobKilled, type LifecycleAlert } from "../lifecycle/transitions.js";
+import type { HistoryStore } from "../../history/store.js";
+import type { RetentionPolicy } from "../retention/decide.js";
+import { Retirer } from "../retention/retirer.js";
 import type { PlacementMetrics, PlacementResult } from "../scheduler/index.js";
+import { UsageLedger } from "../usage/ledger.js";
 import { CronFirer } from "./cron-firing.js";
 import { isLive } from "./job-status.js";
 import { onNodeLost } from "./node-events.js";
@@ -41,7 +45,13 @@ export interface PrimaryOptions {
   missingGraceMs: number;
   stopGraceMs: number;
   now?: () => number;
+  /** When finished work leaves ZooKeeper (default: an hour, 1000 per namespace). */
+  retention?: RetentionPolicy;
+  /** The history store finished work is archived to; undefined while it opens (nothing retires meanwhile). */
+  history?: () => HistoryStore | undefined;
 }
+
+const DEFAULT_RETENTION: RetentionPolicy = { terminalMs: 3_600_000, keepPerNamespace: 1000, batch: 200 };
 
 export type AlertSink = (kind: string, key: string, data: { job?: Job; task?: TaskInstance; node?: NodeInfo; text: string }) => void;
 
@@ -56,6 +66,9 @@ export class Primary {
   private readonly sender: TaskSender;
   private readonly ticks: Tick;
   private readonly cron: CronFirer;
+  /** Per-task usage from the agents' reports (archived with each task; read by pages and estimates). */
+  readonly usage = new UsageLedger();
+  readonly retirer: Retirer;
 
   constructor(
     private readonly store: ZkStateStore,
@@ -82,6 +95,15 @@ export class Primary {
       },
       log,
     );
+    this.retirer = new Retirer({
+      store,
+      history: opts.history ?? (() => undefined),
+      usage: this.usage,
+      policy: opts.retention ?? DEFAULT_RETENTION,
+      log,
+      now: this.now,
+      isFenced: () => this.fenced,
+    });
     this.ticks = new Tick({
       store,
       collector,
@@ -92,6 +114,7 @@ export class Primary {
       isFenced: () => this.fenced,
       raise: (alerts) => this.raise(alerts),
       pastReconcileGrace: () => this.pastReconcileGrace(),
+      retirer: this.retirer,
     });
     this.cron = new CronFirer({ store, queue: this.queue, writer: this.writer, log, alert, now: this.now, requestTick: () => this.requestTick() });
   }
@@ -205,6 +228,7 @@ export class Primary {
    */
   async handleReport(report: AgentReport): Promise<{ recorded: string[] }> {
     this.collector.noteReport(report);
+    this.usage.note(report, this.now());
     await this.queue.run(async () => {
       const now = this.now();
       const d = reconcileReport(report, this.store, now, { presumeMissing: this.pastReconcileGrace(), missingGraceMs: this.opts.missingGraceMs });
