@@ -42,7 +42,7 @@ export function sinceOf(text: string | undefined, now: number): number | undefin
 }
 
 /** `NAME` or `NS:NAME`, as job ids are written. */
-function jobRef(id: string): { namespace: string; name: string } {
+export function jobRef(id: string): { namespace: string; name: string } {
   const colon = id.indexOf(":");
   return colon < 0 ? { namespace: "default", name: id } : { namespace: id.slice(0, colon), name: id.slice(colon + 1) };
 }
