@@ -60,13 +60,13 @@ function agentReadings(cellDir: string, agentIds: string[]): { cpuSeconds: numbe
   return { cpuSeconds: cpuNs / 1e9, wallSeconds: wallMs / 1000 };
 }
 
-/** (time, tasks) of every archive the managers logged. */
-function archiveLog(cellDir: string, managerIds: string[]): { time: number; tasks: number }[] {
+/** (time, tasks, tasks newly stored) of every archive the managers logged (a repeated archive stores none). */
+function archiveLog(cellDir: string, managerIds: string[]): { time: number; tasks: number; stored: number }[] {
   return managerIds.flatMap((id) =>
     readFileSync(join(cellDir, "logs", `${id}.log`), "utf8")
       .split("\n")
       .filter((l) => l.includes('"msg":"archived"'))
-      .map((l) => JSON.parse(l) as { time: number; tasks: number }),
+      .map((l) => JSON.parse(l) as { time: number; tasks: number; stored: number }),
   );
 }
 
@@ -87,7 +87,7 @@ export async function runSoak(tasks: number, o: { agents?: number; log?: (s: str
   try {
     await cell.start();
     await cell.waitForNodes(agents, 60_000);
-    const primary = await cell.waitForPrimary(60_000);
+    await cell.waitForPrimary(60_000);
     const api = createHttpClient({ token: cell.token, timeoutMs: 60_000, retries: 2, followRedirect: false });
     const zookeeperBefore = await zookeeperFigures(cell.zookeeper!.port);
     log(`zookeeper before: ${zookeeperBefore.znodes} znodes, ${zookeeperBefore.dataBytes} bytes`);
@@ -98,7 +98,12 @@ export async function runSoak(tasks: number, o: { agents?: number; log?: (s: str
       const n = Math.min(TASKS_PER_JOB, tasks - submitted);
       submitted += n;
       const yaml = `name: soak-${j}\ntype: batch\ninstances: ${n}\nisolation: process\ncommand: [/bin/sh, -c, "i=0; while [ $i -lt 200 ]; do i=$((i+1)); done"]\nrestart: { attempts: 0 }\nresources: { cpu: 0.01, memory: 8MiB }\n`;
-      await api.post(`${primary.url}/v1/jobs`, { body: yaml, headers: { "content-type": "application/yaml" } });
+      // Through a failover too (a loaded machine may cost the primary its session): to whoever is primary now.
+      await until(`soak-${j} submitted`, async () => {
+        const url = (await cell.waitForPrimary(60_000)).url;
+        const r = await api.post(`${url}/v1/jobs`, { body: yaml, headers: { "content-type": "application/yaml" }, throwHttpErrors: false });
+        return r.statusCode === 201 || r.statusCode === 409;
+      }, { timeoutMs: 120_000, intervalMs: 500 });
     }
     log(`submitted ${tasks} tasks in ${jobs} jobs`);
     let peak = zookeeperBefore;
@@ -119,7 +124,7 @@ export async function runSoak(tasks: number, o: { agents?: number; log?: (s: str
     );
     const seconds = (Date.now() - t0) / 1000;
     const zookeeperAfter = await zookeeperFigures(cell.zookeeper!.port);
-    const usage = await api.get(`${primary.url}/v1/usage?by=namespace`).json<UsageRow[]>();
+    const usage = await api.get(`${(await cell.waitForPrimary(60_000)).url}/v1/usage?by=namespace`).json<UsageRow[]>();
     const managerIds = [...cell.daemons.values()].filter((d) => d.kind === "manager").map((d) => d.id);
     const agentIds = [...cell.daemons.values()].filter((d) => d.kind === "agent").map((d) => d.id);
     for (const id of managerIds) await cell.stopDaemon(id);
@@ -137,7 +142,7 @@ export async function runSoak(tasks: number, o: { agents?: number; log?: (s: str
       jobsLeftInZooKeeper: (await jobsInZooKeeper(cell.zookeeperConnect)).jobs.length,
       tasksStored,
       archives: archives.length,
-      archivedTasksPerSecond: span > 0 ? archives.reduce((a, x) => a + x.tasks, 0) / span : 0,
+      archivedTasksPerSecond: span > 0 ? archives.reduce((a, x) => a + x.stored, 0) / span : 0,
       cpuSecondsArchived: usage.reduce((a, r) => a + r.cpuSeconds, 0),
       cpuSecondsAgents: readings.cpuSeconds,
       wallSecondsArchived: usage.reduce((a, r) => a + r.wallSeconds, 0),
