@@ -30,6 +30,11 @@ export class LazyHistory {
     return undefined;
   }
 
+  /** The store if it is open, never opening it (for what may do without, like the overview's archived count). */
+  peek(): HistoryStore | undefined {
+    return this.store;
+  }
+
   /** Waits for the store (opening it if need be); undefined when it cannot be opened now. */
   async ready(): Promise<HistoryStore | undefined> {
     this.get();

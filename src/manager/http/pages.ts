@@ -77,8 +77,8 @@ export function pagesRouter(v: ManagerView, tokens: TokenTable): Router {
   r.get("/", auth, async (ctx) => {
     const store = storeOr503(ctx, v);
     if (!store) return;
-    // Only an open store is asked: the overview never waits for the history store to open.
-    const archived = await v.history()?.get()?.countJobs().catch(() => undefined);
+    // Only an open store is asked: viewing the overview never opens the history store (its first start stalls the process).
+    const archived = await v.history()?.peek()?.countJobs().catch(() => undefined);
     render(ctx, v, "overview", "Overview", overviewPage(v, store, v.collector()?.nodes() ?? [], archived));
   });
 
