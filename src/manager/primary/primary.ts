@@ -178,6 +178,7 @@ export class Primary {
       const existing = this.store.jobs.get(id);
       if (existing) {
         if (isLive(existing, this.store.tasksOf(id))) throw new ConflictError(`job ${id} is live; kill it first or choose another name`, { jobId: id });
+        for (const t of this.store.tasksOf(id)) this.usage.forget(t.id);
         await this.store.deleteJob(id);
       }
       const now = this.now();
