@@ -190,6 +190,8 @@ export interface TaskInstance {
   startedAt?: number;
   finishedAt?: number;
   events: TaskEvent[];
+  /** Usage totals from the agents' readings, recorded with the exit that ended the task (so they outlive the primary that collected them). */
+  usage?: { cpuSeconds: number; memoryByteSeconds: number; peakMemoryBytes: number; wallSeconds: number };
 }
 
 export interface Job {

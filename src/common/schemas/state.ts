@@ -44,6 +44,7 @@ export const TaskInstanceSchema = z
     startedAt: z.number().optional(),
     finishedAt: z.number().optional(),
     events: z.array(TaskEventSchema),
+    usage: z.object({ cpuSeconds: z.number(), memoryByteSeconds: z.number(), peakMemoryBytes: z.number(), wallSeconds: z.number() }).optional(),
   })
   .passthrough() satisfies z.ZodType<TaskInstance, z.ZodTypeDef, unknown>;
 

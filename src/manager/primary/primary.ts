@@ -1,7 +1,7 @@
 import type { Logger } from "../../common/logger.js";
 import { ConflictError, NotFoundError } from "../../common/errors.js";
 import type { AgentReport } from "../../common/protocol.js";
-import { jobIdOf, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
+import { jobIdOf, TERMINAL_TASK_STATES, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
@@ -234,7 +234,8 @@ export class Primary {
       const now = this.now();
       const d = reconcileReport(report, this.store, now, { presumeMissing: this.pastReconcileGrace(), missingGraceMs: this.opts.missingGraceMs });
       for (const s of d.stops) this.sender.stop(s.task, s.why);
-      await this.putTasks(d.updates);
+      // A task that ended carries its usage totals into ZooKeeper: archived by whichever primary retires it.
+      await this.putTasks(d.updates.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? { ...t, usage: this.usage.totals(t.id) } : t)));
       this.raise(d.alerts);
       if (d.updates.length) this.requestTick();
     });

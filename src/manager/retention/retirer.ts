@@ -65,7 +65,7 @@ export class Retirer {
   private async retire(history: HistoryStore, r: Retirement): Promise<void> {
     const { job } = r;
     const runs = r.kind === "job" ? r.runs : [r.run];
-    const record = archiveRecordOf({ job, generation: job.submittedAt, runs, usage: (t) => this.d.usage.totals(t.id) });
+    const record = archiveRecordOf({ job, generation: job.submittedAt, runs, usage: (t) => t.usage ?? this.d.usage.totals(t.id) });
     const stored = await history.archiveJob(record);
     if (!(await history.isArchived(archiveKeyOf(record)))) throw new Error(`archive of ${job.id} not confirmed; it stays in ZooKeeper`);
     this.archived++;

@@ -14,9 +14,10 @@ import { NO_USAGE, type TaskUsage } from "../../history/record.js";
  * counts only what was read); wall time is the agent's finishedAt − startedAt.
  * Each attempt is kept apart and a task's totals are the sum of its attempts.
  *
- * The ledger lives in the primary's memory: a new primary starts from the
- * cumulative readings of the next reports, so CPU time and peak carry over a
- * failover and only the memory integral of the interval in between is lost.
+ * The ledger lives in the primary's memory; a task's totals are written into
+ * its record with the exit that ends it, so a later primary archives them. A
+ * task still running at a failover keeps its CPU time and peak (cumulative
+ * readings) and loses the memory integral of the attempt's earlier reports.
  */
 
 interface AttemptUsage {
