@@ -90,6 +90,8 @@ export interface Driver {
   stop(handle: TaskHandle, graceMs: number): Promise<void>;
   signal(handle: TaskHandle, signal: NodeJS.Signals): Promise<void>;
   inspect(handle: TaskHandle): Promise<{ running: boolean; usage?: TaskUsage }>;
+  /** Final cgroup figures from the exit record, read after `wait` (drivers without cgroups have none). */
+  finalUsage?(handle: TaskHandle): Promise<FinalUsage | undefined>;
   /** After an agent restart: is the task of this handle still running, finished (exit file), or gone without a trace? */
   recover(handle: TaskHandle): Promise<"running" | "exited" | "gone">;
   /** Cleanup (kills leftovers, removes cgroup dirs and container leftovers); keeps logs and the exit record. */

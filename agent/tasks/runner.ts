@@ -45,6 +45,8 @@ export interface TaskRecord {
   exitRecorded?: boolean;
   /** The user the attempt runs as; its uid stays held until the attempt's processes are gone. */
   user?: TaskUser;
+  /** Final CPU time and peak memory from the exit record (reported with the exit, for the manager's usage totals). */
+  finalUsage?: { cpuNs?: number; memoryPeakBytes?: number };
 }
 
 export interface RunnerOptions {
@@ -119,6 +121,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       ...(r.finishedAt ? { finishedAt: r.finishedAt } : {}),
       ...(r.error ? { error: r.error } : {}),
       ...(this.usage.has(r.dispatch.taskId) && r.state === "running" ? { usage: this.usage.get(r.dispatch.taskId)! } : {}),
+      ...(r.state === "exited" && r.finalUsage ? { usage: r.finalUsage } : {}),
     }));
   }
 
@@ -241,6 +244,10 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
 
   private async awaitExit(r: TaskRecord, driver: Driver): Promise<void> {
     const exit = await driver.wait(r.handle!);
+    const final = await driver.finalUsage?.(r.handle!).catch(() => undefined);
+    if (final && (final.cpuNs !== undefined || final.memoryPeakBytes !== undefined)) {
+      r.finalUsage = { ...(final.cpuNs !== undefined ? { cpuNs: final.cpuNs } : {}), ...(final.memoryPeakBytes !== undefined ? { memoryPeakBytes: final.memoryPeakBytes } : {}) };
+    }
     this.finish(r, exit);
     await driver.destroy(r.handle!).catch((e) => this.o.log.warn({ err: e }, "driver destroy failed"));
     // Only now: destroy killed what the task left running under its uid.

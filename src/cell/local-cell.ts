@@ -246,7 +246,10 @@ export class LocalCell {
   private writeManagerConfig(m: { id: string; port: number }): void {
     const cfg = {
       ...this.common(m.id, { tokenFile: this.tokenFile, managerTokenFile: this.managerTokenFile, agentTokenSha256: this.digestOfFile(this.agentTokenFile) }),
-      manager: { id: m.id, listen: `${this.hostOf(m.id)}:${m.port}`, storageDir: join(this.dir, "storage"), schedulerInterval: "200ms", ...(this.o.managerExtra ?? {}) },
+      manager: { id: m.id, listen: `${this.hostOf(m.id)}:${m.port}`, storageDir: join(this.dir, "storage"),
+        // One embedded history store for the cell: only the primary opens it, and its lock refuses a second process.
+        history: { engine: "embedded", dir: join(this.dir, "history") },
+        schedulerInterval: "200ms", ...(this.o.managerExtra ?? {}) },
       agent: { reportInterval: this.o.reportInterval ?? "2s" },
     };
     const file = join(this.dir, `${m.id}.json`);

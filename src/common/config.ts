@@ -214,6 +214,18 @@ export const ConfigSchema = z
         /** How long a submission's Idempotency-Key is remembered (its first answer is repeated). */
         idempotencyTtl: duration.default("24h"),
         history: history.default({ engine: "embedded" }),
+        /** When finished work leaves ZooKeeper for the history store (src/manager/retention/). */
+        retention: z
+          .object({
+            /** A terminal job (or a cron job's finished run) stays this long after it finished. */
+            terminal: duration.default("1h"),
+            /** At most this many terminal jobs per namespace stay; beyond, the oldest leave first. */
+            keepPerNamespace: z.number().int().min(0).default(1000),
+            /** Jobs (or cron runs) archived and deleted per tick, so one tick never stalls the cell. */
+            batch: z.number().int().min(1).max(10_000).default(200),
+          })
+          .strict()
+          .default({}),
         alerting: z
           .object({
             smtp: smtp.optional(),
@@ -309,6 +321,7 @@ export const ConfigSchema = z
 export type Config = z.output<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type HistoryConfig = Config["manager"]["history"];
+export type RetentionConfig = Config["manager"]["retention"];
 
 function describeZodIssue(i: z.ZodIssue): string {
   switch (i.code) {

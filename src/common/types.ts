@@ -194,6 +194,8 @@ export interface TaskInstance {
   startedAt?: number;
   finishedAt?: number;
   events: TaskEvent[];
+  /** Usage totals from the agents' readings, recorded with the exit that ended the task (so they outlive the primary that collected them). */
+  usage?: { cpuSeconds: number; memoryByteSeconds: number; peakMemoryBytes: number; wallSeconds: number };
 }
 
 export interface Job {
@@ -208,7 +210,8 @@ export interface Job {
   /** Resolved content digest of `spec.package`, fixed at submission. */
   packageDigest?: string;
   /** Cron bookkeeping. */
-  cron?: { lastFiring?: number; runs: number };
+  /** Cron bookkeeping; `retiredRun`: the newest run whose task records retention deleted (expansion does not recreate it). */
+  cron?: { lastFiring?: number; runs: number; retiredRun?: number };
 }
 
 export type NodeState = "ready" | "draining" | "disconnected" | "lost";

@@ -53,6 +53,8 @@ export interface StateStore {
   /** Removes a job and all its tasks (used when a dead job's name is reused). */
   deleteJob(jobId: string): Promise<void>;
   putTask(task: TaskInstance): Promise<void>;
+  /** Removes some of a job's task records (a cron run that retention archived). */
+  deleteTasks(jobId: string, indexes: readonly number[]): Promise<void>;
 }
 
 const MAX_PARALLEL_LOADS = 200;
@@ -319,12 +321,25 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   async deleteJob(jobId: string): Promise<void> {
     const m = this.taskEntries.get(jobId);
     if (m) for (const [i, e] of m) await this.zk.delete(this.p.task(jobId, i), e.version);
-    // Tasks created by a previous primary that this copy never saw.
-    for (const c of await this.zk.children(this.p.tasks(jobId))) await this.zk.delete(`${this.p.tasks(jobId)}/${c}`);
+    // Tasks created by a previous primary that this copy never saw (none when a deletion cut short already removed the tasks node).
+    const left = (await this.zk.exists(this.p.tasks(jobId))) ? await this.zk.children(this.p.tasks(jobId)) : [];
+    for (const c of left) await this.zk.delete(`${this.p.tasks(jobId)}/${c}`);
     await this.zk.delete(this.p.tasks(jobId));
     const cur = this.jobEntries.get(jobId);
     await this.zk.delete(this.p.job(jobId), cur?.version ?? -1);
     this.forgetJob(jobId);
+  }
+
+  async deleteTasks(jobId: string, indexes: readonly number[]): Promise<void> {
+    const m = this.taskEntries.get(jobId);
+    for (const i of indexes) {
+      const e = m?.get(i);
+      await this.zk.delete(this.p.task(jobId, i), e?.version ?? -1);
+      if (m && e) {
+        this.setTaskEntry(m, i, undefined);
+        this.emit("task", undefined, e.value.id);
+      }
+    }
   }
 
   async putTask(task: TaskInstance): Promise<void> {

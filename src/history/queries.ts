@@ -261,3 +261,9 @@ export async function countTasks(db: SqlQueryable): Promise<number> {
   const [row] = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM history_tasks");
   return row!.n;
 }
+
+/** Job generations stored (the overview's archived job count). */
+export async function countJobs(db: SqlQueryable): Promise<number> {
+  const [row] = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM history_jobs");
+  return row!.n;
+}

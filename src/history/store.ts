@@ -2,7 +2,7 @@ import type { HistoryConfig } from "../common/config.js";
 import { archiveJob, isArchived, type ArchiveResult } from "./archive.js";
 import { migrate } from "./migrations.js";
 import { openHistoryDatabase } from "./open.js";
-import { countTasks, jobView, listFinished, usage, type FinishedPage, type JobView, type ListFinishedOptions, type UsageKey, type UsageRow } from "./queries.js";
+import { countJobs, countTasks, jobView, listFinished, usage, type FinishedPage, type JobView, type ListFinishedOptions, type UsageKey, type UsageRow } from "./queries.js";
 import type { ArchiveKey, ArchiveRecord } from "./record.js";
 import type { SqlDatabase } from "./sql.js";
 
@@ -63,6 +63,10 @@ export class HistoryStore {
 
   countTasks(): Promise<number> {
     return countTasks(this.db);
+  }
+
+  countJobs(): Promise<number> {
+    return countJobs(this.db);
   }
 
   close(): Promise<void> {

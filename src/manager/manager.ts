@@ -43,6 +43,8 @@ import { PackageRegistry } from "./packages/registry.js";
 import { packagesRouter } from "./packages/routes.js";
 import { IdempotencyStore } from "./idempotency/store.js";
 import { Primary } from "./primary/primary.js";
+import { LazyHistory } from "../history/lazy.js";
+import { historyRouter } from "./http/history.js";
 
 /**
  * The Central Manager daemon. Every manager serves the API and pages from its
@@ -64,6 +66,8 @@ interface Term {
   primary?: Primary;
   /** The primary's alerting, for as long as this term is the primary's. */
   alerting?: TermAlerting;
+  /** The history store, opened by the primary on first use and closed when its term ends (the embedded engine is one process's). */
+  history?: LazyHistory;
 }
 
 export class ManagerDaemon {
@@ -129,6 +133,7 @@ export class ManagerDaemon {
       collector: () => this.term?.collector,
       primary: () => this.term?.primary,
       quotas: () => this.term?.quotas,
+      history: () => (this.term?.primary?.isActive ? this.term.history : undefined),
       leader: () => this.leaderInfo,
       zookeeperState: () => (this.term ? (this.term.zk.isConnected ? "connected" : this.term.zk.isAlive ? "disconnected" : "expired") : "connecting"),
       resolvePackage: (spec) => this.resolvePackage(spec),
@@ -154,6 +159,8 @@ export class ManagerDaemon {
       ctx.body = { ok: true, id: this.id, primary: this.isPrimary };
     });
     app.use(api.routes()).use(api.allowedMethods());
+    const history = historyRouter(v, this.tokens);
+    app.use(history.routes()).use(history.allowedMethods());
     const names = namesRouter(this.resolver, this.tokens);
     app.use(names.routes()).use(names.allowedMethods());
     void this.resolver.start();
@@ -222,6 +229,7 @@ export class ManagerDaemon {
     term.quotas.close();
     term.primary?.fence();
     void term.alerting?.close();
+    void term.history?.close();
     term.collector.close();
     this.term = undefined;
     this.log.warn("session ended; rejoining as a backup with a new session");
@@ -251,6 +259,8 @@ export class ManagerDaemon {
       logger: this.log.child({ epoch: info.epoch, component: "alerting" }),
     });
     term.alerting = alerting;
+    const history = new LazyHistory(m.history, this.log.child({ component: "history" }));
+    term.history = history;
     const primary = new Primary(
       term.store,
       term.collector,
@@ -265,20 +275,20 @@ export class ManagerDaemon {
         disconnect: { graceMs: m.disconnect.grace, minNodes: m.disconnect.minNodes, massLossShare: m.disconnect.massLossShare, massLossWindowMs: m.disconnect.massLossWindow },
         zookeeperWritable: () => term.zk.isConnected,
         idempotency: new IdempotencyStore(term.zk, this.config.cluster.root, m.idempotencyTtl, this.log),
+        retention: { terminalMs: m.retention.terminal, keepPerNamespace: m.retention.keepPerNamespace, batch: m.retention.batch },
+        history: () => history.get(),
       },
       this.log.child({ epoch: info.epoch }),
       alerting.sink,
     );
     term.primary = primary;
-    term.election.once("deposed", () => {
+    const endOfTerm = () => {
       primary.fence();
       void alerting.close();
-    });
-    if (!term.zk.isAlive) {
-      primary.fence();
-      void alerting.close();
-      return;
-    }
+      void history.close();
+    };
+    term.election.once("deposed", endOfTerm);
+    if (!term.zk.isAlive) return endOfTerm();
     primary.start();
     // Deliveries the previous primary left pending are ours now.
     alerting.start().catch((e: unknown) => this.log.warn({ err: e }, "resuming alert deliveries failed"));
@@ -317,6 +327,7 @@ export class ManagerDaemon {
       term.primary?.fence();
       await term.primary?.idle();
       await term.alerting?.close();
+      await term.history?.close();
       term.collector.close();
       term.tokens.close();
       term.quotas.close();

@@ -44,6 +44,7 @@ export const TaskInstanceSchema = z
     startedAt: z.number().optional(),
     finishedAt: z.number().optional(),
     events: z.array(TaskEventSchema),
+    usage: z.object({ cpuSeconds: z.number(), memoryByteSeconds: z.number(), peakMemoryBytes: z.number(), wallSeconds: z.number() }).optional(),
   })
   .passthrough() satisfies z.ZodType<TaskInstance, z.ZodTypeDef, unknown>;
 
@@ -64,6 +65,6 @@ export const JobSchema = z
     submittedAt: z.number(),
     updatedAt: z.number(),
     packageDigest: z.string().optional(),
-    cron: z.object({ lastFiring: z.number().optional(), runs: z.number().int().min(0) }).passthrough().optional(),
+    cron: z.object({ lastFiring: z.number().optional(), runs: z.number().int().min(0), retiredRun: z.number().int().min(0).optional() }).passthrough().optional(),
   })
   .passthrough() satisfies z.ZodType<Job, z.ZodTypeDef, unknown>;

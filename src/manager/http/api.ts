@@ -13,6 +13,7 @@ import type { StateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import { CLUSTER_EVENT_TYPES, type ClusterEvent, type EventBus } from "../events.js";
 import { bodyHashOf, checkIdempotencyKey, idempotencyId } from "../idempotency/keys.js";
+import type { LazyHistory } from "../../history/lazy.js";
 import type { Primary } from "../primary/primary.js";
 import type { QuotaStore } from "../../auth/quotas.js";
 import { callerOf, requireRole } from "../../http/auth.js";
@@ -31,6 +32,8 @@ export interface ManagerView {
   primary(): Primary | undefined;
   /** The namespaces' quotas; undefined while joining. */
   quotas(): QuotaStore | undefined;
+  /** The history store's handle; set only while this manager is the primary (the one process that opens it). */
+  history(): LazyHistory | undefined;
   leader(): LeaderInfo | undefined;
   zookeeperState(): string;
   resolvePackage(spec: JobSpec): Promise<string | undefined>;

@@ -3,10 +3,13 @@ import type { Context } from "koa";
 import type { TokenTable } from "../../common/auth.js";
 import type { StateStore } from "../../coord/state-store.js";
 import type { ManagerView } from "./api.js";
+import { jobRef, sinceOf } from "./history.js";
+import { FINISHED_STATUSES } from "../../history/record.js";
 import { readText } from "../../http/body.js";
 import { CLIENT_SCRIPT } from "./pages/client.js";
 import { sendPage } from "../../http/pages/document.js";
 import { esc } from "../../http/pages/html.js";
+import { historyOnPrimary, historyPage, jobHistoryPage, HISTORY_SINCE } from "./pages/history.js";
 import { jobPage } from "./pages/job.js";
 import { jobsPage, JOB_STATUSES, JOB_TYPES } from "./pages/jobs.js";
 import { CLIENT_SCRIPT_PATH, loginPage, page, type PageKind } from "./pages/layout.js";
@@ -71,9 +74,32 @@ export function pagesRouter(v: ManagerView, tokens: TokenTable): Router {
     ctx.redirect("/");
   });
 
-  r.get("/", auth, (ctx) => {
+  r.get("/", auth, async (ctx) => {
     const store = storeOr503(ctx, v);
-    if (store) render(ctx, v, "overview", "Overview", overviewPage(v, store, v.collector()?.nodes() ?? []));
+    if (!store) return;
+    // Only an open store is asked: viewing the overview never opens the history store (its first start stalls the process).
+    const archived = await v.history()?.peek()?.countJobs().catch(() => undefined);
+    render(ctx, v, "overview", "Overview", overviewPage(v, store, v.collector()?.nodes() ?? [], archived));
+  });
+
+  r.get("/history", auth, async (ctx) => {
+    const history = await v.history()?.ready();
+    if (!history) return render(ctx, v, "history", "History", historyOnPrimary(v.leader()?.url, ctx.originalUrl), v.history() ? 503 : 200);
+    const namespace = typeof ctx.query.namespace === "string" && /^[a-z0-9][a-z0-9-]{0,62}$/.test(ctx.query.namespace) ? ctx.query.namespace : undefined;
+    const state = oneOf(ctx.query.state, FINISHED_STATUSES);
+    const since = oneOf(ctx.query.since, HISTORY_SINCE);
+    const cursor = typeof ctx.query.cursor === "string" && ctx.query.cursor.length <= 200 ? ctx.query.cursor : undefined;
+    const page = await history.listFinished({ ...(namespace ? { namespace } : {}), ...(state ? { state } : {}), ...(since ? { since: sinceOf(since, Date.now())! } : {}), ...(cursor ? { cursor } : {}) });
+    render(ctx, v, "history", "History", historyPage(page, { ...(namespace ? { namespace } : {}), ...(state ? { state } : {}), ...(since ? { since } : {}) }));
+  });
+
+  r.get("/history/:job", auth, async (ctx) => {
+    const history = await v.history()?.ready();
+    if (!history) return render(ctx, v, "history", "History", historyOnPrimary(v.leader()?.url, ctx.originalUrl), v.history() ? 503 : 200);
+    const id = ctx.params.job!;
+    const { namespace, name } = jobRef(id);
+    const view = await history.jobView(name, namespace);
+    render(ctx, v, "history", `History of ${id}`, jobHistoryPage(id, view, v.store()?.jobs.has(id) === true));
   });
 
   r.get("/nodes", auth, (ctx) => {

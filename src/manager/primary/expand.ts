@@ -19,7 +19,7 @@ export function tasksToCreate(view: ExpandView, now: number): TaskInstance[] {
     if (job.desired !== "run") continue;
     if (job.spec.schedule) {
       const run = job.cron?.runs ?? 0;
-      if (run === 0) continue;
+      if (run === 0 || run <= (job.cron?.retiredRun ?? 0)) continue;
       const byIndex = new Map(view.tasksOf(job.id).map((t) => [t.index, t]));
       for (let i = 0; i < job.spec.instances; i++) {
         const t = byIndex.get(i);

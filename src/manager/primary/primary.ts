@@ -1,7 +1,7 @@
 import type { Logger } from "../../common/logger.js";
 import { ConflictError, IdempotencyKeyReusedError, isTorcaError, NotFoundError } from "../../common/errors.js";
 import type { AgentReport } from "../../common/protocol.js";
-import { jobIdOf, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
+import { jobIdOf, TERMINAL_TASK_STATES, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
@@ -10,7 +10,11 @@ import type { IdempotencyStore } from "../idempotency/store.js";
 import { dispatchFailed, jobKilled, type LifecycleAlert } from "../lifecycle/transitions.js";
 import { requireWithinQuota, type Quota } from "../quota/admission.js";
 import { usageOf } from "../quota/usage.js";
+import type { HistoryStore } from "../../history/store.js";
+import type { RetentionPolicy } from "../retention/decide.js";
+import { Retirer } from "../retention/retirer.js";
 import type { PlacementMetrics, PlacementResult } from "../scheduler/index.js";
+import { UsageLedger } from "../usage/ledger.js";
 import { CronFirer } from "./cron-firing.js";
 import { isLive } from "./job-status.js";
 import type { DisconnectRules } from "./disconnect.js";
@@ -54,7 +58,13 @@ export interface PrimaryOptions {
   now?: () => number;
   /** The namespaces' quotas as stored now, checked at admission; absent: every namespace is unlimited. */
   quotas?: { current(namespace: string): Promise<Quota | undefined> };
+  /** When finished work leaves ZooKeeper (default: an hour, 1000 per namespace). */
+  retention?: RetentionPolicy;
+  /** The history store finished work is archived to; undefined while it opens (nothing retires meanwhile). */
+  history?: () => HistoryStore | undefined;
 }
+
+const DEFAULT_RETENTION: RetentionPolicy = { terminalMs: 3_600_000, keepPerNamespace: 1000, batch: 200 };
 
 export type AlertSink = (kind: string, key: string, data: { job?: Job; task?: TaskInstance; node?: NodeInfo; text: string }) => void;
 
@@ -70,6 +80,9 @@ export class Primary {
   private readonly ticks: Tick;
   private readonly cron: CronFirer;
   private readonly disconnected: DisconnectedNodes;
+  /** Per-task usage from the agents' reports (archived with each task; read by pages and estimates). */
+  readonly usage = new UsageLedger();
+  readonly retirer: Retirer;
 
   constructor(
     private readonly store: ZkStateStore,
@@ -107,6 +120,15 @@ export class Primary {
       alert,
       raise: (alerts, node) => this.raise(alerts, node),
     });
+    this.retirer = new Retirer({
+      store,
+      history: opts.history ?? (() => undefined),
+      usage: this.usage,
+      policy: opts.retention ?? DEFAULT_RETENTION,
+      log,
+      now: this.now,
+      isFenced: () => this.fenced,
+    });
     this.ticks = new Tick({
       store,
       collector,
@@ -118,6 +140,7 @@ export class Primary {
       raise: (alerts) => this.raise(alerts),
       loseDisconnectedNodes: () => this.disconnected.run(),
       trimIdempotencyKeys: () => opts.idempotency.trim(this.now()),
+      retirer: this.retirer,
     });
     this.cron = new CronFirer({ store, queue: this.queue, writer: this.writer, log, alert, now: this.now, requestTick: () => this.requestTick() });
   }
@@ -223,7 +246,10 @@ export class Primary {
     if (existing && isLive(existing, this.store.tasksOf(id))) throw new ConflictError(`job ${id} is live; kill it first or choose another name`, { jobId: id });
     // Inside the queue: no other submission can spend the same remainder between this check and the create.
     requireWithinQuota(spec.namespace, await this.opts.quotas?.current(spec.namespace), usageOf(this.store, spec.namespace), spec);
-    if (existing) await this.store.deleteJob(id);
+    if (existing) {
+      for (const t of this.store.tasksOf(id)) this.usage.forget(t.id);
+      await this.store.deleteJob(id);
+    }
     const now = this.now();
     const job: Job = { id, spec, source, status: "pending", desired: "run", submittedAt: now, updatedAt: now, ...(packageDigest ? { packageDigest } : {}), ...(spec.schedule ? { cron: { runs: 0 } } : {}) };
     await this.store.createJob(job);
@@ -272,11 +298,13 @@ export class Primary {
   async handleReport(report: AgentReport): Promise<{ recorded: string[]; disconnectGraceMs: number }> {
     this.collector.noteReport(report);
     this.disconnected.tracker.reported(report.agentId, this.now());
+    this.usage.note(report, this.now());
     await this.queue.run(async () => {
       const now = this.now();
       const d = reconcileReport(report, this.store, now, { presumeMissing: this.pastReconcileGrace(), missingGraceMs: this.opts.missingGraceMs });
       for (const s of d.stops) this.sender.stop(s.task, s.why);
-      await this.putTasks(d.updates);
+      // A task that ended carries its usage totals into ZooKeeper: archived by whichever primary retires it.
+      await this.putTasks(d.updates.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? { ...t, usage: this.usage.totals(t.id) } : t)));
       this.raise(d.alerts);
       if (d.updates.length) this.requestTick();
     });

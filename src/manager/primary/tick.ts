@@ -3,6 +3,7 @@ import type { JobSpec, TaskInstance } from "../../common/types.js";
 import { jobIdOf, taskIdOf } from "../../common/types.js";
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
+import type { Retirer } from "../retention/retirer.js";
 import type { LifecycleAlert } from "../lifecycle/transitions.js";
 import { placeTasks, type PlacementMetrics, type PlacementResult, type TaskToPlace } from "../scheduler/index.js";
 import { AllocationBuilder } from "./allocations.js";
@@ -26,10 +27,12 @@ export interface TickDeps {
   loseDisconnectedNodes: () => Promise<void>;
   /** Removes expired Idempotency-Keys (idempotency/store.ts). */
   trimIdempotencyKeys: () => Promise<void>;
+  retirer: Retirer;
 }
 
 /**
- * The primary's periodic work, phase by phase: create missing task records,
+ * The primary's periodic work, phase by phase: archive and delete finished
+ * work past its retention, create missing task records,
  * declare lost the disconnected nodes whose grace ran out, move work off draining nodes, run a
  * placement round and carry it out, resend stops, and write job statuses.
  */
@@ -47,7 +50,8 @@ export class Tick {
   async run(): Promise<void> {
     const { store, now } = this.d;
     const phases: [string, () => Promise<void>][] = [
-      ["expand jobs", () => this.d.writer.put(tasksToCreate(store, now()))],
+      ["retire finished work", () => this.d.retirer.run()],
+      ["expand jobs", () => this.d.writer.put(tasksToCreate(store, now()).filter((t) => !this.d.retirer.holdsBack(t.jobId)))],
       ["lose disconnected nodes", () => this.d.loseDisconnectedNodes()],
       ["migrate off draining nodes", () => this.migrateOffDrainingNodes()],
       ["schedule and dispatch", () => this.scheduleAndDispatch()],

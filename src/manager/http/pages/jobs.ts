@@ -46,7 +46,7 @@ export function jobTable(store: StateStore, jobs: readonly Job[]): string {
   );
 }
 
-function option(value: string, label: string, selected: string | undefined): string {
+export function option(value: string, label: string, selected: string | undefined): string {
   return `<option value="${esc(value)}"${value === (selected ?? "") ? " selected" : ""}>${esc(label)}</option>`;
 }
 

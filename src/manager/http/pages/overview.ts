@@ -27,7 +27,8 @@ function managersCard(v: ManagerView): string {
 <dt>ZooKeeper</dt><dd>${badge(v.zookeeperState())}</dd></dl></div>`;
 }
 
-export function overviewPage(v: ManagerView, store: StateStore, nodes: readonly NodeInfo[]): string {
+/** `archived`: job generations in the history store (undefined on a backup, or while the store is not open). */
+export function overviewPage(v: ManagerView, store: StateStore, nodes: readonly NodeInfo[], archived?: number): string {
   const tasks = [...store.allTasks()];
   const used = usedByNode(store.jobs, tasks);
   const cap = cellCapacity(nodes, used);
@@ -47,7 +48,8 @@ ${bar("Disk", cap.used.disk, cap.allocatable.disk, formatBytes)}
         : `<p>${frag.pendingTasks} pending task(s) fit on none of ${frag.strandedNodes.length} node(s), stranding <strong>${esc(fmtResources(frag.stranded))}</strong> of ${esc(fmtResources(frag.free))} free.</p><p class="muted">Stranded on: ${frag.strandedNodes.map((id) => `<a href="/nodes/${esc(seg(id))}">${esc(id)}</a>`).join(", ")}</p>`
   }</div>`;
   const nodesCard = `<div class="card"><h2><a href="/nodes">Nodes</a> (${nodes.length})</h2>${counts(countBy(nodes, (n) => n.state, ["ready", "draining", "disconnected", "lost"]))}</div>`;
-  const jobsCard = `<div class="card"><h2><a href="/jobs">Jobs</a> (<span id="job-total">${jobs.length}</span>)</h2>${counts(countBy(jobs, (j) => j.status, JOB_STATUSES), "data-count")}</div>`;
+    const archivedLine = `<p class="muted" id="job-archived">${jobs.length} live in ZooKeeper · ${archived === undefined ? `<a href="/history">archived: see History</a>` : `<a href="/history">${archived} archived</a>`}</p>`;
+  const jobsCard = `<div class="card"><h2><a href="/jobs">Jobs</a> (<span id="job-total">${jobs.length}</span>)</h2>${counts(countBy(jobs, (j) => j.status, JOB_STATUSES), "data-count")}${archivedLine}</div>`;
   const quotas = quotaSection(quotaViews(v.quotas()?.all() ?? new Map(), usageByNamespace(store)));
   return `<h1>Cell overview</h1><div class="cards">${capacity}${fragCard}${nodesCard}${jobsCard}${managersCard(v)}</div>${quotas}
 <h2>Recent jobs</h2>${jobTable(store, shown)}${jobs.length > shown.length ? `<p class="muted">The newest ${shown.length} of ${jobs.length}; see <a href="/jobs">all jobs</a>.</p>` : ""}${jobsClientState(store, shown, {})}`;

@@ -1,0 +1,24 @@
+import { fourLetterWord } from "../../src/cell/zookeeper-server.js";
+import { zpaths } from "../../src/coord/paths.js";
+import { ZkSession } from "../../src/coord/zk.js";
+
+/** ZooKeeper's own figures (`mntr`): znodes in the whole tree and the approximate data size. */
+export async function zookeeperFigures(port: number): Promise<{ znodes: number; dataBytes: number }> {
+  const mntr = await fourLetterWord("127.0.0.1", port, "mntr", 5000);
+  const n = (key: string) => Number(new RegExp(`^zk_${key}\\s+(\\d+)`, "m").exec(mntr)?.[1] ?? NaN);
+  return { znodes: n("znode_count"), dataBytes: n("approximate_data_size") };
+}
+
+/** What ZooKeeper itself holds under the cell's jobs: job ids and the task znodes under them. */
+export async function jobsInZooKeeper(connect: string, root = "/torca"): Promise<{ jobs: string[]; tasks: number }> {
+  const zk = await ZkSession.connect({ connect, sessionTimeoutMs: 4000 });
+  try {
+    const p = zpaths(root);
+    const jobs = (await zk.children(p.jobs)).map((j) => decodeURIComponent(j));
+    let tasks = 0;
+    for (const j of jobs) tasks += (await zk.exists(p.tasks(j))) ? (await zk.children(p.tasks(j))).length : 0;
+    return { jobs, tasks };
+  } finally {
+    zk.close();
+  }
+}

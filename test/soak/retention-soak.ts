@@ -1,0 +1,177 @@
+/**
+ * Retention soak: N short batch tasks through a local cell with a short
+ * retention. Afterwards ZooKeeper holds no finished job (its znode count back
+ * within a constant of where it started), the history store holds every task
+ * exactly once, and the archived usage adds up to what the agents read from
+ * the cgroups (their own task records). Prints ZooKeeper's znode count and
+ * data size before and after, and the archival rate through the primary.
+ *
+ *   node dist/test/soak/retention-soak.js [TASKS]      (npm run test:soak: 20,000)
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LocalCell } from "../../src/cell/local-cell.js";
+import { createHttpClient } from "../../src/common/http.js";
+import { HistoryStore } from "../../src/history/store.js";
+import type { UsageRow } from "../../src/history/queries.js";
+import { jobsInZooKeeper, zookeeperFigures } from "../harness/zk-size.js";
+import { until } from "../harness/wait.js";
+
+export const TASKS_PER_JOB = 100;
+/** znodes the cell keeps whatever it runs (election, agents, nodes, packages, alerts…), as slack for the "within a constant" check. */
+export const ZNODE_SLACK = 50;
+
+export interface SoakFigures {
+  tasks: number;
+  seconds: number;
+  zookeeperBefore: { znodes: number; dataBytes: number };
+  zookeeperAfter: { znodes: number; dataBytes: number };
+  /** Peak seen while the soak ran. */
+  zookeeperPeak: { znodes: number; dataBytes: number };
+  jobsLeftInZooKeeper: number;
+  tasksStored: number;
+  archives: number;
+  archivedTasksPerSecond: number;
+  cpuSecondsArchived: number;
+  cpuSecondsAgents: number;
+  wallSecondsArchived: number;
+  wallSecondsAgents: number;
+}
+
+/** What the agents themselves recorded of each finished attempt: final cgroup CPU time and wall time. */
+function agentReadings(cellDir: string, agentIds: string[]): { cpuSeconds: number; wallSeconds: number } {
+  let cpuNs = 0;
+  let wallMs = 0;
+  for (const id of agentIds) {
+    const dir = join(cellDir, id, "tasks");
+    for (const t of readdirSync(dir)) {
+      let rec: { state?: string; startedAt?: number; finishedAt?: number; finalUsage?: { cpuNs?: number } };
+      try {
+        rec = JSON.parse(readFileSync(join(dir, t, "record.json"), "utf8")) as typeof rec;
+      } catch {
+        continue;
+      }
+      if (rec.state !== "exited") continue;
+      cpuNs += rec.finalUsage?.cpuNs ?? 0;
+      if (rec.startedAt !== undefined && rec.finishedAt !== undefined) wallMs += rec.finishedAt - rec.startedAt;
+    }
+  }
+  return { cpuSeconds: cpuNs / 1e9, wallSeconds: wallMs / 1000 };
+}
+
+/** (time, tasks, tasks newly stored) of every archive the managers logged (a repeated archive stores none). */
+function archiveLog(cellDir: string, managerIds: string[]): { time: number; tasks: number; stored: number }[] {
+  return managerIds.flatMap((id) =>
+    readFileSync(join(cellDir, "logs", `${id}.log`), "utf8")
+      .split("\n")
+      .filter((l) => l.includes('"msg":"archived"'))
+      .map((l) => JSON.parse(l) as { time: number; tasks: number; stored: number }),
+  );
+}
+
+export async function runSoak(tasks: number, o: { agents?: number; log?: (s: string) => void } = {}): Promise<SoakFigures> {
+  const log = o.log ?? ((s: string) => process.stdout.write(`${s}\n`));
+  const dir = mkdtempSync(join(tmpdir(), "torca-soak-"));
+  const agents = o.agents ?? 2;
+  const cell = new LocalCell({
+    dir,
+    managers: 1,
+    agents,
+    agentDriver: "process",
+    sessionTimeout: "6s",
+    reportInterval: "1s",
+    stopTasksOnExit: true,
+    managerExtra: { retention: { terminal: "2s", keepPerNamespace: 1000, batch: 200 } },
+  });
+  try {
+    await cell.start();
+    await cell.waitForNodes(agents, 60_000);
+    await cell.waitForPrimary(60_000);
+    const api = createHttpClient({ token: cell.token, timeoutMs: 60_000, retries: 2, followRedirect: false });
+    const zookeeperBefore = await zookeeperFigures(cell.zookeeper!.port);
+    log(`zookeeper before: ${zookeeperBefore.znodes} znodes, ${zookeeperBefore.dataBytes} bytes`);
+    const t0 = Date.now();
+    const jobs = Math.ceil(tasks / TASKS_PER_JOB);
+    let submitted = 0;
+    for (let j = 0; j < jobs; j++) {
+      const n = Math.min(TASKS_PER_JOB, tasks - submitted);
+      submitted += n;
+      const yaml = `name: soak-${j}\ntype: batch\ninstances: ${n}\nisolation: process\ncommand: [/bin/sh, -c, "i=0; while [ $i -lt 200 ]; do i=$((i+1)); done"]\nrestart: { attempts: 0 }\nresources: { cpu: 0.01, memory: 8MiB }\n`;
+      // Through a failover too (a loaded machine may cost the primary its session): to whoever is primary now.
+      await until(`soak-${j} submitted`, async () => {
+        const url = (await cell.waitForPrimary(60_000)).url;
+        const r = await api.post(`${url}/v1/jobs`, { body: yaml, headers: { "content-type": "application/yaml" }, throwHttpErrors: false });
+        return r.statusCode === 201 || r.statusCode === 409;
+      }, { timeoutMs: 120_000, intervalMs: 500 });
+    }
+    log(`submitted ${tasks} tasks in ${jobs} jobs`);
+    let peak = zookeeperBefore;
+    let lastReport = 0;
+    await until(
+      "every soak job to leave ZooKeeper",
+      async () => {
+        const z = await zookeeperFigures(cell.zookeeper!.port);
+        if (z.znodes > peak.znodes) peak = z;
+        const left = (await jobsInZooKeeper(cell.zookeeperConnect)).jobs.filter((x) => x.startsWith("soak-")).length;
+        if (Date.now() - lastReport > 30_000) {
+          lastReport = Date.now();
+          log(`${Math.round((Date.now() - t0) / 1000)} s: ${left} job(s) left in ZooKeeper, ${z.znodes} znodes`);
+        }
+        return left === 0;
+      },
+      { timeoutMs: Math.max(300_000, tasks * 200), intervalMs: 1000 },
+    );
+    const seconds = (Date.now() - t0) / 1000;
+    const zookeeperAfter = await zookeeperFigures(cell.zookeeper!.port);
+    const usage = await api.get(`${(await cell.waitForPrimary(60_000)).url}/v1/usage?by=namespace`).json<UsageRow[]>();
+    const managerIds = [...cell.daemons.values()].filter((d) => d.kind === "manager").map((d) => d.id);
+    const agentIds = [...cell.daemons.values()].filter((d) => d.kind === "agent").map((d) => d.id);
+    for (const id of managerIds) await cell.stopDaemon(id);
+    const store = await HistoryStore.open({ engine: "embedded", dir: join(dir, "history") });
+    const tasksStored = await store.countTasks().finally(() => store.close());
+    const archives = archiveLog(dir, managerIds);
+    const span = archives.length > 1 ? (archives.at(-1)!.time - archives[0]!.time) / 1000 : 0;
+    const readings = agentReadings(dir, agentIds);
+    const figures: SoakFigures = {
+      tasks,
+      seconds,
+      zookeeperBefore,
+      zookeeperAfter,
+      zookeeperPeak: peak,
+      jobsLeftInZooKeeper: (await jobsInZooKeeper(cell.zookeeperConnect)).jobs.length,
+      tasksStored,
+      archives: archives.length,
+      archivedTasksPerSecond: span > 0 ? archives.reduce((a, x) => a + x.stored, 0) / span : 0,
+      cpuSecondsArchived: usage.reduce((a, r) => a + r.cpuSeconds, 0),
+      cpuSecondsAgents: readings.cpuSeconds,
+      wallSecondsArchived: usage.reduce((a, r) => a + r.wallSeconds, 0),
+      wallSecondsAgents: readings.wallSeconds,
+    };
+    log(JSON.stringify(figures, null, 2));
+    return figures;
+  } finally {
+    await cell.stop().catch(() => undefined);
+    if (!process.env.TORCA_KEEP_TEST_DIRS) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The soak's pass conditions; a list of what failed (empty: passed). */
+export function soakFailures(f: SoakFigures): string[] {
+  const within5 = (a: number, b: number) => Math.abs(a - b) <= 0.05 * Math.max(a, b);
+  const out: string[] = [];
+  if (f.jobsLeftInZooKeeper !== 0) out.push(`${f.jobsLeftInZooKeeper} job(s) still in ZooKeeper`);
+  if (f.zookeeperAfter.znodes > f.zookeeperBefore.znodes + ZNODE_SLACK) out.push(`znodes after ${f.zookeeperAfter.znodes}, before ${f.zookeeperBefore.znodes}`);
+  if (f.tasksStored !== f.tasks) out.push(`${f.tasksStored} tasks stored for ${f.tasks} finished`);
+  if (!within5(f.cpuSecondsArchived, f.cpuSecondsAgents)) out.push(`CPU seconds archived ${f.cpuSecondsArchived}, agents read ${f.cpuSecondsAgents}`);
+  if (!within5(f.wallSecondsArchived, f.wallSecondsAgents)) out.push(`wall seconds archived ${f.wallSecondsArchived}, agents recorded ${f.wallSecondsAgents}`);
+  return out;
+}
+
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  const tasks = Number(process.argv[2] ?? 20_000);
+  const f = await runSoak(tasks);
+  const failures = soakFailures(f);
+  process.stdout.write(failures.length ? `SOAK FAILED:\n  ${failures.join("\n  ")}\n` : `soak passed: ${tasks} tasks\n`);
+  process.exitCode = failures.length ? 1 : 0;
+}
