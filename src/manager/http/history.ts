@@ -5,7 +5,8 @@ import { parseDuration } from "../../common/units.js";
 import type { HistoryStore } from "../../history/store.js";
 import { USAGE_KEYS, type JobView } from "../../history/queries.js";
 import { FINISHED_STATUSES } from "../../history/record.js";
-import { requireRole } from "../../http/auth.js";
+import { requireClusterWide, requireInNamespace, type Caller } from "../../auth/grants.js";
+import { callerOf, requireRole } from "../../http/auth.js";
 import { queryValue } from "../../http/query.js";
 import { jobSummary, type ManagerView } from "./api.js";
 
@@ -47,6 +48,21 @@ export function jobRef(id: string): { namespace: string; name: string } {
   return colon < 0 ? { namespace: "default", name: id } : { namespace: id.slice(0, colon), name: id.slice(colon + 1) };
 }
 
+/**
+ * The namespace a history or usage query is limited to: the one asked for
+ * (which the caller must read), else the caller's only namespace; a query
+ * across every namespace needs a cluster-wide token.
+ */
+function queryNamespace(caller: Caller, asked: string | undefined, what: string): string | undefined {
+  if (asked !== undefined) {
+    requireInNamespace(caller, "read", asked);
+    return asked;
+  }
+  if (caller.namespaces !== "*" && caller.namespaces.length === 1) return caller.namespaces[0];
+  requireClusterWide(caller, `${what} of every namespace (add ?namespace=NS)`);
+  return undefined;
+}
+
 export function historyRouter(v: ManagerView, tokens: TokenTable): Router {
   const r = new Router();
   const read = requireRole(tokens, "read");
@@ -55,7 +71,7 @@ export function historyRouter(v: ManagerView, tokens: TokenTable): Router {
     const store = await requireHistory(v);
     const limit = queryValue(ctx, "limit", LIMIT);
     const cursor = queryValue(ctx, "cursor", CURSOR);
-    const namespace = queryValue(ctx, "namespace", NAMESPACE);
+    const namespace = queryNamespace(callerOf(ctx), queryValue(ctx, "namespace", NAMESPACE), "history");
     const state = queryValue(ctx, "state", FINISHED_STATUSES) as (typeof FINISHED_STATUSES)[number] | undefined;
     const since = sinceOf(queryValue(ctx, "since", SINCE), Date.now());
     ctx.body = await store.listFinished({
@@ -71,6 +87,7 @@ export function historyRouter(v: ManagerView, tokens: TokenTable): Router {
     const store = await requireHistory(v);
     const id = ctx.params.job!;
     const { namespace, name } = jobRef(id);
+    requireInNamespace(callerOf(ctx), "read", namespace);
     const archived: JobView = await store.jobView(name, namespace);
     const state = v.store();
     const job = state?.jobs.get(id);
@@ -83,7 +100,7 @@ export function historyRouter(v: ManagerView, tokens: TokenTable): Router {
   r.get("/v1/usage", read, async (ctx) => {
     const store = await requireHistory(v);
     const by = (queryValue(ctx, "by", USAGE_KEYS) ?? "namespace") as (typeof USAGE_KEYS)[number];
-    const namespace = queryValue(ctx, "namespace", NAMESPACE);
+    const namespace = queryNamespace(callerOf(ctx), queryValue(ctx, "namespace", NAMESPACE), "usage");
     const since = sinceOf(queryValue(ctx, "since", SINCE), Date.now());
     ctx.body = await store.usage({ by, ...(since !== undefined ? { since } : {}), ...(namespace ? { namespace } : {}) });
   });
