@@ -64,10 +64,22 @@ export class QuotaStore {
     return this.quotas;
   }
 
-  /** The namespace's quota as ZooKeeper holds it now (synced with its leader): what admission checks against. */
+  /**
+   * The namespace's quota as ZooKeeper holds it now (synced with its leader):
+   * what admission checks against. While the servers fail over (a sync or read
+   * lost with its connection) the watched copy answers instead: it is behind
+   * only by a change still in flight, and a submission must not fail because
+   * a ZooKeeper server died.
+   */
   async current(namespace: string): Promise<Quota | undefined> {
-    await this.zk.sync(this.path);
-    return (await this.read()).quotas.get(namespace);
+    try {
+      await this.zk.sync(this.path);
+      return (await this.read()).quotas.get(namespace);
+    } catch (e) {
+      if (!this.zk.isAlive) throw e;
+      this.log.warn({ err: e, namespace }, "quota read failed; admitting against the watched copy");
+      return this.quotas.get(namespace);
+    }
   }
 
   /**
@@ -133,7 +145,7 @@ export class QuotaStore {
     try {
       await this.reload(true);
     } catch (e) {
-      this.log.warn({ err: (e as Error).message }, "re-reading quotas failed; retrying in 1 s");
+      this.log.warn({ err: e }, "re-reading quotas failed; retrying in 1 s");
       if (!this.closed) setTimeout(() => void this.onChange(), 1000).unref();
     }
   }
