@@ -84,7 +84,7 @@ export class TokenStore {
     this.refreshing = this.zk
       .sync(this.dir)
       .then(() => this.reload(false))
-      .catch((e: unknown) => this.log.warn({ err: (e as Error).message }, "re-reading tokens failed"))
+      .catch((e: unknown) => this.log.warn({ err: e }, "re-reading tokens failed"))
       .finally(() => (this.refreshing = undefined));
     return this.refreshing;
   }
@@ -150,7 +150,7 @@ export class TokenStore {
     try {
       await this.reload(true);
     } catch (e) {
-      this.log.warn({ err: (e as Error).message }, "re-reading tokens failed; retrying in 1 s");
+      this.log.warn({ err: e }, "re-reading tokens failed; retrying in 1 s");
       if (!this.closed) setTimeout(() => void this.onChange(), 1000).unref();
     }
   }
