@@ -1,4 +1,6 @@
+import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { Worker } from "node:worker_threads";
 import { PGlite } from "@electric-sql/pglite";
 import { UnavailableError } from "../common/errors.js";
 import { lockDir } from "./dir-lock.js";
@@ -20,11 +22,27 @@ function queryable(q: Pick<PGlite, "query">): SqlQueryable {
   };
 }
 
+/**
+ * A new database is created in a worker thread (seconds of CPU that must not
+ * hold the event loop); opening an existing one in this thread then costs
+ * about a second, the WebAssembly start.
+ */
+async function createOffThread(dataDir: string): Promise<void> {
+  if (existsSync(join(dataDir, "PG_VERSION"))) return;
+  await new Promise<void>((resolve, reject) => {
+    const worker = new Worker(new URL("./embedded-init-worker.js", import.meta.url), { workerData: { dataDir } });
+    worker.once("error", reject);
+    worker.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`creating the database exited with code ${code}`))));
+  });
+}
+
 export async function openEmbedded(dir: string): Promise<SqlDatabase> {
   const lock = lockDir(dir, "the embedded history database");
+  const dataDir = join(dir, "pgdata");
   let pglite: PGlite;
   try {
-    pglite = await PGlite.create({ dataDir: join(dir, "pgdata") });
+    await createOffThread(dataDir);
+    pglite = await PGlite.create({ dataDir });
   } catch (e) {
     lock.release();
     throw new UnavailableError(`cannot open the embedded history database in ${dir}: ${(e as Error).message}`, e);
