@@ -259,7 +259,9 @@ export function partitionSuite(label: string, scale: PartitionScale): void {
             say(t, `primary ${p.url} unreachable from 127.0.0.1: \`torca jobs\` → exit ${list.code}${list.code === 0 ? ` (${list.stdout.split("\n").length} lines)` : `: ${list.stderr.trim().split("\n")[0]}`}; \`torca submit\` → exit ${submit.code}: ${(submit.code === 0 ? submit.stdout : submit.stderr).trim().split("\n")[0]}; both in ${seconds(ms)}`);
             assert.equal(list.code, 0, `reads are served by the backup: ${list.stderr}`);
             if (submit.code !== 0) assert.match(submit.stderr, /primary|unreachable|unavailable|ECONNREFUSED|ECONNRESET/i, "the CLI says why the write failed");
-            assert.ok(ms < 30_000, `the CLI answered within 30 s (${ms} ms)`);
+            // A liveness bound, not a speed claim: the CLI re-sends an idempotent submission for up to
+            // 30 s (a failover may be under way), then must give up and say why rather than hang.
+            assert.ok(ms < 55_000, `the CLI answered instead of hanging (${ms} ms)`);
           }),
       },
 
