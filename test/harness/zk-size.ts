@@ -1,6 +1,7 @@
 import { fourLetterWord } from "../../src/cell/zookeeper-server.js";
 import { zpaths } from "../../src/coord/paths.js";
 import { ZkSession } from "../../src/coord/zk.js";
+import type { ZkAuth } from "../../src/coord/zk/acl.js";
 
 /** ZooKeeper's own figures (`mntr`): znodes in the whole tree and the approximate data size. */
 export async function zookeeperFigures(port: number): Promise<{ znodes: number; dataBytes: number }> {
@@ -9,9 +10,9 @@ export async function zookeeperFigures(port: number): Promise<{ znodes: number; 
   return { znodes: n("znode_count"), dataBytes: n("approximate_data_size") };
 }
 
-/** What ZooKeeper itself holds under the cell's jobs: job ids and the task znodes under them. */
-export async function jobsInZooKeeper(connect: string, root = "/torca"): Promise<{ jobs: string[]; tasks: number }> {
-  const zk = await ZkSession.connect({ connect, sessionTimeoutMs: 4000 });
+/** What ZooKeeper itself holds under the cell's jobs: job ids and the task znodes under them (read with the cell's credential: the znodes have ACLs). */
+export async function jobsInZooKeeper(connect: string, auth: ZkAuth | undefined, root = "/torca"): Promise<{ jobs: string[]; tasks: number }> {
+  const zk = await ZkSession.connect({ connect, sessionTimeoutMs: 4000, ...(auth ? { auth } : {}) });
   try {
     const p = zpaths(root);
     const jobs = (await zk.children(p.jobs)).map((j) => decodeURIComponent(j));

@@ -23,7 +23,7 @@ describe("retention: finished jobs leave ZooKeeper for the history store, each e
   });
 
   const allHistory = async (): Promise<FinishedPage["items"]> => (await c.api.get(`${await c.primaryUrl()}/v1/history?limit=1000`).json<FinishedPage>()).items;
-  const gone = async (prefix: string) => (await jobsInZooKeeper(c.cell.zookeeperConnect)).jobs.filter((j) => j.startsWith(prefix)).length === 0;
+  const gone = async (prefix: string) => (await jobsInZooKeeper(c.cell.zookeeperConnect, c.cell.zookeeperAuth)).jobs.filter((j) => j.startsWith(prefix)).length === 0;
 
   test("after the retention a finished job is gone from ZooKeeper and from the backup's copy, archived once, and answers torca history and torca usage", async () => {
     const { backups } = await c.steadyPrimary();

@@ -113,7 +113,7 @@ export async function runSoak(tasks: number, o: { agents?: number; log?: (s: str
       async () => {
         const z = await zookeeperFigures(cell.zookeeper!.port);
         if (z.znodes > peak.znodes) peak = z;
-        const left = (await jobsInZooKeeper(cell.zookeeperConnect)).jobs.filter((x) => x.startsWith("soak-")).length;
+        const left = (await jobsInZooKeeper(cell.zookeeperConnect, cell.zookeeperAuth)).jobs.filter((x) => x.startsWith("soak-")).length;
         if (Date.now() - lastReport > 30_000) {
           lastReport = Date.now();
           log(`${Math.round((Date.now() - t0) / 1000)} s: ${left} job(s) left in ZooKeeper, ${z.znodes} znodes`);
@@ -139,7 +139,7 @@ export async function runSoak(tasks: number, o: { agents?: number; log?: (s: str
       zookeeperBefore,
       zookeeperAfter,
       zookeeperPeak: peak,
-      jobsLeftInZooKeeper: (await jobsInZooKeeper(cell.zookeeperConnect)).jobs.length,
+      jobsLeftInZooKeeper: (await jobsInZooKeeper(cell.zookeeperConnect, cell.zookeeperAuth)).jobs.length,
       tasksStored,
       archives: archives.length,
       archivedTasksPerSecond: span > 0 ? archives.reduce((a, x) => a + x.stored, 0) / span : 0,
