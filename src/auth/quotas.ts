@@ -5,6 +5,7 @@ import type { Logger } from "../common/logger.js";
 import { isZkCode, ZK, type ZkSession } from "../coord/zk.js";
 import type { Quota } from "../manager/quota/admission.js";
 import { NAMESPACE_NAME } from "./token-store.js";
+import { rereadUntilArmed } from "../coord/read-retry.js";
 
 /**
  * Namespace quotas, shared by every manager through ZooKeeper: one znode,
@@ -141,12 +142,11 @@ export class QuotaStore {
     this.quotas = r ? this.parse(r.data) : new Map();
   }
 
-  private async onChange(): Promise<void> {
-    try {
-      await this.reload(true);
-    } catch (e) {
-      this.log.warn({ err: e }, "re-reading quotas failed; retrying in 1 s");
-      if (!this.closed) setTimeout(() => void this.onChange(), 1000).unref();
-    }
+  private onChange(): Promise<void> {
+    return rereadUntilArmed(
+      () => this.reload(true),
+      () => !this.closed,
+      (e) => this.log.warn({ err: e }, "re-reading quotas failed; retrying in 1 s"),
+    );
   }
 }

@@ -5,6 +5,7 @@ import type { Logger } from "../common/logger.js";
 import { isZkCode, ZK, type ZkSession } from "../coord/zk.js";
 import type { Caller } from "./grants.js";
 import { digestOf, newSecret, sameDigest } from "./secret.js";
+import { rereadUntilArmed } from "../coord/read-retry.js";
 
 /**
  * Namespaced API tokens, shared by every manager through ZooKeeper: one znode
@@ -146,12 +147,11 @@ export class TokenStore {
     this.lastRefresh = Date.now();
   }
 
-  private async onChange(): Promise<void> {
-    try {
-      await this.reload(true);
-    } catch (e) {
-      this.log.warn({ err: e }, "re-reading tokens failed; retrying in 1 s");
-      if (!this.closed) setTimeout(() => void this.onChange(), 1000).unref();
-    }
+  private onChange(): Promise<void> {
+    return rereadUntilArmed(
+      () => this.reload(true),
+      () => !this.closed,
+      (e) => this.log.warn({ err: e }, "re-reading tokens failed; retrying in 1 s"),
+    );
   }
 }

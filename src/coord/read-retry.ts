@@ -17,3 +17,21 @@ export async function retryRead(fn: () => Promise<void>, sessionAlive: () => boo
     }
   }
 }
+
+/**
+ * The re-read after a one-shot watch fired, for copies that must never stop
+ * following ZooKeeper (tokens, quotas: a stale copy would accept a revoked
+ * token): retried every `pauseMs` until it succeeds, which re-arms the watch,
+ * or until the owner closes.
+ */
+export async function rereadUntilArmed(reread: () => Promise<void>, open: () => boolean, onFailure: (e: unknown) => void, pauseMs = 1000): Promise<void> {
+  while (open()) {
+    try {
+      await reread();
+      return;
+    } catch (e) {
+      onFailure(e);
+      await sleep(pauseMs);
+    }
+  }
+}

@@ -68,12 +68,12 @@ export function historyRouter(v: ManagerView, tokens: TokenTable): Router {
   const read = requireRole(tokens, "read");
 
   r.get("/v1/history", read, async (ctx) => {
-    const store = await requireHistory(v);
+    const namespace = queryNamespace(callerOf(ctx), queryValue(ctx, "namespace", NAMESPACE), "history");
     const limit = queryValue(ctx, "limit", LIMIT);
     const cursor = queryValue(ctx, "cursor", CURSOR);
-    const namespace = queryNamespace(callerOf(ctx), queryValue(ctx, "namespace", NAMESPACE), "history");
     const state = queryValue(ctx, "state", FINISHED_STATUSES) as (typeof FINISHED_STATUSES)[number] | undefined;
     const since = sinceOf(queryValue(ctx, "since", SINCE), Date.now());
+    const store = await requireHistory(v);
     ctx.body = await store.listFinished({
       ...(namespace ? { namespace } : {}),
       ...(state ? { state } : {}),
@@ -84,10 +84,10 @@ export function historyRouter(v: ManagerView, tokens: TokenTable): Router {
   });
 
   r.get("/v1/history/:job", read, async (ctx) => {
-    const store = await requireHistory(v);
     const id = ctx.params.job!;
     const { namespace, name } = jobRef(id);
     requireInNamespace(callerOf(ctx), "read", namespace);
+    const store = await requireHistory(v);
     const archived: JobView = await store.jobView(name, namespace);
     const state = v.store();
     const job = state?.jobs.get(id);
@@ -98,10 +98,10 @@ export function historyRouter(v: ManagerView, tokens: TokenTable): Router {
   });
 
   r.get("/v1/usage", read, async (ctx) => {
-    const store = await requireHistory(v);
     const by = (queryValue(ctx, "by", USAGE_KEYS) ?? "namespace") as (typeof USAGE_KEYS)[number];
     const namespace = queryNamespace(callerOf(ctx), queryValue(ctx, "namespace", NAMESPACE), "usage");
     const since = sinceOf(queryValue(ctx, "since", SINCE), Date.now());
+    const store = await requireHistory(v);
     ctx.body = await store.usage({ by, ...(since !== undefined ? { since } : {}), ...(namespace ? { namespace } : {}) });
   });
 
