@@ -46,12 +46,22 @@ export interface NewToken {
 
 /** A fresh re-read is made at most this often for unknown bearer tokens (each costs one ZooKeeper listing). */
 const MISS_REFRESH_MIN_MS = 100;
+/** Expired tokens are looked for at most this often (the check reads only memory; removal costs a delete each). */
+const TRIM_EVERY_MS = 60_000;
+
+/** Tokens whose expiry lies more than `keepExpiredMs` before `now`: they leave ZooKeeper (pure). */
+export function expiredTokens(tokens: Iterable<StoredToken>, now: number, keepExpiredMs: number): string[] {
+  const out: string[] = [];
+  for (const t of tokens) if (t.expiresAt !== undefined && now - t.expiresAt >= keepExpiredMs) out.push(t.name);
+  return out.sort();
+}
 
 export class TokenStore {
   private readonly dir: string;
   private tokens = new Map<string, StoredToken>();
   private refreshing?: Promise<void>;
   private lastRefresh = 0;
+  private lastTrim = 0;
   private closed = false;
 
   constructor(
@@ -129,6 +139,27 @@ export class TokenStore {
       throw e;
     }
     this.tokens.delete(name);
+  }
+
+  /**
+   * Removes the tokens expired for longer than `keepExpiredMs` (run by the
+   * primary's tick). An expired token is kept a while so that its holder is
+   * told "expired" rather than "unknown" and `token list` shows it; after
+   * that it is only clutter in ZooKeeper. A revoked token is deleted at once.
+   */
+  async trim(now: number, keepExpiredMs: number): Promise<void> {
+    if (now - this.lastTrim < Math.min(TRIM_EVERY_MS, keepExpiredMs)) return;
+    this.lastTrim = now;
+    const names = expiredTokens(this.tokens.values(), now, keepExpiredMs);
+    for (const name of names) {
+      try {
+        await this.zk.delete(`${this.dir}/${name}`);
+      } catch (e) {
+        if (!isZkCode(e, ZK.NONODE)) throw e;
+      }
+      this.tokens.delete(name);
+    }
+    if (names.length) this.log.info({ removed: names }, "expired tokens removed");
   }
 
   /** `watch`: re-arm the one-shot children watch (at start and each time it fires). */

@@ -223,6 +223,8 @@ export const ConfigSchema = z
             keepPerNamespace: z.number().int().min(0).default(1000),
             /** Jobs (or cron runs) archived and deleted per tick, so one tick never stalls the cell. */
             batch: z.number().int().min(1).max(10_000).default(200),
+            /** An expired token stays listed (and is refused as "expired") this long, then leaves ZooKeeper. */
+            expiredTokens: duration.default("7d"),
           })
           .strict()
           .default({}),

@@ -275,6 +275,7 @@ export class ManagerDaemon {
         disconnect: { graceMs: m.disconnect.grace, minNodes: m.disconnect.minNodes, massLossShare: m.disconnect.massLossShare, massLossWindowMs: m.disconnect.massLossWindow },
         zookeeperWritable: () => term.zk.isConnected,
         idempotency: new IdempotencyStore(term.zk, this.config.cluster.root, m.idempotencyTtl, this.log),
+        trimmers: [{ name: "expired tokens", trim: (now) => term.tokens.trim(now, m.retention.expiredTokens) }],
         retention: { terminalMs: m.retention.terminal, keepPerNamespace: m.retention.keepPerNamespace, batch: m.retention.batch },
         history: () => history.get(),
       },

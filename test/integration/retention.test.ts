@@ -3,23 +3,38 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FinishedPage, JobView, UsageRow } from "../../src/history/queries.js";
+import type { HistoryConfig } from "../../src/common/config.js";
 import { HistoryStore } from "../../src/history/store.js";
 import { startTestCell, type TestCell } from "../harness/cell.js";
 import { runTorca } from "../harness/cli.js";
 import { jobsInZooKeeper, zookeeperFigures } from "../harness/zk-size.js";
 import { until } from "../harness/wait.js";
+import { startPostgres, type TestPostgres } from "../harness/postgres.js";
 
 const job = (name: string, instances: number, command = "/bin/true") =>
   `name: ${name}\ntype: batch\ninstances: ${instances}\nisolation: process\ncommand: [${command}]\nrestart: { attempts: 0 }\nresources: { cpu: 0.05, memory: 16MiB }\n`;
 
-describe("retention: finished jobs leave ZooKeeper for the history store, each exactly once", () => {
+for (const engine of ["embedded", "postgres"] as const) describe(`retention: finished jobs leave ZooKeeper for the ${engine} history store, each exactly once`, () => {
   let c: TestCell;
+  let server: TestPostgres | undefined;
+  /** The store's configuration as the managers parse it; the embedded one lives in the cell's directory. */
+  let history: () => HistoryConfig;
   const submitted = new Map<string, number>();
   before(async () => {
-    c = await startTestCell({ managers: 2, agents: 1, managerExtra: { retention: { terminal: "2s", batch: 4 } } });
+    let extra = {};
+    if (engine === "postgres") {
+      server = await startPostgres();
+      const url = await server.createDatabase("torca_retention");
+      history = () => ({ engine: "postgres", url, poolSize: 4, connectTimeout: 10_000 });
+      extra = { history: history() };
+    } else {
+      history = () => ({ engine: "embedded", dir: join(c.cell.dir, "history") });
+    }
+    c = await startTestCell({ managers: 2, agents: 1, managerExtra: { retention: { terminal: "2s", batch: 4 }, ...extra } });
   });
   after(async () => {
     await c?.close();
+    await server?.stop();
   });
 
   const allHistory = async (): Promise<FinishedPage["items"]> => (await c.api.get(`${await c.primaryUrl()}/v1/history?limit=1000`).json<FinishedPage>()).items;
@@ -87,7 +102,7 @@ describe("retention: finished jobs leave ZooKeeper for the history store, each e
     // The store itself, opened once the managers are gone (the embedded engine is one process's).
     const zk = await zookeeperFigures(c.cell.zookeeper!.port);
     for (const d of [...c.cell.daemons.values()].filter((x) => x.kind === "manager")) await c.cell.stopDaemon(d.id);
-    const store = await HistoryStore.open({ engine: "embedded", dir: join(c.cell.dir, "history") });
+    const store = await HistoryStore.open(history());
     try {
       assert.equal(await store.countTasks(), [...submitted.values()].reduce((a, b) => a + b, 0), "every finished task is stored exactly once");
     } finally {

@@ -57,7 +57,7 @@ describe("tenants and daemon credentials", { timeout: 240_000 }, () => {
   let agentToken: string;
 
   before(async () => {
-    tc = await startTestCell({ managers: 2, agents: 1 });
+    tc = await startTestCell({ managers: 2, agents: 1, managerExtra: { retention: { expiredTokens: "3s" } } });
     primary = await tc.primaryUrl();
     backup = tc.cell.managerUrls.find((u) => u !== primary)!;
     env = { TORCA_MANAGER: tc.cell.managerUrls.join(","), TORCA_TOKEN: tc.cell.token };
@@ -161,7 +161,7 @@ describe("tenants and daemon credentials", { timeout: 240_000 }, () => {
     assert.equal((await call(`${agentUrl}/v1/status`, managerToken)).status, 200, "the agent accepts the managers' token");
   });
 
-  it("refuses a revoked token on every manager within a second, and an expired one", async () => {
+  it("refuses a revoked token on every manager within a second, and an expired one, which leaves ZooKeeper after manager.retention.expiredTokens", async () => {
     const r = await runTorca(["--json", "token", "revoke", "team-a"], env);
     assert.equal(r.code, 0, r.stderr);
     const t0 = Date.now();
@@ -176,6 +176,11 @@ describe("tenants and daemon credentials", { timeout: 240_000 }, () => {
     await until("the token expires", async () => (await call(`${backup}/v1/jobs`, brief.token)).status === 401, { timeoutMs: 5000 });
     const refused = await call(`${primary}/v1/jobs`, brief.token);
     assert.match(refused.body.error?.message ?? "", /expired/);
+    await until("the expired token to leave the list (3 s after its expiry)", async () => {
+      const list = JSON.parse((await runTorca(["--json", "token", "list"], env)).stdout) as { name: string }[];
+      return !list.some((t) => t.name === "brief");
+    }, { timeoutMs: 20_000, intervalMs: 500 });
+    assert.ok(Date.now() >= brief.expiresAt + 3000, "not before its retention ran out");
   });
 
   it("writes every mutating call to the audit log, readable by admins only", async () => {

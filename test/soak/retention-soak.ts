@@ -6,17 +6,23 @@
  * the cgroups (their own task records). Prints ZooKeeper's znode count and
  * data size before and after, and the archival rate through the primary.
  *
- *   node dist/test/soak/retention-soak.js [TASKS]      (npm run test:soak: 20,000)
+ *   node dist/test/soak/retention-soak.js [TASKS] [embedded|postgres]
+ *   (npm run test:soak: 20,000 tasks on each engine; postgres is a real server
+ *   the harness starts on a free loopback port)
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LocalCell } from "../../src/cell/local-cell.js";
 import { createHttpClient } from "../../src/common/http.js";
+import type { HistoryConfig } from "../../src/common/config.js";
 import { HistoryStore } from "../../src/history/store.js";
 import type { UsageRow } from "../../src/history/queries.js";
 import { jobsInZooKeeper, zookeeperFigures } from "../harness/zk-size.js";
 import { until } from "../harness/wait.js";
+import { startPostgres, type TestPostgres } from "../harness/postgres.js";
+
+export type SoakEngine = HistoryConfig["engine"];
 
 export const TASKS_PER_JOB = 100;
 /** znodes the cell keeps whatever it runs (election, agents, nodes, packages, alerts…), as slack for the "within a constant" check. */
@@ -24,6 +30,7 @@ export const ZNODE_SLACK = 50;
 
 export interface SoakFigures {
   tasks: number;
+  engine: SoakEngine;
   seconds: number;
   zookeeperBefore: { znodes: number; dataBytes: number };
   zookeeperAfter: { znodes: number; dataBytes: number };
@@ -70,10 +77,19 @@ function archiveLog(cellDir: string, managerIds: string[]): { time: number; task
   );
 }
 
-export async function runSoak(tasks: number, o: { agents?: number; log?: (s: string) => void } = {}): Promise<SoakFigures> {
+export async function runSoak(tasks: number, o: { agents?: number; engine?: SoakEngine; log?: (s: string) => void } = {}): Promise<SoakFigures> {
   const log = o.log ?? ((s: string) => process.stdout.write(`${s}\n`));
   const dir = mkdtempSync(join(tmpdir(), "torca-soak-"));
   const agents = o.agents ?? 2;
+  const engine = o.engine ?? "embedded";
+  let server: TestPostgres | undefined;
+  let history: HistoryConfig;
+  if (engine === "postgres") {
+    server = await startPostgres();
+    history = { engine: "postgres", url: await server.createDatabase("torca_soak"), poolSize: 4, connectTimeout: 10_000 };
+  } else {
+    history = { engine: "embedded", dir: join(dir, "history") };
+  }
   const cell = new LocalCell({
     dir,
     managers: 1,
@@ -82,7 +98,7 @@ export async function runSoak(tasks: number, o: { agents?: number; log?: (s: str
     sessionTimeout: "6s",
     reportInterval: "1s",
     stopTasksOnExit: true,
-    managerExtra: { retention: { terminal: "2s", keepPerNamespace: 1000, batch: 200 } },
+    managerExtra: { retention: { terminal: "2s", keepPerNamespace: 1000, batch: 200 }, history },
   });
   try {
     await cell.start();
@@ -128,13 +144,14 @@ export async function runSoak(tasks: number, o: { agents?: number; log?: (s: str
     const managerIds = [...cell.daemons.values()].filter((d) => d.kind === "manager").map((d) => d.id);
     const agentIds = [...cell.daemons.values()].filter((d) => d.kind === "agent").map((d) => d.id);
     for (const id of managerIds) await cell.stopDaemon(id);
-    const store = await HistoryStore.open({ engine: "embedded", dir: join(dir, "history") });
+    const store = await HistoryStore.open(history);
     const tasksStored = await store.countTasks().finally(() => store.close());
     const archives = archiveLog(dir, managerIds);
     const span = archives.length > 1 ? (archives.at(-1)!.time - archives[0]!.time) / 1000 : 0;
     const readings = agentReadings(dir, agentIds);
     const figures: SoakFigures = {
       tasks,
+      engine,
       seconds,
       zookeeperBefore,
       zookeeperAfter,
@@ -152,6 +169,7 @@ export async function runSoak(tasks: number, o: { agents?: number; log?: (s: str
     return figures;
   } finally {
     await cell.stop().catch(() => undefined);
+    await server?.stop();
     if (!process.env.TORCA_KEEP_TEST_DIRS) rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -170,8 +188,12 @@ export function soakFailures(f: SoakFigures): string[] {
 
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
   const tasks = Number(process.argv[2] ?? 20_000);
-  const f = await runSoak(tasks);
-  const failures = soakFailures(f);
-  process.stdout.write(failures.length ? `SOAK FAILED:\n  ${failures.join("\n  ")}\n` : `soak passed: ${tasks} tasks\n`);
-  process.exitCode = failures.length ? 1 : 0;
+  const engines = process.argv[3] === undefined ? (["embedded", "postgres"] as const) : [process.argv[3] as SoakEngine];
+  let failed = false;
+  for (const engine of engines) {
+    const failures = soakFailures(await runSoak(tasks, { engine }));
+    failed ||= failures.length > 0;
+    process.stdout.write(failures.length ? `SOAK FAILED (${engine}):\n  ${failures.join("\n  ")}\n` : `soak passed: ${tasks} tasks, ${engine}\n`);
+  }
+  process.exitCode = failed ? 1 : 0;
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { hasGrant, namespaceOfAlertKey, namespaceOfJobId, requireInNamespace, type Caller } from "../../src/auth/grants.js";
 import { digestOf, newSecret } from "../../src/auth/secret.js";
+import { expiredTokens, type StoredToken } from "../../src/auth/token-store.js";
 import { TokenTable, type DynamicTokens } from "../../src/common/auth.js";
 import { ForbiddenError, UnauthorizedError } from "../../src/common/errors.js";
 
@@ -74,5 +75,14 @@ describe("TokenTable", () => {
     assert.equal(refreshes, 1);
     known = { name: "old", role: "read", namespaces: ["a"], expiresAt: Date.now() - 1 };
     await assert.rejects(t.identifyFresh(bearer(secret)), /token "old" expired/);
+  });
+});
+
+describe("expired tokens' retention", () => {
+  const token = (name: string, expiresAt?: number): StoredToken => ({ name, role: "read", namespaces: ["a"], sha256: "0".repeat(64), createdAt: 0, createdBy: "cluster", ...(expiresAt !== undefined ? { expiresAt } : {}) });
+  it("removes a token only once it has been expired for the whole retention; tokens without expiry stay", () => {
+    const tokens = [token("forever"), token("fresh", 10_000), token("just-expired", 9_000), token("long-gone", 1_000), token("on-the-edge", 5_000)];
+    assert.deepEqual(expiredTokens(tokens, 10_000, 5_000), ["long-gone", "on-the-edge"]);
+    assert.deepEqual(expiredTokens(tokens, 10_000, 60_000), []);
   });
 });

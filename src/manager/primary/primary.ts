@@ -22,7 +22,7 @@ import { DisconnectedNodes } from "./disconnected-nodes.js";
 import { reconcileReport } from "./reconcile.js";
 import { TaskSender } from "./sender.js";
 import { SerialQueue } from "./serial-queue.js";
-import { Tick } from "./tick.js";
+import { Tick, type Trimmer } from "./tick.js";
 import { TaskWriter } from "./writer.js";
 
 /**
@@ -55,6 +55,8 @@ export interface PrimaryOptions {
   zookeeperWritable: () => boolean;
   /** Submissions' Idempotency-Keys (trimmed by the tick). */
   idempotency: IdempotencyStore;
+  /** Other records that expire, trimmed by the tick besides the Idempotency-Keys (e.g. expired tokens). */
+  trimmers?: readonly Trimmer[];
   now?: () => number;
   /** The namespaces' quotas as stored now, checked at admission; absent: every namespace is unlimited. */
   quotas?: { current(namespace: string): Promise<Quota | undefined> };
@@ -139,7 +141,7 @@ export class Primary {
       isFenced: () => this.fenced,
       raise: (alerts) => this.raise(alerts),
       loseDisconnectedNodes: () => this.disconnected.run(),
-      trimIdempotencyKeys: () => opts.idempotency.trim(this.now()),
+      trimmers: [{ name: "idempotency keys", trim: (now) => opts.idempotency.trim(now) }, ...(opts.trimmers ?? [])],
       retirer: this.retirer,
     });
     this.cron = new CronFirer({ store, queue: this.queue, writer: this.writer, log, alert, now: this.now, requestTick: () => this.requestTick() });

@@ -14,6 +14,13 @@ import { holdingTasks, placementRound } from "./round.js";
 import type { TaskSender } from "./sender.js";
 import type { TaskWriter } from "./writer.js";
 
+/** Something kept in ZooKeeper that expires: each tick removes what has. */
+export interface Trimmer {
+  /** What it trims, for the logs ("idempotency keys"). */
+  readonly name: string;
+  trim(now: number): Promise<void>;
+}
+
 export interface TickDeps {
   store: ZkStateStore;
   collector: Collector;
@@ -25,8 +32,8 @@ export interface TickDeps {
   raise: (alerts: readonly LifecycleAlert[]) => void;
   /** Declares lost the disconnected nodes whose grace ran out (disconnected-nodes.ts). */
   loseDisconnectedNodes: () => Promise<void>;
-  /** Removes expired Idempotency-Keys (idempotency/store.ts). */
-  trimIdempotencyKeys: () => Promise<void>;
+  /** Removes what has outlived its retention besides jobs: expired Idempotency-Keys, expired tokens… */
+  trimmers: readonly Trimmer[];
   retirer: Retirer;
 }
 
@@ -57,7 +64,7 @@ export class Tick {
       ["schedule and dispatch", () => this.scheduleAndDispatch()],
       ["resend stops", async () => this.d.sender.resendStops([...store.tasksWhere("stop", "dispatched"), ...store.tasksWhere("stop", "running")])],
       ["update job statuses", () => this.statuses.update(now())],
-      ["trim idempotency keys", () => this.d.trimIdempotencyKeys()],
+      ...this.d.trimmers.map((t): [string, () => Promise<void>] => [`trim ${t.name}`, () => t.trim(now())]),
     ];
     let first: unknown;
     for (const [name, phase] of phases) {
