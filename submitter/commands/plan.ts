@@ -8,7 +8,7 @@ type Metrics = { nodesEvaluated: number; candidates: { nodeId: string; score: nu
 type Plan = {
   placeable: boolean;
   placements: { taskId: string; nodeId: string; score: number; metrics: Metrics }[];
-  unplaced: { taskId: string; summary: string; largestFit: { cpu: number; memory: number }; metrics: Metrics }[];
+  unplaced: { taskId: string; summary: string; largestFit: { cpu: number; memory: number }; metrics: Metrics; smallestChange?: { text: string }[] }[];
   preemptions: { victimTaskId: string; nodeId: string }[];
 };
 
@@ -23,7 +23,14 @@ function runnersUp(m: Metrics): string {
 function formatPlan(r: Plan): string {
   const lines = r.placements.map((p) => `${p.taskId} → ${p.nodeId} (score ${p.score.toFixed(3)}; ${p.metrics.nodesEvaluated} nodes evaluated${runnersUp(p.metrics) ? `; next: ${runnersUp(p.metrics)}` : ""})`);
   for (const p of r.preemptions) lines.push(`would preempt ${p.victimTaskId} on ${p.nodeId}`);
-  for (const u of r.unplaced) lines.push(`${u.taskId}: cannot be placed: ${u.summary} (largest fit now: ${u.largestFit.cpu} cpu, ${formatBytes(u.largestFit.memory)})`);
+  // Identical instances share one answer: it is printed under the first of them.
+  const said = new Set<string>();
+  for (const u of r.unplaced) {
+    lines.push(`${u.taskId}: cannot be placed: ${u.summary} (largest fit now: ${u.largestFit.cpu} cpu, ${formatBytes(u.largestFit.memory)})`);
+    const change = u.smallestChange?.map((c) => c.text).join("; or ");
+    if (change && !said.has(change)) lines.push(`  smallest change that would fit now: ${change}`);
+    if (change) said.add(change);
+  }
   return lines.join("\n");
 }
 

@@ -30,20 +30,27 @@ describe("agents: restarts, lost nodes, drain, preemption and plan", () => {
     assert.match(logs, /done/);
   });
 
-  test("plan explains an unplaceable job with counts per reason; submit leaves it pending with the reason", async () => {
+  test("plan explains an unplaceable job with counts per reason and the smallest change that would fit; submit leaves it pending with the reason", async () => {
     const url = await c.primaryUrl();
+    type Unplaced = { summary: string; largestFit: { cpu: number }; smallestChange: { text: string; nodes: number; resources?: { cpu?: number } }[] };
     const huge = "name: huge\ntype: batch\nisolation: process\ncommand: [/bin/true]\nresources: { cpu: 1000, memory: 64MiB }\n";
-    const plan = await c.api.post(`${url}/v1/jobs/plan`, { body: huge }).json<{ placeable: boolean; unplaced: { summary: string; largestFit: { cpu: number } }[] }>();
+    const plan = await c.api.post(`${url}/v1/jobs/plan`, { body: huge }).json<{ placeable: boolean; unplaced: Unplaced[] }>();
     assert.equal(plan.placeable, false);
     assert.match(plan.unplaced[0]!.summary, /2 nodes: cpu exhausted/);
     assert.ok(plan.unplaced[0]!.largestFit.cpu > 0);
+    const cut = plan.unplaced[0]!.smallestChange[0]!;
+    assert.match(cut.text, /^fits (agent-\d|2 nodes) with cpu ≤ [\d.]+$/);
+    assert.ok(cut.resources!.cpu! > 0 && cut.resources!.cpu! <= plan.unplaced[0]!.largestFit.cpu, "no more cpu than the largest fit");
     const picky = "name: picky\ntype: batch\nisolation: process\ncommand: [/bin/true]\nconstraints: [{ attribute: os, operator: '=', value: plan9 }]\n";
-    const plan2 = await c.api.post(`${url}/v1/jobs/plan`, { body: picky }).json<{ unplaced: { summary: string }[] }>();
+    const plan2 = await c.api.post(`${url}/v1/jobs/plan`, { body: picky }).json<{ unplaced: Unplaced[] }>();
     assert.match(plan2.unplaced[0]!.summary, /2 nodes: constraint os = plan9 failed/);
+    assert.equal(plan2.unplaced[0]!.smallestChange[0]!.text, "fits 2 nodes without constraint os = plan9");
     const r = await c.submit(huge);
     const j = await c.waitJob(r.id, (x) => Boolean(x.taskList[0]?.reason), 10_000, "a pending reason");
     assert.equal(j.taskList[0]!.state, "pending");
     assert.match(j.taskList[0]!.reason!, /cpu exhausted/);
+    const page = await c.api.get(`${url}/jobs/huge`, { headers: { cookie: `torca_session=${encodeURIComponent(c.cell.token)}` } }).text();
+    assert.match(page, /Smallest change that would fit now:<\/p><ul id="smallest-change"><li>fits (agent-\d|2 nodes) with cpu ≤ [\d.]+<\/li>/);
     await c.api.delete(`${url}/v1/jobs/huge`);
   });
 

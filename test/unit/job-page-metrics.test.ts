@@ -19,4 +19,10 @@ describe("why a task is pending", () => {
     assert.match(jobPage(job, [pending], (id) => (id === "web/0" ? metrics : undefined)), /static port 8080 in use<br><small class="metrics">3 nodes evaluated; filtered: constraints 1, avoided-nodes 1; exhausted: port 8080 1<\/small>/);
     assert.doesNotMatch(jobPage(job, [pending]), /nodes evaluated/);
   });
+
+  test("the job page lists the smallest changes that would fit now, when the primary worked them out", () => {
+    const changes = [{ text: "fits agent-3 with memory ≤ 23GiB", nodes: 1, nodeIds: ["agent-3"], cost: 0.2 }];
+    assert.match(jobPage(job, [pending], () => undefined, changes), /Smallest change that would fit now:<\/p><ul id="smallest-change"><li>fits agent-3 with memory ≤ 23GiB<\/li><\/ul>/);
+    assert.doesNotMatch(jobPage(job, [pending]), /Smallest change/);
+  });
 });

@@ -128,7 +128,8 @@ export function pagesRouter(v: ManagerView, tokens: TokenTable): Router {
     if (!store) return;
     const job = store.jobs.get(ctx.params.id!);
     if (!job) return notFound(ctx, v, `No job ${ctx.params.id}.`);
-    render(ctx, v, "job", `Job ${job.id}`, jobPage(job, store.tasksOf(job.id), (taskId) => v.primary()?.pendingMetrics(taskId)));
+    const primary = v.primary();
+    render(ctx, v, "job", `Job ${job.id}`, jobPage(job, store.tasksOf(job.id), (taskId) => primary?.pendingMetrics(taskId), primary?.smallestChange(job.id)));
   });
 
   r.get("/tasks/:jobId/:index", auth, async (ctx) => {

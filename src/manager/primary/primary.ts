@@ -13,7 +13,7 @@ import { usageOf } from "../quota/usage.js";
 import type { HistoryStore } from "../../history/store.js";
 import type { RetentionPolicy } from "../retention/decide.js";
 import { Retirer } from "../retention/retirer.js";
-import type { PlacementMetrics, PlacementResult } from "../scheduler/index.js";
+import type { PlacementMetrics, PlacementResult, SmallestChange } from "../scheduler/index.js";
 import { UsageLedger } from "../usage/ledger.js";
 import { CronFirer } from "./cron-firing.js";
 import { isLive } from "./job-status.js";
@@ -192,6 +192,11 @@ export class Primary {
   }
 
   /** The scheduler's metrics for a task the last round left pending (why it was not placed). */
+  /** The smallest changes to a job's request that would let its next pending instance fit now (undefined: nothing pending). */
+  smallestChange(jobId: string): SmallestChange[] | undefined {
+    return this.ticks.smallestChange(jobId);
+  }
+
   pendingMetrics(taskId: string): PlacementMetrics | undefined {
     return this.ticks.pendingMetrics(taskId);
   }

@@ -5,7 +5,7 @@ import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import type { Retirer } from "../retention/retirer.js";
 import type { LifecycleAlert } from "../lifecycle/transitions.js";
-import { placeTasks, type PlacementMetrics, type PlacementResult, type TaskToPlace } from "../scheduler/index.js";
+import { placeTasks, type PlacementMetrics, type PlacementResult, type SmallestChange, type TaskToPlace } from "../scheduler/index.js";
 import { AllocationBuilder } from "./allocations.js";
 import { tasksToCreate } from "./expand.js";
 import { JobStatusWriter } from "./job-status.js";
@@ -79,14 +79,28 @@ export class Tick {
     if (first) throw first;
   }
 
-  /** Dry run: where the job's instances would go now, or exactly why not. */
+  /** Dry run: where the job's instances would go now, or exactly why not (with the smallest change that would fit). */
   plan(spec: JobSpec, packageDigest?: string): PlacementResult {
-    const { store } = this.d;
     const id = jobIdOf(spec.namespace, spec.name);
     const pending: TaskToPlace[] = Array.from({ length: spec.instances }, (_, i) => ({ taskId: taskIdOf(id, i), jobId: id, spec, ...(packageDigest ? { packageDigest } : {}) }));
+    return this.dryRun(pending);
+  }
+
+  /** For a job with a pending task: the smallest changes to its request that would let one more instance fit now. */
+  smallestChange(jobId: string): SmallestChange[] | undefined {
+    const job = this.d.store.jobs.get(jobId);
+    const waiting = this.d.store.tasksOf(jobId).find((t) => t.state === "pending");
+    if (!job || !waiting) return undefined;
+    const result = this.dryRun([{ taskId: waiting.id, jobId, spec: job.spec, ...(job.packageDigest ? { packageDigest: job.packageDigest } : {}) }]);
+    return result.unplaced[0]?.smallestChange;
+  }
+
+  /** `pending` placed against everything bound to a node now (pending tasks excluded), explaining refusals. */
+  private dryRun(pending: TaskToPlace[]): PlacementResult {
+    const { store } = this.d;
     const reserved = this.allocations.reservations(store.jobs, store.tasksWhere("run", "pending"));
     for (const group of holdingTasks(store)) this.allocations.reservations(store.jobs, group, reserved);
-    return placeTasks(pending, { nodes: this.d.collector.nodes(), allocations: reserved });
+    return placeTasks(pending, { nodes: this.d.collector.nodes(), allocations: reserved }, { explain: true });
   }
 
   pendingMetrics(taskId: string): PlacementMetrics | undefined {

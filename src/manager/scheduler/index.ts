@@ -18,12 +18,16 @@
  * - At most `sampleSize` feasible nodes are scored per task, scanning on from
  *   where the previous task's scan stopped; best score wins, ties go to the
  *   smaller node id.
+ * - With `explain`, an unplaceable class also gets the smallest changes to
+ *   its request that would fit now (smallest-change.ts), each checked
+ *   through the same chain.
  * - Throws (TorcaError "internal") only for impossible input: negative or
  *   non-finite resources, duplicate task or node ids, a bad sampleSize.
  */
 export { placeTasks } from "./place.js";
 export { describeMetrics } from "./metrics.js";
 export { DEFAULT_SAMPLE_SIZE } from "./types.js";
+export type { SmallestChange } from "./smallest-change.js";
 export type { Allocation, ClusterSnapshot, Placement, PlacementMetrics, PlacementResult, Preemption, SchedulerOptions, ScoredCandidate, TaskToPlace, Unplaced } from "./types.js";
 export { SCORER_BINPACK, SCORER_SPREAD } from "./scorers/fit.js";
 export { SCORER_JOB_ANTI_AFFINITY } from "./scorers/job-anti-affinity.js";

@@ -12,6 +12,7 @@ import { copyMetrics, metricsOf, scoresByName } from "./metrics.js";
 import { ReasonTable, reasonRecord, summarizeReasons } from "./reasons.js";
 import { seededRandom } from "./random.js";
 import { NodeScanner } from "./scan.js";
+import { smallestChanges } from "./smallest-change.js";
 import { type ClassFailure, type TaskClass, TaskClassRegistry } from "./task-class.js";
 import { DEFAULT_SAMPLE_SIZE, type Allocation, type ClusterSnapshot, type PlacementMetrics, type PlacementResult, type SchedulerOptions, type TaskToPlace } from "./types.js";
 
@@ -89,7 +90,14 @@ export function placeTasks(pending: TaskToPlace[], snapshot: ClusterSnapshot, op
   };
 
   const reportUnplaced = (task: TaskToPlace, failure: ClassFailure): void => {
-    result.unplaced.push({ ...failure, taskId: task.taskId, reasons: { ...failure.reasons }, largestFit: { ...failure.largestFit }, metrics: copyMetrics(failure.metrics) });
+    result.unplaced.push({
+      ...failure,
+      taskId: task.taskId,
+      reasons: { ...failure.reasons },
+      largestFit: { ...failure.largestFit },
+      metrics: copyMetrics(failure.metrics),
+      ...(failure.smallestChange ? { smallestChange: failure.smallestChange.map((c) => ({ ...c, nodeIds: [...c.nodeIds], ...(c.resources ? { resources: { ...c.resources } } : {}) })) } : {}),
+    });
   };
 
   for (const index of priorityOrder(pending)) {
@@ -126,7 +134,14 @@ export function placeTasks(pending: TaskToPlace[], snapshot: ClusterSnapshot, op
 
     // The scan visited every node, so its counts explain every node's refusal.
     const reasonsByText = reasonRecord(reasons, scanner.reasonCounts);
-    cls.failure = { reasons: reasonsByText, summary: summarizeReasons(reasonsByText), largestFit: largestFit(state), metrics, ...(everyUsableNodeAvoided(cls, state) ? { everyUsableNodeAvoided: true as const } : {}) };
+    cls.failure = {
+      reasons: reasonsByText,
+      summary: summarizeReasons(reasonsByText),
+      largestFit: largestFit(state),
+      metrics,
+      ...(everyUsableNodeAvoided(cls, state) ? { everyUsableNodeAvoided: true as const } : {}),
+      ...(opts.explain ? { smallestChange: smallestChanges(cls, state, (spec) => classes.variant(task, spec)) } : {}),
+    };
     cls.exhaustedAtEpoch = state.releaseEpoch;
     reportUnplaced(task, cls.failure);
   }

@@ -92,6 +92,11 @@ export class TaskClassRegistry {
     return cls;
   }
 
+  /** A one-off class for a variant of `task`'s spec (what-if questions); not registered. */
+  variant(task: TaskToPlace, spec: JobSpec): TaskClass {
+    return new TaskClass({ ...task, spec }, this.ctx, undefined);
+  }
+
   private packageMemo(digest: string | undefined): Uint8Array | undefined {
     if (digest === undefined) return undefined;
     let memo = this.packageMemos.get(digest);

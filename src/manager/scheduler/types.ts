@@ -3,6 +3,7 @@
  * input: no I/O, no clock, no randomness except from `SchedulerOptions.seed`.
  */
 import type { JobSpec, NodeInfo, Resources } from "../../common/types.js";
+import type { SmallestChange } from "./smallest-change.js";
 
 /** One task instance waiting for a machine. */
 export interface TaskToPlace {
@@ -44,6 +45,12 @@ export interface SchedulerOptions {
   sampleSize?: number;
   /** Seeds the rotating start offset of the node scan; same input + seed → same output. */
   seed?: number;
+  /**
+   * Also work out, per unplaceable class, the smallest change to its request
+   * that would fit now (smallest-change.ts): a few extra scans of every node
+   * per class, so dry runs and pages ask for it and placement rounds do not.
+   */
+  explain?: boolean;
 }
 
 export interface ScoredCandidate {
@@ -90,6 +97,8 @@ export interface Unplaced {
    * for a new machine could take forever, so the caller decides what now.
    */
   everyUsableNodeAvoided?: true;
+  /** With `explain`: the smallest changes to the request that would fit now, smallest first. */
+  smallestChange?: SmallestChange[];
 }
 
 export interface Preemption {

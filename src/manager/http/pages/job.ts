@@ -1,7 +1,7 @@
 import { formatBytes } from "../../../common/units.js";
 import type { Job, TaskEvent, TaskInstance } from "../../../common/types.js";
 import { badge, esc, fmtCpu, fmtTime, jsonForScript, seg, table } from "../../../http/pages/html.js";
-import { describeMetrics, type PlacementMetrics } from "../../scheduler/index.js";
+import { describeMetrics, type PlacementMetrics, type SmallestChange } from "../../scheduler/index.js";
 
 const TIMELINE_LIMIT = 300;
 
@@ -62,7 +62,13 @@ function pendingItem(t: TaskInstance, metrics: PlacementMetrics | undefined): st
   return `<li><a href="${esc(taskHref(t))}">${esc(t.id)}</a>: ${esc(t.reason ?? "waiting for the scheduler")}${how}</li>`;
 }
 
-export function jobPage(job: Job, tasks: readonly TaskInstance[], placementOf: (taskId: string) => PlacementMetrics | undefined = () => undefined): string {
+/** The scheduler's smallest changes to the request that would fit now, as a list. */
+function smallestChangeList(changes: readonly SmallestChange[] | undefined): string {
+  if (!changes?.length) return "";
+  return `<p>Smallest change that would fit now:</p><ul id="smallest-change">${changes.map((c) => `<li>${esc(c.text)}</li>`).join("")}</ul>`;
+}
+
+export function jobPage(job: Job, tasks: readonly TaskInstance[], placementOf: (taskId: string) => PlacementMetrics | undefined = () => undefined, smallestChange?: readonly SmallestChange[]): string {
   const sorted = [...tasks].sort((a, b) => a.index - b.index);
   const pending = sorted.filter((t) => t.state === "pending");
   const events = timeline(sorted);
@@ -72,7 +78,7 @@ export function jobPage(job: Job, tasks: readonly TaskInstance[], placementOf: (
 ${job.cron ? `<dt>Cron runs</dt><dd>${esc(job.cron.runs)}${job.cron.lastFiring ? `, last ${esc(fmtTime(job.cron.lastFiring))}` : ""}</dd>` : ""}
 </dl></div>`;
   const why = pending.length
-    ? `<h2>Why tasks are pending</h2><ul id="pending-reasons">${pending.map((t) => pendingItem(t, placementOf(t.id))).join("")}</ul>`
+    ? `<h2>Why tasks are pending</h2><ul id="pending-reasons">${pending.map((t) => pendingItem(t, placementOf(t.id))).join("")}</ul>${smallestChangeList(smallestChange)}`
     : "";
   // Per-task event counts let the client append only the events it has not shown yet.
   const seen = Object.fromEntries(sorted.map((t) => [t.index, t.events.length]));
