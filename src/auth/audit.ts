@@ -18,6 +18,8 @@ import type { Caller } from "./grants.js";
 
 export const AUDIT_KEEP = 1000;
 const TRIM_EVERY = 50;
+/** The most entries the log holds at any time. */
+export const AUDIT_MAX_ENTRIES = AUDIT_KEEP + TRIM_EVERY;
 const PREFIX = "e-";
 
 const AuditEntrySchema = z

@@ -23,3 +23,20 @@ export async function jobsInZooKeeper(connect: string, auth: ZkAuth | undefined,
     zk.close();
   }
 }
+
+/** Znodes under each child of `root` (whole subtrees), to say where a count that did not come back down went. */
+export async function znodesByBranch(connect: string, auth: ZkAuth | undefined, root = "/torca"): Promise<Record<string, number>> {
+  const zk = await ZkSession.connect({ connect, sessionTimeoutMs: 4000, ...(auth ? { auth } : {}) });
+  const count = async (path: string): Promise<number> => {
+    let n = 1;
+    for (const c of await zk.children(path)) n += await count(`${path}/${c}`);
+    return n;
+  };
+  try {
+    const out: Record<string, number> = {};
+    for (const c of await zk.children(root)) out[c] = await count(`${root}/${c}`);
+    return out;
+  } finally {
+    zk.close();
+  }
+}
