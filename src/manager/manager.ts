@@ -45,6 +45,7 @@ import { IdempotencyStore } from "./idempotency/store.js";
 import { Primary } from "./primary/primary.js";
 import { LazyHistory } from "../history/lazy.js";
 import { historyRouter } from "./http/history.js";
+import { ManagerMetrics } from "../metrics/manager.js";
 
 /**
  * The Central Manager daemon. Every manager serves the API and pages from its
@@ -94,6 +95,8 @@ export class ManagerDaemon {
   private readonly resolver: Resolver;
   /** Torca's ZooKeeper credential; naming lookups (the resolver) need none. */
   private readonly zkAuth: ZkAuth | undefined;
+  /** This manager's metric families (the same on the primary and the backups). */
+  readonly metrics = new ManagerMetrics();
 
   constructor(private readonly config: Config) {
     this.id = config.manager.id;
@@ -113,7 +116,7 @@ export class ManagerDaemon {
     // A new term follows an expiry only: a session that ends closed (closed here, or refused by the client, e.g. authentication) is not replaced.
     this.keeper = new SessionKeeper(
       { onSession: (zk) => this.join(zk), onSessionLost: (zk) => this.endTerm(zk) },
-      { connect: c.zookeeper, sessionTimeoutMs: c.sessionTimeout, ...(this.zkAuth ? { auth: this.zkAuth } : {}), ends: ["expired"], renewDelayMs: 200, purpose: "joining", logger: this.log },
+      { connect: c.zookeeper, sessionTimeoutMs: c.sessionTimeout, ...(this.zkAuth ? { auth: this.zkAuth } : {}), ends: ["expired"], renewDelayMs: 200, purpose: "joining", logger: this.log, observe: this.metrics.zookeeper },
     );
   }
 
@@ -147,13 +150,15 @@ export class ManagerDaemon {
     const app = new Koa();
     app.proxy = false;
     const v = this.view();
+    // Outermost: the duration covers the whole request and the code is the one the error edge gave.
+    app.use(this.metrics.http);
     app.use(errorEnvelope(this.log));
     app.use(auditMutations(this.audit, this.id));
     const api = apiRouter(v, this.tokens);
     const misc = new Router();
-    misc.get("/metrics", requireRole(this.tokens, "read"), (ctx) => {
+    misc.get("/metrics", requireRole(this.tokens, "read"), async (ctx) => {
       ctx.type = "text/plain; version=0.0.4";
-      ctx.body = renderMetrics(v, callerOf(ctx));
+      ctx.body = renderMetrics(v, callerOf(ctx)) + (await this.metrics.registry.metrics());
     });
     misc.get("/healthz", (ctx) => {
       ctx.body = { ok: true, id: this.id, primary: this.isPrimary };
@@ -227,7 +232,7 @@ export class ManagerDaemon {
     this.tokens.useDynamic(undefined);
     term.tokens.close();
     term.quotas.close();
-    term.primary?.fence();
+    term.primary?.fence("session-lost");
     void term.alerting?.close();
     void term.history?.close();
     term.collector.close();
@@ -257,6 +262,7 @@ export class ManagerDaemon {
       epoch: info.epoch,
       bus: this.bus,
       logger: this.log.child({ epoch: info.epoch, component: "alerting" }),
+      onDelivery: (rec) => this.metrics.alertDelivery(rec),
     });
     term.alerting = alerting;
     const history = new LazyHistory(m.history, this.log.child({ component: "history" }));
@@ -264,7 +270,7 @@ export class ManagerDaemon {
     const primary = new Primary(
       term.store,
       term.collector,
-      new HttpDispatcher(this.credential, this.log, { ca: this.cellCa, localAddress: this.localAddress }),
+      this.metrics.timedDispatcher(new HttpDispatcher(this.credential, this.log, { ca: this.cellCa, localAddress: this.localAddress })),
       {
         epoch: info.epoch,
         schedulerIntervalMs: m.schedulerInterval,
@@ -277,13 +283,14 @@ export class ManagerDaemon {
         idempotency: new IdempotencyStore(term.zk, this.config.cluster.root, m.idempotencyTtl, this.log),
         retention: { terminalMs: m.retention.terminal, keepPerNamespace: m.retention.keepPerNamespace, batch: m.retention.batch },
         history: () => history.get(),
+        observer: this.metrics,
       },
       this.log.child({ epoch: info.epoch }),
       alerting.sink,
     );
     term.primary = primary;
     const endOfTerm = () => {
-      primary.fence();
+      primary.fence("deposed");
       void alerting.close();
       void history.close();
     };
