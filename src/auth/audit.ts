@@ -20,7 +20,7 @@ export const AUDIT_KEEP = 1000;
 const TRIM_EVERY = 50;
 const PREFIX = "e-";
 
-const AuditEntrySchema = z
+export const AuditEntrySchema = z
   .object({
     at: z.number(),
     who: z.string(),

@@ -46,6 +46,7 @@ import { Primary } from "./primary/primary.js";
 import { LazyHistory } from "../history/lazy.js";
 import { historyRouter } from "./http/history.js";
 import { ManagerMetrics } from "../metrics/manager.js";
+import { openApiRouter } from "./http/openapi/router.js";
 
 /**
  * The Central Manager daemon. Every manager serves the API and pages from its
@@ -146,7 +147,8 @@ export class ManagerDaemon {
     };
   }
 
-  async start(): Promise<void> {
+  /** The HTTP application: every router this manager serves (start() listens with it; tests enumerate its routes). */
+  buildApp(): Koa {
     const app = new Koa();
     app.proxy = false;
     const v = this.view();
@@ -168,7 +170,6 @@ export class ManagerDaemon {
     app.use(history.routes()).use(history.allowedMethods());
     const names = namesRouter(this.resolver, this.tokens);
     app.use(names.routes()).use(names.allowedMethods());
-    void this.resolver.start();
     const packages = packagesRouter(
       { view: v, registry: () => this.term?.packages, store: new BlobStore(this.config.manager.storageDir), packageLimit: this.config.manager.packageLimit, packageLimits: this.config.manager.packageLimits },
       this.tokens,
@@ -183,6 +184,13 @@ export class ManagerDaemon {
     app.use(misc.routes());
     const pages = pagesRouter(v, this.tokens);
     app.use(pages.routes());
+    app.use(openApiRouter().routes());
+    return app;
+  }
+
+  async start(): Promise<void> {
+    const app = this.buildApp();
+    void this.resolver.start();
     this.server = await listenDaemon(app.callback(), this.config.manager.listen, this.tls);
     this.server.keepAliveTimeout = 5000;
     this.log.info({ url: this.url }, "manager listening");
