@@ -12,6 +12,8 @@ import { zookeeperAuthOf } from "../src/coord/credential.js";
 import type { AgentAd } from "../src/common/protocol.js";
 import { errorEnvelope } from "../src/http/edge.js";
 import { cellCaOf, daemonUrl, listenDaemon, servingTls, type ServingTls } from "../src/http/tls.js";
+import { requireRole } from "../src/http/auth.js";
+import { AgentMetrics } from "../src/metrics/agent.js";
 import type { Driver } from "./driver/driver.js";
 import { isCutOff, tasksToStopWhenCutOff } from "./cut-off.js";
 import { detectDrivers } from "./drivers.js";
@@ -70,6 +72,8 @@ export class AgentDaemon {
   private disconnectGraceMs: number;
   private cutOff = false;
   private cutOffTimer?: NodeJS.Timeout;
+  /** Read when scraped, so only once the runner and cache exist (GET /metrics is served after both). */
+  readonly metrics = new AgentMetrics({ tasks: () => this.runner.report(), packages: () => this.cache.stats() });
 
   constructor(private readonly config: Config) {
     this.id = config.agent.id ?? defaultAgentId();
@@ -153,6 +157,7 @@ export class AgentDaemon {
       onError: (path: string, e: unknown) => this.log.warn({ path, err: e }, "log rotation failed"),
     });
     this.runner.on("change", (r) => {
+      this.metrics.taskChanged(r);
       // Logs are rotated by size while the task runs (copy-truncate; the wrapper appends).
       for (const stream of ["stdout", "stderr"]) {
         const path = join(r.dir, stream);
@@ -204,15 +209,21 @@ export class AgentDaemon {
 
   private async listen(): Promise<void> {
     const app = new Koa();
+    // Outermost: the duration covers the whole request and the code is the one the error edge gave.
+    app.use(this.metrics.http);
     app.use(errorEnvelope(this.log));
     const api = agentRouter(
-      { runner: this.runner, admitEpoch: (e) => this.fence.admit(e), status: () => this.status(), bodyLimit: 4 * 1024 * 1024 },
+      { runner: this.runner, admitEpoch: this.metrics.countingStaleEpochs((e) => this.fence.admit(e)), status: () => this.status(), bodyLimit: 4 * 1024 * 1024 },
       this.tokens,
     );
     app.use(api.routes()).use(api.allowedMethods());
     const misc = new Router();
     misc.get("/healthz", (ctx) => {
       ctx.body = { ok: true, id: this.id };
+    });
+    misc.get("/metrics", requireRole(this.tokens, "read"), async (ctx) => {
+      ctx.type = "text/plain; version=0.0.4";
+      ctx.body = await this.metrics.registry.metrics();
     });
     misc.get("/", (ctx) => {
       ctx.type = "html";

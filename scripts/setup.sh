@@ -14,6 +14,8 @@ command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_pkgs+=(postgresql)
 # The partition tests cut loopback traffic with nftables.
 [ -x /usr/sbin/nft ] || need_pkgs+=(nftables)
+# The metrics tests check the manager's and agents' /metrics with promtool (Debian ships it in prometheus).
+[ -x /usr/bin/promtool ] || need_pkgs+=(prometheus)
 if [ "${TORCA_BROWSER_TESTS:-1}" != "0" ] && ! command -v chromium >/dev/null 2>&1; then need_pkgs+=(chromium); fi
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -22,7 +22,7 @@ const TRIM_EVERY = 50;
 export const AUDIT_MAX_ENTRIES = AUDIT_KEEP + TRIM_EVERY;
 const PREFIX = "e-";
 
-const AuditEntrySchema = z
+export const AuditEntrySchema = z
   .object({
     at: z.number(),
     who: z.string(),

@@ -21,7 +21,7 @@ import { NAMESPACE_NAME, TOKEN_NAME, type TokenStore } from "./token-store.js";
 const MAX_TTL_MS = 10 * 365 * 86_400_000;
 const MAX_AUDIT_LIMIT = 1000;
 
-const CreateTokenSchema = z
+export const CreateTokenSchema = z
   .object({
     name: z.string().regex(TOKEN_NAME, "must be 1-64 of A-Z a-z 0-9 . _ -"),
     role: z.enum(["read", "submit"]),

@@ -20,7 +20,7 @@ import { rereadUntilArmed } from "../coord/read-retry.js";
 export const TOKEN_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 export const NAMESPACE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
-const StoredTokenSchema = z
+export const StoredTokenSchema = z
   .object({
     name: z.string().regex(TOKEN_NAME),
     role: z.enum(["read", "submit"]),

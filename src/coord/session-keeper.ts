@@ -1,5 +1,5 @@
 import type { Logger } from "../common/logger.js";
-import { ZkSession, type SessionCredentials } from "./zk.js";
+import { ZkSession, type SessionCredentials, type ZkOperationObserver } from "./zk.js";
 import type { ZkAuth } from "./zk/acl.js";
 
 /**
@@ -47,6 +47,8 @@ export interface SessionKeeperOptions {
   /** What the owner does with a new session, for log lines (default "session set-up"). */
   purpose?: string;
   logger?: Logger;
+  /** Given to every session (see ZkOptions). */
+  observe?: ZkOperationObserver;
 }
 
 const DEFAULTS = Object.freeze({
@@ -57,7 +59,7 @@ const DEFAULTS = Object.freeze({
   resumeGraceMs: 2000,
 });
 
-type Settings = Required<Omit<SessionKeeperOptions, "connectTimeoutMs" | "resume" | "auth" | "logger">> & Pick<SessionKeeperOptions, "connectTimeoutMs" | "resume" | "auth" | "logger">;
+type Settings = Required<Omit<SessionKeeperOptions, "connectTimeoutMs" | "resume" | "auth" | "logger" | "observe">> & Pick<SessionKeeperOptions, "connectTimeoutMs" | "resume" | "auth" | "logger" | "observe">;
 
 export class SessionKeeper {
   private readonly o: Settings;
@@ -131,7 +133,7 @@ export class SessionKeeper {
   }
 
   private async open(): Promise<ZkSession> {
-    const base = { connect: this.o.connect, sessionTimeoutMs: this.o.sessionTimeoutMs, ...(this.o.auth ? { auth: this.o.auth } : {}), ...(this.o.logger ? { logger: this.o.logger } : {}) };
+    const base = { connect: this.o.connect, sessionTimeoutMs: this.o.sessionTimeoutMs, ...(this.o.auth ? { auth: this.o.auth } : {}), ...(this.o.logger ? { logger: this.o.logger } : {}), ...(this.o.observe ? { observe: this.o.observe } : {}) };
     const resume = this.o.resume?.();
     if (resume) {
       try {

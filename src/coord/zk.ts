@@ -7,5 +7,5 @@
  */
 export { ZK, type CreateMode, type SessionCredentials, type WatchEvent, type Watcher, type ZkStat } from "./zk/native.js";
 export { invalidPathReason } from "./zk/paths.js";
-export { defaultConnectTimeoutMs, type ZkOptions, type ZkSessionEvents } from "./zk/session.js";
+export { defaultConnectTimeoutMs, type ZkOperationObserver, type ZkOptions, type ZkSessionEvents } from "./zk/session.js";
 export { isZkCode, ZkSession } from "./zk/znodes.js";

@@ -169,6 +169,8 @@ export interface TermAlertingOptions {
   epoch: number;
   bus?: EventBus;
   logger: Logger;
+  /** Called after every change of a delivery record, besides its publication on the bus (the manager's metrics). */
+  onDelivery?: (record: DeliveryRecord) => void;
 }
 
 const PRUNE_AFTER_MS = 7 * 24 * 3_600_000;
@@ -190,7 +192,10 @@ export class TermAlerting {
       logger: o.logger,
       // Record ids carry who wrote them; the epoch keeps a restarted manager's ids apart.
       instanceId: `${o.manager.id}-e${o.epoch}`,
-      onDelivery: (rec) => o.bus?.publish("alert", rec.id, rec),
+      onDelivery: (rec) => {
+        o.bus?.publish("alert", rec.id, rec);
+        o.onDelivery?.(rec);
+      },
     });
   }
 

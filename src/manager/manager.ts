@@ -45,6 +45,8 @@ import { IdempotencyStore } from "./idempotency/store.js";
 import { Primary } from "./primary/primary.js";
 import { LazyHistory } from "../history/lazy.js";
 import { historyRouter } from "./http/history.js";
+import { ManagerMetrics } from "../metrics/manager.js";
+import { openApiRouter } from "./http/openapi/router.js";
 
 /**
  * The Central Manager daemon. Every manager serves the API and pages from its
@@ -94,6 +96,8 @@ export class ManagerDaemon {
   private readonly resolver: Resolver;
   /** Torca's ZooKeeper credential; naming lookups (the resolver) need none. */
   private readonly zkAuth: ZkAuth | undefined;
+  /** This manager's metric families (the same on the primary and the backups). */
+  readonly metrics = new ManagerMetrics();
 
   constructor(private readonly config: Config) {
     this.id = config.manager.id;
@@ -113,7 +117,7 @@ export class ManagerDaemon {
     // A new term follows an expiry only: a session that ends closed (closed here, or refused by the client, e.g. authentication) is not replaced.
     this.keeper = new SessionKeeper(
       { onSession: (zk) => this.join(zk), onSessionLost: (zk) => this.endTerm(zk) },
-      { connect: c.zookeeper, sessionTimeoutMs: c.sessionTimeout, ...(this.zkAuth ? { auth: this.zkAuth } : {}), ends: ["expired"], renewDelayMs: 200, purpose: "joining", logger: this.log },
+      { connect: c.zookeeper, sessionTimeoutMs: c.sessionTimeout, ...(this.zkAuth ? { auth: this.zkAuth } : {}), ends: ["expired"], renewDelayMs: 200, purpose: "joining", logger: this.log, observe: this.metrics.zookeeper },
     );
   }
 
@@ -143,17 +147,20 @@ export class ManagerDaemon {
     };
   }
 
-  async start(): Promise<void> {
+  /** The HTTP application: every router this manager serves (start() listens with it; tests enumerate its routes). */
+  buildApp(): Koa {
     const app = new Koa();
     app.proxy = false;
     const v = this.view();
+    // Outermost: the duration covers the whole request and the code is the one the error edge gave.
+    app.use(this.metrics.http);
     app.use(errorEnvelope(this.log));
     app.use(auditMutations(this.audit, this.id));
     const api = apiRouter(v, this.tokens);
     const misc = new Router();
-    misc.get("/metrics", requireRole(this.tokens, "read"), (ctx) => {
+    misc.get("/metrics", requireRole(this.tokens, "read"), async (ctx) => {
       ctx.type = "text/plain; version=0.0.4";
-      ctx.body = renderMetrics(v, callerOf(ctx));
+      ctx.body = renderMetrics(v, callerOf(ctx)) + (await this.metrics.registry.metrics());
     });
     misc.get("/healthz", (ctx) => {
       ctx.body = { ok: true, id: this.id, primary: this.isPrimary };
@@ -163,7 +170,6 @@ export class ManagerDaemon {
     app.use(history.routes()).use(history.allowedMethods());
     const names = namesRouter(this.resolver, this.tokens);
     app.use(names.routes()).use(names.allowedMethods());
-    void this.resolver.start();
     const packages = packagesRouter(
       { view: v, registry: () => this.term?.packages, store: new BlobStore(this.config.manager.storageDir), packageLimit: this.config.manager.packageLimit, packageLimits: this.config.manager.packageLimits },
       this.tokens,
@@ -178,6 +184,13 @@ export class ManagerDaemon {
     app.use(misc.routes());
     const pages = pagesRouter(v, this.tokens);
     app.use(pages.routes());
+    app.use(openApiRouter().routes());
+    return app;
+  }
+
+  async start(): Promise<void> {
+    const app = this.buildApp();
+    void this.resolver.start();
     this.server = await listenDaemon(app.callback(), this.config.manager.listen, this.tls);
     this.server.keepAliveTimeout = 5000;
     this.log.info({ url: this.url }, "manager listening");
@@ -227,7 +240,7 @@ export class ManagerDaemon {
     this.tokens.useDynamic(undefined);
     term.tokens.close();
     term.quotas.close();
-    term.primary?.fence();
+    term.primary?.fence("session-lost");
     void term.alerting?.close();
     void term.history?.close();
     term.collector.close();
@@ -257,6 +270,7 @@ export class ManagerDaemon {
       epoch: info.epoch,
       bus: this.bus,
       logger: this.log.child({ epoch: info.epoch, component: "alerting" }),
+      onDelivery: (rec) => this.metrics.alertDelivery(rec),
     });
     term.alerting = alerting;
     const history = new LazyHistory(m.history, this.log.child({ component: "history" }));
@@ -264,7 +278,7 @@ export class ManagerDaemon {
     const primary = new Primary(
       term.store,
       term.collector,
-      new HttpDispatcher(this.credential, this.log, { ca: this.cellCa, localAddress: this.localAddress }),
+      this.metrics.timedDispatcher(new HttpDispatcher(this.credential, this.log, { ca: this.cellCa, localAddress: this.localAddress })),
       {
         epoch: info.epoch,
         schedulerIntervalMs: m.schedulerInterval,
@@ -278,13 +292,14 @@ export class ManagerDaemon {
         trimmers: [{ name: "expired tokens", trim: (now) => term.tokens.trim(now, m.retention.expiredTokens) }],
         retention: { terminalMs: m.retention.terminal, keepPerNamespace: m.retention.keepPerNamespace, batch: m.retention.batch },
         history: () => history.get(),
+        observer: this.metrics,
       },
       this.log.child({ epoch: info.epoch }),
       alerting.sink,
     );
     term.primary = primary;
     const endOfTerm = () => {
-      primary.fence();
+      primary.fence("deposed");
       void alerting.close();
       void history.close();
     };

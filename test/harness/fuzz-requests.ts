@@ -336,6 +336,7 @@ function guarded(r: Prng, t: FuzzTarget): { service: Service; method: string; pa
     { service: "manager", method: "PUT", path: `/v1/packages/guarded-${r.u32()}/1.0`, body: gzipish(r, 32), role: "submit" },
     { service: "manager", method: "POST", path: `/v1/nodes/${enc(t.nodeId)}/drain`, body: Buffer.from("{}"), role: "admin" },
     { service: "manager", method: "POST", path: `/v1/agents/${enc(t.nodeId)}/report`, body: json({ agentId: t.nodeId, tasks: [] }), role: "admin" },
+    { service: "agent", method: "GET", path: "/metrics", role: "read" },
     { service: "agent", method: "GET", path: "/v1/tasks", role: "read" },
     { service: "agent", method: "POST", path: `/v1/tasks/${enc(t.taskId)}/stop`, body: json({ epoch: 0 }), role: "admin" },
     { service: "agent", method: "PUT", path: `/v1/tasks/${enc("guarded/0")}`, body: json(validDispatch("guarded/0")), role: "admin" },

@@ -61,7 +61,12 @@ export interface ZkOptions {
   /** Torca's credential: every handle authenticates with it, and znodes created get their ACLs from it (acl.ts). Without it, znodes stay open. */
   auth?: ZkAuth;
   logger?: Logger;
+  /** Told of every operation's duration and outcome (the daemon's metrics). */
+  observe?: ZkOperationObserver;
 }
+
+/** `operation`: create, get, set, delete, exists, children, setAcl, sync; `ok`: whether ZooKeeper answered success. */
+export type ZkOperationObserver = (operation: string, ms: number, ok: boolean) => void;
 
 export interface ZkSessionEvents {
   disconnected: [];
@@ -338,10 +343,18 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
   /** Runs one native call; a call the C client refused outright (its callback never runs) rejects here. */
   protected call<T>(op: string, path: string, start: (resolve: (v: T) => void, reject: (e: unknown) => void) => number): Promise<T> {
     this.check(op, path);
-    return new Promise<T>((resolve, reject) => {
+    const running = new Promise<T>((resolve, reject) => {
       const rc = start(resolve, reject);
       if (typeof rc === "number" && rc !== ZK.OK) reject(this.fail(op, path, rc, "refused by the client"));
     });
+    const observe = this.opts.observe;
+    if (!observe) return running;
+    const t0 = performance.now();
+    running.then(
+      () => observe(op, performance.now() - t0, true),
+      () => observe(op, performance.now() - t0, false),
+    );
+    return running;
   }
 
   close(): void {

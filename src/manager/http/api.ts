@@ -70,7 +70,7 @@ export function nodeView(n: NodeInfo, onNode: Iterable<TaskInstance>) {
 const EVENT_TYPES_RE = new RegExp(`^(?:${CLUSTER_EVENT_TYPES.join("|")})(?:,(?:${CLUSTER_EVENT_TYPES.join("|")}))*$`);
 
 /** `POST /v1/nodes/:id/drain` body: empty (drain), or `{undo: true}`. */
-const DrainRequestSchema = z.object({ undo: z.boolean().optional() }).strict();
+export const DrainRequestSchema = z.object({ undo: z.boolean().optional() }).strict();
 
 function requireStore(v: ManagerView): StateStore {
   const s = v.store();

@@ -49,7 +49,7 @@ const BandSchema = z
   .strict()
   .transform(({ instances, ...rest }): BandQuota => ({ ...rest, ...(instances != null ? { instances } : {}) }));
 
-const SetQuotaSchema = z.object({ prod: BandSchema, batch: BandSchema }).strict();
+export const SetQuotaSchema = z.object({ prod: BandSchema, batch: BandSchema }).strict();
 
 function bandView(b: BandQuota) {
   return { cpu: b.cpu, memory: b.memory, instances: b.instances ?? null };

@@ -20,6 +20,7 @@ import { isLive } from "./job-status.js";
 import type { DisconnectRules } from "./disconnect.js";
 import { DisconnectedNodes } from "./disconnected-nodes.js";
 import { reconcileReport } from "./reconcile.js";
+import type { RoundDecision } from "./round.js";
 import { TaskSender } from "./sender.js";
 import { SerialQueue } from "./serial-queue.js";
 import { Tick, type Trimmer } from "./tick.js";
@@ -64,6 +65,19 @@ export interface PrimaryOptions {
   retention?: RetentionPolicy;
   /** The history store finished work is archived to; undefined while it opens (nothing retires meanwhile). */
   history?: () => HistoryStore | undefined;
+  /** Told what the primary did (the manager's metrics); it decides nothing. */
+  observer?: PrimaryObserver;
+}
+
+/** Why a primary stopped acting; every reason but a shutdown is a fencing event. */
+export type FenceReason = "session-lost" | "deposed" | "stale-epoch" | "shutdown";
+
+/** What the primary reports as it acts: each placement round, each task record written, the end of its term by fencing. */
+export interface PrimaryObserver {
+  round(decision: RoundDecision, ms: number): void;
+  /** `prev`: the record as it was before the write (undefined for a new one). */
+  taskWritten(prev: TaskInstance | undefined, next: TaskInstance): void;
+  fenced(reason: Exclude<FenceReason, "shutdown">): void;
 }
 
 const DEFAULT_RETENTION: RetentionPolicy = { terminalMs: 3_600_000, keepPerNamespace: 1000, batch: 200 };
@@ -97,7 +111,7 @@ export class Primary {
     this.now = opts.now ?? Date.now;
     this.startedAt = this.now();
     this.queue = new SerialQueue(() => this.fenced, () => this.requestTick());
-    this.writer = new TaskWriter(store, () => this.fenced);
+    this.writer = new TaskWriter(opts.observer ? observedTasks(store, opts.observer) : store, () => this.fenced);
     this.sender = new TaskSender(
       dispatcher,
       {
@@ -105,7 +119,7 @@ export class Primary {
         stopGraceMs: opts.stopGraceMs,
         now: this.now,
         isFenced: () => this.fenced,
-        fence: () => this.fence(),
+        fence: () => this.fence("stale-epoch"),
         node: (id) => this.collector.node(id),
         onDispatchFailed: (t, node, e) => void this.queue.run(() => this.handleDispatchFailure(t, node, e)).catch((err) => this.warn("dispatch failure handling", err)),
       },
@@ -143,6 +157,7 @@ export class Primary {
       loseDisconnectedNodes: () => this.disconnected.run(),
       trimmers: [{ name: "idempotency keys", trim: (now) => opts.idempotency.trim(now) }, ...(opts.trimmers ?? [])],
       retirer: this.retirer,
+      ...(opts.observer ? { observeRound: opts.observer.round.bind(opts.observer) } : {}),
     });
     this.cron = new CronFirer({ store, queue: this.queue, writer: this.writer, log, alert, now: this.now, requestTick: () => this.requestTick() });
   }
@@ -162,10 +177,11 @@ export class Primary {
     this.requestTick();
   }
 
-  /** Stops acting at once and for good (session lost, deposed, or shutting down). */
-  fence(): void {
+  /** Stops acting at once and for good (session lost, deposed, refused by an agent, or shutting down). */
+  fence(reason: FenceReason = "shutdown"): void {
     if (this.fenced) return;
     this.fenced = true;
+    if (reason !== "shutdown") this.opts.observer?.fenced(reason);
     if (this.timer) clearInterval(this.timer);
     this.cron.stop();
     this.collector.off("node-up", this.onNodeChange);
@@ -370,4 +386,15 @@ export class Primary {
   private putTasks(tasks: TaskInstance[]): Promise<void> {
     return this.writer.put(tasks);
   }
+}
+
+/** The store's task writes, each reported to `observer` with the record it replaced. */
+function observedTasks(store: ZkStateStore, observer: PrimaryObserver): { putTask(t: TaskInstance): Promise<void> } {
+  return {
+    async putTask(t) {
+      const prev = store.task(t.jobId, t.index);
+      await store.putTask(t);
+      observer.taskWritten(prev, t);
+    },
+  };
 }

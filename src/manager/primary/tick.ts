@@ -10,7 +10,7 @@ import { AllocationBuilder } from "./allocations.js";
 import { tasksToCreate } from "./expand.js";
 import { JobStatusWriter } from "./job-status.js";
 import { offDrainingNodes } from "./node-events.js";
-import { holdingTasks, placementRound } from "./round.js";
+import { holdingTasks, placementRound, type RoundDecision } from "./round.js";
 import type { TaskSender } from "./sender.js";
 import type { TaskWriter } from "./writer.js";
 
@@ -35,6 +35,8 @@ export interface TickDeps {
   /** Removes what has outlived its retention besides jobs: expired Idempotency-Keys, expired tokens… */
   trimmers: readonly Trimmer[];
   retirer: Retirer;
+  /** Told of each placement round and how long it took (ms). */
+  observeRound?: (round: RoundDecision, ms: number) => void;
 }
 
 /**
@@ -123,7 +125,9 @@ export class Tick {
   /** Writes first, then stops; each dispatch is sent once its record (with the new attempt) is durable. */
   private async scheduleAndDispatch(): Promise<void> {
     const { store, collector, sender } = this.d;
+    const t0 = performance.now();
     const round = placementRound(store, collector.nodes(), this.allocations, this.d.now());
+    this.d.observeRound?.(round, performance.now() - t0);
     this.unplaced = round.unplaced;
     for (const s of round.stops) sender.stop(s.task, s.why);
     await this.d.writer.put(round.writes);
