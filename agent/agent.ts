@@ -14,6 +14,8 @@ import { errorEnvelope } from "../src/http/edge.js";
 import { cellCaOf, daemonUrl, listenDaemon, servingTls, type ServingTls } from "../src/http/tls.js";
 import { requireRole } from "../src/http/auth.js";
 import { AgentMetrics } from "../src/metrics/agent.js";
+import { serveUpgrades } from "../src/http/upgrade.js";
+import { execRoute } from "./http/exec.js";
 import type { Driver } from "./driver/driver.js";
 import { isCutOff, tasksToStopWhenCutOff } from "./cut-off.js";
 import { detectDrivers } from "./drivers.js";
@@ -231,6 +233,7 @@ export class AgentDaemon {
     });
     app.use(misc.routes());
     this.server = await listenDaemon(app.callback(), this.config.agent.listen, this.tls);
+    serveUpgrades(this.server, [execRoute(this.runner, this.log.child({ part: "exec" }))], this.tokens, this.log);
     this.log.info({ url: this.url }, "agent listening");
   }
 

@@ -2,7 +2,9 @@ import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Got, type OptionsOfTextResponseBody } from "got";
 import { isTorcaError, TorcaError, UnavailableError } from "../src/common/errors.js";
-import { createHttpClient, httpErrorToTorca } from "../src/common/http.js";
+import type { Duplex } from "node:stream";
+import { createHttpClient, httpErrorToTorca, openUpgrade } from "../src/common/http.js";
+import { EXEC_PROTOCOL } from "../src/exec/frames.js";
 import type { ClientSettings } from "./settings.js";
 
 /**
@@ -90,6 +92,12 @@ export class TorcaClient {
     } catch (e) {
       throw httpErrorToTorca(e, `PUT ${path}`);
     }
+  }
+
+  /** An HTTP upgrade on the primary (torca exec): a raw two-way stream once the server switched protocols. */
+  async upgrade(path: string, headers: Record<string, string>, protocol = EXEC_PROTOCOL): Promise<Duplex> {
+    const base = await this.primary();
+    return openUpgrade(`${base}${path}`, { protocol, headers, ...(this.s.token ? { token: this.s.token } : {}), ...(this.s.ca !== undefined ? { ca: this.s.ca } : {}) });
   }
 
   stream(path: string): NodeJS.ReadableStream {

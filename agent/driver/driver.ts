@@ -16,6 +16,7 @@
  *                    (lxc: /task/work inside the container)
  */
 import type { ExitInfo, Resources } from "../../src/common/types.js";
+import type { ExecCommand, ExecContext } from "./exec.js";
 
 export type DriverName = "lxc" | "process";
 
@@ -94,6 +95,8 @@ export interface Driver {
   finalUsage?(handle: TaskHandle): Promise<FinalUsage | undefined>;
   /** After an agent restart: is the task of this handle still running, finished (exit file), or gone without a trace? */
   recover(handle: TaskHandle): Promise<"running" | "exited" | "gone">;
+  /** How to run a command beside the running task of `handle`, in its context (torca exec; exec.ts). */
+  execCommand(handle: TaskHandle, x: ExecContext): ExecCommand;
   /** Cleanup (kills leftovers, removes cgroup dirs and container leftovers); keeps logs and the exit record. */
   destroy(handle: TaskHandle): Promise<void>;
 }

@@ -16,12 +16,13 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import type { ExitInfo } from "../../src/common/types.js";
 import { CgroupV1 } from "./cgroup.js";
-import { DEFAULT_PIDS_MAX, type Driver, type FinalUsage, type FingerprintResult, type TaskHandle, type TaskLaunch, type TaskUsage, type WaitOptions } from "./driver.js";
+import { DEFAULT_PIDS_MAX, DEFAULT_TASK_PATH, type Driver, type FinalUsage, type FingerprintResult, type TaskHandle, type TaskLaunch, type TaskUsage, type WaitOptions } from "./driver.js";
 import { CGSTATS_FILE, readExitRecord } from "./exit-record.js";
 import { findExecutable, firstLineOf, hostAttributes, isRoot } from "./fingerprint.js";
 import { checkLaunch, resolveCommand, taskEnv } from "./launch.js";
 import { KILL_SETTLE_MS, prepareWorkDir, terminateWithGrace, writeHandleFile } from "./lifecycle.js";
-import { ensureRootfs, ensureStopHook, PKG_MOUNT, renderContainerConfig, stopHookScript } from "./lxc-config.js";
+import { ensureRootfs, ensureStopHook, PKG_MOUNT, renderContainerConfig, stopHookScript, WORK_MOUNT } from "./lxc-config.js";
+import { LXC_EXEC_SH, type ExecCommand, type ExecContext } from "./exec.js";
 import { hostnameOf, instanceName } from "./names.js";
 import { innermostPidOf, killQuietly } from "./procfs.js";
 import { hasExitFile, isWrapperAlive, LXC_WRAPPER_SH, spawnWrapper, TOOLS_PATH, waitForExitRecord } from "./wrapper.js";
@@ -232,6 +233,18 @@ export class LxcDriver implements Driver {
     if ((await this.containerState(h)) === "RUNNING") return "running";
     // The wrapper may have written `exit` between the two checks.
     return (await hasExitFile(h.taskDir)) ? "exited" : "gone";
+  }
+
+  /** lxc-attach into the container's namespaces, with its environment only, as the task's user, in its cwd. */
+  execCommand(h: TaskHandle, x: ExecContext): ExecCommand {
+    const user = x.user ?? this.defaultUser;
+    const env = Object.entries({ PATH: DEFAULT_TASK_PATH, ...x.env }).flatMap(([k, v]) => ["-v", `${k}=${v}`]);
+    const cwd = x.packageDir ? PKG_MOUNT : WORK_MOUNT;
+    return {
+      file: "lxc-attach",
+      args: [...this.lxcArgs(h), "--clear-env", ...env, "-u", String(user.uid), "-g", String(user.gid), "--", "/bin/sh", "-c", LXC_EXEC_SH, "torca-exec", cwd, ...x.command],
+      env: { PATH: TOOLS_PATH },
+    };
   }
 
   /** Names of the running containers in this driver's lxc path (lxc-ls --running), e.g. to find orphans after a restart. */

@@ -4,14 +4,16 @@
  * memory/pids/cpu/cpuacct cgroup (limits, usage, OOM detection); otherwise no
  * limits at all (fingerprint says so: process.cgroups = none).
  */
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ExitInfo } from "../../src/common/types.js";
-import { DEFAULT_PIDS_MAX, type Driver, type FinalUsage, type FingerprintResult, type TaskHandle, type TaskLaunch, type TaskUsage, type WaitOptions } from "./driver.js";
+import { DEFAULT_PIDS_MAX, DEFAULT_TASK_PATH, type Driver, type FinalUsage, type FingerprintResult, type TaskHandle, type TaskLaunch, type TaskUsage, type WaitOptions } from "./driver.js";
 import { CgroupV1 } from "./cgroup.js";
 import { hostAttributes } from "./fingerprint.js";
 import { checkLaunch, resolveCommand, taskEnv } from "./launch.js";
 import { prepareWorkDir, terminateWithGrace, writeHandleFile } from "./lifecycle.js";
 import { readExitRecord } from "./exit-record.js";
+import { PROCESS_EXEC_SH, type ExecCommand, type ExecContext } from "./exec.js";
 import { instanceName } from "./names.js";
 import { childrenOf, killQuietly } from "./procfs.js";
 import { hasExitFile, isWrapperAlive, PROCESS_WRAPPER_SH, spawnWrapper, waitForExitRecord } from "./wrapper.js";
@@ -126,6 +128,13 @@ export class ProcessDriver implements Driver {
     if (await hasExitFile(h.taskDir)) return "exited";
     if ((await isWrapperAlive(h.pid, h.taskDir)) || (await this.cgroupBusy(h))) return "running";
     return "gone";
+  }
+
+  execCommand(h: TaskHandle, x: ExecContext): ExecCommand {
+    const cwd = x.packageDir ?? join(h.taskDir, "work");
+    const u = x.user;
+    const cgroup = h.cgroup ? [this.cgroup.root, this.cgroup.relative(h.cgroup)] : ["", ""];
+    return { file: "/bin/sh", args: ["-c", PROCESS_EXEC_SH, "torca-exec", ...cgroup, u ? String(u.uid) : "", u ? String(u.gid) : "", cwd, ...x.command], env: { PATH: DEFAULT_TASK_PATH, ...x.env } };
   }
 
   async destroy(h: TaskHandle): Promise<void> {

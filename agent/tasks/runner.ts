@@ -1,11 +1,13 @@
 import { EventEmitter } from "node:events";
 import { chmod, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { ConflictError, toTorcaError, UnavailableError } from "../../src/common/errors.js";
+import { ConflictError, NotFoundError, toTorcaError, UnavailableError } from "../../src/common/errors.js";
 import type { Logger } from "../../src/common/logger.js";
 import type { ReportedTask, TaskDispatch } from "../../src/common/protocol.js";
 import type { ExitInfo } from "../../src/common/types.js";
+import type { ExecStart } from "../../src/exec/frames.js";
 import type { Driver, TaskHandle, TaskUsage } from "../driver/driver.js";
+import { underTerminal, type ExecCommand } from "../driver/exec.js";
 import { isRoot } from "../driver/fingerprint.js";
 import { instanceName } from "../driver/names.js";
 import type { PackageCache, PackageLease } from "../packages/cache.js";
@@ -206,17 +208,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       }
       if (r.stopRequested) throw new ConflictError("stopped before start");
       r.user = this.o.users.acquire(d);
-      const env: Record<string, string> = {
-        PATH: "/usr/local/bin:/usr/bin:/bin",
-        ...d.spec.env,
-        TORCA_JOB: d.jobId,
-        TORCA_TASK: d.taskId,
-        TORCA_INDEX: String(d.index),
-        TORCA_ATTEMPT: String(d.attempt),
-        TORCA_NODE: this.o.nodeId,
-        TORCA_HOST: this.o.host,
-      };
-      for (const [name, port] of Object.entries(r.ports)) env[`TORCA_PORT_${name.toUpperCase()}`] = String(port);
+      const env = this.environmentOf(r);
       const driver = this.driverFor(d);
       r.handle = await driver.start({
         taskId: d.taskId,
@@ -240,6 +232,33 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       this.finish(r, { exitCode: null, signal: null, oomKilled: false, reason: r.stopRequested ? "stopped before start" : `failed to start: ${err.message}` }, err.message);
       this.releaseUser(r);
     }
+  }
+
+  /** The task's environment: its spec's, and where it runs (ports are allocated by then). */
+  private environmentOf(r: TaskRecord): Record<string, string> {
+    const d = r.dispatch;
+    const env: Record<string, string> = {
+      PATH: "/usr/local/bin:/usr/bin:/bin",
+      ...d.spec.env,
+      TORCA_JOB: d.jobId,
+      TORCA_TASK: d.taskId,
+      TORCA_INDEX: String(d.index),
+      TORCA_ATTEMPT: String(d.attempt),
+      TORCA_NODE: this.o.nodeId,
+      TORCA_HOST: this.o.host,
+    };
+    for (const [name, port] of Object.entries(r.ports)) env[`TORCA_PORT_${name.toUpperCase()}`] = String(port);
+    return env;
+  }
+
+  /** How to run `start.command` beside the running task (torca exec): its driver, user, environment and cwd. */
+  execCommand(taskId: string, start: ExecStart): ExecCommand {
+    const r = this.records.get(taskId);
+    if (!r) throw new NotFoundError("task", taskId);
+    if (r.state !== "running" || !r.handle) throw new ConflictError(`task ${taskId} is ${r.state} here, not running`);
+    const lease = this.leases.get(`${r.dispatch.taskId}#${r.dispatch.attempt}`);
+    const cmd = this.driverFor(r.dispatch).execCommand(r.handle, { command: start.command, env: this.environmentOf(r), ...(lease ? { packageDir: lease.path } : {}), ...(r.user ? { user: r.user } : {}) });
+    return start.tty ? underTerminal(cmd, start) : cmd;
   }
 
   private async awaitExit(r: TaskRecord, driver: Driver): Promise<void> {

@@ -1,4 +1,7 @@
-import { isIP } from "node:net";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { isIP, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { got, HTTPError, RequestError, type Got, type OptionsInit } from "got";
 import { withDefaults } from "./options.js";
 import { errorFromWire, UnavailableError, type ErrorCode, type TorcaError, isTorcaError, type WireError } from "./errors.js";
@@ -94,4 +97,53 @@ function envelopeOf(body: unknown): Partial<WireError> | undefined {
   }
   const env = (parsed as { error?: unknown } | null | undefined)?.error;
   return env !== null && typeof env === "object" ? (env as Partial<WireError>) : undefined;
+}
+
+export interface UpgradeOptions {
+  token?: string;
+  ca?: Buffer | string;
+  localAddress?: string;
+  /** The `Upgrade:` protocol, e.g. torca-exec/1. */
+  protocol: string;
+  /** Until the server switched protocols (the stream itself has no timeout). */
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+}
+
+/**
+ * An HTTP/1.1 upgrade (101 Switching Protocols) to a raw two-way stream, for
+ * sessions that outlive any request timeout (torca exec). A refusal comes back
+ * as the server's TorcaError, like any other request of this module.
+ */
+export function openUpgrade(url: string, o: UpgradeOptions): Promise<Duplex> {
+  const target = new URL(url);
+  const send = target.protocol === "https:" ? httpsRequest : httpRequest;
+  const what = `upgrade to ${o.protocol} at ${target.pathname}`;
+  return new Promise<Duplex>((resolve, reject) => {
+    const req = send(target, {
+      method: "POST",
+      headers: { ...o.headers, connection: "Upgrade", upgrade: o.protocol, ...(o.token ? { authorization: `Bearer ${o.token}` } : {}) },
+      ...(o.ca !== undefined ? { ca: o.ca } : {}),
+      ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+      timeout: o.timeoutMs ?? 10_000,
+    });
+    req.once("timeout", () => req.destroy(new UnavailableError(`${what}: no answer within ${o.timeoutMs ?? 10_000} ms`)));
+    req.once("error", (e) => reject(isTorcaError(e) ? e : new UnavailableError(`${what}: ${e.message}`, e)));
+    req.once("upgrade", (_res, socket: Socket, head: Buffer) => {
+      req.setTimeout(0);
+      socket.setTimeout(0);
+      if (head.length > 0) socket.unshift(head);
+      resolve(socket);
+    });
+    req.once("response", (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.once("end", () => {
+        const status = res.statusCode ?? 500;
+        const env = envelopeOf(Buffer.concat(chunks));
+        reject(errorFromWire({ ...env, code: env?.code ?? codeForStatus(status), message: env?.message ?? `${what}: HTTP ${status}` }, status, { url }));
+      });
+    });
+    req.end();
+  });
 }

@@ -5,7 +5,10 @@ import type { Got } from "got";
 import { TokenTable } from "../common/auth.js";
 import { parseListen, type Config } from "../common/config.js";
 import { ValidationError } from "../common/errors.js";
-import { createHttpClient, sourceAddressOf } from "../common/http.js";
+import { createHttpClient, openUpgrade, sourceAddressOf } from "../common/http.js";
+import { EXEC_PROTOCOL } from "../exec/frames.js";
+import { serveUpgrades } from "../http/upgrade.js";
+import { execProxyRoute, type AgentUpgrade } from "./http/exec.js";
 import { readJson } from "../common/json.js";
 import { createLogger, type Logger } from "../common/logger.js";
 import { PackageRecordSchema } from "../common/schemas/packages.js";
@@ -193,6 +196,8 @@ export class ManagerDaemon {
     void this.resolver.start();
     this.server = await listenDaemon(app.callback(), this.config.manager.listen, this.tls);
     this.server.keepAliveTimeout = 5000;
+    const openAgent: AgentUpgrade = (url, headers) => openUpgrade(url, { protocol: EXEC_PROTOCOL, token: this.credential, ca: this.cellCa, localAddress: this.localAddress, headers });
+    serveUpgrades(this.server, [execProxyRoute(this.view(), openAgent, this.log.child({ part: "exec" }))], this.tokens, this.log);
     this.log.info({ url: this.url }, "manager listening");
     await this.keeper.start();
   }

@@ -10,13 +10,14 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `torca ARGS` as a real process (killed after `timeoutMs`), with extra environment. */
-export function runTorca(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliResult> {
+/** Runs `torca ARGS` as a real process (killed after `timeoutMs`), with extra environment and, if given, `input` on its stdin. */
+export function runTorca(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000, input?: string): Promise<CliResult> {
   return new Promise((resolveP, reject) => {
     const child = spawn(process.execPath, [TORCA_BIN, ...args], {
       env: { ...process.env, ...env, NODE_TEST_CONTEXT: undefined, NO_COLOR: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
     });
+    child.stdin.end(input);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));

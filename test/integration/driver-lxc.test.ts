@@ -157,6 +157,22 @@ describe("lxc driver", { skip }, () => {
     await driver.stop(h, 0);
   });
 
+  test("exec runs beside the task inside its container: its namespaces, hostname, user, cwd and environment only", async () => {
+    const h = await startTask(["sh", "-c", "echo ready; sleep 30"], { env: { GREETING: "hi" } });
+    await until("task ready", async () => (await fileText(join(h.taskDir, "stdout"))).includes("ready"));
+    const cmd = driver.execCommand(h, { command: ["sh", "-c", "id -u; id -g; hostname; pwd; echo $GREETING; env | cut -d= -f1 | sort | tr '\\n' ' '; echo; ps -e -o comm= | sort | tr '\\n' ' '"], env: { GREETING: "hi" }, user: { uid: 1000, gid: 1000 } });
+    const r = spawnSync(cmd.file, cmd.args, { env: cmd.env, encoding: "utf8", timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const [uid, gid, hostname, cwd, greeting, envNames, processes] = r.stdout.split("\n");
+    assert.deepEqual([uid, gid, cwd, greeting], ["1000", "1000", "/task/work", "hi"]);
+    assert.match(hostname!, /^ltest/, "the container's hostname, not the host's");
+    // Besides the task's own: what sh sets (PWD, OLDPWD, SHLVL) and LXC's marker `container`.
+    const extra = envNames!.trim().split(" ").filter((n) => !["GREETING", "PATH", "PWD", "OLDPWD", "SHLVL", "container"].includes(n));
+    assert.deepEqual(extra, [], "the task's environment, nothing of the agent's");
+    assert.ok(processes!.includes("sleep") && !processes!.includes("node"), `the container's processes only: ${processes}`);
+    await driver.stop(h, 0);
+  });
+
   test("stop honours a grace longer than lxc-stop's 1 s: a 2 s TERM handler keeps its exit code", async () => {
     const h = await startTask(["sh", "-c", 'trap "sleep 2; echo cleaned; exit 7" TERM; echo ready; while :; do sleep 0.05; done']);
     await until("task ready", async () => (await fileText(join(h.taskDir, "stdout"))).includes("ready"));

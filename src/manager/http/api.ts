@@ -72,13 +72,13 @@ const EVENT_TYPES_RE = new RegExp(`^(?:${CLUSTER_EVENT_TYPES.join("|")})(?:,(?:$
 /** `POST /v1/nodes/:id/drain` body: empty (drain), or `{undo: true}`. */
 export const DrainRequestSchema = z.object({ undo: z.boolean().optional() }).strict();
 
-function requireStore(v: ManagerView): StateStore {
+export function requireStore(v: ManagerView): StateStore {
   const s = v.store();
   if (!s) throw new UnavailableError("this manager is still joining the cluster");
   return s;
 }
 
-function requirePrimary(v: ManagerView): Primary {
+export function requirePrimary(v: ManagerView): Primary {
   const p = v.primary();
   if (p?.isActive) return p;
   const l = v.leader();
@@ -86,7 +86,7 @@ function requirePrimary(v: ManagerView): Primary {
 }
 
 /** The task, after checking the caller may read its namespace (403 before 404, so ids of other tenants' tasks reveal nothing). */
-function findTask(store: StateStore, id: string, caller: Caller): TaskInstance {
+export function findTask(store: StateStore, id: string, caller: Caller): TaskInstance {
   const ref = parseTaskId(id);
   requireInNamespace(caller, "read", namespaceOfJobId(ref?.jobId ?? id));
   const t = ref ? store.task(ref.jobId, ref.index) : undefined;

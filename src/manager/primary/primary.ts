@@ -7,7 +7,7 @@ import type { Collector } from "../collector/collector.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
 import { classifyRepeat, type IdempotentAnswer } from "../idempotency/keys.js";
 import type { IdempotencyStore } from "../idempotency/store.js";
-import { dispatchFailed, jobKilled, type LifecycleAlert } from "../lifecycle/transitions.js";
+import { dispatchFailed, jobKilled, withEvent, type LifecycleAlert } from "../lifecycle/transitions.js";
 import { requireWithinQuota, type Quota } from "../quota/admission.js";
 import { usageOf } from "../quota/usage.js";
 import type { HistoryStore } from "../../history/store.js";
@@ -300,6 +300,15 @@ export class Primary {
       await this.collector.setDrain(nodeId, on);
       if (on) await this.ticks.migrateOffDrainingNodes();
       this.requestTick();
+    });
+  }
+
+  /** Adds an event to a task's record, durably (e.g. "exec": who ran what in it). */
+  async recordTaskEvent(task: TaskInstance, type: string, message: string): Promise<void> {
+    return this.queue.run(async () => {
+      const t = this.store.task(task.jobId, task.index);
+      if (!t) throw new NotFoundError("task", task.id);
+      await this.putTasks([withEvent(t, type, message, this.now())]);
     });
   }
 
