@@ -3,6 +3,7 @@ import type { Context, Middleware } from "koa";
 import { describeCaller, hasGrant, namespaceOfJobId, seesNamespace, type Caller } from "../../../auth/grants.js";
 import type { TokenTable } from "../../../common/auth.js";
 import { TorcaError, UnavailableError } from "../../../common/errors.js";
+import { parseTaskId } from "../../../common/types.js";
 import { sessionToken } from "../../../http/auth.js";
 import { readText } from "../../../http/body.js";
 import { CSRF_FIELD, csrfToken, csrfValid } from "../../../http/csrf.js";
@@ -10,7 +11,7 @@ import { esc, safeHref, seg } from "../../../http/pages/html.js";
 import type { ManagerView } from "../api.js";
 
 /**
- * Admin actions on the pages: a button on the job or node page (shown only to
+ * Admin actions on the pages: a button on the job, task or node page (shown only to
  * a session whose token may do it) leads to a confirmation page, whose form
  * POSTs to the same URL with the session's CSRF token (src/http/csrf.ts).
  * The POST checks everything again: the session, the CSRF token, the token's
@@ -25,7 +26,7 @@ import type { ManagerView } from "../api.js";
  * waits for promotion.
  */
 
-export type ActionKind = "job" | "node";
+export type ActionKind = "job" | "node" | "task";
 
 export interface PageAction {
   kind: ActionKind;
@@ -64,6 +65,19 @@ export const PAGE_ACTIONS: readonly PageAction[] = [
     },
   },
   {
+    kind: "task",
+    name: "restart",
+    label: "Restart task",
+    confirm: (id) => `Restart task ${id}? Its running attempt is stopped and the job's restart policy starts the next one (it counts as a restart).`,
+    allowed: (caller, id) => hasGrant(caller, "submit") && seesNamespace(caller, namespaceOfJobId(parseTaskId(id)?.jobId ?? id)),
+    applies: (v, id) => {
+      const ref = parseTaskId(id);
+      const t = ref ? v.store()?.task(ref.jobId, ref.index) : undefined;
+      return t?.state === "running" && t.desired === "run";
+    },
+    run: (v, id) => primaryOf(v).restartTask(id),
+  },
+  {
     kind: "node",
     name: "drain",
     label: "Drain node",
@@ -91,8 +105,10 @@ export function actionPath(kind: ActionKind, id: string, name: string): string {
   return `/actions/${kind}/${seg(id)}/${name}`;
 }
 
+/** The page an action returns to (a task's page is /tasks/JOB/INDEX). */
 function targetPath(kind: ActionKind, id: string): string {
-  return `/${kind}s/${seg(id)}`;
+  const ref = kind === "task" ? parseTaskId(id) : undefined;
+  return ref ? `/tasks/${seg(ref.jobId)}/${ref.index}` : `/${kind}s/${seg(id)}`;
 }
 
 /** The caller of a page session (undefined without a valid one). */
