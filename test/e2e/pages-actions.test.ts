@@ -113,7 +113,7 @@ after(async () => {
 });
 
 describe("usage graphs, the windowed job page and actions in a browser", () => {
-  it("the task and node pages draw usage over time and keep drawing it without a reload", async () => {
+  it("the task and node pages draw usage over time and keep drawing it without a reload; a task restarts from its page", async () => {
     // A little CPU and about 8 MiB held in a shell variable, until killed.
     await submit(job("burner", "x=$(head -c 8000000 /dev/zero | tr '\\0' a); while :; do i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; sleep 0.1; done"));
     await until("burner/0 to run", async () => (await taskState("burner/0")) === "running", { timeoutMs: 60_000, intervalMs: 200 });
@@ -131,6 +131,16 @@ describe("usage graphs, the windowed job page and actions in a browser", () => {
     assert.ok(memory > 1024 * 1024, `the memory chart shows the task's memory (${memory} bytes)`);
     assert.equal(await task.evaluate(() => window.__loadId), loadId, "updated in place, never reloaded");
     await shot(task, "task-usage");
+
+    // Restart from the page: the attempt is stopped and the restart policy starts the next one on the node.
+    await task.locator('a[data-action="restart"]').click();
+    await task.waitForSelector("form.confirm");
+    await task.locator("form.confirm button").click();
+    await task.waitForURL(`${url}/tasks/burner/0`);
+    await until("attempt 2 of burner/0 to run", async () => {
+      const t = (await (await api("/v1/tasks/burner%2F0")).json()) as { attempt: number; state: string };
+      return t.attempt === 2 && t.state === "running";
+    }, { timeoutMs: 60_000, intervalMs: 200 });
     await task.close();
 
     const node = await openAs(theCell().token, `/nodes/${encodeURIComponent(nodeId)}`);
