@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Ring, samplesFor, UsageHistory } from "../../agent/usage-history.js";
+import type { Caller } from "../../src/auth/grants.js";
 import type { TaskInstance } from "../../src/common/types.js";
 import { CSRF_FIELD, csrfToken, csrfValid } from "../../src/http/csrf.js";
 import { lineChart } from "../../src/http/pages/chart.js";
+import { actionPath, PAGE_ACTIONS } from "../../src/manager/http/pages/actions.js";
 import { taskWindow, windowControls, windowQuery } from "../../src/manager/http/pages/task-window.js";
 
 const fmt = (v: number) => `${v} u`;
@@ -159,5 +161,30 @@ describe("the job page's task window", () => {
     assert.match(html, /rel="next" href="\?state=pending&#38;page=2#tasks"/);
     assert.ok(!html.includes('rel="prev"'));
     assert.match(html, /data-state-count="pending">300</);
+  });
+});
+
+describe("the pages' actions", () => {
+  const caller = (role: Caller["role"], namespaces: Caller["namespaces"] = "*"): Caller => ({ name: role, role, namespaces });
+  const action = (kind: string, name: string) => PAGE_ACTIONS.find((a) => a.kind === kind && a.name === name)!;
+
+  it("kill and restart need submit in the job's namespace; drain and undrain need admin", () => {
+    const kill = action("job", "kill");
+    const restart = action("task", "restart");
+    const drain = action("node", "drain");
+    assert.equal(kill.allowed(caller("read"), "web"), false);
+    assert.equal(kill.allowed(caller("submit"), "web"), true);
+    assert.equal(kill.allowed(caller("submit", ["team-a"]), "web"), false);
+    assert.equal(kill.allowed(caller("submit", ["team-a"]), "team-a:web"), true);
+    assert.equal(restart.allowed(caller("submit", ["team-a"]), "team-a:web/3"), true);
+    assert.equal(restart.allowed(caller("submit", ["team-a"]), "web/3"), false);
+    assert.equal(restart.allowed(caller("manager"), "web/3"), false);
+    assert.equal(drain.allowed(caller("submit"), "agent-1"), false);
+    assert.equal(drain.allowed(caller("admin"), "agent-1"), true);
+    assert.equal(action("node", "undrain").allowed(caller("read"), "agent-1"), false);
+  });
+
+  it("confirmation and form paths encode ids", () => {
+    assert.equal(actionPath("task", "team-a:web/3", "restart"), "/actions/task/team-a%3Aweb%2F3/restart");
   });
 });
