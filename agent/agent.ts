@@ -31,6 +31,7 @@ import { Reporter } from "./reporting.js";
 import { PortAllocator } from "./tasks/ports.js";
 import { TaskUsers } from "./tasks/task-users.js";
 import { TaskRunner } from "./tasks/runner.js";
+import { machineCpuNs, UsageHistory } from "./usage-history.js";
 
 const CUT_OFF_CHECK_MS = 1000;
 
@@ -64,6 +65,7 @@ export class AgentDaemon {
   private drivers!: { lxc?: Driver; process: Driver };
   private registration!: AgentRegistration;
   private reporter!: Reporter;
+  private usage!: UsageHistory;
   private server?: Server;
   private attributes: Record<string, string> = {};
   private readonly startedAt = Date.now();
@@ -99,6 +101,7 @@ export class AgentDaemon {
     mkdirSync(this.dataDir, { recursive: true });
     this.fence.load();
     const a = this.config.agent;
+    this.usage = new UsageHistory(a.reportInterval);
     const found = await detectDrivers(a, this.id, this.log);
     this.drivers = found.drivers;
     Object.assign(this.attributes, found.attributes);
@@ -147,6 +150,7 @@ export class AgentDaemon {
       leader: () => this.registration.leader,
       ad: () => this.ad(),
       refreshAd: (ad) => this.registration.refreshAd(ad),
+      onUsageRead: () => this.sampleUsage(),
       onReply: (reply) => {
         this.contacts.managerAt = Date.now();
         if (reply.disconnectGraceMs !== undefined) this.disconnectGraceMs = reply.disconnectGraceMs;
@@ -215,7 +219,7 @@ export class AgentDaemon {
     app.use(this.metrics.http);
     app.use(errorEnvelope(this.log));
     const api = agentRouter(
-      { runner: this.runner, admitEpoch: this.metrics.countingStaleEpochs((e) => this.fence.admit(e)), status: () => this.status(), bodyLimit: 4 * 1024 * 1024 },
+      { runner: this.runner, usage: this.usage, admitEpoch: this.metrics.countingStaleEpochs((e) => this.fence.admit(e)), status: () => this.status(), bodyLimit: 4 * 1024 * 1024 },
       this.tokens,
     );
     app.use(api.routes()).use(api.allowedMethods());
@@ -235,6 +239,14 @@ export class AgentDaemon {
     this.server = await listenDaemon(app.callback(), this.config.agent.listen, this.tls);
     serveUpgrades(this.server, [execRoute(this.runner, this.log.child({ part: "exec" }))], this.tokens, this.log);
     this.log.info({ url: this.url }, "agent listening");
+  }
+
+  /** One usage sample per task and for the machine, from the readings just taken for the report. */
+  private sampleUsage(): void {
+    const now = Date.now();
+    for (const t of this.runner.runningUsage()) this.usage.recordTask(t.taskId, t.attempt, now, t.usage, t.startedAt);
+    this.usage.recordMachine(now, { cpuNs: machineCpuNs(), memoryBytes: machineLoad(this.dataDir).memoryUsed });
+    this.usage.retain(new Set(this.runner.all().map((r) => r.dispatch.taskId)));
   }
 
   status() {

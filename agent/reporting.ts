@@ -33,6 +33,8 @@ export interface ReporterOptions {
   refreshAd: (ad: AgentAd) => Promise<void>;
   /** The primary answered a report. */
   onReply: (reply: ReportReply) => void;
+  /** Runs after each periodic cgroup reading (the usage history samples it). */
+  onUsageRead?: () => void;
 }
 
 export class Reporter {
@@ -80,6 +82,7 @@ export class Reporter {
       if (this.fullReportDue) {
         this.fullReportDue = false;
         await this.o.runner.refreshUsage();
+        this.o.onUsageRead?.();
         this.lastAd = await this.o.ad();
         await this.o.refreshAd(this.lastAd);
       }

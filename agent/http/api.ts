@@ -7,11 +7,14 @@ import { requireRole } from "../../src/http/auth.js";
 import { readJson } from "../../src/http/body.js";
 import { queryFlag, queryValue, TAIL_LINES } from "../../src/http/query.js";
 import type { TaskRunner } from "../tasks/runner.js";
+import type { UsageHistory } from "../usage-history.js";
 import { serveLog } from "./logs.js";
 
 /** The agent's API for the manager (and for `torca logs` through the manager). */
 export interface AgentApiDeps {
   runner: TaskRunner;
+  /** Recent usage per task and of the machine (the pages' graphs). */
+  usage: UsageHistory;
   /** Checks a message's epoch against the highest seen (and records it). */
   admitEpoch(epoch: number): void;
   status(): unknown;
@@ -70,6 +73,17 @@ export function agentRouter(deps: AgentApiDeps, tokens: TokenTable): Router {
         return !cur || cur.dispatch.attempt !== attempt || cur.state === "exited";
       },
     });
+  });
+
+  // Usage over the last window, one sample per report interval: {intervalMs, samples: [{at, cpu (cores), memory (bytes)}]}.
+  r.get("/v1/tasks/:id/usage", read, (ctx) => {
+    const h = deps.usage.task(ctx.params.id!);
+    if (!h && !deps.runner.get(ctx.params.id!)) throw new NotFoundError("task", ctx.params.id!);
+    ctx.body = { taskId: ctx.params.id, intervalMs: deps.usage.intervalMs, attempt: h?.attempt ?? deps.runner.get(ctx.params.id!)!.dispatch.attempt, samples: h?.samples ?? [] };
+  });
+
+  r.get("/v1/usage", read, (ctx) => {
+    ctx.body = { intervalMs: deps.usage.intervalMs, samples: deps.usage.machine() };
   });
 
   r.get("/v1/status", read, (ctx) => {

@@ -146,6 +146,16 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
     await Promise.all(Array.from({ length: Math.min(8, running.length) }, worker));
   }
 
+  /** The readings `refreshUsage` took of running tasks (for the usage history; no cgroup is read again). */
+  runningUsage(): { taskId: string; attempt: number; startedAt?: number; usage: TaskUsage }[] {
+    const out: { taskId: string; attempt: number; startedAt?: number; usage: TaskUsage }[] = [];
+    for (const [taskId, usage] of this.usage) {
+      const r = this.records.get(taskId);
+      if (r?.state === "running") out.push({ taskId, attempt: r.dispatch.attempt, ...(r.startedAt !== undefined ? { startedAt: r.startedAt } : {}), usage });
+    }
+    return out;
+  }
+
   /** Directory of a (task, attempt); stable so logs of old attempts stay findable. */
   dirOf(taskId: string, attempt: number): string {
     return join(this.tasksDir, instanceName(taskId, attempt));

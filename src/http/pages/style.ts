@@ -48,5 +48,10 @@ ol.timeline{list-style:none;padding:0;margin:0 0 1em;background:#fff;border:1px 
 ol.timeline li{padding:.3em .6em;border-bottom:1px solid #eef}
 ol.timeline time{color:#667;margin-right:.6em;font-size:.9em}
 svg.spark{width:100%;height:70px;background:#fff;border:1px solid #dde;border-radius:6px}
+.charts{display:flex;flex-wrap:wrap;gap:1em}.chart-box{flex:1 1 320px;min-width:0;background:#fff;border:1px solid #dde;border-radius:6px;padding:.3em}
+.charts p{flex-basis:100%;margin:0}
+a.button{display:inline-block;padding:.35em .9em;border:1px solid #b91c1c;border-radius:4px;color:#b91c1c;text-decoration:none;background:#fff}
+button.danger{background:#b91c1c;color:#fff;border:0;border-radius:4px;padding:.45em 1em}
+.task-filter a[aria-current]{font-weight:600;text-decoration:underline}
 @media (max-width:600px){main{padding:.6em}header .me{margin-left:0;width:100%}h1{font-size:1.2em}}
 `;

@@ -18,6 +18,9 @@ import { overviewPage } from "./pages/overview.js";
 import { remotePage, REMOTE_PAGES } from "./pages/remote.js";
 import { clearSession, pageAuth, safeNext, setSession, tokenAllowsRead, urlWithoutToken } from "./pages/session.js";
 import { fetchUsage, taskPage } from "./pages/task.js";
+import { actionButtons, registerActionRoutes, sessionCaller } from "./pages/actions.js";
+import { windowQuery } from "./pages/task-window.js";
+import { chartsSection, fetchNodeHistory, fetchTaskHistory, METRICS, nodeChart, nodeChartsPath, taskChart, taskChartsPath, type Metric } from "./pages/usage-graphs.js";
 
 
 const LOGIN_BODY_LIMIT = 16 * 1024;
@@ -107,12 +110,14 @@ export function pagesRouter(v: ManagerView, tokens: TokenTable): Router {
     if (store) render(ctx, v, "nodes", "Nodes", nodesPage(store, v.collector()?.nodes() ?? []));
   });
 
-  r.get("/nodes/:id", auth, (ctx) => {
+  r.get("/nodes/:id", auth, async (ctx) => {
     const store = storeOr503(ctx, v);
     if (!store) return;
     const n = v.collector()?.node(ctx.params.id!);
     if (!n) return notFound(ctx, v, `No node ${ctx.params.id}.`);
-    render(ctx, v, "node", `Node ${n.id}`, nodePage(store, n));
+    const history = await fetchNodeHistory(v.http, n);
+    const charts = chartsSection(history, METRICS.map((m) => ({ path: nodeChartsPath(n, m), svg: nodeChart(n, history, m) })), "node's capacity");
+    render(ctx, v, "node", `Node ${n.id}`, nodePage(store, n, { charts, actions: actionButtons(v, sessionCaller(tokens, ctx), "node", n.id) }));
   });
 
   r.get("/jobs", auth, (ctx) => {
@@ -129,7 +134,8 @@ export function pagesRouter(v: ManagerView, tokens: TokenTable): Router {
     const job = store.jobs.get(ctx.params.id!);
     if (!job) return notFound(ctx, v, `No job ${ctx.params.id}.`);
     const primary = v.primary();
-    render(ctx, v, "job", `Job ${job.id}`, jobPage(job, store.tasksOf(job.id), (taskId) => primary?.pendingMetrics(taskId), primary?.smallestChange(job.id)));
+    const extras = { window: windowQuery(ctx.query), actions: actionButtons(v, sessionCaller(tokens, ctx), "job", job.id) };
+    render(ctx, v, "job", `Job ${job.id}`, jobPage(job, store.tasksOf(job.id), (taskId) => primary?.pendingMetrics(taskId), primary?.smallestChange(job.id), extras));
   });
 
   r.get("/tasks/:jobId/:index", auth, async (ctx) => {
@@ -139,9 +145,43 @@ export function pagesRouter(v: ManagerView, tokens: TokenTable): Router {
     const index = Number(ctx.params.index);
     const t = job && Number.isInteger(index) ? store.task(job.id, index) : undefined;
     if (!job || !t) return notFound(ctx, v, `No task ${ctx.params.jobId}/${ctx.params.index}.`);
-    const usage = await fetchUsage(v.http, t.nodeId ? v.collector()?.node(t.nodeId) : undefined, t);
-    render(ctx, v, "task", `Task ${t.id}`, taskPage(job, t, usage, ctx.query.stream === "stderr" ? "stderr" : "stdout"));
+    const node = t.nodeId ? v.collector()?.node(t.nodeId) : undefined;
+    const [usage, history] = await Promise.all([fetchUsage(v.http, node, t), fetchTaskHistory(v.http, node, t)]);
+    const charts = chartsSection(history, METRICS.map((m) => ({ path: taskChartsPath(t, m), svg: taskChart(job, t, history, m) })), "task's request");
+    render(ctx, v, "task", `Task ${t.id}`, taskPage(job, t, usage, ctx.query.stream === "stderr" ? "stderr" : "stdout", charts, actionButtons(v, sessionCaller(tokens, ctx), "task", t.id)));
   });
+
+  // One chart alone, as SVG: the task and node pages re-fetch these every report interval.
+  const sendSvg = (ctx: Context, svg: string) => {
+    ctx.type = "image/svg+xml; charset=utf-8";
+    ctx.set("Cache-Control", "no-store");
+    ctx.set("X-Content-Type-Options", "nosniff");
+    ctx.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+    ctx.body = svg;
+  };
+  const metricOf = (s: string | undefined): Metric | undefined => METRICS.find((m) => m === s);
+
+  r.get("/charts/tasks/:jobId/:index/:metric", auth, async (ctx) => {
+    const store = storeOr503(ctx, v);
+    if (!store) return;
+    const job = store.jobs.get(ctx.params.jobId!);
+    const index = Number(ctx.params.index);
+    const t = job && Number.isInteger(index) ? store.task(job.id, index) : undefined;
+    const metric = metricOf(ctx.params.metric);
+    if (!job || !t || !metric) return notFound(ctx, v, `No chart ${ctx.params.metric} of task ${ctx.params.jobId}/${ctx.params.index}.`);
+    sendSvg(ctx, taskChart(job, t, await fetchTaskHistory(v.http, t.nodeId ? v.collector()?.node(t.nodeId) : undefined, t), metric));
+  });
+
+  r.get("/charts/nodes/:id/:metric", auth, async (ctx) => {
+    const store = storeOr503(ctx, v);
+    if (!store) return;
+    const n = v.collector()?.node(ctx.params.id!);
+    const metric = metricOf(ctx.params.metric);
+    if (!n || !metric) return notFound(ctx, v, `No chart ${ctx.params.metric} of node ${ctx.params.id}.`);
+    sendSvg(ctx, nodeChart(n, await fetchNodeHistory(v.http, n), metric));
+  });
+
+  registerActionRoutes(r, v, tokens, auth, (ctx, title, body, status) => render(ctx, v, "action", title, body, status));
 
   for (const p of REMOTE_PAGES) {
     r.get(`/${p.kind}`, auth, (ctx) => render(ctx, v, p.kind, p.title, remotePage(p)));

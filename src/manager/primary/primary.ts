@@ -1,7 +1,7 @@
 import type { Logger } from "../../common/logger.js";
 import { ConflictError, IdempotencyKeyReusedError, isTorcaError, NotFoundError } from "../../common/errors.js";
 import type { AgentReport } from "../../common/protocol.js";
-import { jobIdOf, TERMINAL_TASK_STATES, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
+import { jobIdOf, parseTaskId, TERMINAL_TASK_STATES, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
@@ -309,6 +309,21 @@ export class Primary {
       const t = this.store.task(task.jobId, task.index);
       if (!t) throw new NotFoundError("task", task.id);
       await this.putTasks([withEvent(t, type, message, this.now())]);
+    });
+  }
+
+  /**
+   * Restarts one running task the way a failed health check does: its
+   * attempt is stopped, and the job's restart policy starts the next one when
+   * the exit is reported (so it counts as a restart on the node).
+   */
+  async restartTask(taskId: string): Promise<void> {
+    return this.queue.run(async () => {
+      const ref = parseTaskId(taskId);
+      const t = ref ? this.store.task(ref.jobId, ref.index) : undefined;
+      if (!t) throw new NotFoundError("task", taskId);
+      if (t.state !== "running" || t.desired !== "run") throw new ConflictError(`task ${taskId} is ${t.state}; only a running task can be restarted`);
+      this.sender.stop(t, "restart requested");
     });
   }
 

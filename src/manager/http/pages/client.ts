@@ -147,6 +147,28 @@ export const CLIENT_SCRIPT = String.raw`(function () {
     setCell(root, "started", fmtTime(t.startedAt));
     setCell(root, "finished", fmtTime(t.finishedAt));
   }
+  // The job page shows one window of its tasks (task-window.ts): counts for all, rows for the window only.
+  var LETTERS = { pending: "p", dispatched: "d", running: "r", completed: "c", failed: "f", killed: "k", lost: "l" };
+  var BY_LETTER = {};
+  Object.keys(LETTERS).forEach(function (k) { BY_LETTER[LETTERS[k]] = k; });
+  function countState(t) {
+    if (typeof state.states !== "string") return;
+    var s = state.states;
+    while (s.length <= t.index) s += " ";
+    var prev = BY_LETTER[s.charAt(t.index)];
+    if (prev === t.state) return;
+    state.states = s.slice(0, t.index) + LETTERS[t.state] + s.slice(t.index + 1);
+    [[prev, -1], [t.state, 1]].forEach(function (p) {
+      var c = p[0] ? byAttr("data-state-count", p[0]) : null;
+      if (c) c.textContent = String(Number(c.textContent) + p[1]);
+    });
+  }
+  function roomForRow(t) {
+    var w = state.window;
+    if (!w) return true;
+    var rows = document.querySelectorAll("#tasks-table tbody tr").length;
+    return w.lastPage && rows < w.perPage && (!w.state || w.state === t.state);
+  }
   function onTask(t) {
     if (t.deleted) return;
     if (state.tasks) {
@@ -156,9 +178,13 @@ export const CLIENT_SCRIPT = String.raw`(function () {
       if (row) setCell(row, "tasks", taskCounts(m));
     }
     if (page === "job" && state.job === t.jobId) {
-      var tr = byAttr("data-task", String(t.index)) || addTaskRow(t);
-      if (tr) fillTask(tr, t);
-      appendEvents(t);
+      countState(t);
+      var tr = byAttr("data-task", String(t.index)) || (roomForRow(t) ? addTaskRow(t) : null);
+      if (tr) {
+        fillTask(tr, t);
+        if (!(t.index in state.seen)) state.seen[t.index] = 0;
+        appendEvents(t);
+      }
     }
     if (page === "task" && state.task === t.id) {
       fillTask(document.querySelector("main"), t);
@@ -273,6 +299,28 @@ export const CLIENT_SCRIPT = String.raw`(function () {
   }
   var box = document.getElementById("remote");
   if (box) remote(box);
+
+  // ---- usage charts (task and node pages): each box re-fetches its server-rendered SVG every report interval ----
+  function refreshChart(box) {
+    fetch(box.getAttribute("data-chart-src"), { credentials: "same-origin", cache: "no-store" }).then(function (res) {
+      return res.ok ? res.text() : null;
+    }).then(function (text) {
+      if (!text) return;
+      var doc = new DOMParser().parseFromString(text, "image/svg+xml");
+      var svg = doc.documentElement;
+      if (svg.localName !== "svg" || doc.getElementsByTagName("parsererror").length) return;
+      box.replaceChildren(document.importNode(svg, true));
+    }).catch(function () { /* the next interval tries again */ });
+  }
+  var charts = document.getElementById("usage-charts");
+  if (charts) {
+    var every = Math.max(1000, Number(charts.getAttribute("data-refresh-ms")) || 5000);
+    setInterval(function () {
+      if (document.hidden) return;
+      var boxes = charts.querySelectorAll("[data-chart-src]");
+      for (var i = 0; i < boxes.length; i++) refreshChart(boxes[i]);
+    }, every);
+  }
 
   // ---- the event stream ----
   function setLive(text, cls) { if (live) { live.textContent = text; live.className = "live badge " + cls; } }

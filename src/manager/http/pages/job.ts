@@ -2,8 +2,11 @@ import { formatBytes } from "../../../common/units.js";
 import type { Job, TaskEvent, TaskInstance } from "../../../common/types.js";
 import { badge, esc, fmtCpu, fmtTime, jsonForScript, seg, table } from "../../../http/pages/html.js";
 import { describeMetrics, type PlacementMetrics, type SmallestChange } from "../../scheduler/index.js";
+import { TASKS_PER_PAGE, taskWindow, windowControls, type WindowQuery } from "./task-window.js";
 
 const TIMELINE_LIMIT = 300;
+/** Pending tasks whose reasons the page lists (the rest are counted). */
+const PENDING_LISTED = 50;
 
 export function taskHref(t: Pick<TaskInstance, "jobId" | "index">): string {
   return `/tasks/${seg(t.jobId)}/${t.index}`;
@@ -68,9 +71,17 @@ function smallestChangeList(changes: readonly SmallestChange[] | undefined): str
   return `<p>Smallest change that would fit now:</p><ul id="smallest-change">${changes.map((c) => `<li>${esc(c.text)}</li>`).join("")}</ul>`;
 }
 
-export function jobPage(job: Job, tasks: readonly TaskInstance[], placementOf: (taskId: string) => PlacementMetrics | undefined = () => undefined, smallestChange?: readonly SmallestChange[]): string {
+/** Extras of the job page: the task window (`?state=&page=`) and the action buttons (actions.ts). */
+export interface JobPageOptions {
+  window?: WindowQuery;
+  actions?: string;
+}
+
+export function jobPage(job: Job, tasks: readonly TaskInstance[], placementOf: (taskId: string) => PlacementMetrics | undefined = () => undefined, smallestChange?: readonly SmallestChange[], opts: JobPageOptions = {}): string {
   const sorted = [...tasks].sort((a, b) => a.index - b.index);
   const pending = sorted.filter((t) => t.state === "pending");
+  const q = opts.window ?? { page: 1 };
+  const w = taskWindow(sorted, q);
   const events = timeline(sorted);
   const status = `<div class="card"><h2>Status</h2><dl class="kv">
 <dt>Status</dt><dd id="job-status">${badge(job.status)}</dd><dt>Desired</dt><dd>${esc(job.desired)}</dd>
@@ -78,13 +89,16 @@ export function jobPage(job: Job, tasks: readonly TaskInstance[], placementOf: (
 ${job.cron ? `<dt>Cron runs</dt><dd>${esc(job.cron.runs)}${job.cron.lastFiring ? `, last ${esc(fmtTime(job.cron.lastFiring))}` : ""}</dd>` : ""}
 </dl></div>`;
   const why = pending.length
-    ? `<h2>Why tasks are pending</h2><ul id="pending-reasons">${pending.map((t) => pendingItem(t, placementOf(t.id))).join("")}</ul>${smallestChangeList(smallestChange)}`
+    ? `<h2>Why tasks are pending</h2><ul id="pending-reasons">${pending
+        .slice(0, PENDING_LISTED)
+        .map((t) => pendingItem(t, placementOf(t.id)))
+        .join("")}</ul>${pending.length > PENDING_LISTED ? `<p class="muted">The first ${PENDING_LISTED} of ${pending.length} pending tasks.</p>` : ""}${smallestChangeList(smallestChange)}`
     : "";
-  // Per-task event counts let the client append only the events it has not shown yet.
-  const seen = Object.fromEntries(sorted.map((t) => [t.index, t.events.length]));
-  return `<h1>Job ${esc(job.id)}</h1><div class="cards">${status}${specCard(job)}</div>${why}
-<h2>Tasks (${sorted.length})</h2>${table(["#", "State", "Node", "Attempt", "Reason / exit", "Updated"], sorted.map(taskRow), ` id="tasks-table"`)}
+  // Per-task event counts of the rows shown let the client append only the events it has not shown yet.
+  const seen = Object.fromEntries(w.rows.map((t) => [t.index, t.events.length]));
+  return `<h1>Job ${esc(job.id)}</h1>${opts.actions ?? ""}<div class="cards">${status}${specCard(job)}</div>${why}
+<h2 id="tasks">Tasks (${sorted.length})</h2>${windowControls(w, q)}${table(["#", "State", "Node", "Attempt", "Reason / exit", "Updated"], w.rows.map(taskRow), ` id="tasks-table"`)}
 <h2>Events</h2><ol class="timeline" id="timeline">${events.map(timelineItem).join("")}</ol>
 <h2>Task description as submitted</h2><pre>${esc(job.source)}</pre>
-<script type="application/json" id="torca-state">${jsonForScript({ job: job.id, seen })}</script>`;
+<script type="application/json" id="torca-state">${jsonForScript({ job: job.id, seen, states: w.states, window: { ...(q.state ? { state: q.state } : {}), lastPage: w.page === w.pages, perPage: TASKS_PER_PAGE } })}</script>`;
 }

@@ -5,7 +5,7 @@ import { documentHead } from "../../../http/pages/document.js";
 /** Path of the pages' one client script (static, served without a session). */
 export const CLIENT_SCRIPT_PATH = "/_pages/client.js";
 
-export type PageKind = "overview" | "nodes" | "node" | "jobs" | "job" | "task" | "history" | "names" | "packages" | "alerts" | "login" | "unavailable";
+export type PageKind = "overview" | "nodes" | "node" | "jobs" | "job" | "task" | "history" | "names" | "packages" | "alerts" | "login" | "unavailable" | "action";
 
 export interface PageOptions {
   kind: PageKind;

@@ -28,7 +28,13 @@ function kv(pairs: [string, string][]): string {
   return `<dl class="kv">${pairs.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${v}</dd>`).join("")}</dl>`;
 }
 
-export function nodePage(store: StateStore, n: NodeInfo): string {
+/** Extras of the node page: the usage-over-time section (usage-graphs.ts) and the action buttons (actions.ts). */
+export interface NodePageExtras {
+  charts?: string;
+  actions?: string;
+}
+
+export function nodePage(store: StateStore, n: NodeInfo, extras: NodePageExtras = {}): string {
   const here = [...store.tasksOnNode(n.id)].sort((a, b) => b.updatedAt - a.updatedAt);
   const used = usedByNode(store.jobs, here).get(n.id) ?? ZERO;
   const free = sub(n.allocatable, used);
@@ -58,7 +64,8 @@ ${table(["", "CPU", "Memory", "Disk"], resourceRows.map(([label, x]) => `<tr><th
     const r = jobOf(t)?.spec.resources;
     return `<tr><td>${taskLink(t)}</td><td>${badge(t.state)}</td><td>${esc(t.attempt)}</td><td>${esc(r ? `${fmtCpu(r.cpu)}, ${formatBytes(r.memory)}` : "")}</td><td>${esc(fmtTime(t.updatedAt))}</td></tr>`;
   });
-  return `<h1>Node ${esc(n.id)}</h1><div class="cards"><div class="card"><h2>Machine</h2>${info}</div><div class="card"><h2>Resources</h2>${resources}</div></div>
+  return `<h1>Node ${esc(n.id)}</h1>${extras.actions ?? ""}<div class="cards"><div class="card"><h2>Machine</h2>${info}</div><div class="card"><h2>Resources</h2>${resources}</div></div>
+${extras.charts ? `<h2>Usage over time</h2>${extras.charts}` : ""}
 <h2>Tasks on this node (${here.length})</h2>${table(["Task", "State", "Attempt", "Resources", "Updated"], taskRows)}
 <h2>Attributes (${attrs.length})</h2>${table(["Attribute", "Value"], attrs.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(v)}</td></tr>`))}`;
 }
