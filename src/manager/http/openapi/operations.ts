@@ -193,4 +193,16 @@ export const OPERATIONS: readonly Operation[] = [
     ["/history/:job", "A job's history"],
     ...REMOTE_PAGES.map((p) => [`/${p.kind}`, p.title]),
   ].map(([path, summary]): Operation => ({ method: "get", path: path!, summary: `Page: ${summary}`, tag: "pages", access: "page", answers: [html("the page")] })),
+  { method: "get", path: "/charts/tasks/:jobId/:index/:metric", summary: "A task's usage over time (metric cpu or memory) as an SVG chart, for the task page", tag: "pages", access: "page", answers: [text("image/svg+xml", "the chart")] },
+  { method: "get", path: "/charts/nodes/:id/:metric", summary: "A node's usage over time (metric cpu or memory) as an SVG chart, for the node page", tag: "pages", access: "page", answers: [text("image/svg+xml", "the chart")] },
+  { method: "get", path: "/actions/:kind/:id/:name", summary: "Page: confirm an action (kind job, task or node; name kill, restart, drain, undrain) with the session's CSRF token", tag: "pages", access: "page", answers: [html("the confirmation form")] },
+  {
+    method: "post",
+    path: "/actions/:kind/:id/:name",
+    summary: "Carry out a confirmed page action: needs the page session, its CSRF token (form field csrf) and the action's role in the namespace, on the primary",
+    tag: "pages",
+    access: "page",
+    body: { contentType: "application/x-www-form-urlencoded", jsonSchema: { type: "object", properties: { csrf: { type: "string" } }, required: ["csrf"] } },
+    answers: [{ status: 303, description: "back to the page the action was taken from" }, html("the refusal, with 401, 403, 404, 409 or 503")],
+  },
 ];
