@@ -65,7 +65,7 @@ export function relayCommand(socket: Duplex, cmd: ExecCommand, log: Logger): Pro
 export function execRoute(runner: TaskRunner, log: Logger): UpgradeRoute {
   return {
     protocol: EXEC_PROTOCOL,
-    path: /^\/v1\/tasks\/(?<id>[^/]+)\/exec$/,
+    pattern: "/v1/tasks/:id/exec",
     grant: "control",
     handle: async (s) => {
       const start: ExecStart = decodeExecHeader(s.headers[EXEC_HEADER]);

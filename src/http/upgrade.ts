@@ -15,8 +15,8 @@ import type { Logger } from "../common/logger.js";
 export interface UpgradeRoute {
   /** The `Upgrade:` protocol the route speaks. */
   protocol: string;
-  /** Matched against the path; named groups become `params`. */
-  path: RegExp;
+  /** The path in the routers' syntax, e.g. /v1/tasks/:id/exec; `:name` segments become `params`. */
+  pattern: string;
   grant: Grant;
   /** Owns the socket once protocols switched; ends it when done. May throw before switching (see `accept`). */
   handle(session: UpgradeSession): Promise<void>;
@@ -41,18 +41,29 @@ function refuse(socket: Duplex, e: unknown, log: Logger, path: string): void {
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${location}Connection: close\r\n\r\n${body}`);
 }
 
+/** `/v1/tasks/:id/exec` → a regexp with a named group per `:name` segment. */
+export function patternRegExp(pattern: string): RegExp {
+  const source = pattern
+    .split("/")
+    .map((seg) => (seg.startsWith(":") ? `(?<${seg.slice(1)}>[^/]+)` : seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+    .join("/");
+  return new RegExp(`^${source}$`);
+}
+
 export function serveUpgrades(server: Server, routes: readonly UpgradeRoute[], tokens: TokenTable, log: Logger): void {
+  const compiled = routes.map((r) => ({ route: r, path: patternRegExp(r.pattern) }));
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = req.url ?? "/";
     const pathname = path.split("?")[0] ?? "/";
     let switched = false;
     void (async () => {
       const protocol = String(req.headers.upgrade ?? "").toLowerCase();
-      const route = routes.find((r) => r.protocol === protocol && r.path.test(pathname));
-      if (!route) throw new NotFoundError("endpoint", `${req.method ?? "GET"} ${pathname} (Upgrade: ${protocol || "none"})`);
+      const match = compiled.find((c) => c.route.protocol === protocol && c.path.test(pathname));
+      if (!match) throw new NotFoundError("endpoint", `${req.method ?? "GET"} ${pathname} (Upgrade: ${protocol || "none"})`);
+      const route = match.route;
       const caller = await tokens.identifyFresh(req.headers.authorization);
       requireGrant(caller, route.grant);
-      const params = { ...(route.path.exec(pathname)?.groups ?? {}) };
+      const params = { ...(match.path.exec(pathname)?.groups ?? {}) };
       for (const [k, v] of Object.entries(params)) params[k] = decodeURIComponent(v);
       await route.handle({
         params,

@@ -7,7 +7,7 @@ import { parseListen, type Config } from "../common/config.js";
 import { ValidationError } from "../common/errors.js";
 import { createHttpClient, openUpgrade, sourceAddressOf } from "../common/http.js";
 import { EXEC_PROTOCOL } from "../exec/frames.js";
-import { serveUpgrades } from "../http/upgrade.js";
+import { serveUpgrades, type UpgradeRoute } from "../http/upgrade.js";
 import { execProxyRoute, type AgentUpgrade } from "./http/exec.js";
 import { readJson } from "../common/json.js";
 import { createLogger, type Logger } from "../common/logger.js";
@@ -191,13 +191,18 @@ export class ManagerDaemon {
     return app;
   }
 
+  /** The HTTP upgrades this manager serves beside the app (torca exec); tests check the OpenAPI document against them too. */
+  upgradeRoutes(): UpgradeRoute[] {
+    const openAgent: AgentUpgrade = (url, headers) => openUpgrade(url, { protocol: EXEC_PROTOCOL, token: this.credential, ca: this.cellCa, localAddress: this.localAddress, headers });
+    return [execProxyRoute(this.view(), openAgent, this.log.child({ part: "exec" }))];
+  }
+
   async start(): Promise<void> {
     const app = this.buildApp();
     void this.resolver.start();
     this.server = await listenDaemon(app.callback(), this.config.manager.listen, this.tls);
     this.server.keepAliveTimeout = 5000;
-    const openAgent: AgentUpgrade = (url, headers) => openUpgrade(url, { protocol: EXEC_PROTOCOL, token: this.credential, ca: this.cellCa, localAddress: this.localAddress, headers });
-    serveUpgrades(this.server, [execProxyRoute(this.view(), openAgent, this.log.child({ part: "exec" }))], this.tokens, this.log);
+    serveUpgrades(this.server, this.upgradeRoutes(), this.tokens, this.log);
     this.log.info({ url: this.url }, "manager listening");
     await this.keeper.start();
   }

@@ -17,18 +17,20 @@ import { loadConfig } from "../../src/common/config.js";
 import { ManagerDaemon } from "../../src/manager/manager.js";
 import { openApiDocument, openApiPath } from "../../src/manager/http/openapi/document.js";
 import { OPERATIONS } from "../../src/manager/http/openapi/operations.js";
+import type { UpgradeRoute } from "../../src/http/upgrade.js";
 
-/** "METHOD /pattern" of every route of the routers mounted on `app` (HEAD is implied by GET). */
-function servedRoutes(app: Koa): string[] {
+/** "METHOD /pattern" of every route of the routers mounted on `app` (HEAD is implied by GET), and of the HTTP upgrades served beside it (POST). */
+function servedRoutes(app: Koa, upgrades: readonly UpgradeRoute[]): string[] {
   // @koa/router marks the middleware of router.routes() with its router.
   const routers = app.middleware.flatMap((m) => (m as unknown as { router?: Router }).router ?? []);
-  return routers.flatMap((r) => r.stack.flatMap((layer) => layer.methods.filter((m) => m !== "HEAD").map((m) => `${m} ${String(layer.path)}`)));
+  return [...routers.flatMap((r) => r.stack.flatMap((layer) => layer.methods.filter((m) => m !== "HEAD").map((m) => `${m} ${String(layer.path)}`))), ...upgrades.map((u) => `POST ${u.pattern}`)];
 }
 
 describe("the OpenAPI document", () => {
   const dir = mkdtempSync(join(tmpdir(), "torca-openapi-"));
   let manager: ManagerDaemon;
   let app: Koa;
+  let upgrades: UpgradeRoute[];
   const documented = new Set(OPERATIONS.map((o) => `${o.method.toUpperCase()} ${o.path}`));
 
   before(() => {
@@ -36,12 +38,13 @@ describe("the OpenAPI document", () => {
     writeFileSync(join(dir, "torca.yaml"), `cluster:\n  tokenFile: ${join(dir, "token")}\nmanager:\n  storageDir: ${join(dir, "store")}\n`);
     manager = new ManagerDaemon(loadConfig(join(dir, "torca.yaml"), {}).config);
     app = manager.buildApp();
+    upgrades = manager.upgradeRoutes();
   });
 
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   test("describes every route the manager's routers serve", () => {
-    const served = servedRoutes(app);
+    const served = servedRoutes(app, upgrades);
     assert.ok(served.length >= 40, `found only ${served.length} routes: is every router mounted with .routes()?`);
     const missing = served.filter((r) => !documented.has(r));
     assert.deepEqual(
@@ -52,7 +55,7 @@ describe("the OpenAPI document", () => {
   });
 
   test("describes nothing the manager does not serve", () => {
-    const served = new Set(servedRoutes(app));
+    const served = new Set(servedRoutes(app, upgrades));
     const stale = [...documented].filter((r) => !served.has(r));
     assert.deepEqual(stale, [], `described in src/manager/http/openapi/operations.ts but not served: ${stale.join(", ")}`);
   });

@@ -20,7 +20,7 @@ export type AgentUpgrade = (url: string, headers: Record<string, string>) => Pro
 export function execProxyRoute(v: ManagerView, openAgent: AgentUpgrade, log: Logger): UpgradeRoute {
   return {
     protocol: EXEC_PROTOCOL,
-    path: /^\/v1\/tasks\/(?<id>[^/]+)\/exec$/,
+    pattern: "/v1/tasks/:id/exec",
     grant: "submit",
     handle: async (s) => {
       const primary = requirePrimary(v);

@@ -193,6 +193,15 @@ export const OPERATIONS: readonly Operation[] = [
     ["/history/:job", "A job's history"],
     ...REMOTE_PAGES.map((p) => [`/${p.kind}`, p.title]),
   ].map(([path, summary]): Operation => ({ method: "get", path: path!, summary: `Page: ${summary}`, tag: "pages", access: "page", answers: [html("the page")] })),
+  {
+    method: "post",
+    path: "/v1/tasks/:id/exec",
+    summary:
+      "torca exec: with `Connection: Upgrade`, `Upgrade: torca-exec/1` and the command in the `Torca-Exec` header (base64url JSON {command, tty, rows?, cols?, term?}), the primary relays a session with the agent running the task; after 101 both directions carry frames (src/exec/frames.ts). Needs submit in the task's namespace; recorded as an exec event on the task.",
+    tag: "tasks",
+    access: "submit",
+    answers: [{ status: 101, description: "switching to torca-exec/1" }, json(409, "the task is not running", A.ErrorEnvelopeSchema), json(403, "the caller may not submit in the task's namespace", A.ErrorEnvelopeSchema)],
+  },
   { method: "get", path: "/charts/tasks/:jobId/:index/:metric", summary: "A task's usage over time (metric cpu or memory) as an SVG chart, for the task page", tag: "pages", access: "page", answers: [text("image/svg+xml", "the chart")] },
   { method: "get", path: "/charts/nodes/:id/:metric", summary: "A node's usage over time (metric cpu or memory) as an SVG chart, for the node page", tag: "pages", access: "page", answers: [text("image/svg+xml", "the chart")] },
   { method: "get", path: "/actions/:kind/:id/:name", summary: "Page: confirm an action (kind job, task or node; name kill, restart, drain, undrain) with the session's CSRF token", tag: "pages", access: "page", answers: [html("the confirmation form")] },
