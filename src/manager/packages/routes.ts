@@ -16,6 +16,8 @@ import { validatePackageRef, type PackageRegistry } from "./registry.js";
  *   PUT /v1/packages/:name/:version   (submit) body tar.gz → {name, version, digest, size, pushedAt, created}
  *   GET /v1/packages                  (read)   → {packages: [...]}
  *   GET /v1/blobs/:digest             (fetch)  the blob's bytes (read, submit, admin and agent tokens)
+ *   GET /v1/blobs/:digest/peers       (fetch)  {digest, peers: [{id, url, attributes, load}]}: the
+ *                                              agents whose ads say they serve the blob (any manager)
  *
  * The bytes go to the shared storage directory (any manager can store and
  * serve them); the name@version → digest record is a ZooKeeper write, so it
@@ -133,6 +135,15 @@ export function packagesRouter(d: PackagesDeps, tokens: TokenTable): Router {
     ctx.body = stream;
     // After the body: assigning a stream body drops any Content-Length set before.
     ctx.length = st.size;
+  });
+
+  r.get("/v1/blobs/:digest/peers", requireRole(tokens, "fetch"), (ctx) => {
+    const digest = parseDigest(ctx.params.digest, "digest");
+    const nodes = d.view.collector()?.nodes() ?? [];
+    const peers = nodes
+      .filter((n) => (n.state === "ready" || n.state === "draining") && n.blobs?.includes(digest))
+      .map((n) => ({ id: n.id, url: n.url, attributes: n.attributes, load: n.load && n.allocatable.cpu > 0 ? n.load.cpu1m / n.allocatable.cpu : 0 }));
+    ctx.body = { digest, peers };
   });
 
   return r;

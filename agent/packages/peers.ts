@@ -1,0 +1,84 @@
+import { createHash } from "node:crypto";
+import type { Got } from "got";
+import { z } from "zod";
+import { parseBody } from "../../src/common/protocol.js";
+import type { Digest } from "../../src/storage/digest.js";
+
+/**
+ * Finding and ordering the agents that can serve a blob. The holders come
+ * from the manager (`GET /v1/blobs/:digest/peers`, built from the ads every
+ * manager already watches), not from ZooKeeper: one request per pull
+ * instead of a read of every ad in the cell, and agents need no watch on
+ * each other (docs/packages.md, "Finding peers").
+ */
+
+export const PeerCandidateSchema = z.object({
+  id: z.string().min(1),
+  url: z.string().url(),
+  attributes: z.record(z.string()).default({}),
+  /** One-minute load average per allocatable core (0 when unknown). */
+  load: z.number().min(0).default(0),
+});
+export type PeerCandidate = z.infer<typeof PeerCandidateSchema>;
+
+export const PeerListSchema = z.object({ digest: z.string(), peers: z.array(PeerCandidateSchema) });
+
+/** Who holds a blob now (in any order). */
+export interface PeerDirectory {
+  holders(digest: Digest): Promise<PeerCandidate[]>;
+}
+
+export interface PeerSelf {
+  id: string;
+  attributes: Record<string, string>;
+}
+
+/** Labels that tell how near a peer is, nearest first: sharing the first is nearer than sharing only the second. */
+export const NEARNESS_LABELS = ["rack", "zone"] as const;
+
+/** 0 for a peer in the same rack, 1 in the same zone, 2 for any other. */
+export function distanceTo(self: PeerSelf, peer: PeerCandidate): number {
+  for (const [i, label] of NEARNESS_LABELS.entries()) {
+    const mine = self.attributes[label];
+    if (mine !== undefined && peer.attributes[label] === mine) return i;
+  }
+  return NEARNESS_LABELS.length;
+}
+
+/** Loads closer than this count as equal, so the spread below decides between them. */
+const LOAD_STEP = 0.25;
+
+/** A number fixed per (asker, peer) pair: equally good peers are ordered differently by each asker, so they share the work. */
+function spread(self: string, peer: string): number {
+  return createHash("sha256").update(`${self}\0${peer}`).digest().readUInt32BE(0);
+}
+
+/**
+ * The peers to try, in order: never this agent itself nor a distrusted peer;
+ * nearest first (rack, then zone), then least loaded, then an order of the
+ * asker's own, at most `limit`.
+ */
+export function rankPeers(self: PeerSelf, holders: readonly PeerCandidate[], distrusted: ReadonlySet<string>, limit: number): PeerCandidate[] {
+  const keyed = holders
+    .filter((p) => p.id !== self.id && !distrusted.has(p.id))
+    .map((p) => ({ p, key: [distanceTo(self, p), Math.floor(p.load / LOAD_STEP), spread(self.id, p.id)] as const }));
+  keyed.sort((a, b) => a.key[0] - b.key[0] || a.key[1] - b.key[1] || a.key[2] - b.key[2]);
+  return keyed.slice(0, Math.max(0, limit)).map((k) => k.p);
+}
+
+/** The holders as the current primary (or any manager) knows them from the ads. */
+export function managerPeerDirectory(managerUrls: () => string[], http: Got): PeerDirectory {
+  return {
+    async holders(digest) {
+      for (const url of managerUrls()) {
+        try {
+          const body = await http.get(`${url.replace(/\/+$/, "")}/v1/blobs/${digest}/peers`).json<unknown>();
+          return parseBody(PeerListSchema, body).peers;
+        } catch {
+          // The next manager, or no peers: shared storage is always the fallback.
+        }
+      }
+      return [];
+    },
+  };
+}
