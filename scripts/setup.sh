@@ -14,6 +14,8 @@ command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_pkgs+=(postgresql)
 # The partition tests cut loopback traffic with nftables.
 [ -x /usr/sbin/nft ] || need_pkgs+=(nftables)
+# The naming tests compare `dig` over UDP and TCP against the DNS server.
+command -v dig >/dev/null 2>&1 || need_pkgs+=(bind9-dnsutils)
 if [ "${TORCA_BROWSER_TESTS:-1}" != "0" ] && ! command -v chromium >/dev/null 2>&1; then need_pkgs+=(chromium); fi
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
