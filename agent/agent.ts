@@ -109,7 +109,7 @@ export class AgentDaemon {
         managerUrls,
         token: this.token,
         ...(this.cellCa ? { ca: this.cellCa } : {}),
-        ...(peers.enabled ? { peers: { directory: managerPeerDirectory(managerUrls, this.http), self: { id: this.id, attributes: this.attributes }, tries: peers.tries } } : {}),
+        ...(peers.enabled ? { peers: { directory: managerPeerDirectory(managerUrls, this.http), self: { id: this.id, attributes: this.attributes }, tries: peers.tries, waitMs: peers.wait } } : {}),
       },
       keepBlobs: peers.enabled,
       onPeerCorrupt: (c) => this.reporter.notePeerCorruption(c),

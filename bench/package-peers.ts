@@ -9,9 +9,10 @@ import { pathToFileURL } from "node:url";
 import Koa from "koa";
 import { BlobServer } from "../agent/http/blobs.js";
 import { PackageCache } from "../agent/packages/cache.js";
-import type { PeerCandidate, PeerDirectory } from "../agent/packages/peers.js";
+import type { PeerCandidate, PeerDirectory, PeerLookup } from "../agent/packages/peers.js";
 import { ThrottleStream, TokenBucket } from "../agent/packages/token-bucket.js";
 import { TokenTable } from "../src/common/auth.js";
+import { PullTracker } from "../src/manager/packages/pulls.js";
 import { BlobStore } from "../src/storage/blob-store.js";
 import { isDigest, type Digest } from "../src/storage/digest.js";
 import { packDirectoryToFile } from "../src/storage/pack.js";
@@ -26,10 +27,10 @@ import { generatePackage, PACKAGE_BYTES } from "./package-pull.js";
  * own cache directory and its own loopback address, in one process. Shared
  * storage stands behind one 1 Gbit/s link (a token bucket on the server), as
  * an NFS filer or the managers' blob route would; each agent serves at its
- * default agent.packagePeers rate (100 MiB/s, 4 transfers). The peer
- * directory stands in for the manager's `/v1/blobs/:digest/peers`: an agent
- * is listed AD_DELAY_MS after its cache holds the blob (report, ad write,
- * ZooKeeper watch).
+ * default agent.packagePeers rate (100 MiB/s, 4 transfers, 30 s wait). The
+ * peer directory stands in for the manager's `/v1/blobs/:digest/peers`, with
+ * the manager's own PullTracker: an agent is listed AD_DELAY_MS after its
+ * cache holds the blob (report, ad write, ZooKeeper watch).
  */
 
 const AGENTS = 10;
@@ -38,6 +39,7 @@ const STORAGE_RATE = 125_000_000;
 const PEER_RATE = 100 * 1024 * 1024;
 const PEER_TRANSFERS = 4;
 const PEER_TRIES = 3;
+const PEER_WAIT_MS = 30_000;
 const AD_DELAY_MS = 100;
 
 interface SimAgent {
@@ -66,12 +68,14 @@ async function startStorage(store: BlobStore): Promise<{ url: string; bytes: () 
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bytes: () => served, close: () => server.close() };
 }
 
-/** Who holds what, as the managers learn it from the agents' ads (after AD_DELAY_MS). */
+/** Who holds what, as the managers learn it from the agents' ads (after AD_DELAY_MS), and who asked first. */
 class SimDirectory implements PeerDirectory {
   private readonly listed = new Map<string, PeerCandidate>();
+  private readonly pulls = new PullTracker();
 
-  holders(): Promise<PeerCandidate[]> {
-    return Promise.resolve([...this.listed.values()]);
+  lookup(digest: Digest, self: string): Promise<PeerLookup> {
+    for (const id of this.listed.keys()) this.pulls.done(digest, id);
+    return Promise.resolve({ holders: [...this.listed.values()], pulling: this.pulls.note(digest, self, Date.now()) });
   }
 
   advertise(agent: SimAgent): void {
@@ -84,7 +88,7 @@ async function startAgent(work: string, id: string, host: string, storageUrl: st
   agent.cache = new PackageCache({
     cacheDir: join(work, id),
     maxBytes: 1024 ** 3,
-    sources: { managerUrls: () => [storageUrl], token: TOKEN, ...(directory ? { peers: { directory, self: { id, attributes: {} }, tries: PEER_TRIES } } : {}) },
+    sources: { managerUrls: () => [storageUrl], token: TOKEN, ...(directory ? { peers: { directory, self: { id, attributes: {} }, tries: PEER_TRIES, waitMs: PEER_WAIT_MS } } : {}) },
     keepBlobs: directory !== undefined,
     ...(directory ? { onChange: () => directory.advertise(agent) } : {}),
   });

@@ -52,8 +52,8 @@ export interface PeerSourcesConfig {
   self: PeerSelf;
   /** Peers asked for one blob. */
   tries: number;
-  /** When every peer asked was busy, they are asked again for this long before storage (default 2 s). */
-  busyWaitMs?: number;
+  /** How long a pull waits for peers that are busy, or still pulling the blob themselves, before storage (default 30 s). */
+  waitMs?: number;
   /** A peer that sent corrupted bytes is not asked again for this long (default 10 min). */
   distrustMs?: number;
 }
@@ -412,17 +412,18 @@ export class PackageCache {
 
   /**
    * Asks up to `peers.tries` peers in turn; undefined when none delivered.
-   * Busy peers are asked again, with a pause, until `busyWaitMs` has passed;
-   * the holders are read again each round (peers that finished a pull join).
+   * While peers are busy, or agents that started earlier are still pulling
+   * the blob, the holders are read again after a pause (peers that finished
+   * a pull join), until `waitMs` has passed.
    */
   private async pullFromPeers(digest: Digest, dest: string): Promise<number | undefined> {
     const p = this.sources.peers;
     if (!p || p.tries <= 0) return undefined;
     const opts = { token: this.sources.token, ...(this.sources.ca ? { ca: this.sources.ca } : {}), downloadTimeoutMs: this.downloadTimeoutMs, responseTimeoutMs: this.responseTimeoutMs };
-    const deadline = Date.now() + (p.busyWaitMs ?? 2000);
+    const deadline = Date.now() + (p.waitMs ?? 30_000);
     const failed = new Set<string>();
     for (let round = 0; ; round++) {
-      const holders = await p.directory.holders(digest).catch(() => []);
+      const { holders, pulling } = await p.directory.lookup(digest, p.self.id).catch(() => ({ holders: [], pulling: [] }));
       const candidates = rankPeers(p.self, holders, this.distrustedNow(failed), p.tries - failed.size);
       let busy = 0;
       for (const peer of candidates) {
@@ -445,8 +446,9 @@ export class PackageCache {
           else this.log.warn({ digest, source: source.name, err: e }, "pulling from a peer failed; trying the next source");
         }
       }
-      if (busy === 0 || failed.size >= p.tries || Date.now() >= deadline) break;
-      await sleep(Math.min(1000, 100 * 2 ** round));
+      const forthcoming = pulling.some((a) => !failed.has(a) && !this.distrusted.has(a));
+      if ((busy === 0 && !forthcoming) || failed.size >= p.tries || Date.now() >= deadline) break;
+      await sleep(Math.min(500, 100 * 2 ** round));
     }
     this.counters.peerFallbacks += 1;
     return undefined;

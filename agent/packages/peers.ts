@@ -21,11 +21,18 @@ export const PeerCandidateSchema = z.object({
 });
 export type PeerCandidate = z.infer<typeof PeerCandidateSchema>;
 
-export const PeerListSchema = z.object({ digest: z.string(), peers: z.array(PeerCandidateSchema) });
+export const PeerListSchema = z.object({ digest: z.string(), peers: z.array(PeerCandidateSchema), pulling: z.array(z.string()).default([]) });
 
-/** Who holds a blob now (in any order). */
+export interface PeerLookup {
+  /** Agents serving the blob now (in any order). */
+  holders: PeerCandidate[];
+  /** Agents that started pulling it before the asker and do not hold it yet: worth waiting for. */
+  pulling: string[];
+}
+
+/** Who can serve a blob; asking also tells that `self` is about to pull it. */
 export interface PeerDirectory {
-  holders(digest: Digest): Promise<PeerCandidate[]>;
+  lookup(digest: Digest, self: string): Promise<PeerLookup>;
 }
 
 export interface PeerSelf {
@@ -69,16 +76,17 @@ export function rankPeers(self: PeerSelf, holders: readonly PeerCandidate[], dis
 /** The holders as the current primary (or any manager) knows them from the ads. */
 export function managerPeerDirectory(managerUrls: () => string[], http: Got): PeerDirectory {
   return {
-    async holders(digest) {
+    async lookup(digest, self) {
       for (const url of managerUrls()) {
         try {
-          const body = await http.get(`${url.replace(/\/+$/, "")}/v1/blobs/${digest}/peers`).json<unknown>();
-          return parseBody(PeerListSchema, body).peers;
+          const body = await http.get(`${url.replace(/\/+$/, "")}/v1/blobs/${digest}/peers`, { searchParams: { agent: self } }).json<unknown>();
+          const list = parseBody(PeerListSchema, body);
+          return { holders: list.peers, pulling: list.pulling };
         } catch {
           // The next manager, or no peers: shared storage is always the fallback.
         }
       }
-      return [];
+      return { holders: [], pulling: [] };
     },
   };
 }

@@ -295,6 +295,8 @@ export const ConfigSchema = z
             maxTransfers: z.number().int().min(1).max(1000).default(4),
             /** Peers asked for one blob before shared storage. */
             tries: z.number().int().min(0).max(20).default(3),
+            /** How long a pull waits for peers that are busy, or still pulling the blob themselves, before shared storage. */
+            wait: duration.default("30s"),
           })
           .strict()
           .default({}),

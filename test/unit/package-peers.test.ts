@@ -12,6 +12,7 @@ import { PackageCache, type PackageCacheOptions, type PeerCorruption } from "../
 import { rankPeers, type PeerCandidate, type PeerDirectory } from "../../agent/packages/peers.js";
 import { TokenBucket } from "../../agent/packages/token-bucket.js";
 import { TokenTable } from "../../src/common/auth.js";
+import { PULL_TTL_MS, PullTracker } from "../../src/manager/packages/pulls.js";
 import { errorEnvelope } from "../../src/http/edge.js";
 import { createLogger } from "../../src/common/logger.js";
 import { digestOfBuffer, type Digest } from "../../src/storage/digest.js";
@@ -87,23 +88,23 @@ async function serveCache(cache: PackageCache, opts: { rate?: number; burst?: nu
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server: blobs };
 }
 
-function directoryOf(list: () => PeerCandidate[]): PeerDirectory & { asked: number } {
+function directoryOf(list: () => PeerCandidate[], pulling: () => string[] = () => []): PeerDirectory & { asked: number } {
   const d = {
     asked: 0,
-    holders: () => {
+    lookup: () => {
       d.asked += 1;
-      return Promise.resolve(list());
+      return Promise.resolve({ holders: list(), pulling: pulling() });
     },
   };
   return d;
 }
 
-async function newCache(o: { managers?: string[]; peers?: PeerDirectory; rack?: string; tries?: number; corrupt?: PeerCorruption[] } & Partial<PackageCacheOptions> = {}): Promise<PackageCache> {
-  const { managers = [], peers, rack, tries = 3, corrupt, ...rest } = o;
+async function newCache(o: { managers?: string[]; peers?: PeerDirectory; rack?: string; tries?: number; waitMs?: number; corrupt?: PeerCorruption[] } & Partial<PackageCacheOptions> = {}): Promise<PackageCache> {
+  const { managers = [], peers, rack, tries = 3, waitMs = 300, corrupt, ...rest } = o;
   return new PackageCache({
     cacheDir: await freshDir("cache"),
     maxBytes: 1024 ** 3,
-    sources: { managerUrls: () => managers, token: TOKEN, ...(peers ? { peers: { directory: peers, self: { id: "me", attributes: rack ? { rack } : {} }, tries, busyWaitMs: 300 } } : {}) },
+    sources: { managerUrls: () => managers, token: TOKEN, ...(peers ? { peers: { directory: peers, self: { id: "me", attributes: rack ? { rack } : {} }, tries, waitMs } } : {}) },
     keepBlobs: true,
     retryDelayMs: 1,
     maxAttempts: 2,
@@ -146,6 +147,21 @@ describe("choosing peers", () => {
     assert.ok(firsts.size >= 3, `first choices of 20 askers: ${[...firsts].join(", ")}`);
     // Stable for one asker.
     assert.deepEqual(rankPeers({ id: "asker-1", attributes: {} }, holders, new Set(), 5), rankPeers({ id: "asker-1", attributes: {} }, [...holders].reverse(), new Set(), 5));
+  });
+});
+
+describe("who is pulling (the manager's view)", () => {
+  test("each asker is told who asked before it and holds nothing yet; holders and old pulls drop out", () => {
+    const t = new PullTracker();
+    const d = "sha256:" + "a".repeat(64);
+    assert.deepEqual(t.note(d, "a1", 1000), [], "the first asker waits for nobody: it reads storage");
+    assert.deepEqual(t.note(d, "a2", 1001), ["a1"]);
+    assert.deepEqual(t.note(d, "a3", 1001), ["a1", "a2"]);
+    assert.deepEqual(t.note(d, "a1", 1500), [], "asking again keeps one's place");
+    assert.deepEqual(t.note("sha256:" + "b".repeat(64), "a3", 1500), [], "per digest");
+    t.done(d, "a1");
+    assert.deepEqual(t.note(d, "a3", 1600), ["a2"]);
+    assert.deepEqual(t.note(d, "a4", 1001 + PULL_TTL_MS + 1), [], "a pull not finished within the TTL is not waited for");
   });
 });
 
@@ -256,6 +272,31 @@ describe("pulling from peers", () => {
     assert.equal(lonely.stats().peerFallbacks, 1);
     assert.equal(manager.requests, 2);
     for (const c of [cache, lonely]) await c.close();
+  });
+});
+
+describe("waiting for peers", () => {
+  test("an agent that asked after another one waits for it to hold the blob, then pulls from it", async () => {
+    const pkg = await makePackage("i");
+    const manager = await startFake(pkg.blob);
+    const first = await newCache({ managers: [manager.url] });
+    const served = await serveCache(first);
+    let firstHolds = false;
+    const dir = directoryOf(
+      () => (firstHolds ? [{ id: "first", url: served.url, attributes: {}, load: 0 }] : []),
+      () => (firstHolds ? [] : ["first"]),
+    );
+    const waiter = await newCache({ managers: [manager.url], peers: dir, waitMs: 10_000 });
+    const waiting = waiter.ensure(pkg.digest);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(manager.requests, 0, "the waiter did not read storage while the first agent was pulling");
+    await first.ensure(pkg.digest);
+    firstHolds = true;
+    await waiting;
+    assert.equal(manager.requests, 1, "storage served only the first agent");
+    assert.equal(waiter.stats().bytesFromPeers, pkg.blob.length);
+    assert.ok(dir.asked >= 2);
+    for (const c of [first, waiter]) await c.close();
   });
 });
 
