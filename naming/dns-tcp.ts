@@ -14,7 +14,7 @@ export interface DnsTcpOptions {
   answer(msg: Buffer): Promise<Buffer | undefined>;
   /** Default 10 s (RFC 7766 suggests seconds, not minutes). */
   idleMs?: number;
-  /** Connections served at once; more are refused by the kernel's backlog then reset (default 256). */
+  /** Connections served at once; one more is closed as soon as it is accepted (default 256). */
   maxConnections?: number;
   logger?: Logger;
 }

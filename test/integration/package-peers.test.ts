@@ -86,6 +86,16 @@ describe("packages from peers on a real cell", { skip, timeout: 300_000 }, () =>
     await until("agent-2 to offer the blob in turn", async () => (await peersOf()).join() === "agent-1,agent-2", { timeoutMs: 20_000, intervalMs: 200 });
   });
 
+  it("a task cannot read the credential agents present to each other", async () => {
+    const { id } = await tc.submit(batchJob("steal-token", ["/bin/sh", "-c", `for f in ${tc.cell.agentTokenFile} ${join(tc.cell.dir, "agent-1.json")}; do cat $f >/dev/null && exit 10; done; exit 1`], `restart: { attempts: 0 }\nconstraints: [{ attribute: node.id, operator: '=', value: agent-1 }]\n`));
+    // A failed batch task migrates after its restarts on a node; pinned, it then waits: its first exit is the answer.
+    const j = await tc.waitJob(id, (x) => x.taskList[0]?.exit !== undefined, 60_000, "the task's exit");
+    assert.equal(j.taskList[0]!.exit!.exitCode, 1, "exit 10: the task read the agent token file or the agent's config");
+    await tc.api.delete(`${await tc.primaryUrl()}/v1/jobs/${id}`);
+    const logs = await tc.api.get(`${await tc.primaryUrl()}/v1/tasks/${encodeURIComponent(`${id}/0`)}/logs?stream=stderr&attempt=1`).text();
+    assert.match(logs, /Permission denied/);
+  });
+
   it("a peer serving a corrupted blob is reported to the primary (an alert) and skipped for shared storage", async () => {
     renameSync(`${blobsDir}.away`, blobsDir);
     // Both holders' kept copies go bad (a failing disk): the third agent must not run from either.
