@@ -3,7 +3,8 @@ import type { Logger } from "../src/common/logger.js";
 import { parseBody, ReportReplySchema, type AgentAd, type AgentReport, type ReportReply } from "../src/common/protocol.js";
 import type { LeaderInfo } from "../src/coord/election.js";
 import type { AgentNaming } from "./naming/index.js";
-import type { PackageCache, PeerCorruption } from "./packages/cache.js";
+import type { PackageCache } from "./packages/cache.js";
+import type { PeerCorruption } from "./packages/peer-pull.js";
 import type { TaskRunner } from "./tasks/runner.js";
 
 /**

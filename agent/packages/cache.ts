@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { ReadStream } from "node:fs";
 import { chmod, lstat, mkdir, open, readdir, rename, rm, utimes, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import { Transform, type Readable, type TransformCallback } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { IntegrityError, NotFoundError, TorcaError, UnavailableError, UnsafeArchiveError, toTorcaError } from "../../src/common/errors.js";
 import { createLogger, type Logger } from "../../src/common/logger.js";
@@ -10,8 +10,9 @@ import { DigestingStream, digestHex, parseDigest, type Digest } from "../../src/
 import { removeReadOnlyTree, treeFileBytes } from "../../src/storage/tree.js";
 import { extractSafely, type ExtractLimits } from "../../src/storage/unpack.js";
 import { acquireDirectoryLock, type DirectoryLock } from "./owner-lock.js";
-import { rankPeers, type PeerDirectory, type PeerSelf } from "./peers.js";
-import { httpSource, SourceBusyError, storageSource, type BlobSource } from "./sources.js";
+import { BlobKeeper } from "./blob-keeper.js";
+import { PeerPuller, type PeerCorruption, type PeerSourcesConfig } from "./peer-pull.js";
+import { httpSource, storageSource, type BlobSource, type HttpSourceOptions } from "./sources.js";
 
 /**
  * The agent's package cache: packages pulled by digest, verified while they
@@ -44,26 +45,6 @@ export interface PackageSourcesConfig {
   ca?: Buffer;
   /** Other agents to pull from before storage and managers (same token and CA). */
   peers?: PeerSourcesConfig;
-}
-
-export interface PeerSourcesConfig {
-  directory: PeerDirectory;
-  /** This agent: never asked, and the reference for nearness. */
-  self: PeerSelf;
-  /** Peers asked for one blob. */
-  tries: number;
-  /** How long a pull waits for peers that are busy, or still pulling the blob themselves, before storage (default 30 s). */
-  waitMs?: number;
-  /** A peer that sent corrupted bytes is not asked again for this long (default 10 min). */
-  distrustMs?: number;
-}
-
-/** A peer sent bytes that do not match the digest asked for. */
-export interface PeerCorruption {
-  peer: string;
-  url: string;
-  digest: Digest;
-  actual: Digest;
 }
 
 export interface PackageCacheOptions {
@@ -169,8 +150,9 @@ export class PackageCache {
     peerFallbacks: 0,
     evictions: 0,
   };
-  /** Peers that sent corrupted bytes, until when they are not asked. */
-  private readonly distrusted = new Map<string, number>();
+  private readonly peers: PeerPuller | undefined;
+  /** How managers and peers are asked over HTTP. */
+  private readonly httpOptions: HttpSourceOptions;
   private clock = 0;
   private opening: Promise<void> | undefined;
   private lock: DirectoryLock | undefined;
@@ -191,6 +173,9 @@ export class PackageCache {
     this.downloadTimeoutMs = opts.downloadTimeoutMs ?? 600_000;
     this.responseTimeoutMs = opts.responseTimeoutMs ?? 10_000;
     this.log = opts.logger ?? createLogger("package-cache");
+    const peers = opts.sources.peers;
+    this.httpOptions = { token: opts.sources.token, ...(opts.sources.ca ? { ca: opts.sources.ca } : {}), downloadTimeoutMs: this.downloadTimeoutMs, responseTimeoutMs: this.responseTimeoutMs };
+    this.peers = peers && peers.tries > 0 ? new PeerPuller({ config: peers, sourceOptions: this.httpOptions, counters: this.counters, log: this.log, ...(opts.onPeerCorrupt ? { onPeerCorrupt: opts.onPeerCorrupt } : {}) }) : undefined;
   }
 
   /** Takes the directory lock and loads what is already unpacked; called implicitly by every operation. */
@@ -397,8 +382,7 @@ export class PackageCache {
   }
 
   private sourceList(): BlobSource[] {
-    const opts = { token: this.sources.token, ...(this.sources.ca ? { ca: this.sources.ca } : {}), downloadTimeoutMs: this.downloadTimeoutMs, responseTimeoutMs: this.responseTimeoutMs };
-    return this.sources.managerUrls().map((url) => httpSource(url, opts));
+    return this.sources.managerUrls().map((url) => httpSource(url, this.httpOptions));
   }
 
   private async keptBlobSize(digest: Digest): Promise<number | undefined> {
@@ -410,73 +394,17 @@ export class PackageCache {
     }
   }
 
-  /**
-   * Asks up to `peers.tries` peers in turn; undefined when none delivered.
-   * While peers are busy, or agents that started earlier are still pulling
-   * the blob, the holders are read again after a pause (peers that finished
-   * a pull join), until `waitMs` has passed.
-   */
-  private async pullFromPeers(digest: Digest, dest: string): Promise<number | undefined> {
-    const p = this.sources.peers;
-    if (!p || p.tries <= 0) return undefined;
-    const opts = { token: this.sources.token, ...(this.sources.ca ? { ca: this.sources.ca } : {}), downloadTimeoutMs: this.downloadTimeoutMs, responseTimeoutMs: this.responseTimeoutMs };
-    const deadline = Date.now() + (p.waitMs ?? 30_000);
-    const failed = new Set<string>();
-    for (let round = 0; ; round++) {
-      const { holders, pulling } = await p.directory.lookup(digest, p.self.id).catch(() => ({ holders: [], pulling: [] }));
-      const candidates = rankPeers(p.self, holders, this.distrustedNow(failed), p.tries - failed.size);
-      let busy = 0;
-      for (const peer of candidates) {
-        const source = httpSource(peer.url, { ...opts, peer: peer.id });
-        try {
-          const bytes = await this.pullFrom(source, digest, dest);
-          this.log.info({ digest, source: source.name, bytes }, "package unpacked");
-          return bytes;
-        } catch (err) {
-          const e = toTorcaError(err);
-          if (e.code === "unsafe_archive" || e.code === "payload_too_large") throw e;
-          if (e.code === "conflict" && (await isDirectory(dest))) return treeFileBytes(dest);
-          if (e instanceof SourceBusyError) {
-            this.counters.peerBusy += 1;
-            busy += 1;
-            continue;
-          }
-          failed.add(peer.id);
-          if (e.code === "integrity") this.distrust(peer.id, peer.url, digest, e);
-          else this.log.warn({ digest, source: source.name, err: e }, "pulling from a peer failed; trying the next source");
-        }
-      }
-      const forthcoming = pulling.some((a) => !failed.has(a) && !this.distrusted.has(a));
-      if ((busy === 0 && !forthcoming) || failed.size >= p.tries || Date.now() >= deadline) break;
-      await sleep(Math.min(500, 100 * 2 ** round));
-    }
-    this.counters.peerFallbacks += 1;
-    return undefined;
-  }
-
-  private distrustedNow(failed: ReadonlySet<string>): Set<string> {
-    const now = Date.now();
-    const out = new Set(failed);
-    for (const [peer, until] of this.distrusted) {
-      if (until > now) out.add(peer);
-      else this.distrusted.delete(peer);
-    }
-    return out;
-  }
-
-  /** A peer sent bytes that are not what it was asked for: loud, counted, reported, and that peer is not asked again for a while. */
-  private distrust(peer: string, url: string, digest: Digest, e: TorcaError): void {
-    this.counters.integrityFailures += 1;
-    this.counters.peerIntegrityFailures += 1;
-    this.distrusted.set(peer, Date.now() + (this.sources.peers?.distrustMs ?? 600_000));
-    const actual = (e.context as { actual?: Digest }).actual ?? digest;
-    this.log.error({ digest, actual, peer, url }, "a peer served a blob that does not match its digest; not asking that peer again for a while");
-    this.opts.onPeerCorrupt?.({ peer, url, digest, actual });
-  }
-
   /** Tries the sources in turn; returns the unpacked bytes. */
   private async pull(digest: Digest, dest: string): Promise<number> {
-    const fromPeer = await this.pullFromPeers(digest, dest);
+    const fromPeer = await this.peers?.pull(digest, async (source) => {
+      try {
+        return await this.pullFrom(source, digest, dest);
+      } catch (err) {
+        // Another pull of this digest (a previous agent run) finished first.
+        if (toTorcaError(err).code === "conflict" && (await isDirectory(dest))) return treeFileBytes(dest);
+        throw err;
+      }
+    });
     if (fromPeer !== undefined) return fromPeer;
     const sources = this.sourceList();
     if (this.sources.storageDir !== undefined) {
@@ -599,46 +527,6 @@ export class PackageCache {
       throw err;
     }
     await removeReadOnlyTree(doomed);
-  }
-}
-
-/**
- * Writes what passes through to a temporary file next to the kept blobs
- * (each chunk is on its way to disk before it is passed on, so the file
- * keeps pace with the hasher); commit() puts it under its digest once the
- * caller verified that digest, discard() removes whatever was not committed.
- */
-class BlobKeeper extends Transform {
-  private committed = false;
-
-  private constructor(
-    private readonly fh: FileHandle,
-    private readonly tmp: string,
-  ) {
-    super();
-  }
-
-  static async create(dir: string, digest: Digest): Promise<BlobKeeper> {
-    const tmp = join(dir, `.${digestHex(digest)}.${randomBytes(6).toString("hex")}.part`);
-    return new BlobKeeper(await open(tmp, "wx", 0o600), tmp);
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.fh.write(chunk).then(() => done(null, chunk), done);
-  }
-
-  /** Durable before it is offered: a peer must not receive a blob cut short by a crash. */
-  async commit(path: string): Promise<void> {
-    await this.fh.sync();
-    await this.fh.close();
-    await rename(this.tmp, path);
-    this.committed = true;
-  }
-
-  async discard(): Promise<void> {
-    if (this.committed) return;
-    await this.fh.close().catch(() => undefined);
-    await rm(this.tmp, { force: true });
   }
 }
 

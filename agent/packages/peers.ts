@@ -73,6 +73,25 @@ export function rankPeers(self: PeerSelf, holders: readonly PeerCandidate[], dis
   return keyed.slice(0, Math.max(0, limit)).map((k) => k.p);
 }
 
+/** Peers that sent corrupted content, each until a time; pure (time passed in). */
+export class Distrust {
+  private readonly until = new Map<string, number>();
+
+  add(peer: string, until: number): void {
+    this.until.set(peer, until);
+  }
+
+  has(peer: string, now: number): boolean {
+    return (this.until.get(peer) ?? 0) > now;
+  }
+
+  /** The peers distrusted at `now` (forgetting those whose time is over). */
+  now(now: number): Set<string> {
+    for (const [peer, until] of this.until) if (until <= now) this.until.delete(peer);
+    return new Set(this.until.keys());
+  }
+}
+
 /** The holders as the current primary (or any manager) knows them from the ads. */
 export function managerPeerDirectory(managerUrls: () => string[], http: Got): PeerDirectory {
   return {
