@@ -21,11 +21,13 @@ import { isCutOff, tasksToStopWhenCutOff } from "./cut-off.js";
 import { detectDrivers } from "./drivers.js";
 import { EpochFence } from "./epoch-fence.js";
 import { agentRouter } from "./http/api.js";
+import { BlobServer } from "./http/blobs.js";
 import { LogRotator } from "./logs/rotate.js";
 import { agentPage } from "./http/page.js";
 import { AgentNaming } from "./naming/index.js";
 import { defaultAgentId, machineLoad, measureCapacity } from "./machine.js";
 import { PackageCache } from "./packages/cache.js";
+import { managerPeerDirectory } from "./packages/peers.js";
 import { AgentRegistration } from "./registration.js";
 import { Reporter } from "./reporting.js";
 import { PortAllocator } from "./tasks/ports.js";
@@ -62,6 +64,7 @@ export class AgentDaemon {
   private runner!: TaskRunner;
   private naming?: AgentNaming;
   private cache!: PackageCache;
+  private blobServer?: BlobServer;
   private drivers!: { lxc?: Driver; process: Driver };
   private registration!: AgentRegistration;
   private reporter!: Reporter;
@@ -105,12 +108,27 @@ export class AgentDaemon {
     const found = await detectDrivers(a, this.id, this.log);
     this.drivers = found.drivers;
     Object.assign(this.attributes, found.attributes);
+    const managerUrls = (): string[] => (this.registration.leader ? [this.registration.leader.url] : []);
+    const peers = a.packagePeers;
     this.cache = new PackageCache({
       cacheDir: a.packageCache.dir ?? join(this.dataDir, "packages"),
       maxBytes: a.packageCache.maxSize,
-      sources: { ...(a.storageDir ? { storageDir: a.storageDir } : {}), managerUrls: () => (this.registration.leader ? [this.registration.leader.url] : []), token: this.token, ...(this.cellCa ? { ca: this.cellCa } : {}) },
+      sources: {
+        ...(a.storageDir ? { storageDir: a.storageDir } : {}),
+        managerUrls,
+        token: this.token,
+        ...(this.cellCa ? { ca: this.cellCa } : {}),
+        ...(peers.enabled ? { peers: { directory: managerPeerDirectory(managerUrls, this.http), self: { id: this.id, attributes: this.attributes }, tries: peers.tries, waitMs: peers.wait } } : {}),
+      },
+      keepBlobs: peers.enabled,
+      onPeerCorrupt: (c) => this.reporter.notePeerCorruption(c),
+      onChange: () => this.reporter.adChanged(),
       logger: this.log,
     });
+    if (peers.enabled) {
+      const cache = this.cache;
+      this.blobServer = new BlobServer({ open: (d) => cache.openBlob(d), ratePerSecond: peers.rate, burst: peers.burst, maxTransfers: peers.maxTransfers });
+    }
     const { host } = parseListen(a.listen);
     this.runner = new TaskRunner({
       dataDir: this.dataDir,
@@ -223,6 +241,7 @@ export class AgentDaemon {
       this.tokens,
     );
     app.use(api.routes()).use(api.allowedMethods());
+    if (this.blobServer) app.use(this.blobServer.router(this.tokens).routes());
     const misc = new Router();
     misc.get("/healthz", (ctx) => {
       ctx.body = { ok: true, id: this.id };
@@ -263,6 +282,7 @@ export class AgentDaemon {
       load: machineLoad(this.dataDir),
       tasks: this.runner.report(),
       packages: this.cache.stats(),
+      ...(this.blobServer ? { blobServing: this.blobServer.stats() } : {}),
     };
   }
 
@@ -278,6 +298,7 @@ export class AgentDaemon {
       portRange: this.config.agent.portRange,
       drivers: { lxc: Boolean(this.drivers.lxc), process: true },
       cachedPackages: (await this.cache.list()).map(String),
+      ...(this.blobServer ? { blobs: (await this.cache.blobs()).map(String) } : {}),
       load: machineLoad(this.dataDir),
       startedAt: this.startedAt,
     };

@@ -4,6 +4,7 @@ import { parseBody, ReportReplySchema, type AgentAd, type AgentReport, type Repo
 import type { LeaderInfo } from "../src/coord/election.js";
 import type { AgentNaming } from "./naming/index.js";
 import type { PackageCache } from "./packages/cache.js";
+import type { PeerCorruption } from "./packages/peer-pull.js";
 import type { TaskRunner } from "./tasks/runner.js";
 
 /**
@@ -37,6 +38,8 @@ export interface ReporterOptions {
   onUsageRead?: () => void;
 }
 
+const MAX_CORRUPTIONS = 100;
+
 export class Reporter {
   private timer?: NodeJS.Timeout;
   private soon?: NodeJS.Timeout;
@@ -45,6 +48,8 @@ export class Reporter {
   private stopped = false;
   private fullReportDue = true;
   private lastAd?: AgentAd;
+  /** Corrupted blobs from peers not yet in an answered report (at most MAX_CORRUPTIONS, newest kept). */
+  private corruptions: PeerCorruption[] = [];
 
   constructor(private readonly o: ReporterOptions) {}
 
@@ -64,6 +69,18 @@ export class Reporter {
       this.soon = undefined;
       void this.report();
     }, delayMs);
+  }
+
+  /** Tells the primary at once that a peer served a corrupted blob (it raises an alert). */
+  notePeerCorruption(c: PeerCorruption): void {
+    this.corruptions = [...this.corruptions, c].slice(-MAX_CORRUPTIONS);
+    this.schedule(0);
+  }
+
+  /** The ad changed in a way other agents act on (the blobs it serves): rewrite it with the next report. */
+  adChanged(): void {
+    this.fullReportDue = true;
+    this.schedule(0);
   }
 
   stop(): void {
@@ -90,9 +107,11 @@ export class Reporter {
       if (!leader) return;
       const load = (this.lastAd ??= await this.o.ad()).load!;
       const cachedPackages = (await this.o.cache.list()).map(String);
-      const body: AgentReport = { agentId: this.o.id, tasks: this.withHealth(this.o.runner.report({ forPrimary: true })), cachedPackages, load };
+      const corruptions = this.corruptions;
+      const body: AgentReport = { agentId: this.o.id, tasks: this.withHealth(this.o.runner.report({ forPrimary: true })), cachedPackages, load, ...(corruptions.length ? { peerCorruptions: corruptions } : {}) };
       const reply = JSON.parse(await this.send(`${leader.url}/v1/agents/${encodeURIComponent(this.o.id)}/report`, body)) as unknown;
       const answer = parseBody(ReportReplySchema, reply);
+      this.corruptions = this.corruptions.filter((c) => !corruptions.includes(c));
       this.o.runner.markRecorded(answer.recorded);
       this.o.onReply(answer);
     } catch (e) {

@@ -19,13 +19,13 @@ import { removeReadOnlyTree } from "../src/storage/tree.js";
  * and the bytes a second pull transfers (target 0).
  */
 
-const PACKAGE_BYTES = 100 * 1024 * 1024;
+export const PACKAGE_BYTES = 100 * 1024 * 1024;
 const FILE_BYTES = 2 * 1024 * 1024;
 const RUNS = 3;
 const TOKEN = "bench-token";
 
 /** Half incompressible (random) files, half text that compresses like logs or source. */
-async function generatePackage(dir: string): Promise<void> {
+export async function generatePackage(dir: string): Promise<void> {
   await mkdir(join(dir, "lib"), { recursive: true });
   const words = ["alpha", "beta", "gamma", "delta", "request", "handler", "config", "value", "error", "retry"];
   for (let i = 0; i * FILE_BYTES < PACKAGE_BYTES; i++) {

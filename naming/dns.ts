@@ -6,10 +6,11 @@ import type { Logger } from "../src/common/logger.js";
 import type { Endpoint } from "./layout.js";
 import { InvalidNameError, serviceName } from "./names.js";
 import type { Resolution, Resolver } from "./resolver.js";
+import { DnsTcpListener } from "./dns-tcp.js";
 
 /**
  * A small authoritative DNS server for the `torca.` zone, answering from the
- * resolver's watched cache (UDP only):
+ * resolver's watched cache, over UDP and TCP on the same port:
  *
  *   <service>.<namespace>.torca.               A / AAAA: every endpoint's address
  *                                              SRV: every endpoint's first port
@@ -21,6 +22,10 @@ import type { Resolution, Resolver } from "./resolver.js";
  * names outside the zone are REFUSED (this is not a recursive resolver).
  * Because SRV targets are `<node>.node.torca.`, the namespace `node` is not
  * reachable through DNS.
+ *
+ * A UDP answer larger than 512 bytes (or the EDNS size the client
+ * advertises) is cut and carries the TC bit; the resolver then asks again
+ * over TCP (dns-tcp.ts), where answers go up to 64 KiB.
  */
 
 export const DNS_ZONE = "torca";
@@ -140,8 +145,11 @@ export async function answerDnsQuery(query: DecodedPacket, source: DnsSource, op
   }
 }
 
+/** Largest DNS message over TCP (its length prefix is two bytes). */
+export const TCP_MESSAGE_LIMIT = 0xffff;
+
 /** The UDP payload the client accepts: its EDNS size, else the classic 512 bytes. */
-function payloadLimit(query: DecodedPacket): number {
+export function udpPayloadLimit(query: DecodedPacket): number {
   const opt = (query.additionals ?? []).find((a) => a.type === "OPT") as { udpPayloadSize?: number } | undefined;
   return Math.min(Math.max(opt?.udpPayloadSize ?? 512, 512), 4096);
 }
@@ -167,12 +175,18 @@ export interface DnsServerOptions {
   /** Default 127.0.0.1: the server answers only on loopback unless told otherwise. */
   host?: string;
   ttl?: number;
+  /** TCP connections are closed after this long without a query (default 10 s). */
+  tcpIdleMs?: number;
   logger?: Logger;
 }
 
-/** The UDP server. Node addresses for SRV targets are learned from the resolver's answers. */
+/** Tries for a port both UDP and TCP can have, when the port is chosen by the system (port 0). */
+const FREE_PORT_TRIES = 5;
+
+/** The UDP and TCP server. Node addresses for SRV targets are learned from the resolver's answers. */
 export class DnsServer {
   private socket?: Socket;
+  private tcp?: DnsTcpListener;
   private readonly nodes = new Map<string, string>();
   private readonly onChange = (_name: string, endpoints: Endpoint[]) => this.learn(endpoints);
   queries = 0;
@@ -192,45 +206,72 @@ export class DnsServer {
     nodeHost: (label) => this.nodes.get(label),
   };
 
+  /** Binds UDP, then TCP on the same port (with port 0, a port free for both). */
   async start(): Promise<{ host: string; port: number }> {
     const host = this.o.host ?? "127.0.0.1";
-    const sock = createSocket(isIPv6(host) ? "udp6" : "udp4");
-    this.socket = sock;
     this.o.resolver.on("change", this.onChange);
-    sock.on("message", (msg, rinfo) => void this.handle(sock, msg, rinfo));
+    for (let attempt = 1; ; attempt++) {
+      const sock = await this.bindUdp(host, this.o.port);
+      const port = sock.address().port;
+      const tcp = new DnsTcpListener({ answer: (msg) => this.answer(msg, () => TCP_MESSAGE_LIMIT), ...(this.o.tcpIdleMs !== undefined ? { idleMs: this.o.tcpIdleMs } : {}), ...(this.o.logger ? { logger: this.o.logger } : {}) });
+      try {
+        await tcp.listen(port, host);
+      } catch (e) {
+        await new Promise<void>((resolve) => sock.close(() => resolve()));
+        if (this.o.port === 0 && (e as NodeJS.ErrnoException).code === "EADDRINUSE" && attempt < FREE_PORT_TRIES) continue;
+        this.o.resolver.off("change", this.onChange);
+        throw e;
+      }
+      this.socket = sock;
+      this.tcp = tcp;
+      return { host: sock.address().address, port };
+    }
+  }
+
+  private async bindUdp(host: string, port: number): Promise<Socket> {
+    const sock = createSocket(isIPv6(host) ? "udp6" : "udp4");
+    sock.on("message", (msg, rinfo) => void this.handleUdp(sock, msg, rinfo));
     sock.on("error", (e) => this.o.logger?.warn({ err: e }, "dns socket error"));
     await new Promise<void>((resolve, reject) => {
       sock.once("error", reject);
-      sock.bind(this.o.port, host, () => {
+      sock.bind(port, host, () => {
         sock.off("error", reject);
         resolve();
       });
     });
-    const addr = sock.address();
-    return { host: addr.address, port: addr.port };
+    return sock;
   }
 
-  private async handle(sock: Socket, msg: Buffer, rinfo: RemoteInfo): Promise<void> {
+  private async handleUdp(sock: Socket, msg: Buffer, rinfo: RemoteInfo): Promise<void> {
+    const out = await this.answer(msg, udpPayloadLimit);
+    if (out) sock.send(out, rinfo.port, rinfo.address);
+  }
+
+  /** The encoded answer to one message within the transport's limit; undefined for what is not a DNS query. */
+  private async answer(msg: Buffer, limitOf: (query: DecodedPacket) => number): Promise<Buffer | undefined> {
     this.queries += 1;
     let query: DecodedPacket;
     try {
       query = dnsPacket.decode(msg);
     } catch {
-      return; // not DNS: no answer, like most servers
+      return undefined; // not DNS: no answer, like most servers
     }
-    if (query.type === "response") return;
+    if (query.type === "response") return undefined;
     try {
       const resp = await answerDnsQuery(query, this.source, { ...(this.o.ttl !== undefined ? { ttl: this.o.ttl } : {}) });
-      sock.send(encodeWithinLimit(resp, payloadLimit(query)), rinfo.port, rinfo.address);
+      return encodeWithinLimit(resp, limitOf(query));
     } catch (e) {
       this.o.logger?.warn({ err: e }, "dns answer failed");
+      return undefined;
     }
   }
 
   close(): Promise<void> {
     this.o.resolver.off("change", this.onChange);
     const sock = this.socket;
+    const tcp = this.tcp;
     this.socket = undefined;
-    return new Promise((resolve) => (sock ? sock.close(() => resolve()) : resolve()));
+    this.tcp = undefined;
+    return Promise.all([new Promise<void>((resolve) => (sock ? sock.close(() => resolve()) : resolve())), tcp?.close()]).then(() => undefined);
   }
 }

@@ -16,6 +16,8 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_pkgs+=(postgres
 [ -x /usr/sbin/nft ] || need_pkgs+=(nftables)
 # The metrics tests check the manager's and agents' /metrics with promtool (Debian ships it in prometheus).
 [ -x /usr/bin/promtool ] || need_pkgs+=(prometheus)
+# The naming tests compare `dig` over UDP and TCP against the DNS server.
+command -v dig >/dev/null 2>&1 || need_pkgs+=(bind9-dnsutils)
 if [ "${TORCA_BROWSER_TESTS:-1}" != "0" ] && ! command -v chromium >/dev/null 2>&1; then need_pkgs+=(chromium); fi
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then

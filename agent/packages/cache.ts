@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { chmod, lstat, mkdir, readdir, rename, utimes } from "node:fs/promises";
+import type { ReadStream } from "node:fs";
+import { chmod, lstat, mkdir, open, readdir, rename, rm, utimes, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -9,7 +10,9 @@ import { DigestingStream, digestHex, parseDigest, type Digest } from "../../src/
 import { removeReadOnlyTree, treeFileBytes } from "../../src/storage/tree.js";
 import { extractSafely, type ExtractLimits } from "../../src/storage/unpack.js";
 import { acquireDirectoryLock, type DirectoryLock } from "./owner-lock.js";
-import { httpSource, storageSource, type BlobSource } from "./sources.js";
+import { BlobKeeper } from "./blob-keeper.js";
+import { PeerPuller, type PeerCorruption, type PeerSourcesConfig } from "./peer-pull.js";
+import { httpSource, storageSource, type BlobSource, type HttpSourceOptions } from "./sources.js";
 
 /**
  * The agent's package cache: packages pulled by digest, verified while they
@@ -18,9 +21,15 @@ import { httpSource, storageSource, type BlobSource } from "./sources.js";
  *
  * - One pull per digest at a time in this process (single flight); the
  *   directory itself is owned by one agent process (see owner-lock.ts).
- * - Sources in order: the shared storage directory if mounted here and
- *   holding the blob, then each manager URL; a failed or corrupted attempt
- *   moves on to the next source, for at most `maxAttempts` attempts.
+ * - Sources in order: up to `peers.tries` other agents holding the blob
+ *   (peers.ts chooses them), then the shared storage directory if mounted
+ *   here and holding the blob, then each manager URL; a failed or corrupted
+ *   attempt moves on to the next source, for at most `maxAttempts` attempts
+ *   after the peers. A peer whose bytes do not match the digest is reported
+ *   (onPeerCorrupt) and not asked again for `distrustMs`.
+ * - With `keepBlobs`, the verified blob is kept next to the unpacked tree
+ *   (`<cacheDir>/blobs/<hex>`, counted in `maxBytes`) so this agent can serve
+ *   it to its peers (openBlob); it goes when the package is evicted.
  * - `acquire()` pins a package while a task runs from it; `gc()` never evicts
  *   a pinned or in-flight package. `ensure()` alone does not pin.
  */
@@ -34,6 +43,8 @@ export interface PackageSourcesConfig {
   token: string;
   /** The cell CA managers are verified against (a cell on TLS). */
   ca?: Buffer;
+  /** Other agents to pull from before storage and managers (same token and CA). */
+  peers?: PeerSourcesConfig;
 }
 
 export interface PackageCacheOptions {
@@ -41,6 +52,12 @@ export interface PackageCacheOptions {
   /** Budget for unpacked packages, in bytes of regular files. */
   maxBytes: number;
   sources: PackageSourcesConfig;
+  /** Keep verified blobs to serve them to peers (see the module comment). */
+  keepBlobs?: boolean;
+  /** A peer served corrupted content (also logged and counted): the agent reports it to the primary. */
+  onPeerCorrupt?: (c: PeerCorruption) => void;
+  /** The set of packages or kept blobs changed (the ad should be rewritten). */
+  onChange?: () => void;
   /** Limits applied when unpacking (defaults: unpack.ts). */
   extractLimits?: Partial<ExtractLimits>;
   /** Largest compressed blob accepted (default 4 GiB). */
@@ -69,8 +86,15 @@ export interface PackageCacheStats {
   bytesTransferred: number;
   bytesFromStorage: number;
   bytesFromHttp: number;
+  bytesFromPeers: number;
   /** Attempts whose bytes did not match the digest. */
   integrityFailures: number;
+  /** Of those, attempts on peers. */
+  peerIntegrityFailures: number;
+  /** Peers that answered busy (503). */
+  peerBusy: number;
+  /** Pulls that found no peer able to serve them and went on to storage or a manager. */
+  peerFallbacks: number;
   evictions: number;
 }
 
@@ -82,7 +106,10 @@ export interface PackageLease {
 }
 
 interface CachedPackage {
+  /** Unpacked bytes. */
   bytes: number;
+  /** Size of the kept blob, when there is one. */
+  blobBytes?: number;
   lastUsed: number;
 }
 
@@ -91,6 +118,8 @@ const HEX_NAME = /^[0-9a-f]{64}$/;
 export class PackageCache {
   private readonly cacheDir: string;
   private readonly packagesDir: string;
+  private readonly blobsDir: string;
+  private readonly keepBlobs: boolean;
   private readonly maxBytes: number;
   private readonly sources: PackageSourcesConfig;
   private readonly extractLimits: Partial<ExtractLimits>;
@@ -100,6 +129,7 @@ export class PackageCache {
   private readonly downloadTimeoutMs: number;
   private readonly responseTimeoutMs: number;
   private readonly log: Logger;
+  private readonly opts: PackageCacheOptions;
 
   private readonly entries = new Map<Digest, CachedPackage>();
   private readonly inflight = new Map<Digest, Promise<string>>();
@@ -113,9 +143,16 @@ export class PackageCache {
     bytesTransferred: 0,
     bytesFromStorage: 0,
     bytesFromHttp: 0,
+    bytesFromPeers: 0,
     integrityFailures: 0,
+    peerIntegrityFailures: 0,
+    peerBusy: 0,
+    peerFallbacks: 0,
     evictions: 0,
   };
+  private readonly peers: PeerPuller | undefined;
+  /** How managers and peers are asked over HTTP. */
+  private readonly httpOptions: HttpSourceOptions;
   private clock = 0;
   private opening: Promise<void> | undefined;
   private lock: DirectoryLock | undefined;
@@ -124,6 +161,9 @@ export class PackageCache {
   constructor(opts: PackageCacheOptions) {
     this.cacheDir = opts.cacheDir;
     this.packagesDir = join(opts.cacheDir, "packages");
+    this.blobsDir = join(opts.cacheDir, "blobs");
+    this.keepBlobs = opts.keepBlobs ?? false;
+    this.opts = opts;
     this.maxBytes = opts.maxBytes;
     this.sources = opts.sources;
     this.extractLimits = opts.extractLimits ?? {};
@@ -133,6 +173,9 @@ export class PackageCache {
     this.downloadTimeoutMs = opts.downloadTimeoutMs ?? 600_000;
     this.responseTimeoutMs = opts.responseTimeoutMs ?? 10_000;
     this.log = opts.logger ?? createLogger("package-cache");
+    const peers = opts.sources.peers;
+    this.httpOptions = { token: opts.sources.token, ...(opts.sources.ca ? { ca: opts.sources.ca } : {}), downloadTimeoutMs: this.downloadTimeoutMs, responseTimeoutMs: this.responseTimeoutMs };
+    this.peers = peers && peers.tries > 0 ? new PeerPuller({ config: peers, sourceOptions: this.httpOptions, counters: this.counters, log: this.log, ...(opts.onPeerCorrupt ? { onPeerCorrupt: opts.onPeerCorrupt } : {}) }) : undefined;
   }
 
   /** Takes the directory lock and loads what is already unpacked; called implicitly by every operation. */
@@ -200,10 +243,32 @@ export class PackageCache {
     await this.touchParsed(digest);
   }
 
-  /** Unpacked bytes currently held. */
+  /** Digests whose verified blob is kept here (what this agent serves to peers). */
+  async blobs(): Promise<Digest[]> {
+    await this.open();
+    return [...this.entries.entries()].filter(([, e]) => e.blobBytes !== undefined).map(([d]) => d).sort();
+  }
+
+  /** The kept blob's bytes, or undefined when this cache does not hold it. An eviction meanwhile does not cut the stream short (the open file outlives its name). */
+  async openBlob(digestText: string): Promise<{ stream: ReadStream; size: number } | undefined> {
+    const digest = parseDigest(digestText);
+    await this.open();
+    const entry = this.entries.get(digest);
+    if (entry?.blobBytes === undefined) return undefined;
+    let fh: FileHandle;
+    try {
+      fh = await open(this.blobPathOf(digest), "r");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+    return { stream: fh.createReadStream({ highWaterMark: 1 << 20 }), size: entry.blobBytes };
+  }
+
+  /** Bytes currently held: unpacked trees and kept blobs. */
   totalBytes(): number {
     let total = 0;
-    for (const e of this.entries.values()) total += e.bytes;
+    for (const e of this.entries.values()) total += e.bytes + (e.blobBytes ?? 0);
     return total;
   }
 
@@ -219,6 +284,10 @@ export class PackageCache {
 
   pathOf(digest: Digest): string {
     return join(this.packagesDir, digestHex(digest));
+  }
+
+  blobPathOf(digest: Digest): string {
+    return join(this.blobsDir, digestHex(digest));
   }
 
   private async load(): Promise<void> {
@@ -240,6 +309,21 @@ export class PackageCache {
       const st = await lstat(path);
       this.entries.set(`sha256:${d.name}`, { bytes: await treeFileBytes(path), lastUsed: st.mtimeMs });
       this.clock = Math.max(this.clock, st.mtimeMs);
+    }
+    await this.loadBlobs();
+  }
+
+  /** Kept blobs of cached packages count; partial ones and blobs of packages no longer here go. */
+  private async loadBlobs(): Promise<void> {
+    await mkdir(this.blobsDir, { recursive: true, mode: 0o700 });
+    for (const d of await readdir(this.blobsDir, { withFileTypes: true })) {
+      const path = join(this.blobsDir, d.name);
+      const entry = HEX_NAME.test(d.name) && d.isFile() ? this.entries.get(`sha256:${d.name}`) : undefined;
+      if (!entry || !this.keepBlobs) {
+        await rm(path, { force: true, recursive: true });
+        continue;
+      }
+      entry.blobBytes = (await lstat(path)).size;
     }
   }
 
@@ -286,22 +370,42 @@ export class PackageCache {
     await this.evicting.get(digest);
     const dest = this.pathOf(digest);
     const bytes = (await isDirectory(dest)) ? await treeFileBytes(dest) : await this.pull(digest, dest);
-    this.entries.set(digest, { bytes, lastUsed: this.tick() });
+    const blobBytes = await this.keptBlobSize(digest);
+    this.entries.set(digest, { bytes, ...(blobBytes !== undefined ? { blobBytes } : {}), lastUsed: this.tick() });
     try {
       await this.collect(new Set([digest]));
     } catch (err) {
       this.log.warn({ err }, "package cache garbage collection failed");
     }
+    this.opts.onChange?.();
     return dest;
   }
 
   private sourceList(): BlobSource[] {
-    const opts = { token: this.sources.token, ...(this.sources.ca ? { ca: this.sources.ca } : {}), downloadTimeoutMs: this.downloadTimeoutMs, responseTimeoutMs: this.responseTimeoutMs };
-    return this.sources.managerUrls().map((url) => httpSource(url, opts));
+    return this.sources.managerUrls().map((url) => httpSource(url, this.httpOptions));
+  }
+
+  private async keptBlobSize(digest: Digest): Promise<number | undefined> {
+    if (!this.keepBlobs) return undefined;
+    try {
+      return (await lstat(this.blobPathOf(digest))).size;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Tries the sources in turn; returns the unpacked bytes. */
   private async pull(digest: Digest, dest: string): Promise<number> {
+    const fromPeer = await this.peers?.pull(digest, async (source) => {
+      try {
+        return await this.pullFrom(source, digest, dest);
+      } catch (err) {
+        // Another pull of this digest (a previous agent run) finished first.
+        if (toTorcaError(err).code === "conflict" && (await isDirectory(dest))) return treeFileBytes(dest);
+        throw err;
+      }
+    });
+    if (fromPeer !== undefined) return fromPeer;
     const sources = this.sourceList();
     if (this.sources.storageDir !== undefined) {
       const storage = storageSource(this.sources.storageDir);
@@ -341,8 +445,9 @@ export class PackageCache {
   private async pullFrom(source: BlobSource, digest: Digest, dest: string): Promise<number> {
     const input = await source.open(digest);
     const hasher = new DigestingStream({ maxBytes: this.maxBlobBytes });
+    const keeper = this.keepBlobs ? await BlobKeeper.create(this.blobsDir, digest) : undefined;
     // Errors of the source reach the extractor through the hasher, which pipeline() destroys with them.
-    const piping = pipeline(input, hasher);
+    const piping = keeper ? pipeline(input, keeper, hasher) : pipeline(input, hasher);
     piping.catch(() => undefined);
     const mismatch = (actual: Digest): IntegrityError =>
       new IntegrityError(`${source.name} sent content with digest ${actual} for ${digest}`, { expected: digest, actual, source: source.name });
@@ -353,6 +458,7 @@ export class PackageCache {
           await piping;
           const actual = hasher.digest();
           if (actual !== digest) throw mismatch(actual);
+          await keeper?.commit(this.blobPathOf(digest));
         },
       });
       this.counters.extractions += 1;
@@ -368,8 +474,10 @@ export class PackageCache {
       input.destroy();
       throw err;
     } finally {
+      await keeper?.discard();
       this.counters.bytesTransferred += hasher.bytes;
       if (source.kind === "http") this.counters.bytesFromHttp += hasher.bytes;
+      else if (source.kind === "peer") this.counters.bytesFromPeers += hasher.bytes;
       else this.counters.bytesFromStorage += hasher.bytes;
     }
   }
@@ -403,11 +511,14 @@ export class PackageCache {
       this.counters.evictions += 1;
       this.log.info({ digest, bytes: entry.bytes }, "package evicted");
     }
+    if (evicted.length > 0) this.opts.onChange?.();
     return evicted;
   }
 
   /** Renamed away first: a crash halfway through deleting must not leave a partial package under its real name. */
   private async remove(digest: Digest): Promise<void> {
+    // The blob first: once the tree is gone, nothing may still offer it to peers.
+    await rm(this.blobPathOf(digest), { force: true });
     const doomed = join(this.packagesDir, `.${digestHex(digest)}.${randomBytes(6).toString("hex")}.evicting`);
     try {
       await rename(this.pathOf(digest), doomed);

@@ -75,8 +75,10 @@ export class TokenTable {
   static fromConfig(config: Config, createAdmin = false, kind: "agent" | "manager" = "manager"): TokenTable {
     const admin = kind === "agent" && config.cluster.agentTokenFile ? undefined : readTokenFile(config.cluster.tokenFile, createAdmin);
     const c = config.cluster;
+    // Agents share one credential and accept it from each other (role agent: fetching package blobs, docs/packages.md).
+    const agentsDigest = c.agentTokenSha256 ?? (kind === "agent" && c.agentTokenFile ? digestOf(readTokenFile(c.agentTokenFile, false, "cluster.agentTokenFile")) : undefined);
     const peers = [
-      ...(c.agentTokenSha256 ? [{ name: "agents", role: "agent" as const, sha256: c.agentTokenSha256 }] : []),
+      ...(agentsDigest ? [{ name: "agents", role: "agent" as const, sha256: agentsDigest }] : []),
       ...(c.managerTokenSha256 ? [{ name: "managers", role: "manager" as const, sha256: c.managerTokenSha256 }] : []),
       ...(c.adminTokenSha256 && !admin ? [{ name: "cluster", role: "admin" as const, sha256: c.adminTokenSha256 }] : []),
     ];

@@ -284,6 +284,24 @@ export const ConfigSchema = z
         packageCache: z.object({ dir: z.string().optional(), maxSize: size.default("10GiB") }).strict().default({}),
         /** Shared storage mounted on this machine (same directory as the managers' storageDir), if any. */
         storageDir: z.string().optional(),
+        /** Agents serve the blobs of their cached packages to each other (docs/packages.md). */
+        packagePeers: z
+          .object({
+            /** Serve this agent's blobs and pull from peers before shared storage. */
+            enabled: z.boolean().default(true),
+            /** Bytes per second served to peers, all transfers together (a token bucket). */
+            rate: size.default("100MiB"),
+            /** Bytes the bucket holds: what may go out at once after a quiet spell. */
+            burst: size.default("8MiB"),
+            /** Transfers served at once; one more is answered 503 with Retry-After. */
+            maxTransfers: z.number().int().min(1).max(1000).default(4),
+            /** Peers asked for one blob before shared storage. */
+            tries: z.number().int().min(0).max(20).default(3),
+            /** How long a pull waits for peers that are busy, or still pulling the blob themselves, before shared storage. */
+            wait: duration.default("30s"),
+          })
+          .strict()
+          .default({}),
         logs: z.object({ maxSize: size.default("16MiB"), keep: z.number().int().min(0).max(100).default(3) }).strict().default({}),
         stopGrace: duration.default("5s"),
       })

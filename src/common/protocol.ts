@@ -72,6 +72,8 @@ export const AgentReportSchema = z.object({
   tasks: z.array(ReportedTaskSchema),
   cachedPackages: z.array(z.string()).default([]),
   load: z.object({ cpu1m: z.number(), memoryUsed: z.number(), diskFree: z.number() }).optional(),
+  /** Peers that served this agent a blob not matching its digest since its last answered report (docs/packages.md). */
+  peerCorruptions: z.array(z.object({ peer: z.string().min(1), url: z.string(), digest: z.string(), actual: z.string() })).max(100).optional(),
 });
 export type AgentReport = z.infer<typeof AgentReportSchema>;
 
@@ -91,6 +93,8 @@ export const AgentAdSchema = z.object({
   portRange: z.tuple([z.number(), z.number()]),
   drivers: z.object({ lxc: z.boolean(), process: z.boolean() }),
   cachedPackages: z.array(z.string()).default([]),
+  /** Digests whose blobs this agent serves to its peers at `GET {url}/v1/blobs/:digest`. */
+  blobs: z.array(z.string()).optional(),
   load: z.object({ cpu1m: z.number(), memoryUsed: z.number(), diskFree: z.number() }).optional(),
   startedAt: z.number(),
 });

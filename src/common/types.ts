@@ -71,6 +71,8 @@ export const ALERT_KINDS = [
   // Task files accept `notify.on: [completed]`; without a kind for it that
   // setting would silently never notify anyone.
   "job-completed",
+  // An agent served another agent a package blob that does not match its digest (bad disk, tampering).
+  "package-corrupt",
 ] as const;
 
 export type AlertKind = (typeof ALERT_KINDS)[number];
@@ -229,6 +231,8 @@ export interface NodeInfo {
   attributes: Record<string, string>;
   /** Package digests present in the agent's cache. */
   cachedPackages: string[];
+  /** Digests whose blobs the agent serves to other agents (its ad). */
+  blobs?: string[];
   /** Dynamic port range the agent allocates from. */
   portRange: [number, number];
   drivers: { lxc: boolean; process: boolean };

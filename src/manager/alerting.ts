@@ -71,6 +71,7 @@ const SEVERITY: Record<AlertKind, AlertSeverity> = {
   "cron-missed": "warning",
   "daemon-crashloop": "critical",
   "job-completed": "info",
+  "package-corrupt": "critical",
 };
 
 const TITLE: Record<AlertKind, string> = {
@@ -86,6 +87,7 @@ const TITLE: Record<AlertKind, string> = {
   "cron-missed": "cron run missed",
   "daemon-crashloop": "daemon crash-looping",
   "job-completed": "job completed",
+  "package-corrupt": "corrupted package blob served",
 };
 
 function isAlertKind(kind: string): kind is AlertKind {

@@ -155,6 +155,12 @@ describe("naming on a local cell", () => {
     const admin = await dnsQuery("_admin._tcp.web.frontend.default.torca", "SRV");
     assert.deepEqual(((admin.answers ?? []) as SrvAnswer[]).map((x) => x.data.port).sort(), eps.map((e) => e.ports.admin!).sort());
     assert.equal((await dnsQuery("nothing.default.torca", "A")).rcode, "NXDOMAIN");
+    // A resolver's view: dig over UDP and over TCP (same port) print the same records.
+    const digAnswer = async (transport: string) =>
+      (await run("dig", ["@127.0.0.1", "-p", String(dnsPort), transport, "+tries=1", "+short", "SRV", "web.frontend.default.torca"])).stdout.trim().split("\n").sort();
+    const overUdp = await digAnswer("+notcp");
+    assert.equal(overUdp.length, 3);
+    assert.deepEqual(await digAnswer("+tcp"), overUdp);
   });
 
   // How fast an endpoint leaves is a bench figure (bench/naming.ts); here, that the exit removes it.

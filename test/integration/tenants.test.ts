@@ -155,9 +155,11 @@ describe("tenants and daemon credentials", { timeout: 240_000 }, () => {
     // The managers' token is for agents only: managers do not accept it.
     const managerToken = readFileSync(tc.cell.managerTokenFile, "utf8").trim();
     assert.equal((await call(`${primary}/v1/jobs`, managerToken)).status, 401);
-    // Agents know only the managers' token (and the admin token's digest): the agent token cannot stop tasks on any agent.
+    // Agents accept the agent token from each other for package blobs only: it cannot stop tasks or read an agent's status.
     const agentUrl = tc.cell.daemons.get("agent-1")!.url;
-    assert.equal((await call(`${agentUrl}/v1/tasks/x%2F0/stop`, agentToken, "POST", JSON.stringify({ epoch: 1, attempt: 1 }), "application/json")).status, 401);
+    assertForbidden(await call(`${agentUrl}/v1/tasks/x%2F0/stop`, agentToken, "POST", JSON.stringify({ epoch: 1, attempt: 1 }), "application/json"), '"agents"', "control");
+    assertForbidden(await call(`${agentUrl}/v1/status`, agentToken), '"agents"', "read");
+    assert.equal((await call(`${agentUrl}/v1/blobs/${missingBlob}`, agentToken)).status, 404, "peer blobs: allowed (this one is not cached)");
     assert.equal((await call(`${agentUrl}/v1/status`, managerToken)).status, 200, "the agent accepts the managers' token");
   });
 

@@ -9,6 +9,8 @@ import { parseDigest } from "../../storage/digest.js";
 import { checkArchive, type ExtractLimits } from "../../storage/unpack.js";
 import type { ManagerView } from "../http/api.js";
 import { requireRole } from "../../http/auth.js";
+import { queryValue } from "../../http/query.js";
+import { PullTracker } from "./pulls.js";
 import { validatePackageRef, type PackageRegistry } from "./registry.js";
 
 /**
@@ -16,6 +18,10 @@ import { validatePackageRef, type PackageRegistry } from "./registry.js";
  *   PUT /v1/packages/:name/:version   (submit) body tar.gz → {name, version, digest, size, pushedAt, created}
  *   GET /v1/packages                  (read)   → {packages: [...]}
  *   GET /v1/blobs/:digest             (fetch)  the blob's bytes (read, submit, admin and agent tokens)
+ *   GET /v1/blobs/:digest/peers       (fetch)  {digest, peers: [{id, url, attributes, load}], pulling}: the
+ *       [?agent=ID]                            agents whose ads say they serve the blob (any manager);
+ *                                              with `agent`, that agent is about to pull it, and `pulling`
+ *                                              names those that asked before it and hold nothing yet (pulls.ts)
  *
  * The bytes go to the shared storage directory (any manager can store and
  * serve them); the name@version → digest record is a ZooKeeper write, so it
@@ -133,6 +139,19 @@ export function packagesRouter(d: PackagesDeps, tokens: TokenTable): Router {
     ctx.body = stream;
     // After the body: assigning a stream body drops any Content-Length set before.
     ctx.length = st.size;
+  });
+
+  const pulls = new PullTracker();
+  r.get("/v1/blobs/:digest/peers", requireRole(tokens, "fetch"), (ctx) => {
+    const digest = parseDigest(ctx.params.digest, "digest");
+    const agent = queryValue(ctx, "agent", { pattern: /^[A-Za-z0-9._-]{1,64}$/, what: "an agent id" });
+    const nodes = d.view.collector()?.nodes() ?? [];
+    const holders = nodes.filter((n) => n.blobs?.includes(digest));
+    for (const n of holders) pulls.done(digest, n.id);
+    const peers = holders
+      .filter((n) => n.state === "ready" || n.state === "draining")
+      .map((n) => ({ id: n.id, url: n.url, attributes: n.attributes, load: n.load && n.allocatable.cpu > 0 ? n.load.cpu1m / n.allocatable.cpu : 0 }));
+    ctx.body = { digest, peers, pulling: agent === undefined ? [] : pulls.note(digest, agent, Date.now()) };
   });
 
   return r;

@@ -344,6 +344,7 @@ export class Primary {
    */
   async handleReport(report: AgentReport): Promise<{ recorded: string[]; disconnectGraceMs: number }> {
     this.collector.noteReport(report);
+    this.raisePeerCorruptions(report);
     this.disconnected.tracker.reported(report.agentId, this.now());
     this.usage.note(report, this.now());
     await this.queue.run(async () => {
@@ -394,6 +395,15 @@ export class Primary {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** An agent found a peer's blob not matching its digest: the peer is suspect (its disk, or worse), one alert per peer and blob. */
+  private raisePeerCorruptions(report: AgentReport): void {
+    for (const c of report.peerCorruptions ?? []) {
+      const node = this.collector.node(c.peer);
+      const text = `Agent ${report.agentId} asked ${c.peer} (${c.url}) for package blob ${c.digest} and received content with digest ${c.actual}. The bytes were discarded and ${report.agentId} pulled from another source; check ${c.peer}'s disk (its package cache) or drain it.`;
+      this.alert("package-corrupt", `package-corrupt:${c.peer}:${c.digest}`, { text, ...(node ? { node } : {}) });
+    }
+  }
 
   private raise(alerts: readonly LifecycleAlert[], node?: NodeInfo): void {
     for (const a of alerts) this.alert(a.kind, a.key, { job: a.job, task: a.task, text: a.text, ...(node ? { node } : {}) });
