@@ -12,6 +12,7 @@ import { registerPlan } from "./commands/plan.js";
 import { registerLogs, registerTasks } from "./commands/tasks.js";
 import { registerQuota } from "./commands/quota.js";
 import { registerTokens } from "./commands/tokens.js";
+import { registerWorkflow } from "./commands/workflow.js";
 import { cliContext } from "./context.js";
 
 /**
@@ -38,6 +39,7 @@ registerTasks(program, ctx);
 registerKill(program, ctx);
 registerLogs(program, ctx);
 registerHistory(program, ctx);
+registerWorkflow(program, ctx);
 registerNodes(program, ctx);
 registerDrain(program, ctx);
 registerPush(program, ctx);

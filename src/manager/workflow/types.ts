@@ -22,6 +22,8 @@ export interface WorkflowNodeDef {
   post?: string[];
   /** The node's job, as submitted: name and namespace are replaced by the node's job name (jobNameOf). */
   job: JobSpec;
+  /** The content digest of the job's package, resolved when the workflow was submitted. */
+  packageDigest?: string;
 }
 
 export interface WorkflowDef {
@@ -83,6 +85,7 @@ const WorkflowDefSchema = z.object({
       pre: z.array(z.string()).optional(),
       post: z.array(z.string()).optional(),
       job: StoredJobSpecSchema,
+      packageDigest: z.string().optional(),
     }),
   ),
 });
