@@ -80,6 +80,20 @@ nodes:
     assert.ok(listed.some((x) => x.id === "diamond" && x.state === "succeeded"));
   });
 
+  test("the example diamond runs to success: a task file, PRE before the job, POST told the job's status, when: any", async () => {
+    const example = new URL("../../../config/examples/workflows/diamond.yaml", import.meta.url).pathname;
+    await torca("workflow", "submit", example);
+    const w = await waitWorkflow("diamond", (x) => x.state !== "running", "finished");
+    assert.equal(w.state, "succeeded", JSON.stringify(w.nodeList));
+    assert.deepEqual(w.nodeList.map((n) => [n.name, n.state]), [["fetch", "succeeded"], ["left", "succeeded"], ["right", "succeeded"], ["merge", "succeeded"], ["cleanup", "succeeded"]]);
+    const right = await c.job("diamond.right");
+    const pre = await c.job("diamond.right.pre");
+    assert.ok(pre.taskList[0]!.finishedAt! <= right.taskList[0]!.startedAt!, "PRE ran before the job");
+    const post = await c.job("diamond.merge.post");
+    assert.equal(post.spec.env.TORCA_JOB_STATUS, "complete");
+    assert.ok((await c.job("diamond.merge")).taskList[0]!.finishedAt! <= post.taskList[0]!.startedAt!, "POST ran after the job");
+  });
+
   test("the CLI refuses an invalid workflow before sending it, naming the node and the line", async () => {
     const file = write("cycle.yaml", `workflow: loop\nnodes:\n  - { name: a, after: [b], job: ${node("true")} }\n  - { name: b, after: [a], job: ${node("true")} }\n  - { name: c, after: [x], job: ${node("true")} }\n`);
     const r = await runTorca(["workflow", "submit", file], env);

@@ -1,5 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { ValidationError } from "../../src/common/errors.js";
 import { findCycle, layersOf } from "../../src/manager/workflow/graph.js";
 import { jobPathsOf, parseWorkflow } from "../../src/manager/workflow/parse.js";
@@ -143,5 +144,18 @@ describe("workflow graphs", () => {
     assert.equal(layersOf(chain).get("n19999"), 19_999);
     chain[0] = { name: "n0", after: ["n19999"] };
     assert.equal(findCycle(chain)?.length, 20_001);
+  });
+});
+
+describe("the example in config/examples/workflows", () => {
+  test("diamond.yaml is a valid diamond with a task file, PRE, POST, retry, when: any and a throttle", () => {
+    const dir = new URL("../../../config/examples/workflows/", import.meta.url);
+    const text = readFileSync(new URL("diamond.yaml", dir), "utf8");
+    const files = Object.fromEntries(jobPathsOf(text).map((p) => [p, readFileSync(new URL(p, dir), "utf8")]));
+    const wf = parseWorkflow(text, { source: "diamond.yaml", files });
+    assert.deepEqual(wf.nodes.map((n) => [n.name, n.after]), [["fetch", []], ["left", ["fetch"]], ["right", ["fetch"]], ["merge", ["left", "right"]], ["cleanup", ["merge"]]]);
+    assert.equal(wf.throttle, 2);
+    assert.equal(wf.nodes[3]!.job.name, "diamond.merge");
+    assert.ok(wf.nodes[2]!.pre && wf.nodes[3]!.post);
   });
 });
