@@ -73,9 +73,13 @@ nodes:
     const w = await waitWorkflow("diamond", (x) => x.state !== "running", "finished");
     assert.equal(w.state, "succeeded", JSON.stringify(w.nodeList));
     assert.deepEqual(w.nodeList.map((n) => [n.name, n.state, n.attempts, n.job]), [["a", "succeeded", 1, "diamond.a"], ["b", "succeeded", 1, "diamond.b"], ["c", "succeeded", 1, "diamond.c"], ["d", "succeeded", 1, "diamond.d"]]);
-    const [a, b, cc, d] = await Promise.all(["a", "b", "c", "d"].map((n) => taskOf(`diamond.${n}`)));
-    assert.ok(a!.finishedAt! <= b!.startedAt! && a!.finishedAt! <= cc!.startedAt!, "b and c start after a finished");
-    assert.ok(d!.startedAt! >= Math.max(b!.finishedAt!, cc!.finishedAt!), "d starts after both b and c finished");
+    // Each node's job is submitted only once its parents' tasks have finished (a task that exits before
+    // its first report has no startedAt, so submission times are compared).
+    const [a, b, cc, d] = await Promise.all(["a", "b", "c", "d"].map((n) => c.job(`diamond.${n}`)));
+    const finished = (j: typeof a) => j!.taskList[0]!.finishedAt!;
+    assert.ok(finished(a) <= b!.submittedAt && finished(a) <= cc!.submittedAt, "b and c were submitted after a finished");
+    assert.ok(d!.submittedAt >= Math.max(finished(b), finished(cc)), "d was submitted after both b and c finished");
+    assert.ok(Math.abs(b!.submittedAt - cc!.submittedAt) < 2000, "b and c were submitted together");
     const listed = (await torca("workflow", "list")) as { id: string; state: string }[];
     assert.ok(listed.some((x) => x.id === "diamond" && x.state === "succeeded"));
   });
@@ -88,10 +92,11 @@ nodes:
     assert.deepEqual(w.nodeList.map((n) => [n.name, n.state]), [["fetch", "succeeded"], ["left", "succeeded"], ["right", "succeeded"], ["merge", "succeeded"], ["cleanup", "succeeded"]]);
     const right = await c.job("diamond.right");
     const pre = await c.job("diamond.right.pre");
-    assert.ok(pre.taskList[0]!.finishedAt! <= right.taskList[0]!.startedAt!, "PRE ran before the job");
+    // Submission times: a task that exits before its first report is never seen running and has no startedAt.
+    assert.ok(pre.taskList[0]!.finishedAt! <= right.submittedAt, "the job was submitted after PRE finished");
     const post = await c.job("diamond.merge.post");
     assert.equal(post.spec.env.TORCA_JOB_STATUS, "complete");
-    assert.ok((await c.job("diamond.merge")).taskList[0]!.finishedAt! <= post.taskList[0]!.startedAt!, "POST ran after the job");
+    assert.ok((await c.job("diamond.merge")).taskList[0]!.finishedAt! <= post.submittedAt, "POST was submitted after the job finished");
   });
 
   test("the CLI refuses an invalid workflow before sending it, naming the node and the line", async () => {
@@ -121,7 +126,7 @@ nodes:
     const states = Object.fromEntries(failed.nodeList.map((n) => [n.name, [n.state, n.attempts]]));
     assert.deepEqual(states, { prepare: ["succeeded", 1], flaky: ["failed", 2], report: ["skipped", 0], publish: ["skipped", 0], cleanup: ["succeeded", 1] });
     assert.match(failed.nodeList.find((n) => n.name === "report")!.reason!, /not run: parent flaky failed/);
-    const prepareBefore = await taskOf("fragile.prepare");
+    const prepareBefore = await c.job("fragile.prepare");
 
     writeFileSync(marker, "");
     const resumed = (await torca("workflow", "resume", "fragile")) as WorkflowView;
@@ -129,8 +134,9 @@ nodes:
     const done = await waitWorkflow("fragile", (x) => x.state !== "running", "finished after the resume");
     assert.equal(done.state, "succeeded", JSON.stringify(done.nodeList));
     assert.deepEqual(Object.fromEntries(done.nodeList.map((n) => [n.name, n.state])), { prepare: "succeeded", flaky: "succeeded", report: "succeeded", publish: "succeeded", cleanup: "succeeded" });
-    const prepareAfter = await taskOf("fragile.prepare");
-    assert.equal(prepareAfter.startedAt, prepareBefore.startedAt, "the node that had succeeded did not run again");
+    const prepareAfter = await c.job("fragile.prepare");
+    assert.equal(prepareAfter.submittedAt, prepareBefore.submittedAt, "the node that had succeeded was not submitted again");
+    assert.equal(prepareAfter.taskList[0]!.attempt, 1);
     assert.equal((await c.job("fragile.cleanup")).submittedAt < (await c.job("fragile.report")).submittedAt, true, "cleanup (when: any) had run before and was kept");
   });
 
