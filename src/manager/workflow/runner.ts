@@ -5,11 +5,11 @@ import { TASKFILE_DEFAULTS } from "../../common/taskfile/index.js";
 import { jobIdOf, type Job, type JobSpec, type TaskInstance } from "../../common/types.js";
 import { deriveJobStatus } from "../primary/job-status.js";
 import { decide, expiredWorkflows, newRecord, phaseOf, resumed, type Observation, type Submission } from "./decide.js";
-import type { StoredWorkflow, WorkflowStore } from "./store.js";
+import type { StoredWorkflow, WorkflowRecords } from "./store.js";
 import { ACTIVE_NODE_STATES, workflowIdOf, type WorkflowDef, type WorkflowRecord } from "./types.js";
 
 export interface WorkflowRunnerDeps {
-  store: WorkflowStore;
+  store: WorkflowRecords;
   /** The primary's copy of jobs and tasks. */
   jobs: { readonly jobs: ReadonlyMap<string, Job>; tasksOf(jobId: string): TaskInstance[] };
   /** Creates a job (the primary's own submission path: quota, name reuse); called inside the serial queue. */

@@ -11,13 +11,21 @@ export interface StoredWorkflow {
   version: number;
 }
 
+/** What the primary's workflow phase needs of the store (a fake in unit tests). */
+export interface WorkflowRecords {
+  list(): Promise<StoredWorkflow[]>;
+  create(record: WorkflowRecord): Promise<StoredWorkflow>;
+  update(record: WorkflowRecord, version: number): Promise<StoredWorkflow>;
+  remove(id: string, version: number): Promise<void>;
+}
+
 /**
  * Workflows in ZooKeeper: one znode per workflow, /workflows/<id>, holding
  * the definition and every node's progress (types.ts WorkflowRecord). Only
  * the primary writes, each write a compare-and-set on the version it read;
  * every manager reads (status, list, pages).
  */
-export class WorkflowStore {
+export class WorkflowStore implements WorkflowRecords {
   private readonly p: ZPaths;
 
   constructor(
