@@ -140,6 +140,23 @@ nodes:
     assert.equal((await c.job("fragile.cleanup")).submittedAt < (await c.job("fragile.report")).submittedAt, true, "cleanup (when: any) had run before and was kept");
   });
 
+  test("a token limited to one namespace submits there, and sees and acts on that namespace's workflows only", async () => {
+    const created = (await torca("token", "create", "--name", "wf-team", "--namespace", "team-wf", "--role", "submit")) as { token: string };
+    const file = write("team.yaml", `workflow: teamwork\nnodes:\n  - { name: only, job: ${node("true")} }\n`);
+    const r = await runTorca(["--json", "workflow", "submit", file], { ...env, TORCA_TOKEN: created.token });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { id: string }).id, "team-wf:teamwork", "a file without namespace: lands in the token's one namespace");
+    await waitWorkflow("team-wf:teamwork", (x) => x.state === "succeeded", "succeeded");
+    assert.equal((await c.job("team-wf:teamwork.only")).spec.namespace, "team-wf");
+    const list = await runTorca(["--json", "workflow", "list"], { ...env, TORCA_TOKEN: created.token });
+    assert.deepEqual((JSON.parse(list.stdout) as { id: string }[]).map((w) => w.id), ["team-wf:teamwork"]);
+    for (const args of [["status", "diamond"], ["kill", "diamond"], ["resume", "diamond"]]) {
+      const other = await runTorca(["workflow", ...args], { ...env, TORCA_TOKEN: created.token });
+      assert.notEqual(other.code, 0);
+      assert.match(other.stderr, /lacks (read|submit) on namespace "default"/, `workflow ${args.join(" ")}`);
+    }
+  });
+
   test("kill stops the running node's job and marks the rest not run", async () => {
     const file = write("slow.yaml", `workflow: slow\nnodes:\n  - { name: wait, job: ${node("sleep 60")} }\n  - { name: after, after: [wait], job: ${node("true")} }\n`);
     await torca("workflow", "submit", file);

@@ -47,7 +47,7 @@ const NodeSchema = z
 const WorkflowSchema = z
   .object({
     workflow: name("workflow name"),
-    namespace: name("namespace").default("default"),
+    namespace: name("namespace").optional(),
     throttle: z.number().int().min(1).max(MAX_NODES).optional(),
     vars: z.record(z.string().regex(ENV_NAME_RE, "is not an environment variable name"), z.union([z.string(), z.number(), z.boolean()])).default({}),
     nodes: z.array(z.unknown()).min(1, "a workflow needs at least one node").max(MAX_NODES),
@@ -59,6 +59,8 @@ export interface ParseWorkflowOptions {
   source?: string;
   /** Task files the nodes name, by the path as written in the workflow file. */
   files?: Readonly<Record<string, string>>;
+  /** The namespace of a file that names none (the token's, when it has exactly one); default "default". */
+  defaultNamespace?: string;
 }
 
 interface ParsedText {
@@ -129,7 +131,7 @@ export function parseWorkflow(text: string, opts: ParseWorkflowOptions = {}): Wo
   }
   const head = top.success ? top.data : undefined;
   const rawNodes = head?.nodes ?? ((wf.value as Record<string, unknown>).nodes as unknown[]);
-  const namespace = head?.namespace ?? "default";
+  const namespace = head?.namespace ?? opts.defaultNamespace ?? "default";
   const vars = Object.fromEntries(Object.entries(head?.vars ?? {}).map(([k, v]) => [k, wf.sourceText(["vars", k]) ?? String(v)]));
 
   /** The node's job through the task-file rules, or undefined after reporting why not. */

@@ -106,8 +106,10 @@ export function workflowRouter(d: WorkflowRouteDeps, tokens: TokenTable): Router
   r.post("/v1/workflows", submit, async (ctx) => {
     const p = requirePrimary(v);
     const body = parseBody(WorkflowSubmissionSchema, await readJson(ctx, 4 * v.bodyLimit));
-    const def = parseWorkflow(body.source, { source: body.file ?? "workflow", files: body.files });
     const caller = callerOf(ctx);
+    // As for jobs: a file without `namespace:` lands in the token's namespace when it has exactly one.
+    const only = caller.namespaces !== "*" && caller.namespaces.length === 1 ? caller.namespaces[0] : undefined;
+    const def = parseWorkflow(body.source, { source: body.file ?? "workflow", files: body.files, ...(only ? { defaultNamespace: only } : {}) });
     requireInNamespace(caller, "submit", def.namespace);
     const root = def.nodes.find((n) => n.job.user === "root");
     if (root && caller.role !== "admin") throw new ForbiddenError(`node ${root.name}: user: root needs an admin token`, { field: "user" });
