@@ -158,6 +158,14 @@ describe("the primary's workflow phase", () => {
     assert.equal(w.versions.size, 0);
     assert.equal(w.effects[w.effects.length - 1], "remove chain");
   });
+
+  test("a workflow too large for one ZooKeeper node is refused before anything is written", async () => {
+    const w = new World();
+    const big = "x".repeat(4000);
+    const text = `workflow: big\nnodes:\n${Array.from({ length: 300 }, (_, i) => `  - { name: n${i}, job: { command: [x], env: { PAD: ${big} } } }`).join("\n")}\n`;
+    await assert.rejects(w.runner().submit(parseWorkflow(text), text, {}), /would take \d+ bytes, over the 786432/);
+    assert.deepEqual(w.effects, []);
+  });
 });
 
 describe("the workflow graph", () => {

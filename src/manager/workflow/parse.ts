@@ -10,10 +10,8 @@
  * The CLI reads the referenced files and sends them with the workflow
  * (`files`), and the server runs this same function once on what it received.
  */
-import type { Document, LineCounter } from "yaml";
 import { z } from "zod";
-import { ValidationError, type InputIssue } from "../../common/errors.js";
-import { formatIssue } from "../../common/errors.js";
+import { formatIssue, ValidationError, type InputIssue } from "../../common/errors.js";
 import type { JobSpec } from "../../common/types.js";
 import { formatPath, suggest } from "../../common/taskfile/index.js";
 import { isPlainObject } from "../../common/taskfile/describe.js";
@@ -74,7 +72,7 @@ function parseText(text: string, source: string | undefined): ParsedText {
   const clean = text.replace(/^\uFEFF/, "");
   const parsed = parseYaml(clean, /\.json$/i.test(source ?? "") ? "JSON" : "YAML", source);
   if (parsed.syntax) throw new ValidationError([parsed.syntax], source);
-  const { doc, lc } = parsed as { doc: Document; lc: LineCounter };
+  const { doc, lc } = parsed;
   const { value, issues } = hardenedValue(parsed, source);
   if (issues.length) throw new ValidationError(issues, source);
   return {
@@ -130,8 +128,9 @@ export function parseWorkflow(text: string, opts: ParseWorkflowOptions = {}): Wo
     if (!Array.isArray(wf.value.nodes)) throw new ValidationError(issues, source);
   }
   const head = top.success ? top.data : undefined;
-  const rawNodes = head?.nodes ?? ((wf.value as Record<string, unknown>).nodes as unknown[]);
-  const namespace = head?.namespace ?? opts.defaultNamespace ?? "default";
+  const raw = wf.value as Record<string, unknown>;
+  const rawNodes = head?.nodes ?? (raw.nodes as unknown[]);
+  const namespace = head?.namespace ?? (typeof raw.namespace === "string" ? raw.namespace : undefined) ?? opts.defaultNamespace ?? "default";
   const vars = Object.fromEntries(Object.entries(head?.vars ?? {}).map(([k, v]) => [k, wf.sourceText(["vars", k]) ?? String(v)]));
 
   /** The node's job through the task-file rules, or undefined after reporting why not. */

@@ -25,6 +25,9 @@ export interface WorkflowRunnerDeps {
   log: Logger;
 }
 
+/** A workflow is one znode; ZooKeeper refuses one over about 1 MiB (jute.maxbuffer), and node progress grows it a little. */
+const MAX_RECORD_BYTES = 768 * 1024;
+
 /** A node's package digest, resolved at submission (the same for its PRE and POST). */
 export type PackageDigests = Readonly<Record<string, string>>;
 
@@ -112,7 +115,12 @@ export class WorkflowRunner {
         all.delete(id);
       }
       const withDigests: WorkflowDef = { ...def, nodes: def.nodes.map((n) => (digests[n.name] ? { ...n, packageDigest: digests[n.name] } : n)) };
-      const created = await this.d.store.create(newRecord(withDigests, source, randomUUID(), this.d.now()));
+      const record = newRecord(withDigests, source, randomUUID(), this.d.now());
+      const size = Buffer.byteLength(JSON.stringify(record));
+      if (size > MAX_RECORD_BYTES) {
+        throw new ValidationError([{ field: "nodes", message: `the workflow's record would take ${size} bytes, over the ${MAX_RECORD_BYTES} one ZooKeeper node holds: split it into smaller workflows` }]);
+      }
+      const created = await this.d.store.create(record);
       all.set(id, created);
       this.d.log.info({ workflow: id, nodes: def.nodes.length }, "workflow submitted");
       await this.step(created);
