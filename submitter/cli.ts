@@ -13,6 +13,7 @@ import { registerPlan } from "./commands/plan.js";
 import { registerLogs, registerTasks } from "./commands/tasks.js";
 import { registerQuota } from "./commands/quota.js";
 import { registerTokens } from "./commands/tokens.js";
+import { registerWorkflow } from "./commands/workflow.js";
 import { cliContext } from "./context.js";
 
 /**
@@ -40,6 +41,7 @@ registerKill(program, ctx);
 registerLogs(program, ctx);
 registerExec(program, ctx);
 registerHistory(program, ctx);
+registerWorkflow(program, ctx);
 registerNodes(program, ctx);
 registerDrain(program, ctx);
 registerPush(program, ctx);

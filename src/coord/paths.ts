@@ -20,6 +20,8 @@ export function zpaths(root: string) {
     alerts: `${root}/alerts`,
     idempotency: `${root}/idempotency`,
     idempotencyKey: (id: string) => `${root}/idempotency/${id}`,
+    workflows: `${root}/workflows`,
+    workflow: (id: string) => `${root}/workflows/${encodeURIComponent(id)}`,
   };
 }
 export type ZPaths = ReturnType<typeof zpaths>;

@@ -45,6 +45,9 @@ import { Resolver } from "../../naming/resolver.js";
 import { PackageRegistry } from "./packages/registry.js";
 import { packagesRouter } from "./packages/routes.js";
 import { IdempotencyStore } from "./idempotency/store.js";
+import { WorkflowStore } from "./workflow/store.js";
+import { workflowRouter } from "./workflow/routes.js";
+import { workflowPagesRouter } from "./workflow/pages.js";
 import { Primary } from "./primary/primary.js";
 import { LazyHistory } from "../history/lazy.js";
 import { historyRouter } from "./http/history.js";
@@ -68,6 +71,7 @@ interface Term {
   packages: PackageRegistry;
   tokens: TokenStore;
   quotas: QuotaStore;
+  workflows: WorkflowStore;
   primary?: Primary;
   /** The primary's alerting, for as long as this term is the primary's. */
   alerting?: TermAlerting;
@@ -184,9 +188,12 @@ export class ManagerDaemon {
     app.use(auth.routes()).use(auth.allowedMethods());
     const quotas = quotasRouter(v, this.tokens);
     app.use(quotas.routes()).use(quotas.allowedMethods());
+    const workflows = workflowRouter({ view: v, store: () => this.term?.workflows }, this.tokens);
+    app.use(workflows.routes()).use(workflows.allowedMethods());
     app.use(misc.routes());
     const pages = pagesRouter(v, this.tokens);
     app.use(pages.routes());
+    app.use(workflowPagesRouter({ view: v, store: () => this.term?.workflows }, this.tokens).routes());
     app.use(openApiRouter().routes());
     return app;
   }
@@ -217,7 +224,8 @@ export class ManagerDaemon {
     // A cell whose znodes predate their ACLs gets them before anything else is read.
     if (this.zkAuth) await migrateAcls(zk, this.zkAuth, this.log);
     const quotas = new QuotaStore(zk, c.root, this.log.child({ part: "quotas" }));
-    const term: Term = { zk, store, collector, election, packages: new PackageRegistry(zk, c.root), tokens, quotas };
+    const workflows = new WorkflowStore(zk, c.root, this.log.child({ part: "workflows" }));
+    const term: Term = { zk, store, collector, election, packages: new PackageRegistry(zk, c.root), tokens, quotas, workflows };
     this.term = term;
     store.on("job", (job, id) => this.bus.publish("job", id, job ?? { id, deleted: true }));
     store.on("task", (task, id) => this.bus.publish("task", id, task ?? { id, deleted: true }));
@@ -303,6 +311,7 @@ export class ManagerDaemon {
         retention: { terminalMs: m.retention.terminal, keepPerNamespace: m.retention.keepPerNamespace, batch: m.retention.batch },
         history: () => history.get(),
         observer: this.metrics,
+        workflows: term.workflows,
       },
       this.log.child({ epoch: info.epoch }),
       alerting.sink,

@@ -28,8 +28,8 @@ dl.kv dt{color:#556}dl.kv dd{margin:0;word-break:break-word}
 code,pre{font:12.5px/1.4 ui-monospace,Menlo,Consolas,monospace}
 pre{background:#11161f;color:#e4e8ef;padding:.7em;border-radius:6px;overflow-x:auto;white-space:pre-wrap;word-break:break-all;max-height:32em;overflow-y:auto;margin:0}
 .badge{display:inline-block;padding:0 .45em;border-radius:9px;font-size:.9em;background:#e4e7ee}
-.s-running,.s-ready,.s-complete,.s-completed,.s-connected{background:#d4f1dc}
-.s-pending,.s-dispatched,.s-draining{background:#fff0c2}
+.s-running,.s-ready,.s-complete,.s-completed,.s-connected,.s-succeeded{background:#d4f1dc}
+.s-pending,.s-dispatched,.s-draining,.s-pre,.s-post{background:#fff0c2}
 .s-failed,.s-lost,.s-dead,.s-killed,.s-expired,.s-disconnected{background:#fbd5d3}
 .bar-row{display:flex;flex-wrap:wrap;align-items:center;gap:.2em .6em;margin:.3em 0}
 .bar-label{width:5em}

@@ -25,6 +25,8 @@ import { TaskSender } from "./sender.js";
 import { SerialQueue } from "./serial-queue.js";
 import { Tick, type Trimmer } from "./tick.js";
 import { TaskWriter } from "./writer.js";
+import type { WorkflowStore } from "../workflow/store.js";
+import { WorkflowRunner } from "../workflow/runner.js";
 
 /**
  * The primary: a thin shell that feeds events (ticks, agent reports, API
@@ -65,6 +67,8 @@ export interface PrimaryOptions {
   retention?: RetentionPolicy;
   /** The history store finished work is archived to; undefined while it opens (nothing retires meanwhile). */
   history?: () => HistoryStore | undefined;
+  /** Where workflows are kept; absent: this primary runs none. */
+  workflows?: WorkflowStore;
   /** Told what the primary did (the manager's metrics); it decides nothing. */
   observer?: PrimaryObserver;
 }
@@ -99,6 +103,8 @@ export class Primary {
   /** Per-task usage from the agents' reports (archived with each task; read by pages and estimates). */
   readonly usage = new UsageLedger();
   readonly retirer: Retirer;
+  /** Workflows: their tick phase and the API's submit, kill and resume (undefined without a workflow store). */
+  readonly workflows?: WorkflowRunner;
 
   constructor(
     private readonly store: ZkStateStore,
@@ -136,15 +142,29 @@ export class Primary {
       alert,
       raise: (alerts, node) => this.raise(alerts, node),
     });
+    const retention = opts.retention ?? DEFAULT_RETENTION;
     this.retirer = new Retirer({
       store,
       history: opts.history ?? (() => undefined),
       usage: this.usage,
-      policy: opts.retention ?? DEFAULT_RETENTION,
+      policy: retention,
       log,
       now: this.now,
       isFenced: () => this.fenced,
     });
+    if (opts.workflows) {
+      this.workflows = new WorkflowRunner({
+        store: opts.workflows,
+        jobs: store,
+        createJob: (spec, source, digest) => this.createJob(spec, source, digest),
+        killJob: (jobId) => this.killJob(jobId).then(() => undefined),
+        run: (fn) => this.queue.run(fn),
+        requestTick: () => this.requestTick(),
+        now: this.now,
+        retentionMs: retention.terminalMs,
+        log: log.child({ component: "workflows" }),
+      });
+    }
     this.ticks = new Tick({
       store,
       collector,
@@ -158,6 +178,7 @@ export class Primary {
       trimmers: [{ name: "idempotency keys", trim: (now) => opts.idempotency.trim(now) }, ...(opts.trimmers ?? [])],
       retirer: this.retirer,
       ...(opts.observer ? { observeRound: opts.observer.round.bind(opts.observer) } : {}),
+      advanceWorkflows: async () => this.workflows?.advance(),
     });
     this.cron = new CronFirer({ store, queue: this.queue, writer: this.writer, log, alert, now: this.now, requestTick: () => this.requestTick() });
   }
@@ -281,17 +302,19 @@ export class Primary {
   }
 
   async kill(jobId: string): Promise<Job> {
-    return this.queue.run(async () => {
-      const job = this.store.jobs.get(jobId);
-      if (!job) throw new NotFoundError("job", jobId);
-      if (job.desired !== "stop") await this.store.updateJob({ ...job, desired: "stop", updatedAt: this.now() });
-      const stops = this.store.tasksOf(jobId).flatMap((t) => jobKilled(t, this.now()) ?? []);
-      this.ticks.forget(stops);
-      await this.putTasks(stops);
-      for (const t of stops) if (t.state !== "killed") this.sender.stop(t);
-      this.requestTick();
-      return this.store.jobs.get(jobId)!;
-    });
+    return this.queue.run(() => this.killJob(jobId));
+  }
+
+  private async killJob(jobId: string): Promise<Job> {
+    const job = this.store.jobs.get(jobId);
+    if (!job) throw new NotFoundError("job", jobId);
+    if (job.desired !== "stop") await this.store.updateJob({ ...job, desired: "stop", updatedAt: this.now() });
+    const stops = this.store.tasksOf(jobId).flatMap((t) => jobKilled(t, this.now()) ?? []);
+    this.ticks.forget(stops);
+    await this.putTasks(stops);
+    for (const t of stops) if (t.state !== "killed") this.sender.stop(t);
+    this.requestTick();
+    return this.store.jobs.get(jobId)!;
   }
 
   async drain(nodeId: string, on: boolean): Promise<void> {

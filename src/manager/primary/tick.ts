@@ -37,11 +37,14 @@ export interface TickDeps {
   retirer: Retirer;
   /** Told of each placement round and how long it took (ms). */
   observeRound?: (round: RoundDecision, ms: number) => void;
+  /** Advances the running workflows (workflow/runner.ts). */
+  advanceWorkflows: () => Promise<void>;
 }
 
 /**
  * The primary's periodic work, phase by phase: archive and delete finished
- * work past its retention, create missing task records,
+ * work past its retention, advance the workflows (whose new jobs the next
+ * phase expands), create missing task records,
  * declare lost the disconnected nodes whose grace ran out, move work off draining nodes, run a
  * placement round and carry it out, resend stops, and write job statuses.
  */
@@ -60,6 +63,7 @@ export class Tick {
     const { store, now } = this.d;
     const phases: [string, () => Promise<void>][] = [
       ["retire finished work", () => this.d.retirer.run()],
+      ["advance workflows", () => this.d.advanceWorkflows()],
       ["expand jobs", () => this.d.writer.put(tasksToCreate(store, now()).filter((t) => !this.d.retirer.holdsBack(t.jobId)))],
       ["lose disconnected nodes", () => this.d.loseDisconnectedNodes()],
       ["migrate off draining nodes", () => this.migrateOffDrainingNodes()],

@@ -339,5 +339,28 @@ export const CLIENT_SCRIPT = String.raw`(function () {
     });
     window.addEventListener("pagehide", function () { es.close(); });
   }
+
+  // ---- a workflow's page: the server redraws its graph and table; a job of the workflow changing says when ----
+  if (page === "workflow") {
+    var wf = JSON.parse(document.getElementById("torca-state").textContent);
+    var redraw = null;
+    function reloadWorkflow() {
+      redraw = null;
+      fetch(location.pathname + "/live", { credentials: "same-origin", cache: "no-store" }).then(function (res) { return res.ok ? res.text() : null; }).then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("workflow-live");
+        var cur = document.getElementById("workflow-live");
+        if (fresh && cur) cur.replaceWith(document.importNode(fresh, true));
+      }).catch(function () {});
+    }
+    function redrawSoon(ms) { if (!redraw) redraw = setTimeout(reloadWorkflow, ms); }
+    var wes = new EventSource("/v1/events?types=job");
+    wes.onopen = function () { setLive("live", "s-connected"); };
+    wes.onerror = function () { setLive("reconnecting…", "s-disconnected"); };
+    wes.addEventListener("job", function (m) { if (String(JSON.parse(m.data).id).indexOf(wf.jobPrefix) === 0) redrawSoon(500); });
+    // The workflow's record changes in the primary's tick after its jobs do: a running workflow is looked at again now and then.
+    var every = setInterval(function () { var cur = document.getElementById("workflow-live"); if (cur && cur.getAttribute("data-state") === "running") redrawSoon(0); }, 2000);
+    window.addEventListener("pagehide", function () { wes.close(); clearInterval(every); });
+  }
 })();
 `;

@@ -5,7 +5,7 @@ import { documentHead } from "../../../http/pages/document.js";
 /** Path of the pages' one client script (static, served without a session). */
 export const CLIENT_SCRIPT_PATH = "/_pages/client.js";
 
-export type PageKind = "overview" | "nodes" | "node" | "jobs" | "job" | "task" | "history" | "names" | "packages" | "alerts" | "login" | "unavailable" | "action";
+export type PageKind = "overview" | "nodes" | "node" | "jobs" | "job" | "task" | "workflows" | "workflow" | "history" | "names" | "packages" | "alerts" | "login" | "unavailable" | "action";
 
 export interface PageOptions {
   kind: PageKind;
@@ -21,6 +21,7 @@ const NAV: [string, string][] = [
   ["/", "Overview"],
   ["/nodes", "Nodes"],
   ["/jobs", "Jobs"],
+  ["/workflows", "Workflows"],
   ["/history", "History"],
   ["/names", "Names"],
   ["/packages", "Packages"],
