@@ -75,6 +75,21 @@ export const PlanAnswerSchema = z
           largestFit: z.object({ cpu: z.number(), memory: z.number() }).strict(),
           metrics: PlacementMetricsSchema,
           everyUsableNodeAvoided: z.literal(true).optional(),
+          smallestChange: z
+            .array(
+              z
+                .object({
+                  text: z.string(),
+                  nodes: count,
+                  nodeIds: z.array(z.string()),
+                  cost: z.number(),
+                  resources: z.object({ cpu: z.number(), memory: z.number(), disk: z.number() }).partial().strict().optional(),
+                  relaxed: z.string().optional(),
+                })
+                .strict(),
+            )
+            .optional()
+            .describe("the smallest changes to the request that would fit now, smallest first (docs/scheduler.md)"),
         })
         .passthrough(),
     ),
@@ -245,3 +260,11 @@ export const NameListSchema = z
   })
   .strict();
 
+
+export const BlobPeersSchema = z
+  .object({
+    digest: z.string(),
+    peers: z.array(z.object({ id: z.string(), url: z.string(), attributes: z.record(z.string()), load: z.number() }).passthrough()),
+    pulling: z.array(z.string()),
+  })
+  .strict();

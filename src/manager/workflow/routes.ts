@@ -11,7 +11,7 @@ import type { ManagerView } from "../http/api.js";
 import type { Primary } from "../primary/primary.js";
 import { parseWorkflow } from "./parse.js";
 import type { WorkflowStore } from "./store.js";
-import { NODE_STATES, workflowIdOf, type WorkflowRecord } from "./types.js";
+import { NODE_STATES, WHEN, WORKFLOW_STATES, workflowIdOf, type WorkflowRecord } from "./types.js";
 
 /**
  * `POST /v1/workflows` body: the workflow file's text and the task files its
@@ -27,7 +27,48 @@ export const WorkflowSubmissionSchema = z
   })
   .strict();
 
-export function workflowSummary(r: WorkflowRecord) {
+/** The answers' shapes (the OpenAPI document is generated from them; the functions below build them). */
+export const WorkflowSummarySchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    namespace: z.string(),
+    state: z.enum(WORKFLOW_STATES),
+    desired: z.string(),
+    submittedAt: z.number(),
+    updatedAt: z.number(),
+    finishedAt: z.number().optional(),
+    resumes: z.number().int().min(0),
+    nodes: z.record(z.enum(NODE_STATES), z.number().int().min(0)).describe("how many nodes are in each state"),
+  })
+  .strict();
+
+export const WorkflowDetailSchema = WorkflowSummarySchema.extend({
+  throttle: z.number().int().nullable(),
+  vars: z.record(z.string()),
+  nodeList: z.array(
+    z
+      .object({
+        name: z.string(),
+        after: z.array(z.string()),
+        when: z.enum(WHEN),
+        retry: z.number().int().min(0),
+        state: z.enum(NODE_STATES),
+        attempts: z.number().int().min(0),
+        job: z.string().nullable(),
+        reason: z.string().optional(),
+        startedAt: z.number().optional(),
+        finishedAt: z.number().optional(),
+      })
+      .strict(),
+  ),
+  source: z.string(),
+}).strict();
+
+export const WorkflowListSchema = z.object({ workflows: z.array(WorkflowSummarySchema) }).strict();
+export const WorkflowSubmittedSchema = z.object({ id: z.string(), workflow: WorkflowSummarySchema, epoch: z.number().int() }).strict();
+
+export function workflowSummary(r: WorkflowRecord): z.infer<typeof WorkflowSummarySchema> {
   const counts: Record<string, number> = {};
   for (const n of Object.values(r.nodes)) counts[n.state] = (counts[n.state] ?? 0) + 1;
   return {
@@ -45,7 +86,7 @@ export function workflowSummary(r: WorkflowRecord) {
 }
 
 /** Per node, in file order: what `torca workflow status` shows. */
-export function workflowDetail(r: WorkflowRecord) {
+export function workflowDetail(r: WorkflowRecord): z.infer<typeof WorkflowDetailSchema> {
   return {
     ...workflowSummary(r),
     throttle: r.def.throttle ?? null,

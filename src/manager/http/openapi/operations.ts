@@ -17,6 +17,7 @@ import { FINISHED_STATUSES } from "../../../history/record.js";
 import { CLUSTER_EVENT_TYPES } from "../../events.js";
 import { DrainRequestSchema } from "../api.js";
 import { SetQuotaSchema } from "../quotas.js";
+import { WorkflowDetailSchema, WorkflowListSchema, WorkflowSubmissionSchema, WorkflowSubmittedSchema } from "../../workflow/routes.js";
 import { CLIENT_SCRIPT_PATH } from "../pages/layout.js";
 import { REMOTE_PAGES } from "../pages/remote.js";
 
@@ -166,6 +167,20 @@ export const OPERATIONS: readonly Operation[] = [
   },
   { method: "get", path: "/v1/packages", summary: "Packages in shared storage", tag: "packages", access: "read", answers: [json(200, "packages", A.PackageListSchema)] },
   { method: "get", path: "/v1/blobs/:digest", summary: "A package's bytes by digest (agents)", tag: "packages", access: "fetch", answers: [{ status: 200, description: "the blob", contentType: "application/gzip" }] },
+  {
+    method: "get",
+    path: "/v1/blobs/:digest/peers",
+    summary: "Agents holding a blob, best first for the asking agent (query agent=ID), and who is pulling it already (docs/packages.md)",
+    tag: "packages",
+    access: "fetch",
+    query: { agent: { schema: z.string(), description: "the asking agent's id" } },
+    answers: [json(200, "the holders", A.BlobPeersSchema)],
+  },
+  { method: "post", path: "/v1/workflows", summary: "Submit a workflow (docs/workflows.md): the file's text and the task files its nodes name", tag: "workflows", access: "submit", body: jsonBody(WorkflowSubmissionSchema), answers: [json(201, "the workflow", WorkflowSubmittedSchema), json(400, "the file is invalid: each issue names its node and line", A.ErrorEnvelopeSchema)] },
+  { method: "get", path: "/v1/workflows", summary: "Workflows in the caller's namespaces, newest first", tag: "workflows", access: "read", answers: [json(200, "workflows", WorkflowListSchema)] },
+  { method: "get", path: "/v1/workflows/:id", summary: "One workflow, node by node", tag: "workflows", access: "read", answers: [json(200, "the workflow", WorkflowDetailSchema), json(404, "no such workflow", A.ErrorEnvelopeSchema)] },
+  { method: "post", path: "/v1/workflows/:id/resume", summary: "Resume: rerun only the nodes that did not succeed (a rescue DAG)", tag: "workflows", access: "submit", answers: [json(200, "the workflow", WorkflowDetailSchema)] },
+  { method: "delete", path: "/v1/workflows/:id", summary: "Kill a workflow: its running node jobs are killed, nothing more starts", tag: "workflows", access: "submit", answers: [json(200, "the workflow", WorkflowDetailSchema)] },
   { method: "get", path: "/v1/names", summary: "Registered service names", tag: "names", access: "read", answers: [json(200, "services", A.NameListSchema)] },
   ...(["/v1/names/:name", "/v1/names/:ns/:service"] as const).map(
     (path): Operation => ({
@@ -191,6 +206,8 @@ export const OPERATIONS: readonly Operation[] = [
     ["/nodes/:id", "A node"],
     ["/history", "Finished runs"],
     ["/history/:job", "A job's history"],
+    ["/workflows", "Workflows"],
+    ["/workflows/:id", "A workflow, drawn as a graph"],
     ...REMOTE_PAGES.map((p) => [`/${p.kind}`, p.title]),
   ].map(([path, summary]): Operation => ({ method: "get", path: path!, summary: `Page: ${summary}`, tag: "pages", access: "page", answers: [html("the page")] })),
   {
@@ -202,6 +219,7 @@ export const OPERATIONS: readonly Operation[] = [
     access: "submit",
     answers: [{ status: 101, description: "switching to torca-exec/1" }, json(409, "the task is not running", A.ErrorEnvelopeSchema), json(403, "the caller may not submit in the task's namespace", A.ErrorEnvelopeSchema)],
   },
+  { method: "get", path: "/workflows/:id/live", summary: "A workflow's graph (SVG) and node table, for the page's live updates", tag: "pages", access: "page", answers: [html("the fragment")] },
   { method: "get", path: "/charts/tasks/:jobId/:index/:metric", summary: "A task's usage over time (metric cpu or memory) as an SVG chart, for the task page", tag: "pages", access: "page", answers: [text("image/svg+xml", "the chart")] },
   { method: "get", path: "/charts/nodes/:id/:metric", summary: "A node's usage over time (metric cpu or memory) as an SVG chart, for the node page", tag: "pages", access: "page", answers: [text("image/svg+xml", "the chart")] },
   { method: "get", path: "/actions/:kind/:id/:name", summary: "Page: confirm an action (kind job, task or node; name kill, restart, drain, undrain) with the session's CSRF token", tag: "pages", access: "page", answers: [html("the confirmation form")] },
