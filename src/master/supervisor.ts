@@ -218,7 +218,7 @@ export class Supervisor {
       this.log.warn({ daemon: d.spec.name, pid: r.pid }, "daemon recorded by the previous master is gone; starting it");
       d.restarts++;
     }
-    if (r.nextStartAt !== undefined && r.nextStartAt > now) this.scheduleStart(d, r.nextStartAt - now);
+    if (r.nextStartAt !== undefined && r.nextStartAt > now) this.scheduleStart(d, r.nextStartAt);
     else this.spawnDaemon(d);
   }
 
@@ -401,18 +401,18 @@ export class Supervisor {
         this.log.error({ err: e }, "onCrashLoop hook failed");
       }
     }
-    this.scheduleStart(d, delay);
+    this.scheduleStart(d, now + delay);
   }
 
-  /** Backoff: the daemon starts again after `delay` ms (counted as a restart). */
-  private scheduleStart(d: Daemon, delay: number): void {
+  /** Backoff: the daemon starts again at `at` (counted as a restart). */
+  private scheduleStart(d: Daemon, at: number): void {
     d.state = "backoff";
-    d.nextStartAt = this.timers.now() + delay;
+    d.nextStartAt = at;
     d.restartTimer = this.timers.setTimer(() => {
       if (this.stopping || d.state !== "backoff") return;
       d.restarts++;
       this.spawnDaemon(d);
-    }, delay);
+    }, at - this.timers.now());
     this.changed();
   }
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -32,9 +32,20 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), "torca-master-adopt-"));
 });
 after(async () => {
-  for (const pid of pids) if (processStartTime(pid) !== undefined) process.kill(pid, "SIGKILL");
+  // Daemons also by the PIDs they logged, in case a failed test lost track of one; each only if it is still ours.
+  const logged = readdirSync(dir).filter((f) => f.endsWith(".starts")).flatMap((f) => starts(join(dir, f)));
+  for (const pid of new Set([...pids, ...logged])) if (startedHere(pid)) process.kill(pid, "SIGKILL");
   await rm(dir, { recursive: true, force: true });
 });
+
+/** Whether `pid` is alive and one of this file's processes (each names the test directory in its command line). */
+function startedHere(pid: number): boolean {
+  try {
+    return processStartTime(pid) !== undefined && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(dir);
+  } catch {
+    return false;
+  }
+}
 
 /** A daemon that appends its PID to `startsFile` each time it starts, and exits on SIGTERM. */
 function daemon(startsFile: string): string[] {
@@ -126,7 +137,7 @@ describe("a restarted master", () => {
   it("does not adopt, nor signal, a recorded PID now used by an unrelated process", async () => {
     const statusDir = join(dir, "reused");
     const startsA = join(dir, "reused-a.starts");
-    const unrelated = spawn(NODE, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
+    const unrelated = spawn(NODE, ["-e", "setInterval(() => {}, 1000)", dir], { stdio: "ignore" });
     pids.add(unrelated.pid!);
     const unrelatedStart = await until("the unrelated process", () => processStartTime(unrelated.pid!));
     const command = daemon(startsA);
