@@ -96,7 +96,7 @@ describe("installing the packed tarball and deploying a cell by docs/deploy.md",
     if (!process.env.TORCA_KEEP_TEST_DIRS) await rm(work, { recursive: true, force: true });
   });
 
-  it("packs from a clean copy of the checkout without tests or benchmarks", async () => {
+  it("packs from a clean copy of the checkout without tests or benchmarks, as a tarball and a Debian package", async () => {
     const checkout = join(work, "checkout");
     const { stdout } = await run("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: REPO, maxBuffer: 64 << 20 });
     for (const f of stdout.split("\0").filter(Boolean)) {
@@ -117,6 +117,14 @@ describe("installing the packed tarball and deploying a cell by docs/deploy.md",
     assert.ok(files.includes("package/docs/deploy.md"));
     assert.ok(files.some((f) => f.startsWith("package/node_modules/zookeeper/")), "dependencies are bundled");
     for (const f of files) assert.ok(!/^package\/(dist\/)?(test|bench)\//.test(f) && !f.startsWith("package/node_modules/typescript/"), `ships ${f}`);
+
+    // The Debian package is made from the same tarball.
+    const deb = (await run(join(checkout, "scripts", "build-deb.sh"), [tarball, work], { cwd: checkout, maxBuffer: 64 << 20, timeout: 300_000 })).stdout.trim();
+    const { stdout: debFiles } = await run("dpkg-deb", ["--contents", deb], { maxBuffer: 64 << 20 });
+    for (const f of ["./usr/bin/torca -> ../lib/torca/bin/torca.js", "./lib/systemd/system/torca-agent.service", "./usr/lib/torca/dist/submitter/cli.js", "./usr/share/doc/torca/deploy.md"]) assert.ok(debFiles.includes(f), `the .deb holds ${f}`);
+    const debRoot = join(work, "deb-root");
+    await run("dpkg-deb", ["--extract", deb, debRoot], { maxBuffer: 64 << 20 });
+    assert.match((await run(join(debRoot, "usr", "bin", "torca"), ["--help"])).stdout, /Usage: torca/);
 
     await run("npm", ["install", "-g", "--offline", "--no-audit", "--no-fund", "--prefix", prefix, tarball], { maxBuffer: 64 << 20, timeout: 600_000 });
     torca = join(prefix, "bin", "torca");
