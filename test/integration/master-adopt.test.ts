@@ -134,6 +134,29 @@ describe("a restarted master", () => {
     assert.equal(final?.state, "stopped");
   });
 
+  it("replaces a daemon left running whose command changed in the config", async () => {
+    const statusDir = join(dir, "changed");
+    const oldStarts = join(dir, "changed-old.starts");
+    const newStarts = join(dir, "changed-new.starts");
+    const base: MasterConfig = { statusDir, stdio: "ignore", adoptedPollMs: 100, stopGraceMs: 2000, daemons: [{ name: "a", command: daemon(oldStarts) }] };
+    const first = startMaster(base);
+    await statusOf(first, statusDir, allRunning);
+    const [old] = await until("the old command's start", () => (starts(oldStarts).length === 1 ? starts(oldStarts) : undefined));
+    const firstGone = new Promise((r) => first.once("exit", r));
+    process.kill(first.pid!, "SIGKILL");
+    await firstGone;
+
+    const second = runMaster({ ...base, daemons: [{ name: "a", command: daemon(newStarts) }] });
+    try {
+      const [fresh] = await until("the new command's start", () => (starts(newStarts).length === 1 ? starts(newStarts) : undefined));
+      assert.notEqual(fresh, old);
+      await until("the old process gone", () => processStartTime(old!) === undefined);
+      assert.equal(second.supervisor.status()[0]!.pid, fresh);
+    } finally {
+      await second.stop();
+    }
+  });
+
   it("does not adopt, nor signal, a recorded PID now used by an unrelated process", async () => {
     const statusDir = join(dir, "reused");
     const startsA = join(dir, "reused-a.starts");
