@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { fourLetterWord, ZOOKEEPER_JAR, zookeeperInstalled } from "../../src/cell/zookeeper-server.js";
+import { createHttpClient } from "../../src/common/http.js";
 import { postgresBinDir, startPostgres, type TestPostgres } from "../harness/postgres.js";
 import { until } from "../harness/wait.js";
 
@@ -230,12 +231,16 @@ describe("installing the packed tarball and deploying a cell by docs/deploy.md",
     const logs = await client(["logs", `${job.id}/0`], asAdmin);
     assert.match(logs.stdout, /hello from hello\/0 on agent-\d/);
 
-    // Both managers serve the API over TLS; a backup answers with the primary's view.
+    // Both managers serve the API and the status pages over TLS, the backup from its copy of the state.
+    const browser = createHttpClient({ token: asAdmin.TORCA_TOKEN, ca: readFileSync(asAdmin.TORCA_CA), timeoutMs: 10_000, retries: 0 });
     for (const m of managers) {
       await until(`${m} reports the job complete`, async () => {
         const r = await client(["--manager", m, "status", job.id, "--json"], asAdmin).catch(() => ({ stdout: "" }));
         return /"status":\s*"complete"/.test(r.stdout);
       }, { timeoutMs: 30_000, intervalMs: 500 });
+      const page = await browser.get(`${m}/jobs/${encodeURIComponent(job.id)}`).text();
+      assert.match(page, /<html/i);
+      assert.ok(page.includes(`${job.id}/0`), `${m}'s job page lists task ${job.id}/0`);
     }
   });
 });
