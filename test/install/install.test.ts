@@ -232,13 +232,17 @@ describe("installing the packed tarball and deploying a cell by docs/deploy.md",
     assert.match(logs.stdout, /hello from hello\/0 on agent-\d/);
 
     // Both managers serve the API and the status pages over TLS, the backup from its copy of the state.
-    const browser = createHttpClient({ token: asAdmin.TORCA_TOKEN, ca: readFileSync(asAdmin.TORCA_CA), timeoutMs: 10_000, retries: 0 });
+    const browser = createHttpClient({ ca: readFileSync(asAdmin.TORCA_CA), timeoutMs: 10_000, retries: 0 });
     for (const m of managers) {
       await until(`${m} reports the job complete`, async () => {
         const r = await client(["--manager", m, "status", job.id, "--json"], asAdmin).catch(() => ({ stdout: "" }));
         return /"status":\s*"complete"/.test(r.stdout);
       }, { timeoutMs: 30_000, intervalMs: 500 });
-      const page = await browser.get(`${m}/jobs/${encodeURIComponent(job.id)}`).text();
+      // A browser logs in with the token once; the session cookie carries it from then on.
+      const login = await browser.post(`${m}/login`, { body: new URLSearchParams({ token: asAdmin.TORCA_TOKEN, next: "/" }).toString(), headers: { "content-type": "application/x-www-form-urlencoded" }, followRedirect: false });
+      const cookie = (login.headers["set-cookie"] ?? []).map((c) => c.split(";")[0]).join("; ");
+      assert.ok(cookie, `${m} set a session cookie`);
+      const page = await browser.get(`${m}/jobs/${encodeURIComponent(job.id)}`, { headers: { cookie } }).text();
       assert.match(page, /<html/i);
       assert.ok(page.includes(`${job.id}/0`), `${m}'s job page lists task ${job.id}/0`);
     }
