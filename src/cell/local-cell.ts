@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { readTokenFile } from "../common/auth.js";
@@ -78,6 +78,36 @@ export interface Daemon {
   url: string;
   config: string;
   process?: ChildProcess;
+  /** Its log file, and where this run's output in it begins. */
+  log?: { file: string; offset: number };
+  /** How its current run ended, once it did. */
+  exit?: { code: number | null; signal: NodeJS.Signals | null };
+}
+
+export interface WaitOptions {
+  /** Fail at once, with the daemon's own error, when a daemon's run ends while waiting. */
+  failOnExit?: boolean;
+}
+
+/**
+ * A daemon's own account of why it stopped, from its output: the CLI's
+ * `torca: …` line for an error it died of, else the message of its last
+ * error-level log record, else its last line.
+ */
+export function lastError(output: string): string | undefined {
+  const lines = output.split("\n").map((l) => l.trim()).filter(Boolean).reverse();
+  const cli = lines.find((l) => l.startsWith("torca: "));
+  if (cli) return cli.slice("torca: ".length);
+  for (const l of lines) {
+    if (!l.startsWith("{")) continue;
+    try {
+      const r = JSON.parse(l) as { level?: unknown; msg?: unknown; err?: { message?: unknown } };
+      if (typeof r.level === "number" && r.level >= 50) return [r.msg, r.err?.message].filter((x) => typeof x === "string" && x).join(": ");
+    } catch {
+      /* not a log record */
+    }
+  }
+  return lines[0];
 }
 
 /**
@@ -282,7 +312,10 @@ export class LocalCell {
     if (!d) throw new NotFoundError("daemon", id);
     const logDir = this.o.logDir ?? join(this.dir, "logs");
     mkdirSync(logDir, { recursive: true });
-    const fd = openSync(join(logDir, `${id}.log`), "a");
+    const logFile = join(logDir, `${id}.log`);
+    const fd = openSync(logFile, "a");
+    d.log = { file: logFile, offset: statSync(logFile).size };
+    d.exit = undefined;
     const extra = d.kind === "agent" && this.o.stopTasksOnExit ? ["--stop-tasks-on-exit"] : [];
     const heap = d.kind === "manager" ? [MANAGER_HEAP_FLAG] : [];
     d.process = spawn(process.execPath, ["--enable-source-maps", ...heap, ...(this.o.nodeArgs ?? []), BIN, d.kind, "--config", d.config, ...extra], {
@@ -290,7 +323,34 @@ export class LocalCell {
       env: { ...process.env, ...(this.o.env ?? {}), TORCA_LOG_LEVEL: process.env.TORCA_LOG_LEVEL ?? "info", NODE_TEST_CONTEXT: undefined },
     });
     closeSync(fd);
+    const child = d.process;
+    child.once("exit", (code, signal) => {
+      if (d.process === child) d.exit = { code, signal };
+    });
     return d;
+  }
+
+  /**
+   * Waits until a primary is elected and `agents` nodes are ready, failing at
+   * once when a daemon exits meanwhile, with that daemon's own error: a daemon
+   * that cannot start (a bad config, a port in use) exits within a second, and
+   * nothing would answer for the rest of the wait.
+   */
+  async waitUntilUp(agents: number, timeoutMs: number): Promise<LeaderView> {
+    const failFast = { failOnExit: true };
+    const leader = await this.waitForPrimary(timeoutMs, failFast);
+    await this.waitForNodes(agents, timeoutMs, failFast);
+    return leader;
+  }
+
+  /** Throws, with its own last error, for the first daemon whose run has ended. */
+  private throwIfDaemonExited(): void {
+    for (const d of this.daemons.values()) {
+      if (!d.exit) continue;
+      const how = d.exit.signal ? `killed by ${d.exit.signal}` : `exit code ${d.exit.code}`;
+      const own = d.log ? lastError(readFileSync(d.log.file).subarray(d.log.offset).toString("utf8")) : undefined;
+      throw new UnavailableError(`${d.id} exited during start-up (${how})${own ? `: ${own}` : ""}${d.log ? `\n  its log: ${d.log.file}` : ""}`);
+    }
   }
 
   /** Signals one daemon (by the PID we started) and waits for it to exit. */
@@ -321,9 +381,10 @@ export class LocalCell {
   }
 
   /** Waits until some manager names a primary; returns its URL. */
-  async waitForPrimary(timeoutMs = 30_000): Promise<LeaderView> {
+  async waitForPrimary(timeoutMs = 30_000, o: WaitOptions = {}): Promise<LeaderView> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
+      if (o.failOnExit) this.throwIfDaemonExited();
       for (const url of this.managerUrls) {
         const l = await this.leaderAt(url);
         // Confirmed by the named primary itself: a backup may still name a dead one.
@@ -335,12 +396,13 @@ export class LocalCell {
   }
 
   /** Waits until the primary sees `n` ready nodes. */
-  async waitForNodes(n: number, timeoutMs = 30_000): Promise<void> {
+  async waitForNodes(n: number, timeoutMs = 30_000, o: WaitOptions = {}): Promise<void> {
     const http = createHttpClient({ token: this.token, timeoutMs: 1000, retries: 0, ca: this.ca });
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
+      if (o.failOnExit) this.throwIfDaemonExited();
       try {
-        const { url } = await this.waitForPrimary(timeoutMs);
+        const { url } = await this.waitForPrimary(timeoutMs, o);
         const r = await http.get(`${url}/v1/nodes`).json<{ nodes: { state: string }[] }>();
         if (r.nodes.filter((x) => x.state === "ready").length >= n) return;
       } catch {

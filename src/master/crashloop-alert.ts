@@ -9,7 +9,7 @@ import type { ExitRecord } from "./supervisor.js";
 export function crashLoopAlert(host: string, daemon: string, exits: readonly ExitRecord[], recipients: Recipients, at = Date.now()): AlertEvent {
   const first = exits[0]?.at ?? at;
   const last = exits[exits.length - 1];
-  const how = last ? (last.error ?? (last.signal ? `killed by ${last.signal}` : `exit code ${last.code}`)) : "unknown";
+  const how = last ? (last.error ?? (last.statusUnknown ? "an exit whose status is unknown (the daemon was adopted from an earlier master)" : last.signal ? `killed by ${last.signal}` : `exit code ${last.code}`)) : "unknown";
   const spanS = Math.max(1, Math.round(((last?.at ?? at) - first) / 1000));
   return {
     key: `daemon-crashloop:${host}:${daemon}:${first}`,

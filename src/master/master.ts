@@ -1,11 +1,14 @@
 import { createLogger, type Logger } from "../common/logger.js";
+import { readDaemonRecords, writeDaemonRecords } from "./records.js";
 import { writeMasterStatus, type MasterStatus } from "./status.js";
 import { Supervisor, type ExitRecord, type SupervisorConfig } from "./supervisor.js";
 
 /**
  * The master daemon: a Supervisor plus the status file plus signal handling.
  * `torca master --config FILE` parses its config into MasterConfig and calls
- * runMaster().
+ * runMaster(). It records its daemons in the status directory (records.ts) as
+ * they change, and a master started again after a crash carries on from there:
+ * it adopts the daemons still running rather than starting them twice.
  */
 
 export interface MasterConfig extends SupervisorConfig {
@@ -57,9 +60,18 @@ export function runMaster(
     return writing;
   };
 
-  const supervisor = new Supervisor(config, {
+  const supervisor: Supervisor = new Supervisor(config, {
     logger: log,
-    onChange: () => void writeStatus(),
+    restore: readDaemonRecords(config.statusDir, (e) => log.warn({ err: e }, "daemon records unreadable; starting every daemon afresh")),
+    onChange: () => {
+      // Synchronously, before anything else can happen: a master killed right after starting a daemon must leave it recorded.
+      try {
+        writeDaemonRecords(config.statusDir, supervisor.records());
+      } catch (e) {
+        log.error({ err: e, dir: config.statusDir }, "could not record the daemons");
+      }
+      void writeStatus();
+    },
     onCrashLoop: (name, exits) => {
       log.error({ daemon: name, exits: exits.length }, "daemon crash loop");
       opts.onCrashLoop?.(name, exits);

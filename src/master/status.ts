@@ -64,7 +64,8 @@ export function formatMasterStatus(s: MasterStatusReading): string {
   const rows = s.daemons.map((d) => {
     const parts = [d.name.padEnd(10), d.state.padEnd(8), d.pid !== undefined ? `pid ${d.pid}` : "-", `restarts ${d.restarts}`];
     if (d.uptimeMs !== undefined) parts.push(`up ${Math.round(d.uptimeMs / 1000)}s`);
-    if (d.lastExit) parts.push(`last exit ${d.lastExit.error ?? (d.lastExit.signal ? `signal ${d.lastExit.signal}` : `code ${d.lastExit.code}`)}`);
+    if (d.adopted) parts.push("adopted");
+    if (d.lastExit) parts.push(`last exit ${d.lastExit.error ?? (d.lastExit.statusUnknown ? "status unknown" : d.lastExit.signal ? `signal ${d.lastExit.signal}` : `code ${d.lastExit.code}`)}`);
     if (d.crashLooping) parts.push("CRASH-LOOPING");
     return "  " + parts.join("  ");
   });

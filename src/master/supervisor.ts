@@ -3,12 +3,20 @@ import { systemClock, type Clock, type TimerHandle } from "../common/clock.js";
 import { ConfigError, ConflictError } from "../common/errors.js";
 import { createLogger, type Logger } from "../common/logger.js";
 import { withDefaults } from "../common/options.js";
+import { processStartTime } from "../common/process.js";
+import type { DaemonRecord } from "./records.js";
 
 /**
  * The master's supervisor (after condor_master): runs the configured daemons
  * as child processes, restarts one that exits with exponential backoff,
- * reports crash loops, and stops them all cleanly. It only ever signals the
- * PIDs of children it spawned itself.
+ * reports crash loops, and stops them all cleanly.
+ *
+ * Adoption: given the records an earlier master left (records.ts), it takes
+ * over a daemon still running from them instead of starting a second one. It
+ * signals only processes it started itself or adopted, and an adopted one
+ * only while its PID still has the recorded start time: a PID reused by an
+ * unrelated process is never adopted nor signalled. An adopted daemon is not
+ * its child, so its exit is noticed by polling /proc, with its status unknown.
  */
 
 export interface DaemonSpec {
@@ -39,6 +47,8 @@ export interface SupervisorConfig {
   stopGraceMs?: number;
   /** "inherit" (default) sends daemon output to the master's own stdout/stderr (the journal under systemd). */
   stdio?: "inherit" | "ignore";
+  /** How often an adopted daemon is checked for having exited. Default 1 s. */
+  adoptedPollMs?: number;
 }
 
 export interface ExitRecord {
@@ -49,6 +59,8 @@ export interface ExitRecord {
   uptimeMs: number;
   /** Spawn failure (e.g. ENOENT) rather than an exit. */
   error?: string;
+  /** An adopted daemon (not this master's child) or one that ended while no master ran: code and signal are unknown. */
+  statusUnknown?: true;
 }
 
 /** running: child alive; backoff: waiting to restart; stopping: SIGTERM sent; stopped: not running, not coming back. */
@@ -66,6 +78,8 @@ export interface DaemonStatus {
   /** When the next start is due, in state backoff. */
   nextStartAt?: number;
   crashLooping: boolean;
+  /** Running since before this master started: taken over from an earlier master. */
+  adopted?: boolean;
 }
 
 export interface SupervisorHooks {
@@ -73,6 +87,10 @@ export interface SupervisorHooks {
   onCrashLoop?: (name: string, exits: ExitRecord[]) => void;
   /** Called after any state change (start, exit, stop), e.g. to rewrite the status file. */
   onChange?: () => void;
+  /** What an earlier master recorded (records.ts): running daemons are adopted, restart histories carried on. */
+  restore?: DaemonRecord[];
+  /** A process's start time by PID (/proc/PID/stat); tests replace it. */
+  startTimeOf?: (pid: number) => number | undefined;
   timers?: Clock;
   logger?: Logger;
 }
@@ -83,12 +101,21 @@ const DEFAULTS = Object.freeze({
   crashLoop: Object.freeze({ exits: 5, windowMs: 5 * 60_000 }),
   stopGraceMs: 10_000,
   stdio: "inherit" as const,
+  adoptedPollMs: 1000,
 });
+
+/** One run of a daemon: a child of this master, or a process adopted from an earlier one (no `child`). */
+interface Run {
+  pid?: number;
+  /** Its start time from /proc: with the PID, what identifies the process. */
+  startTime?: number;
+  child?: ChildProcess;
+}
 
 interface Daemon {
   spec: DaemonSpec;
   state: DaemonState;
-  child?: ChildProcess;
+  run?: Run;
   startedAt?: number;
   restarts: number;
   /** Failures since the last stable run; drives the backoff. */
@@ -99,6 +126,17 @@ interface Daemon {
   restartTimer?: TimerHandle;
   nextStartAt?: number;
   exited?: Promise<void>;
+  /** The current run was adopted from an earlier master. */
+  adopted?: boolean;
+  /** Checks an adopted run for having exited. */
+  pollTimer?: TimerHandle;
+  /** Being stopped to be started again with a changed command. */
+  replacing?: boolean;
+  killTimer?: TimerHandle;
+}
+
+function sameCommand(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 export function backoffDelay(failures: number, cfg: BackoffConfig): number {
@@ -128,10 +166,98 @@ export class Supervisor {
     }
   }
 
-  /** Starts every daemon not running yet. */
+  private startTimeOf(pid: number): number | undefined {
+    return (this.hooks.startTimeOf ?? processStartTime)(pid);
+  }
+
+  /**
+   * Starts every daemon not running yet: one an earlier master left running
+   * (per `hooks.restore`) is adopted; one it left in backoff starts when its
+   * backoff ends; the rest start now.
+   */
   start(): void {
     if (this.stopping) throw new ConflictError("supervisor is stopped");
-    for (const d of this.daemons.values()) if (d.state === "stopped") this.spawnDaemon(d);
+    const restored = new Map((this.hooks.restore ?? []).map((r) => [r.name, r]));
+    for (const d of this.daemons.values()) {
+      if (d.state !== "stopped") continue;
+      const r = restored.get(d.spec.name);
+      restored.delete(d.spec.name);
+      if (r) this.resume(d, r);
+      else this.spawnDaemon(d);
+    }
+    // Daemons no longer configured: stop the ones still running, by verified PID.
+    for (const r of restored.values()) {
+      if (r.pid === undefined || r.pidStartTime === undefined || this.startTimeOf(r.pid) !== r.pidStartTime) continue;
+      this.log.warn({ daemon: r.name, pid: r.pid }, "stopping a daemon no longer configured");
+      this.signalPid(r.name, r.pid, r.pidStartTime, "SIGTERM");
+    }
+  }
+
+  /** Carries on from an earlier master's record of `d`. */
+  private resume(d: Daemon, r: DaemonRecord): void {
+    Object.assign(d, { restarts: r.restarts, consecutiveFailures: r.consecutiveFailures, recentExits: r.recentExits, lastExit: r.lastExit, crashLoopReported: r.crashLoopReported });
+    const now = this.timers.now();
+    const alive = r.pid !== undefined && r.pidStartTime !== undefined && this.startTimeOf(r.pid) === r.pidStartTime;
+    if (alive && sameCommand(r.command, d.spec.command)) {
+      this.adopt(d, { pid: r.pid, startTime: r.pidStartTime }, r.startedAt ?? now);
+      return;
+    }
+    if (alive) {
+      // Its command changed in the config: replace it (stop, then start the new command once it is gone).
+      this.log.warn({ daemon: d.spec.name, pid: r.pid, was: r.command }, "daemon command changed; replacing the running one");
+      this.adopt(d, { pid: r.pid, startTime: r.pidStartTime }, r.startedAt ?? now);
+      d.state = "stopping";
+      d.replacing = true;
+      this.signal(d, "SIGTERM");
+      d.killTimer = this.timers.setTimer(() => this.signal(d, "SIGKILL"), this.settings.stopGraceMs);
+      return;
+    }
+    if (r.pid !== undefined) {
+      // It ended while no master watched it (or its PID now names another process): its status is unknown.
+      d.lastExit = { at: now, code: null, signal: null, uptimeMs: now - (r.startedAt ?? now), statusUnknown: true };
+      this.log.warn({ daemon: d.spec.name, pid: r.pid }, "daemon recorded by the previous master is gone; starting it");
+      d.restarts++;
+    }
+    if (r.nextStartAt !== undefined && r.nextStartAt > now) this.scheduleStart(d, r.nextStartAt);
+    else this.spawnDaemon(d);
+  }
+
+  private adopt(d: Daemon, run: Run, startedAt: number): void {
+    d.run = run;
+    d.startedAt = startedAt;
+    d.state = "running";
+    d.adopted = true;
+    let done = false;
+    d.exited = new Promise<void>((resolve) => {
+      const poll = (): void => {
+        if (done) return;
+        if (run.pid !== undefined && this.startTimeOf(run.pid) === run.startTime) {
+          d.pollTimer = this.timers.setTimer(poll, this.settings.adoptedPollMs);
+          return;
+        }
+        done = true;
+        this.onExit(d, run, { code: null, signal: null, statusUnknown: true });
+        resolve();
+      };
+      poll();
+    });
+    this.log.info({ daemon: d.spec.name, pid: run.pid }, "adopted a daemon left running by the previous master");
+    this.changed();
+  }
+
+  /** What the next master needs to carry on (records.ts). */
+  records(): DaemonRecord[] {
+    return [...this.daemons.values()].map((d) => ({
+      name: d.spec.name,
+      command: [...d.spec.command],
+      ...(d.run?.pid !== undefined ? { pid: d.run.pid, pidStartTime: d.run.startTime, startedAt: d.startedAt } : {}),
+      restarts: d.restarts,
+      consecutiveFailures: d.consecutiveFailures,
+      recentExits: d.recentExits,
+      ...(d.lastExit ? { lastExit: d.lastExit } : {}),
+      crashLoopReported: d.crashLoopReported,
+      ...(d.state === "backoff" && d.nextStartAt !== undefined ? { nextStartAt: d.nextStartAt } : {}),
+    }));
   }
 
   status(): DaemonStatus[] {
@@ -140,18 +266,19 @@ export class Supervisor {
       name: d.spec.name,
       command: [...d.spec.command],
       state: d.state,
-      pid: d.child?.pid,
+      pid: d.run?.pid,
       restarts: d.restarts,
-      startedAt: d.child ? d.startedAt : undefined,
-      uptimeMs: d.child && d.startedAt !== undefined ? now - d.startedAt : undefined,
+      startedAt: d.run ? d.startedAt : undefined,
+      uptimeMs: d.run && d.startedAt !== undefined ? now - d.startedAt : undefined,
       lastExit: d.lastExit,
       nextStartAt: d.state === "backoff" ? d.nextStartAt : undefined,
       crashLooping: d.crashLoopReported,
+      ...(d.run && d.adopted ? { adopted: true } : {}),
     }));
   }
 
   /**
-   * SIGTERM to every child, SIGKILL to those still alive after the grace
+   * SIGTERM to every daemon, SIGKILL to those still alive after the grace
    * period; resolves when all have exited. Pending restarts are cancelled.
    */
   stop(): Promise<void> {
@@ -164,7 +291,7 @@ export class Supervisor {
     for (const d of this.daemons.values()) {
       if (d.restartTimer) this.timers.clearTimer(d.restartTimer);
       d.restartTimer = undefined;
-      if (d.child && d.exited) {
+      if (d.run && d.exited) {
         d.state = "stopping";
         this.signal(d, "SIGTERM");
         waits.push(d.exited);
@@ -175,18 +302,25 @@ export class Supervisor {
     this.changed();
     if (waits.length === 0) return;
     const killTimer = this.timers.setTimer(() => {
-      for (const d of this.daemons.values()) if (d.child) this.signal(d, "SIGKILL");
+      for (const d of this.daemons.values()) if (d.run) this.signal(d, "SIGKILL");
     }, this.settings.stopGraceMs);
     await Promise.all(waits);
     this.timers.clearTimer(killTimer);
   }
 
   private signal(d: Daemon, sig: NodeJS.Signals): void {
-    const pid = d.child?.pid;
-    if (pid === undefined) return;
-    this.log.info({ daemon: d.spec.name, pid, signal: sig }, "signalling daemon");
+    const run = d.run;
+    if (run?.pid === undefined) return;
+    // Our own child stays ours until we reap it; an adopted process only while its start time matches.
+    if (run.child) this.signalPid(d.spec.name, run.pid, undefined, sig);
+    else if (run.startTime !== undefined) this.signalPid(d.spec.name, run.pid, run.startTime, sig);
+  }
+
+  /** By PID, never by name; with `startTime`, only if that PID still names the process that started then. */
+  private signalPid(name: string, pid: number, startTime: number | undefined, sig: NodeJS.Signals): void {
+    if (startTime !== undefined && this.startTimeOf(pid) !== startTime) return;
+    this.log.info({ daemon: name, pid, signal: sig }, "signalling daemon");
     try {
-      // By PID of our own child, never by name.
       process.kill(pid, sig);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "ESRCH") throw e;
@@ -196,13 +330,16 @@ export class Supervisor {
   private spawnDaemon(d: Daemon): void {
     d.restartTimer = undefined;
     d.nextStartAt = undefined;
+    d.adopted = false;
     const [file, ...args] = d.spec.command as [string, ...string[]];
     const child = spawn(file, args, {
       cwd: d.spec.cwd,
       env: { ...process.env, ...d.spec.env },
       stdio: this.settings.stdio,
     });
-    d.child = child;
+    // Read at once: the process exists from the fork on, and its start time never changes.
+    const run: Run = { child, pid: child.pid, startTime: child.pid !== undefined ? this.startTimeOf(child.pid) : undefined };
+    d.run = run;
     d.startedAt = this.timers.now();
     d.state = "running";
     let done = false;
@@ -210,7 +347,7 @@ export class Supervisor {
       const finish = (code: number | null, signal: string | null, error?: string): void => {
         if (done) return;
         done = true;
-        this.onExit(d, child, { code, signal, error });
+        this.onExit(d, run, { code, signal, error });
         resolve();
       };
       child.once("exit", (code, signal) => finish(code, signal));
@@ -224,13 +361,21 @@ export class Supervisor {
     this.changed();
   }
 
-  private onExit(d: Daemon, child: ChildProcess, how: { code: number | null; signal: string | null; error?: string }): void {
-    if (d.child !== child) return;
+  private onExit(d: Daemon, run: Run, how: { code: number | null; signal: string | null; error?: string; statusUnknown?: true }): void {
+    if (d.run !== run) return;
     const now = this.timers.now();
     const uptimeMs = now - (d.startedAt ?? now);
-    const rec: ExitRecord = { at: now, code: how.code, signal: how.signal, uptimeMs, ...(how.error ? { error: how.error } : {}) };
-    d.child = undefined;
+    const rec: ExitRecord = { at: now, code: how.code, signal: how.signal, uptimeMs, ...(how.error ? { error: how.error } : {}), ...(how.statusUnknown ? { statusUnknown: true } : {}) };
+    d.run = undefined;
     d.lastExit = rec;
+    for (const t of [d.pollTimer, d.killTimer]) if (t) this.timers.clearTimer(t);
+    d.pollTimer = d.killTimer = undefined;
+    if (d.replacing && !this.stopping) {
+      d.replacing = false;
+      this.log.info({ daemon: d.spec.name, ...rec }, "replaced daemon stopped; starting its new command");
+      this.spawnDaemon(d);
+      return;
+    }
     if (d.state === "stopping" || this.stopping) {
       d.state = "stopped";
       this.log.info({ daemon: d.spec.name, ...rec }, "daemon stopped");
@@ -256,13 +401,18 @@ export class Supervisor {
         this.log.error({ err: e }, "onCrashLoop hook failed");
       }
     }
+    this.scheduleStart(d, now + delay);
+  }
+
+  /** Backoff: the daemon starts again at `at` (counted as a restart). */
+  private scheduleStart(d: Daemon, at: number): void {
     d.state = "backoff";
-    d.nextStartAt = now + delay;
+    d.nextStartAt = at;
     d.restartTimer = this.timers.setTimer(() => {
       if (this.stopping || d.state !== "backoff") return;
       d.restarts++;
       this.spawnDaemon(d);
-    }, delay);
+    }, at - this.timers.now());
     this.changed();
   }
 

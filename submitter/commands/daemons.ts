@@ -52,8 +52,7 @@ export function registerUp(program: Command): void {
       const stopping = untilSignal();
       try {
         await cell.start();
-        const leader = await cell.waitForPrimary(60_000);
-        await cell.waitForNodes(Number(o.agents), 60_000);
+        const leader = await cell.waitUntilUp(Number(o.agents), 60_000);
         process.stdout.write(
           [
             "Torca local cell is up.",

@@ -14,13 +14,14 @@ export function registerMaster(program: Command, ctx: CliContext): void {
       if (!o.config) throw new ValidationError([{ field: "--config", message: "torca master needs --config FILE (or use: torca master status)" }]);
       const { runMaster } = await import("../../src/master/master.js");
       const { crashLoopAlert } = await import("../../src/master/crashloop-alert.js");
-      const { createAlerter, MemoryAlertLedger, alertingConfigFrom } = await import("../../src/alerting/index.js");
+      const { createAlerter, KvAlertLedger, alertingConfigFrom } = await import("../../src/alerting/index.js");
+      const { FileLedgerKV } = await import("../../src/master/file-ledger.js");
       const { hostname } = await import("node:os");
       const full = loadConfig(o.config).config;
       const m = full.master;
       // The master has no ZooKeeper session of its own: it alerts straight through the
-      // configured notifiers and routes, deduplicating within this master process.
-      const alerter = createAlerter(alertingConfigFrom(full.manager.alerting), new MemoryAlertLedger());
+      // configured notifiers and routes, deduplicating by a ledger in its status directory.
+      const alerter = createAlerter(alertingConfigFrom(full.manager.alerting), new KvAlertLedger(new FileLedgerKV(m.statusDir), { root: "/" }));
       if (m.daemons.length === 0) throw new ValidationError([{ field: "master.daemons", message: `${o.config} lists no daemons to supervise` }]);
       const running = runMaster(
         {

@@ -135,7 +135,7 @@ describe("torca master", { timeout: 120_000 }, () => {
     assert.equal(final.state, "stopped");
     assert.equal(final.running, false);
     assert.ok(final.daemons.every((d) => d.state === "stopped"));
-    assert.deepEqual(readdirSync(join(dir, "state")), ["master-status.json"], "no temporary files left");
+    assert.deepEqual(readdirSync(join(dir, "state")).sort(), ["master-daemons.json", "master-status.json"], "no temporary files left");
   });
 
   it("alerts through the configured SMS gateway when a daemon keeps crashing", async () => {
