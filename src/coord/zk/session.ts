@@ -7,6 +7,7 @@ import { aclFor, type AclEntry, type ZkAuth } from "./acl.js";
 import { firstThen, openHandle, orderedServers } from "./handle.js";
 import { NATIVE_CONNECTED, ZK, ZooKeeper, type NativeClient, type SessionCredentials, type WatchEvent, type Watcher } from "./native.js";
 import { invalidPathReason } from "./paths.js";
+import { SessionTrust } from "./trust.js";
 import { WatchTable, type ArmedWatch, type WatchKind } from "./watches.js";
 
 /**
@@ -41,8 +42,22 @@ import { WatchTable, type ArmedWatch, type WatchKind } from "./watches.js";
  *     quarter of its timeout (`holdWhileDisconnected`): an "alive" answer
  *     renews the session as any reconnection does, so a live process does
  *     not lose it to a short timeout; a "no such session" ends it at once.
+ *   - Its poll loop, after a failed connection attempt, keeps a stopped
+ *     watch on the closed descriptor and removes it from epoll later, when
+ *     another socket of the process (a probe's, the next handle's) may hold
+ *     that number: that socket never hears of its events again. While no
+ *     server answers, a handle's attempts every third of the timeout make
+ *     this likely, and after a ZooKeeper freeze it left agents' sessions
+ *     and probes deaf for good; so a handle no server answers for two
+ *     probes in a row is parked (closed; nothing is sent) and the session
+ *     resumed on a fresh handle once a server answers for it (`reattach`).
  * A session no handle could resume within three session timeouts of servers
  * keeping it is given up.
+ *
+ * While disconnected, `suspended` tells when the session can no longer be
+ * trusted to be alive (zk/trust.ts: half the session timeout without a
+ * server vouching for it); a holder that must never act on a dead session
+ * (the primary) gives it up then, without waiting to hear of its expiry.
  */
 
 export interface ZkOptions {
@@ -65,6 +80,8 @@ export interface ZkOptions {
 
 export interface ZkSessionEvents {
   disconnected: [];
+  /** Disconnected long enough, with no server vouching for the session, that it may have expired (once per disconnection). */
+  suspended: [];
   reconnected: [];
   expired: [];
   closed: [];
@@ -80,6 +97,13 @@ const DEFAULTS = Object.freeze({
   /** A handle disconnected this many session timeouts (at least minStuckMs) while servers keep the session is replaced. */
   stuckAfterSessions: 3,
   minStuckMs: 10_000,
+  /** While disconnected, this many probes in a row that no server answers on the session park the handle. */
+  silentProbesToPark: 2,
+  /** A new handle that has not connected within this many session timeouts (at least minAttemptMs) is replaced by a fresh one. */
+  attemptSessions: 2,
+  minAttemptMs: 4000,
+  /** Pause between a probe's socket closing and a native handle opening its own (it may get the same descriptor). */
+  descriptorSettleMs: 20,
 });
 
 /** The default connect limit: three session timeouts, at least 10 s. */
@@ -101,9 +125,14 @@ export async function connectHandle(opts: ZkOptions): Promise<NativeClient> {
     if (v.verdict === "expired") throw expiredError(opts.resume);
     first = v.server;
   }
-  // A handle given up right after a failed attempt is not an answer: try again while time is left.
+  // A handle given up right after a failed attempt is not an answer: try again while time is left. One
+  // that does not connect within an attempt is replaced: the binding can miss its socket's events for good
+  // (a descriptor number reused while it still watched it), which no waiting cures.
+  const attemptMs = Math.max(DEFAULTS.minAttemptMs, DEFAULTS.attemptSessions * opts.sessionTimeoutMs);
   while (Date.now() < deadline) {
-    const client = await openHandle(await orderedServers(opts.connect, first), opts.sessionTimeoutMs, opts.resume, Math.max(1, deadline - Date.now()), opts.auth?.credential);
+    const servers = await orderedServers(opts.connect, first);
+    await sleep(DEFAULTS.descriptorSettleMs);
+    const client = await openHandle(servers, opts.sessionTimeoutMs, opts.resume, Math.max(1, Math.min(attemptMs, deadline - Date.now())), opts.auth?.credential);
     if (client) return client;
     if (opts.resume && (await sessionVerdict(serversOf(opts.connect), opts.resume, opts.sessionTimeoutMs)).verdict === "expired") throw expiredError(opts.resume);
     await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
@@ -127,6 +156,8 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
   protected readonly watches = new WatchTable();
   private reattaching = false;
   private holding = false;
+  private readonly trust: SessionTrust;
+  private suspicion?: NodeJS.Timeout;
   private readonly creds: SessionCredentials;
   protected readonly timeoutMs: number;
 
@@ -137,6 +168,7 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
     super();
     this.creds = { clientId: String(client.native?.client_id ?? ""), password: String(client.native?.client_password ?? "") };
     this.timeoutMs = Number(client.native?.timeout ?? opts.sessionTimeoutMs);
+    this.trust = new SessionTrust(this.timeoutMs);
     this.attach(client);
   }
 
@@ -158,6 +190,7 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
     client.on("connect", () => {
       if (this.client !== client || this.state !== "disconnected") return;
       this.state = "connected";
+      this.trusted();
       this.log?.info({ sessionId: this.sessionId }, "zookeeper reconnected (same session)");
       this.emit("reconnected");
     });
@@ -165,6 +198,7 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
       if (this.client !== client || this.state !== "connected") return;
       this.state = "disconnected";
       this.log?.warn({ sessionId: this.sessionId }, "zookeeper connection lost; session may still be alive");
+      this.distrust();
       this.emit("disconnected");
       void this.holdWhileDisconnected(client);
     });
@@ -178,9 +212,10 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
       // A handle being replaced closes as it may: reattach decides.
       if (this.client !== client || this.state === "closed" || this.state === "expired" || this.reattaching) return;
       if (code === ZooKeeper.ZOO_EXPIRED_SESSION_STATE) {
-        void this.reattach();
+        void this.reattach("given-up");
         return;
       }
+      this.trusted();
       this.state = "closed";
       this.emit("closed");
     });
@@ -197,6 +232,7 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
     const stuckAfterMs = Math.max(DEFAULTS.minStuckMs, DEFAULTS.stuckAfterSessions * this.timeoutMs);
     const waiting = () => this.client === client && this.state === "disconnected" && !this.reattaching;
     let servedSince: number | undefined;
+    let silent = 0;
     try {
       while (waiting()) {
         await sleep(this.timeoutMs / DEFAULTS.probesPerSession);
@@ -206,14 +242,26 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
         // The handle may have reconnected meanwhile; its own view wins then.
         if (!waiting()) return;
         if (verdict === "expired") {
+          // The handle goes before anyone hears of the expiry: the next session's handle must not share its descriptor.
+          closeUnconnected(client);
           this.expire();
+          return;
+        }
+        if (verdict === "alive" || verdict === "no-quorum") this.vouch();
+        silent = verdict === "alive" ? 0 : silent + 1;
+        if (silent >= DEFAULTS.silentProbesToPark) {
+          // No server answers: the native handle's reconnection attempts would only churn descriptors, and the
+          // binding deafens a socket that reuses one it watched (the next handle's, a probe's). Parked until a
+          // server answers on the session, then resumed on a fresh handle.
+          this.log?.warn({ sessionId: this.sessionId }, "no ZooKeeper server answers; parking the handle until one does");
+          void this.reattach("parked");
           return closeUnconnected(client);
         }
         // Only time with a server serving counts against the handle: without a quorum it cannot reconnect.
         servedSince = verdict === "alive" ? (servedSince ?? Date.now()) : undefined;
         if (servedSince !== undefined && Date.now() - servedSince > stuckAfterMs) {
           this.log?.warn({ sessionId: this.sessionId }, "zookeeper handle does not reconnect although the servers keep the session; replacing it");
-          void this.reattach();
+          void this.reattach("stuck");
           return closeUnconnected(client);
         }
       }
@@ -223,31 +271,35 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
   }
 
   /**
-   * The binding closed our handle as if the session expired: ask the servers.
+   * The handle is gone (the binding closed it as if the session expired, or
+   * we closed it: stuck, or parked while no server answered): ask the servers.
    * While one accepts the session, a fresh handle resumes it and the watches
    * are re-armed; a server's "no such session" ends it. Handles that fail to
    * connect although the session lives are retried for a few session timeouts.
    */
-  private async reattach(): Promise<void> {
+  private async reattach(why: "given-up" | "stuck" | "parked"): Promise<void> {
     if (this.reattaching) return;
     this.reattaching = true;
     if (this.state === "connected") {
       this.state = "disconnected";
+      this.distrust();
       this.emit("disconnected");
     }
-    this.log?.warn({ sessionId: this.sessionId }, "zookeeper client gave its handle up; asking the servers whether the session lives");
+    if (why === "given-up") this.log?.warn({ sessionId: this.sessionId }, "zookeeper client gave its handle up; asking the servers whether the session lives");
     let aliveSince: number | undefined;
     try {
       while (this.isAlive) {
         const v = await sessionVerdict(serversOf(this.opts.connect), this.creds, this.timeoutMs);
         if (!this.isAlive) return;
         if (v.verdict === "expired") return this.expire();
-        if (v.verdict === "unknown") {
-          // No server answers (no quorum): the session cannot expire meanwhile.
+        if (v.verdict !== "alive") {
+          // No server answers (none reachable, or no quorum that could expire the session meanwhile).
+          if (v.verdict === "no-quorum") this.vouch();
           aliveSince = undefined;
           await sleep(250);
           continue;
         }
+        this.vouch();
         aliveSince ??= Date.now();
         // Let the probe's socket close completely before the C client opens its own (it may get the same descriptor).
         await sleep(20);
@@ -260,6 +312,7 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
           this.reattaching = false;
           this.attach(client);
           this.state = "connected";
+          this.trusted();
           this.log?.info({ sessionId: this.sessionId }, "zookeeper session re-attached on a new handle");
           this.emit("reconnected");
           for (const w of this.watches.takeAll()) void this.rearm(w);
@@ -277,8 +330,41 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
     }
   }
 
+  /** Disconnected: the session is trusted for a while (zk/trust.ts), then `suspended` is told. */
+  private distrust(): void {
+    this.trust.disconnected(Date.now());
+    this.armSuspicion();
+  }
+
+  /** A server vouched for the session while disconnected: trusted for longer. */
+  private vouch(): void {
+    if (!this.trust.isDisconnected) return;
+    this.trust.vouched(Date.now());
+    this.armSuspicion();
+  }
+
+  private trusted(): void {
+    this.trust.connected();
+    if (this.suspicion) clearTimeout(this.suspicion);
+    this.suspicion = undefined;
+  }
+
+  private armSuspicion(): void {
+    if (this.suspicion) clearTimeout(this.suspicion);
+    const at = this.trust.suspectAt;
+    if (at === undefined) return;
+    this.suspicion = setTimeout(() => {
+      this.suspicion = undefined;
+      if (this.state !== "disconnected" || !this.trust.isSuspect(Date.now())) return;
+      this.log?.warn({ sessionId: this.sessionId, timeoutMs: this.timeoutMs }, "zookeeper session may have expired: disconnected too long with no server vouching for it");
+      this.emit("suspended");
+    }, Math.max(0, at - Date.now()));
+    this.suspicion.unref();
+  }
+
   private expire(): void {
     if (!this.isAlive) return;
+    this.trusted();
     this.state = "expired";
     this.watches.clear();
     this.log?.error({ sessionId: this.sessionId }, "zookeeper session expired");
@@ -346,6 +432,7 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
 
   close(): void {
     if (this.state === "closed" || this.state === "expired") return;
+    this.trusted();
     this.state = "closed";
     this.watches.clear();
     try {
