@@ -31,26 +31,19 @@ import { WatchTable, type ArmedWatch, type WatchKind } from "./watches.js";
  *     died looks like; handle.ts turns that counter off, so a `close` -112
  *     is the C client's report of a server's "no such session". It is still
  *     checked with a server before the session is ended (`reattach`).
- *   - Its poll loop keeps watching a descriptor number the C client closed
- *     and opened again: the new socket's events may never be seen, and the
- *     handle then times out one connection attempt after another although
- *     the servers serve. A handle disconnected for three session timeouts
- *     (at least 10 s) while a server keeps the session is replaced by a
- *     fresh one on the same session (`reattach`), its watches re-armed.
- *   - It reconnects slowly (one attempt per third of the session timeout),
- *     so while disconnected the servers are asked about the session every
- *     quarter of its timeout (`holdWhileDisconnected`): an "alive" answer
- *     renews the session as any reconnection does, so a live process does
- *     not lose it to a short timeout; a "no such session" ends it at once.
- *   - Its poll loop, after a failed connection attempt, keeps a stopped
- *     watch on the closed descriptor and removes it from epoll later, when
- *     another socket of the process (a probe's, the next handle's) may hold
- *     that number: that socket never hears of its events again. While no
- *     server answers, a handle's attempts every third of the timeout make
- *     this likely, and after a ZooKeeper freeze it left agents' sessions
- *     and probes deaf for good; so a handle no server answers for two
- *     probes in a row is parked (closed; nothing is sent) and the session
- *     resumed on a fresh handle once a server answers for it (`reattach`).
+ *   - A handle never reconnects by itself. When its C client opens a new
+ *     socket, the binding's poll loop keeps its watch from the old one and
+ *     may never see the new socket's events (seen after server deaths,
+ *     isolations and freezes: a handle timed out on every server, one
+ *     connection attempt after another, for minutes, while the servers
+ *     accepted its connections and served everyone else; fresh handles of
+ *     the same process then often failed too, their descriptor numbers
+ *     being reused). So the moment a handle loses its connection it is
+ *     closed (a disconnected handle sends nothing, so the session is
+ *     untouched) and the session is resumed on a fresh handle once a server
+ *     answers for it (`reattach`). While none does, the servers are asked
+ *     every few hundred milliseconds: an "alive" answer renews the session
+ *     as any reconnection does, and a "no such session" ends it at once.
  * A session no handle could resume within three session timeouts of servers
  * keeping it is given up.
  *
@@ -92,13 +85,6 @@ const DEFAULTS = Object.freeze({
   connectTimeoutSessions: 3,
   /** …but not before this long. */
   minConnectTimeoutMs: 10_000,
-  /** While disconnected, the servers are asked about the session this many times per session timeout. */
-  probesPerSession: 4,
-  /** A handle disconnected this many session timeouts (at least minStuckMs) while servers keep the session is replaced. */
-  stuckAfterSessions: 3,
-  minStuckMs: 10_000,
-  /** While disconnected, this many probes in a row that no server answers on the session park the handle. */
-  silentProbesToPark: 2,
   /** A new handle that has not connected within this many session timeouts (at least minAttemptMs) is replaced by a fresh one. */
   attemptSessions: 2,
   minAttemptMs: 4000,
@@ -155,7 +141,6 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
   protected client!: NativeClient;
   protected readonly watches = new WatchTable();
   private reattaching = false;
-  private holding = false;
   private readonly trust: SessionTrust;
   private suspicion?: NodeJS.Timeout;
   private readonly creds: SessionCredentials;
@@ -200,7 +185,10 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
       this.log?.warn({ sessionId: this.sessionId }, "zookeeper connection lost; session may still be alive");
       this.distrust();
       this.emit("disconnected");
-      void this.holdWhileDisconnected(client);
+      // Replaced rather than left to reconnect (see the header); closed after reattach is under way, so its close is
+      // expected, and outside this callback, which runs inside the C client's processing of the handle.
+      void this.reattach("lost");
+      setImmediate(() => closeUnconnected(client));
     });
     // Node events of the default watcher (see WatchTable): the native object, then the path.
     for (const ev of ["created", "deleted", "changed", "child"] as const) {
@@ -222,62 +210,13 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
   }
 
   /**
-   * Keeps the session renewed on the servers until `client` reconnects; ends
-   * the session when a server says it is gone, and replaces the handle when
-   * it stays disconnected although servers serve the session.
-   */
-  private async holdWhileDisconnected(client: NativeClient): Promise<void> {
-    if (this.holding) return;
-    this.holding = true;
-    const stuckAfterMs = Math.max(DEFAULTS.minStuckMs, DEFAULTS.stuckAfterSessions * this.timeoutMs);
-    const waiting = () => this.client === client && this.state === "disconnected" && !this.reattaching;
-    let servedSince: number | undefined;
-    let silent = 0;
-    try {
-      while (waiting()) {
-        await sleep(this.timeoutMs / DEFAULTS.probesPerSession);
-        if (!waiting()) return;
-        // A server that does not answer (cut off, electing) must not use up the time the session has left.
-        const { verdict } = await sessionVerdict(serversOf(this.opts.connect), this.creds, this.timeoutMs, Math.min(1500, this.timeoutMs / DEFAULTS.probesPerSession));
-        // The handle may have reconnected meanwhile; its own view wins then.
-        if (!waiting()) return;
-        if (verdict === "expired") {
-          // The handle goes before anyone hears of the expiry: the next session's handle must not share its descriptor.
-          closeUnconnected(client);
-          this.expire();
-          return;
-        }
-        if (verdict === "alive" || verdict === "no-quorum") this.vouch();
-        silent = verdict === "alive" ? 0 : silent + 1;
-        if (silent >= DEFAULTS.silentProbesToPark) {
-          // No server answers: the native handle's reconnection attempts would only churn descriptors, and the
-          // binding deafens a socket that reuses one it watched (the next handle's, a probe's). Parked until a
-          // server answers on the session, then resumed on a fresh handle.
-          this.log?.warn({ sessionId: this.sessionId }, "no ZooKeeper server answers; parking the handle until one does");
-          void this.reattach("parked");
-          return closeUnconnected(client);
-        }
-        // Only time with a server serving counts against the handle: without a quorum it cannot reconnect.
-        servedSince = verdict === "alive" ? (servedSince ?? Date.now()) : undefined;
-        if (servedSince !== undefined && Date.now() - servedSince > stuckAfterMs) {
-          this.log?.warn({ sessionId: this.sessionId }, "zookeeper handle does not reconnect although the servers keep the session; replacing it");
-          void this.reattach("stuck");
-          return closeUnconnected(client);
-        }
-      }
-    } finally {
-      this.holding = false;
-    }
-  }
-
-  /**
    * The handle is gone (the binding closed it as if the session expired, or
-   * we closed it: stuck, or parked while no server answered): ask the servers.
+   * it lost its connection and we closed it): ask the servers.
    * While one accepts the session, a fresh handle resumes it and the watches
    * are re-armed; a server's "no such session" ends it. Handles that fail to
    * connect although the session lives are retried for a few session timeouts.
    */
-  private async reattach(why: "given-up" | "stuck" | "parked"): Promise<void> {
+  private async reattach(why: "given-up" | "lost"): Promise<void> {
     if (this.reattaching) return;
     this.reattaching = true;
     if (this.state === "connected") {
