@@ -20,7 +20,7 @@ import { connect } from "node:net";
 /** "no-quorum": no server keeps sessions (a majority take connections but serve nobody), so none can expire. */
 export type SessionVerdict = "alive" | "expired" | "no-quorum" | "unknown";
 
-/** One server's answer: as a verdict, or "not-serving" (it took the connection and closed it unanswered: it is in no quorum). */
+/** One server's answer: as a verdict, or "not-serving" (it refused the connection, or took it and closed it unanswered: it is in no quorum). */
 export type ServerAnswer = "alive" | "expired" | "not-serving" | "unknown";
 
 export interface ProbeCredentials {
@@ -60,9 +60,13 @@ function connectRequest(creds: ProbeCredentials, sessionTimeoutMs: number): Buff
  * One server's verdict on a session. "alive": the server accepted it (the
  * session now has this probe's connection, closed right after, which the
  * session survives like any reconnect). "expired": the server answered with
- * no session. "not-serving": it took the connection and closed it without an
- * answer (a server outside any quorum does). "unknown": no answer (down,
- * refused, cut off, frozen).
+ * no session. "not-serving": it refused the connection (its process is down)
+ * or took it and closed it without an answer (a server outside any quorum
+ * does). "unknown": no answer at all (cut off, frozen, overloaded).
+ *
+ * A firewall that rejects with a reset looks like a dead server: a process
+ * cut off that way from every server counts them as in no quorum and keeps
+ * trusting its session (it still cannot write, and agents fence its epoch).
  */
 export function askServer(hostPort: string, creds: ProbeCredentials, sessionTimeoutMs: number, timeoutMs = 1500): Promise<ServerAnswer> {
   const { host, port } = splitHostPort(hostPort);
@@ -87,8 +91,7 @@ export function askServer(hostPort: string, creds: ProbeCredentials, sessionTime
       const id = BigInt.asUintN(64, got.readBigInt64BE(12));
       done(timeout > 0 && id === BigInt(`0x${creds.clientId}`) ? "alive" : "expired");
     });
-    // A refused connection says nothing of quorums (a firewall's reset looks the same); a closed one does.
-    sock.on("error", () => done(connected ? "not-serving" : "unknown"));
+    sock.on("error", (e: NodeJS.ErrnoException) => done(connected || e.code === "ECONNREFUSED" ? "not-serving" : "unknown"));
     sock.on("close", () => done(connected ? "not-serving" : "unknown"));
   });
 }

@@ -106,16 +106,23 @@ describe("asking servers about a session", () => {
     assert.equal(await askServer(await closing(), CREDS, TIMEOUT, 500), "not-serving");
   });
 
-  test("a silent or refusing server tells nothing (a frozen server, a cut, a firewall's reset)", async () => {
+  test("a refusing server (its process is down) serves nobody either", async () => {
+    assert.equal(await askServer(await refusing(), CREDS, TIMEOUT, 500), "not-serving");
+  });
+
+  test("a silent server tells nothing (frozen, cut off)", async () => {
     assert.equal(await askServer(await silent(), CREDS, TIMEOUT, 200), "unknown");
-    assert.equal(await askServer(await refusing(), CREDS, TIMEOUT, 200), "unknown");
   });
 
   test("a majority serving nobody is no quorum: nothing can expire the session", async () => {
     assert.deepEqual(await sessionVerdict([await closing(), await closing(), await silent()], CREDS, TIMEOUT, 200), { verdict: "no-quorum" });
   });
 
+  test("a majority down is no quorum too (the whole ensemble restarting, two servers of three lost)", async () => {
+    assert.deepEqual(await sessionVerdict([await refusing(), await refusing(), await closing()], CREDS, TIMEOUT, 200), { verdict: "no-quorum" });
+  });
+
   test("a minority serving nobody is no evidence", async () => {
-    assert.deepEqual(await sessionVerdict([await closing(), await silent(), await refusing()], CREDS, TIMEOUT, 200), { verdict: "unknown" });
+    assert.deepEqual(await sessionVerdict([await closing(), await silent(), await silent()], CREDS, TIMEOUT, 200), { verdict: "unknown" });
   });
 });

@@ -13,9 +13,9 @@
  * Evidence that the session lives counts from when it was seen:
  *   - the disconnection itself (the connection was up until then);
  *   - a server accepting the session (which also renews it);
- *   - a majority of the servers reachable but serving nobody (no quorum):
- *     nothing can expire a session then, and a quorum formed later gives
- *     every session a full timeout from its start.
+ *   - a majority of the servers down or serving nobody (no quorum): nothing
+ *     can expire a session then, and a quorum formed later gives every
+ *     session a full timeout from its start.
  */
 
 /** The share of the session timeout a session stays trusted without evidence. */
