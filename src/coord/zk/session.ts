@@ -88,6 +88,8 @@ const DEFAULTS = Object.freeze({
   /** A new handle that has not connected within this many session timeouts (at least minAttemptMs) is replaced by a fresh one. */
   attemptSessions: 2,
   minAttemptMs: 4000,
+  /** While no handle holds the session, a server is given this share of the session timeout to answer a probe. */
+  probesPerSession: 4,
   /** Pause between a probe's socket closing and a native handle opening its own (it may get the same descriptor). */
   descriptorSettleMs: 20,
 });
@@ -228,7 +230,9 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
     let aliveSince: number | undefined;
     try {
       while (this.isAlive) {
-        const v = await sessionVerdict(serversOf(this.opts.connect), this.creds, this.timeoutMs);
+        // A server that does not answer (frozen, electing, cut off) must not hold up the answers of the others:
+        // the session is trusted only for half its timeout without one (zk/trust.ts).
+        const v = await sessionVerdict(serversOf(this.opts.connect), this.creds, this.timeoutMs, Math.min(1500, this.timeoutMs / DEFAULTS.probesPerSession));
         if (!this.isAlive) return;
         if (v.verdict === "expired") return this.expire();
         if (v.verdict !== "alive") {
