@@ -8,16 +8,15 @@ import { connect } from "node:net";
  * Why: a process resuming an earlier session (an agent restarted within its
  * session timeout, zk/session.ts connectHandle) learns in one round trip
  * whether that session still lives, and from which server; and a session
- * whose native client is still reconnecting is renewed by the answer (a
- * server that accepts a connect request for a session renews it, as any
- * reconnection does), so a slow reconnection does not cost it (zk/session.ts
- * holdWhileDisconnected); and a handle the binding gave up, or that does not
- * reconnect, is replaced only while a server keeps the session (reattach).
+ * whose handle lost its connection is renewed by the answer (a server that
+ * accepts a connect request for a session renews it, as any reconnection
+ * does) while it waits for a fresh handle, which is opened only once a server
+ * keeps the session (zk/session.ts reattach).
  * A server answers a connect request for a live
  * session with the session's id, and for a gone one with 0 and a zero timeout.
  */
 
-/** "no-quorum": no server keeps sessions (a majority take connections but serve nobody), so none can expire. */
+/** "no-quorum": no server keeps sessions (a majority are down or serve nobody), so none can expire. */
 export type SessionVerdict = "alive" | "expired" | "no-quorum" | "unknown";
 
 /** One server's answer: as a verdict, or "not-serving" (it refused the connection, or took it and closed it unanswered: it is in no quorum). */
