@@ -97,7 +97,18 @@ echo "code=$c" >"$d/exit.tmp" && mv -f "$d/exit.tmp" "$d/exit"
  * the logs and exit records it and the wrappers create are the agent's alone.
  */
 const LAUNCHER_ARGV0 = "torca-launcher";
-const LAUNCHER_SH = `umask 077
+/**
+ * First closes every descriptor it inherited but its stdio: the ZooKeeper C
+ * client opens its sockets without close-on-exec, and a launcher (then every
+ * wrapper and task) holding the agent's ZooKeeper socket keeps its file open
+ * after the agent closes it, so the agent's epoll kept reporting that dead
+ * connection under its old descriptor number and every later socket given that
+ * number (the next ZooKeeper connection) went deaf: agents then failed to
+ * reconnect or open any session for minutes after a ZooKeeper server was lost.
+ * Bash, because dash cannot name descriptors above 9.
+ */
+const LAUNCHER_SH = `for f in /proc/$$/fd/*; do n=\${f##*/}; if (( n > 2 )); then exec {n}>&-; fi; done 2>/dev/null
+umask 077
 while IFS= read -r f; do
   t=\${f%/*}
   /usr/bin/setsid /bin/sh "$f" </dev/null >>"$t/stdout" 2>>"$t/stderr" &
@@ -111,7 +122,7 @@ class Launcher {
 
   private ensure(): ChildProcess {
     if (this.child) return this.child;
-    const child = spawn("/bin/sh", ["-c", LAUNCHER_SH, LAUNCHER_ARGV0], { stdio: ["pipe", "pipe", "inherit"], env: { PATH: TOOLS_PATH }, cwd: "/" });
+    const child = spawn("/bin/bash", ["-c", LAUNCHER_SH, LAUNCHER_ARGV0], { stdio: ["pipe", "pipe", "inherit"], env: { PATH: TOOLS_PATH }, cwd: "/" });
     child.stdout?.setEncoding("utf8");
     child.stdout?.on("data", (chunk: string) => {
       this.buffered += chunk;

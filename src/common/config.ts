@@ -196,8 +196,6 @@ export const ConfigSchema = z
           .strict()
           .default({}),
         schedulerInterval: duration.default("500ms"),
-        /** A node whose last report is older than this (and whose znode is gone) is lost. */
-        nodeLostAfter: duration.default("10s"),
         /** When a node without its ZooKeeper node is declared lost (docs/architecture.md, "Disconnected nodes"). */
         disconnect: z
           .object({

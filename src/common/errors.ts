@@ -162,8 +162,13 @@ export class ConflictError extends TorcaError {
 
 /** This manager is a backup; the write belongs to the primary at `primaryUrl`. */
 export class NotPrimaryError extends TorcaError {
-  constructor(readonly primaryUrl: string | undefined) {
-    super("not_primary", primaryUrl ? `not the primary; the primary is ${primaryUrl}` : "not the primary and no primary is elected right now", {
+  /** `cutOff`: this manager has no ZooKeeper session, so it cannot tell who is primary now. */
+  constructor(
+    readonly primaryUrl: string | undefined,
+    cutOff = false,
+  ) {
+    const none = cutOff ? "not the primary: this manager has no ZooKeeper session now (cut off or reconnecting); another manager may be primary" : "not the primary and no primary is elected right now";
+    super("not_primary", primaryUrl ? `not the primary; the primary is ${primaryUrl}` : none, {
       status: primaryUrl ? 307 : 503,
       context: { primaryUrl },
     });

@@ -10,13 +10,20 @@ import type { ZkAuth } from "./zk/acl.js";
  * reused after it ended and never replaced behind the owner's back: the owner
  * hears of every loss before it gets the next session.
  *
+ * A keeper told to end sessions on "suspended" (the primary's) gives a
+ * session up as soon as it has been disconnected too long to be trusted
+ * alive (zk/trust.ts), rather than when it hears of the expiry on
+ * reconnecting: the owner hears of the loss, the session is closed (a
+ * disconnected handle sends nothing, so the servers expire it in their own
+ * time), and the next session is opened once ZooKeeper can be reached.
+ *
  * A failed connect or a failed `onSession` (the session is then closed) is
  * retried after `retryDelayMs`, doubled up to `retryMaxDelayMs`. stop() ends
  * the keeping, not the session: the owner decides whether to close it (an
  * agent restarting leaves it open for its next incarnation to resume).
  */
 
-export type SessionEnd = "expired" | "closed";
+export type SessionEnd = "expired" | "closed" | "suspended";
 
 export interface SessionOwner {
   /** A new session is up. Throwing closes it and a new one is tried later. */
@@ -35,7 +42,7 @@ export interface SessionKeeperOptions {
   resume?: () => SessionCredentials | undefined;
   /** Limit of one attempt to resume (default: session timeout + 2 s; the session is gone after that anyway). */
   resumeTimeoutMs?: number;
-  /** Which ends of a session the owner hears of and a new session follows (default both). */
+  /** Which ends of a session the owner hears of and a new session follows (default expired and closed). */
   ends?: readonly SessionEnd[];
   /** Pause before the next session after a loss (default 0). */
   renewDelayMs?: number;
@@ -184,6 +191,8 @@ export class SessionKeeper {
     this.current = undefined;
     this.ready = false;
     this.owner.onSessionLost?.(zk, why);
+    // A suspended session is abandoned: never used again, whatever became of it.
+    if (why === "suspended") zk.close();
     this.schedule(this.o.renewDelayMs);
   }
 }

@@ -8,16 +8,19 @@ import { connect } from "node:net";
  * Why: a process resuming an earlier session (an agent restarted within its
  * session timeout, zk/session.ts connectHandle) learns in one round trip
  * whether that session still lives, and from which server; and a session
- * whose native client is still reconnecting is renewed by the answer (a
- * server that accepts a connect request for a session renews it, as any
- * reconnection does), so a slow reconnection does not cost it (zk/session.ts
- * holdWhileDisconnected); and a handle the binding gave up, or that does not
- * reconnect, is replaced only while a server keeps the session (reattach).
+ * whose handle lost its connection is renewed by the answer (a server that
+ * accepts a connect request for a session renews it, as any reconnection
+ * does) while it waits for a fresh handle, which is opened only once a server
+ * keeps the session (zk/session.ts reattach).
  * A server answers a connect request for a live
  * session with the session's id, and for a gone one with 0 and a zero timeout.
  */
 
-export type SessionVerdict = "alive" | "expired" | "unknown";
+/** "no-quorum": no server keeps sessions (a majority are down or serve nobody), so none can expire. */
+export type SessionVerdict = "alive" | "expired" | "no-quorum" | "unknown";
+
+/** One server's answer: as a verdict, or "not-serving" (it refused the connection, or took it and closed it unanswered: it is in no quorum). */
+export type ServerAnswer = "alive" | "expired" | "not-serving" | "unknown";
 
 export interface ProbeCredentials {
   /** Session id as the binding prints it: hex without 0x. */
@@ -56,14 +59,24 @@ function connectRequest(creds: ProbeCredentials, sessionTimeoutMs: number): Buff
  * One server's verdict on a session. "alive": the server accepted it (the
  * session now has this probe's connection, closed right after, which the
  * session survives like any reconnect). "expired": the server answered with
- * no session. "unknown": no answer (down, not serving, no quorum).
+ * no session. "not-serving": it refused the connection (its process is down)
+ * or took it and closed it without an answer (a server outside any quorum
+ * does). "unknown": no answer at all (cut off, frozen, overloaded).
+ *
+ * A firewall that rejects with a reset looks like a dead server: a process
+ * cut off that way from every server counts them as in no quorum and keeps
+ * trusting its session (it still cannot write, and agents fence its epoch).
  */
-export function askServer(hostPort: string, creds: ProbeCredentials, sessionTimeoutMs: number, timeoutMs = 1500): Promise<SessionVerdict> {
+export function askServer(hostPort: string, creds: ProbeCredentials, sessionTimeoutMs: number, timeoutMs = 1500): Promise<ServerAnswer> {
   const { host, port } = splitHostPort(hostPort);
   return new Promise((resolve) => {
     let got = Buffer.alloc(0);
-    const sock = connect({ host, port }, () => sock.write(connectRequest(creds, sessionTimeoutMs)));
-    const done = (v: SessionVerdict) => {
+    let connected = false;
+    const sock = connect({ host, port }, () => {
+      connected = true;
+      sock.write(connectRequest(creds, sessionTimeoutMs));
+    });
+    const done = (v: ServerAnswer) => {
       clearTimeout(timer);
       sock.destroy();
       resolve(v);
@@ -77,8 +90,8 @@ export function askServer(hostPort: string, creds: ProbeCredentials, sessionTime
       const id = BigInt.asUintN(64, got.readBigInt64BE(12));
       done(timeout > 0 && id === BigInt(`0x${creds.clientId}`) ? "alive" : "expired");
     });
-    sock.on("error", () => done("unknown"));
-    sock.on("close", () => done("unknown"));
+    sock.on("error", (e: NodeJS.ErrnoException) => done(connected || e.code === "ECONNREFUSED" ? "not-serving" : "unknown"));
+    sock.on("close", () => done(connected ? "not-serving" : "unknown"));
   });
 }
 
@@ -86,15 +99,19 @@ export function askServer(hostPort: string, creds: ProbeCredentials, sessionTime
  * The session's fate per the first server that can tell, asked one at a time
  * in random order. Never in parallel: every server that answers "alive" has
  * taken the session over, and one answering after the session's handle has
- * reconnected elsewhere would move the session away from it.
+ * reconnected elsewhere would move the session away from it. Without an
+ * answer on the session, "no-quorum" when more than half the servers took
+ * the connection but serve nobody.
  */
 export async function sessionVerdict(servers: string[], creds: ProbeCredentials, sessionTimeoutMs: number, perServerMs = 1500): Promise<{ verdict: SessionVerdict; server?: string }> {
   const order = servers.map((s) => ({ s, k: Math.random() })).sort((a, b) => a.k - b.k);
+  let notServing = 0;
   for (const { s } of order) {
-    const verdict = await askServer(s, creds, sessionTimeoutMs, perServerMs);
-    if (verdict !== "unknown") return { verdict, server: s };
+    const answer = await askServer(s, creds, sessionTimeoutMs, perServerMs);
+    if (answer === "alive" || answer === "expired") return { verdict: answer, server: s };
+    if (answer === "not-serving") notServing++;
   }
-  return { verdict: "unknown" };
+  return { verdict: notServing > servers.length / 2 ? "no-quorum" : "unknown" };
 }
 
 /** Whether a TCP connection to the server is accepted (a killed server refuses at once). */

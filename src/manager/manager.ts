@@ -15,7 +15,7 @@ import { PackageRecordSchema } from "../common/schemas/packages.js";
 import type { JobSpec } from "../common/types.js";
 import { Election, readLeader, type LeaderInfo } from "../coord/election.js";
 import { zpaths } from "../coord/paths.js";
-import { SessionKeeper } from "../coord/session-keeper.js";
+import { SessionKeeper, type SessionEnd } from "../coord/session-keeper.js";
 import { migrateAcls } from "../coord/acl-migration.js";
 import { zookeeperAuthOf } from "../coord/credential.js";
 import type { ZkAuth } from "../coord/zk/acl.js";
@@ -60,7 +60,11 @@ import { openApiRouter } from "./http/openapi/router.js";
  *
  * Session loss ends the primary's term at once (`Primary.fence`), then the
  * manager rejoins with a fresh session as a backup: it never tries to keep
- * acting on a session that ZooKeeper has expired.
+ * acting on a session that ZooKeeper has expired. A session disconnected for
+ * longer than it can be trusted alive (half its timeout with no server
+ * vouching for it, zk/trust.ts) counts as lost: a primary cut off from
+ * ZooKeeper steps down before a backup can have taken over, and answers as
+ * no primary until its next session has joined the election.
  */
 
 interface Term {
@@ -121,10 +125,10 @@ export class ManagerDaemon {
     const c = config.cluster;
     this.zkAuth = zookeeperAuthOf(c);
     this.resolver = new Resolver({ zookeeper: c.zookeeper, root: c.root, sessionTimeoutMs: c.sessionTimeout, logger: this.log.child({ part: "naming" }) });
-    // A new term follows an expiry only: a session that ends closed (closed here, or refused by the client, e.g. authentication) is not replaced.
+    // A new term follows an expiry or a suspension only: a session that ends closed (closed here, or refused by the client, e.g. authentication) is not replaced.
     this.keeper = new SessionKeeper(
-      { onSession: (zk) => this.join(zk), onSessionLost: (zk) => this.endTerm(zk) },
-      { connect: c.zookeeper, sessionTimeoutMs: c.sessionTimeout, ...(this.zkAuth ? { auth: this.zkAuth } : {}), ends: ["expired"], renewDelayMs: 200, purpose: "joining", logger: this.log, observe: this.metrics.zookeeper },
+      { onSession: (zk) => this.join(zk), onSessionLost: (zk, why) => this.endTerm(zk, why) },
+      { connect: c.zookeeper, sessionTimeoutMs: c.sessionTimeout, ...(this.zkAuth ? { auth: this.zkAuth } : {}), ends: ["expired", "suspended"], renewDelayMs: 200, purpose: "joining", logger: this.log, observe: this.metrics.zookeeper },
     );
   }
 
@@ -250,8 +254,8 @@ export class ManagerDaemon {
     }
   }
 
-  /** The term's session expired: its primary (if it was one) is fenced at once; the keeper opens the next session. */
-  private endTerm(zk: ZkSession): void {
+  /** The term's session expired or is suspended: its primary (if it was one) is fenced at once; the keeper opens the next session. */
+  private endTerm(zk: ZkSession, why: SessionEnd): void {
     const term = this.term;
     if (term?.zk !== zk) return;
     // A store without a session cannot learn of revocations: its tokens are refused until the next term's store has read the set.
@@ -263,7 +267,7 @@ export class ManagerDaemon {
     void term.history?.close();
     term.collector.close();
     this.term = undefined;
-    this.log.warn("session ended; rejoining as a backup with a new session");
+    this.log.warn({ why, was: term.primary ? "primary" : "backup" }, why === "suspended" ? "cut off from ZooKeeper longer than the session can be trusted alive: stepped down; rejoining with a new session once ZooKeeper answers" : "session ended; rejoining as a backup with a new session");
   }
 
   private async watchLeader(term: Term): Promise<void> {

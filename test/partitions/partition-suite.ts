@@ -38,7 +38,7 @@ export interface PartitionScale {
  */
 const SESSION_MS = 4000;
 const SYNC_LIMIT_TICKS = 2;
-/** Longer than the manager's nodeLostAfter (10 s): a cut this long would let a hasty primary give nodes up. */
+/** Longer than the cell's disconnect grace (5 s): a cut this long would let a hasty primary give nodes up. */
 const LONG_CUT_MS = 12_000;
 const STEADY = "name: steady\ntype: service\nisolation: process\ninstances: 2\ncommand: [/bin/sleep, '3600']\nresources: { cpu: 0.1, memory: 16MiB }\nplacement: { maxPerNode: 1 }\n";
 

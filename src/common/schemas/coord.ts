@@ -13,7 +13,13 @@ export const CandidateSchema = z.object({ id: z.string().min(1), url: z.string()
 export const LeaderInfoSchema = CandidateSchema.extend({ epoch: z.number().int().min(1), since: z.number() });
 
 /** Admin state of a node (`<root>/nodes/<id>`), set through the API. */
-export const NodeAdminSchema = z.object({ drain: z.boolean() }).passthrough();
+export const NodeAdminSchema = z
+  .object({
+    drain: z.boolean(),
+    /** Declared lost by the primary (its tasks migrated); applies until an ad newer than `adCzxid` (the last one the primary saw) appears. */
+    lost: z.object({ at: z.number(), adCzxid: z.number() }).optional(),
+  })
+  .passthrough();
 
 /** A ZooKeeper session's credentials as the binding gives them: id in hex (no 0x), password as 32 hex digits. */
 export const SessionCredentialsSchema = z.object({ clientId: z.string().regex(/^[0-9a-f]+$/i), password: z.string().regex(/^[0-9a-f]*$/i) });

@@ -7,6 +7,7 @@ import { aclFor, type AclEntry, type ZkAuth } from "./acl.js";
 import { firstThen, openHandle, orderedServers } from "./handle.js";
 import { NATIVE_CONNECTED, ZK, ZooKeeper, type NativeClient, type SessionCredentials, type WatchEvent, type Watcher } from "./native.js";
 import { invalidPathReason } from "./paths.js";
+import { SessionTrust } from "./trust.js";
 import { WatchTable, type ArmedWatch, type WatchKind } from "./watches.js";
 
 /**
@@ -30,19 +31,26 @@ import { WatchTable, type ArmedWatch, type WatchKind } from "./watches.js";
  *     died looks like; handle.ts turns that counter off, so a `close` -112
  *     is the C client's report of a server's "no such session". It is still
  *     checked with a server before the session is ended (`reattach`).
- *   - Its poll loop keeps watching a descriptor number the C client closed
- *     and opened again: the new socket's events may never be seen, and the
- *     handle then times out one connection attempt after another although
- *     the servers serve. A handle disconnected for three session timeouts
- *     (at least 10 s) while a server keeps the session is replaced by a
- *     fresh one on the same session (`reattach`), its watches re-armed.
- *   - It reconnects slowly (one attempt per third of the session timeout),
- *     so while disconnected the servers are asked about the session every
- *     quarter of its timeout (`holdWhileDisconnected`): an "alive" answer
- *     renews the session as any reconnection does, so a live process does
- *     not lose it to a short timeout; a "no such session" ends it at once.
+ *   - A handle never reconnects by itself. When its C client opens a new
+ *     socket, the binding's poll loop keeps its watch from the old one and
+ *     may never see the new socket's events (seen after server deaths,
+ *     isolations and freezes: a handle timed out on every server, one
+ *     connection attempt after another, for minutes, while the servers
+ *     accepted its connections and served everyone else; fresh handles of
+ *     the same process then often failed too, their descriptor numbers
+ *     being reused). So the moment a handle loses its connection it is
+ *     closed (a disconnected handle sends nothing, so the session is
+ *     untouched) and the session is resumed on a fresh handle once a server
+ *     answers for it (`reattach`). While none does, the servers are asked
+ *     every few hundred milliseconds: an "alive" answer renews the session
+ *     as any reconnection does, and a "no such session" ends it at once.
  * A session no handle could resume within three session timeouts of servers
  * keeping it is given up.
+ *
+ * While disconnected, `suspended` tells when the session can no longer be
+ * trusted to be alive (zk/trust.ts: half the session timeout without a
+ * server vouching for it); a holder that must never act on a dead session
+ * (the primary) gives it up then, without waiting to hear of its expiry.
  */
 
 export interface ZkOptions {
@@ -70,6 +78,8 @@ export type ZkOperationObserver = (operation: string, ms: number, ok: boolean) =
 
 export interface ZkSessionEvents {
   disconnected: [];
+  /** Disconnected long enough, with no server vouching for the session, that it may have expired (once per disconnection). */
+  suspended: [];
   reconnected: [];
   expired: [];
   closed: [];
@@ -80,11 +90,13 @@ const DEFAULTS = Object.freeze({
   connectTimeoutSessions: 3,
   /** …but not before this long. */
   minConnectTimeoutMs: 10_000,
-  /** While disconnected, the servers are asked about the session this many times per session timeout. */
+  /** A new handle that has not connected within this many session timeouts (at least minAttemptMs) is replaced by a fresh one. */
+  attemptSessions: 2,
+  minAttemptMs: 4000,
+  /** While no handle holds the session, a server is given this share of the session timeout to answer a probe. */
   probesPerSession: 4,
-  /** A handle disconnected this many session timeouts (at least minStuckMs) while servers keep the session is replaced. */
-  stuckAfterSessions: 3,
-  minStuckMs: 10_000,
+  /** Pause between a probe's socket closing and a native handle opening its own (it may get the same descriptor). */
+  descriptorSettleMs: 20,
 });
 
 /** The default connect limit: three session timeouts, at least 10 s. */
@@ -106,9 +118,14 @@ export async function connectHandle(opts: ZkOptions): Promise<NativeClient> {
     if (v.verdict === "expired") throw expiredError(opts.resume);
     first = v.server;
   }
-  // A handle given up right after a failed attempt is not an answer: try again while time is left.
+  // A handle given up right after a failed attempt is not an answer: try again while time is left. One
+  // that does not connect within an attempt is replaced: the binding can miss its socket's events for good
+  // (a descriptor number reused while it still watched it), which no waiting cures.
+  const attemptMs = Math.max(DEFAULTS.minAttemptMs, DEFAULTS.attemptSessions * opts.sessionTimeoutMs);
   while (Date.now() < deadline) {
-    const client = await openHandle(await orderedServers(opts.connect, first), opts.sessionTimeoutMs, opts.resume, Math.max(1, deadline - Date.now()), opts.auth?.credential);
+    const servers = await orderedServers(opts.connect, first);
+    await sleep(DEFAULTS.descriptorSettleMs);
+    const client = await openHandle(servers, opts.sessionTimeoutMs, opts.resume, Math.max(1, Math.min(attemptMs, deadline - Date.now())), opts.auth?.credential);
     if (client) return client;
     if (opts.resume && (await sessionVerdict(serversOf(opts.connect), opts.resume, opts.sessionTimeoutMs)).verdict === "expired") throw expiredError(opts.resume);
     await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
@@ -131,7 +148,8 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
   protected client!: NativeClient;
   protected readonly watches = new WatchTable();
   private reattaching = false;
-  private holding = false;
+  private readonly trust: SessionTrust;
+  private suspicion?: NodeJS.Timeout;
   private readonly creds: SessionCredentials;
   protected readonly timeoutMs: number;
 
@@ -142,6 +160,7 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
     super();
     this.creds = { clientId: String(client.native?.client_id ?? ""), password: String(client.native?.client_password ?? "") };
     this.timeoutMs = Number(client.native?.timeout ?? opts.sessionTimeoutMs);
+    this.trust = new SessionTrust(this.timeoutMs);
     this.attach(client);
   }
 
@@ -163,6 +182,7 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
     client.on("connect", () => {
       if (this.client !== client || this.state !== "disconnected") return;
       this.state = "connected";
+      this.trusted();
       this.log?.info({ sessionId: this.sessionId }, "zookeeper reconnected (same session)");
       this.emit("reconnected");
     });
@@ -170,8 +190,12 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
       if (this.client !== client || this.state !== "connected") return;
       this.state = "disconnected";
       this.log?.warn({ sessionId: this.sessionId }, "zookeeper connection lost; session may still be alive");
+      this.distrust();
       this.emit("disconnected");
-      void this.holdWhileDisconnected(client);
+      // Replaced rather than left to reconnect (see the header); closed after reattach is under way, so its close is
+      // expected, and outside this callback, which runs inside the C client's processing of the handle.
+      void this.reattach("lost");
+      setImmediate(() => closeUnconnected(client));
     });
     // Node events of the default watcher (see WatchTable): the native object, then the path.
     for (const ev of ["created", "deleted", "changed", "child"] as const) {
@@ -183,76 +207,47 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
       // A handle being replaced closes as it may: reattach decides.
       if (this.client !== client || this.state === "closed" || this.state === "expired" || this.reattaching) return;
       if (code === ZooKeeper.ZOO_EXPIRED_SESSION_STATE) {
-        void this.reattach();
+        void this.reattach("given-up");
         return;
       }
+      this.trusted();
       this.state = "closed";
       this.emit("closed");
     });
   }
 
   /**
-   * Keeps the session renewed on the servers until `client` reconnects; ends
-   * the session when a server says it is gone, and replaces the handle when
-   * it stays disconnected although servers serve the session.
-   */
-  private async holdWhileDisconnected(client: NativeClient): Promise<void> {
-    if (this.holding) return;
-    this.holding = true;
-    const stuckAfterMs = Math.max(DEFAULTS.minStuckMs, DEFAULTS.stuckAfterSessions * this.timeoutMs);
-    const waiting = () => this.client === client && this.state === "disconnected" && !this.reattaching;
-    let servedSince: number | undefined;
-    try {
-      while (waiting()) {
-        await sleep(this.timeoutMs / DEFAULTS.probesPerSession);
-        if (!waiting()) return;
-        // A server that does not answer (cut off, electing) must not use up the time the session has left.
-        const { verdict } = await sessionVerdict(serversOf(this.opts.connect), this.creds, this.timeoutMs, Math.min(1500, this.timeoutMs / DEFAULTS.probesPerSession));
-        // The handle may have reconnected meanwhile; its own view wins then.
-        if (!waiting()) return;
-        if (verdict === "expired") {
-          this.expire();
-          return closeUnconnected(client);
-        }
-        // Only time with a server serving counts against the handle: without a quorum it cannot reconnect.
-        servedSince = verdict === "alive" ? (servedSince ?? Date.now()) : undefined;
-        if (servedSince !== undefined && Date.now() - servedSince > stuckAfterMs) {
-          this.log?.warn({ sessionId: this.sessionId }, "zookeeper handle does not reconnect although the servers keep the session; replacing it");
-          void this.reattach();
-          return closeUnconnected(client);
-        }
-      }
-    } finally {
-      this.holding = false;
-    }
-  }
-
-  /**
-   * The binding closed our handle as if the session expired: ask the servers.
+   * The handle is gone (the binding closed it as if the session expired, or
+   * it lost its connection and we closed it): ask the servers.
    * While one accepts the session, a fresh handle resumes it and the watches
    * are re-armed; a server's "no such session" ends it. Handles that fail to
    * connect although the session lives are retried for a few session timeouts.
    */
-  private async reattach(): Promise<void> {
+  private async reattach(why: "given-up" | "lost"): Promise<void> {
     if (this.reattaching) return;
     this.reattaching = true;
     if (this.state === "connected") {
       this.state = "disconnected";
+      this.distrust();
       this.emit("disconnected");
     }
-    this.log?.warn({ sessionId: this.sessionId }, "zookeeper client gave its handle up; asking the servers whether the session lives");
+    if (why === "given-up") this.log?.warn({ sessionId: this.sessionId }, "zookeeper client gave its handle up; asking the servers whether the session lives");
     let aliveSince: number | undefined;
     try {
       while (this.isAlive) {
-        const v = await sessionVerdict(serversOf(this.opts.connect), this.creds, this.timeoutMs);
+        // A server that does not answer (frozen, electing, cut off) must not hold up the answers of the others:
+        // the session is trusted only for half its timeout without one (zk/trust.ts).
+        const v = await sessionVerdict(serversOf(this.opts.connect), this.creds, this.timeoutMs, Math.min(1500, this.timeoutMs / DEFAULTS.probesPerSession));
         if (!this.isAlive) return;
         if (v.verdict === "expired") return this.expire();
-        if (v.verdict === "unknown") {
-          // No server answers (no quorum): the session cannot expire meanwhile.
+        if (v.verdict !== "alive") {
+          // No server answers (none reachable, or no quorum that could expire the session meanwhile).
+          if (v.verdict === "no-quorum") this.vouch();
           aliveSince = undefined;
           await sleep(250);
           continue;
         }
+        this.vouch();
         aliveSince ??= Date.now();
         // Let the probe's socket close completely before the C client opens its own (it may get the same descriptor).
         await sleep(20);
@@ -265,6 +260,7 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
           this.reattaching = false;
           this.attach(client);
           this.state = "connected";
+          this.trusted();
           this.log?.info({ sessionId: this.sessionId }, "zookeeper session re-attached on a new handle");
           this.emit("reconnected");
           for (const w of this.watches.takeAll()) void this.rearm(w);
@@ -282,8 +278,41 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
     }
   }
 
+  /** Disconnected: the session is trusted for a while (zk/trust.ts), then `suspended` is told. */
+  private distrust(): void {
+    this.trust.disconnected(Date.now());
+    this.armSuspicion();
+  }
+
+  /** A server vouched for the session while disconnected: trusted for longer. */
+  private vouch(): void {
+    if (!this.trust.isDisconnected) return;
+    this.trust.vouched(Date.now());
+    this.armSuspicion();
+  }
+
+  private trusted(): void {
+    this.trust.connected();
+    if (this.suspicion) clearTimeout(this.suspicion);
+    this.suspicion = undefined;
+  }
+
+  private armSuspicion(): void {
+    if (this.suspicion) clearTimeout(this.suspicion);
+    const at = this.trust.suspectAt;
+    if (at === undefined) return;
+    this.suspicion = setTimeout(() => {
+      this.suspicion = undefined;
+      if (this.state !== "disconnected" || !this.trust.isSuspect(Date.now())) return;
+      this.log?.warn({ sessionId: this.sessionId, timeoutMs: this.timeoutMs }, "zookeeper session may have expired: disconnected too long with no server vouching for it");
+      this.emit("suspended");
+    }, Math.max(0, at - Date.now()));
+    this.suspicion.unref();
+  }
+
   private expire(): void {
     if (!this.isAlive) return;
+    this.trusted();
     this.state = "expired";
     this.watches.clear();
     this.log?.error({ sessionId: this.sessionId }, "zookeeper session expired");
@@ -359,6 +388,7 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
 
   close(): void {
     if (this.state === "closed" || this.state === "expired") return;
+    this.trusted();
     this.state = "closed";
     this.watches.clear();
     try {

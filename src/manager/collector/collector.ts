@@ -18,7 +18,9 @@ import type { Watcher, ZkSession } from "../../coord/zk.js";
  * primary declares it lost after the disconnect grace (primary/disconnect.ts). The agent
  * rewrites its znode when its offer changes (and once a minute for its load),
  * so backups see the same picture as the primary. Administrative state (draining) lives in
- * persistent znodes (/nodes/<id>). Task reports arrive over HTTP at the primary.
+ * persistent znodes (/nodes/<id>), and so does the primary's declaration that a node is lost:
+ * backups, and the next primary, show it lost too, until the agent registers again (an ad
+ * created after the declaration). Task reports arrive over HTTP at the primary.
  */
 
 const MAX_PARALLEL_LOADS = 100;
@@ -36,6 +38,8 @@ export class Collector extends EventEmitter<CollectorEvents> {
   private readonly admin = new Map<string, AdminState>();
   private readonly known = new Map<string, NodeInfo>();
   private readonly lastReport = new Map<string, number>();
+  /** The creation zxid of each node's last ad seen: a lost declaration covers ads up to the one it names. */
+  private readonly adCzxid = new Map<string, number>();
   /** What the scheduler cares about per node (all but load and report time): a change of only the rest is no event. */
   private readonly placementFacts = new Map<string, string>();
   /** Every id ever known, kept sorted (a binary insert per new node): no sort per `nodes()` call. */
@@ -87,25 +91,32 @@ export class Collector extends EventEmitter<CollectorEvents> {
   }
 
   /**
-   * The primary declared a disconnected node lost (its grace ran out, or an
-   * admin confirmed it): shown as lost until its agent registers again.
+   * The primary declares a disconnected node lost (its grace ran out, or an
+   * admin confirmed it): recorded in its admin znode, so every manager shows
+   * it lost until its agent registers again.
    */
-  markLost(id: string): void {
+  async markLost(id: string, now: number): Promise<void> {
     const n = this.known.get(id);
     if (!n || n.state === "lost") return;
-    n.state = "lost";
-    this.placementFacts.delete(id);
-    this.sorted = undefined;
-    this.log?.warn({ node: id }, "node lost");
-    this.emit("node-lost", n);
+    await this.writeAdmin(id, { ...(this.admin.get(id) ?? { drain: false }), lost: { at: now, adCzxid: this.adCzxid.get(id) ?? 0 } });
   }
 
   async setDrain(id: string, drain: boolean): Promise<void> {
+    await this.writeAdmin(id, { ...(this.admin.get(id) ?? {}), drain });
+  }
+
+  private async writeAdmin(id: string, state: AdminState): Promise<void> {
     const path = this.p.node(id);
-    const data = JSON.stringify({ drain });
+    const data = JSON.stringify(state);
     if (!(await this.zk.createIfAbsent(path, data))) await this.zk.set(path, data);
-    this.admin.set(id, { drain });
+    this.admin.set(id, state);
     this.refresh(id);
+  }
+
+  /** Declared lost, and no ad registered since. */
+  private isLost(id: string): boolean {
+    const lost = this.admin.get(id)?.lost;
+    return lost !== undefined && (this.adCzxid.get(id) ?? 0) <= lost.adCzxid;
   }
 
   private async loadAgentList(): Promise<void> {
@@ -148,6 +159,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
       const ad = readJsonIfValid(AgentAdSchema, r.data, this.p.agent(id), (e) => this.log?.warn({ agent: id, err: e }, "ignoring malformed agent znode"));
       if (!ad) return;
       this.ads.set(id, ad);
+      this.adCzxid.set(id, r.stat.czxid);
       if (!this.admin.has(id)) await this.loadAdmin(id);
     }
     this.refresh(id);
@@ -169,10 +181,15 @@ export class Collector extends EventEmitter<CollectorEvents> {
     const prev = this.known.get(id);
     const drain = this.admin.get(id)?.drain ?? false;
     if (!ad) {
-      if (prev && prev.state !== "lost" && prev.state !== "disconnected") {
-        prev.state = "disconnected";
-        this.placementFacts.delete(id);
-        this.sorted = undefined;
+      const gone: NodeState = this.isLost(id) ? "lost" : "disconnected";
+      if (!prev || prev.state === gone || prev.state === "lost") return;
+      prev.state = gone;
+      this.placementFacts.delete(id);
+      this.sorted = undefined;
+      if (gone === "lost") {
+        this.log?.warn({ node: id }, "node lost");
+        this.emit("node-lost", prev);
+      } else {
         this.log?.warn({ node: id }, "node disconnected (its ZooKeeper session ended)");
         this.emit("node-changed", prev);
       }

@@ -82,7 +82,7 @@ export function requirePrimary(v: ManagerView): Primary {
   const p = v.primary();
   if (p?.isActive) return p;
   const l = v.leader();
-  throw new NotPrimaryError(l && l.id !== v.id ? l.url : undefined);
+  throw new NotPrimaryError(l && l.id !== v.id ? l.url : undefined, v.zookeeperState() !== "connected");
 }
 
 /** The task, after checking the caller may read its namespace (403 before 404, so ids of other tenants' tasks reveal nothing). */

@@ -71,7 +71,7 @@ export class DisconnectedNodes {
       this.d.alert("node-lost", `node-lost:${id}:${node.lastReportAt}`, { node, text: `node ${id} (${node.host}) lost; ${updates.length} task(s) affected` });
       await this.d.writer.put(updates);
       this.d.raise(alerts, node);
-      collector.markLost(id);
+      await collector.markLost(id, now);
     }
     this.tracker.connected(id);
   }
