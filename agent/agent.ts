@@ -26,6 +26,7 @@ import { AgentRegistration } from "./registration.js";
 import { Reporter } from "./reporting.js";
 import { PortAllocator } from "./tasks/ports.js";
 import { TaskUsers } from "./tasks/task-users.js";
+import { DrainingStops } from "./tasks/drain.js";
 import { TaskRunner } from "./tasks/runner.js";
 
 const CUT_OFF_CHECK_MS = 1000;
@@ -56,6 +57,7 @@ export class AgentDaemon {
   private readonly fence: EpochFence;
   private runner!: TaskRunner;
   private naming?: AgentNaming;
+  private drains!: DrainingStops;
   private cache!: PackageCache;
   private drivers!: { lxc?: Driver; process: Driver };
   private registration!: AgentRegistration;
@@ -113,6 +115,7 @@ export class AgentDaemon {
       users: new TaskUsers({ ...a.taskUsers, allowRootTasks: a.allowRootTasks, nodeId: this.id }),
       log: this.log,
     });
+    this.drains = new DrainingStops(this.runner, () => this.naming, this.log);
     const zkAuth = zookeeperAuthOf(this.config.cluster);
     this.registration = new AgentRegistration({
       id: this.id,
@@ -206,7 +209,7 @@ export class AgentDaemon {
     const app = new Koa();
     app.use(errorEnvelope(this.log));
     const api = agentRouter(
-      { runner: this.runner, admitEpoch: (e) => this.fence.admit(e), status: () => this.status(), bodyLimit: 4 * 1024 * 1024 },
+      { runner: this.runner, stop: (id, attempt, grace, drain) => this.drains.stop(id, attempt, grace, drain), admitEpoch: (e) => this.fence.admit(e), status: () => this.status(), bodyLimit: 4 * 1024 * 1024 },
       this.tokens,
     );
     app.use(api.routes()).use(api.allowedMethods());

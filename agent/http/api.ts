@@ -12,6 +12,8 @@ import { serveLog } from "./logs.js";
 /** The agent's API for the manager (and for `torca logs` through the manager). */
 export interface AgentApiDeps {
   runner: TaskRunner;
+  /** Stops a task, after taking it out of naming and waiting `drainMs` when asked to (tasks/drain.ts). */
+  stop(taskId: string, attempt: number | undefined, graceMs: number, drainMs: number): Promise<boolean>;
   /** Checks a message's epoch against the highest seen (and records it). */
   admitEpoch(epoch: number): void;
   status(): unknown;
@@ -36,7 +38,7 @@ export function agentRouter(deps: AgentApiDeps, tokens: TokenTable): Router {
   r.post("/v1/tasks/:id/stop", control, async (ctx) => {
     const req = parseBody(StopRequestSchema, await readJson(ctx, deps.bodyLimit));
     deps.admitEpoch(req.epoch);
-    const found = await deps.runner.stop(ctx.params.id!, req.attempt, req.graceMs ?? 5000);
+    const found = await deps.stop(ctx.params.id!, req.attempt, req.graceMs ?? 5000, req.drainMs ?? 0);
     if (!found) throw new NotFoundError("task", ctx.params.id!);
     ctx.body = { taskId: ctx.params.id, stopping: true };
   });

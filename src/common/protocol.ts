@@ -42,7 +42,7 @@ export const TaskDispatchSchema = z
   })
   .strict();
 
-export const StopRequestSchema = z.object({ epoch: z.number().int().min(0), attempt: z.number().int().min(0).optional(), graceMs: z.number().int().min(0).max(600_000).optional() }).strict();
+export const StopRequestSchema = z.object({ epoch: z.number().int().min(0), attempt: z.number().int().min(0).optional(), graceMs: z.number().int().min(0).max(600_000).optional(), drainMs: z.number().int().min(0).max(3_600_000).optional() }).strict();
 export type StopRequest = z.infer<typeof StopRequestSchema>;
 
 const ExitInfoSchema = z.object({

@@ -20,6 +20,8 @@ export function zpaths(root: string) {
     alerts: `${root}/alerts`,
     idempotency: `${root}/idempotency`,
     idempotencyKey: (id: string) => `${root}/idempotency/${id}`,
+    versions: `${root}/versions`,
+    jobVersions: (jobId: string) => `${root}/versions/${encodeURIComponent(jobId)}`,
   };
 }
 export type ZPaths = ReturnType<typeof zpaths>;

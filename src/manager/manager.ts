@@ -42,8 +42,10 @@ import { Resolver } from "../../naming/resolver.js";
 import { PackageRegistry } from "./packages/registry.js";
 import { packagesRouter } from "./packages/routes.js";
 import { IdempotencyStore } from "./idempotency/store.js";
+import { VersionStore } from "./versions/store.js";
 import { Primary } from "./primary/primary.js";
 import { LazyHistory } from "../history/lazy.js";
+import { deploymentsRouter } from "./http/deployments.js";
 import { historyRouter } from "./http/history.js";
 
 /**
@@ -161,6 +163,8 @@ export class ManagerDaemon {
     app.use(api.routes()).use(api.allowedMethods());
     const history = historyRouter(v, this.tokens);
     app.use(history.routes()).use(history.allowedMethods());
+    const deployments = deploymentsRouter(v, this.tokens);
+    app.use(deployments.routes()).use(deployments.allowedMethods());
     const names = namesRouter(this.resolver, this.tokens);
     app.use(names.routes()).use(names.allowedMethods());
     void this.resolver.start();
@@ -277,6 +281,8 @@ export class ManagerDaemon {
         idempotency: new IdempotencyStore(term.zk, this.config.cluster.root, m.idempotencyTtl, this.log),
         retention: { terminalMs: m.retention.terminal, keepPerNamespace: m.retention.keepPerNamespace, batch: m.retention.batch },
         history: () => history.get(),
+        historyReady: () => history.ready(),
+        versions: new VersionStore(term.zk, this.config.cluster.root),
       },
       this.log.child({ epoch: info.epoch }),
       alerting.sink,

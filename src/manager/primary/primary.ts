@@ -23,6 +23,8 @@ import { reconcileReport } from "./reconcile.js";
 import { TaskSender } from "./sender.js";
 import { SerialQueue } from "./serial-queue.js";
 import { Tick } from "./tick.js";
+import { drainDelayOf, Rollouts, type DeploymentControl, type SubmitOutcome, type VersionPlan } from "../deployment/rollouts.js";
+import type { JobVersion, VersionStore } from "../versions/store.js";
 import { TaskWriter } from "./writer.js";
 
 /**
@@ -62,6 +64,10 @@ export interface PrimaryOptions {
   retention?: RetentionPolicy;
   /** The history store finished work is archived to; undefined while it opens (nothing retires meanwhile). */
   history?: () => HistoryStore | undefined;
+  /** Waits for the history store to open (a reused name archives the finished job first). */
+  historyReady?: () => Promise<HistoryStore | undefined>;
+  /** The versions of live jobs (versions/store.ts). */
+  versions: VersionStore;
 }
 
 const DEFAULT_RETENTION: RetentionPolicy = { terminalMs: 3_600_000, keepPerNamespace: 1000, batch: 200 };
@@ -83,6 +89,7 @@ export class Primary {
   /** Per-task usage from the agents' reports (archived with each task; read by pages and estimates). */
   readonly usage = new UsageLedger();
   readonly retirer: Retirer;
+  readonly rollouts: Rollouts;
 
   constructor(
     private readonly store: ZkStateStore,
@@ -123,12 +130,14 @@ export class Primary {
     this.retirer = new Retirer({
       store,
       history: opts.history ?? (() => undefined),
+      ...(opts.historyReady ? { historyReady: opts.historyReady } : {}),
       usage: this.usage,
       policy: opts.retention ?? DEFAULT_RETENTION,
       log,
       now: this.now,
       isFenced: () => this.fenced,
     });
+    this.rollouts = new Rollouts({ store, writer: this.writer, sender: this.sender, versions: opts.versions, log, now: this.now, isFenced: () => this.fenced });
     this.ticks = new Tick({
       store,
       collector,
@@ -141,6 +150,7 @@ export class Primary {
       loseDisconnectedNodes: () => this.disconnected.run(),
       trimIdempotencyKeys: () => opts.idempotency.trim(this.now()),
       retirer: this.retirer,
+      stepDeployments: () => this.rollouts.run(),
     });
     this.cron = new CronFirer({ store, queue: this.queue, writer: this.writer, log, alert, now: this.now, requestTick: () => this.requestTick() });
   }
@@ -196,7 +206,7 @@ export class Primary {
 
   // ---------------------------------------------------------------- API writes
 
-  async submit(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<Job> {
+  async submit(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<SubmitOutcome> {
     return this.queue.run(() => this.createJob(spec, source, packageDigest));
   }
 
@@ -211,7 +221,7 @@ export class Primary {
     spec: JobSpec,
     source: string,
     packageDigest: string | undefined,
-    answerOf: (job: Job) => Record<string, unknown>,
+    answerOf: (outcome: SubmitOutcome) => Record<string, unknown>,
   ): Promise<IdempotentAnswer> {
     return this.queue.run(async () => {
       const store = this.opts.idempotency;
@@ -221,40 +231,47 @@ export class Primary {
       if (repeat.kind === "mismatch") throw new IdempotencyKeyReusedError(key.key);
       if (repeat.kind === "replay") return repeat.answer;
       const earlier = repeat.kind === "unanswered" ? this.store.jobs.get(repeat.jobId) : undefined;
-      let job: Job;
+      let outcome: SubmitOutcome;
       let createdAt = now;
       if (earlier && record && earlier.submittedAt >= record.createdAt) {
-        job = earlier;
+        outcome = { job: earlier, version: earlier.version ?? 0, change: "created" };
         createdAt = record.createdAt;
       } else {
         await store.put(key.id, { bodyHash: key.bodyHash, jobId: jobIdOf(spec.namespace, spec.name), createdAt });
-        job = await this.createJob(spec, source, packageDigest).catch(async (e: unknown) => {
+        outcome = await this.createJob(spec, source, packageDigest).catch(async (e: unknown) => {
           // A refusal (e.g. 409: the job is live) is not remembered: the key stays free for a retry.
           if (isTorcaError(e) && e.status < 500) await store.remove(key.id);
           throw e;
         });
       }
-      const answer = { status: 201, body: answerOf(job) };
-      await store.put(key.id, { bodyHash: key.bodyHash, jobId: job.id, createdAt, answer });
+      const answer = { status: outcome.change === "unchanged" ? 200 : 201, body: answerOf(outcome) };
+      await store.put(key.id, { bodyHash: key.bodyHash, jobId: outcome.job.id, createdAt, answer });
       return answer;
     });
   }
 
-  private async createJob(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<Job> {
+  /**
+   * A new job; for a live service of that name, a new version of it (rolled
+   * out by a deployment; the same spec again changes nothing). A finished job
+   * of that name is archived to the history store before it is replaced.
+   */
+  private async createJob(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<SubmitOutcome> {
     const id = jobIdOf(spec.namespace, spec.name);
     const existing = this.store.jobs.get(id);
-    if (existing && isLive(existing, this.store.tasksOf(id))) throw new ConflictError(`job ${id} is live; kill it first or choose another name`, { jobId: id });
+    if (existing && isLive(existing, this.store.tasksOf(id))) {
+      const outcome = await this.rollouts.submitVersion(existing, spec, source, packageDigest);
+      this.requestTick();
+      return outcome;
+    }
     // Inside the queue: no other submission can spend the same remainder between this check and the create.
     requireWithinQuota(spec.namespace, await this.opts.quotas?.current(spec.namespace), usageOf(this.store, spec.namespace), spec);
-    if (existing) {
-      for (const t of this.store.tasksOf(id)) this.usage.forget(t.id);
-      await this.store.deleteJob(id);
-    }
+    if (existing) await this.retirer.retireNow(existing);
     const now = this.now();
     const job: Job = { id, spec, source, status: "pending", desired: "run", submittedAt: now, updatedAt: now, ...(packageDigest ? { packageDigest } : {}), ...(spec.schedule ? { cron: { runs: 0 } } : {}) };
     await this.store.createJob(job);
+    await this.rollouts.recordFirst(job);
     this.requestTick();
-    return job;
+    return { job, version: 0, change: "created" };
   }
 
   async kill(jobId: string): Promise<Job> {
@@ -265,7 +282,8 @@ export class Primary {
       const stops = this.store.tasksOf(jobId).flatMap((t) => jobKilled(t, this.now()) ?? []);
       this.ticks.forget(stops);
       await this.putTasks(stops);
-      for (const t of stops) if (t.state !== "killed") this.sender.stop(t);
+      // A service's instances leave naming first and drain (as in a rollout).
+      for (const t of stops) if (t.state !== "killed") this.sender.stop(t, "job killed", drainDelayOf(job));
       this.requestTick();
       return this.store.jobs.get(jobId)!;
     });
@@ -283,6 +301,49 @@ export class Primary {
   /** Dry run: where the job's instances would go now, or exactly why not. */
   plan(spec: JobSpec, packageDigest?: string): PlacementResult {
     return this.ticks.plan(spec, packageDigest);
+  }
+
+  /** For a live job of the spec's name: what submitting it would change. */
+  planVersion(spec: JobSpec, packageDigest?: string): VersionPlan | undefined {
+    const job = this.store.jobs.get(jobIdOf(spec.namespace, spec.name));
+    return job && isLive(job, this.store.tasksOf(job.id)) ? this.rollouts.plan(job, spec, packageDigest) : undefined;
+  }
+
+  /** The versions of a job, newest first. */
+  versions(jobId: string): Promise<JobVersion[]> {
+    return this.opts.versions.list(jobId);
+  }
+
+  async revert(jobId: string, version: number): Promise<SubmitOutcome> {
+    return this.queue.run(async () => {
+      const outcome = await this.rollouts.revert(jobId, version);
+      this.requestTick();
+      return outcome;
+    });
+  }
+
+  async scale(jobId: string, instances: number): Promise<SubmitOutcome> {
+    return this.queue.run(async () => {
+      const outcome = await this.rollouts.scale(jobId, instances);
+      this.requestTick();
+      return outcome;
+    });
+  }
+
+  async restart(jobId: string, allAtOnce: boolean): Promise<Job> {
+    return this.queue.run(async () => {
+      const job = await this.rollouts.restart(jobId, allAtOnce);
+      this.requestTick();
+      return job;
+    });
+  }
+
+  async deployment(jobId: string, op: DeploymentControl): Promise<Job> {
+    return this.queue.run(async () => {
+      const job = await this.rollouts.control(jobId, op);
+      this.requestTick();
+      return job;
+    });
   }
 
   // ---------------------------------------------------------------- reports

@@ -47,8 +47,12 @@ export class TaskSender {
     });
   }
 
-  /** Sends a stop order for attempt `t.attempt` on `t.nodeId`, at most once per STOP_RESEND_MS. */
-  stop(t: Pick<TaskInstance, "id" | "attempt" | "nodeId">, why = "stop"): void {
+  /**
+   * Sends a stop order for attempt `t.attempt` on `t.nodeId`, at most once per
+   * STOP_RESEND_MS; with `drainMs` the agent unpublishes the task and waits
+   * that long before stopping it.
+   */
+  stop(t: Pick<TaskInstance, "id" | "attempt" | "nodeId">, why = "stop", drainMs = 0): void {
     if (this.opts.isFenced() || !t.nodeId) return;
     const node = this.opts.node(t.nodeId);
     if (!node || node.state === "lost") return;
@@ -56,16 +60,16 @@ export class TaskSender {
     const now = this.opts.now();
     if (now - (this.lastStopSent.get(key) ?? 0) < STOP_RESEND_MS) return;
     this.lastStopSent.set(key, now);
-    this.log.info({ task: t.id, attempt: t.attempt, node: t.nodeId, why }, "stopping task");
-    this.dispatcher.stop(node.url, t.id, { epoch: this.opts.epoch, attempt: t.attempt, graceMs: this.opts.stopGraceMs }).catch((e: unknown) => {
+    this.log.info({ task: t.id, attempt: t.attempt, node: t.nodeId, why, ...(drainMs ? { drainMs } : {}) }, "stopping task");
+    this.dispatcher.stop(node.url, t.id, { epoch: this.opts.epoch, attempt: t.attempt, graceMs: this.opts.stopGraceMs, ...(drainMs ? { drainMs } : {}) }).catch((e: unknown) => {
       if (isStaleEpoch(e)) this.opts.fence();
       else this.warn(`stop ${t.id}`, e);
     });
   }
 
   /** Level-triggered: every task that should stop is told again (rate-limited). */
-  resendStops(tasks: Iterable<TaskInstance>): void {
-    for (const t of tasks) this.stop(t);
+  resendStops(tasks: Iterable<TaskInstance>, drainOf: (t: TaskInstance) => number = () => 0): void {
+    for (const t of tasks) this.stop(t, "stop", drainOf(t));
     if (this.lastStopSent.size > 10_000) this.lastStopSent.clear();
   }
 

@@ -3,6 +3,8 @@ import type { JobSpec, TaskInstance } from "../../common/types.js";
 import { jobIdOf, taskIdOf } from "../../common/types.js";
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
+import { isActive } from "../deployment/machine.js";
+import { drainDelayOf } from "../deployment/rollouts.js";
 import type { Retirer } from "../retention/retirer.js";
 import type { LifecycleAlert } from "../lifecycle/transitions.js";
 import { placeTasks, type PlacementMetrics, type PlacementResult, type TaskToPlace } from "../scheduler/index.js";
@@ -28,6 +30,8 @@ export interface TickDeps {
   /** Removes expired Idempotency-Keys (idempotency/store.ts). */
   trimIdempotencyKeys: () => Promise<void>;
   retirer: Retirer;
+  /** Steps every live deployment and carries out its actions (deployment/rollouts.ts). */
+  stepDeployments: () => Promise<void>;
 }
 
 /**
@@ -51,11 +55,13 @@ export class Tick {
     const { store, now } = this.d;
     const phases: [string, () => Promise<void>][] = [
       ["retire finished work", () => this.d.retirer.run()],
-      ["expand jobs", () => this.d.writer.put(tasksToCreate(store, now()).filter((t) => !this.d.retirer.holdsBack(t.jobId)))],
+      // A job with a live deployment gets its instances from the deployment.
+      ["expand jobs", () => this.d.writer.put(tasksToCreate(store, now()).filter((t) => !this.d.retirer.holdsBack(t.jobId) && !isActive(store.jobs.get(t.jobId)?.deployment)))],
+      ["step deployments", () => this.d.stepDeployments()],
       ["lose disconnected nodes", () => this.d.loseDisconnectedNodes()],
       ["migrate off draining nodes", () => this.migrateOffDrainingNodes()],
       ["schedule and dispatch", () => this.scheduleAndDispatch()],
-      ["resend stops", async () => this.d.sender.resendStops([...store.tasksWhere("stop", "dispatched"), ...store.tasksWhere("stop", "running")])],
+      ["resend stops", async () => this.d.sender.resendStops([...store.tasksWhere("stop", "dispatched"), ...store.tasksWhere("stop", "running")], (t) => drainDelayOf(store.jobs.get(t.jobId)))],
       ["update job statuses", () => this.statuses.update(now())],
       ["trim idempotency keys", () => this.d.trimIdempotencyKeys()],
     ];

@@ -1,9 +1,10 @@
+import { ConflictError, UnavailableError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import type { Job } from "../../common/types.js";
 import { archiveKeyOf, archiveRecordOf } from "../../history/record.js";
 import type { HistoryStore } from "../../history/store.js";
 import type { UsageLedger } from "../usage/ledger.js";
-import { retirements, type RetentionPolicy, type RetentionView, type Retirement } from "./decide.js";
+import { retirements, wholeJob, type RetentionPolicy, type RetentionView, type Retirement } from "./decide.js";
 
 export interface RetirerStore extends RetentionView {
   updateJob(job: Job): Promise<void>;
@@ -15,6 +16,8 @@ export interface RetirerDeps {
   store: RetirerStore;
   /** The open history store, or undefined while it opens. */
   history: () => HistoryStore | undefined;
+  /** Waits for the history store to open; undefined when it cannot be opened now. */
+  historyReady?: () => Promise<HistoryStore | undefined>;
   usage: UsageLedger;
   policy: RetentionPolicy;
   log: Logger;
@@ -60,6 +63,19 @@ export class Retirer {
       }
     }
     if (first) throw first;
+  }
+
+  /**
+   * Archives a finished job at once and deletes it, because a submission
+   * reuses its name: the run it stood for reaches the history store before
+   * the new job replaces it in ZooKeeper.
+   */
+  async retireNow(job: Job): Promise<void> {
+    const r = wholeJob(job, this.d.store.tasksOf(job.id));
+    if (!r) throw new ConflictError(`job ${job.id} is still finishing; submit again once it is dead`, { jobId: job.id });
+    const history = this.d.history() ?? (await this.d.historyReady?.());
+    if (!history) throw new UnavailableError(`the history store is not open, so the finished job ${job.id} cannot be archived before its name is reused; try again shortly`);
+    await this.retire(history, r);
   }
 
   private async retire(history: HistoryStore, r: Retirement): Promise<void> {
