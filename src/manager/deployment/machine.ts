@@ -53,7 +53,7 @@ export interface DeploymentStep {
 
 export const LIVE_DEPLOYMENT_STATUSES: ReadonlySet<Deployment["status"]> = new Set(["running", "awaiting-promotion", "paused"]);
 
-export function isActive(d: Deployment | undefined): d is Deployment {
+export function isActive(d: Deployment | undefined): boolean {
   return d !== undefined && LIVE_DEPLOYMENT_STATUSES.has(d.status);
 }
 

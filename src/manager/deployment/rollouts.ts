@@ -154,8 +154,7 @@ export class Rollouts {
   async control(jobId: string, op: DeploymentControl): Promise<Job> {
     const job = this.liveJob(jobId);
     const d = job.deployment;
-    const last = job.deployment?.status;
-    if (!isActive(d)) throw new ConflictError(`job ${jobId} has no deployment under way${last ? ` (the last one is ${last})` : ""}`, { jobId });
+    if (!d || !isActive(d)) throw new ConflictError(`job ${jobId} has no deployment under way${d ? ` (the last one is ${d.status})` : ""}`, { jobId });
     const now = this.d.now();
     let next: Deployment;
     switch (op) {
@@ -176,6 +175,7 @@ export class Rollouts {
         const revert = policy.autoRevert && d.stableVersion !== undefined && d.stableVersion !== d.version;
         next = { ...d, status: revert ? "reverted" : "failed", description: revert ? `failed by hand; reverting to version ${d.stableVersion}` : "failed by hand", finishedAt: now };
         await this.d.store.updateJob({ ...job, deployment: next, updatedAt: now });
+        await this.d.versions.recordOutcome(jobId, d.version, { status: next.status, description: next.description, finishedAt: now });
         if (revert) await this.revert(jobId, d.stableVersion!);
         return this.d.store.jobs.get(jobId)!;
       }
@@ -252,7 +252,8 @@ export class Rollouts {
       const cur = this.d.store.jobs.get(job.id) ?? job;
       await this.d.store.updateJob({ ...cur, deployment: step.deployment, updatedAt: now });
       if (step.deployment.status !== d.status) this.d.log.info({ job: job.id, version: d.version, status: step.deployment.status, why: step.deployment.description }, "deployment status");
-      if (step.deployment.status === "successful") await this.d.versions.markStable(job.id, d.version);
+      const ended = step.deployment;
+      if (!isActive(ended)) await this.d.versions.recordOutcome(job.id, d.version, { status: ended.status, description: ended.description, finishedAt: ended.finishedAt ?? now });
     }
     if (revertTo !== undefined) await this.revert(job.id, revertTo);
   }

@@ -40,6 +40,7 @@ export function versionsView(versions: readonly JobVersion[], current: number | 
       stable: v.stable === true,
       running: v.version === current,
       ...(v.revertOf !== undefined ? { revertOf: v.revertOf } : {}),
+      ...(v.deployment ? { deployment: v.deployment } : {}),
       source: v.source,
       ...(withDiff && previous ? { diff: diffSpecs(previous, v) } : {}),
     };

@@ -18,6 +18,8 @@ export interface JobVersion {
   stable?: boolean;
   /** The version this one re-submitted (`torca revert`, or an automatic revert). */
   revertOf?: number;
+  /** How the deployment of this version ended. */
+  deployment?: { status: string; description: string; finishedAt: number };
 }
 
 const StoredSpecSchema = z.custom<JobSpec>((v) => typeof v === "object" && v !== null && !Array.isArray(v), { message: "Expected the job spec object" });
@@ -31,6 +33,7 @@ const JobVersionSchema = z
     packageDigest: z.string().optional(),
     stable: z.boolean().optional(),
     revertOf: z.number().int().min(0).optional(),
+    deployment: z.object({ status: z.string(), description: z.string(), finishedAt: z.number() }).optional(),
   })
   .passthrough() satisfies z.ZodType<JobVersion, z.ZodTypeDef, unknown>;
 
@@ -73,10 +76,11 @@ export class VersionStore {
     await this.write(jobId, [v, ...kept].sort((a, b) => b.version - a.version).slice(0, KEPT_VERSIONS));
   }
 
-  async markStable(jobId: string, version: number): Promise<void> {
+  /** Records how a version's deployment ended; a successful one makes the version stable. */
+  async recordOutcome(jobId: string, version: number, outcome: NonNullable<JobVersion["deployment"]>): Promise<void> {
     const list = await this.list(jobId);
-    if (!list.some((v) => v.version === version && !v.stable)) return;
-    await this.write(jobId, list.map((v) => (v.version === version ? { ...v, stable: true } : v)));
+    if (!list.some((v) => v.version === version)) return;
+    await this.write(jobId, list.map((v) => (v.version === version ? { ...v, deployment: outcome, ...(outcome.status === "successful" ? { stable: true } : {}) } : v)));
   }
 
   private async write(jobId: string, versions: JobVersion[]): Promise<void> {

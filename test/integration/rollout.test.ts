@@ -1,0 +1,160 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import type { Deployment, TaskInstance } from "../../src/common/types.js";
+import { createResolver, type Resolver } from "../../naming/resolver.js";
+import { startTestCell, type TestCell } from "../harness/cell.js";
+import { LoadGenerator, type LoadReport } from "../harness/load.js";
+import { until } from "../harness/wait.js";
+
+/*
+ * Rolling updates end to end on a local cell (real ZooKeeper, two managers,
+ * an agent running tasks as processes): a 4-instance HTTP service behind
+ * naming is changed while a client that resolves it through the resolver
+ * library sends requests without pause. Every failure counts (refused,
+ * reset, 5xx, timeout, no endpoint); none is allowed.
+ */
+
+// Echoes its VERSION; /healthz passes, /never always fails (a version whose check points there never turns healthy).
+const SERVER = [
+  'const http = require("node:http");',
+  "http.createServer((req, res) => {",
+  '  if (req.url === "/healthz") return res.end("ok");',
+  '  if (req.url === "/never") { res.statusCode = 500; return res.end(); }',
+  "  res.end(process.env.VERSION);",
+  '}).listen(Number(process.env.TORCA_PORT_HTTP), "127.0.0.1");',
+].join("\n");
+
+const SERVICE = "web.rollout";
+
+function job(version: string, o: { checkPath?: string; update?: Record<string, unknown>; instances?: number } = {}): string {
+  return JSON.stringify({
+    name: "web",
+    type: "service",
+    instances: o.instances ?? 4,
+    isolation: "process",
+    command: ["node", "-e", SERVER],
+    env: { VERSION: version },
+    resources: { cpu: 0.05, memory: "48MiB" },
+    ports: [{ name: "http", check: { type: "http", path: o.checkPath ?? "/healthz", interval: "250ms", timeout: "200ms", failures: 1000 } }],
+    service: { name: SERVICE },
+    restart: { attempts: 5, delay: "1s" },
+    update: { minHealthyTime: "1s", healthyDeadline: "20s", progressDeadline: "40s", ...o.update },
+  });
+}
+
+interface DeploymentView {
+  version: number;
+  deployment: Deployment | null;
+  versions: { version: number; instances: number; healthy: number; canaries: number; stopping: number }[];
+}
+
+describe("rolling updates of a service behind naming", () => {
+  let c: TestCell;
+  let resolver: Resolver;
+
+  before(async () => {
+    c = await startTestCell({ managers: 2, agents: 1 });
+    resolver = await createResolver({ zookeeper: c.cell.zookeeper!.connectString, sessionTimeoutMs: 4000 });
+  });
+
+  after(async () => {
+    resolver?.close();
+    if (c) {
+      await c.api.delete(`${await c.primaryUrl()}/v1/jobs/web`).catch(() => undefined);
+      await c.close();
+    }
+  });
+
+  const submit = async (body: string) =>
+    c.api.post(`${await c.primaryUrl()}/v1/jobs`, { body, headers: { "content-type": "application/json" } }).json<{ version: number; change: string; message: string }>();
+  const deployment = async () => c.api.get(`${await c.primaryUrl()}/v1/jobs/web/deployment`).json<DeploymentView>();
+  const waitDeployment = (version: number, statuses: Deployment["status"][], timeoutMs = 90_000) =>
+    until(`the deployment of version ${version} to be ${statuses.join(" or ")}`, async () => {
+      const d = await deployment().catch(() => undefined);
+      return d?.deployment?.version === version && statuses.includes(d.deployment.status) && d;
+    }, { timeoutMs, intervalMs: 250 });
+  const liveTasks = async () => (await c.job("web")).taskList.filter((t: TaskInstance) => !["completed", "failed", "killed", "lost"].includes(t.state));
+
+  /** Runs `during` with the load on, and returns what the client saw. */
+  const underLoad = async (during: () => Promise<void>): Promise<LoadReport> => {
+    const load = new LoadGenerator(resolver, SERVICE, { workers: 2 });
+    load.start();
+    try {
+      await during();
+    } finally {
+      await load.stop();
+    }
+    return load.report;
+  };
+
+  const noFailures = (r: LoadReport) => assert.equal(r.failed, 0, `failed requests: ${JSON.stringify(r.failures)} (ok: ${r.ok})`);
+
+  test("v0 → v1 (a changed environment value): no failed request, every instance ends on v1", async () => {
+    const first = await submit(job("v0"));
+    assert.equal(first.change, "created");
+    await until("four endpoints", async () => (await resolver.resolve(SERVICE)).length === 4, { timeoutMs: 60_000 });
+
+    const report = await underLoad(async () => {
+      const next = await submit(job("v1"));
+      assert.equal(next.change, "new-version", next.message);
+      assert.equal(next.version, 1);
+      await waitDeployment(1, ["successful"]);
+    });
+    noFailures(report);
+    assert.ok(report.ok > 100, `requests answered: ${report.ok}`);
+    assert.ok((report.bodies.v0 ?? 0) > 0 && (report.bodies.v1 ?? 0) > 0, `answers by version: ${JSON.stringify(report.bodies)}`);
+    const live = await liveTasks();
+    assert.deepEqual(live.map((t) => t.version), [1, 1, 1, 1], "every instance on version 1");
+    const eps = await resolver.resolve(SERVICE);
+    assert.equal(eps.length, 4);
+  });
+
+  test("the same file again is a no-op that says so", async () => {
+    const again = await submit(job("v1"));
+    assert.equal(again.change, "unchanged");
+    assert.match(again.message, /unchanged: version 1 is running/);
+    assert.equal((await deployment()).version, 1);
+  });
+
+  test("plan of a live job shows the diff and which instances are replaced", async () => {
+    const plan = await c.api
+      .post(`${await c.primaryUrl()}/v1/jobs/plan`, { body: job("v9", { instances: 5 }), headers: { "content-type": "application/json" } })
+      .json<{ version: { fromVersion: number; diff: { fields: { field: string; from?: unknown; to?: unknown; inPlace: boolean }[]; replaces: boolean }; instances: { replaced: string[]; added: string[]; removed: string[] } } }>();
+    assert.equal(plan.version.fromVersion, 1);
+    assert.deepEqual(plan.version.diff.fields.map((f) => [f.field, f.from, f.to, f.inPlace]), [["env.VERSION", "v1", "v9", false], ["instances", 4, 5, true]]);
+    assert.equal(plan.version.instances.replaced.length, 4);
+    assert.equal(plan.version.instances.added.length, 1);
+  });
+
+  test("autoRevert: a v2 whose health check never passes is reverted to v1, with no failed request", async () => {
+    const report = await underLoad(async () => {
+      const v2 = await submit(job("v2", { checkPath: "/never", update: { autoRevert: true, healthyDeadline: "5s", progressDeadline: "10s" } }));
+      assert.equal(v2.version, 2);
+      // The failed deployment is replaced by the revert's at once: its outcome stays with version 2.
+      await waitDeployment(3, ["successful"]);
+    });
+    noFailures(report);
+    assert.equal(report.bodies.v2, undefined, "no request reached v2");
+    const live = await liveTasks();
+    assert.deepEqual(live.map((t) => t.version), [3, 3, 3, 3]);
+    const versions = await c.api.get(`${await c.primaryUrl()}/v1/jobs/web/versions`).json<{ versions: { version: number; revertOf?: number; stable: boolean; deployment?: { status: string; description: string } }[] }>();
+    assert.deepEqual(versions.versions.map((v) => [v.version, v.revertOf ?? null, v.deployment?.status ?? null]), [[3, 1, "successful"], [2, null, "reverted"], [1, null, "successful"], [0, null, null]]);
+    assert.match(versions.versions[1]!.deployment!.description, /not healthy within 5000 ms; reverting to version 1/);
+  });
+
+  test("canaries: the running version keeps every instance serving until promote", async () => {
+    const report = await underLoad(async () => {
+      await submit(job("v4", { update: { canary: 1 } }));
+      const waiting = await waitDeployment(4, ["awaiting-promotion"]);
+      const old = waiting.versions.find((v) => v.version === 3)!;
+      assert.equal(old.instances, 4, "all four old instances still wanted");
+      assert.equal(old.healthy, 4, "and serving");
+      assert.equal(waiting.versions.find((v) => v.version === 4)!.canaries, 1);
+      await until("the canary answering", async () => (await resolver.resolve(SERVICE)).length === 5, { timeoutMs: 10_000 });
+      await c.api.post(`${await c.primaryUrl()}/v1/jobs/web/deployment/promote`, { json: {} }).json();
+      await waitDeployment(4, ["successful"]);
+    });
+    noFailures(report);
+    assert.deepEqual((await liveTasks()).map((t) => t.version), [4, 4, 4, 4]);
+  });
+});
