@@ -1,8 +1,10 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { get } from "node:http";
 import type { Deployment, TaskInstance } from "../../src/common/types.js";
 import { createResolver, type Resolver } from "../../naming/resolver.js";
 import { startTestCell, type TestCell } from "../harness/cell.js";
+import { runTorca } from "../harness/cli.js";
 import { LoadGenerator, type LoadReport } from "../harness/load.js";
 import { until } from "../harness/wait.js";
 
@@ -15,9 +17,13 @@ import { until } from "../harness/wait.js";
  */
 
 // Echoes its VERSION; /healthz passes, /never always fails (a version whose check points there never turns healthy).
+// /signals counts the SIGUSR2s received (torca signal).
 const SERVER = [
   'const http = require("node:http");',
+  "let signals = 0;",
+  'process.on("SIGUSR2", () => signals++);',
   "http.createServer((req, res) => {",
+  '  if (req.url === "/signals") return res.end(String(signals));',
   '  if (req.url === "/healthz") return res.end("ok");',
   '  if (req.url === "/never") { res.statusCode = 500; return res.end(); }',
   "  res.end(process.env.VERSION);",
@@ -86,6 +92,22 @@ describe("rolling updates of a service behind naming", () => {
     }
     return load.report;
   };
+
+  const torca = async (...args: string[]) => {
+    const r = await runTorca(["--json", ...args], { TORCA_MANAGER: c.cell.managerUrls.join(","), TORCA_TOKEN: c.cell.token });
+    assert.equal(r.code, 0, `torca ${args.join(" ")}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as Record<string, unknown>;
+  };
+  const fetchText = (host: string, port: number, path: string) =>
+    new Promise<string>((resolveF, reject) => {
+      get({ host, port, path, agent: false }, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (x: string) => (body += x));
+        res.on("end", () => resolveF(body));
+      }).on("error", reject);
+    });
+  const snapshot = async () => new Map((await liveTasks()).map((t) => [t.id, `${t.attempt}@${t.startedAt}`]));
 
   const noFailures = (r: LoadReport) => assert.equal(r.failed, 0, `failed requests: ${JSON.stringify(r.failures)} (ok: ${r.ok})`);
 
@@ -156,5 +178,85 @@ describe("rolling updates of a service behind naming", () => {
     });
     noFailures(report);
     assert.deepEqual((await liveTasks()).map((t) => t.version), [4, 4, 4, 4]);
+  });
+
+  test("torca scale applies in place: the running instances are not restarted", async () => {
+    const before = await snapshot();
+    const up = await torca("scale", "web", "5");
+    assert.equal(up.change, "new-version");
+    await waitDeployment(up.version as number, ["successful"]);
+    const after = await snapshot();
+    assert.equal(after.size, 5);
+    for (const [id, run] of before) assert.equal(after.get(id), run, `${id} kept running`);
+    const down = await torca("scale", "web", "4");
+    await waitDeployment(down.version as number, ["successful"]);
+    assert.equal((await snapshot()).size, 4);
+  });
+
+  test("torca restart replaces every instance, with no failed request", async () => {
+    const before = await snapshot();
+    const report = await underLoad(async () => {
+      const r = await torca("restart", "web");
+      assert.ok((r.deployment as Deployment).restartAt);
+      await waitDeployment((r.deployment as Deployment).version, ["successful"]);
+    });
+    noFailures(report);
+    const after = await snapshot();
+    assert.equal(after.size, 4);
+    for (const [id, run] of after) assert.notEqual(before.get(id), run, `${id} restarted`);
+  });
+
+  test("torca signal reaches the task's process", async () => {
+    const [t] = await liveTasks();
+    const r = await torca("signal", t!.id, "usr2");
+    assert.equal(r.signal, "SIGUSR2");
+    const ep = (await resolver.resolve(SERVICE)).find((e) => e.task === t!.id)!;
+    await until("the signal counted", async () => (await fetchText(ep.host, ep.port, "/signals")) === "1", { timeoutMs: 5000 });
+  });
+
+  test("torca history --diff lists the versions with their changes; torca revert goes back to one", async () => {
+    const h = await torca("history", "web", "--diff");
+    const versions = h.versions as { version: number; diff?: { fields: { field: string }[] } }[];
+    assert.equal(versions[0]!.version, 6, "versions 0-6, newest first");
+    assert.deepEqual(versions.find((v) => v.version === 1)!.diff!.fields.map((f) => f.field), ["env.VERSION"]);
+    const report = await underLoad(async () => {
+      const r = await torca("revert", "web", "1");
+      assert.equal(r.version, 7);
+      await waitDeployment(7, ["successful"]);
+    });
+    noFailures(report);
+    const status = await torca("deployment", "status", "web");
+    assert.equal((status.deployment as Deployment).status, "successful");
+    assert.deepEqual((await liveTasks()).map((t) => t.version), [7, 7, 7, 7]);
+    assert.equal(await fetchText((await resolver.resolve(SERVICE))[0]!.host, (await resolver.resolve(SERVICE))[0]!.port, "/"), "v1");
+  });
+
+  test("the primary killed mid-rollout: the new primary completes it, no instance runs twice", async () => {
+    const { primary } = await c.steadyPrimary();
+    const report = await underLoad(async () => {
+      const next = await submit(job("v8"));
+      await until("one instance replaced", async () => ((await deployment()).versions.find((v) => v.version === next.version)?.healthy ?? 0) >= 1, { timeoutMs: 60_000 });
+      await c.cell.stopDaemon(c.cell.managerIdAt(primary.url), "SIGKILL");
+      await until("a new primary", async () => (await c.cell.waitForPrimary()).url !== primary.url, { timeoutMs: 60_000 });
+      await waitDeployment(next.version, ["successful"]);
+    });
+    noFailures(report);
+    const live = await liveTasks();
+    assert.deepEqual(live.map((t) => t.version), [8, 8, 8, 8]);
+    const agentUrl = c.cell.daemons.get("agent-1")!.url;
+    const onAgent = (await c.api.get(`${agentUrl}/v1/tasks`).json<{ tasks: { taskId: string; state: string }[] }>()).tasks.filter((t) => t.state !== "exited");
+    assert.equal(onAgent.length, 4, `processes on the agent: ${onAgent.map((t) => t.taskId).join(", ")}`);
+    assert.equal(new Set(onAgent.map((t) => t.taskId)).size, 4, "no task id twice");
+  });
+
+  test("torca kill of a service drains: its instances leave naming before they stop", async () => {
+    const report = await underLoad(async () => {
+      await c.api.delete(`${await c.primaryUrl()}/v1/jobs/web`);
+      await until("no endpoint left", async () => (await resolver.resolve(SERVICE)).length === 0, { timeoutMs: 30_000 });
+      await until("every instance stopped", async () => (await liveTasks()).length === 0, { timeoutMs: 30_000 });
+    });
+    const { "no-endpoint": gone, ...others } = report.failures;
+    assert.deepEqual(others, {}, `failures other than "no endpoint" once all had left: ${JSON.stringify(others)}`);
+    assert.ok(gone, "the client saw the name empty at the end");
   });
 });

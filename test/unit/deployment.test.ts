@@ -187,6 +187,8 @@ describe("a rolling deployment", () => {
     const sim = new Sim(fourOnV0(), deployment(1), policy(), 2, { inPlace: () => true });
     const actions = sim.step();
     assert.deepEqual(actions.filter((a) => a.kind === "stop").map((a) => a.index), [3, 2]);
+    sim.step();
+    assert.equal(sim.d.status, "running", "not done while the surplus instances are still draining");
     sim.runUntilDone();
     assert.equal(sim.d.status, "successful");
     assert.deepEqual(sim.versions(), [1, 1]);

@@ -152,7 +152,9 @@ export function stepDeployment(input: DeploymentInput): DeploymentStep {
   }
   if (batch) d = { ...d, lastBatchAt: now };
 
-  const done = oldLive.length === 0 && oldStopping.length === 0 && newCount === N && newHealthy.length >= N && actions.every((a) => a.kind === "adopt");
+  // Done once nothing is left stopping either (old instances, or surplus ones of a scale-down).
+  const stillStopping = input.tasks.some((t) => t.desired === "stop" && !TERMINAL_TASK_STATES.has(t.state));
+  const done = oldLive.length === 0 && !stillStopping && newCount === N && newHealthy.length >= N && actions.every((a) => a.kind === "adopt");
   if (done) return { actions, deployment: { ...d, status: "successful", description: `all ${N} instances on version ${target} and healthy`, finishedAt: now } };
   const left = remainingOld().length + oldStopping.length;
   return { actions, deployment: described(d, "running", `${newHealthy.length}/${N} healthy on version ${target}; ${left} old left`) };

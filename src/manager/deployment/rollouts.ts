@@ -102,7 +102,8 @@ export class Rollouts {
     const version = Math.max(current, ...known.map((v) => v.version)) + 1;
     const entry: JobVersion = { version, submittedAt: now, source, spec, ...(packageDigest ? { packageDigest } : {}), ...(extra.revertOf !== undefined ? { revertOf: extra.revertOf } : {}) };
     await this.d.versions.add(job.id, entry);
-    const deployment = this.newDeployment(job, version, updatePolicyOf(spec), now);
+    // Canaries try out a change that restarts instances; one applied in place has nothing to try out.
+    const deployment = this.newDeployment(job, version, updatePolicyOf(spec), now, diff.replaces ? {} : { promoted: true });
     const { packageDigest: _previousDigest, ...rest } = job;
     const next: Job = { ...rest, spec, source, version, deployment, updatedAt: now, ...(packageDigest ? { packageDigest } : {}) };
     await this.d.store.updateJob(next);
@@ -264,7 +265,7 @@ export class Rollouts {
     const version = job.deployment!.version;
     switch (a.kind) {
       case "adopt":
-        return cur && withEvent({ ...cur, version, versionSince: now }, "updated", `updated in place to version ${version}`, now);
+        return cur && withEvent({ ...cur, version, versionSince: now, canary: undefined }, "updated", `updated in place to version ${version}`, now);
       case "stop":
         if (!cur || cur.desired === "stop") return undefined;
         // Not running yet: nothing to drain.

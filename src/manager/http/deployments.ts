@@ -2,8 +2,8 @@ import Router from "@koa/router";
 import { z } from "zod";
 import type { TokenTable } from "../../common/auth.js";
 import { NotFoundError } from "../../common/errors.js";
-import { parseBody } from "../../common/protocol.js";
-import { TERMINAL_TASK_STATES, type Job, type TaskInstance } from "../../common/types.js";
+import { parseBody, TASK_SIGNALS } from "../../common/protocol.js";
+import { parseTaskId, TERMINAL_TASK_STATES, type Job, type TaskInstance } from "../../common/types.js";
 import { namespaceOfJobId, requireInNamespace } from "../../auth/grants.js";
 import { callerOf, requireRole } from "../../http/auth.js";
 import { readJson } from "../../http/body.js";
@@ -22,6 +22,7 @@ import { requirePrimary, requireStore, submitAnswer, type ManagerView } from "./
  *   POST /v1/jobs/:id/restart              submit: {allAtOnce?}: every instance replaced, by the update policy or all together
  *   GET  /v1/jobs/:id/deployment           read: the live (or last) deployment with per-version instance counts
  *   POST /v1/jobs/:id/deployment/:op       submit: promote | pause | resume | fail
+ *   POST /v1/tasks/:id/signal              submit: {signal}: to the task's running process
  * The versions live on the primary (versions/store.ts); a backup answers with a redirect to it.
  */
 
@@ -29,6 +30,7 @@ const RevertSchema = z.object({ version: z.number().int().min(0) }).strict();
 const ScaleSchema = z.object({ instances: z.number().int().min(0).max(10_000) }).strict();
 const RestartSchema = z.object({ allAtOnce: z.boolean().optional() }).strict();
 const CONTROLS = ["promote", "pause", "resume", "fail"] as const;
+const SignalSchema = z.object({ signal: z.enum(TASK_SIGNALS) }).strict();
 
 /** The versions of a job as `torca history JOB` shows them (newest first); with `diff`, each against the one before it. */
 export function versionsView(versions: readonly JobVersion[], current: number | undefined, withDiff: boolean) {
@@ -119,6 +121,14 @@ export function deploymentsRouter(v: ManagerView, tokens: TokenTable): Router {
     const job = jobIn(ctx.params.id!, "submit", callerOf(ctx));
     const next = await requirePrimary(v).deployment(job.id, op);
     ctx.body = deploymentView(next, requireStore(v).tasksOf(next.id), Date.now());
+  });
+
+  r.post("/v1/tasks/:id/signal", submit, async (ctx) => {
+    const ref = parseTaskId(ctx.params.id!);
+    requireInNamespace(callerOf(ctx), "submit", namespaceOfJobId(ref?.jobId ?? ctx.params.id!));
+    const req = parseBody(SignalSchema, await readJson(ctx, v.bodyLimit));
+    const t = await requirePrimary(v).signal(ctx.params.id!, req.signal);
+    ctx.body = { task: t.id, attempt: t.attempt, node: t.nodeId, signal: req.signal };
   });
 
   return r;

@@ -1,7 +1,7 @@
 import type { Logger } from "../../common/logger.js";
 import { ConflictError, IdempotencyKeyReusedError, isTorcaError, NotFoundError } from "../../common/errors.js";
-import type { AgentReport } from "../../common/protocol.js";
-import { jobIdOf, TERMINAL_TASK_STATES, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
+import type { AgentReport, SignalRequest } from "../../common/protocol.js";
+import { jobIdOf, parseTaskId, TERMINAL_TASK_STATES, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
@@ -287,6 +287,16 @@ export class Primary {
       this.requestTick();
       return this.store.jobs.get(jobId)!;
     });
+  }
+
+  /** Sends a signal to a running task (`torca signal`). */
+  async signal(taskId: string, signal: SignalRequest["signal"]): Promise<TaskInstance> {
+    const ref = parseTaskId(taskId);
+    const t = ref ? this.store.task(ref.jobId, ref.index) : undefined;
+    if (!t) throw new NotFoundError("task", taskId);
+    if (t.state !== "running") throw new ConflictError(`task ${taskId} is ${t.state}, not running: there is no process to signal`, { taskId });
+    await this.sender.signal(t, signal);
+    return t;
   }
 
   async drain(nodeId: string, on: boolean): Promise<void> {

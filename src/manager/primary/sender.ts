@@ -1,6 +1,6 @@
-import { StaleEpochError } from "../../common/errors.js";
+import { ConflictError, StaleEpochError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
-import type { TaskDispatch } from "../../common/protocol.js";
+import type { SignalRequest, TaskDispatch } from "../../common/protocol.js";
 import type { Job, NodeInfo, TaskInstance } from "../../common/types.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
 
@@ -65,6 +65,18 @@ export class TaskSender {
       if (isStaleEpoch(e)) this.opts.fence();
       else this.warn(`stop ${t.id}`, e);
     });
+  }
+
+  /** Sends a signal to the task's current attempt on its node (`torca signal`); rejects when the agent refuses. */
+  async signal(t: TaskInstance, signal: SignalRequest["signal"]): Promise<void> {
+    const node = t.nodeId ? this.opts.node(t.nodeId) : undefined;
+    if (this.opts.isFenced() || !node) throw new ConflictError(`task ${t.id} is not on a reachable node`, { taskId: t.id });
+    try {
+      await this.dispatcher.signal(node.url, t.id, { epoch: this.opts.epoch, attempt: t.attempt, signal });
+    } catch (e) {
+      if (isStaleEpoch(e)) this.opts.fence();
+      throw e;
+    }
   }
 
   /** Level-triggered: every task that should stop is told again (rate-limited). */
