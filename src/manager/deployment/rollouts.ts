@@ -175,8 +175,8 @@ export class Rollouts {
         const policy = updatePolicyOf(job.spec);
         const revert = policy.autoRevert && d.stableVersion !== undefined && d.stableVersion !== d.version;
         next = { ...d, status: revert ? "reverted" : "failed", description: revert ? `failed by hand; reverting to version ${d.stableVersion}` : "failed by hand", finishedAt: now };
-        await this.d.store.updateJob({ ...job, deployment: next, updatedAt: now });
         await this.d.versions.recordOutcome(jobId, d.version, { status: next.status, description: next.description, finishedAt: now });
+        await this.d.store.updateJob({ ...job, deployment: next, updatedAt: now });
         if (revert) await this.revert(jobId, d.stableVersion!);
         return this.d.store.jobs.get(jobId)!;
       }
@@ -250,11 +250,12 @@ export class Rollouts {
     const drainMs = drainDelayOf(job);
     for (const s of stops) this.d.sender.stop(s.t, s.why, drainMs);
     if (step.deployment !== d) {
-      const cur = this.d.store.jobs.get(job.id) ?? job;
-      await this.d.store.updateJob({ ...cur, deployment: step.deployment, updatedAt: now });
-      if (step.deployment.status !== d.status) this.d.log.info({ job: job.id, version: d.version, status: step.deployment.status, why: step.deployment.description }, "deployment status");
       const ended = step.deployment;
+      // The version's outcome first: whoever sees the deployment ended finds it recorded (a step repeated after a failover records it again).
       if (!isActive(ended)) await this.d.versions.recordOutcome(job.id, d.version, { status: ended.status, description: ended.description, finishedAt: ended.finishedAt ?? now });
+      const cur = this.d.store.jobs.get(job.id) ?? job;
+      await this.d.store.updateJob({ ...cur, deployment: ended, updatedAt: now });
+      if (ended.status !== d.status) this.d.log.info({ job: job.id, version: d.version, status: ended.status, why: ended.description }, "deployment status");
     }
     if (revertTo !== undefined) await this.revert(job.id, revertTo);
   }
