@@ -12,6 +12,7 @@ import { benchHostileInput } from "./hostile-input.js";
 import { benchManagerScale } from "./manager-scale.js";
 import { benchNaming } from "./naming.js";
 import { benchPackagePull } from "./package-pull.js";
+import { benchRollout } from "./rollout.js";
 import { benchScheduler } from "./scheduler.js";
 
 function print(section: string, r: Record<string, number | string> | string[]): void {
@@ -30,6 +31,7 @@ const benches: [string, () => Promise<Record<string, number | string> | string[]
   ["P6 naming", benchNaming],
   ["P7 manager at 10,000 machines and 100,000 tasks", () => benchManagerScale()],
   ["P8 package pull", benchPackagePull],
+  ["P9 rolling update", () => benchRollout()],
   ["P10 history archival", () => benchHistoryArchive()],
   ["driver start latency and throughput", () => benchDriverStart(30)],
 ];

@@ -6,6 +6,7 @@ import { createResolver, type Resolver } from "../../naming/resolver.js";
 import { startTestCell, type TestCell } from "../harness/cell.js";
 import { runTorca } from "../harness/cli.js";
 import { LoadGenerator, type LoadReport } from "../harness/load.js";
+import { ROLLING_SERVICE, rollingJob } from "../harness/rolling-service.js";
 import { until } from "../harness/wait.js";
 
 /*
@@ -16,37 +17,8 @@ import { until } from "../harness/wait.js";
  * reset, 5xx, timeout, no endpoint); none is allowed.
  */
 
-// Echoes its VERSION; /healthz passes, /never always fails (a version whose check points there never turns healthy).
-// /signals counts the SIGUSR2s received (torca signal).
-const SERVER = [
-  'const http = require("node:http");',
-  "let signals = 0;",
-  'process.on("SIGUSR2", () => signals++);',
-  "http.createServer((req, res) => {",
-  '  if (req.url === "/signals") return res.end(String(signals));',
-  '  if (req.url === "/healthz") return res.end("ok");',
-  '  if (req.url === "/never") { res.statusCode = 500; return res.end(); }',
-  "  res.end(process.env.VERSION);",
-  '}).listen(Number(process.env.TORCA_PORT_HTTP), "127.0.0.1");',
-].join("\n");
-
-const SERVICE = "web.rollout";
-
-function job(version: string, o: { checkPath?: string; update?: Record<string, unknown>; instances?: number } = {}): string {
-  return JSON.stringify({
-    name: "web",
-    type: "service",
-    instances: o.instances ?? 4,
-    isolation: "process",
-    command: ["node", "-e", SERVER],
-    env: { VERSION: version },
-    resources: { cpu: 0.05, memory: "48MiB" },
-    ports: [{ name: "http", check: { type: "http", path: o.checkPath ?? "/healthz", interval: "250ms", timeout: "200ms", failures: 1000 } }],
-    service: { name: SERVICE },
-    restart: { attempts: 5, delay: "1s" },
-    update: { minHealthyTime: "1s", healthyDeadline: "20s", progressDeadline: "40s", ...o.update },
-  });
-}
+const SERVICE = ROLLING_SERVICE;
+const job = rollingJob;
 
 interface DeploymentView {
   version: number;
