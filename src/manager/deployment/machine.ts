@@ -90,7 +90,7 @@ export function stepDeployment(input: DeploymentInput): DeploymentStep {
   const isNew = (t: TaskInstance) => (versionOf(t) === target && !restarted(t)) || adopted.has(t.index);
   const newLive = live.filter(isNew);
   const oldLive = live.filter((t) => !isNew(t));
-  const oldStopping = input.tasks.filter((t) => t.desired === "stop" && !TERMINAL_TASK_STATES.has(t.state) && (versionOf(t) !== target || restarted(t)));
+  const oldStopping = input.tasks.filter((t) => isStopping(t) && (versionOf(t) !== target || restarted(t)));
   const healthy = (t: TaskInstance) => isHealthyFor(t, input.hasChecks, policy.minHealthyTimeMs, now);
   const newHealthy = newLive.filter(healthy);
 
@@ -153,11 +153,16 @@ export function stepDeployment(input: DeploymentInput): DeploymentStep {
   if (batch) d = { ...d, lastBatchAt: now };
 
   // Done once nothing is left stopping either (old instances, or surplus ones of a scale-down).
-  const stillStopping = input.tasks.some((t) => t.desired === "stop" && !TERMINAL_TASK_STATES.has(t.state));
+  const stillStopping = input.tasks.some(isStopping);
   const done = oldLive.length === 0 && !stillStopping && newCount === N && newHealthy.length >= N && actions.every((a) => a.kind === "adopt");
   if (done) return { actions, deployment: { ...d, status: "successful", description: `all ${N} instances on version ${target} and healthy`, finishedAt: now } };
   const left = remainingOld().length + oldStopping.length;
   return { actions, deployment: described(d, "running", `${newHealthy.length}/${N} healthy on version ${target}; ${left} old left`) };
+}
+
+/** Asked to stop and still on a node (a record with nothing left to stop is not waited for). */
+function isStopping(t: TaskInstance): boolean {
+  return t.desired === "stop" && (t.state === "dispatched" || t.state === "running");
 }
 
 function failureOf(input: DeploymentInput, newLive: TaskInstance[], healthy: (t: TaskInstance) => boolean): string | undefined {

@@ -3,13 +3,12 @@ import { z } from "zod";
 import type { TokenTable } from "../../common/auth.js";
 import { NotFoundError } from "../../common/errors.js";
 import { parseBody, TASK_SIGNALS } from "../../common/protocol.js";
-import { parseTaskId, TERMINAL_TASK_STATES, type Job, type TaskInstance } from "../../common/types.js";
+import { parseTaskId, type Job } from "../../common/types.js";
 import { namespaceOfJobId, requireInNamespace } from "../../auth/grants.js";
 import { callerOf, requireRole } from "../../http/auth.js";
 import { readJson } from "../../http/body.js";
 import { queryFlag } from "../../http/query.js";
-import { hasHealthChecks, updatePolicyOf } from "../deployment/rollouts.js";
-import { isHealthyFor, versionOf } from "../deployment/machine.js";
+import { deploymentView } from "../deployment/view.js";
 import { diffSpecs } from "../versions/diff.js";
 import type { JobVersion } from "../versions/store.js";
 import { requirePrimary, requireStore, submitAnswer, type ManagerView } from "./api.js";
@@ -47,28 +46,6 @@ export function versionsView(versions: readonly JobVersion[], current: number | 
       ...(withDiff && previous ? { diff: diffSpecs(previous, v) } : {}),
     };
   });
-}
-
-/** Instances per version: how many, how many healthy for the deployment, how many canaries. */
-export function deploymentView(job: Job, tasks: readonly TaskInstance[], now: number) {
-  const policy = updatePolicyOf(job.spec);
-  const checks = hasHealthChecks(job.spec);
-  const byVersion = new Map<number, { version: number; instances: number; healthy: number; unhealthy: number; canaries: number; stopping: number }>();
-  for (const t of tasks) {
-    if (TERMINAL_TASK_STATES.has(t.state)) continue;
-    const v = versionOf(t);
-    const row = byVersion.get(v) ?? { version: v, instances: 0, healthy: 0, unhealthy: 0, canaries: 0, stopping: 0 };
-    byVersion.set(v, row);
-    if (t.desired === "stop") {
-      row.stopping++;
-      continue;
-    }
-    row.instances++;
-    if (isHealthyFor(t, checks, policy.minHealthyTimeMs, now)) row.healthy++;
-    else if (t.healthy === false) row.unhealthy++;
-    if (t.canary && job.deployment && !job.deployment.promoted && v === job.deployment.version) row.canaries++;
-  }
-  return { job: job.id, version: job.version ?? 0, deployment: job.deployment ?? null, update: policy, versions: [...byVersion.values()].sort((a, b) => b.version - a.version) };
 }
 
 export function deploymentsRouter(v: ManagerView, tokens: TokenTable): Router {

@@ -158,6 +158,8 @@ export function jobKilled(t: TaskInstance, now: number): TaskInstance | undefine
 
 /** The agent no longer reports a task it was given (after the missing-task grace). */
 export function missingFromNode(t: TaskInstance, nodeId: string, now: number): TaskInstance {
+  // Being stopped anyway: gone from the node is stopped (rescheduling it would leave a record nothing ever ends).
+  if (t.desired === "stop") return withEvent({ ...t, state: "killed", finishedAt: now, reason: `stopped; missing from node ${nodeId}` }, "killed", `missing from node ${nodeId} while stopping`, now);
   return toPending(t, `task missing from node ${nodeId}`, now);
 }
 
