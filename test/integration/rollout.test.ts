@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { get } from "node:http";
 import type { Deployment, TaskInstance } from "../../src/common/types.js";
 import { createResolver, type Resolver } from "../../naming/resolver.js";
-import { startTestCell, type TestCell } from "../harness/cell.js";
+import { batchJob, startTestCell, type TestCell } from "../harness/cell.js";
 import { runTorca } from "../harness/cli.js";
 import { LoadGenerator, type LoadReport } from "../harness/load.js";
 import { ROLLING_SERVICE, rollingJob } from "../harness/rolling-service.js";
@@ -230,5 +230,23 @@ describe("rolling updates of a service behind naming", () => {
     const { "no-endpoint": gone, ...others } = report.failures;
     assert.deepEqual(others, {}, `failures other than "no endpoint" once all had left: ${JSON.stringify(others)}`);
     assert.ok(gone, "the client saw the name empty at the end");
+  });
+
+  test("a finished job's name reused: the finished run is archived to the history store before the new job replaces it", async () => {
+    await c.submit(batchJob("reused", ["/bin/true"]));
+    await c.waitJob("reused", (j) => j.status === "complete", 30_000, "complete");
+    const again = await c.api.post(`${await c.primaryUrl()}/v1/jobs`, { body: batchJob("reused", ["/bin/true"]), headers: { "content-type": "application/yaml" } }).json<{ change: string }>();
+    assert.equal(again.change, "created");
+    const history = await c.api.get(`${await c.primaryUrl()}/v1/history/reused`).json<{ runs: { status: string }[]; live: unknown }>();
+    assert.deepEqual(history.runs.map((r) => r.status), ["complete"], "the first job's run, archived");
+    assert.ok(history.live, "and the new job live");
+  });
+
+  test("a new version of a live batch job is refused, saying why", async () => {
+    await c.submit(batchJob("long", ["/bin/sleep", "60"]));
+    const r = await c.api.post(`${await c.primaryUrl()}/v1/jobs`, { body: batchJob("long", ["/bin/sleep", "61"]), headers: { "content-type": "application/yaml" }, throwHttpErrors: false });
+    assert.equal(r.statusCode, 409);
+    assert.match(r.body, /live batch job: a new version applies to services only/);
+    await c.api.delete(`${await c.primaryUrl()}/v1/jobs/long`);
   });
 });

@@ -131,6 +131,10 @@ export class Primary {
       store,
       history: opts.history ?? (() => undefined),
       ...(opts.historyReady ? { historyReady: opts.historyReady } : {}),
+      versions: {
+        of: async (jobId) => (await opts.versions.list(jobId)).map((v) => ({ version: v.version, submittedAt: v.submittedAt, spec: v.spec, source: v.source })),
+        forget: (jobId) => opts.versions.forget(jobId),
+      },
       usage: this.usage,
       policy: opts.retention ?? DEFAULT_RETENTION,
       log,

@@ -83,6 +83,12 @@ export class VersionStore {
     await this.write(jobId, list.map((v) => (v.version === version ? { ...v, deployment: outcome, ...(outcome.status === "successful" ? { stable: true } : {}) } : v)));
   }
 
+  /** The job left ZooKeeper (its versions went to the history store with it). */
+  async forget(jobId: string): Promise<void> {
+    await this.zk.delete(this.p.jobVersions(jobId)).catch(() => undefined);
+    this.cache.delete(jobId);
+  }
+
   private async write(jobId: string, versions: JobVersion[]): Promise<void> {
     const path = this.p.jobVersions(jobId);
     const data = JSON.stringify({ versions });
