@@ -19,6 +19,8 @@ export interface RolloutDeps {
   log: Logger;
   now: () => number;
   isFenced: () => boolean;
+  /** Refuses a version whose reservation the namespace's quota cannot hold (in place of the job's current one). */
+  admit: (job: Job, spec: JobSpec) => Promise<void>;
 }
 
 /** What a submission did. */
@@ -94,6 +96,7 @@ export class Rollouts {
     }
     const diff = diffSpecs({ spec: job.spec, packageDigest: job.packageDigest }, { spec, packageDigest });
     if (diff.identical) return { job, version: job.version ?? 0, change: "unchanged", diff };
+    await this.d.admit(job, spec);
     const now = this.d.now();
     const known = await this.d.versions.list(job.id);
     const current = job.version ?? 0;

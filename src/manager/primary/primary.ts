@@ -141,7 +141,20 @@ export class Primary {
       now: this.now,
       isFenced: () => this.fenced,
     });
-    this.rollouts = new Rollouts({ store, writer: this.writer, sender: this.sender, versions: opts.versions, log, now: this.now, isFenced: () => this.fenced });
+    this.rollouts = new Rollouts({
+      store,
+      writer: this.writer,
+      sender: this.sender,
+      versions: opts.versions,
+      log,
+      now: this.now,
+      isFenced: () => this.fenced,
+      admit: async (job, spec) => {
+        // The new version's reservation replaces the job's current one.
+        const others = { jobs: new Map([...store.jobs].filter(([id]) => id !== job.id)), tasksOf: (id: string) => store.tasksOf(id) };
+        requireWithinQuota(spec.namespace, await opts.quotas?.current(spec.namespace), usageOf(others, spec.namespace), spec);
+      },
+    });
     this.ticks = new Tick({
       store,
       collector,
