@@ -18,7 +18,12 @@ const SERVER = [
 
 export const ROLLING_SERVICE = "web.rollout";
 
-/** The task file (JSON) of version `version`; rollouts are kept short with minHealthyTime 1s. */
+/**
+ * The task file (JSON) of version `version`; rollouts are kept short with
+ * minHealthyTime 1s. One failed probe takes an instance out of naming, so the
+ * probe timeout is generous: on a loaded machine a 200 ms one timed out for
+ * every instance at once.
+ */
 export function rollingJob(version: string, o: { name?: string; checkPath?: string; update?: Record<string, unknown>; instances?: number } = {}): string {
   return JSON.stringify({
     name: o.name ?? "web",
@@ -28,7 +33,7 @@ export function rollingJob(version: string, o: { name?: string; checkPath?: stri
     command: ["node", "-e", SERVER],
     env: { VERSION: version },
     resources: { cpu: 0.05, memory: "48MiB" },
-    ports: [{ name: "http", check: { type: "http", path: o.checkPath ?? "/healthz", interval: "250ms", timeout: "200ms", failures: 1000 } }],
+    ports: [{ name: "http", check: { type: "http", path: o.checkPath ?? "/healthz", interval: "1s", timeout: "800ms", failures: 1000 } }],
     service: { name: ROLLING_SERVICE },
     restart: { attempts: 5, delay: "1s" },
     update: { minHealthyTime: "1s", healthyDeadline: "20s", progressDeadline: "40s", ...o.update },

@@ -237,7 +237,11 @@ describe("rolling updates of a service behind naming", () => {
     await c.api.get(`${await c.primaryUrl()}/v1/history`, { timeout: { request: 120_000 } });
     await c.submit(batchJob("reused", ["/bin/true"]));
     await c.waitJob("reused", (j) => j.status === "complete", 30_000, "complete");
-    const again = await c.api.post(`${await c.primaryUrl()}/v1/jobs`, { body: batchJob("reused", ["/bin/true"]), headers: { "content-type": "application/yaml" }, throwHttpErrors: false });
+    // Re-sent on 503 as the CLI does: the store's first writes can hold the primary up long enough for a ZooKeeper operation to time out.
+    const again = await until("the name reused", async () => {
+      const r = await c.api.post(`${await c.primaryUrl()}/v1/jobs`, { body: batchJob("reused", ["/bin/true"]), headers: { "content-type": "application/yaml" }, throwHttpErrors: false, timeout: { request: 60_000 } });
+      return r.statusCode !== 503 && r;
+    }, { timeoutMs: 120_000, intervalMs: 1000 });
     assert.equal(again.statusCode, 201, again.body);
     assert.equal((JSON.parse(again.body) as { change: string }).change, "created");
     const history = await c.api.get(`${await c.primaryUrl()}/v1/history/reused`).json<{ runs: { status: string }[]; live: unknown }>();
