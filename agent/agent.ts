@@ -32,6 +32,7 @@ import { AgentRegistration } from "./registration.js";
 import { Reporter } from "./reporting.js";
 import { PortAllocator } from "./tasks/ports.js";
 import { TaskUsers } from "./tasks/task-users.js";
+import { DrainingStops } from "./tasks/drain.js";
 import { TaskRunner } from "./tasks/runner.js";
 import { machineCpuNs, UsageHistory } from "./usage-history.js";
 
@@ -63,6 +64,7 @@ export class AgentDaemon {
   private readonly fence: EpochFence;
   private runner!: TaskRunner;
   private naming?: AgentNaming;
+  private drains!: DrainingStops;
   private cache!: PackageCache;
   private blobServer?: BlobServer;
   private drivers!: { lxc?: Driver; process: Driver };
@@ -140,6 +142,7 @@ export class AgentDaemon {
       users: new TaskUsers({ ...a.taskUsers, allowRootTasks: a.allowRootTasks, nodeId: this.id }),
       log: this.log,
     });
+    this.drains = new DrainingStops(this.runner, () => this.naming, this.log);
     const zkAuth = zookeeperAuthOf(this.config.cluster);
     this.registration = new AgentRegistration({
       id: this.id,
@@ -237,7 +240,7 @@ export class AgentDaemon {
     app.use(this.metrics.http);
     app.use(errorEnvelope(this.log));
     const api = agentRouter(
-      { runner: this.runner, usage: this.usage, admitEpoch: this.metrics.countingStaleEpochs((e) => this.fence.admit(e)), status: () => this.status(), bodyLimit: 4 * 1024 * 1024 },
+      { runner: this.runner, usage: this.usage, stop: (id, attempt, grace, drain) => this.drains.stop(id, attempt, grace, drain), admitEpoch: this.metrics.countingStaleEpochs((e) => this.fence.admit(e)), status: () => this.status(), bodyLimit: 4 * 1024 * 1024 },
       this.tokens,
     );
     app.use(api.routes()).use(api.allowedMethods());

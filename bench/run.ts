@@ -13,6 +13,7 @@ import { benchManagerScale } from "./manager-scale.js";
 import { benchNaming } from "./naming.js";
 import { benchPackagePull } from "./package-pull.js";
 import { benchPackagePeers } from "./package-peers.js";
+import { benchRollout } from "./rollout.js";
 import { benchScheduler } from "./scheduler.js";
 
 function print(section: string, r: Record<string, number | string> | string[]): void {
@@ -32,6 +33,7 @@ const benches: [string, () => Promise<Record<string, number | string> | string[]
   ["P7 manager at 10,000 machines and 100,000 tasks", () => benchManagerScale()],
   ["P8 package pull", benchPackagePull],
   ["P8b package pull onto 10 agents: storage against peers", benchPackagePeers],
+  ["P9 rolling update", () => benchRollout()],
   ["P10 history archival", () => benchHistoryArchive()],
   ["driver start latency and throughput", () => benchDriverStart(30)],
 ];

@@ -2,7 +2,7 @@ import Router from "@koa/router";
 import { join } from "node:path";
 import type { TokenTable } from "../../src/common/auth.js";
 import { NotFoundError, ValidationError } from "../../src/common/errors.js";
-import { parseBody, StopRequestSchema, TaskDispatchSchema, type TaskDispatch } from "../../src/common/protocol.js";
+import { parseBody, SignalRequestSchema, StopRequestSchema, TaskDispatchSchema, type TaskDispatch } from "../../src/common/protocol.js";
 import { requireRole } from "../../src/http/auth.js";
 import { readJson } from "../../src/http/body.js";
 import { queryFlag, queryValue, TAIL_LINES } from "../../src/http/query.js";
@@ -15,6 +15,8 @@ export interface AgentApiDeps {
   runner: TaskRunner;
   /** Recent usage per task and of the machine (the pages' graphs). */
   usage: UsageHistory;
+  /** Stops a task, after taking it out of naming and waiting `drainMs` when asked to (tasks/drain.ts). */
+  stop(taskId: string, attempt: number | undefined, graceMs: number, drainMs: number): Promise<boolean>;
   /** Checks a message's epoch against the highest seen (and records it). */
   admitEpoch(epoch: number): void;
   status(): unknown;
@@ -39,9 +41,16 @@ export function agentRouter(deps: AgentApiDeps, tokens: TokenTable): Router {
   r.post("/v1/tasks/:id/stop", control, async (ctx) => {
     const req = parseBody(StopRequestSchema, await readJson(ctx, deps.bodyLimit));
     deps.admitEpoch(req.epoch);
-    const found = await deps.runner.stop(ctx.params.id!, req.attempt, req.graceMs ?? 5000);
+    const found = await deps.stop(ctx.params.id!, req.attempt, req.graceMs ?? 5000, req.drainMs ?? 0);
     if (!found) throw new NotFoundError("task", ctx.params.id!);
     ctx.body = { taskId: ctx.params.id, stopping: true };
+  });
+
+  r.post("/v1/tasks/:id/signal", control, async (ctx) => {
+    const req = parseBody(SignalRequestSchema, await readJson(ctx, deps.bodyLimit));
+    deps.admitEpoch(req.epoch);
+    if (!(await deps.runner.signal(ctx.params.id!, req.attempt, req.signal))) throw new NotFoundError("running task", `${ctx.params.id!}#${req.attempt}`);
+    ctx.body = { taskId: ctx.params.id, attempt: req.attempt, signal: req.signal };
   });
 
   r.get("/v1/tasks", read, (ctx) => {

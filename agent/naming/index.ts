@@ -39,6 +39,8 @@ export class AgentNaming {
   private readonly health: HealthChecker;
   private readonly registrar: NamingRegistrar;
   private readonly onChange = (r: TaskRecord) => this.update(r);
+  /** Tasks being drained before a stop: kept out of naming while they still run. */
+  private readonly draining = new Set<string>();
   private started = false;
 
   constructor(private readonly o: AgentNamingOptions) {
@@ -78,11 +80,23 @@ export class AgentNaming {
     return this.health.healthy(taskId, attempt);
   }
 
+  /**
+   * Takes the task's endpoint out of naming ahead of its stop; resolves once
+   * the endpoint's znode is gone (resolvers then drop it within their
+   * propagation time, tens of milliseconds).
+   */
+  async unpublish(taskId: string): Promise<void> {
+    this.draining.add(taskId);
+    this.registrar.want(taskId, undefined);
+    await this.registrar.kick();
+  }
+
   private update(r: TaskRecord, assumePassing = false): void {
     const d = r.dispatch;
     const spec = d.spec;
     if (!spec.service || spec.ports.length === 0) return;
-    if (r.state !== "running" || !r.ports[spec.ports[0]!.name]) {
+    if (r.state === "exited") this.draining.delete(d.taskId);
+    if (r.state !== "running" || !r.ports[spec.ports[0]!.name] || this.draining.has(d.taskId)) {
       this.health.untrack(d.taskId);
       this.registrar.want(d.taskId, undefined, { stopped: r.state === "exited" });
       return;

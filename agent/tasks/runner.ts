@@ -301,6 +301,14 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
     this.changed(r);
   }
 
+  /** Sends a signal to a running attempt; false when that attempt is not running here. */
+  async signal(taskId: string, attempt: number, sig: NodeJS.Signals): Promise<boolean> {
+    const r = this.records.get(taskId);
+    if (!r || r.dispatch.attempt !== attempt || r.state !== "running" || !r.handle) return false;
+    await this.driverFor(r.dispatch).signal(r.handle, sig);
+    return true;
+  }
+
   async stop(taskId: string, attempt: number | undefined, graceMs: number): Promise<boolean> {
     const r = this.records.get(taskId);
     if (!r || (attempt !== undefined && r.dispatch.attempt !== attempt)) return false;

@@ -42,8 +42,13 @@ export const TaskDispatchSchema = z
   })
   .strict();
 
-export const StopRequestSchema = z.object({ epoch: z.number().int().min(0), attempt: z.number().int().min(0).optional(), graceMs: z.number().int().min(0).max(600_000).optional() }).strict();
+export const StopRequestSchema = z.object({ epoch: z.number().int().min(0), attempt: z.number().int().min(0).optional(), graceMs: z.number().int().min(0).max(600_000).optional(), drainMs: z.number().int().min(0).max(3_600_000).optional() }).strict();
 export type StopRequest = z.infer<typeof StopRequestSchema>;
+
+/** Signals `torca signal` may send (the ones services conventionally handle). */
+export const TASK_SIGNALS = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGKILL", "SIGUSR1", "SIGUSR2"] as const;
+export const SignalRequestSchema = z.object({ epoch: z.number().int().min(0), attempt: z.number().int().min(1), signal: z.enum(TASK_SIGNALS) }).strict();
+export type SignalRequest = z.infer<typeof SignalRequestSchema>;
 
 const ExitInfoSchema = z.object({
   exitCode: z.number().int().nullable(),

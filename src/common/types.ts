@@ -86,6 +86,24 @@ export interface PlacementPolicy {
   maxPerNode?: number;
 }
 
+/** `update:` how a new version of a service rolls out (docs/task-file.md; defaults in taskfile/schema.ts). */
+export interface UpdatePolicy {
+  /** Instances changed at once. */
+  maxParallel: number;
+  /** 0: an old instance is replaced by a new one; above 0, up to this many new ones start before old ones stop. */
+  maxSurge: number;
+  minHealthyTimeMs: number;
+  healthyDeadlineMs: number;
+  progressDeadlineMs: number;
+  canary: number;
+  autoPromote: boolean;
+  autoRevert: boolean;
+  /** An old instance stays up this long after leaving naming, then is stopped. */
+  drainDelayMs: number;
+  /** Least time between two batches of changed instances. */
+  staggerMs: number;
+}
+
 /** A validated task description file: one job of `instances` identical tasks. */
 export interface JobSpec {
   name: string;
@@ -112,6 +130,8 @@ export interface JobSpec {
   placement: PlacementPolicy;
   /** Cut off from ZooKeeper and every manager past the grace, the agent stops the task unless `keepRunning` (it may then run twice). */
   disconnect?: { keepRunning: boolean };
+  /** Present only when the file has an `update:` block (with its defaults filled in). */
+  update?: UpdatePolicy;
 }
 
 export const PRIORITY_PROD = 200;
@@ -198,6 +218,16 @@ export interface TaskInstance {
   events: TaskEvent[];
   /** Usage totals from the agents' readings, recorded with the exit that ended the task (so they outlive the primary that collected them). */
   usage?: { cpuSeconds: number; memoryByteSeconds: number; peakMemoryBytes: number; wallSeconds: number };
+  /** The job version this instance runs (absent: 0). */
+  version?: number;
+  /** When this record took its version (a new instance, or one updated in place): the healthy deadline counts from here. */
+  versionSince?: number;
+  /** The agent's latest health verdict for the current attempt (absent: no checks, or not reported yet). */
+  healthy?: boolean;
+  /** Since when the current attempt has been healthy. */
+  healthySince?: number;
+  /** Started as a canary of a deployment not promoted yet. */
+  canary?: boolean;
 }
 
 export interface Job {
@@ -214,6 +244,37 @@ export interface Job {
   /** Cron bookkeeping. */
   /** Cron bookkeeping; `retiredRun`: the newest run whose task records retention deleted (expansion does not recreate it). */
   cron?: { lastFiring?: number; runs: number; retiredRun?: number };
+  /** The version `spec` is (0 for the first submission; absent: 0). */
+  version?: number;
+  /** The rollout of `version`, while one is under way and after it ended (deployment/). */
+  deployment?: Deployment;
+}
+
+export const DEPLOYMENT_STATUSES = ["running", "awaiting-promotion", "paused", "successful", "failed", "reverted", "cancelled"] as const;
+export type DeploymentStatus = (typeof DEPLOYMENT_STATUSES)[number];
+
+/** A rollout of one job version, stored in the job's record so a new primary resumes it. */
+export interface Deployment {
+  id: string;
+  version: number;
+  status: DeploymentStatus;
+  description: string;
+  startedAt: number;
+  /** Last time the count of healthy new instances grew (or the deployment started or resumed). */
+  progressAt: number;
+  /** Healthy new instances when last counted. */
+  healthy: number;
+  /** Canaries have been promoted (always true without canaries). */
+  promoted: boolean;
+  /** Last time a batch of changes started (for `stagger`). */
+  lastBatchAt?: number;
+  /** The version an automatic revert goes back to: the last version whose deployment succeeded. */
+  stableVersion?: number;
+  /** A restart (`torca restart`): instances of the version that took it before this time are replaced too. */
+  restartAt?: number;
+  /** Every instance at once (`torca restart --all-at-once`) instead of `maxParallel` at a time. */
+  allAtOnce?: boolean;
+  finishedAt?: number;
 }
 
 export type NodeState = "ready" | "draining" | "disconnected" | "lost";

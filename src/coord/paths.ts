@@ -22,6 +22,8 @@ export function zpaths(root: string) {
     idempotencyKey: (id: string) => `${root}/idempotency/${id}`,
     workflows: `${root}/workflows`,
     workflow: (id: string) => `${root}/workflows/${encodeURIComponent(id)}`,
+    versions: `${root}/versions`,
+    jobVersions: (jobId: string) => `${root}/versions/${encodeURIComponent(jobId)}`,
   };
 }
 export type ZPaths = ReturnType<typeof zpaths>;

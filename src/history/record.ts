@@ -130,7 +130,7 @@ export function archiveRecordOf(o: {
 }): ArchiveRecord {
   const versions = o.versions ?? [archivedVersionOf(o.job)];
   const newest = Math.max(...versions.map((v) => v.version));
-  const runs = o.runs.map((r) => ({ ...r, version: r.version ?? newest, archived: r.tasks.map((t) => archivedTaskOf(t, r.version ?? newest, o.usage?.(t))) }));
+  const runs = o.runs.map((r) => ({ ...r, version: r.version ?? newest, archived: r.tasks.map((t) => archivedTaskOf(t, t.version ?? r.version ?? newest, o.usage?.(t))) }));
   return {
     jobId: o.job.id,
     generation: o.generation,

@@ -48,8 +48,10 @@ import { IdempotencyStore } from "./idempotency/store.js";
 import { WorkflowStore } from "./workflow/store.js";
 import { workflowRouter } from "./workflow/routes.js";
 import { workflowPagesRouter } from "./workflow/pages.js";
+import { VersionStore } from "./versions/store.js";
 import { Primary } from "./primary/primary.js";
 import { LazyHistory } from "../history/lazy.js";
+import { deploymentsRouter } from "./http/deployments.js";
 import { historyRouter } from "./http/history.js";
 import { ManagerMetrics } from "../metrics/manager.js";
 import { openApiRouter } from "./http/openapi/router.js";
@@ -179,6 +181,8 @@ export class ManagerDaemon {
     app.use(api.routes()).use(api.allowedMethods());
     const history = historyRouter(v, this.tokens);
     app.use(history.routes()).use(history.allowedMethods());
+    const deployments = deploymentsRouter(v, this.tokens);
+    app.use(deployments.routes()).use(deployments.allowedMethods());
     const names = namesRouter(this.resolver, this.tokens);
     app.use(names.routes()).use(names.allowedMethods());
     const packages = packagesRouter(
@@ -316,6 +320,8 @@ export class ManagerDaemon {
         history: () => history.get(),
         observer: this.metrics,
         workflows: term.workflows,
+        historyReady: () => history.ready(),
+        versions: new VersionStore(term.zk, this.config.cluster.root),
       },
       this.log.child({ epoch: info.epoch }),
       alerting.sink,

@@ -83,6 +83,7 @@ export class ManagerMetrics implements PrimaryObserver {
         }
       },
       stop: (nodeUrl, taskId, req) => inner.stop(nodeUrl, taskId, req),
+      signal: (nodeUrl, taskId, req) => inner.signal(nodeUrl, taskId, req),
     };
   }
 

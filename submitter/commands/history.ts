@@ -5,7 +5,10 @@ import type { FinishedPage, JobView, UsageRow } from "../../src/history/queries.
 import { formatBytes } from "../../src/common/units.js";
 import { withExamples, type CliContext } from "../context.js";
 import { ago, state, table } from "../format.js";
+import { formatFields, type FieldChange } from "./deployments.js";
 
+/** A version as the history answers it: archived ones carry less (no deployment, no diff). */
+type VersionRow = { version: number; submittedAt: number; running?: boolean; revertOf?: number; deployment?: { status: string; description: string }; diff?: { fields: FieldChange[] } };
 type HistoryOfJob = JobView & { live: { id: string; status: string; tasks: Record<string, number> } | null };
 
 function query(params: Record<string, string | undefined>): string {
@@ -24,18 +27,24 @@ function registerHistoryVerb(program: Command, ctx: CliContext): void {
     .option("--since <duration>", "finished within this long (e.g. 24h, 7d)")
     .option("--state <state>", "complete, failed or dead")
     .option("--limit <n>", "jobs per page (1-1000)", "50")
-    .option("--all", "every page, not just the first");
-  withExamples(cmd, ["torca history --since 24h --state failed", "torca history nightly-report --json", "torca history --namespace ml --all --json"]);
-  cmd.action(async (job: string | undefined, o: { namespace?: string; since?: string; state?: string; limit: string; all?: boolean }) => {
+    .option("--all", "every page, not just the first")
+    .option("--diff", "with JOB: each version's changes against the one before it");
+  withExamples(cmd, ["torca history --since 24h --state failed", "torca history nightly-report --json", "torca history web --diff", "torca history --namespace ml --all --json"]);
+  cmd.action(async (job: string | undefined, o: { namespace?: string; since?: string; state?: string; limit: string; all?: boolean; diff?: boolean }) => {
     const c = ctx.client();
     if (job) {
-      const r = await c.get<HistoryOfJob>(`/v1/history/${encodeURIComponent(job)}`);
+      const r = await c.get<HistoryOfJob>(`/v1/history/${encodeURIComponent(job)}${o.diff ? "?diff=1" : ""}`);
       return ctx.out(r, () => {
         const head = r.live ? `${job}: live (${state(r.live.status)})` : `${job}: archived`;
         const rows = r.runs.flatMap((run) =>
           run.tasks.map((t) => [run.run, state(run.status), t.id, t.state, t.exit?.reason ?? "-", t.node ?? "-", t.usage.cpuSeconds.toFixed(2), formatBytes(t.usage.peakMemoryBytes), ago(t.finishedAt)]),
         );
-        return `${head}; ${r.versions.length} version(s), ${r.runs.length} archived run(s)\n${table(["run", "status", "task", "state", "exit", "node", "cpu s", "peak mem", "finished"], rows)}`;
+        const versions = (r.versions as VersionRow[]).map((v) => {
+          const line = `version ${v.version}${v.running ? " (running)" : ""}${v.revertOf !== undefined ? `, revert of ${v.revertOf}` : ""}: submitted ${ago(v.submittedAt)}${v.deployment ? `, deployment ${state(v.deployment.status)}: ${v.deployment.description}` : ""}`;
+          return v.diff?.fields.length ? `${line}\n${formatFields(v.diff.fields)}` : line;
+        });
+        const runs = rows.length ? `\n${table(["run", "status", "task", "state", "exit", "node", "cpu s", "peak mem", "finished"], rows)}` : "";
+        return `${head}; ${r.versions.length} version(s), ${r.runs.length} archived run(s)\n${versions.join("\n")}${runs}`;
       });
     }
     if (o.state && !["complete", "failed", "dead"].includes(o.state)) throw new ValidationError([{ field: "--state", message: "must be complete, failed or dead" }]);

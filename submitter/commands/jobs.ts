@@ -22,8 +22,9 @@ export function registerSubmit(program: Command, ctx: CliContext): void {
     const { text, contentType } = readTaskFile(file);
     const c = ctx.client();
     // One Idempotency-Key per invocation: the automatic retries across a failover cannot submit twice.
-    const r = await c.postIdempotent<{ id: string }>("/v1/jobs", text, contentType);
-    if (!o.wait) return ctx.out(r, () => r.id);
+    const r = await c.postIdempotent<{ id: string; change?: string; message?: string }>("/v1/jobs", text, contentType);
+    // A new job prints its id; a new version of a live one (or an unchanged one) says what happened.
+    if (!o.wait) return ctx.out(r, () => (r.change && r.change !== "created" && r.message ? r.message : r.id));
     const json = Boolean(ctx.opts().json);
     if (!json) process.stderr.write(`submitted ${r.id}; waiting\n`);
     const deadline = Date.now() + Number(o.timeout) * 1000;

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { formatBytes } from "../../src/common/units.js";
 import { withExamples, type CliContext } from "../context.js";
 import { readTaskFile } from "../task-file.js";
+import { formatFields, type FieldChange } from "./deployments.js";
 
 type Metrics = { nodesEvaluated: number; candidates: { nodeId: string; score: number }[] };
 type Plan = {
@@ -10,6 +11,8 @@ type Plan = {
   placements: { taskId: string; nodeId: string; score: number; metrics: Metrics }[];
   unplaced: { taskId: string; summary: string; largestFit: { cpu: number; memory: number }; metrics: Metrics; smallestChange?: { text: string }[] }[];
   preemptions: { victimTaskId: string; nodeId: string }[];
+  /** For a live job: what the file changes against the running version. */
+  version?: { fromVersion: number; diff: { identical: boolean; fields: FieldChange[]; replaces: boolean }; instances: { replaced: string[]; updatedInPlace: string[]; added: string[]; removed: string[] } };
 };
 
 // The full metrics (filtered per checker, exhausted per dimension, per-scorer scores) are in --json.
@@ -18,6 +21,13 @@ function runnersUp(m: Metrics): string {
     .slice(1)
     .map((c) => `${c.nodeId} ${c.score.toFixed(3)}`)
     .join(", ");
+}
+
+function formatVersionPlan(v: NonNullable<Plan["version"]>): string[] {
+  if (v.diff.identical) return [`unchanged: version ${v.fromVersion} is running as in this file (submitting it does nothing)`];
+  const i = v.instances;
+  const what = [`${i.replaced.length} replaced`, `${i.updatedInPlace.length} updated in place`, `${i.added.length} added`, `${i.removed.length} removed`].join(", ");
+  return [`changes against running version ${v.fromVersion}:`, formatFields(v.diff.fields), `instances: ${what}`, ...(i.replaced.length ? [`replaced: ${i.replaced.join(", ")}`] : []), ...(i.removed.length ? [`removed: ${i.removed.join(", ")}`] : [])];
 }
 
 function formatPlan(r: Plan): string {
@@ -31,13 +41,14 @@ function formatPlan(r: Plan): string {
     if (change && !said.has(change)) lines.push(`  smallest change that would fit now: ${change}`);
     if (change) said.add(change);
   }
+  if (r.version) lines.unshift(...formatVersionPlan(r.version));
   return lines.join("\n");
 }
 
 export function registerPlan(program: Command, ctx: CliContext): void {
   const cmd = program
     .command("plan")
-    .description("dry run: where the job would go, or exactly why it cannot be placed")
+    .description("dry run: where the job would go, or exactly why it cannot be placed; for a live job, the diff against its running version")
     .argument("<file>")
     .action(async (file: string) => {
       const { text, contentType } = readTaskFile(file);

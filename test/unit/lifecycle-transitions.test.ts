@@ -108,6 +108,11 @@ describe("the cell takes a task away", () => {
     }
   });
 
+  test("a task being stopped that its node no longer reports is killed, not rescheduled", () => {
+    const t = lifecycle.missingFromNode(running(service, { desired: "stop" }), "n1", NOW);
+    assert.deepEqual([t.state, t.desired, t.finishedAt], ["killed", "stop", NOW]);
+  });
+
   test("a killed job: pending tasks are killed at once, live ones asked to stop, finished ones left alone", () => {
     assert.equal(lifecycle.jobKilled({ ...running(service), state: "pending" }, NOW)?.state, "killed");
     const stopping = lifecycle.jobKilled(running(service), NOW);

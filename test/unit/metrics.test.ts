@@ -72,7 +72,7 @@ describe("expositions", () => {
     m.fenced("deposed");
     m.alertDelivery({ status: "sent", channel: "email" } as Parameters<ManagerMetrics["alertDelivery"]>[0]);
     m.alertDelivery({ status: "retrying", channel: "sms" } as Parameters<ManagerMetrics["alertDelivery"]>[0]);
-    const failing = m.timedDispatcher({ start: () => Promise.reject(new Error("refused")), stop: () => Promise.resolve() });
+    const failing = m.timedDispatcher({ start: () => Promise.reject(new Error("refused")), stop: () => Promise.resolve(), signal: () => Promise.resolve() });
     await assert.rejects(failing.start("http://n1", {} as Parameters<typeof failing.start>[1]));
     const text = await m.registry.metrics();
     promtool(["check", "metrics"], text);

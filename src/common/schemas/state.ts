@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { JOB_STATUSES, type Job, type JobSpec, type TaskInstance } from "../types.js";
+import { DEPLOYMENT_STATUSES, JOB_STATUSES, type Job, type JobSpec, type TaskInstance } from "../types.js";
 
 /**
  * Schemas of the cell state stored in ZooKeeper: jobs at `<root>/jobs/<id>`
@@ -45,6 +45,11 @@ export const TaskInstanceSchema = z
     finishedAt: z.number().optional(),
     events: z.array(TaskEventSchema),
     usage: z.object({ cpuSeconds: z.number(), memoryByteSeconds: z.number(), peakMemoryBytes: z.number(), wallSeconds: z.number() }).optional(),
+    version: z.number().int().min(0).optional(),
+    versionSince: z.number().optional(),
+    healthy: z.boolean().optional(),
+    healthySince: z.number().optional(),
+    canary: z.boolean().optional(),
   })
   .passthrough() satisfies z.ZodType<TaskInstance, z.ZodTypeDef, unknown>;
 
@@ -54,6 +59,24 @@ export const TaskInstanceSchema = z
  * checked to be an object and trusted as that spec.
  */
 const StoredJobSpecSchema = z.custom<JobSpec>((v) => typeof v === "object" && v !== null && !Array.isArray(v), { message: "Expected the job spec object" });
+
+const DeploymentSchema = z
+  .object({
+    id: z.string(),
+    version: z.number().int().min(0),
+    status: z.enum(DEPLOYMENT_STATUSES),
+    description: z.string(),
+    startedAt: z.number(),
+    progressAt: z.number(),
+    healthy: z.number().int().min(0),
+    promoted: z.boolean(),
+    lastBatchAt: z.number().optional(),
+    stableVersion: z.number().int().min(0).optional(),
+    restartAt: z.number().optional(),
+    allAtOnce: z.boolean().optional(),
+    finishedAt: z.number().optional(),
+  })
+  .passthrough();
 
 export const JobSchema = z
   .object({
@@ -66,5 +89,7 @@ export const JobSchema = z
     updatedAt: z.number(),
     packageDigest: z.string().optional(),
     cron: z.object({ lastFiring: z.number().optional(), runs: z.number().int().min(0), retiredRun: z.number().int().min(0).optional() }).passthrough().optional(),
+    version: z.number().int().min(0).optional(),
+    deployment: DeploymentSchema.optional(),
   })
   .passthrough() satisfies z.ZodType<Job, z.ZodTypeDef, unknown>;

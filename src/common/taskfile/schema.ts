@@ -3,14 +3,14 @@
  * absent fields and the limits the rules enforce. The full reference for users
  * is docs/task-file.md.
  */
-import type { AlertOn, PlacementPolicy, Resources, RestartPolicy } from "../types.js";
+import type { AlertOn, PlacementPolicy, Resources, RestartPolicy, UpdatePolicy } from "../types.js";
 
 /** The allowed keys of every mapping in a task file: the single source for unknown-key checks. */
 export const SCHEMA_KEYS = {
   job: [
     "name", "namespace", "type", "priority", "instances", "package", "command", "env", "resources", "isolation",
     "user", "constraints", "ports", "service", "restart", "schedule", "notify", "placement",
-    "disconnect",
+    "disconnect", "update",
   ],
   resources: ["cpu", "memory", "disk"],
   constraint: ["attribute", "operator", "value"],
@@ -21,6 +21,7 @@ export const SCHEMA_KEYS = {
   notify: ["email", "sms", "on"],
   placement: ["strategy", "maxPerNode"],
   disconnect: ["keepRunning"],
+  update: ["maxParallel", "maxSurge", "minHealthyTime", "healthyDeadline", "progressDeadline", "canary", "autoPromote", "autoRevert", "drainDelay", "stagger"],
 } as const;
 
 /** Values used when a field is absent. Exported so the CLI and docs can show them. */
@@ -32,6 +33,19 @@ export const TASKFILE_DEFAULTS = {
   check: { path: "/", intervalMs: 5000, timeoutMs: 1000, failures: 3 },
   notifyOn: ["failed", "lost"] as AlertOn[],
   placement: { strategy: "binpack" } satisfies PlacementPolicy,
+  update: {
+    maxParallel: 1,
+    maxSurge: 0,
+    minHealthyTimeMs: 10_000,
+    healthyDeadlineMs: 300_000,
+    progressDeadlineMs: 600_000,
+    canary: 0,
+    autoPromote: false,
+    autoRevert: false,
+    // Outlasts the resolvers' propagation of a removed endpoint (tens of milliseconds) by far.
+    drainDelayMs: 2000,
+    staggerMs: 0,
+  } satisfies UpdatePolicy,
 } as const;
 
 export const LIMITS = {

@@ -1,7 +1,7 @@
 import type { Got } from "got";
 import { createHttpClient, httpErrorToTorca } from "../../common/http.js";
 import type { Logger } from "../../common/logger.js";
-import type { StopRequest, TaskDispatch } from "../../common/protocol.js";
+import type { SignalRequest, StopRequest, TaskDispatch } from "../../common/protocol.js";
 
 /**
  * Sends task descriptions and stop orders to the agents.
@@ -12,6 +12,7 @@ import type { StopRequest, TaskDispatch } from "../../common/protocol.js";
 export interface Dispatcher {
   start(nodeUrl: string, d: TaskDispatch): Promise<void>;
   stop(nodeUrl: string, taskId: string, req: StopRequest): Promise<void>;
+  signal(nodeUrl: string, taskId: string, req: SignalRequest): Promise<void>;
 }
 
 export class HttpDispatcher implements Dispatcher {
@@ -37,6 +38,14 @@ export class HttpDispatcher implements Dispatcher {
       await this.http.post(`${nodeUrl}/v1/tasks/${encodeURIComponent(taskId)}/stop`, { json: req, retry: { limit: 2, methods: ["POST"] } });
     } catch (e) {
       throw httpErrorToTorca(e, `stop ${taskId} on ${nodeUrl}`);
+    }
+  }
+
+  async signal(nodeUrl: string, taskId: string, req: SignalRequest): Promise<void> {
+    try {
+      await this.http.post(`${nodeUrl}/v1/tasks/${encodeURIComponent(taskId)}/signal`, { json: req });
+    } catch (e) {
+      throw httpErrorToTorca(e, `${req.signal} to ${taskId} on ${nodeUrl}`);
     }
   }
 }

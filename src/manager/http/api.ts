@@ -14,6 +14,7 @@ import type { Collector } from "../collector/collector.js";
 import { CLUSTER_EVENT_TYPES, type ClusterEvent, type EventBus } from "../events.js";
 import { bodyHashOf, checkIdempotencyKey, idempotencyId } from "../idempotency/keys.js";
 import type { LazyHistory } from "../../history/lazy.js";
+import type { SubmitOutcome } from "../deployment/rollouts.js";
 import type { Primary } from "../primary/primary.js";
 import type { QuotaStore } from "../../auth/quotas.js";
 import { callerOf, requireRole } from "../../http/auth.js";
@@ -57,7 +58,16 @@ export function jobSummary(job: Job, tasks: TaskInstance[]) {
     submittedAt: job.submittedAt,
     updatedAt: job.updatedAt,
     tasks: counts,
+    version: job.version ?? 0,
+    ...(job.deployment ? { deployment: job.deployment } : {}),
   };
+}
+
+/** The answer to a submission: the job, its version, and whether it changed anything (with the diff for a new version). */
+export function submitAnswer(o: SubmitOutcome, epoch: number) {
+  const message =
+    o.change === "unchanged" ? `job ${o.job.id} is unchanged: version ${o.version} is running as submitted` : o.change === "new-version" ? `job ${o.job.id} version ${o.version}: deployment started` : `job ${o.job.id} created`;
+  return { id: o.job.id, job: jobSummary(o.job, []), epoch, version: o.version, change: o.change, message, ...(o.diff && o.change === "new-version" ? { diff: o.diff } : {}) };
 }
 
 /** A node with the tasks placed on it (from the store's node index: a filter over every task per node was O(nodes × tasks)). */
@@ -163,24 +173,25 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
     const idempotencyKey = ctx.get("idempotency-key");
     if (idempotencyKey) {
       const key = checkIdempotencyKey(idempotencyKey);
-      const answerOf = (job: Job) => ({ id: job.id, job: jobSummary(job, []), epoch: p.epoch });
+      const answerOf = (o: SubmitOutcome) => submitAnswer(o, p.epoch);
       const answer = await p.submitIdempotent({ key, id: idempotencyId(key, spec.namespace), bodyHash: bodyHashOf(source) }, spec, source, digest, answerOf);
       ctx.status = answer.status;
       ctx.set("Location", `/v1/jobs/${encodeURIComponent(String(answer.body.id))}`);
       ctx.body = answer.body;
       return;
     }
-    const job = await p.submit(spec, source, digest);
-    ctx.status = 201;
-    ctx.set("Location", `/v1/jobs/${encodeURIComponent(job.id)}`);
-    ctx.body = { id: job.id, job: jobSummary(job, []), epoch: p.epoch };
+    const outcome = await p.submit(spec, source, digest);
+    ctx.status = outcome.change === "unchanged" ? 200 : 201;
+    ctx.set("Location", `/v1/jobs/${encodeURIComponent(outcome.job.id)}`);
+    ctx.body = submitAnswer(outcome, p.epoch);
   });
 
   r.post("/v1/jobs/plan", read, async (ctx) => {
     const p = requirePrimary(v);
     const { spec, digest } = await parseSubmission(ctx, v, "read");
     const result = p.plan(spec, digest);
-    ctx.body = { placeable: result.unplaced.length === 0, ...result };
+    const version = p.planVersion(spec, digest);
+    ctx.body = { placeable: result.unplaced.length === 0, ...result, ...(version ? { version } : {}) };
   });
 
   r.get("/v1/jobs", read, (ctx) => {

@@ -7,8 +7,9 @@ import { USAGE_KEYS, type JobView } from "../../history/queries.js";
 import { FINISHED_STATUSES } from "../../history/record.js";
 import { requireClusterWide, requireInNamespace, type Caller } from "../../auth/grants.js";
 import { callerOf, requireRole } from "../../http/auth.js";
-import { queryValue } from "../../http/query.js";
+import { queryFlag, queryValue } from "../../http/query.js";
 import { jobSummary, type ManagerView } from "./api.js";
+import { versionsView } from "./deployments.js";
 
 /**
  * History and usage: `GET /v1/history`, `GET /v1/history/:job`, `GET /v1/usage`.
@@ -93,8 +94,12 @@ export function historyRouter(v: ManagerView, tokens: TokenTable): Router {
     const job = state?.jobs.get(id);
     const live = job && state ? { ...jobSummary(job, state.tasksOf(id)), generation: job.submittedAt, cron: job.cron, taskList: state.tasksOf(id) } : null;
     if (!live && archived.runs.length === 0 && archived.versions.length === 0) throw new NotFoundError("job", id);
-    const liveVersion = job && !archived.versions.some((x) => x.generation === job.submittedAt) ? [{ version: 1, submittedAt: job.submittedAt, generation: job.submittedAt, spec: job.spec, source: job.source, live: true }] : [];
-    ctx.body = { ...archived, versions: [...liveVersion, ...archived.versions], live };
+    // The live job's versions (newest first) come from the primary's version store, ahead of those of archived runs.
+    const kept = job ? ((await v.primary()?.versions(id)) ?? []) : [];
+    const liveVersions = job && !archived.versions.some((x) => x.generation === job.submittedAt)
+      ? (kept.length ? versionsView(kept, job.version ?? 0, queryFlag(ctx, "diff")) : [{ version: job.version ?? 0, submittedAt: job.submittedAt, source: job.source, running: true }]).map((x) => ({ ...x, generation: job.submittedAt, live: true }))
+      : [];
+    ctx.body = { ...archived, versions: [...liveVersions, ...archived.versions], live };
   });
 
   r.get("/v1/usage", read, async (ctx) => {

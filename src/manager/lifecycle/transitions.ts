@@ -52,6 +52,7 @@ export function newTask(job: Job, index: number, run: number, now: number): Task
     createdAt: now,
     updatedAt: now,
     events: [{ at: now, type: "created", message: run ? `run ${run} created` : "created" }],
+    ...(job.version ? { version: job.version, versionSince: now } : {}),
   };
 }
 
@@ -63,19 +64,24 @@ export function nextRun(job: Job, previous: TaskInstance, run: number, now: numb
 /** Recorded before the agent is told: a new attempt on `nodeId`. */
 export function dispatched(t: TaskInstance, nodeId: string, now: number): TaskInstance {
   return withEvent(
-    { ...t, state: "dispatched", nodeId, lastNodeId: nodeId, attempt: t.attempt + 1, dispatchedAt: now, stickyNode: undefined, reason: undefined, notBefore: undefined, exit: undefined },
+    { ...t, state: "dispatched", nodeId, lastNodeId: nodeId, attempt: t.attempt + 1, dispatchedAt: now, stickyNode: undefined, reason: undefined, notBefore: undefined, exit: undefined, healthy: undefined, healthySince: undefined },
     "dispatched",
     `attempt ${t.attempt + 1} on ${nodeId}`,
     now,
   );
 }
 
-/** The agent reports the current attempt alive: running, or new ports. Undefined when nothing changed. */
+/**
+ * The agent reports the current attempt alive: running, new ports, or a new
+ * health verdict (what deployments wait for). Undefined when nothing changed.
+ */
 export function reportedAlive(t: TaskInstance, rt: ReportedTask, now: number): TaskInstance | undefined {
+  const health = rt.healthy !== undefined && rt.healthy !== t.healthy ? { healthy: rt.healthy, healthySince: rt.healthy ? now : undefined } : {};
   if (rt.state === "running" && t.state !== "running") {
-    return withEvent({ ...t, state: "running", startedAt: rt.startedAt ?? now, ports: rt.ports ?? t.ports, reason: undefined }, "running", `running on ${t.nodeId}`, now);
+    return withEvent({ ...t, state: "running", startedAt: rt.startedAt ?? now, ports: rt.ports ?? t.ports, reason: undefined, ...health }, "running", `running on ${t.nodeId}`, now);
   }
-  if (rt.ports && JSON.stringify(rt.ports) !== JSON.stringify(t.ports ?? {})) return { ...t, ports: rt.ports, updatedAt: now };
+  if (rt.ports && JSON.stringify(rt.ports) !== JSON.stringify(t.ports ?? {})) return { ...t, ports: rt.ports, updatedAt: now, ...health };
+  if (rt.healthy !== undefined && rt.healthy !== t.healthy) return withEvent({ ...t, ...health }, rt.healthy ? "healthy" : "unhealthy", rt.healthy ? "health checks pass" : "health checks fail", now);
   return undefined;
 }
 
@@ -152,6 +158,8 @@ export function jobKilled(t: TaskInstance, now: number): TaskInstance | undefine
 
 /** The agent no longer reports a task it was given (after the missing-task grace). */
 export function missingFromNode(t: TaskInstance, nodeId: string, now: number): TaskInstance {
+  // Being stopped anyway: gone from the node is stopped (rescheduling it would leave a record nothing ever ends).
+  if (t.desired === "stop") return withEvent({ ...t, state: "killed", finishedAt: now, reason: `stopped; missing from node ${nodeId}` }, "killed", `missing from node ${nodeId} while stopping`, now);
   return toPending(t, `task missing from node ${nodeId}`, now);
 }
 

@@ -1,6 +1,6 @@
 import type { Logger } from "../../common/logger.js";
 import { ConflictError, IdempotencyKeyReusedError, isTorcaError, NotFoundError } from "../../common/errors.js";
-import type { AgentReport } from "../../common/protocol.js";
+import type { AgentReport, SignalRequest } from "../../common/protocol.js";
 import { jobIdOf, parseTaskId, TERMINAL_TASK_STATES, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
@@ -24,6 +24,8 @@ import type { RoundDecision } from "./round.js";
 import { TaskSender } from "./sender.js";
 import { SerialQueue } from "./serial-queue.js";
 import { Tick, type Trimmer } from "./tick.js";
+import { drainDelayOf, Rollouts, type DeploymentControl, type SubmitOutcome, type VersionPlan } from "../deployment/rollouts.js";
+import type { JobVersion, VersionStore } from "../versions/store.js";
 import { TaskWriter } from "./writer.js";
 import type { WorkflowStore } from "../workflow/store.js";
 import { WorkflowRunner } from "../workflow/runner.js";
@@ -67,6 +69,10 @@ export interface PrimaryOptions {
   retention?: RetentionPolicy;
   /** The history store finished work is archived to; undefined while it opens (nothing retires meanwhile). */
   history?: () => HistoryStore | undefined;
+  /** Waits for the history store to open (a reused name archives the finished job first). */
+  historyReady?: () => Promise<HistoryStore | undefined>;
+  /** The versions of live jobs (versions/store.ts). */
+  versions: VersionStore;
   /** Where workflows are kept; absent: this primary runs none. */
   workflows?: WorkflowStore;
   /** Told what the primary did (the manager's metrics); it decides nothing. */
@@ -105,6 +111,7 @@ export class Primary {
   readonly retirer: Retirer;
   /** Workflows: their tick phase and the API's submit, kill and resume (undefined without a workflow store). */
   readonly workflows?: WorkflowRunner;
+  readonly rollouts: Rollouts;
 
   constructor(
     private readonly store: ZkStateStore,
@@ -146,6 +153,11 @@ export class Primary {
     this.retirer = new Retirer({
       store,
       history: opts.history ?? (() => undefined),
+      ...(opts.historyReady ? { historyReady: opts.historyReady } : {}),
+      versions: {
+        of: async (jobId) => (await opts.versions.list(jobId)).map((v) => ({ version: v.version, submittedAt: v.submittedAt, spec: v.spec, source: v.source })),
+        forget: (jobId) => opts.versions.forget(jobId),
+      },
       usage: this.usage,
       policy: retention,
       log,
@@ -156,7 +168,7 @@ export class Primary {
       this.workflows = new WorkflowRunner({
         store: opts.workflows,
         jobs: store,
-        createJob: (spec, source, digest) => this.createJob(spec, source, digest),
+        createJob: async (spec, source, digest) => (await this.createJob(spec, source, digest)).job,
         killJob: (jobId) => this.killJob(jobId).then(() => undefined),
         run: (fn) => this.queue.run(fn),
         requestTick: () => this.requestTick(),
@@ -165,6 +177,20 @@ export class Primary {
         log: log.child({ component: "workflows" }),
       });
     }
+    this.rollouts = new Rollouts({
+      store,
+      writer: this.writer,
+      sender: this.sender,
+      versions: opts.versions,
+      log,
+      now: this.now,
+      isFenced: () => this.fenced,
+      admit: async (job, spec) => {
+        // The new version's reservation replaces the job's current one.
+        const others = { jobs: new Map([...store.jobs].filter(([id]) => id !== job.id)), tasksOf: (id: string) => store.tasksOf(id) };
+        requireWithinQuota(spec.namespace, await opts.quotas?.current(spec.namespace), usageOf(others, spec.namespace), spec);
+      },
+    });
     this.ticks = new Tick({
       store,
       collector,
@@ -179,6 +205,7 @@ export class Primary {
       retirer: this.retirer,
       ...(opts.observer ? { observeRound: opts.observer.round.bind(opts.observer) } : {}),
       advanceWorkflows: async () => this.workflows?.advance(),
+      stepDeployments: () => this.rollouts.run(),
     });
     this.cron = new CronFirer({ store, queue: this.queue, writer: this.writer, log, alert, now: this.now, requestTick: () => this.requestTick() });
   }
@@ -240,7 +267,7 @@ export class Primary {
 
   // ---------------------------------------------------------------- API writes
 
-  async submit(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<Job> {
+  async submit(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<SubmitOutcome> {
     return this.queue.run(() => this.createJob(spec, source, packageDigest));
   }
 
@@ -255,7 +282,7 @@ export class Primary {
     spec: JobSpec,
     source: string,
     packageDigest: string | undefined,
-    answerOf: (job: Job) => Record<string, unknown>,
+    answerOf: (outcome: SubmitOutcome) => Record<string, unknown>,
   ): Promise<IdempotentAnswer> {
     return this.queue.run(async () => {
       const store = this.opts.idempotency;
@@ -265,40 +292,47 @@ export class Primary {
       if (repeat.kind === "mismatch") throw new IdempotencyKeyReusedError(key.key);
       if (repeat.kind === "replay") return repeat.answer;
       const earlier = repeat.kind === "unanswered" ? this.store.jobs.get(repeat.jobId) : undefined;
-      let job: Job;
+      let outcome: SubmitOutcome;
       let createdAt = now;
       if (earlier && record && earlier.submittedAt >= record.createdAt) {
-        job = earlier;
+        outcome = { job: earlier, version: earlier.version ?? 0, change: "created" };
         createdAt = record.createdAt;
       } else {
         await store.put(key.id, { bodyHash: key.bodyHash, jobId: jobIdOf(spec.namespace, spec.name), createdAt });
-        job = await this.createJob(spec, source, packageDigest).catch(async (e: unknown) => {
+        outcome = await this.createJob(spec, source, packageDigest).catch(async (e: unknown) => {
           // A refusal (e.g. 409: the job is live) is not remembered: the key stays free for a retry.
           if (isTorcaError(e) && e.status < 500) await store.remove(key.id);
           throw e;
         });
       }
-      const answer = { status: 201, body: answerOf(job) };
-      await store.put(key.id, { bodyHash: key.bodyHash, jobId: job.id, createdAt, answer });
+      const answer = { status: outcome.change === "unchanged" ? 200 : 201, body: answerOf(outcome) };
+      await store.put(key.id, { bodyHash: key.bodyHash, jobId: outcome.job.id, createdAt, answer });
       return answer;
     });
   }
 
-  private async createJob(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<Job> {
+  /**
+   * A new job; for a live service of that name, a new version of it (rolled
+   * out by a deployment; the same spec again changes nothing). A finished job
+   * of that name is archived to the history store before it is replaced.
+   */
+  private async createJob(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<SubmitOutcome> {
     const id = jobIdOf(spec.namespace, spec.name);
     const existing = this.store.jobs.get(id);
-    if (existing && isLive(existing, this.store.tasksOf(id))) throw new ConflictError(`job ${id} is live; kill it first or choose another name`, { jobId: id });
+    if (existing && isLive(existing, this.store.tasksOf(id))) {
+      const outcome = await this.rollouts.submitVersion(existing, spec, source, packageDigest);
+      this.requestTick();
+      return outcome;
+    }
     // Inside the queue: no other submission can spend the same remainder between this check and the create.
     requireWithinQuota(spec.namespace, await this.opts.quotas?.current(spec.namespace), usageOf(this.store, spec.namespace), spec);
-    if (existing) {
-      for (const t of this.store.tasksOf(id)) this.usage.forget(t.id);
-      await this.store.deleteJob(id);
-    }
+    if (existing) await this.retirer.retireNow(existing);
     const now = this.now();
     const job: Job = { id, spec, source, status: "pending", desired: "run", submittedAt: now, updatedAt: now, ...(packageDigest ? { packageDigest } : {}), ...(spec.schedule ? { cron: { runs: 0 } } : {}) };
     await this.store.createJob(job);
+    await this.rollouts.recordFirst(job);
     this.requestTick();
-    return job;
+    return { job, version: 0, change: "created" };
   }
 
   async kill(jobId: string): Promise<Job> {
@@ -312,9 +346,20 @@ export class Primary {
     const stops = this.store.tasksOf(jobId).flatMap((t) => jobKilled(t, this.now()) ?? []);
     this.ticks.forget(stops);
     await this.putTasks(stops);
-    for (const t of stops) if (t.state !== "killed") this.sender.stop(t);
+    // A service's instances leave naming first and drain (as in a rollout).
+    for (const t of stops) if (t.state !== "killed") this.sender.stop(t, "job killed", drainDelayOf(job));
     this.requestTick();
     return this.store.jobs.get(jobId)!;
+  }
+
+  /** Sends a signal to a running task (`torca signal`). */
+  async signal(taskId: string, signal: SignalRequest["signal"]): Promise<TaskInstance> {
+    const ref = parseTaskId(taskId);
+    const t = ref ? this.store.task(ref.jobId, ref.index) : undefined;
+    if (!t) throw new NotFoundError("task", taskId);
+    if (t.state !== "running") throw new ConflictError(`task ${taskId} is ${t.state}, not running: there is no process to signal`, { taskId });
+    await this.sender.signal(t, signal);
+    return t;
   }
 
   async drain(nodeId: string, on: boolean): Promise<void> {
@@ -353,6 +398,49 @@ export class Primary {
   /** Dry run: where the job's instances would go now, or exactly why not. */
   plan(spec: JobSpec, packageDigest?: string): PlacementResult {
     return this.ticks.plan(spec, packageDigest);
+  }
+
+  /** For a live job of the spec's name: what submitting it would change. */
+  planVersion(spec: JobSpec, packageDigest?: string): VersionPlan | undefined {
+    const job = this.store.jobs.get(jobIdOf(spec.namespace, spec.name));
+    return job && isLive(job, this.store.tasksOf(job.id)) ? this.rollouts.plan(job, spec, packageDigest) : undefined;
+  }
+
+  /** The versions of a job, newest first. */
+  versions(jobId: string): Promise<JobVersion[]> {
+    return this.opts.versions.list(jobId);
+  }
+
+  async revert(jobId: string, version: number): Promise<SubmitOutcome> {
+    return this.queue.run(async () => {
+      const outcome = await this.rollouts.revert(jobId, version);
+      this.requestTick();
+      return outcome;
+    });
+  }
+
+  async scale(jobId: string, instances: number): Promise<SubmitOutcome> {
+    return this.queue.run(async () => {
+      const outcome = await this.rollouts.scale(jobId, instances);
+      this.requestTick();
+      return outcome;
+    });
+  }
+
+  async restart(jobId: string, allAtOnce: boolean): Promise<Job> {
+    return this.queue.run(async () => {
+      const job = await this.rollouts.restart(jobId, allAtOnce);
+      this.requestTick();
+      return job;
+    });
+  }
+
+  async deployment(jobId: string, op: DeploymentControl): Promise<Job> {
+    return this.queue.run(async () => {
+      const job = await this.rollouts.control(jobId, op);
+      this.requestTick();
+      return job;
+    });
   }
 
   // ---------------------------------------------------------------- reports

@@ -1,6 +1,6 @@
-import { StaleEpochError } from "../../common/errors.js";
+import { ConflictError, StaleEpochError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
-import type { TaskDispatch } from "../../common/protocol.js";
+import type { SignalRequest, TaskDispatch } from "../../common/protocol.js";
 import type { Job, NodeInfo, TaskInstance } from "../../common/types.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
 
@@ -47,8 +47,12 @@ export class TaskSender {
     });
   }
 
-  /** Sends a stop order for attempt `t.attempt` on `t.nodeId`, at most once per STOP_RESEND_MS. */
-  stop(t: Pick<TaskInstance, "id" | "attempt" | "nodeId">, why = "stop"): void {
+  /**
+   * Sends a stop order for attempt `t.attempt` on `t.nodeId`, at most once per
+   * STOP_RESEND_MS; with `drainMs` the agent unpublishes the task and waits
+   * that long before stopping it.
+   */
+  stop(t: Pick<TaskInstance, "id" | "attempt" | "nodeId">, why = "stop", drainMs = 0): void {
     if (this.opts.isFenced() || !t.nodeId) return;
     const node = this.opts.node(t.nodeId);
     if (!node || node.state === "lost") return;
@@ -56,16 +60,28 @@ export class TaskSender {
     const now = this.opts.now();
     if (now - (this.lastStopSent.get(key) ?? 0) < STOP_RESEND_MS) return;
     this.lastStopSent.set(key, now);
-    this.log.info({ task: t.id, attempt: t.attempt, node: t.nodeId, why }, "stopping task");
-    this.dispatcher.stop(node.url, t.id, { epoch: this.opts.epoch, attempt: t.attempt, graceMs: this.opts.stopGraceMs }).catch((e: unknown) => {
+    this.log.info({ task: t.id, attempt: t.attempt, node: t.nodeId, why, ...(drainMs ? { drainMs } : {}) }, "stopping task");
+    this.dispatcher.stop(node.url, t.id, { epoch: this.opts.epoch, attempt: t.attempt, graceMs: this.opts.stopGraceMs, ...(drainMs ? { drainMs } : {}) }).catch((e: unknown) => {
       if (isStaleEpoch(e)) this.opts.fence();
       else this.warn(`stop ${t.id}`, e);
     });
   }
 
+  /** Sends a signal to the task's current attempt on its node (`torca signal`); rejects when the agent refuses. */
+  async signal(t: TaskInstance, signal: SignalRequest["signal"]): Promise<void> {
+    const node = t.nodeId ? this.opts.node(t.nodeId) : undefined;
+    if (this.opts.isFenced() || !node) throw new ConflictError(`task ${t.id} is not on a reachable node`, { taskId: t.id });
+    try {
+      await this.dispatcher.signal(node.url, t.id, { epoch: this.opts.epoch, attempt: t.attempt, signal });
+    } catch (e) {
+      if (isStaleEpoch(e)) this.opts.fence();
+      throw e;
+    }
+  }
+
   /** Level-triggered: every task that should stop is told again (rate-limited). */
-  resendStops(tasks: Iterable<TaskInstance>): void {
-    for (const t of tasks) this.stop(t);
+  resendStops(tasks: Iterable<TaskInstance>, drainOf: (t: TaskInstance) => number = () => 0): void {
+    for (const t of tasks) this.stop(t, "stop", drainOf(t));
     if (this.lastStopSent.size > 10_000) this.lastStopSent.clear();
   }
 

@@ -3,6 +3,8 @@ import type { JobSpec, TaskInstance } from "../../common/types.js";
 import { jobIdOf, taskIdOf } from "../../common/types.js";
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
+import { isActive } from "../deployment/machine.js";
+import { drainDelayOf } from "../deployment/rollouts.js";
 import type { Retirer } from "../retention/retirer.js";
 import type { LifecycleAlert } from "../lifecycle/transitions.js";
 import { placeTasks, type PlacementMetrics, type PlacementResult, type SmallestChange, type TaskToPlace } from "../scheduler/index.js";
@@ -39,6 +41,8 @@ export interface TickDeps {
   observeRound?: (round: RoundDecision, ms: number) => void;
   /** Advances the running workflows (workflow/runner.ts). */
   advanceWorkflows: () => Promise<void>;
+  /** Steps every live deployment and carries out its actions (deployment/rollouts.ts). */
+  stepDeployments: () => Promise<void>;
 }
 
 /**
@@ -64,11 +68,13 @@ export class Tick {
     const phases: [string, () => Promise<void>][] = [
       ["retire finished work", () => this.d.retirer.run()],
       ["advance workflows", () => this.d.advanceWorkflows()],
-      ["expand jobs", () => this.d.writer.put(tasksToCreate(store, now()).filter((t) => !this.d.retirer.holdsBack(t.jobId)))],
+      // A job with a live deployment gets its instances from the deployment.
+      ["expand jobs", () => this.d.writer.put(tasksToCreate(store, now()).filter((t) => !this.d.retirer.holdsBack(t.jobId) && !isActive(store.jobs.get(t.jobId)?.deployment)))],
+      ["step deployments", () => this.d.stepDeployments()],
       ["lose disconnected nodes", () => this.d.loseDisconnectedNodes()],
       ["migrate off draining nodes", () => this.migrateOffDrainingNodes()],
       ["schedule and dispatch", () => this.scheduleAndDispatch()],
-      ["resend stops", async () => this.d.sender.resendStops([...store.tasksWhere("stop", "dispatched"), ...store.tasksWhere("stop", "running")])],
+      ["resend stops", async () => this.d.sender.resendStops([...store.tasksWhere("stop", "dispatched"), ...store.tasksWhere("stop", "running")], (t) => drainDelayOf(store.jobs.get(t.jobId)))],
       ["update job statuses", () => this.statuses.update(now())],
       ...this.d.trimmers.map((t): [string, () => Promise<void>] => [`trim ${t.name}`, () => t.trim(now())]),
     ];

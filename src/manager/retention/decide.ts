@@ -61,7 +61,8 @@ function byRun(tasks: readonly TaskInstance[]): Map<number, TaskInstance[]> {
 
 const allTerminal = (tasks: readonly TaskInstance[]) => tasks.every((t) => TERMINAL_TASK_STATES.has(t.state));
 
-function wholeJob(job: Job, tasks: TaskInstance[]): Retirement | undefined {
+/** The whole of a finished job as one retirement; undefined while it is live or a task is unfinished. */
+export function wholeJob(job: Job, tasks: TaskInstance[]): Retirement | undefined {
   if (isLive(job, tasks) || !allTerminal(tasks)) return undefined;
   const status = deriveJobStatus(job, tasks);
   if (status !== "complete" && status !== "failed" && status !== "dead") return undefined;

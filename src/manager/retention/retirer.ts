@@ -1,9 +1,10 @@
+import { ConflictError, UnavailableError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import type { Job } from "../../common/types.js";
-import { archiveKeyOf, archiveRecordOf } from "../../history/record.js";
+import { archiveKeyOf, archiveRecordOf, type ArchivedVersion } from "../../history/record.js";
 import type { HistoryStore } from "../../history/store.js";
 import type { UsageLedger } from "../usage/ledger.js";
-import { retirements, type RetentionPolicy, type RetentionView, type Retirement } from "./decide.js";
+import { retirements, wholeJob, type RetentionPolicy, type RetentionView, type Retirement } from "./decide.js";
 
 export interface RetirerStore extends RetentionView {
   updateJob(job: Job): Promise<void>;
@@ -15,6 +16,10 @@ export interface RetirerDeps {
   store: RetirerStore;
   /** The open history store, or undefined while it opens. */
   history: () => HistoryStore | undefined;
+  /** A live job's kept versions (archived with its runs) and their removal once the job has left ZooKeeper. */
+  versions?: { of(jobId: string): Promise<ArchivedVersion[]>; forget(jobId: string): Promise<void> };
+  /** Waits for the history store to open; undefined when it cannot be opened now. */
+  historyReady?: () => Promise<HistoryStore | undefined>;
   usage: UsageLedger;
   policy: RetentionPolicy;
   log: Logger;
@@ -62,10 +67,26 @@ export class Retirer {
     if (first) throw first;
   }
 
+  /**
+   * Archives a finished job at once and deletes it, because a submission
+   * reuses its name: the run it stood for reaches the history store before
+   * the new job replaces it in ZooKeeper.
+   */
+  async retireNow(job: Job): Promise<void> {
+    const r = wholeJob(job, this.d.store.tasksOf(job.id));
+    if (!r) throw new ConflictError(`job ${job.id} is still finishing; submit again once it is dead`, { jobId: job.id });
+    const history = this.d.history() ?? (await this.d.historyReady?.());
+    if (!history) throw new UnavailableError(`the history store is not open, so the finished job ${job.id} cannot be archived before its name is reused; try again shortly`);
+    await this.retire(history, r);
+  }
+
   private async retire(history: HistoryStore, r: Retirement): Promise<void> {
     const { job } = r;
     const runs = r.kind === "job" ? r.runs : [r.run];
-    const record = archiveRecordOf({ job, generation: job.submittedAt, runs, usage: (t) => t.usage ?? this.d.usage.totals(t.id) });
+    // A versioned job takes its versions along; its runs are of the version it ran last.
+    const versions = (await this.d.versions?.of(job.id)) ?? [];
+    const versioned = versions.length ? { versions, runs: runs.map((x) => ({ ...x, version: x.version ?? job.version ?? 0 })) } : { runs };
+    const record = archiveRecordOf({ job, generation: job.submittedAt, ...versioned, usage: (t) => t.usage ?? this.d.usage.totals(t.id) });
     const stored = await history.archiveJob(record);
     if (!(await history.isArchived(archiveKeyOf(record)))) throw new Error(`archive of ${job.id} not confirmed; it stays in ZooKeeper`);
     this.archived++;
@@ -82,6 +103,7 @@ export class Retirer {
       // Stopped first: a deletion cut short leaves a job that is not live, so nothing re-runs it and the next pass finishes the deletion.
       if (job.desired !== "stop") await this.d.store.updateJob({ ...job, desired: "stop" });
       await this.d.store.deleteJob(job.id);
+      await this.d.versions?.forget(job.id);
       return;
     }
     if (!r.deleteTasks) return;

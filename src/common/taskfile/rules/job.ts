@@ -19,6 +19,7 @@ import { checkResources } from "./resources.js";
 import { checkRestart } from "./restart.js";
 import { checkSchedule } from "./schedule.js";
 import { checkService } from "./service.js";
+import { checkUpdate } from "./update.js";
 
 const NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const JOB_TYPES = ["service", "batch"] as const;
@@ -132,6 +133,9 @@ function checkJob(c: Checker, value: Record<string, unknown>): JobSpec {
     const d = checkDisconnect(c, disconnectV, s.at("disconnect"));
     if (d) spec.disconnect = d;
   }
+
+  const updateV = s.get("update");
+  if (updateV !== undefined) spec.update = checkUpdate(c, updateV, s.at("update"));
 
   return spec;
 }

@@ -98,6 +98,10 @@ export const CLIENT_SCRIPT = String.raw`(function () {
       if (st) st.replaceChildren(badge(job.status));
       var up = document.getElementById("job-updated");
       if (up) up.textContent = fmtTime(job.updatedAt);
+      var ver = document.getElementById("job-version");
+      if (ver) ver.textContent = String(job.version || 0);
+      var dep = document.getElementById("job-deployment");
+      if (dep && job.deployment) dep.textContent = job.deployment.status + ": " + job.deployment.description;
     }
   }
 

@@ -1,6 +1,7 @@
 import { formatBytes } from "../../../common/units.js";
 import type { Job, TaskEvent, TaskInstance } from "../../../common/types.js";
 import { badge, esc, fmtCpu, fmtTime, jsonForScript, seg, table } from "../../../http/pages/html.js";
+import { deploymentView } from "../../deployment/view.js";
 import { describeMetrics, type PlacementMetrics, type SmallestChange } from "../../scheduler/index.js";
 import { TASKS_PER_PAGE, taskWindow, windowControls, type WindowQuery } from "./task-window.js";
 
@@ -59,6 +60,17 @@ ${s.service ? `<dt>Service</dt><dd>${esc(s.service.name)}</dd>` : ""}
 </dl></div>`;
 }
 
+/** The job's version and its live (or last) deployment: per version, instances wanted, healthy, unhealthy, canaries awaiting promotion. */
+export function deploymentCard(job: Job, tasks: readonly TaskInstance[], now: number): string {
+  const view = deploymentView(job, tasks, now);
+  const d = view.deployment;
+  const line = d ? `${d.status}: ${d.description}` : "none";
+  const rows = view.versions.map((v) => `<tr><td>${esc(v.version)}</td><td>${esc(v.instances)}</td><td>${esc(v.healthy)}</td><td>${esc(v.unhealthy)}</td><td>${esc(v.canaries)}</td><td>${esc(v.stopping)}</td></tr>`);
+  return `<div class="card"><h2>Deployment</h2><dl class="kv">
+<dt>Version</dt><dd id="job-version">${esc(view.version)}</dd><dt>Deployment</dt><dd id="job-deployment">${esc(line)}</dd>
+</dl>${rows.length ? table(["Version", "Instances", "Healthy", "Unhealthy", "Canaries", "Stopping"], rows) : ""}</div>`;
+}
+
 /** One pending task: why it waits, and (on the primary) how the last placement round decided. */
 function pendingItem(t: TaskInstance, metrics: PlacementMetrics | undefined): string {
   const how = metrics ? `<br><small class="metrics">${esc(describeMetrics(metrics))}</small>` : "";
@@ -96,7 +108,8 @@ ${job.cron ? `<dt>Cron runs</dt><dd>${esc(job.cron.runs)}${job.cron.lastFiring ?
     : "";
   // Per-task event counts of the rows shown let the client append only the events it has not shown yet.
   const seen = Object.fromEntries(w.rows.map((t) => [t.index, t.events.length]));
-  return `<h1>Job ${esc(job.id)}</h1>${opts.actions ?? ""}<div class="cards">${status}${specCard(job)}</div>${why}
+  const deployment = job.spec.type === "service" ? deploymentCard(job, sorted, Date.now()) : "";
+  return `<h1>Job ${esc(job.id)}</h1>${opts.actions ?? ""}<div class="cards">${status}${deployment}${specCard(job)}</div>${why}
 <h2 id="tasks">Tasks (${sorted.length})</h2>${windowControls(w, q)}${table(["#", "State", "Node", "Attempt", "Reason / exit", "Updated"], w.rows.map(taskRow), ` id="tasks-table"`)}
 <h2>Events</h2><ol class="timeline" id="timeline">${events.map(timelineItem).join("")}</ol>
 <h2>Task description as submitted</h2><pre>${esc(job.source)}</pre>
