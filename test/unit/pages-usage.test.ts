@@ -2,11 +2,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Ring, samplesFor, UsageHistory } from "../../agent/usage-history.js";
 import type { Caller } from "../../src/auth/grants.js";
-import type { TaskInstance } from "../../src/common/types.js";
+import type { Job, TaskInstance } from "../../src/common/types.js";
+import type { ManagerView } from "../../src/manager/http/api.js";
 import { CSRF_FIELD, csrfToken, csrfValid } from "../../src/http/csrf.js";
 import { lineChart } from "../../src/http/pages/chart.js";
 import { actionPath, PAGE_ACTIONS } from "../../src/manager/http/pages/actions.js";
 import { taskWindow, windowControls, windowQuery } from "../../src/manager/http/pages/task-window.js";
+import { makeSpec } from "./scheduler-harness.js";
 
 const fmt = (v: number) => `${v} u`;
 
@@ -182,6 +184,30 @@ describe("the pages' actions", () => {
     assert.equal(drain.allowed(caller("submit"), "agent-1"), false);
     assert.equal(drain.allowed(caller("admin"), "agent-1"), true);
     assert.equal(action("node", "undrain").allowed(caller("read"), "agent-1"), false);
+  });
+
+  it("a rolling job restart is offered for running services, and promote only while a deployment awaits promotion; both need submit in the namespace", () => {
+    const job = (id: string, type: "service" | "batch", status?: "running" | "awaiting-promotion"): Job => ({
+      id,
+      spec: makeSpec(id, { type }),
+      source: "",
+      status: "running",
+      desired: "run",
+      submittedAt: 0,
+      updatedAt: 0,
+      ...(status ? { deployment: { id: "d1", version: 1, status, description: "", startedAt: 0, progressAt: 0, healthy: 0, promoted: false } } : {}),
+    });
+    const jobs = new Map([["web", job("web", "service", "awaiting-promotion")], ["api", job("api", "service", "running")], ["batch", job("batch", "batch")]]);
+    const v = { store: () => ({ jobs }) } as unknown as ManagerView;
+    const restart = action("job", "restart");
+    const promote = action("job", "promote");
+    assert.deepEqual(["web", "api", "batch"].map((id) => restart.applies(v, id)), [true, true, false]);
+    assert.deepEqual(["web", "api", "batch"].map((id) => promote.applies(v, id)), [true, false, false]);
+    for (const a of [restart, promote]) {
+      assert.equal(a.allowed(caller("read"), "web"), false);
+      assert.equal(a.allowed(caller("submit", ["team-a"]), "web"), false);
+      assert.equal(a.allowed(caller("submit"), "web"), true);
+    }
   });
 
   it("confirmation and form paths encode ids", () => {

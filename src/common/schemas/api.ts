@@ -51,7 +51,17 @@ export const JobSummarySchema = z
 export const LeaderAnswerSchema = z.object({ id: z.string(), url: z.string(), epoch: z.number().int(), since: time, self: z.string(), isPrimary: z.boolean() }).strict();
 export const HealthAnswerSchema = z.object({ ok: z.literal(true), id: z.string(), primary: z.boolean() }).strict();
 
-export const SubmitAnswerSchema = z.object({ id: z.string(), job: JobSummarySchema, epoch: z.number().int() }).strict();
+export const SubmitAnswerSchema = z
+  .object({
+    id: z.string(),
+    job: JobSummarySchema,
+    epoch: z.number().int(),
+    version: z.number().int().min(0),
+    change: z.enum(["created", "new-version", "unchanged"]),
+    message: z.string(),
+    diff: z.object({}).passthrough().optional().describe("fields changed and instances replaced, updated in place, added or removed (docs/deployments.md)"),
+  })
+  .strict();
 
 const PlacementMetricsSchema = z
   .object({
@@ -268,3 +278,39 @@ export const BlobPeersSchema = z
     pulling: z.array(z.string()),
   })
   .strict();
+
+/** GET /v1/jobs/:id/versions (docs/deployments.md). */
+export const JobVersionsSchema = z
+  .object({
+    job: z.string(),
+    namespace: z.string(),
+    version: z.number().int().min(0),
+    versions: z.array(
+      z
+        .object({
+          version: z.number().int().min(0),
+          submittedAt: z.number(),
+          stable: z.boolean(),
+          running: z.boolean(),
+          revertOf: z.number().int().optional(),
+          deployment: z.object({}).passthrough().optional(),
+          source: z.string(),
+          diff: z.object({}).passthrough().optional(),
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+
+/** A job's live (or last) deployment with per-version instance counts (deployment/view.ts). */
+export const DeploymentViewSchema = z
+  .object({
+    job: z.string(),
+    version: z.number().int().min(0),
+    deployment: z.object({ state: z.string() }).passthrough().nullable(),
+    update: z.object({}).passthrough(),
+    versions: z.array(z.object({ version: z.number().int(), instances: count, healthy: count, unhealthy: count, canaries: count, stopping: count }).strict()),
+  })
+  .strict();
+
+export const SignalAnswerSchema = z.object({ task: z.string(), attempt: z.number().int(), node: z.string().optional(), signal: z.string() }).strict();

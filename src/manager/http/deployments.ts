@@ -25,11 +25,11 @@ import { requirePrimary, requireStore, submitAnswer, type ManagerView } from "./
  * The versions live on the primary (versions/store.ts); a backup answers with a redirect to it.
  */
 
-const RevertSchema = z.object({ version: z.number().int().min(0) }).strict();
-const ScaleSchema = z.object({ instances: z.number().int().min(0).max(10_000) }).strict();
-const RestartSchema = z.object({ allAtOnce: z.boolean().optional() }).strict();
-const CONTROLS = ["promote", "pause", "resume", "fail"] as const;
-const SignalSchema = z.object({ signal: z.enum(TASK_SIGNALS) }).strict();
+export const RevertSchema = z.object({ version: z.number().int().min(0) }).strict();
+export const ScaleSchema = z.object({ instances: z.number().int().min(0).max(10_000) }).strict();
+export const RestartSchema = z.object({ allAtOnce: z.boolean().optional() }).strict();
+export const CONTROLS = ["promote", "pause", "resume", "fail"] as const;
+export const SignalSchema = z.object({ signal: z.enum(TASK_SIGNALS) }).strict();
 
 /** The versions of a job as `torca history JOB` shows them (newest first); with `diff`, each against the one before it. */
 export function versionsView(versions: readonly JobVersion[], current: number | undefined, withDiff: boolean) {

@@ -16,6 +16,7 @@ import { USAGE_KEYS } from "../../../history/queries.js";
 import { FINISHED_STATUSES } from "../../../history/record.js";
 import { CLUSTER_EVENT_TYPES } from "../../events.js";
 import { DrainRequestSchema } from "../api.js";
+import { CONTROLS, RestartSchema, RevertSchema, ScaleSchema, SignalSchema } from "../deployments.js";
 import { SetQuotaSchema } from "../quotas.js";
 import { WorkflowDetailSchema, WorkflowListSchema, WorkflowSubmissionSchema, WorkflowSubmittedSchema } from "../../workflow/routes.js";
 import { CLIENT_SCRIPT_PATH } from "../pages/layout.js";
@@ -181,6 +182,13 @@ export const OPERATIONS: readonly Operation[] = [
   { method: "get", path: "/v1/workflows/:id", summary: "One workflow, node by node", tag: "workflows", access: "read", answers: [json(200, "the workflow", WorkflowDetailSchema), json(404, "no such workflow", A.ErrorEnvelopeSchema)] },
   { method: "post", path: "/v1/workflows/:id/resume", summary: "Resume: rerun only the nodes that did not succeed (a rescue DAG)", tag: "workflows", access: "submit", answers: [json(200, "the workflow", WorkflowDetailSchema)] },
   { method: "delete", path: "/v1/workflows/:id", summary: "Kill a workflow: its running node jobs are killed, nothing more starts", tag: "workflows", access: "submit", answers: [json(200, "the workflow", WorkflowDetailSchema)] },
+  { method: "get", path: "/v1/jobs/:id/versions", summary: "A live job's versions, newest first (?diff: each against the one before)", tag: "deployments", access: "read", query: { diff: { schema: z.enum(["1", "true"]), description: "include each version's diff" } }, answers: [json(200, "the versions", A.JobVersionsSchema)] },
+  { method: "post", path: "/v1/jobs/:id/revert", summary: "A new version equal to an earlier one", tag: "deployments", access: "submit", body: jsonBody(RevertSchema), answers: [json(200, "the new version", A.SubmitAnswerSchema)] },
+  { method: "post", path: "/v1/jobs/:id/scale", summary: "A new version with this many instances (applied in place)", tag: "deployments", access: "submit", body: jsonBody(ScaleSchema), answers: [json(200, "the new version", A.SubmitAnswerSchema)] },
+  { method: "post", path: "/v1/jobs/:id/restart", summary: "Replace every instance, by the update policy or all at once", tag: "deployments", access: "submit", body: jsonBody(RestartSchema), answers: [json(200, "the deployment", A.DeploymentViewSchema)] },
+  { method: "get", path: "/v1/jobs/:id/deployment", summary: "The live (or last) deployment with per-version instance counts", tag: "deployments", access: "read", answers: [json(200, "the deployment", A.DeploymentViewSchema)] },
+  { method: "post", path: "/v1/jobs/:id/deployment/:op", summary: `Control the deployment: ${CONTROLS.join(" | ")}`, tag: "deployments", access: "submit", answers: [json(200, "the deployment", A.DeploymentViewSchema), json(409, "not possible in the deployment's state", A.ErrorEnvelopeSchema)] },
+  { method: "post", path: "/v1/tasks/:id/signal", summary: "Send a signal to a running task's processes", tag: "tasks", access: "submit", body: jsonBody(SignalSchema), answers: [json(200, "sent", A.SignalAnswerSchema)] },
   { method: "get", path: "/v1/names", summary: "Registered service names", tag: "names", access: "read", answers: [json(200, "services", A.NameListSchema)] },
   ...(["/v1/names/:name", "/v1/names/:ns/:service"] as const).map(
     (path): Operation => ({

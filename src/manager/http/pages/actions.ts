@@ -20,10 +20,7 @@ import type { ManagerView } from "../api.js";
  *
  * Adding an action is one entry in PAGE_ACTIONS: `kind` says which page shows
  * the button, `allowed` is the server-side check, `run` does it through the
- * primary's own operation (the same one the API route calls). The deployment
- * view's promote belongs here as `{ kind: "job", name: "promote", ... }`
- * calling the primary's promote, with `applies` true while a deployment
- * waits for promotion.
+ * primary's own operation (the same one the API route calls).
  */
 
 export type ActionKind = "job" | "node" | "task";
@@ -51,6 +48,7 @@ function primaryOf(v: ManagerView) {
 }
 
 const mayDrain = (caller: Caller) => hasGrant(caller, "admin");
+const mayChangeJob = (caller: Caller, id: string) => hasGrant(caller, "submit") && seesNamespace(caller, namespaceOfJobId(id));
 
 export const PAGE_ACTIONS: readonly PageAction[] = [
   {
@@ -58,10 +56,35 @@ export const PAGE_ACTIONS: readonly PageAction[] = [
     name: "kill",
     label: "Kill job",
     confirm: (id) => `Kill job ${id}? Every task of it is stopped; the job stays listed as killed.`,
-    allowed: (caller, id) => hasGrant(caller, "submit") && seesNamespace(caller, namespaceOfJobId(id)),
+    allowed: mayChangeJob,
     applies: (v, id) => v.store()?.jobs.get(id)?.desired === "run",
     run: async (v, id) => {
       await primaryOf(v).kill(id);
+    },
+  },
+  {
+    kind: "job",
+    name: "restart",
+    label: "Restart job",
+    confirm: (id) => `Restart job ${id}? Every instance is replaced by the job's update policy (a rolling restart: new instances are published only once healthy, old ones drain first).`,
+    allowed: mayChangeJob,
+    applies: (v, id) => {
+      const job = v.store()?.jobs.get(id);
+      return job?.desired === "run" && job.spec.type === "service";
+    },
+    run: async (v, id) => {
+      await primaryOf(v).restart(id, false);
+    },
+  },
+  {
+    kind: "job",
+    name: "promote",
+    label: "Promote deployment",
+    confirm: (id) => `Promote the deployment of ${id}? Its canaries have been healthy; the remaining instances move to the new version.`,
+    allowed: mayChangeJob,
+    applies: (v, id) => v.store()?.jobs.get(id)?.deployment?.status === "awaiting-promotion",
+    run: async (v, id) => {
+      await primaryOf(v).deployment(id, "promote");
     },
   },
   {
