@@ -201,6 +201,49 @@ resources: { cpu: 0.1, memory: 1TiB, disk: 1MiB }
     await other.close();
   });
 
+  it("a service's deployment card follows a new version live, and the service restarts (rolling) from its page", async () => {
+    const service = (value: string) => `name: shop
+type: service
+instances: 2
+isolation: process
+command: ["/bin/sleep", "600"]
+env: { VERSION: "${value}" }
+resources: { cpu: 0.1, memory: 32MiB, disk: 1MiB }
+update: { maxParallel: 2, minHealthyTime: 1s, drainDelay: 0s }
+`;
+    const versionRows = (page: Page) => page.evaluate(() => [...document.querySelectorAll("#deployment-versions tbody tr")].map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent).join(" ")));
+    await submit(service("v0"));
+    await until("two instances of shop running", async () => (await taskState("shop/0")) === "running" && (await taskState("shop/1")) === "running", { timeoutMs: 60_000, intervalMs: 200 });
+    const page = await openAs(theCell().token, "/jobs/shop");
+    const loadId = await page.evaluate(() => window.__loadId);
+    await page.waitForFunction(() => document.getElementById("live")?.textContent === "live", undefined, { timeout: 15_000 });
+    // Version, instances, healthy, unhealthy, canaries, stopping.
+    assert.match((await versionRows(page)).join("|"), /^0 2 \d 0 0 0$/);
+
+    const res = await api("/v1/jobs", { method: "POST", headers: { "content-type": "application/yaml" }, body: service("v1") });
+    assert.equal(res.status, 201, await res.text());
+    await page.waitForFunction(() => document.querySelector("#deployment-versions tbody tr td")?.textContent === "1" && document.getElementById("job-version")?.textContent === "1", undefined, { timeout: 60_000 });
+    await page.waitForFunction(() => /^successful/.test(document.getElementById("job-deployment")?.textContent ?? ""), undefined, { timeout: 90_000 });
+    await until("the card's counts to settle on version 1", async () => JSON.stringify(await versionRows(page)) === JSON.stringify(["1 2 2 0 0 0"]), { timeoutMs: 30_000, intervalMs: 250 });
+    assert.equal(await page.evaluate(() => window.__loadId), loadId, "followed live, never reloaded");
+
+    // Restart from the page: a confirmation, then a rolling replacement of both instances.
+    const attempts = async () => ((await (await api("/v1/jobs/shop")).json()) as { taskList: { attempt: number; state: string }[] }).taskList;
+    const before = (await attempts()).map((t) => t.attempt);
+    await page.locator('a[data-action="restart"]').click();
+    await page.waitForSelector("form.confirm");
+    assert.match((await page.locator("form.confirm").textContent()) ?? "", /Restart job shop\?/);
+    await page.locator("form.confirm button").click();
+    await page.waitForURL(`${url}/jobs/shop`);
+    await until("both instances replaced and running", async () => {
+      const now = await attempts();
+      return now.length === 2 && now.every((t, i) => t.state === "running" && t.attempt > (before[i] ?? 0));
+    }, { timeoutMs: 90_000, intervalMs: 250 });
+    await shot(page, "job-deployment");
+    await page.close();
+    await api("/v1/jobs/shop", { method: "DELETE" });
+  });
+
   it("drains and undrains the node from its page, each step confirmed and audited", async () => {
     const page = await openAs(theCell().token, `/nodes/${encodeURIComponent(nodeId)}`);
     assert.equal(await page.locator('a[data-action="undrain"]').count(), 0, "a ready node offers no undrain");

@@ -102,8 +102,34 @@ export const CLIENT_SCRIPT = String.raw`(function () {
       if (ver) ver.textContent = String(job.version || 0);
       var dep = document.getElementById("job-deployment");
       if (dep && job.deployment) dep.textContent = job.deployment.status + ": " + job.deployment.description;
+      refreshDeployment();
     }
   }
+
+  // ---- the deployment card (job page): per-version counts re-read from the API after the job's events, at most once a second ----
+  var deploymentTimer = null;
+  function refreshDeployment() {
+    var body = document.querySelector("#deployment-versions tbody");
+    if (!body || deploymentTimer) return;
+    deploymentTimer = setTimeout(function () {
+      deploymentTimer = null;
+      fetch("/v1/jobs/" + encodeURIComponent(state.job) + "/deployment", { credentials: "same-origin", headers: { accept: "application/json" } }).then(function (res) {
+        return res.ok ? res.json() : null;
+      }).then(function (d) {
+        if (!d) return;
+        body.replaceChildren.apply(body, d.versions.map(function (v) {
+          var tr = document.createElement("tr");
+          [v.version, v.instances, v.healthy, v.unhealthy, v.canaries, v.stopping].forEach(function (x) { tr.appendChild(el("td", x)); });
+          return tr;
+        }));
+        var dep = document.getElementById("job-deployment");
+        if (dep) dep.textContent = d.deployment ? d.deployment.status + ": " + d.deployment.description : "none";
+        // Health comes with time (minHealthyTime), not only with events: while a deployment is under way, look again.
+        if (d.deployment && DEPLOYING[d.deployment.status]) refreshDeployment();
+      }).catch(function () { /* the next event tries again */ });
+    }, 1000);
+  }
+  var DEPLOYING = { running: 1, "awaiting-promotion": 1, paused: 1 };
 
   // ---- task rows and timelines (job page, task page) ----
   function appendEvents(t) {
@@ -183,6 +209,7 @@ export const CLIENT_SCRIPT = String.raw`(function () {
     }
     if (page === "job" && state.job === t.jobId) {
       countState(t);
+      refreshDeployment();
       var tr = byAttr("data-task", String(t.index)) || (roomForRow(t) ? addTaskRow(t) : null);
       if (tr) {
         fillTask(tr, t);

@@ -68,7 +68,7 @@ export function deploymentCard(job: Job, tasks: readonly TaskInstance[], now: nu
   const rows = view.versions.map((v) => `<tr><td>${esc(v.version)}</td><td>${esc(v.instances)}</td><td>${esc(v.healthy)}</td><td>${esc(v.unhealthy)}</td><td>${esc(v.canaries)}</td><td>${esc(v.stopping)}</td></tr>`);
   return `<div class="card"><h2>Deployment</h2><dl class="kv">
 <dt>Version</dt><dd id="job-version">${esc(view.version)}</dd><dt>Deployment</dt><dd id="job-deployment">${esc(line)}</dd>
-</dl>${rows.length ? table(["Version", "Instances", "Healthy", "Unhealthy", "Canaries", "Stopping"], rows) : ""}</div>`;
+</dl>${table(["Version", "Instances", "Healthy", "Unhealthy", "Canaries", "Stopping"], rows, ` id="deployment-versions"`)}</div>`;
 }
 
 /** One pending task: why it waits, and (on the primary) how the last placement round decided. */
