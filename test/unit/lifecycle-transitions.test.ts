@@ -71,6 +71,14 @@ describe("dispatch", () => {
     assert.equal(next.events.at(-1)?.message, "attempt 4 on n1");
   });
 
+  test("an attempt runs the job's current version: an older instance that restarts is recorded as that version from then on", () => {
+    const old: TaskInstance = { ...running(service), state: "pending", version: 1, versionSince: 0 };
+    const next = lifecycle.dispatched(old, "n1", NOW, 2);
+    assert.deepEqual([next.version, next.versionSince], [2, NOW]);
+    const same = lifecycle.dispatched({ ...old, version: 2 }, "n1", NOW, 2);
+    assert.deepEqual([same.version, same.versionSince], [2, 0], "an instance already of that version keeps its since-time");
+  });
+
   test("a failed dispatch goes back to pending anywhere, retried after a second", () => {
     const next = lifecycle.dispatchFailed({ ...running(service), state: "dispatched" }, "n1", "connection refused", NOW);
     assert.equal(next.state, "pending");

@@ -45,6 +45,8 @@ export const JobSummarySchema = z
     submittedAt: time,
     updatedAt: time,
     tasks: z.record(count).describe("task instances by state"),
+    version: count.describe("the running version (docs/deployments.md)"),
+    deployment: z.object({ id: z.string(), version: count, status: z.string(), description: z.string() }).passthrough().optional().describe("the live or last rollout"),
   })
   .strict();
 

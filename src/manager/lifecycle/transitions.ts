@@ -62,9 +62,15 @@ export function nextRun(job: Job, previous: TaskInstance, run: number, now: numb
 }
 
 /** Recorded before the agent is told: a new attempt on `nodeId`. */
-export function dispatched(t: TaskInstance, nodeId: string, now: number): TaskInstance {
+/**
+ * A new attempt on `nodeId`. It runs the job's current spec (`jobVersion`),
+ * so an instance of an older version that restarts, e.g. after a deployment
+ * failed without reverting, is recorded as the version it now runs.
+ */
+export function dispatched(t: TaskInstance, nodeId: string, now: number, jobVersion = 0): TaskInstance {
+  const version = (t.version ?? 0) === jobVersion ? {} : { version: jobVersion, versionSince: now };
   return withEvent(
-    { ...t, state: "dispatched", nodeId, lastNodeId: nodeId, attempt: t.attempt + 1, dispatchedAt: now, stickyNode: undefined, reason: undefined, notBefore: undefined, exit: undefined, healthy: undefined, healthySince: undefined },
+    { ...t, ...version, state: "dispatched", nodeId, lastNodeId: nodeId, attempt: t.attempt + 1, dispatchedAt: now, stickyNode: undefined, reason: undefined, notBefore: undefined, exit: undefined, healthy: undefined, healthySince: undefined },
     "dispatched",
     `attempt ${t.attempt + 1} on ${nodeId}`,
     now,

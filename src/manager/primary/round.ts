@@ -85,6 +85,9 @@ export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allo
     const reason = `no node fits: ${u.summary}`;
     if (t.reason !== reason) decision.writes.push({ ...t, reason, updatedAt: now });
   }
-  for (const p of result.placements) decision.dispatches.push(dispatched(byId.get(p.taskId) as TaskInstance, p.nodeId, now));
+  for (const p of result.placements) {
+    const t = byId.get(p.taskId) as TaskInstance;
+    decision.dispatches.push(dispatched(t, p.nodeId, now, view.jobs.get(t.jobId)?.version ?? 0));
+  }
   return decision;
 }
