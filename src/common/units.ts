@@ -51,15 +51,29 @@ export function parseCpu(v: unknown): number | string {
   return n > 0 ? n : "must be a positive number of cores";
 }
 
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+const BYTE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
+
+/** `n` bytes as a count of the largest unit it reaches: [count, unit index]. */
+function scaleBytes(n: number): [number, number] {
   let i = 0;
   let x = n;
-  while (x >= 1024 && i < units.length - 1) {
+  while (x >= 1024 && i < BYTE_UNITS.length - 1) {
     x /= 1024;
     i++;
   }
-  return `${i === 0 ? x : x.toFixed(x >= 10 ? 0 : 1)}${units[i]}`;
+  return [x, i];
+}
+
+export function formatBytes(n: number): string {
+  const [x, i] = scaleBytes(n);
+  return `${i === 0 ? x : x.toFixed(x >= 10 ? 0 : 1)}${BYTE_UNITS[i]}`;
+}
+
+/** `n` bytes shown as formatBytes does but rounded down, never up, with the bytes the text stands for. */
+export function formatBytesAtMost(n: number): { bytes: number; text: string } {
+  const [x, i] = scaleBytes(n);
+  const shown = i === 0 ? Math.floor(x) : x >= 10 ? Math.floor(x) : Math.floor(x * 10) / 10;
+  return { bytes: shown * 1024 ** i, text: `${shown}${BYTE_UNITS[i]}` };
 }
 
 export function formatDuration(ms: number): string {

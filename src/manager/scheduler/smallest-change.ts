@@ -15,6 +15,7 @@
  * not counted on: a suggestion fits in what is free now.
  */
 import type { JobSpec, Resources } from "../../common/types.js";
+import { formatBytesAtMost } from "../../common/units.js";
 import { constraintText } from "./checkers/constraints.js";
 import { RESOURCE_EPSILON } from "./checkers/resources.js";
 import type { ClusterState } from "./cluster-state.js";
@@ -80,19 +81,6 @@ function feasibleNodes(cls: TaskClass, state: ClusterState): number[] {
   return out;
 }
 
-/** `n` bytes shown without rounding up: the shown value is what the suggestion means. */
-function bytesAtMost(n: number): { bytes: number; text: string } {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  let x = n;
-  while (x >= 1024 && i < units.length - 1) {
-    x /= 1024;
-    i++;
-  }
-  const shown = i === 0 ? Math.floor(x) : x >= 10 ? Math.floor(x) : Math.floor(x * 10) / 10;
-  return { bytes: shown * 1024 ** i, text: `${shown}${units[i]}` };
-}
-
 interface Cut {
   resources: Partial<Resources>;
   cost: number;
@@ -114,7 +102,7 @@ function cutFor(request: Resources, state: ClusterState, node: number): Cut | un
   }
   for (const dim of ["memory", "disk"] as const) {
     if (request[dim] <= free[dim] + RESOURCE_EPSILON) continue;
-    const at = bytesAtMost(free[dim]);
+    const at = formatBytesAtMost(free[dim]);
     if (at.bytes < MIB) return undefined;
     resources[dim] = at.bytes;
     parts.push(`${dim} ≤ ${at.text}`);
