@@ -1,6 +1,7 @@
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { createFileExclusive } from "../common/exclusive-file.js";
 import { UnavailableError } from "../common/errors.js";
 import { pidAlive } from "../common/process.js";
 
@@ -17,27 +18,13 @@ export interface DirLock {
 
 export const LOCK_FILE = "torca-history.lock";
 
-function tryCreate(path: string, content: string): boolean {
-  try {
-    const fd = openSync(path, "wx", 0o644);
-    try {
-      writeSync(fd, content);
-    } finally {
-      closeSync(fd);
-    }
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
-    throw e;
-  }
-}
 
 export function lockDir(dir: string, what: string): DirLock {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, LOCK_FILE);
   const mine = `${hostname()} ${process.pid}\n`;
   for (let tries = 0; tries < 2; tries++) {
-    if (tryCreate(path, mine)) return { release: () => rmSync(path, { force: true }) };
+    if (createFileExclusive(path, mine)) return { release: () => rmSync(path, { force: true }) };
     let held: string;
     try {
       held = readFileSync(path, "utf8");

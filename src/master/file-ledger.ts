@@ -1,5 +1,6 @@
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { createFileExclusive } from "../common/exclusive-file.js";
 import type { LedgerKV } from "../alerting/ledger.js";
 
 /**
@@ -23,18 +24,7 @@ export class FileLedgerKV implements LedgerKV {
       mkdirSync(f, { recursive: true });
       return true;
     }
-    try {
-      const fd = openSync(f, "wx", 0o644);
-      try {
-        writeSync(fd, data);
-      } finally {
-        closeSync(fd);
-      }
-      return true;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
-      throw e;
-    }
+    return createFileExclusive(f, data);
   }
 
   async set(path: string, data: Buffer): Promise<void> {
