@@ -1,48 +1,19 @@
-import { test, describe, after } from "node:test";
+import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { lstat, mkdir, mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { lstat, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { PackageCache, type PackageCacheOptions } from "../../agent/packages/cache.js";
 import { BlobStore } from "../../src/storage/blob-store.js";
-import { digestOfBuffer, type Digest } from "../../src/storage/digest.js";
-import { packDirectory } from "../../src/storage/pack.js";
+import { digestOfBuffer } from "../../src/storage/digest.js";
 import { removeReadOnlyTree } from "../../src/storage/tree.js";
+import { packageFixtures } from "../harness/package-fixtures.js";
 
 const TOKEN = "test-token";
-const scratch = await mkdtemp(join(tmpdir(), "torca-cache-"));
-const servers: Server[] = [];
-after(async () => {
-  for (const s of servers) s.close();
-  await removeReadOnlyTree(scratch);
-});
-
-let counter = 0;
-async function freshDir(name: string): Promise<string> {
-  const dir = join(scratch, `${name}-${++counter}`);
-  await mkdir(dir, { recursive: true });
-  return dir;
-}
-
-async function bufferOf(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-/** Packs a tree holding `fileBytes` bytes of content unique to `label`. */
-async function makePackage(label: string, fileBytes = 1000): Promise<{ digest: Digest; blob: Buffer }> {
-  const dir = await freshDir(`pkg-${label}`);
-  await mkdir(join(dir, "bin"));
-  await writeFile(join(dir, "bin", "start"), `#!/bin/sh\necho ${label}\n`, { mode: 0o755 });
-  await writeFile(join(dir, "data"), Buffer.alloc(fileBytes, label.charCodeAt(0)));
-  const blob = await bufferOf(packDirectory(dir));
-  return { digest: digestOfBuffer(blob), blob };
-}
+const { servers, freshDir, makePackage } = await packageFixtures("torca-cache");
 
 interface BlobServer {
   url: string;

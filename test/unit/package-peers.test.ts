@@ -1,11 +1,9 @@
-import { test, describe, after } from "node:test";
+import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
 import Koa from "koa";
 import { BlobServer } from "../../agent/http/blobs.js";
 import { PackageCache, type PackageCacheOptions } from "../../agent/packages/cache.js";
@@ -16,38 +14,13 @@ import { TokenTable } from "../../src/common/auth.js";
 import { PULL_TTL_MS, PullTracker } from "../../src/manager/packages/pulls.js";
 import { errorEnvelope } from "../../src/http/edge.js";
 import { createLogger } from "../../src/common/logger.js";
-import { digestOfBuffer, type Digest } from "../../src/storage/digest.js";
-import { packDirectory } from "../../src/storage/pack.js";
-import { removeReadOnlyTree } from "../../src/storage/tree.js";
+import { digestOfBuffer } from "../../src/storage/digest.js";
+import { packageFixtures } from "../harness/package-fixtures.js";
 
 const TOKEN = "peer-test-token-0123456789";
-const scratch = await mkdtemp(join(tmpdir(), "torca-peers-"));
-const servers: Server[] = [];
-after(async () => {
-  for (const s of servers) s.close();
-  await removeReadOnlyTree(scratch);
-});
-
-let counter = 0;
-async function freshDir(name: string): Promise<string> {
-  const dir = join(scratch, `${name}-${++counter}`);
-  await mkdir(dir, { recursive: true });
-  return dir;
-}
-
-async function bufferOf(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-async function makePackage(label: string, fileBytes = 50_000): Promise<{ digest: Digest; blob: Buffer }> {
-  const dir = await freshDir(`pkg-${label}`);
-  await writeFile(join(dir, "data"), Buffer.alloc(fileBytes, label.charCodeAt(0)));
-  await writeFile(join(dir, "label"), label);
-  const blob = await bufferOf(packDirectory(dir));
-  return { digest: digestOfBuffer(blob), blob };
-}
+const fx = await packageFixtures("torca-peers");
+const { servers, freshDir } = fx;
+const makePackage = (label: string, fileBytes = 50_000) => fx.makePackage(label, fileBytes);
 
 function peer(id: string, load = 0, attributes: Record<string, string> = {}): PeerCandidate {
   return { id, url: `http://127.0.0.1/${id}`, attributes, load };
