@@ -26,7 +26,8 @@ let zk: ZooKeeperServer;
 const sessions: ZkSession[] = [];
 
 async function session(auth?: ZkAuth, connect = zk.connectString): Promise<ZkSession> {
-  const s = await ZkSession.connect({ connect, sessionTimeoutMs: 4000, ...(auth ? { auth } : {}) });
+  // What is under test is the ACLs, not how fast a client connects: a generous limit (each attempt is a fresh handle).
+  const s = await ZkSession.connect({ connect, sessionTimeoutMs: 4000, connectTimeoutMs: 30_000, ...(auth ? { auth } : {}) });
   sessions.push(s);
   return s;
 }
