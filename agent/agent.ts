@@ -222,7 +222,10 @@ export class AgentDaemon {
    */
   private checkCutOff(): void {
     const now = Date.now();
-    if (this.registration.zookeeperState === "connected") this.contacts.zookeeperAt = now;
+    // Known alive also while disconnected when a server vouches for the session or no quorum could expire it
+    // (the whole ZooKeeper down): then no primary can start the grace, and the tasks stay.
+    const aliveAt = this.registration.zookeeperAliveAt(now);
+    if (aliveAt !== undefined) this.contacts.zookeeperAt = Math.max(this.contacts.zookeeperAt, aliveAt);
     if (!isCutOff(this.contacts, this.disconnectGraceMs, now)) {
       this.cutOff = false;
       return;

@@ -3,7 +3,9 @@
  * from every manager for the primary's disconnect grace less a margin, the
  * agent stops its tasks itself, so that when the primary migrates them they
  * never run twice. While it still reaches ZooKeeper or a manager it keeps them:
- * the primary then either sees its node or gets its reports.
+ * the primary then either sees its node or gets its reports. With the whole
+ * ZooKeeper down (no quorum) nothing can expire its session, so no primary can
+ * migrate its tasks: that counts as contact with ZooKeeper too.
  *
  * The primary starts its grace only once the agent's session has expired, at
  * least a session timeout after the agent last reached ZooKeeper; the agent
@@ -17,7 +19,7 @@ export function cutOffMarginMs(graceMs: number): number {
 }
 
 export interface Contacts {
-  /** Last time the agent's ZooKeeper session was connected. */
+  /** Last time the agent's ZooKeeper session was known alive: connected, accepted by a server, or with no quorum that could expire it. */
   zookeeperAt: number;
   /** Last time a manager answered a report. */
   managerAt: number;

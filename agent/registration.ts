@@ -73,6 +73,11 @@ export class AgentRegistration {
     return zk ? (zk.isConnected ? "connected" : zk.isAlive ? "disconnected" : "expired") : "connecting";
   }
 
+  /** When the agent's session was last known alive (ZkSession.knownAliveAt); undefined without a live session. */
+  zookeeperAliveAt(now: number): number | undefined {
+    return this.keeper.session?.knownAliveAt(now);
+  }
+
   /** Registers; resolves after the first attempt (later ones run in the background). */
   start(): Promise<void> {
     return this.keeper.start();

@@ -45,6 +45,17 @@ describe("a session's trust while disconnected", () => {
     assert.equal(t.isSuspect(T0 + 1800 + HALF), true);
   });
 
+  test("says when the session was last known alive: while connected, now; while disconnected, the latest evidence (what an agent counts as contact with ZooKeeper)", () => {
+    const t = new SessionTrust(TIMEOUT);
+    assert.equal(t.evidenceSince, undefined);
+    t.disconnected(T0);
+    assert.equal(t.evidenceSince, T0);
+    t.vouched(T0 + 5000);
+    assert.equal(t.evidenceSince, T0 + 5000, "a majority with no quorum vouches for it, however long the disconnection");
+    t.connected();
+    assert.equal(t.evidenceSince, undefined);
+  });
+
   test("an old piece of evidence does not move the limit back", () => {
     const t = new SessionTrust(TIMEOUT);
     t.disconnected(T0);

@@ -351,6 +351,17 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
     return this.state === "connected";
   }
 
+  /**
+   * The last time the session was known to be alive: `now` while connected;
+   * while disconnected, the latest evidence (zk/trust.ts: the disconnection, a
+   * server accepting it, or no quorum that could expire it); undefined once
+   * it expired or was closed.
+   */
+  knownAliveAt(now: number): number | undefined {
+    if (this.state === "connected") return now;
+    return this.state === "disconnected" ? this.trust.evidenceSince : undefined;
+  }
+
   /** False once the session expired or was closed: the session can never act again. */
   get isAlive(): boolean {
     return this.state === "connected" || this.state === "disconnected";

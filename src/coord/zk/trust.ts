@@ -47,6 +47,11 @@ export class SessionTrust {
     if (this.disconnectedAt !== undefined) this.evidenceAt = Math.max(this.evidenceAt, now);
   }
 
+  /** While disconnected, the latest evidence that the session lives; undefined while connected (it lives now). */
+  get evidenceSince(): number | undefined {
+    return this.disconnectedAt === undefined ? undefined : this.evidenceAt;
+  }
+
   get isDisconnected(): boolean {
     return this.disconnectedAt !== undefined;
   }
