@@ -99,6 +99,9 @@ const DEFAULTS = Object.freeze({
   descriptorSettleMs: 20,
 });
 
+/** How long a call waits for a handle being attached before it fails with connection loss. */
+const REATTACH_WAIT_MS = 3000;
+
 /** The default connect limit: three session timeouts, at least 10 s. */
 export function defaultConnectTimeoutMs(sessionTimeoutMs: number): number {
   return Math.max(DEFAULTS.minConnectTimeoutMs, DEFAULTS.connectTimeoutSessions * sessionTimeoutMs);
@@ -380,8 +383,23 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
     return new CoordinationError(op, path, rc, error);
   }
 
-  /** Runs one native call; a call the C client refused outright (its callback never runs) rejects here. */
+  /**
+   * Runs one native call; a call the C client refused outright (its callback never runs) rejects here.
+   * While a new handle is being attached nothing can be sent, so a call waits for it a little (at most
+   * REATTACH_WAIT_MS, and never past half the session timeout) instead of failing a write the next moment
+   * would have taken; nothing was sent meanwhile, so the call is made once, after.
+   */
   protected call<T>(op: string, path: string, start: (resolve: (v: T) => void, reject: (e: unknown) => void) => number): Promise<T> {
+    if (this.reattaching && this.isAlive) return this.untilAttached().then(() => this.callNow(op, path, start));
+    return this.callNow(op, path, start);
+  }
+
+  private async untilAttached(): Promise<void> {
+    const deadline = Date.now() + Math.min(REATTACH_WAIT_MS, this.timeoutMs / 2);
+    while (this.reattaching && this.isAlive && Date.now() < deadline) await sleep(50);
+  }
+
+  private callNow<T>(op: string, path: string, start: (resolve: (v: T) => void, reject: (e: unknown) => void) => number): Promise<T> {
     this.check(op, path);
     const running = new Promise<T>((resolve, reject) => {
       const rc = start(resolve, reject);
