@@ -15,6 +15,11 @@ import type { PortAllocator } from "./ports.js";
 import { readRecord, RECORD_FILE } from "./record.js";
 import type { TaskUser, TaskUsers } from "./task-users.js";
 
+/** The package lease of one (task, attempt). */
+function leaseKey(d: Pick<TaskDispatch, "taskId" | "attempt">): string {
+  return `${d.taskId}#${d.attempt}`;
+}
+
 /**
  * The agent's task table: starts dispatched tasks through a driver,
  * watches them exit, and keeps a persisted record per (task, attempt) so a
@@ -207,7 +212,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       let packageDir: string | undefined;
       if (d.packageDigest) {
         const lease = await this.o.cache.acquire(d.packageDigest);
-        this.leases.set(`${d.taskId}#${d.attempt}`, lease);
+        this.leases.set(leaseKey(d), lease);
         packageDir = lease.path;
       }
       for (const p of d.spec.ports) {
@@ -266,7 +271,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
     const r = this.records.get(taskId);
     if (!r) throw new NotFoundError("task", taskId);
     if (r.state !== "running" || !r.handle) throw new ConflictError(`task ${taskId} is ${r.state} here, not running`);
-    const lease = this.leases.get(`${r.dispatch.taskId}#${r.dispatch.attempt}`);
+    const lease = this.leases.get(leaseKey(r.dispatch));
     const cmd = this.driverFor(r.dispatch).execCommand(r.handle, { command: start.command, env: this.environmentOf(r), ...(lease ? { packageDir: lease.path } : {}), ...(r.user ? { user: r.user } : {}) });
     return start.tty ? underTerminal(cmd, start) : cmd;
   }
@@ -294,7 +299,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
     r.finishedAt = Date.now();
     if (error) r.error = error;
     for (const [, port] of Object.entries(r.ports)) this.o.ports.release(port);
-    const key = `${r.dispatch.taskId}#${r.dispatch.attempt}`;
+    const key = leaseKey(r.dispatch);
     this.leases.get(key)?.release();
     this.leases.delete(key);
     this.o.log.info({ task: r.dispatch.taskId, attempt: r.dispatch.attempt, reason: exit.reason }, "task exited");
@@ -352,7 +357,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       if (r.dispatch.packageDigest) {
         this.o.cache
           .acquire(r.dispatch.packageDigest)
-          .then((lease) => this.leases.set(`${r.dispatch.taskId}#${r.dispatch.attempt}`, lease))
+          .then((lease) => this.leases.set(leaseKey(r.dispatch), lease))
           .catch((e) => this.o.log.warn({ task: r.dispatch.taskId, err: e }, "cannot pin the running task's package; the cache may evict it"));
       }
       void this.awaitExit(r, driver).catch((e) => this.o.log.warn({ err: e }, "wait after recovery failed"));

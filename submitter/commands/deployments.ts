@@ -50,6 +50,12 @@ function registerDeployment(program: Command, ctx: CliContext): void {
   });
 }
 
+/** A command-line argument that must be a whole number (a version, an instance count). */
+function wholeNumber(field: string, text: string): number {
+  if (!/^\d+$/.test(text)) throw new ValidationError([{ field, message: `must be a whole number, got ${JSON.stringify(text)}` }]);
+  return Number(text);
+}
+
 function registerRevert(program: Command, ctx: CliContext): void {
   const cmd = program
     .command("revert")
@@ -58,8 +64,7 @@ function registerRevert(program: Command, ctx: CliContext): void {
     .argument("<version>", "the version to go back to (see torca history JOB)");
   withExamples(cmd, ["torca revert web 3", "torca revert web 3 --json"]);
   cmd.action(async (job: string, version: string) => {
-    if (!/^\d+$/.test(version)) throw new ValidationError([{ field: "version", message: `must be a version number, got ${JSON.stringify(version)}` }]);
-    const r = await ctx.client().post<SubmitAnswer>(`${jobPath(job)}/revert`, { version: Number(version) });
+    const r = await ctx.client().post<SubmitAnswer>(`${jobPath(job)}/revert`, { version: wholeNumber("version", version) });
     ctx.out(r, () => formatSubmit(r));
   });
 }
@@ -72,8 +77,7 @@ function registerScale(program: Command, ctx: CliContext): void {
     .argument("<instances>");
   withExamples(cmd, ["torca scale web 6", "torca scale web 2 --json"]);
   cmd.action(async (job: string, instances: string) => {
-    if (!/^\d+$/.test(instances)) throw new ValidationError([{ field: "instances", message: `must be a number, got ${JSON.stringify(instances)}` }]);
-    const r = await ctx.client().post<SubmitAnswer>(`${jobPath(job)}/scale`, { instances: Number(instances) });
+    const r = await ctx.client().post<SubmitAnswer>(`${jobPath(job)}/scale`, { instances: wholeNumber("instances", instances) });
     ctx.out(r, () => formatSubmit(r));
   });
 }

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 import { freePort } from "../../src/cell/ports.js";
+import type { HistoryConfig } from "../../src/common/config.js";
 import { until } from "./wait.js";
 
 /**
@@ -45,6 +46,8 @@ export interface TestPostgres {
   url(database?: string): string;
   /** Creates an empty database and returns its URL. */
   createDatabase(name: string): Promise<string>;
+  /** Creates an empty database and returns the history store's configuration for it, as a manager parses it. */
+  historyDatabase(name: string): Promise<HistoryConfig>;
   stop(): Promise<void>;
 }
 
@@ -133,21 +136,26 @@ export async function startPostgres(opts: TestPostgresOptions = {}): Promise<Tes
     await stop();
     throw e;
   }
+  const createDatabase = async (name: string) => {
+    const c = new pg.Client({ connectionString: url() });
+    await c.connect();
+    try {
+      await c.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
+    } finally {
+      await c.end();
+    }
+    return url(name);
+  };
   return {
     port,
     pid,
     dir,
     url,
-    async createDatabase(name: string) {
-      const c = new pg.Client({ connectionString: url() });
-      await c.connect();
-      try {
-        await c.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
-      } finally {
-        await c.end();
-      }
-      return url(name);
+    async historyDatabase(name: string) {
+      return { engine: "postgres" as const, url: await createDatabase(name), poolSize: 4, connectTimeout: 10_000 };
     },
+    createDatabase,
+
     stop,
   };
 }

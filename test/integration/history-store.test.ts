@@ -13,6 +13,7 @@ import type { SqlDatabase, SqlQueryable } from "../../src/history/sql.js";
 import { archiveJob } from "../../src/history/archive.js";
 import { HistoryStore } from "../../src/history/store.js";
 import { recordOf, usageOf } from "../harness/history-records.js";
+import type { HistoryConfig } from "../../src/common/config.js";
 import { startPostgres, type TestPostgres } from "../harness/postgres.js";
 
 /**
@@ -37,16 +38,16 @@ interface Engine {
 
 function postgresEngine(): Engine {
   let server: TestPostgres | undefined;
-  let url = "";
+  let config: HistoryConfig | undefined;
   let n = 0;
-  const open = () => openHistoryDatabase({ engine: "postgres", url, poolSize: 4, connectTimeout: 10_000 });
+  const open = () => openHistoryDatabase(config!);
   return {
     name: "postgres",
     async start() {
       server = await startPostgres();
     },
     async fresh() {
-      url = await server!.createDatabase(`history_${++n}`);
+      config = await server!.historyDatabase(`history_${++n}`);
       return open();
     },
     restart: open,

@@ -24,9 +24,9 @@ for (const engine of ["embedded", "postgres"] as const) describe(`retention: fin
     let extra = {};
     if (engine === "postgres") {
       server = await startPostgres();
-      const url = await server.createDatabase("torca_retention");
-      history = () => ({ engine: "postgres", url, poolSize: 4, connectTimeout: 10_000 });
-      extra = { history: history() };
+      const config = await server.historyDatabase("torca_retention");
+      history = () => config;
+      extra = { history: config };
     } else {
       history = () => ({ engine: "embedded", dir: join(c.cell.dir, "history") });
     }

@@ -92,7 +92,7 @@ export async function runSoak(tasks: number, o: { agents?: number; engine?: Soak
   let history: HistoryConfig;
   if (engine === "postgres") {
     server = await startPostgres();
-    history = { engine: "postgres", url: await server.createDatabase("torca_soak"), poolSize: 4, connectTimeout: 10_000 };
+    history = await server.historyDatabase("torca_soak");
   } else {
     history = { engine: "embedded", dir: join(dir, "history") };
   }

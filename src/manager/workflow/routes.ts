@@ -1,15 +1,16 @@
 import Router from "@koa/router";
 import { z } from "zod";
 import type { TokenTable } from "../../common/auth.js";
-import { ForbiddenError, NotFoundError, NotPrimaryError, UnavailableError } from "../../common/errors.js";
+import { ForbiddenError, NotFoundError, UnavailableError } from "../../common/errors.js";
 import { parseBody } from "../../common/protocol.js";
 import { jobIdOf } from "../../common/types.js";
 import { namespaceOfJobId, requireInNamespace, seesNamespace } from "../../auth/grants.js";
 import { callerOf, requireRole } from "../../http/auth.js";
 import { readJson } from "../../http/body.js";
-import type { ManagerView } from "../http/api.js";
+import { requirePrimary, type ManagerView } from "../http/api.js";
 import type { Primary } from "../primary/primary.js";
 import { parseWorkflow } from "./parse.js";
+import type { WorkflowRunner } from "./runner.js";
 import type { WorkflowStore } from "./store.js";
 import { NODE_STATES, WHEN, WORKFLOW_STATES, workflowIdOf, type WorkflowRecord } from "./types.js";
 
@@ -122,11 +123,11 @@ function requireStore(d: WorkflowRouteDeps): WorkflowStore {
   return s;
 }
 
-function requirePrimary(v: ManagerView): Primary & { workflows: NonNullable<Primary["workflows"]> } {
-  const p = v.primary();
-  if (p?.isActive && p.workflows) return p as Primary & { workflows: NonNullable<Primary["workflows"]> };
-  const l = v.leader();
-  throw new NotPrimaryError(l && l.id !== v.id ? l.url : undefined);
+/** The primary (api.ts: a backup answers with a redirect to it), with its workflow runner. */
+function workflowPrimary(v: ManagerView): Primary & { workflows: WorkflowRunner } {
+  const p = requirePrimary(v);
+  if (!p.workflows) throw new UnavailableError("this primary runs no workflows (it has no workflow store)");
+  return p as Primary & { workflows: WorkflowRunner };
 }
 
 /** Reads one workflow the caller may see (403 before 404, as for jobs). */
@@ -145,7 +146,7 @@ export function workflowRouter(d: WorkflowRouteDeps, tokens: TokenTable): Router
   const v = d.view;
 
   r.post("/v1/workflows", submit, async (ctx) => {
-    const p = requirePrimary(v);
+    const p = workflowPrimary(v);
     const body = parseBody(WorkflowSubmissionSchema, await readJson(ctx, 4 * v.bodyLimit));
     const caller = callerOf(ctx);
     // As for jobs: a file without `namespace:` lands in the token's namespace when it has exactly one.
@@ -178,12 +179,12 @@ export function workflowRouter(d: WorkflowRouteDeps, tokens: TokenTable): Router
 
   r.post("/v1/workflows/:id/resume", submit, async (ctx) => {
     requireInNamespace(callerOf(ctx), "submit", namespaceOfJobId(ctx.params.id!));
-    ctx.body = workflowDetail(await requirePrimary(v).workflows.resume(ctx.params.id!));
+    ctx.body = workflowDetail(await workflowPrimary(v).workflows.resume(ctx.params.id!));
   });
 
   r.delete("/v1/workflows/:id", submit, async (ctx) => {
     requireInNamespace(callerOf(ctx), "submit", namespaceOfJobId(ctx.params.id!));
-    ctx.body = workflowDetail(await requirePrimary(v).workflows.kill(ctx.params.id!));
+    ctx.body = workflowDetail(await workflowPrimary(v).workflows.kill(ctx.params.id!));
   });
 
   return r;
