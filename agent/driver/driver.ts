@@ -39,6 +39,34 @@ export interface TaskLaunch {
   user?: { uid: number; gid: number };
   /** lxc only: "host" shares the host network namespace, "none" gives an empty netns with lo up. Default "host". */
   network?: "host" | "none";
+  /** An alloc (process driver, alloc.ts): these members run under one parent cgroup with `resources`; `command` is unused. */
+  members?: MemberLaunch[];
+  /** Process driver: the cgroup's name under the driver's parent (an alloc member's: "<alloc>/<member>"); default instanceName. */
+  cgroupName?: string;
+}
+
+/** One member of an alloc: its own command, environment additions and optional caps. */
+export interface MemberLaunch {
+  name: string;
+  command: string[];
+  env: Record<string, string>;
+  resources?: { cpu?: number; memory?: number };
+}
+
+/** A started member: its wrapper, its dir (logs and exit record) and its child cgroup. */
+export interface MemberHandle {
+  name: string;
+  pid: number;
+  dir: string;
+  /** Below the alloc's cgroup: "<alloc cgroup>/<name>". */
+  cgroup?: string;
+}
+
+/** A member as the agent reports it. */
+export interface MemberState {
+  name: string;
+  state: "running" | "exited";
+  exit?: ExitInfo;
 }
 
 export interface TaskHandle {
@@ -51,8 +79,10 @@ export interface TaskHandle {
   containerName?: string;
   lxcPath?: string;
   startedAt: number;
-  /** Name of the task's cgroup below <cgroupRoot>/<ctrl>/torca/ (absent: the task has none). */
+  /** Name of the task's cgroup below <cgroupRoot>/<ctrl>/torca/ (absent: the task has none); an alloc's parent cgroup. */
   cgroup?: string;
+  /** An alloc's members; `pid` is then the first member's wrapper. */
+  members?: MemberHandle[];
 }
 
 export interface TaskUsage {
@@ -93,6 +123,8 @@ export interface Driver {
   inspect(handle: TaskHandle): Promise<{ running: boolean; usage?: TaskUsage }>;
   /** Final cgroup figures from the exit record, read after `wait` (drivers without cgroups have none). */
   finalUsage?(handle: TaskHandle): Promise<FinalUsage | undefined>;
+  /** An alloc's members with their exits (read from their exit records). */
+  memberStates?(handle: TaskHandle): Promise<MemberState[]>;
   /** After an agent restart: is the task of this handle still running, finished (exit file), or gone without a trace? */
   recover(handle: TaskHandle): Promise<"running" | "exited" | "gone">;
   /** How to run a command beside the running task of `handle`, in its context (torca exec; exec.ts). */

@@ -7,7 +7,8 @@
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ExitInfo } from "../../src/common/types.js";
-import { DEFAULT_PIDS_MAX, DEFAULT_TASK_PATH, type Driver, type FinalUsage, type FingerprintResult, type TaskHandle, type TaskLaunch, type TaskUsage, type WaitOptions } from "./driver.js";
+import { DEFAULT_PIDS_MAX, DEFAULT_TASK_PATH, type Driver, type FinalUsage, type FingerprintResult, type MemberState, type TaskHandle, type TaskLaunch, type TaskUsage, type WaitOptions } from "./driver.js";
+import { ProcessAllocs } from "./alloc.js";
 import { CgroupV1 } from "./cgroup.js";
 import { hostAttributes } from "./fingerprint.js";
 import { checkLaunch, resolveCommand, taskEnv } from "./launch.js";
@@ -30,10 +31,13 @@ export class ProcessDriver implements Driver {
   private readonly cgroup: CgroupV1;
   private readonly useCgroups: boolean;
   private cgroupCheck: Promise<{ ok: boolean; reason?: string }> | undefined;
+  /** Launches with `members` and handles with `members` (allocs) are handled there. */
+  private readonly allocs: ProcessAllocs;
 
   constructor(opts: ProcessDriverOptions = {}) {
     this.cgroup = opts.cgroup ?? new CgroupV1();
     this.useCgroups = opts.useCgroups ?? true;
+    this.allocs = new ProcessAllocs(this, this.cgroup, () => this.cgroupsUsable());
   }
 
   private cgroupsUsable(): Promise<{ ok: boolean; reason?: string }> {
@@ -50,10 +54,11 @@ export class ProcessDriver implements Driver {
   }
 
   async start(l: TaskLaunch): Promise<TaskHandle> {
+    if (l.members) return this.allocs.start(l);
     await checkLaunch(l);
     const command = resolveCommand(l, l.packageDir);
     const workDir = await prepareWorkDir(l.taskDir, l.user);
-    const name = instanceName(l.taskId, l.attempt, l.taskDir);
+    const name = l.cgroupName ?? instanceName(l.taskId, l.attempt, l.taskDir);
     const cg = await this.cgroupsUsable();
     const args = [cg.ok ? this.cgroup.root : "", cg.ok ? this.cgroup.relative(name) : "", l.user ? String(l.user.uid) : "", l.user ? String(l.user.gid) : "", ...command];
     const startedAt = Date.now();
@@ -77,6 +82,7 @@ export class ProcessDriver implements Driver {
   }
 
   wait(h: TaskHandle, opts: WaitOptions = {}): Promise<ExitInfo> {
+    if (h.members) return this.allocs.wait(h, opts);
     return waitForExitRecord({
       taskDir: h.taskDir,
       wrapperPid: h.pid,
@@ -105,15 +111,18 @@ export class ProcessDriver implements Driver {
   }
 
   async stop(h: TaskHandle, graceMs: number): Promise<void> {
+    if (h.members) return this.allocs.stop(h, graceMs);
     if (await hasExitFile(h.taskDir)) return;
     await terminateWithGrace((sig) => this.deliver(h, sig), this.wait(h), graceMs);
   }
 
   async signal(h: TaskHandle, sig: NodeJS.Signals): Promise<void> {
+    if (h.members) return this.allocs.signal(h, sig);
     await this.deliver(h, sig);
   }
 
   async inspect(h: TaskHandle): Promise<{ running: boolean; usage?: TaskUsage }> {
+    if (h.members) return this.allocs.inspect(h);
     const running = !(await hasExitFile(h.taskDir)) && ((await isWrapperAlive(h.pid, h.taskDir)) || (await this.cgroupBusy(h)));
     const usage = h.cgroup ? await this.cgroup.usage(h.cgroup) : undefined;
     return usage ? { running, usage } : { running };
@@ -121,10 +130,16 @@ export class ProcessDriver implements Driver {
 
   /** Final cgroup figures (peak memory, CPU time, OOM kills) from the exit record; undefined while running. */
   async finalUsage(h: TaskHandle): Promise<FinalUsage | undefined> {
+    if (h.members) return this.allocs.finalUsage(h);
     return (await readExitRecord(h.taskDir))?.usage;
   }
 
+  memberStates(h: TaskHandle): Promise<MemberState[]> {
+    return this.allocs.memberStates(h);
+  }
+
   async recover(h: TaskHandle): Promise<"running" | "exited" | "gone"> {
+    if (h.members) return this.allocs.recover(h);
     if (await hasExitFile(h.taskDir)) return "exited";
     if ((await isWrapperAlive(h.pid, h.taskDir)) || (await this.cgroupBusy(h))) return "running";
     return "gone";
@@ -138,6 +153,7 @@ export class ProcessDriver implements Driver {
   }
 
   async destroy(h: TaskHandle): Promise<void> {
+    if (h.members) return this.allocs.destroy(h);
     if ((await this.recover(h)) === "running") await this.stop(h, 0);
     if (!h.cgroup) return;
     // Leftovers the task forked off before it exited would keep the cgroup busy.

@@ -5,10 +5,11 @@ import { NotFoundError, ValidationError } from "../../src/common/errors.js";
 import { parseBody, SignalRequestSchema, StopRequestSchema, TaskDispatchSchema, type TaskDispatch } from "../../src/common/protocol.js";
 import { requireRole } from "../../src/http/auth.js";
 import { readJson } from "../../src/http/body.js";
-import { queryFlag, queryValue, TAIL_LINES } from "../../src/http/query.js";
+import { MEMBER_QUERY, queryFlag, queryValue, TAIL_LINES } from "../../src/http/query.js";
 import type { TaskRunner } from "../tasks/runner.js";
 import type { UsageHistory } from "../usage-history.js";
 import { serveLog } from "./logs.js";
+import { MEMBERS_DIR } from "../driver/alloc.js";
 
 /** The agent's API for the manager (and for `torca logs` through the manager). */
 export interface AgentApiDeps {
@@ -70,11 +71,16 @@ export function agentRouter(deps: AgentApiDeps, tokens: TokenTable): Router {
     const tail = tailText === undefined ? undefined : Number(tailText);
     const follow = queryFlag(ctx, "follow");
     const attemptText = queryValue(ctx, "attempt", { pattern: /^[1-9]\d{0,8}$/, what: "an attempt number (1, 2, ...)" });
+    const member = queryValue(ctx, "member", MEMBER_QUERY);
     const rec = deps.runner.get(id);
     const attempt = attemptText !== undefined ? Number(attemptText) : rec?.dispatch.attempt;
     if (attempt === undefined) throw new NotFoundError("task", id);
+    const members = rec?.dispatch.spec.alloc?.tasks.map((m) => m.name);
+    // An alloc's members each have their own logs (docs/allocs.md): which one is not guessed.
+    if (member === undefined && members) throw new ValidationError([{ field: "member", message: `task ${id} is an alloc: name one of its tasks (${members.join(", ")}), e.g. torca logs ${id} --member ${members[0]}` }]);
+    if (member !== undefined && members && !members.includes(member)) throw new NotFoundError(`task ${JSON.stringify(member)} of alloc`, id);
     const dir = deps.runner.dirOf(id, attempt);
-    await serveLog(ctx, join(dir, stream), {
+    await serveLog(ctx, member === undefined ? join(dir, stream) : join(dir, MEMBERS_DIR, member, stream), {
       follow,
       ...(tail !== undefined ? { tail } : {}),
       isDone: () => {

@@ -25,6 +25,7 @@ const TaskHandleSchema = z
     lxcPath: z.string().optional(),
     startedAt: z.number(),
     cgroup: z.string().optional(),
+    members: z.array(z.object({ name: z.string().min(1), pid: z.number().int(), dir: z.string().min(1), cgroup: z.string().optional() })).optional(),
   })
   .passthrough() satisfies z.ZodType<TaskHandle, z.ZodTypeDef, unknown>;
 
@@ -43,6 +44,7 @@ export const TaskRecordSchema = z.object({
   exitRecorded: z.boolean().optional(),
   // The uid the attempt runs as: a restarted agent holds it again until the attempt's processes are gone.
   user: z.object({ uid: z.number().int().min(0), gid: z.number().int().min(0) }).optional(),
+  members: z.array(z.object({ name: z.string(), state: z.enum(["running", "exited"]), exit: z.object({ exitCode: z.number().int().nullable(), signal: z.string().nullable(), oomKilled: z.boolean(), reason: z.string() }).optional() })).optional(),
 });
 export type StoredTaskRecord = z.output<typeof TaskRecordSchema>;
 

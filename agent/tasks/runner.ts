@@ -6,7 +6,7 @@ import type { Logger } from "../../src/common/logger.js";
 import type { ReportedTask, TaskDispatch } from "../../src/common/protocol.js";
 import type { ExitInfo } from "../../src/common/types.js";
 import type { ExecStart } from "../../src/exec/frames.js";
-import type { Driver, TaskHandle, TaskUsage } from "../driver/driver.js";
+import type { Driver, MemberState, TaskHandle, TaskUsage } from "../driver/driver.js";
 import { underTerminal, type ExecCommand } from "../driver/exec.js";
 import { isRoot } from "../driver/fingerprint.js";
 import { instanceName } from "../driver/names.js";
@@ -54,6 +54,8 @@ export interface TaskRecord {
   user?: TaskUser;
   /** Final CPU time and peak memory from the exit record (reported with the exit, for the manager's usage totals). */
   finalUsage?: { cpuNs?: number; memoryPeakBytes?: number };
+  /** An alloc's members, as last read (docs/allocs.md). */
+  members?: MemberState[];
 }
 
 export interface RunnerOptions {
@@ -127,6 +129,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       ...(r.startedAt ? { startedAt: r.startedAt } : {}),
       ...(r.finishedAt ? { finishedAt: r.finishedAt } : {}),
       ...(r.error ? { error: r.error } : {}),
+      ...(r.members ? { members: r.members } : {}),
       ...(this.usage.has(r.dispatch.taskId) && r.state === "running" ? { usage: this.usage.get(r.dispatch.taskId)! } : {}),
       ...(r.state === "exited" && r.finalUsage ? { usage: r.finalUsage } : {}),
     }));
@@ -146,6 +149,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
         const r = running[next++]!;
         const info = await this.driverFor(r.dispatch).inspect(r.handle!).catch(() => undefined);
         if (info?.usage) this.usage.set(r.dispatch.taskId, info.usage);
+        if (r.handle!.members) await this.readMembers(r);
       }
     };
     await Promise.all(Array.from({ length: Math.min(8, running.length) }, worker));
@@ -201,7 +205,8 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
 
   private driverFor(d: TaskDispatch): Driver {
     const want = d.spec.isolation;
-    if (want === "process") return this.o.drivers.process;
+    // Allocs run under the process driver only (docs/allocs.md).
+    if (want === "process" || d.spec.alloc) return this.o.drivers.process;
     if (this.o.drivers.lxc) return this.o.drivers.lxc;
     return this.o.drivers.process;
   }
@@ -234,7 +239,9 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
         env,
         resources: d.spec.resources,
         ...(r.user ? { user: r.user } : {}),
+        ...(d.spec.alloc ? { members: d.spec.alloc.tasks.map((m) => ({ name: m.name, command: m.command, env: m.env, ...(m.resources ? { resources: m.resources } : {}) })) } : {}),
       });
+      if (r.handle.members) r.members = r.handle.members.map((m) => ({ name: m.name, state: "running" }));
       r.state = "running";
       r.startedAt = r.handle.startedAt;
       this.changed(r);
@@ -278,6 +285,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
 
   private async awaitExit(r: TaskRecord, driver: Driver): Promise<void> {
     const exit = await driver.wait(r.handle!);
+    if (r.handle!.members) await this.readMembers(r);
     const final = await driver.finalUsage?.(r.handle!).catch(() => undefined);
     if (final && (final.cpuNs !== undefined || final.memoryPeakBytes !== undefined)) {
       r.finalUsage = { ...(final.cpuNs !== undefined ? { cpuNs: final.cpuNs } : {}), ...(final.memoryPeakBytes !== undefined ? { memoryPeakBytes: final.memoryPeakBytes } : {}) };
@@ -286,6 +294,14 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
     await driver.destroy(r.handle!).catch((e) => this.o.log.warn({ err: e }, "driver destroy failed"));
     // Only now: destroy killed what the task left running under its uid.
     this.releaseUser(r);
+  }
+
+  /** An alloc's member states from the driver; a change is persisted and reported. */
+  private async readMembers(r: TaskRecord): Promise<void> {
+    const members = await this.driverFor(r.dispatch).memberStates?.(r.handle!).catch(() => undefined);
+    if (!members || JSON.stringify(members) === JSON.stringify(r.members)) return;
+    r.members = members;
+    if (r.state !== "exited") this.changed(r);
   }
 
   private releaseUser(r: TaskRecord): void {

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ValidationError } from "./errors.js";
-import type { ExitInfo, JobSpec } from "./types.js";
+import { ALLOC_MEMBER_NAME_RE, type ExitInfo, type JobSpec } from "./types.js";
 
 /**
  * The manager ⇄ agent wire protocol. Both sides validate bodies with these
@@ -17,6 +17,20 @@ export interface TaskDispatch {
   packageDigest?: string;
 }
 
+const AllocDispatchSchema = z.object({
+  tasks: z
+    .array(
+      z.object({
+        name: z.string().regex(ALLOC_MEMBER_NAME_RE),
+        command: z.array(z.string()).min(1),
+        env: z.record(z.string()),
+        ports: z.array(z.string()),
+        resources: z.object({ cpu: z.number().positive().optional(), memory: z.number().min(0).optional() }).optional(),
+      }),
+    )
+    .min(1),
+});
+
 /**
  * A dispatch as agents (real and simulated) check it. The job spec inside was
  * validated by the manager at submission; agents check the envelope and the
@@ -32,13 +46,16 @@ export const TaskDispatchSchema = z
     packageDigest: z.string().regex(/^sha256:[0-9a-f]{64}$/).optional(),
     spec: z
       .object({
-        command: z.array(z.string()).min(1),
+        command: z.array(z.string()),
         env: z.record(z.string()),
         resources: z.object({ cpu: z.number().positive(), memory: z.number().min(0), disk: z.number().min(0) }),
         ports: z.array(z.object({ name: z.string(), static: z.number().int().optional() }).passthrough()),
         isolation: z.enum(["lxc", "process"]).optional(),
+        alloc: AllocDispatchSchema.optional(),
       })
-      .passthrough(),
+      .passthrough()
+      // An alloc's members carry the commands (docs/allocs.md); any other task has its own.
+      .refine((s) => s.alloc !== undefined || s.command.length > 0, { message: "command must not be empty", path: ["command"] }),
   })
   .strict();
 
@@ -68,6 +85,8 @@ export const ReportedTaskSchema = z.object({
   healthy: z.boolean().optional(),
   usage: z.object({ cpuNs: z.number(), memoryBytes: z.number(), memoryPeakBytes: z.number(), pids: z.number() }).partial().optional(),
   error: z.string().optional(),
+  /** An alloc's members (docs/allocs.md). */
+  members: z.array(z.object({ name: z.string(), state: z.enum(["starting", "running", "exited"]), exit: ExitInfoSchema.optional() })).optional(),
 });
 export type ReportedTask = z.infer<typeof ReportedTaskSchema> & { exit?: ExitInfo };
 

@@ -132,6 +132,39 @@ export interface JobSpec {
   disconnect?: { keepRunning: boolean };
   /** Present only when the file has an `update:` block (with its defaults filled in). */
   update?: UpdatePolicy;
+  /**
+   * A tree container (docs/allocs.md): the instance runs these member tasks
+   * together under one parent cgroup. The job's `resources` are the alloc's,
+   * its `ports` the union of the members' ports and its `command` is empty.
+   */
+  alloc?: AllocSpec;
+}
+
+/** The member tasks of an alloc; `resources` of the job is what they share. */
+export interface AllocSpec {
+  tasks: AllocMember[];
+}
+
+/** Names of alloc members: they name a child cgroup and a log dir (like job names, at most 32 characters). */
+export const ALLOC_MEMBER_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
+
+export interface AllocMember {
+  /** Unique within the alloc; names its child cgroup, log files and `torca logs --member`. */
+  name: string;
+  command: string[];
+  /** Added to the job's env for this member. */
+  env: Record<string, string>;
+  /** Names of the job's ports this member declared (every member sees every port's TORCA_PORT_*). */
+  ports: string[];
+  /** Optional caps of the member's own child cgroup (absent: bounded by the alloc only). */
+  resources?: { cpu?: number; memory?: number };
+}
+
+/** A member of an alloc instance as its agent last reported it. */
+export interface MemberStatus {
+  name: string;
+  state: "starting" | "running" | "exited";
+  exit?: ExitInfo;
 }
 
 export const PRIORITY_PROD = 200;
@@ -228,6 +261,8 @@ export interface TaskInstance {
   healthySince?: number;
   /** Started as a canary of a deployment not promoted yet. */
   canary?: boolean;
+  /** An alloc's members (the job has `alloc`): state, exit and OOM of each, as the agent reported them. */
+  members?: MemberStatus[];
 }
 
 export interface Job {

@@ -1,11 +1,15 @@
 import type { Context } from "koa";
 import { ValidationError } from "../common/errors.js";
+import { ALLOC_MEMBER_NAME_RE } from "../common/types.js";
 
 /**
  * A query parameter that may be absent, given once, with one of `allowed`
  * values (or matching a pattern). Anything else is a 400 naming it, rather
  * than a silent default that answers a different question than was asked.
  */
+/** `member`: an alloc member's name (docs/allocs.md). */
+export const MEMBER_QUERY = { pattern: ALLOC_MEMBER_NAME_RE, what: "an alloc task name" };
+
 export function queryValue(ctx: Context, name: string, allowed: readonly string[] | { pattern: RegExp; what: string }): string | undefined {
   const v = ctx.query[name];
   if (v === undefined) return undefined;

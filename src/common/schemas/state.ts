@@ -50,6 +50,7 @@ export const TaskInstanceSchema = z
     healthy: z.boolean().optional(),
     healthySince: z.number().optional(),
     canary: z.boolean().optional(),
+    members: z.array(z.object({ name: z.string(), state: z.enum(["starting", "running", "exited"]), exit: ExitInfoSchema.optional() }).passthrough()).optional(),
   })
   .passthrough() satisfies z.ZodType<TaskInstance, z.ZodTypeDef, unknown>;
 

@@ -11,6 +11,7 @@ export const SCHEMA_KEYS = {
     "name", "namespace", "type", "priority", "instances", "package", "command", "env", "resources", "isolation",
     "user", "constraints", "ports", "service", "restart", "schedule", "notify", "placement",
     "disconnect", "update",
+    "alloc",
   ],
   resources: ["cpu", "memory", "disk"],
   constraint: ["attribute", "operator", "value"],
@@ -21,6 +22,9 @@ export const SCHEMA_KEYS = {
   notify: ["email", "sms", "on"],
   placement: ["strategy", "maxPerNode"],
   disconnect: ["keepRunning"],
+  alloc: ["resources", "tasks"],
+  allocTask: ["name", "command", "env", "ports", "resources"],
+  allocTaskResources: ["cpu", "memory"],
   update: ["maxParallel", "maxSurge", "minHealthyTime", "healthyDeadline", "progressDeadline", "canary", "autoPromote", "autoRevert", "drainDelay", "stagger"],
 } as const;
 

@@ -20,7 +20,7 @@ import type { QuotaStore } from "../../auth/quotas.js";
 import { callerOf, requireRole } from "../../http/auth.js";
 import { namespaceOfAlertKey, namespaceOfJobId, requireInNamespace, seesNamespace, type Caller, type Grant } from "../../auth/grants.js";
 import { readJson, readText } from "../../http/body.js";
-import { queryFlag, queryValue, TAIL_LINES } from "../../http/query.js";
+import { MEMBER_QUERY, queryFlag, queryValue, TAIL_LINES } from "../../http/query.js";
 import { streamEvents } from "./sse.js";
 
 /** What the HTTP layer needs from the running manager; the pieces change on failover. */
@@ -224,6 +224,7 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
     const stream = queryValue(ctx, "stream", ["stdout", "stderr"]) ?? "stdout";
     const follow = queryFlag(ctx, "follow");
     const tail = queryValue(ctx, "tail", TAIL_LINES);
+    const member = queryValue(ctx, "member", MEMBER_QUERY);
     const store = requireStore(v);
     const t = findTask(store, ctx.params.id!, callerOf(ctx));
     const nodeId = t.nodeId ?? t.lastNodeId;
@@ -235,6 +236,7 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
     if (follow) q.set("follow", "1");
     if (tail !== undefined) q.set("tail", tail);
     q.set("attempt", String(t.attempt));
+    if (member !== undefined) q.set("member", member);
     const upstream = v.http.stream(`${node.url}/v1/tasks/${encodeURIComponent(t.id)}/logs?${q}`, { timeout: {}, retry: { limit: 0 } });
     await new Promise<void>((resolve, reject) => {
       upstream.once("response", (res: { statusCode: number }) => {

@@ -7,6 +7,7 @@
  */
 import type { AgentReport } from "../../common/protocol.js";
 import { parseTaskId, type ExitInfo, type Job, type TaskInstance } from "../../common/types.js";
+import { withReportedMembers } from "../lifecycle/members.js";
 import { exited, missingFromNode, reportedAlive, type LifecycleAlert } from "../lifecycle/transitions.js";
 
 export interface ReconcileView {
@@ -42,12 +43,13 @@ export function reconcileReport(report: AgentReport, view: ReconcileView, now: n
     if (rt.state === "exited") {
       const exit: ExitInfo = rt.exit ?? { exitCode: null, signal: null, oomKilled: false, reason: rt.error ?? "exited" };
       const { next, alerts } = exited(t, view.jobs.get(t.jobId), exit, rt.finishedAt, now);
-      decision.updates.push(next);
+      decision.updates.push(withReportedMembers(next, rt.members, now) ?? next);
       decision.alerts.push(...alerts);
     } else if (t.desired === "stop") {
       decision.stops.push({ task: t, why: "stop" });
     } else {
-      const next = reportedAlive(t, rt, now);
+      const alive = reportedAlive(t, rt, now);
+      const next = withReportedMembers(alive ?? t, rt.members, now) ?? alive;
       if (next) decision.updates.push(next);
     }
   }

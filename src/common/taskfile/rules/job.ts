@@ -9,6 +9,7 @@ import { Checker, type SourceText } from "../checks.js";
 import { describe, isPlainObject } from "../describe.js";
 import type { Path, RawIssue } from "../issues.js";
 import { LIMITS, SCHEMA_KEYS, TASKFILE_DEFAULTS } from "../schema.js";
+import { checkAlloc } from "./alloc.js";
 import { checkConstraints } from "./constraints.js";
 import { checkDisconnect } from "./disconnect.js";
 import { checkNotify } from "./notify.js";
@@ -81,7 +82,16 @@ function checkJob(c: Checker, value: Record<string, unknown>): JobSpec {
     }
   }
 
-  const cmdV = s.required("command");
+  // An alloc's members carry the commands; its resources and ports are the job's.
+  const allocV = s.get("alloc");
+  const alloc = allocV === undefined ? undefined : checkAlloc(c, allocV, s.at("alloc"));
+  if (s.written("alloc")) {
+    for (const key of ["command", "resources", "ports"] as const) {
+      if (s.written(key)) c.add(s.at(key), `is not used together with alloc: give it per task under alloc.tasks${key === "resources" ? " (alloc.resources is what the tasks share)" : ""}`, "key");
+    }
+  }
+
+  const cmdV = s.written("alloc") ? undefined : s.required("command");
   if (cmdV !== undefined) spec.command = checkCommand(c, cmdV, s.at("command"));
 
   const envV = s.get("env");
@@ -93,7 +103,14 @@ function checkJob(c: Checker, value: Record<string, unknown>): JobSpec {
   const isoV = s.get("isolation");
   if (isoV !== undefined) {
     const iso = c.oneOf(isoV, s.at("isolation"), ISOLATIONS);
-    if (iso) spec.isolation = iso;
+    if (iso === "lxc" && s.written("alloc")) c.add(s.at("isolation"), `allocs run under the process driver only: remove isolation (or use "process")`);
+    else if (iso) spec.isolation = iso;
+  }
+  if (alloc) {
+    spec.alloc = alloc.alloc;
+    spec.resources = alloc.resources;
+    spec.ports = alloc.ports;
+    spec.isolation = "process";
   }
 
   const userV = s.get("user");
@@ -111,7 +128,7 @@ function checkJob(c: Checker, value: Record<string, unknown>): JobSpec {
 
   const svcV = s.get("service");
   if (svcV !== undefined) {
-    const hasPorts = s.written("ports") && !(Array.isArray(portsV) && portsV.length === 0);
+    const hasPorts = (s.written("ports") && !(Array.isArray(portsV) && portsV.length === 0)) || (alloc !== undefined && alloc.ports.length > 0);
     const service = checkService(c, svcV, s.at("service"), hasPorts);
     if (service) spec.service = service;
   }
