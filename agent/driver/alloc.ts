@@ -147,13 +147,20 @@ export class ProcessAllocs {
     return usage ? { running, usage } : { running };
   }
 
-  /** The alloc's own figures, read from its parent cgroup before `destroy` removes it; OOM kills count every member's. */
+  /**
+   * The alloc's own figures, read from its parent cgroup before `destroy`
+   * removes it. Its OOM kills are every member's: cgroup v1 counts a kill only
+   * in the victim's own cgroup (measured: the parent's `oom_kill` stays 0 when
+   * its limit makes the kernel kill in a child), so the members' exit records
+   * are added to the parent's own count.
+   */
   async finalUsage(h: TaskHandle): Promise<FinalUsage | undefined> {
     if (!h.cgroup) return undefined;
     const usage = await this.cgroup.usage(h.cgroup);
     if (!usage) return undefined;
-    const oomKills = await oomKillsOf(this.cgroup, h.cgroup);
-    return { cpuNs: usage.cpuNs, memoryPeakBytes: usage.memoryPeakBytes, ...(oomKills !== undefined ? { oomKills } : {}) };
+    const own = (await oomKillsOf(this.cgroup, h.cgroup)) ?? 0;
+    const members = await Promise.all((h.members ?? []).map(async (m) => (await readExitRecord(m.dir))?.usage.oomKills ?? 0));
+    return { cpuNs: usage.cpuNs, memoryPeakBytes: usage.memoryPeakBytes, oomKills: members.reduce((a, b) => a + b, own) };
   }
 
   /** Exited when every member's status is known, gone when none left a trace; otherwise still running (wait sorts it out). */
@@ -179,7 +186,7 @@ async function stoppedBecauseOf(memberDir: string): Promise<string | undefined> 
   }
 }
 
-/** The `oom_kill` count of a cgroup v1 memory cgroup (kills in it and below it). */
+/** The `oom_kill` count of a cgroup v1 memory cgroup (kills of its own processes). */
 async function oomKillsOf(cg: CgroupV1, name: string): Promise<number | undefined> {
   try {
     const text = await readFile(join(cg.dir("memory", name), "memory.oom_control"), "utf8");
