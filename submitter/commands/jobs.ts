@@ -5,9 +5,11 @@ import { isTorcaError } from "../../src/common/errors.js";
 import { withExamples, type CliContext } from "../context.js";
 import { ago, progress, state, table } from "../format.js";
 import { readTaskFile } from "../task-file.js";
+import { parseTaskId, type MemberStatus } from "../../src/common/types.js";
+import { memberRows, memberTable } from "./alloc-members.js";
 
 export type JobSummary = { id: string; type: string; status: string; desired: string; instances: number; priority: number; submittedAt: number; tasks: Record<string, number> };
-export type TaskView = { id: string; state: string; desired: string; attempt: number; nodeId?: string; exit?: { exitCode: number | null; reason: string }; reason?: string; updatedAt: number; startedAt?: number; finishedAt?: number; ports?: Record<string, number>; events: { at: number; type: string; message: string }[] };
+export type TaskView = { id: string; state: string; desired: string; attempt: number; nodeId?: string; exit?: { exitCode: number | null; reason: string }; reason?: string; updatedAt: number; startedAt?: number; finishedAt?: number; ports?: Record<string, number>; events: { at: number; type: string; message: string }[]; members?: MemberStatus[] };
 export type JobDetail = JobSummary & { taskList: TaskView[]; packageDigest?: string };
 
 export function registerSubmit(program: Command, ctx: CliContext): void {
@@ -80,21 +82,33 @@ export function registerJobs(program: Command, ctx: CliContext): void {
 export function registerStatus(program: Command, ctx: CliContext): void {
   const cmd = program
     .command("status")
-    .description("a job's status and its tasks")
-    .argument("<job>")
+    .description("a job's status and its tasks, or one task's (TASK is job/index; an alloc's lists its members)")
+    .argument("<job-or-task>")
     .action(async (id: string) => {
+      if (parseTaskId(id)) return taskStatus(ctx, id);
       const j = await ctx.client().get<JobDetail>(`/v1/jobs/${encodeURIComponent(id)}`);
       ctx.out(j, () =>
         [
           `job ${j.id}: ${state(j.status)} (${j.type}, priority ${j.priority}, ${j.instances} instance${j.instances === 1 ? "" : "s"})`,
           table(
             ["task", "state", "node", "attempt", "exit", "updated", "reason"],
-            j.taskList.map((t) => [t.id, state(t.state), t.nodeId ?? "-", t.attempt, t.exit ? String(t.exit.exitCode ?? t.exit.reason) : "-", ago(t.updatedAt), t.reason ?? ""]),
+            j.taskList.flatMap((t) => [[t.id, state(t.state), t.nodeId ?? "-", t.attempt, t.exit ? String(t.exit.exitCode ?? t.exit.reason) : "-", ago(t.updatedAt), t.reason ?? ""], ...memberRows(t.members, 7)]),
           ),
         ].join("\n"),
       );
     });
-  withExamples(cmd, ["torca status hello", "torca status web-frontend --json"]);
+  withExamples(cmd, ["torca status hello", "torca status web-frontend --json", "torca status web-frontend/0"]);
+}
+
+/** One task: its state and, for an alloc, each member's state, exit and OOM. */
+async function taskStatus(ctx: CliContext, id: string): Promise<void> {
+  const t = await ctx.client().get<TaskView>(`/v1/tasks/${encodeURIComponent(id)}`);
+  ctx.out(t, () =>
+    [
+      `task ${t.id}: ${state(t.state)} on ${t.nodeId ?? "-"} (attempt ${t.attempt})${t.exit ? `, ${t.exit.reason}` : ""}${t.reason ? `; ${t.reason}` : ""}`,
+      ...(t.members ? [memberTable(t.members)] : []),
+    ].join("\n"),
+  );
 }
 
 export function registerKill(program: Command, ctx: CliContext): void {

@@ -19,13 +19,15 @@ export function registerTasks(program: Command, ctx: CliContext): void {
 export function registerLogs(program: Command, ctx: CliContext): void {
   const cmd = program
     .command("logs")
-    .description("a task's output (TASK is job/index, e.g. hello/0)")
+    .description("a task's output (TASK is job/index, e.g. hello/0; an alloc's: one member's, with --member)")
     .argument("<task>")
     .option("-f, --follow", "keep streaming until the task exits")
     .option("--stderr", "stderr instead of stdout")
     .option("--tail <lines>", "only the last N lines")
-    .action(async (task: string, o: { follow?: boolean; stderr?: boolean; tail?: string }) => {
+    .option("--member <name>", "an alloc's task (see docs/allocs.md)")
+    .action(async (task: string, o: { follow?: boolean; stderr?: boolean; tail?: string; member?: string }) => {
       const q = new URLSearchParams({ stream: o.stderr ? "stderr" : "stdout" });
+      if (o.member) q.set("member", o.member);
       if (o.follow) q.set("follow", "1");
       if (o.tail) q.set("tail", o.tail);
       const c = ctx.client();
@@ -37,5 +39,5 @@ export function registerLogs(program: Command, ctx: CliContext): void {
         s.pipe(process.stdout, { end: false });
       });
     });
-  withExamples(cmd, ["torca logs hello/0", "torca logs web-frontend/2 -f --stderr", "torca logs batch/0 --tail 50"]);
+  withExamples(cmd, ["torca logs hello/0", "torca logs web-frontend/2 -f --stderr", "torca logs batch/0 --tail 50", "torca logs web/0 --member sidecar"]);
 }

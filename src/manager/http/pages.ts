@@ -148,7 +148,7 @@ export function pagesRouter(v: ManagerView, tokens: TokenTable): Router {
     const node = t.nodeId ? v.collector()?.node(t.nodeId) : undefined;
     const [usage, history] = await Promise.all([fetchUsage(v.http, node, t), fetchTaskHistory(v.http, node, t)]);
     const charts = chartsSection(history, METRICS.map((m) => ({ path: taskChartsPath(t, m), svg: taskChart(job, t, history, m) })), "task's request");
-    render(ctx, v, "task", `Task ${t.id}`, taskPage(job, t, usage, ctx.query.stream === "stderr" ? "stderr" : "stdout", charts, actionButtons(v, sessionCaller(tokens, ctx), "task", t.id)));
+    render(ctx, v, "task", `Task ${t.id}`, taskPage(job, t, usage, ctx.query.stream === "stderr" ? "stderr" : "stdout", charts, actionButtons(v, sessionCaller(tokens, ctx), "task", t.id), typeof ctx.query.member === "string" ? ctx.query.member : undefined));
   });
 
   // One chart alone, as SVG: the task and node pages re-fetch these every report interval.

@@ -242,6 +242,8 @@ export const CLIENT_SCRIPT = String.raw`(function () {
       if (active) return;
       active = true;
       var url = "/v1/tasks/" + encodeURIComponent(id) + "/logs?follow=1&stream=" + encodeURIComponent(stream);
+      var member = pre.getAttribute("data-member");
+      if (member) url += "&member=" + encodeURIComponent(member);
       fetch(url, { credentials: "same-origin", cache: "no-store" }).then(function (res) {
         if (!res.ok) {
           return res.json().then(function (b) { return b && b.error ? b.error.message : res.statusText; }, function () { return res.statusText; }).then(function (msg) {

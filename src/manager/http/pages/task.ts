@@ -4,6 +4,7 @@ import type { ReportedTask } from "../../../common/protocol.js";
 import type { Job, NodeInfo, TaskInstance } from "../../../common/types.js";
 import { badge, bar, esc, fmtTime, jsonForScript } from "../../../http/pages/html.js";
 import { nodeLink, specCard, timeline, timelineItem } from "./job.js";
+import { logMemberOf, membersCard } from "./alloc-members.js";
 
 const USAGE_TIMEOUT_MS = 1000;
 
@@ -43,7 +44,8 @@ export function usageSection(usage: ReportedUsage | string, job: Job): string {
 export type LogStream = "stdout" | "stderr";
 
 /** `charts`: the usage-over-time section (usage-graphs.ts); `actions`: the buttons (actions.ts). */
-export function taskPage(job: Job, t: TaskInstance, usage: ReportedUsage | string, stream: LogStream, charts = "", actions = ""): string {
+/** `member`: whose logs an alloc's page shows (`?member=`; default its first task). */
+export function taskPage(job: Job, t: TaskInstance, usage: ReportedUsage | string, stream: LogStream, charts = "", actions = "", member?: string): string {
   const events = timeline([t]);
   const info = `<div class="card"><h2>State</h2><dl class="kv">
 <dt>State</dt><dd data-f="state">${badge(t.state)}</dd>
@@ -58,9 +60,11 @@ export function taskPage(job: Job, t: TaskInstance, usage: ReportedUsage | strin
 <dt>Finished</dt><dd data-f="finished">${esc(fmtTime(t.finishedAt))}</dd>
 </dl><p><a href="/jobs/${esc(encodeURIComponent(job.id))}">Job ${esc(job.id)}</a></p></div>`;
   const other: LogStream = stream === "stdout" ? "stderr" : "stdout";
-  const logs = `<h2>Log tail (${stream}) <a class="muted" href="?stream=${other}">show ${other}</a></h2>
-<p class="muted" id="log-status">connecting…</p><pre id="log" data-task="${esc(t.id)}" data-stream="${stream}"></pre>`;
-  return `<h1>Task ${esc(t.id)}</h1>${actions}<div class="cards">${info}<div class="card"><h2>Resource use</h2>${usageSection(usage, job)}</div></div>
+  const logMember = logMemberOf(job, member);
+  const memberQuery = logMember ? `&member=${esc(encodeURIComponent(logMember))}` : "";
+  const logs = `<h2>Log tail (${stream}${logMember ? ` of ${esc(logMember)}` : ""}) <a class="muted" href="?stream=${other}${memberQuery}">show ${other}</a></h2>
+<p class="muted" id="log-status">connecting…</p><pre id="log" data-task="${esc(t.id)}" data-stream="${stream}"${logMember ? ` data-member="${esc(logMember)}"` : ""}></pre>`;
+  return `<h1>Task ${esc(t.id)}</h1>${actions}<div class="cards">${info}<div class="card"><h2>Resource use</h2>${usageSection(usage, job)}</div>${membersCard(job, t, stream)}</div>
 ${charts ? `<h2>Usage over time</h2>${charts}` : ""}
 ${logs}
 <h2>Events</h2><ol class="timeline" id="timeline">${events.map(timelineItem).join("")}</ol>
