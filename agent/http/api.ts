@@ -10,6 +10,7 @@ import type { TaskRunner } from "../tasks/runner.js";
 import type { UsageHistory } from "../usage-history.js";
 import { serveLog } from "./logs.js";
 import { MEMBERS_DIR } from "../driver/alloc.js";
+import { checkLogMember } from "../../src/common/alloc.js";
 
 /** The agent's API for the manager (and for `torca logs` through the manager). */
 export interface AgentApiDeps {
@@ -75,10 +76,7 @@ export function agentRouter(deps: AgentApiDeps, tokens: TokenTable): Router {
     const rec = deps.runner.get(id);
     const attempt = attemptText !== undefined ? Number(attemptText) : rec?.dispatch.attempt;
     if (attempt === undefined) throw new NotFoundError("task", id);
-    const members = rec?.dispatch.spec.alloc?.tasks.map((m) => m.name);
-    // An alloc's members each have their own logs (docs/allocs.md): which one is not guessed.
-    if (member === undefined && members) throw new ValidationError([{ field: "member", message: `task ${id} is an alloc: name one of its tasks (${members.join(", ")}), e.g. torca logs ${id} --member ${members[0]}` }]);
-    if (member !== undefined && members && !members.includes(member)) throw new NotFoundError(`task ${JSON.stringify(member)} of alloc`, id);
+    if (rec) checkLogMember(id, rec.dispatch.spec.alloc?.tasks.map((m) => m.name), member);
     const dir = deps.runner.dirOf(id, attempt);
     await serveLog(ctx, member === undefined ? join(dir, stream) : join(dir, MEMBERS_DIR, member, stream), {
       follow,

@@ -2,7 +2,8 @@
 import type { Command } from "commander";
 import { withExamples, type CliContext } from "../context.js";
 import { state } from "../format.js";
-import type { JobDetail } from "./jobs.js";
+import type { JobDetail, TaskView } from "./jobs.js";
+import { checkLogMember } from "../../src/common/alloc.js";
 
 export function registerTasks(program: Command, ctx: CliContext): void {
   const cmd = program
@@ -31,7 +32,9 @@ export function registerLogs(program: Command, ctx: CliContext): void {
       if (o.follow) q.set("follow", "1");
       if (o.tail) q.set("tail", o.tail);
       const c = ctx.client();
-      await c.get(`/v1/tasks/${encodeURIComponent(task)}`); // clear 404 before streaming
+      // Clear errors before streaming: an unknown task, or an alloc's without --member.
+      const t = await c.get<TaskView>(`/v1/tasks/${encodeURIComponent(task)}`);
+      checkLogMember(t.id, t.members?.map((m) => m.name), o.member);
       await new Promise<void>((resolveP, reject) => {
         const s = c.stream(`/v1/tasks/${encodeURIComponent(task)}/logs?${q}`);
         s.on("error", reject);

@@ -6,6 +6,7 @@ import type { TokenTable } from "../../common/auth.js";
 import { ForbiddenError, NotFoundError, NotPrimaryError, UnavailableError, ValidationError } from "../../common/errors.js";
 import { httpErrorToTorca } from "../../common/http.js";
 import { AgentReportSchema, parseBody } from "../../common/protocol.js";
+import { checkLogMember } from "../../common/alloc.js";
 import { parseTaskFileOffThread } from "../../common/taskfile/off-thread.js";
 import { JOB_STATUSES, parseTaskId, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
 import type { LeaderInfo } from "../../coord/election.js";
@@ -227,6 +228,7 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
     const member = queryValue(ctx, "member", MEMBER_QUERY);
     const store = requireStore(v);
     const t = findTask(store, ctx.params.id!, callerOf(ctx));
+    checkLogMember(t.id, store.jobs.get(t.jobId)?.spec.alloc?.tasks.map((m) => m.name), member);
     const nodeId = t.nodeId ?? t.lastNodeId;
     if (!nodeId || t.attempt === 0) throw new NotFoundError("logs of task", t.id);
     const node = nodeId ? v.collector()?.node(nodeId) : undefined;
