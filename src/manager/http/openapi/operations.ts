@@ -11,7 +11,7 @@ import { CreateTokenSchema } from "../../../auth/routes.js";
 import * as A from "../../../common/schemas/api.js";
 import { AgentReportSchema } from "../../../common/protocol.js";
 import { SCHEMA_KEYS } from "../../../common/taskfile/schema.js";
-import { JOB_STATUSES } from "../../../common/types.js";
+import { ALLOC_MEMBER_NAME_RE, JOB_STATUSES } from "../../../common/types.js";
 import { USAGE_KEYS } from "../../../history/queries.js";
 import { FINISHED_STATUSES } from "../../../history/record.js";
 import { CLUSTER_EVENT_TYPES } from "../../events.js";
@@ -112,6 +112,7 @@ export const OPERATIONS: readonly Operation[] = [
       stream: { schema: z.enum(["stdout", "stderr"]), description: "default stdout" },
       follow: { schema: z.enum(["1", "true"]), description: "keep the answer open and stream new output" },
       tail: { schema: z.string().regex(/^\d{1,9}$/), description: "only the last N lines" },
+      member: { schema: z.string().regex(ALLOC_MEMBER_NAME_RE), description: "an alloc's task (required for an alloc; docs/allocs.md)" },
     },
     answers: [text("text/plain; charset=utf-8", "the log")],
   },
