@@ -85,6 +85,24 @@ describe("allocs under the process driver", () => {
     assert.equal(await driver.recover(h), "exited");
   });
 
+  test("a member that failed while the agent was down: a restarted agent applies the rules to it (the others are stopped then)", async () => {
+    const h = await startAlloc(
+      [
+        { name: "app", command: ["/bin/sleep", "600"], env: {} },
+        { name: "broken", command: ["/bin/sh", "-c", "exit 4"], env: {} },
+      ],
+      64 * MiB,
+    );
+    await until("broken's exit is recorded by its wrapper", async () => (await fileText(join(h.taskDir, "members", "broken", "exit"))).startsWith("code=4"), { timeoutMs: 10_000 });
+    const restarted = new ProcessDriver();
+    const persisted = JSON.parse(await readFile(join(h.taskDir, "handle.json"), "utf8")) as TaskHandle;
+    assert.equal(await restarted.recover(persisted), "running", "app still runs");
+    const exit = await restarted.wait(persisted);
+    assert.equal(exit.reason, "task broken: exit 4");
+    const states = await restarted.memberStates(persisted);
+    assert.match(states.find((m) => m.name === "app")!.exit!.reason, /^stopped after task broken failed/);
+  });
+
   test("members share the alloc's memory: one holds more than a third while the others idle; the member pushing past the limit is the one OOM-killed", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
     const h = await startAlloc([holdMember("big"), idleMember("idle"), pushMember("pusher")], ALLOC_MEMBERS_MIB.alloc * MiB);
     assert.ok(h.cgroup && h.members?.every((m) => m.cgroup === `${h.cgroup}/${m.name}`), JSON.stringify(h));

@@ -5,6 +5,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { parseTaskFile } from "../../src/common/taskfile/index.js";
 import { ValidationError, type InputIssue } from "../../src/common/errors.js";
 import { TaskDispatchSchema } from "../../src/common/protocol.js";
@@ -60,6 +61,13 @@ alloc:
     assert.equal(spec.ports[1]!.static, 9100);
     assert.deepEqual(spec.alloc!.tasks[0]!.env, { ROLE: "app" });
     assert.deepEqual(spec.env, { MODE: "prod" });
+  });
+
+  test("config/examples/alloc.yaml parses: two tasks, the shipper capped, the app's port the job's", () => {
+    const spec = parseTaskFile(readFileSync(new URL("../../../config/examples/alloc.yaml", import.meta.url), "utf8"));
+    assert.deepEqual(spec.alloc!.tasks.map((m) => [m.name, m.resources?.memory]), [["app", undefined], ["shipper", 32 * MiB]]);
+    assert.deepEqual(spec.ports.map((p) => p.name), ["http"]);
+    assert.equal(spec.resources.memory, 256 * MiB);
   });
 
   test("the dispatch of an alloc passes the agents' check without a command of its own; a plain task still needs one", () => {

@@ -1,5 +1,5 @@
 import { formatBytes } from "../../../common/units.js";
-import type { Job, TaskEvent, TaskInstance } from "../../../common/types.js";
+import type { AllocSpec, Job, TaskEvent, TaskInstance } from "../../../common/types.js";
 import { badge, esc, fmtCpu, fmtTime, jsonForScript, seg, table } from "../../../http/pages/html.js";
 import { deploymentView } from "../../deployment/view.js";
 import { describeMetrics, type PlacementMetrics, type SmallestChange } from "../../scheduler/index.js";
@@ -43,6 +43,11 @@ export function timelineItem(e: TimelineEntry): string {
   return `<li><time>${esc(fmtTime(e.at))}</time><strong>${esc(e.task)}</strong> ${esc(e.type)}: ${esc(e.message)}</li>`;
 }
 
+/** An alloc's tasks and their commands, in place of the job's command (docs/allocs.md). */
+function allocCommands(alloc: AllocSpec): string {
+  return `<dt>Alloc tasks</dt><dd>${alloc.tasks.map((m) => `${esc(m.name)}: <code class="command">${m.command.map((a) => esc(JSON.stringify(a))).join(" ")}</code>`).join("<br>")}</dd>`;
+}
+
 export function specCard(job: Job): string {
   const s = job.spec;
   const env = Object.entries(s.env);
@@ -52,7 +57,7 @@ export function specCard(job: Job): string {
 <dt>Resources</dt><dd>${esc(`${fmtCpu(s.resources.cpu)}, ${formatBytes(s.resources.memory)} memory, ${formatBytes(s.resources.disk)} disk`)}</dd>
 <dt>Package</dt><dd>${esc(s.packageText ?? "none")}${job.packageDigest ? ` <code>${esc(job.packageDigest)}</code>` : ""}</dd>
 <dt>Isolation</dt><dd>${esc(s.isolation ?? "agent default")}</dd>
-<dt>Command</dt><dd><code class="command">${s.command.map((a) => esc(JSON.stringify(a))).join(" ")}</code></dd>
+${s.alloc ? allocCommands(s.alloc) : `<dt>Command</dt><dd><code class="command">${s.command.map((a) => esc(JSON.stringify(a))).join(" ")}</code></dd>`}
 <dt>Environment</dt><dd class="env">${env.length ? env.map(([k, val]) => `<code>${esc(k)}=${esc(val)}</code>`).join("<br>") : "none"}</dd>
 ${s.constraints.length ? `<dt>Constraints</dt><dd>${s.constraints.map((c) => esc(`${c.attribute} ${c.operator} ${Array.isArray(c.value) ? c.value.join(",") : c.value}`)).join("<br>")}</dd>` : ""}
 ${s.schedule ? `<dt>Schedule</dt><dd>${esc(s.schedule)}</dd>` : ""}
