@@ -62,7 +62,9 @@ export function agentRouter(deps: AgentApiDeps, tokens: TokenTable): Router {
   r.get("/v1/tasks/:id", read, (ctx) => {
     const rec = deps.runner.get(ctx.params.id!);
     if (!rec) throw new NotFoundError("task", ctx.params.id!);
-    ctx.body = { ...rec, dispatch: { ...rec.dispatch, spec: { ...rec.dispatch.spec, env: Object.keys(rec.dispatch.spec.env) } } };
+    const spec = rec.dispatch.spec;
+    const alloc = spec.alloc ? { alloc: { tasks: spec.alloc.tasks.map((m) => ({ ...m, env: Object.keys(m.env) })) } } : {};
+    ctx.body = { ...rec, dispatch: { ...rec.dispatch, spec: { ...spec, env: Object.keys(spec.env), ...alloc } } };
   });
 
   r.get("/v1/tasks/:id/logs", read, async (ctx) => {

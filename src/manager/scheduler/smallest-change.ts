@@ -62,7 +62,8 @@ function relaxations(spec: JobSpec, cls: TaskClass): Relaxation[] {
     const { maxPerNode: _max, ...placement } = spec.placement;
     out.push({ change: "maxPerNode", cost: 0.5, spec: { ...spec, placement } });
   }
-  if (spec.isolation !== undefined) {
+  // Allocs run under the process driver only (docs/allocs.md): no other isolation to suggest.
+  if (spec.isolation !== undefined && !spec.alloc) {
     const other = spec.isolation === "lxc" ? "process" : "lxc";
     out.push({ change: `with isolation ${other}`, cost: 0.75, spec: { ...spec, isolation: other } });
   }
