@@ -35,6 +35,8 @@ const PASS_THROUGH_MODE = 0o711;
 export class ProcessAllocs {
   /** Exits `wait` learned that no exit record holds (a member whose status was lost), by member dir. */
   private readonly waited = new Map<string, ExitInfo>();
+  /** Allocs being stopped on request (by task dir): their members' exits are the stop, not a failure to act on. */
+  private readonly stopping = new Set<string>();
 
   constructor(
     /** The process driver: members are its tasks. */
@@ -110,7 +112,7 @@ export class ProcessAllocs {
       const running = [...pending.keys()].map((j) => ({ name: h.members![j]!.name }));
       const step = allocStep([...outcomes, ...running]);
       if (step.kind === "exited") return step.exit;
-      if (step.kind === "stop-others" && !stopping) {
+      if (step.kind === "stop-others" && !stopping && !this.stopping.has(h.taskDir)) {
         stopping = true;
         const others = [...pending.keys()];
         await Promise.all(others.map((j) => writeFile(join(h.members![j]!.dir, STOPPED_FILE), step.cause, { mode: 0o600 })));
@@ -133,6 +135,7 @@ export class ProcessAllocs {
   }
 
   async stop(h: TaskHandle, graceMs: number): Promise<void> {
+    this.stopping.add(h.taskDir);
     await Promise.all(this.members(h).map((mh) => this.driver.stop(mh, graceMs)));
   }
 
@@ -175,6 +178,7 @@ export class ProcessAllocs {
     await Promise.all(this.members(h).map((mh) => this.driver.destroy(mh)));
     if (h.cgroup) await this.cgroup.remove(h.cgroup);
     for (const m of h.members ?? []) this.waited.delete(m.dir);
+    this.stopping.delete(h.taskDir);
   }
 }
 

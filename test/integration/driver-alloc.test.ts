@@ -85,6 +85,21 @@ describe("allocs under the process driver", () => {
     assert.equal(await driver.recover(h), "exited");
   });
 
+  test("an alloc stopped on request stops every member; none is said to be stopped because of another", async () => {
+    const h = await startAlloc(
+      [
+        { name: "a", command: ["/bin/sh", "-c", "echo up; exec sleep 600"], env: {} },
+        { name: "b", command: ["/bin/sh", "-c", "echo up; exec sleep 600"], env: {} },
+      ],
+      64 * MiB,
+    );
+    const exited = driver.wait(h);
+    for (const name of ["a", "b"]) await until(`${name} is up`, async () => (await fileText(join(h.taskDir, "members", name, "stdout"))) === "up", { timeoutMs: 10_000 });
+    await driver.stop(h, 2000);
+    assert.equal((await exited).signal, "SIGTERM");
+    for (const m of await driver.memberStates(h)) assert.equal(m.exit?.reason, "killed by SIGTERM", JSON.stringify(m));
+  });
+
   test("a member that failed while the agent was down: a restarted agent applies the rules to it (the others are stopped then)", async () => {
     const h = await startAlloc(
       [
