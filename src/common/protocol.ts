@@ -15,6 +15,8 @@ export interface TaskDispatch {
   attempt: number;
   spec: JobSpec;
   packageDigest?: string;
+  /** Placed on reclaimed capacity: the agent may throttle it, then evict it (docs/reclamation.md). */
+  reclaimed?: boolean;
 }
 
 /**
@@ -30,6 +32,7 @@ export const TaskDispatchSchema = z
     index: z.number().int().min(0),
     attempt: z.number().int().min(1),
     packageDigest: z.string().regex(/^sha256:[0-9a-f]{64}$/).optional(),
+    reclaimed: z.boolean().optional(),
     spec: z
       .object({
         command: z.array(z.string()).min(1),
@@ -68,6 +71,8 @@ export const ReportedTaskSchema = z.object({
   healthy: z.boolean().optional(),
   usage: z.object({ cpuNs: z.number(), memoryBytes: z.number(), memoryPeakBytes: z.number(), pids: z.number() }).partial().optional(),
   error: z.string().optional(),
+  /** The agent evicted this reclaimed attempt to give its owners back their reservation (why): back to pending, not a failure. */
+  evicted: z.string().optional(),
 });
 export type ReportedTask = z.infer<typeof ReportedTaskSchema> & { exit?: ExitInfo };
 

@@ -132,6 +132,8 @@ export interface JobSpec {
   disconnect?: { keepRunning: boolean };
   /** Present only when the file has an `update:` block (with its defaults filled in). */
   update?: UpdatePolicy;
+  /** Batch tasks may run on reclaimed capacity (docs/reclamation.md); absent: the cell's default. */
+  reclaimable?: boolean;
 }
 
 export const PRIORITY_PROD = 200;
@@ -228,6 +230,8 @@ export interface TaskInstance {
   healthySince?: number;
   /** Started as a canary of a deployment not promoted yet. */
   canary?: boolean;
+  /** The current attempt was placed on reclaimed capacity (docs/reclamation.md): it may be throttled, then evicted back to pending. */
+  reclaimed?: boolean;
 }
 
 export interface Job {

@@ -11,6 +11,7 @@ export const SCHEMA_KEYS = {
     "name", "namespace", "type", "priority", "instances", "package", "command", "env", "resources", "isolation",
     "user", "constraints", "ports", "service", "restart", "schedule", "notify", "placement",
     "disconnect", "update",
+    "reclaimable",
   ],
   resources: ["cpu", "memory", "disk"],
   constraint: ["attribute", "operator", "value"],
