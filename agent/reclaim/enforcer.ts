@@ -1,0 +1,88 @@
+/**
+ * The agent's side of reclamation (docs/reclamation.md): after each usage
+ * reading, throttles reclaimed tasks through their cgroup's CPU quota and
+ * evicts them (policy.ts decides) so that the machine's other tasks always get
+ * what they reserved. Reclaimed tasks also get the least CPU weight
+ * (cpu.shares 2 against the default 1024): under contention the others win
+ * at once, before the next reading lowers any quota.
+ */
+import type { Logger } from "../../src/common/logger.js";
+import type { CgroupV1 } from "../driver/cgroup.js";
+import type { TaskRunner } from "../tasks/runner.js";
+import type { UsageHistory } from "../usage-history.js";
+import { decideReclaim, type ReclaimOptions, type TaskLoad } from "./policy.js";
+
+/** cpu.shares of a reclaimed task: the kernel's least weight. */
+export const RECLAIMED_CPU_SHARES = 2;
+
+export interface EnforcerOptions extends ReclaimOptions {
+  runner: TaskRunner;
+  usage: UsageHistory;
+  cgroup: CgroupV1;
+  allocatable: () => { cpu: number; memory: number };
+  stopGraceMs: number;
+  log: Logger;
+}
+
+export class ReclaimEnforcer {
+  private throttledSince: number | undefined;
+  private busy = false;
+  /** Per reclaimed cgroup: the cap last written (cores), so unchanged caps are not rewritten. */
+  private readonly applied = new Map<string, number>();
+
+  constructor(private readonly o: EnforcerOptions) {}
+
+  /** One pass at a time: a pass still writing cgroups when the next reading comes skips that reading. */
+  async enforce(now: number): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      await this.pass(now);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async pass(now: number): Promise<void> {
+    const tasks: (TaskLoad & { cgroup?: string })[] = [];
+    for (const r of this.o.runner.all()) {
+      if (r.state !== "running" || r.evicted !== undefined) continue;
+      const d = r.dispatch;
+      const history = this.o.usage.task(d.taskId);
+      const last = history?.attempt === d.attempt ? history.samples.at(-1) : undefined;
+      tasks.push({
+        taskId: d.taskId,
+        attempt: d.attempt,
+        reclaimed: d.reclaimed === true,
+        request: { cpu: d.spec.resources.cpu, memory: d.spec.resources.memory },
+        ...(last ? { usage: { cpu: last.cpu, memory: last.memory } } : {}),
+        ...(r.startedAt !== undefined ? { startedAt: r.startedAt } : {}),
+        ...(r.handle?.cgroup !== undefined ? { cgroup: r.handle.cgroup } : {}),
+      });
+    }
+    const decision = decideReclaim({ allocatable: this.o.allocatable(), tasks, now, ...(this.throttledSince !== undefined ? { throttledSince: this.throttledSince } : {}) }, this.o);
+    this.throttledSince = decision.throttledSince;
+    const live = new Set<string>();
+    for (const t of tasks) {
+      const cap = decision.caps.get(t.taskId);
+      if (cap === undefined || t.cgroup === undefined) continue;
+      live.add(t.cgroup);
+      await this.apply(t.cgroup, t, cap).catch((e: unknown) => this.o.log.warn({ task: t.taskId, err: e }, "cannot set the cpu cap of a reclaimed task"));
+    }
+    for (const name of this.applied.keys()) if (!live.has(name)) this.applied.delete(name);
+    for (const e of decision.evict) {
+      this.o.log.info({ task: e.taskId, attempt: e.attempt, why: e.why }, "evicting a reclaimed task");
+      await this.o.runner.evict(e.taskId, e.attempt, e.why, this.o.stopGraceMs).catch((err: unknown) => this.o.log.warn({ task: e.taskId, err }, "evicting a reclaimed task failed"));
+    }
+  }
+
+  private async apply(cgroup: string, t: TaskLoad, cap: number): Promise<void> {
+    const previous = this.applied.get(cgroup);
+    if (previous === undefined) await this.o.cgroup.setCpuShares(cgroup, RECLAIMED_CPU_SHARES);
+    if (previous !== undefined && Math.abs(previous - cap) < 0.005) return;
+    await this.o.cgroup.setCpuQuota(cgroup, cap);
+    this.applied.set(cgroup, cap);
+    if (cap < t.request.cpu) this.o.log.info({ task: t.taskId, cores: Number(cap.toFixed(3)), request: t.request.cpu }, "throttling a reclaimed task");
+    else if (previous !== undefined && previous < t.request.cpu) this.o.log.info({ task: t.taskId }, "reclaimed task no longer throttled");
+  }
+}
