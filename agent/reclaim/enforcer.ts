@@ -11,6 +11,7 @@ import type { CgroupV1 } from "../driver/cgroup.js";
 import type { TaskRunner } from "../tasks/runner.js";
 import type { UsageHistory } from "../usage-history.js";
 import { decideReclaim, type ReclaimOptions, type TaskLoad } from "./policy.js";
+import { runQueueWaitNs, waitRate } from "./run-queue.js";
 
 /** cpu.shares of a reclaimed task: the kernel's least weight. */
 export const RECLAIMED_CPU_SHARES = 2;
@@ -29,6 +30,8 @@ export class ReclaimEnforcer {
   private busy = false;
   /** Per reclaimed cgroup: the cap last written (cores), so unchanged caps are not rewritten. */
   private readonly applied = new Map<string, number>();
+  /** Per other task's cgroup: its last run-queue wait reading. */
+  private readonly waits = new Map<string, { at: number; ns: number }>();
 
   constructor(private readonly o: EnforcerOptions) {}
 
@@ -60,6 +63,7 @@ export class ReclaimEnforcer {
         ...(r.handle?.cgroup !== undefined ? { cgroup: r.handle.cgroup } : {}),
       });
     }
+    await this.addRunQueueWait(tasks, now);
     const decision = decideReclaim({ allocatable: this.o.allocatable(), tasks, now, ...(this.throttledSince !== undefined ? { throttledSince: this.throttledSince } : {}) }, this.o);
     this.throttledSince = decision.throttledSince;
     const live = new Set<string>();
@@ -74,6 +78,29 @@ export class ReclaimEnforcer {
       this.o.log.info({ task: e.taskId, attempt: e.attempt, why: e.why }, "evicting a reclaimed task");
       await this.o.runner.evict(e.taskId, e.attempt, e.why, this.o.stopGraceMs).catch((err: unknown) => this.o.log.warn({ task: e.taskId, err }, "evicting a reclaimed task failed"));
     }
+  }
+
+  /**
+   * The other tasks' cpu demand is their use plus their run-queue wait: one
+   * starved by the machine's load still needs what it reserved. Read only
+   * while reclaimed tasks run here (nothing to give back otherwise).
+   */
+  private async addRunQueueWait(tasks: (TaskLoad & { cgroup?: string })[], now: number): Promise<void> {
+    if (!tasks.some((t) => t.reclaimed)) {
+      this.waits.clear();
+      return;
+    }
+    const seen = new Set<string>();
+    for (const t of tasks) {
+      if (t.reclaimed || t.cgroup === undefined) continue;
+      seen.add(t.cgroup);
+      const ns = await runQueueWaitNs(this.o.cgroup, t.cgroup);
+      if (ns === undefined) continue;
+      const rate = waitRate(this.waits.get(t.cgroup), now, ns);
+      this.waits.set(t.cgroup, { at: now, ns });
+      if (rate !== undefined && t.usage) t.usage = { ...t.usage, cpu: t.usage.cpu + rate };
+    }
+    for (const name of this.waits.keys()) if (!seen.has(name)) this.waits.delete(name);
   }
 
   private async apply(cgroup: string, t: TaskLoad, cap: number): Promise<void> {

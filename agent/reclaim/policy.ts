@@ -5,7 +5,9 @@
  * them to evict.
  *
  * Every other task (prod, or batch placed on free capacity) is guarded: it
- * keeps what it uses plus `margin` of its request, up to its request. What the
+ * keeps what it uses (cpu: plus what it waited for on the run queue, see
+ * run-queue.ts) plus `margin` of that, as the manager's estimate, up to its
+ * request. What the
  * guards leave of the machine is what reclaimed tasks may have:
  * - cpu: while their requests fit in it they run uncapped (at their own
  *   quota); once they do not, each is throttled to its share of it (in
@@ -23,7 +25,7 @@ export interface TaskLoad {
   /** Placed on reclaimed capacity. */
   reclaimed: boolean;
   request: { cpu: number; memory: number };
-  /** Cores over the last interval and bytes now; absent before the first reading (then the whole request is guarded). */
+  /** Cores over the last interval (with run-queue wait for tasks that are not reclaimed) and bytes now; absent before the first reading (then the whole request is guarded). */
   usage?: { cpu: number; memory: number };
   startedAt?: number;
 }
@@ -54,7 +56,7 @@ export const MIN_CAP_CORES = 0.01;
 const EPSILON = 1e-9;
 
 function guarded(request: number, used: number | undefined, margin: number): number {
-  return used === undefined ? request : Math.min(request, used + margin * request);
+  return used === undefined ? request : Math.min(request, used * (1 + margin));
 }
 
 export function decideReclaim(input: ReclaimInput, opts: ReclaimOptions): ReclaimDecision {

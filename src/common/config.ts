@@ -278,7 +278,7 @@ export const ConfigSchema = z
         /** How this agent gives prod tasks back what reclaimed tasks borrowed (docs/reclamation.md). */
         reclamation: z
           .object({
-            /** Headroom kept for each other task above its current cpu and memory use (a share of its request). */
+            /** Headroom kept for each other task above its current cpu and memory use (a share of that use), as the manager's estimate. */
             margin: z.number().min(0).max(10).default(0.2),
             /** A reclaimed task throttled (or short of memory) this long is evicted back to pending. */
             evictAfter: duration.default("10s"),

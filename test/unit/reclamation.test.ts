@@ -5,7 +5,12 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CgroupV1 } from "../../agent/driver/cgroup.js";
 import { decideReclaim, MIN_CAP_CORES, type TaskLoad } from "../../agent/reclaim/policy.js";
+import { runQueueWaitNs, waitRate } from "../../agent/reclaim/run-queue.js";
 import { parseTaskFile } from "../../src/common/taskfile/index.js";
 import type { ExitInfo, Job, TaskInstance } from "../../src/common/types.js";
 import { evicted } from "../../src/manager/lifecycle/evicted.js";
@@ -191,5 +196,27 @@ describe("agent: throttle, then evict", () => {
     assert.match(d.evict[0]?.why ?? "", /memory/);
     const squeezed = decideReclaim({ allocatable, tasks: [{ ...prod(2), request: { cpu: 2, memory: GiB } }, batch(0)], now: 0 }, o);
     assert.equal(squeezed.caps.get("crunch/0"), MIN_CAP_CORES);
+  });
+});
+
+describe("agent: run-queue wait counts as demand", () => {
+  test("the wait of every live thread of the task's cpu cgroup is summed; a rate is never negative", async () => {
+    const root = await mkdtemp(join(tmpdir(), "torca-runq-"));
+    try {
+      const cg = new CgroupV1(join(root, "cgroup"), "torca");
+      await mkdir(cg.dir("cpu", "t1"), { recursive: true });
+      await writeFile(join(cg.dir("cpu", "t1"), "tasks"), "11\n12\n13\n");
+      for (const [tid, wait] of [["11", 5e8], ["12", 2.5e8]] as const) {
+        await mkdir(join(root, "proc", tid), { recursive: true });
+        await writeFile(join(root, "proc", tid, "schedstat"), `900000 ${wait} 7\n`);
+      }
+      assert.equal(await runQueueWaitNs(cg, "t1", join(root, "proc")), 7.5e8, "thread 13 is gone: it counts nothing");
+      assert.equal(await runQueueWaitNs(cg, "gone", join(root, "proc")), undefined);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+    assert.equal(waitRate(undefined, 1000, 5e8), undefined);
+    assert.equal(waitRate({ at: 0, ns: 0 }, 1000, 5e8), 0.5);
+    assert.equal(waitRate({ at: 0, ns: 9e8 }, 1000, 5e8), 0);
   });
 });

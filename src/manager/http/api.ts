@@ -1,3 +1,4 @@
+import { withEstimate } from "../usage/view.js";
 import Router from "@koa/router";
 import { z } from "zod";
 import type { Context } from "koa";
@@ -217,7 +218,9 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
   });
 
   r.get("/v1/tasks/:id", read, (ctx) => {
-    ctx.body = findTask(requireStore(v), ctx.params.id!, callerOf(ctx));
+    const store = requireStore(v);
+    const task = findTask(store, ctx.params.id!, callerOf(ctx));
+    ctx.body = withEstimate(task, store.jobs.get(task.jobId), v.primary()?.reservations);
   });
 
   r.get("/v1/tasks/:id/logs", read, async (ctx) => {

@@ -43,7 +43,7 @@ export function usageSection(usage: ReportedUsage | string, job: Job): string {
 export type LogStream = "stdout" | "stderr";
 
 /** `charts`: the usage-over-time section (usage-graphs.ts); `actions`: the buttons (actions.ts). */
-export function taskPage(job: Job, t: TaskInstance, usage: ReportedUsage | string, stream: LogStream, charts = "", actions = ""): string {
+export function taskPage(job: Job, t: TaskInstance, usage: ReportedUsage | string, stream: LogStream, charts = "", actions = "", reservation = ""): string {
   const events = timeline([t]);
   const info = `<div class="card"><h2>State</h2><dl class="kv">
 <dt>State</dt><dd data-f="state">${badge(t.state)}</dd>
@@ -60,7 +60,7 @@ export function taskPage(job: Job, t: TaskInstance, usage: ReportedUsage | strin
   const other: LogStream = stream === "stdout" ? "stderr" : "stdout";
   const logs = `<h2>Log tail (${stream}) <a class="muted" href="?stream=${other}">show ${other}</a></h2>
 <p class="muted" id="log-status">connecting…</p><pre id="log" data-task="${esc(t.id)}" data-stream="${stream}"></pre>`;
-  return `<h1>Task ${esc(t.id)}</h1>${actions}<div class="cards">${info}<div class="card"><h2>Resource use</h2>${usageSection(usage, job)}</div></div>
+  return `<h1>Task ${esc(t.id)}</h1>${actions}<div class="cards">${info}<div class="card"><h2>Resource use</h2>${usageSection(usage, job)}</div>${reservation}</div>
 ${charts ? `<h2>Usage over time</h2>${charts}` : ""}
 ${logs}
 <h2>Events</h2><ol class="timeline" id="timeline">${events.map(timelineItem).join("")}</ol>
