@@ -26,8 +26,8 @@ const isRoot = process.getuid?.() === 0;
 const skip = !isRoot ? "cgroups need a root agent" : zookeeperInstalled() ? false : "ZooKeeper is not installed";
 const CPU_CGROUPS = "/sys/fs/cgroup/cpu/torca";
 const CPUACCT_CGROUPS = "/sys/fs/cgroup/cpuacct/torca";
-/** How long each batch workload runs before its work is counted. */
-const MEASURE_MS = 40_000;
+/** How long each batch workload runs before its work is counted; off and on alternate twice (off, on, off, on), so drift in the host's load falls on both. */
+const PHASE_MS = 20_000;
 
 /** The task cgroup dirs of a job (the process driver names them t-<job>_<index>-<hash>-<attempt>). */
 async function cgroupsOf(job: string): Promise<string[]> {
@@ -87,10 +87,10 @@ describe("batch work on reclaimed capacity, given back when prod load rises", { 
     return sum;
   }
 
-  /** Runs the fill-in for MEASURE_MS: the work it completed and the most tasks running at once (and on reclaimed capacity). */
-  async function measure(name: string, extra: string): Promise<{ units: number; running: number; reclaimed: number; load: string }> {
+  /** Runs the fill-in for PHASE_MS: the work it completed, its CPU seconds, the most tasks running at once (and on reclaimed capacity). */
+  async function measure(name: string, extra: string): Promise<{ units: number; cpuSeconds: number; running: number; reclaimed: number; load: number }> {
     await tc.submit(fillIn(name, extra));
-    const end = Date.now() + MEASURE_MS;
+    const end = Date.now() + PHASE_MS;
     let running = 0;
     let reclaimed = 0;
     while (Date.now() < end) {
@@ -99,7 +99,14 @@ describe("batch work on reclaimed capacity, given back when prod load rises", { 
       reclaimed = Math.max(reclaimed, tasks.filter((t) => t.state === "running" && t.reclaimed).length);
       await sleep(1000);
     }
-    return { units: await unitsOf(name), running, reclaimed, load: loadavg()[0]!.toFixed(1) };
+    let cpuNs = 0;
+    for (const cg of await cgroupsOf(name)) cpuNs += (await readNumber(join(CPUACCT_CGROUPS, cg, "cpuacct.usage"))) ?? 0;
+    return { units: await unitsOf(name), cpuSeconds: cpuNs / 1e9, running, reclaimed, load: loadavg()[0] ?? 0 };
+  }
+
+  async function stop(job: string): Promise<void> {
+    await tc.api.delete(`${await tc.primaryUrl()}/v1/jobs/${job}`);
+    await until(`${job} stopped`, async () => (await cgroupsOf(job)).length === 0, { timeoutMs: 30_000, intervalMs: 200 });
   }
 
   it("places batch work on what idle prod reserved, throttles then evicts it when prod needs it, and prod is never throttled below its quota", async () => {
@@ -108,21 +115,32 @@ describe("batch work on reclaimed capacity, given back when prod load rises", { 
     await tc.waitJob("web", (j) => j.taskList[0]?.state === "running", 60_000, "prod service running");
     const url = await tc.primaryUrl();
 
-    // Opted out: only the 0.5 core prod did not reserve is used.
-    const off = await measure("fill-off", "reclaimable: false\n");
-    await tc.api.delete(`${url}/v1/jobs/fill-off`);
-    await until("fill-off stopped", async () => (await cgroupsOf("fill-off")).length === 0, { timeoutMs: 30_000, intervalMs: 200 });
-    const webTask = await tc.api.get(`${url}/v1/tasks/${encodeURIComponent("web/0")}`).json<TaskInstance & { estimate?: { reservation: { cpu: number } } }>();
-    assert.ok(webTask.estimate && webTask.estimate.reservation.cpu < 0.5, `the idle service's estimate has decayed: ${JSON.stringify(webTask.estimate)}`);
-
-    // Reclaimable: the same workload may use what the idle service reserved.
-    const on = await measure("fill-on", "");
+    // Opted out (only the 0.5 core prod did not reserve is used), then reclaimable (may use what the idle service
+    // reserved): the same workload for the same time, twice each.
+    const off: Awaited<ReturnType<typeof measure>>[] = [];
+    const on: Awaited<ReturnType<typeof measure>>[] = [];
+    for (const round of ["a", "b"]) {
+      off.push(await measure(`fill-off-${round}`, "reclaimable: false\n"));
+      await stop(`fill-off-${round}`);
+      const webTask = await tc.api.get(`${url}/v1/tasks/${encodeURIComponent("web/0")}`).json<TaskInstance & { estimate?: { reservation: { cpu: number } } }>();
+      assert.ok(webTask.estimate && webTask.estimate.reservation.cpu < 0.5, `the idle service's estimate has decayed: ${JSON.stringify(webTask.estimate)}`);
+      on.push(await measure(`fill-on-${round}`, ""));
+      if (round === "a") await stop(`fill-on-${round}`);
+    }
+    const sum = (ms: typeof off, f: (m: (typeof off)[number]) => number) => ms.reduce((s, m) => s + f(m), 0);
+    const [offUnits, onUnits] = [sum(off, (m) => m.units), sum(on, (m) => m.units)];
     // Reclaimed tasks have the least CPU weight: they only get what nothing else on the machine wants, so the
     // extra work depends on the host's load (given with the figure), and is reported rather than asserted.
-    console.log(`batch work in ${MEASURE_MS / 1000} s: reclamation off ${off.units} units (${off.running} task running at most, load ${off.load}), on ${on.units} units (${on.running} running, ${on.reclaimed} on reclaimed capacity, load ${on.load}); extra ${on.units - off.units} units (${off.units > 0 ? ((on.units / off.units - 1) * 100).toFixed(0) : "∞"} %)`);
-    assert.equal(off.running, 1, "opted out: one 0.4-core task fits beside the 1.5-core reservation");
-    assert.equal(on.running, 4, "reclaimable: all four run");
-    assert.ok(on.reclaimed >= 3, `reclaimable: three placed on reclaimed capacity (${on.reclaimed})`);
+    console.log(
+      `batch work in 2 × ${PHASE_MS / 1000} s: reclamation off ${offUnits} units, ${sum(off, (m) => m.cpuSeconds).toFixed(1)} cpu-s (at most ${Math.max(...off.map((m) => m.running))} task running); ` +
+        `on ${onUnits} units, ${sum(on, (m) => m.cpuSeconds).toFixed(1)} cpu-s (${Math.max(...on.map((m) => m.running))} running, ${Math.max(...on.map((m) => m.reclaimed))} on reclaimed capacity); ` +
+        `extra ${onUnits - offUnits} units (${offUnits > 0 ? ((onUnits / offUnits - 1) * 100).toFixed(0) : "∞"} %); host load ${[...off, ...on].map((m) => m.load.toFixed(1)).join(", ")}`,
+    );
+    for (const m of off) assert.equal(m.running, 1, "opted out: one 0.4-core task fits beside the 1.5-core reservation");
+    for (const m of on) {
+      assert.equal(m.running, 4, "reclaimable: all four run");
+      assert.ok(m.reclaimed >= 3, `reclaimable: three placed on reclaimed capacity (${m.reclaimed})`);
+    }
 
     // Prod load rises.
     const [webCgroup] = await cgroupsOf("web");
@@ -132,7 +150,7 @@ describe("batch work on reclaimed capacity, given back when prod load rises", { 
     const throttled = await until(
       "a reclaimed task throttled below its 0.4-core quota",
       async () => {
-        for (const name of await cgroupsOf("fill-on")) {
+        for (const name of await cgroupsOf("fill-on-b")) {
           const quota = await readNumber(join(CPU_CGROUPS, name, "cpu.cfs_quota_us"));
           if (quota !== undefined && quota > 0 && quota < 40_000) return { name, quota };
         }
@@ -140,7 +158,7 @@ describe("batch work on reclaimed capacity, given back when prod load rises", { 
       },
       { timeoutMs: 30_000, intervalMs: 100 },
     );
-    const evicted = await tc.waitJob("fill-on", (j) => j.taskList.some((t) => t.events.some((e) => e.type === "evicted")), 60_000, "a reclaimed task evicted");
+    const evicted = await tc.waitJob("fill-on-b", (j) => j.taskList.some((t) => t.events.some((e) => e.type === "evicted")), 60_000, "a reclaimed task evicted");
     const burst = { stat: await cpuStat(webCgroup), cpuNs: (await readNumber(join(CPUACCT_CGROUPS, webCgroup, "cpuacct.usage"))) ?? 0, at: Date.now() };
     const webCores = (burst.cpuNs - before.cpuNs) / ((burst.at - before.at) * 1e6);
     const evictedTasks = evicted.taskList.filter((t) => t.events.some((e) => e.type === "evicted"));

@@ -9,7 +9,7 @@ import { RESOURCE_EPSILON } from "./resources.js";
  * replaces `resources` for these classes only.
  */
 export const reclaimedResources: Checker = {
-  name: "resources",
+  name: "reclaimed-resources",
   static: false,
   preemptible: true,
   forClass(cls, { state, reasons }) {
