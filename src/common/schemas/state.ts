@@ -50,6 +50,7 @@ export const TaskInstanceSchema = z
     healthy: z.boolean().optional(),
     healthySince: z.number().optional(),
     canary: z.boolean().optional(),
+    reclaimed: z.boolean().optional(),
   })
   .passthrough() satisfies z.ZodType<TaskInstance, z.ZodTypeDef, unknown>;
 

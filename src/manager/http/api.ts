@@ -1,4 +1,3 @@
-import { withEstimate } from "../usage/view.js";
 import Router from "@koa/router";
 import { z } from "zod";
 import type { Context } from "koa";
@@ -22,6 +21,7 @@ import { callerOf, requireRole } from "../../http/auth.js";
 import { namespaceOfAlertKey, namespaceOfJobId, requireInNamespace, seesNamespace, type Caller, type Grant } from "../../auth/grants.js";
 import { readJson, readText } from "../../http/body.js";
 import { queryFlag, queryValue, TAIL_LINES } from "../../http/query.js";
+import { withEstimate } from "../usage/view.js";
 import { streamEvents } from "./sse.js";
 
 /** What the HTTP layer needs from the running manager; the pieces change on failover. */
