@@ -47,12 +47,19 @@ export class ReclaimEnforcer {
   }
 
   private async pass(now: number): Promise<void> {
+    const running = this.o.runner.all().filter((r) => r.state === "running" && r.evicted === undefined);
+    // Without reclaimed tasks there is nothing to give back: no reading, no state.
+    if (!running.some((r) => r.dispatch.reclaimed === true)) {
+      this.throttledSince = undefined;
+      this.applied.clear();
+      this.waits.clear();
+      return;
+    }
     const tasks: (TaskLoad & { cgroup?: string })[] = [];
-    for (const r of this.o.runner.all()) {
-      if (r.state !== "running" || r.evicted !== undefined) continue;
+    for (const r of running) {
       const d = r.dispatch;
-      const history = this.o.usage.task(d.taskId);
-      const last = history?.attempt === d.attempt ? history.samples.at(-1) : undefined;
+      const latest = this.o.usage.latestOf(d.taskId);
+      const last = latest?.attempt === d.attempt ? latest.sample : undefined;
       tasks.push({
         taskId: d.taskId,
         attempt: d.attempt,
@@ -82,14 +89,9 @@ export class ReclaimEnforcer {
 
   /**
    * The other tasks' cpu demand is their use plus their run-queue wait: one
-   * starved by the machine's load still needs what it reserved. Read only
-   * while reclaimed tasks run here (nothing to give back otherwise).
+   * starved by the machine's load still needs what it reserved.
    */
   private async addRunQueueWait(tasks: (TaskLoad & { cgroup?: string })[], now: number): Promise<void> {
-    if (!tasks.some((t) => t.reclaimed)) {
-      this.waits.clear();
-      return;
-    }
     const seen = new Set<string>();
     for (const t of tasks) {
       if (t.reclaimed || t.cgroup === undefined) continue;
@@ -109,7 +111,7 @@ export class ReclaimEnforcer {
     if (previous !== undefined && Math.abs(previous - cap) < 0.005) return;
     await this.o.cgroup.setCpuQuota(cgroup, cap);
     this.applied.set(cgroup, cap);
-    if (cap < t.request.cpu) this.o.log.info({ task: t.taskId, cores: Number(cap.toFixed(3)), request: t.request.cpu }, "throttling a reclaimed task");
+    if (cap < t.request.cpu && (previous === undefined || previous >= t.request.cpu)) this.o.log.info({ task: t.taskId, cores: Number(cap.toFixed(3)), request: t.request.cpu }, "throttling a reclaimed task");
     else if (previous !== undefined && previous < t.request.cpu) this.o.log.info({ task: t.taskId }, "reclaimed task no longer throttled");
   }
 }

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { CgroupV1 } from "../../agent/driver/cgroup.js";
 import { decideReclaim, MIN_CAP_CORES, type TaskLoad } from "../../agent/reclaim/policy.js";
 import { runQueueWaitNs, waitRate } from "../../agent/reclaim/run-queue.js";
+import { UsageHistory } from "../../agent/usage-history.js";
 import { parseTaskFile } from "../../src/common/taskfile/index.js";
 import type { ExitInfo, Job, TaskInstance } from "../../src/common/types.js";
 import { evicted } from "../../src/manager/lifecycle/evicted.js";
@@ -218,5 +219,16 @@ describe("agent: run-queue wait counts as demand", () => {
     assert.equal(waitRate(undefined, 1000, 5e8), undefined);
     assert.equal(waitRate({ at: 0, ns: 0 }, 1000, 5e8), 0.5);
     assert.equal(waitRate({ at: 0, ns: 9e8 }, 1000, 5e8), 0);
+  });
+});
+
+describe("agent: the latest usage sample enforcement reads", () => {
+  test("is the newest of the current attempt's series, also once the ring has wrapped", () => {
+    const h = new UsageHistory(1000, 3000);
+    assert.equal(h.latestOf("a/0"), undefined);
+    for (let s = 0; s <= 5; s++) h.recordTask("a/0", 1, s * 1000, { cpuNs: s * 0.5e9, memoryBytes: s }, 0);
+    assert.deepEqual(h.latestOf("a/0"), { attempt: 1, sample: { at: 5000, cpu: 0.5, memory: 5 } });
+    h.recordTask("a/0", 2, 6000, { cpuNs: 0, memoryBytes: 1 });
+    assert.equal(h.latestOf("a/0"), undefined, "a new attempt has no sample before its second reading");
   });
 });
