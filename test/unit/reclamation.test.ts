@@ -82,8 +82,14 @@ describe("reservation estimate", () => {
       ] }, s * 1000, requestOf);
     }
     const running = [{ id: "web/0", jobId: "web", attempt: 1, nodeId: "n1" }, { id: "crunch/0", jobId: "crunch", attempt: 1, nodeId: "n1" }] as TaskInstance[];
-    const lent = est.reclaimableByNode(jobs, running).get("n1");
+    const lent = est.reclaimableByNode(jobs, running, 120_000).get("n1");
     assert.ok(lent && Math.abs(lent.cpu - 1.88) < 0.01, `only the prod task lends: ${JSON.stringify(lent)}`);
+    est.note({ agentId: "n1", cachedPackages: [], tasks: [
+      { taskId: "web/0", attempt: 1, state: "running", startedAt: 0, usage: { cpuNs: 121 * 0.1e9, memoryBytes: 10 * MiB } },
+      { taskId: "fill/0", attempt: 1, state: "exited", evicted: "cpu needed" },
+    ] }, 121_000, requestOf);
+    assert.equal(est.reclaimableByNode(jobs, running, 121_000).get("n1"), undefined, "a node that just evicted lends nothing");
+    assert.ok(est.reclaimableByNode(jobs, running, 181_000).get("n1"), "for one window");
     assert.equal(est.of({ id: "web/0", attempt: 2, nodeId: "n1" }), undefined);
     est.note({ agentId: "n1", cachedPackages: [], tasks: [] }, 200_000, requestOf);
     assert.equal(est.size, 0, "tasks the node no longer runs are forgotten");

@@ -139,7 +139,7 @@ export class Tick {
   private async scheduleAndDispatch(): Promise<void> {
     const { store, collector, sender } = this.d;
     const t0 = performance.now();
-    const lent = this.d.reservations?.reclaimableByNode(store.jobs, store.tasksWhere("run", "running"));
+    const lent = this.d.reservations?.reclaimableByNode(store.jobs, store.tasksWhere("run", "running"), this.d.now());
     const round = placementRound(store, collector.nodes(), this.allocations, this.d.now(), lent ? { reclaimable: lent } : undefined);
     this.d.observeRound?.(round, performance.now() - t0);
     this.unplaced = round.unplaced;

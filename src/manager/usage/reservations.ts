@@ -10,6 +10,8 @@ import { freshEstimate, nextEstimate, unusedReservation, type Demand, type Estim
 export class ReservationEstimates {
   /** taskId → the node reporting it and the estimate of its current attempt. */
   private readonly tasks = new Map<string, { nodeId: string; estimate: TaskEstimate }>();
+  /** node id → when it last evicted a reclaimed task. */
+  private readonly evictions = new Map<string, number>();
 
   constructor(private readonly opts: EstimateOptions) {}
 
@@ -34,6 +36,7 @@ export class ReservationEstimates {
       if (u?.cpuNs !== undefined && u.memoryBytes !== undefined) entry.estimate = nextEstimate(entry.estimate, { cpuNs: u.cpuNs, memoryBytes: u.memoryBytes }, request, now, this.opts);
     }
     for (const [taskId, entry] of this.tasks) if (entry.nodeId === nodeId && !running.has(taskId)) this.tasks.delete(taskId);
+    if (report.tasks.some((rt) => rt.evicted !== undefined)) this.evictions.set(nodeId, now);
   }
 
   /** The estimate of `t`'s current attempt, if its node reported it running. */
@@ -44,13 +47,17 @@ export class ReservationEstimates {
 
   /**
    * Reclaimed capacity per node: what the prod tasks (priority ≥ prod) running
-   * there reserved but are estimated not to need (request − reservation).
+   * there reserved but are estimated not to need (request − reservation). A
+   * node that evicted a reclaimed task within the last window lends nothing:
+   * its owners needed more than their estimates show (e.g. cpu they waited
+   * for), and placing there again would only be evicted again.
    */
-  reclaimableByNode(jobs: ReadonlyMap<string, Job>, running: Iterable<TaskInstance>): Map<string, Demand> {
+  reclaimableByNode(jobs: ReadonlyMap<string, Job>, running: Iterable<TaskInstance>, now: number): Map<string, Demand> {
     const byNode = new Map<string, Demand>();
+    for (const [nodeId, at] of this.evictions) if (now - at >= this.opts.windowMs) this.evictions.delete(nodeId);
     for (const t of running) {
       const job = jobs.get(t.jobId);
-      if (job === undefined || job.spec.priority < PRIORITY_PROD || t.nodeId === undefined) continue;
+      if (job === undefined || job.spec.priority < PRIORITY_PROD || t.nodeId === undefined || this.evictions.has(t.nodeId)) continue;
       const estimate = this.of(t);
       if (estimate === undefined) continue;
       const unused = unusedReservation(job.spec.resources, estimate);

@@ -32,7 +32,7 @@ export function taskReservationCard(job: Job, t: TaskInstance, estimates: Reserv
 /** The node page's section: every running task's request, reservation and use; the capacity prod tasks lend. */
 export function nodeReservationSection(store: StateStore, n: NodeInfo, estimates: ReservationEstimates | undefined): string {
   const running = [...store.tasksOnNode(n.id)].filter((t) => t.state === "running" && t.nodeId === n.id).sort((a, b) => a.id.localeCompare(b.id));
-  const lent = estimates?.reclaimableByNode(store.jobs, running).get(n.id);
+  const lent = estimates?.reclaimableByNode(store.jobs, running, Date.now()).get(n.id);
   const rows = running.map((t) => {
     const job = store.jobs.get(t.jobId);
     return `<tr><td><a href="/tasks/${seg(t.jobId)}/${t.index}">${esc(t.id)}</a></td><td>${esc(job?.spec.priority ?? "")}</td>${cells(estimateOf(t, job, estimates))}<td>${t.reclaimed ? badge("reclaimed") : ""}</td></tr>`;
