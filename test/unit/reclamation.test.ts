@@ -16,6 +16,9 @@ import { parseTaskFile } from "../../src/common/taskfile/index.js";
 import type { ExitInfo, Job, TaskInstance } from "../../src/common/types.js";
 import { evicted } from "../../src/manager/lifecycle/evicted.js";
 import { newTask, dispatched } from "../../src/manager/lifecycle/transitions.js";
+import { AllocationBuilder } from "../../src/manager/primary/allocations.js";
+import { reconcileReport } from "../../src/manager/primary/reconcile.js";
+import { placementRound } from "../../src/manager/primary/round.js";
 import { placeTasks } from "../../src/manager/scheduler/index.js";
 import { freshEstimate, nextEstimate, unusedReservation, type TaskEstimate } from "../../src/manager/usage/estimate.js";
 import { mayUseReclaimed, ReservationEstimates } from "../../src/manager/usage/reservations.js";
@@ -236,5 +239,38 @@ describe("agent: the latest usage sample enforcement reads", () => {
     assert.deepEqual(h.latestOf("a/0"), { attempt: 1, sample: { at: 5000, cpu: 0.5, memory: 5 } });
     h.recordTask("a/0", 2, 6000, { cpuNs: 0, memoryBytes: 1 });
     assert.equal(h.latestOf("a/0"), undefined, "a new attempt has no sample before its second reading");
+  });
+});
+
+describe("the primary: rounds and reports", () => {
+  const node = makeNode("n1", { cpu: 2, memory: 8 * GiB });
+  const web = { id: "web", spec: { ...makeSpec("web", { cpu: 1.5, memory: GiB }), priority: 200 }, source: "", status: "running", desired: "run", submittedAt: 0, updatedAt: 0 } as Job;
+  const fill = { ...web, id: "fill", spec: { ...makeSpec("fill", { cpu: 0.4, memory: 64 * MiB }), type: "batch" as const, instances: 3 } } as Job;
+  const base = { run: 0, desired: "run" as const, restartsOnNode: 0, migrations: 0, createdAt: 0, updatedAt: 0, events: [] };
+  const webTask: TaskInstance = { ...base, id: "web/0", jobId: "web", index: 0, state: "running", attempt: 1, nodeId: "n1" };
+  const pending = [0, 1, 2].map((i): TaskInstance => ({ ...base, id: `fill/${i}`, jobId: "fill", index: i, state: "pending", attempt: 0 }));
+  const tasks = [webTask, ...pending];
+  const view = { jobs: new Map([["web", web], ["fill", fill]]), tasksWhere: (d: string, st: string) => tasks.filter((t) => t.desired === d && t.state === st) };
+
+  test("with what the node lends, batch tasks beyond the free capacity are dispatched marked reclaimed; without, they wait", () => {
+    const on = placementRound(view, [node], new AllocationBuilder(), 1000, { reclaimable: new Map([["n1", { cpu: 1.2, memory: 0 }]]) });
+    assert.deepEqual(on.dispatches.map((t) => [t.id, t.reclaimed === true]), [["fill/0", false], ["fill/1", true], ["fill/2", true]]);
+    const off = placementRound(view, [node], new AllocationBuilder(), 1000);
+    assert.deepEqual(off.dispatches.map((t) => t.id), ["fill/0"]);
+  });
+
+  test("an eviction the agent reports sends the task back to pending; a stop wanted meanwhile makes it killed", () => {
+    const running: TaskInstance = { ...base, id: "fill/1", jobId: "fill", index: 1, state: "running", attempt: 2, nodeId: "n1", reclaimed: true };
+    const report = (t: TaskInstance) => ({
+      agentId: "n1",
+      cachedPackages: [],
+      tasks: [{ taskId: t.id, attempt: 2, state: "exited" as const, evicted: "cpu needed", exit: { exitCode: null, signal: "SIGTERM", oomKilled: false, reason: "killed by SIGTERM" } }],
+    });
+    const viewOf = (t: TaskInstance) => ({ jobs: view.jobs, task: () => t, tasksOnNode: () => [t] });
+    const d = reconcileReport(report(running), viewOf(running), 5000, { presumeMissing: false, missingGraceMs: 0 });
+    assert.deepEqual(d.updates.map((t) => [t.state, t.events.at(-1)?.type]), [["pending", "evicted"]]);
+    assert.deepEqual(d.alerts, []);
+    const stopping = { ...running, desired: "stop" as const };
+    assert.equal(reconcileReport(report(stopping), viewOf(stopping), 5000, { presumeMissing: false, missingGraceMs: 0 }).updates[0]?.state, "killed");
   });
 });
