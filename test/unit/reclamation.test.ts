@@ -20,7 +20,7 @@ import { AllocationBuilder } from "../../src/manager/primary/allocations.js";
 import { reconcileReport } from "../../src/manager/primary/reconcile.js";
 import { placementRound } from "../../src/manager/primary/round.js";
 import { placeTasks } from "../../src/manager/scheduler/index.js";
-import { freshEstimate, nextEstimate, unusedReservation, type TaskEstimate } from "../../src/manager/usage/estimate.js";
+import { freshEstimate, nextEstimate, unusedReservation, WINDOW_BUCKETS, type TaskEstimate } from "../../src/manager/usage/estimate.js";
 import { mayUseReclaimed, ReservationEstimates } from "../../src/manager/usage/reservations.js";
 import { GiB, makeAllocation, makeNode, makeSpec, makeTasks } from "./scheduler-harness.js";
 
@@ -72,6 +72,13 @@ describe("reservation estimate", () => {
     assertNear(soon.e.reservation.cpu, 1.2);
     const later = feed(soon.e, soon.at, 120, 0.1, 100 * MiB, soon.cpuNs);
     assert.ok(later.e.reservation.cpu < 0.13, `${later.e.reservation.cpu}`);
+  });
+
+  test("holds at most one point per bucket of the window, however often readings come", () => {
+    let e = freshEstimate(request, 1, 0, 0);
+    for (let at = 100; at <= 300_000; at += 100) e = nextEstimate(e, { cpuNs: at * 1e5, memoryBytes: MiB }, request, at, opts);
+    assert.ok(e.points.length <= WINDOW_BUCKETS + 1, `${e.points.length} points`);
+    assertNear(e.reservation.cpu, 0.12);
   });
 
   test("estimates per node: prod tasks lend request − reservation; a new attempt starts over", () => {

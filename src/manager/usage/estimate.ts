@@ -3,7 +3,10 @@
  * needs, worked out from its usage, pure (time passed in).
  *
  * Per dimension (cpu cores, memory bytes), with `peak` the largest reading in
- * the last `windowMs` and `target = peak × (1 + margin)`:
+ * the last `windowMs` and `target = peak × (1 + margin)`. Readings are kept as
+ * the maxima of WINDOW_BUCKETS buckets, so an estimate holds at most that many
+ * points whatever the report interval (a peak may count up to one bucket
+ * longer than the window):
  * - a fresh attempt starts at its request;
  * - above the current estimate the target is taken at once (a task whose use
  *   rises gets it back without delay);
@@ -37,9 +40,12 @@ export interface Reading {
   memoryBytes: number;
 }
 
+/** The largest readings of one bucket of the window, which starts at `at`. */
 interface Point extends Demand {
   at: number;
 }
+
+export const WINDOW_BUCKETS = 30;
 
 export interface TaskEstimate {
   attempt: number;
@@ -49,7 +55,7 @@ export interface TaskEstimate {
   usage?: Demand;
   /** When the reservation was last worked out. */
   at: number;
-  /** Readings inside the window, oldest first. */
+  /** Bucket maxima inside the window, oldest first. */
   readonly points: readonly Point[];
   /** The previous cumulative CPU reading, for the next rate. */
   readonly lastCpu?: { at: number; cpuNs: number };
@@ -68,7 +74,10 @@ export function nextEstimate(prev: TaskEstimate, reading: Reading, request: Reso
   if (last === undefined || now <= last.at) return { ...prev, lastCpu };
   const usage = { cpu: Math.max(0, reading.cpuNs - last.cpuNs) / ((now - last.at) * 1e6), memory: reading.memoryBytes };
   const since = now - opts.windowMs;
-  const points = [...prev.points.filter((p) => p.at > since), { at: now, ...usage }];
+  const points = prev.points.filter((p) => p.at > since);
+  const bucket = points.at(-1);
+  if (bucket !== undefined && now - bucket.at < opts.windowMs / WINDOW_BUCKETS) points[points.length - 1] = { at: bucket.at, cpu: Math.max(bucket.cpu, usage.cpu), memory: Math.max(bucket.memory, usage.memory) };
+  else points.push({ at: now, ...usage });
   let peakCpu = 0;
   let peakMemory = 0;
   for (const p of points) {
