@@ -35,6 +35,8 @@ import { TaskUsers } from "./tasks/task-users.js";
 import { DrainingStops } from "./tasks/drain.js";
 import { TaskRunner } from "./tasks/runner.js";
 import { machineCpuNs, UsageHistory } from "./usage-history.js";
+import { CgroupV1 } from "./driver/cgroup.js";
+import { ReclaimEnforcer } from "./reclaim/enforcer.js";
 
 const CUT_OFF_CHECK_MS = 1000;
 
@@ -71,6 +73,8 @@ export class AgentDaemon {
   private registration!: AgentRegistration;
   private reporter!: Reporter;
   private usage!: UsageHistory;
+  /** Throttles and evicts reclaimed tasks for the others (docs/reclamation.md). */
+  private reclaim!: ReclaimEnforcer;
   private server?: Server;
   private attributes: Record<string, string> = {};
   private readonly startedAt = Date.now();
@@ -143,6 +147,16 @@ export class AgentDaemon {
       log: this.log,
     });
     this.drains = new DrainingStops(this.runner, () => this.naming, this.log);
+    this.reclaim = new ReclaimEnforcer({
+      runner: this.runner,
+      usage: this.usage,
+      cgroup: new CgroupV1(),
+      allocatable: () => measureCapacity(a).allocatable,
+      margin: a.reclamation.margin,
+      evictAfterMs: a.reclamation.evictAfter,
+      stopGraceMs: a.stopGrace,
+      log: this.log.child({ part: "reclaim" }),
+    });
     const zkAuth = zookeeperAuthOf(this.config.cluster);
     this.registration = new AgentRegistration({
       id: this.id,
@@ -272,6 +286,7 @@ export class AgentDaemon {
     for (const t of this.runner.runningUsage()) this.usage.recordTask(t.taskId, t.attempt, now, t.usage, t.startedAt);
     this.usage.recordMachine(now, { cpuNs: machineCpuNs(), memoryBytes: machineLoad(this.dataDir).memoryUsed });
     this.usage.retain(new Set(this.runner.all().map((r) => r.dispatch.taskId)));
+    void this.reclaim.enforce(now).catch((e: unknown) => this.log.warn({ err: e }, "reclamation enforcement failed"));
   }
 
   status() {

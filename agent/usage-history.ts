@@ -51,6 +51,12 @@ export class Ring<T> {
   get size(): number {
     return this.items.length;
   }
+
+  /** The newest item, without copying the ring. */
+  last(): T | undefined {
+    if (this.items.length === 0) return undefined;
+    return this.items[(this.start + this.items.length - 1) % this.items.length];
+  }
 }
 
 interface Series {
@@ -96,6 +102,13 @@ export class UsageHistory {
   task(taskId: string): { attempt: number; samples: UsageSample[] } | undefined {
     const s = this.tasks.get(taskId);
     return s ? { attempt: s.attempt, samples: s.samples.toArray() } : undefined;
+  }
+
+  /** The newest sample of a task's current series (what enforcement reads every interval: no copy). */
+  latestOf(taskId: string): { attempt: number; sample: UsageSample } | undefined {
+    const s = this.tasks.get(taskId);
+    const sample = s?.samples.last();
+    return s && sample ? { attempt: s.attempt, sample } : undefined;
   }
 
   machine(): UsageSample[] {

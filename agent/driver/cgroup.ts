@@ -52,6 +52,16 @@ async function readNumber(path: string): Promise<number | undefined> {
   return Number.isFinite(n) ? n : undefined;
 }
 
+async function writeIfPresent(path: string, value: string): Promise<boolean> {
+  try {
+    await writeFile(path, value);
+    return true;
+  } catch (e) {
+    if (isErrno(e, "ENOENT", "ENODEV")) return false;
+    throw e;
+  }
+}
+
 export class CgroupV1 {
   private memswKnown: boolean | undefined;
 
@@ -172,6 +182,24 @@ export class CgroupV1 {
     ]);
     if (memoryBytes === undefined && cpuNs === undefined && pids === undefined) return undefined;
     return { cpuNs: cpuNs ?? 0, memoryBytes: memoryBytes ?? 0, memoryPeakBytes: memoryPeakBytes ?? 0, pids: pids ?? 0 };
+  }
+
+  /** Lowers (or restores) a running task's CPU quota; false when its cgroup is gone. */
+  async setCpuQuota(name: string, cores: number): Promise<boolean> {
+    return writeIfPresent(join(this.dir("cpu", name), "cpu.cfs_quota_us"), String(cfsQuotaUs(cores)));
+  }
+
+  /** The task's CPU weight against its siblings when the machine is busy (1024 is the kernel's default). */
+  async setCpuShares(name: string, shares: number): Promise<boolean> {
+    return writeIfPresent(join(this.dir("cpu", name), "cpu.shares"), String(shares));
+  }
+
+  /** CFS throttling of the task by its own quota: periods, throttled periods, time throttled (ns). */
+  async cpuStat(name: string): Promise<{ nrPeriods: number; nrThrottled: number; throttledNs: number } | undefined> {
+    const text = await readTrimmed(join(this.dir("cpu", name), "cpu.stat"));
+    if (text === undefined) return undefined;
+    const fields = new Map(text.split("\n").map((line) => line.split(" ") as [string, string]));
+    return { nrPeriods: Number(fields.get("nr_periods") ?? 0), nrThrottled: Number(fields.get("nr_throttled") ?? 0), throttledNs: Number(fields.get("throttled_time") ?? 0) };
   }
 
   /**

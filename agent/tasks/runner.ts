@@ -56,6 +56,8 @@ export interface TaskRecord {
   finalUsage?: { cpuNs?: number; memoryPeakBytes?: number };
   /** An alloc's members, as last read (docs/allocs.md). */
   members?: MemberState[];
+  /** Why this reclaimed attempt was evicted (agent/reclaim/): reported with its exit, which is then no failure. */
+  evicted?: string;
 }
 
 export interface RunnerOptions {
@@ -130,6 +132,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       ...(r.finishedAt ? { finishedAt: r.finishedAt } : {}),
       ...(r.error ? { error: r.error } : {}),
       ...(r.members ? { members: r.members } : {}),
+      ...(r.evicted ? { evicted: r.evicted } : {}),
       ...(this.usage.has(r.dispatch.taskId) && r.state === "running" ? { usage: this.usage.get(r.dispatch.taskId)! } : {}),
       ...(r.state === "exited" && r.finalUsage ? { usage: r.finalUsage } : {}),
     }));
@@ -338,6 +341,14 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
     if (!r.handle) return true;
     await this.driverFor(r.dispatch).stop(r.handle, graceMs);
     return true;
+  }
+
+  /** Stops a reclaimed attempt to give its owners back their reservation; its exit is reported as an eviction. */
+  async evict(taskId: string, attempt: number, why: string, graceMs: number): Promise<boolean> {
+    const r = this.records.get(taskId);
+    if (!r || r.dispatch.attempt !== attempt || r.state === "exited") return false;
+    r.evicted = why;
+    return this.stop(taskId, attempt, graceMs);
   }
 
   /** After an agent restart: re-adopt running tasks and record exits that happened meanwhile. */

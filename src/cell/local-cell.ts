@@ -43,6 +43,8 @@ export interface LocalCellOptions {
   logDir?: string;
   /** Extra YAML appended to every manager config's `manager:` section. */
   managerExtra?: Record<string, unknown>;
+  /** Extra settings merged into every agent config's `agent:` section. */
+  agentExtra?: Record<string, unknown>;
   env?: NodeJS.ProcessEnv;
   /** Agents stop their tasks when they are stopped (torca up's Ctrl-C leaves no orphans). */
   stopTasksOnExit?: boolean;
@@ -299,6 +301,7 @@ export class LocalCell {
         driver: this.o.agentDriver ?? "auto",
         storageDir: join(this.dir, "storage"),
         labels: { cell: "local" },
+        ...(this.o.agentExtra ?? {}),
       },
     };
     const file = join(this.dir, `${a.id}.json`);

@@ -196,6 +196,17 @@ export const ConfigSchema = z
           .strict()
           .default({}),
         schedulerInterval: duration.default("500ms"),
+        /** Batch tasks on capacity reserved but unused by prod tasks (docs/reclamation.md). */
+        reclamation: z
+          .object({
+            /** Off: every task is placed against requests only, and nothing is ever throttled or evicted for its owners. */
+            enabled: z.boolean().default(false),
+            /** The estimate of a task's need is its peak usage over `window` times (1 + margin), at most its request. */
+            margin: z.number().min(0).max(10).default(0.2),
+            window: duration.default("5m"),
+          })
+          .strict()
+          .default({}),
         /** When a node without its ZooKeeper node is declared lost (docs/architecture.md, "Disconnected nodes"). */
         disconnect: z
           .object({
@@ -264,6 +275,16 @@ export const ConfigSchema = z
         labels: z.record(z.string()).default({}),
         portRange: z.tuple([z.number().int().min(1024), z.number().int().max(65535)]).default([20000, 29999]),
         reportInterval: duration.default("5s"),
+        /** How this agent gives prod tasks back what reclaimed tasks borrowed (docs/reclamation.md). */
+        reclamation: z
+          .object({
+            /** Headroom kept for each other task above its current cpu and memory use (a share of that use), as the manager's estimate. */
+            margin: z.number().min(0).max(10).default(0.2),
+            /** A reclaimed task throttled (or short of memory) this long is evicted back to pending. */
+            evictAfter: duration.default("10s"),
+          })
+          .strict()
+          .default({}),
         driver: z.enum(["auto", "lxc", "process"]).default("auto"),
         /** Each running task gets a uid of its own from `uids` (and the same number as its gid); see config/examples/agent.yaml. */
         taskUsers: z.object({ uids: uidRange.default("70000-79999") }).strict().default({}),

@@ -15,6 +15,8 @@ export interface TaskDispatch {
   attempt: number;
   spec: JobSpec;
   packageDigest?: string;
+  /** Placed on reclaimed capacity: the agent may throttle it, then evict it (docs/reclamation.md). */
+  reclaimed?: boolean;
 }
 
 const AllocDispatchSchema = z.object({
@@ -44,6 +46,7 @@ export const TaskDispatchSchema = z
     index: z.number().int().min(0),
     attempt: z.number().int().min(1),
     packageDigest: z.string().regex(/^sha256:[0-9a-f]{64}$/).optional(),
+    reclaimed: z.boolean().optional(),
     spec: z
       .object({
         command: z.array(z.string()),
@@ -87,6 +90,8 @@ export const ReportedTaskSchema = z.object({
   error: z.string().optional(),
   /** An alloc's members (docs/allocs.md). */
   members: z.array(z.object({ name: z.string(), state: z.enum(["starting", "running", "exited"]), exit: ExitInfoSchema.optional() })).optional(),
+  /** The agent evicted this reclaimed attempt to give its owners back their reservation (why): back to pending, not a failure. */
+  evicted: z.string().optional(),
 });
 export type ReportedTask = z.infer<typeof ReportedTaskSchema> & { exit?: ExitInfo };
 

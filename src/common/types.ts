@@ -132,6 +132,8 @@ export interface JobSpec {
   disconnect?: { keepRunning: boolean };
   /** Present only when the file has an `update:` block (with its defaults filled in). */
   update?: UpdatePolicy;
+  /** Batch tasks may run on reclaimed capacity (docs/reclamation.md); absent: the cell's default. */
+  reclaimable?: boolean;
   /**
    * A tree container (docs/allocs.md): the instance runs these member tasks
    * together under one parent cgroup. The job's `resources` are the alloc's,
@@ -263,6 +265,8 @@ export interface TaskInstance {
   canary?: boolean;
   /** An alloc's members (the job has `alloc`): state, exit and OOM of each, as the agent reported them. */
   members?: MemberStatus[];
+  /** The current attempt was placed on reclaimed capacity (docs/reclamation.md): it may be throttled, then evicted back to pending. */
+  reclaimed?: boolean;
 }
 
 export interface Job {

@@ -312,6 +312,7 @@ export class ManagerDaemon {
         missingGraceMs: 10_000,
         stopGraceMs: this.config.agent.stopGrace,
         quotas: term.quotas,
+        reclamation: { enabled: m.reclamation.enabled, margin: m.reclamation.margin, windowMs: m.reclamation.window },
         disconnect: { graceMs: m.disconnect.grace, minNodes: m.disconnect.minNodes, massLossShare: m.disconnect.massLossShare, massLossWindowMs: m.disconnect.massLossWindow },
         zookeeperWritable: () => term.zk.isConnected,
         idempotency: new IdempotencyStore(term.zk, this.config.cluster.root, m.idempotencyTtl, this.log),

@@ -9,7 +9,7 @@ import { parseTaskId, type MemberStatus } from "../../src/common/types.js";
 import { memberRows, memberTable } from "./alloc-members.js";
 
 export type JobSummary = { id: string; type: string; status: string; desired: string; instances: number; priority: number; submittedAt: number; tasks: Record<string, number> };
-export type TaskView = { id: string; state: string; desired: string; attempt: number; nodeId?: string; exit?: { exitCode: number | null; reason: string }; reason?: string; updatedAt: number; startedAt?: number; finishedAt?: number; ports?: Record<string, number>; events: { at: number; type: string; message: string }[]; members?: MemberStatus[] };
+export type TaskView = { id: string; state: string; desired: string; attempt: number; nodeId?: string; exit?: { exitCode: number | null; reason: string }; reason?: string; updatedAt: number; startedAt?: number; finishedAt?: number; ports?: Record<string, number>; events: { at: number; type: string; message: string }[]; reclaimed?: boolean; members?: MemberStatus[] };
 export type JobDetail = JobSummary & { taskList: TaskView[]; packageDigest?: string };
 
 export function registerSubmit(program: Command, ctx: CliContext): void {
@@ -92,7 +92,8 @@ export function registerStatus(program: Command, ctx: CliContext): void {
           `job ${j.id}: ${state(j.status)} (${j.type}, priority ${j.priority}, ${j.instances} instance${j.instances === 1 ? "" : "s"})`,
           table(
             ["task", "state", "node", "attempt", "exit", "updated", "reason"],
-            j.taskList.flatMap((t) => [[t.id, state(t.state), t.nodeId ?? "-", t.attempt, t.exit ? String(t.exit.exitCode ?? t.exit.reason) : "-", ago(t.updatedAt), t.reason ?? ""], ...memberRows(t.members, 7)]),
+            // "(reclaimed)": on capacity lent by prod tasks, given back by throttling, then eviction (docs/reclamation.md).
+            j.taskList.flatMap((t) => [[t.id, state(t.state), t.nodeId ? `${t.nodeId}${t.reclaimed ? " (reclaimed)" : ""}` : "-", t.attempt, t.exit ? String(t.exit.exitCode ?? t.exit.reason) : "-", ago(t.updatedAt), t.reason ?? ""], ...memberRows(t.members, 7)]),
           ),
         ].join("\n"),
       );

@@ -121,7 +121,14 @@ export const JobDetailSchema = JobSummarySchema.extend({
 
 export const KillAnswerSchema = z.object({ id: z.string(), desired: z.enum(["run", "stop"]), status: z.enum(JOB_STATUSES) }).strict();
 
-export const TaskSchema = TaskInstanceSchema;
+const DemandSchema = z.object({ cpu: z.number(), memory: z.number() }).strict();
+export const TaskSchema = TaskInstanceSchema.extend({
+  estimate: z
+    .object({ request: DemandSchema, reservation: DemandSchema, usage: DemandSchema.optional() })
+    .strict()
+    .optional()
+    .describe("a running task's request, reservation estimate and latest use (cpu in cores, memory in bytes; docs/reclamation.md), when the primary has one"),
+});
 
 const ResourcesSchema = z.object({ cpu: z.number(), memory: z.number(), disk: z.number() }).passthrough();
 

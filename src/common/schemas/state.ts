@@ -51,6 +51,7 @@ export const TaskInstanceSchema = z
     healthySince: z.number().optional(),
     canary: z.boolean().optional(),
     members: z.array(z.object({ name: z.string(), state: z.enum(["starting", "running", "exited"]), exit: ExitInfoSchema.optional() }).passthrough()).optional(),
+    reclaimed: z.boolean().optional(),
   })
   .passthrough() satisfies z.ZodType<TaskInstance, z.ZodTypeDef, unknown>;
 

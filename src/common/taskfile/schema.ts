@@ -12,6 +12,7 @@ export const SCHEMA_KEYS = {
     "user", "constraints", "ports", "service", "restart", "schedule", "notify", "placement",
     "disconnect", "update",
     "alloc",
+    "reclaimable",
   ],
   resources: ["cpu", "memory", "disk"],
   constraint: ["attribute", "operator", "value"],

@@ -22,6 +22,7 @@ import { callerOf, requireRole } from "../../http/auth.js";
 import { namespaceOfAlertKey, namespaceOfJobId, requireInNamespace, seesNamespace, type Caller, type Grant } from "../../auth/grants.js";
 import { readJson, readText } from "../../http/body.js";
 import { MEMBER_QUERY, queryFlag, queryValue, TAIL_LINES } from "../../http/query.js";
+import { withEstimate } from "../usage/view.js";
 import { streamEvents } from "./sse.js";
 
 /** What the HTTP layer needs from the running manager; the pieces change on failover. */
@@ -218,7 +219,9 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
   });
 
   r.get("/v1/tasks/:id", read, (ctx) => {
-    ctx.body = findTask(requireStore(v), ctx.params.id!, callerOf(ctx));
+    const store = requireStore(v);
+    const task = findTask(store, ctx.params.id!, callerOf(ctx));
+    ctx.body = withEstimate(task, store.jobs.get(task.jobId), v.primary()?.reservations);
   });
 
   r.get("/v1/tasks/:id/logs", read, async (ctx) => {

@@ -18,6 +18,7 @@ import { overviewPage } from "./pages/overview.js";
 import { remotePage, REMOTE_PAGES } from "./pages/remote.js";
 import { clearSession, pageAuth, safeNext, setSession, tokenAllowsRead, urlWithoutToken } from "./pages/session.js";
 import { fetchUsage, taskPage } from "./pages/task.js";
+import { nodeReservationSection, taskReservationCard } from "./pages/reservations.js";
 import { actionButtons, registerActionRoutes, sessionCaller } from "./pages/actions.js";
 import { windowQuery } from "./pages/task-window.js";
 import { chartsSection, fetchNodeHistory, fetchTaskHistory, METRICS, nodeChart, nodeChartsPath, taskChart, taskChartsPath, type Metric } from "./pages/usage-graphs.js";
@@ -117,7 +118,7 @@ export function pagesRouter(v: ManagerView, tokens: TokenTable): Router {
     if (!n) return notFound(ctx, v, `No node ${ctx.params.id}.`);
     const history = await fetchNodeHistory(v.http, n);
     const charts = chartsSection(history, METRICS.map((m) => ({ path: nodeChartsPath(n, m), svg: nodeChart(n, history, m) })), "node's capacity");
-    render(ctx, v, "node", `Node ${n.id}`, nodePage(store, n, { charts, actions: actionButtons(v, sessionCaller(tokens, ctx), "node", n.id) }));
+    render(ctx, v, "node", `Node ${n.id}`, nodePage(store, n, { charts, actions: actionButtons(v, sessionCaller(tokens, ctx), "node", n.id), reservations: nodeReservationSection(store, n, v.primary()?.reservations) }));
   });
 
   r.get("/jobs", auth, (ctx) => {
@@ -148,7 +149,7 @@ export function pagesRouter(v: ManagerView, tokens: TokenTable): Router {
     const node = t.nodeId ? v.collector()?.node(t.nodeId) : undefined;
     const [usage, history] = await Promise.all([fetchUsage(v.http, node, t), fetchTaskHistory(v.http, node, t)]);
     const charts = chartsSection(history, METRICS.map((m) => ({ path: taskChartsPath(t, m), svg: taskChart(job, t, history, m) })), "task's request");
-    render(ctx, v, "task", `Task ${t.id}`, taskPage(job, t, usage, ctx.query.stream === "stderr" ? "stderr" : "stdout", charts, actionButtons(v, sessionCaller(tokens, ctx), "task", t.id), typeof ctx.query.member === "string" ? ctx.query.member : undefined));
+    render(ctx, v, "task", `Task ${t.id}`, taskPage(job, t, usage, ctx.query.stream === "stderr" ? "stderr" : "stdout", charts, actionButtons(v, sessionCaller(tokens, ctx), "task", t.id), typeof ctx.query.member === "string" ? ctx.query.member : undefined, taskReservationCard(job, t, v.primary()?.reservations)));
   });
 
   // One chart alone, as SVG: the task and node pages re-fetch these every report interval.

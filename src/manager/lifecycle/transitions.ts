@@ -70,7 +70,7 @@ export function nextRun(job: Job, previous: TaskInstance, run: number, now: numb
 export function dispatched(t: TaskInstance, nodeId: string, now: number, jobVersion = 0): TaskInstance {
   const version = (t.version ?? 0) === jobVersion ? {} : { version: jobVersion, versionSince: now };
   return withEvent(
-    { ...t, ...version, state: "dispatched", nodeId, lastNodeId: nodeId, attempt: t.attempt + 1, dispatchedAt: now, stickyNode: undefined, reason: undefined, notBefore: undefined, exit: undefined, healthy: undefined, healthySince: undefined, members: undefined },
+    { ...t, ...version, state: "dispatched", nodeId, lastNodeId: nodeId, attempt: t.attempt + 1, dispatchedAt: now, stickyNode: undefined, reason: undefined, notBefore: undefined, exit: undefined, healthy: undefined, healthySince: undefined, members: undefined, reclaimed: undefined },
     "dispatched",
     `attempt ${t.attempt + 1} on ${nodeId}`,
     now,

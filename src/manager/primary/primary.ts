@@ -15,6 +15,7 @@ import type { RetentionPolicy } from "../retention/decide.js";
 import { Retirer } from "../retention/retirer.js";
 import type { PlacementMetrics, PlacementResult, SmallestChange } from "../scheduler/index.js";
 import { UsageLedger } from "../usage/ledger.js";
+import { ReservationEstimates } from "../usage/reservations.js";
 import { CronFirer } from "./cron-firing.js";
 import { isLive } from "./job-status.js";
 import type { DisconnectRules } from "./disconnect.js";
@@ -56,6 +57,8 @@ export interface PrimaryOptions {
   stopGraceMs: number;
   /** When a node without its ZooKeeper node is declared lost (primary/disconnect.ts). */
   disconnect: DisconnectRules;
+  /** Batch work on capacity prod tasks reserved but do not use (docs/reclamation.md); absent: off. */
+  reclamation?: { enabled: boolean; margin: number; windowMs: number };
   /** False while this primary's ZooKeeper session is not connected: nothing migrates then. */
   zookeeperWritable: () => boolean;
   /** Submissions' Idempotency-Keys (trimmed by the tick). */
@@ -108,6 +111,8 @@ export class Primary {
   private readonly disconnected: DisconnectedNodes;
   /** Per-task usage from the agents' reports (archived with each task; read by pages and estimates). */
   readonly usage = new UsageLedger();
+  /** Reservation estimates of running tasks (usage/estimate.ts), for the pages and reclamation. */
+  readonly reservations: ReservationEstimates;
   readonly retirer: Retirer;
   /** Workflows: their tick phase and the API's submit, kill and resume (undefined without a workflow store). */
   readonly workflows?: WorkflowRunner;
@@ -123,6 +128,7 @@ export class Primary {
   ) {
     this.now = opts.now ?? Date.now;
     this.startedAt = this.now();
+    this.reservations = new ReservationEstimates({ margin: opts.reclamation?.margin ?? 0.2, windowMs: opts.reclamation?.windowMs ?? 300_000 });
     this.queue = new SerialQueue(() => this.fenced, () => this.requestTick());
     this.writer = new TaskWriter(opts.observer ? observedTasks(store, opts.observer) : store, () => this.fenced);
     this.sender = new TaskSender(
@@ -206,6 +212,7 @@ export class Primary {
       ...(opts.observer ? { observeRound: opts.observer.round.bind(opts.observer) } : {}),
       advanceWorkflows: async () => this.workflows?.advance(),
       stepDeployments: () => this.rollouts.run(),
+      ...(opts.reclamation?.enabled ? { reservations: this.reservations } : {}),
     });
     this.cron = new CronFirer({ store, queue: this.queue, writer: this.writer, log, alert, now: this.now, requestTick: () => this.requestTick() });
   }
@@ -458,6 +465,10 @@ export class Primary {
     this.raisePeerCorruptions(report);
     this.disconnected.tracker.reported(report.agentId, this.now());
     this.usage.note(report, this.now());
+    this.reservations.note(report, this.now(), (taskId) => {
+      const ref = parseTaskId(taskId);
+      return ref && this.store.jobs.get(ref.jobId)?.spec.resources;
+    });
     await this.queue.run(async () => {
       const now = this.now();
       const d = reconcileReport(report, this.store, now, { presumeMissing: this.pastReconcileGrace(), missingGraceMs: this.opts.missingGraceMs });

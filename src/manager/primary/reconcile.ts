@@ -8,6 +8,7 @@
 import type { AgentReport } from "../../common/protocol.js";
 import { parseTaskId, type ExitInfo, type Job, type TaskInstance } from "../../common/types.js";
 import { withReportedMembers } from "../lifecycle/members.js";
+import { evicted } from "../lifecycle/evicted.js";
 import { exited, missingFromNode, reportedAlive, type LifecycleAlert } from "../lifecycle/transitions.js";
 
 export interface ReconcileView {
@@ -42,6 +43,10 @@ export function reconcileReport(report: AgentReport, view: ReconcileView, now: n
     seen.add(t.id);
     if (rt.state === "exited") {
       const exit: ExitInfo = rt.exit ?? { exitCode: null, signal: null, oomKilled: false, reason: rt.error ?? "exited" };
+      if (rt.evicted !== undefined && t.desired === "run") {
+        decision.updates.push(evicted(t, rt.evicted, exit, rt.finishedAt, now));
+        continue;
+      }
       const { next, alerts } = exited(t, view.jobs.get(t.jobId), exit, rt.finishedAt, now);
       decision.updates.push(withReportedMembers(next, rt.members, now) ?? next);
       decision.alerts.push(...alerts);

@@ -8,6 +8,13 @@ import type { Job, NodeInfo, TaskInstance } from "../../common/types.js";
 import { dispatched, failedEverywhere, preempted, type LifecycleAlert } from "../lifecycle/transitions.js";
 import { placeTasks, type PlacementMetrics, type TaskToPlace } from "../scheduler/index.js";
 import type { AllocationBuilder } from "./allocations.js";
+import { mayUseReclaimed } from "../usage/reservations.js";
+import type { Demand } from "../usage/estimate.js";
+
+/** With reclamation on: what prod tasks lend per node (ReservationEstimates.reclaimableByNode). */
+export interface RoundReclamation {
+  reclaimable: ReadonlyMap<string, Demand>;
+}
 
 /** The part of the state store a round reads. */
 export interface RoundView {
@@ -32,7 +39,7 @@ export function holdingTasks(view: RoundView): Iterable<TaskInstance>[] {
   return [view.tasksWhere("run", "dispatched"), view.tasksWhere("run", "running"), view.tasksWhere("stop", "dispatched"), view.tasksWhere("stop", "running")];
 }
 
-export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allocations: AllocationBuilder, now: number): RoundDecision {
+export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allocations: AllocationBuilder, now: number, reclamation?: RoundReclamation): RoundDecision {
   const decision: RoundDecision = { writes: [], stops: [], dispatches: [], alerts: [], unplaced: new Map() };
   const due: TaskInstance[] = [];
   const waiting: TaskInstance[] = [];
@@ -60,9 +67,10 @@ export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allo
       ...(job.packageDigest ? { packageDigest: job.packageDigest } : {}),
       ...(t.stickyNode ? { stickyNode: t.stickyNode } : {}),
       ...(t.avoidNodes?.length ? { avoidNodes: t.avoidNodes } : {}),
+      ...(reclamation && mayUseReclaimed(job) ? { reclaimable: true } : {}),
     };
   });
-  const result = placeTasks(input, { nodes, allocations: reserved }, { seed: now & 0xffff });
+  const result = placeTasks(input, { nodes, allocations: reserved, ...(reclamation ? { reclaimable: reclamation.reclaimable } : {}) }, { seed: now & 0xffff });
 
   const holders = new Map<string, TaskInstance>();
   if (result.preemptions.length > 0) for (const group of holdingTasks(view)) for (const t of group) holders.set(t.id, t);
@@ -87,7 +95,8 @@ export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allo
   }
   for (const p of result.placements) {
     const t = byId.get(p.taskId) as TaskInstance;
-    decision.dispatches.push(dispatched(t, p.nodeId, now, view.jobs.get(t.jobId)?.version ?? 0));
+    const next = dispatched(t, p.nodeId, now, view.jobs.get(t.jobId)?.version ?? 0);
+    decision.dispatches.push(p.reclaimed ? { ...next, reclaimed: true } : next);
   }
   return decision;
 }

@@ -8,6 +8,7 @@ import { drainDelayOf } from "../deployment/rollouts.js";
 import type { Retirer } from "../retention/retirer.js";
 import type { LifecycleAlert } from "../lifecycle/transitions.js";
 import { placeTasks, type PlacementMetrics, type PlacementResult, type SmallestChange, type TaskToPlace } from "../scheduler/index.js";
+import type { ReservationEstimates } from "../usage/reservations.js";
 import { AllocationBuilder } from "./allocations.js";
 import { tasksToCreate } from "./expand.js";
 import { JobStatusWriter } from "./job-status.js";
@@ -43,6 +44,8 @@ export interface TickDeps {
   advanceWorkflows: () => Promise<void>;
   /** Steps every live deployment and carries out its actions (deployment/rollouts.ts). */
   stepDeployments: () => Promise<void>;
+  /** With reclamation on: the estimates whose unused reservations batch tasks may be placed on. */
+  reservations?: ReservationEstimates;
 }
 
 /**
@@ -136,7 +139,8 @@ export class Tick {
   private async scheduleAndDispatch(): Promise<void> {
     const { store, collector, sender } = this.d;
     const t0 = performance.now();
-    const round = placementRound(store, collector.nodes(), this.allocations, this.d.now());
+    const lent = this.d.reservations?.reclaimableByNode(store.jobs, store.tasksWhere("run", "running"), this.d.now());
+    const round = placementRound(store, collector.nodes(), this.allocations, this.d.now(), lent ? { reclaimable: lent } : undefined);
     this.d.observeRound?.(round, performance.now() - t0);
     this.unplaced = round.unplaced;
     for (const s of round.stops) sender.stop(s.task, s.why);

@@ -7,6 +7,7 @@
  */
 import { TorcaError } from "../../common/errors.js";
 import type { NodeInfo, Resources } from "../../common/types.js";
+import { reclaimableCapacityOf, type ReclaimableCapacity } from "./reclaim.js";
 import type { Allocation, ClusterSnapshot } from "./types.js";
 
 export const DRIVER_LXC = 1;
@@ -53,6 +54,8 @@ export class ClusterState {
   /** 1 when the node is ready (takes tasks), else 0. */
   readonly ready: Uint8Array;
   readonly readyCount: number;
+  /** Capacity prod tasks reserved but do not use, for classes that may use it; undefined when none is lent. */
+  readonly reclaimable: ReclaimableCapacity | undefined;
   /** Lowest priority among the allocations; a task at or below it can preempt nothing. */
   lowestPriority = Infinity;
   /**
@@ -105,6 +108,7 @@ export class ClusterState {
       }
     }
     this.readyCount = readyCount;
+    this.reclaimable = reclaimableCapacityOf(snapshot, indexById, n);
 
     // The hot part of every call: one pass over all bound allocations. Kept
     // flat (no helper calls, one map lookup) because it runs for every task

@@ -11,6 +11,8 @@ import { findPreemption } from "./preempt.js";
 import { copyMetrics, metricsOf, scoresByName } from "./metrics.js";
 import { ReasonTable, reasonRecord, summarizeReasons } from "./reasons.js";
 import { seededRandom } from "./random.js";
+import { usesReclaimed } from "./reclaim.js";
+import { RESOURCE_EPSILON } from "./checkers/resources.js";
 import { NodeScanner } from "./scan.js";
 import { smallestChanges } from "./smallest-change.js";
 import { type ClassFailure, type TaskClass, TaskClassRegistry } from "./task-class.js";
@@ -77,7 +79,8 @@ export function placeTasks(pending: TaskToPlace[], snapshot: ClusterSnapshot, op
 
   const bind = (task: TaskToPlace, cls: TaskClass, node: number, score: number, scores: Record<string, number>, metrics: PlacementMetrics): void => {
     const nodeInfo = state.nodes[node] as NodeInfo;
-    result.placements.push({ taskId: task.taskId, nodeId: nodeInfo.id, score, scores, metrics });
+    const reclaimed = cls.reclaimable && usesReclaimed(state.freeCpu[node] as number, state.freeMemory[node] as number, cls, RESOURCE_EPSILON);
+    result.placements.push({ taskId: task.taskId, nodeId: nodeInfo.id, score, scores, metrics, ...(reclaimed ? { reclaimed: true as const } : {}) });
     const alloc: Allocation = {
       taskId: task.taskId,
       jobId: task.jobId,

@@ -12,6 +12,7 @@ import { constraints } from "./checkers/constraints.js";
 import { driver } from "./checkers/driver.js";
 import { maxPerNode } from "./checkers/max-per-node.js";
 import { nodeState } from "./checkers/node-state.js";
+import { reclaimedResources } from "./checkers/reclaimed-resources.js";
 import { resources } from "./checkers/resources.js";
 import { staticPorts } from "./checkers/static-ports.js";
 import { stickyRestart } from "./checkers/sticky.js";
@@ -22,7 +23,7 @@ import { packageCached } from "./scorers/package-cached.js";
 import type { TaskClass } from "./task-class.js";
 
 /** Checkers with an index hint come first: the hint decides which nodes the rest ever see. */
-export const CHECKERS: readonly Checker[] = [stickyRestart, nodeState, avoidedNodes, driver, constraints, resources, maxPerNode, staticPorts];
+export const CHECKERS: readonly Checker[] = [stickyRestart, nodeState, avoidedNodes, driver, constraints, resources, reclaimedResources, maxPerNode, staticPorts];
 
 export const SCORERS: readonly Scorer[] = [binpack, spread, jobAntiAffinity, packageCached];
 

@@ -31,6 +31,8 @@ export class TaskClass {
   readonly stickyNode: string | undefined;
   /** Nodes the task failed on too often. */
   readonly avoidNodes: readonly string[];
+  /** May use reclaimed capacity (reclaim.ts). */
+  readonly reclaimable: boolean;
   /** The stack's rules that apply to this class, compiled. */
   readonly chain: ClassChain;
   /** Node index → instances of this job already there (shared by all classes of the job). */
@@ -57,6 +59,7 @@ export class TaskClass {
     this.packageDigest = task.packageDigest;
     this.stickyNode = task.stickyNode;
     this.avoidNodes = task.avoidNodes ?? [];
+    this.reclaimable = task.reclaimable === true;
     this.jobCounts = ctx.state.jobCountsOf(task.jobId);
     this.packageCached = packageCached;
     this.chain = new ClassChain(this, ctx);

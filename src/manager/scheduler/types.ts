@@ -16,6 +16,8 @@ export interface TaskToPlace {
   stickyNode?: string;
   /** Nodes the task must not go to (it failed there too often). */
   avoidNodes?: readonly string[];
+  /** A batch task that may use reclaimed capacity (reclaim.ts); the same for every instance of a job. */
+  reclaimable?: boolean;
 }
 
 /**
@@ -35,6 +37,8 @@ export interface Allocation {
 export interface ClusterSnapshot {
   nodes: readonly NodeInfo[];
   allocations: Allocation[];
+  /** Per node id: cpu and memory prod tasks reserved but are estimated not to use (reclaim.ts). */
+  reclaimable?: ReadonlyMap<string, { cpu: number; memory: number }>;
 }
 
 export interface SchedulerOptions {
@@ -81,6 +85,8 @@ export interface Placement {
   /** Every scorer's value for the chosen node, by scorer name. */
   scores: Record<string, number>;
   metrics: PlacementMetrics;
+  /** The placement uses reclaimed capacity: without it the task would not fit there. */
+  reclaimed?: true;
 }
 
 export interface Unplaced {

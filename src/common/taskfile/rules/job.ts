@@ -151,6 +151,12 @@ function checkJob(c: Checker, value: Record<string, unknown>): JobSpec {
     if (d) spec.disconnect = d;
   }
 
+  const reclaimableV = s.get("reclaimable");
+  if (reclaimableV !== undefined) {
+    if (typeof reclaimableV === "boolean") spec.reclaimable = reclaimableV;
+    else c.add(s.at("reclaimable"), `${describe(reclaimableV)} is not a boolean: use true (batch tasks may run on capacity reserved but unused by prod tasks, docs/reclamation.md) or false`);
+  }
+
   const updateV = s.get("update");
   if (updateV !== undefined) spec.update = checkUpdate(c, updateV, s.at("update"));
 

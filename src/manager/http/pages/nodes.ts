@@ -32,6 +32,8 @@ function kv(pairs: [string, string][]): string {
 export interface NodePageExtras {
   charts?: string;
   actions?: string;
+  /** The reservation estimates of the node's running tasks (reservations.ts). */
+  reservations?: string;
 }
 
 export function nodePage(store: StateStore, n: NodeInfo, extras: NodePageExtras = {}): string {
@@ -66,6 +68,7 @@ ${table(["", "CPU", "Memory", "Disk"], resourceRows.map(([label, x]) => `<tr><th
   });
   return `<h1>Node ${esc(n.id)}</h1>${extras.actions ?? ""}<div class="cards"><div class="card"><h2>Machine</h2>${info}</div><div class="card"><h2>Resources</h2>${resources}</div></div>
 ${extras.charts ? `<h2>Usage over time</h2>${extras.charts}` : ""}
+${extras.reservations ?? ""}
 <h2>Tasks on this node (${here.length})</h2>${table(["Task", "State", "Attempt", "Resources", "Updated"], taskRows)}
 <h2>Attributes (${attrs.length})</h2>${table(["Attribute", "Value"], attrs.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(v)}</td></tr>`))}`;
 }

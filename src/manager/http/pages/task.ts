@@ -45,7 +45,7 @@ export type LogStream = "stdout" | "stderr";
 
 /** `charts`: the usage-over-time section (usage-graphs.ts); `actions`: the buttons (actions.ts). */
 /** `member`: whose logs an alloc's page shows (`?member=`; default its first task). */
-export function taskPage(job: Job, t: TaskInstance, usage: ReportedUsage | string, stream: LogStream, charts = "", actions = "", member?: string): string {
+export function taskPage(job: Job, t: TaskInstance, usage: ReportedUsage | string, stream: LogStream, charts = "", actions = "", member?: string, reservation = ""): string {
   const events = timeline([t]);
   const info = `<div class="card"><h2>State</h2><dl class="kv">
 <dt>State</dt><dd data-f="state">${badge(t.state)}</dd>
@@ -64,7 +64,7 @@ export function taskPage(job: Job, t: TaskInstance, usage: ReportedUsage | strin
   const memberQuery = logMember ? `&member=${esc(encodeURIComponent(logMember))}` : "";
   const logs = `<h2>Log tail (${stream}${logMember ? ` of ${esc(logMember)}` : ""}) <a class="muted" href="?stream=${other}${memberQuery}">show ${other}</a></h2>
 <p class="muted" id="log-status">connecting…</p><pre id="log" data-task="${esc(t.id)}" data-stream="${stream}"${logMember ? ` data-member="${esc(logMember)}"` : ""}></pre>`;
-  return `<h1>Task ${esc(t.id)}</h1>${actions}<div class="cards">${info}<div class="card"><h2>Resource use</h2>${usageSection(usage, job)}</div>${membersCard(job, t, stream)}</div>
+  return `<h1>Task ${esc(t.id)}</h1>${actions}<div class="cards">${info}<div class="card"><h2>Resource use</h2>${usageSection(usage, job)}</div>${membersCard(job, t, stream)}${reservation}</div>
 ${charts ? `<h2>Usage over time</h2>${charts}` : ""}
 ${logs}
 <h2>Events</h2><ol class="timeline" id="timeline">${events.map(timelineItem).join("")}</ol>

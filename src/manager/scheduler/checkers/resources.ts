@@ -10,6 +10,8 @@ export const resources: Checker = {
   static: false,
   preemptible: true,
   forClass(cls, { state, reasons }) {
+    // Classes on reclaimed capacity are checked by reclaimed-resources.ts instead.
+    if (cls.reclaimable && state.reclaimable !== undefined) return undefined;
     const cpuExhausted = reasons.code("cpu exhausted", { checker: this.name, dimension: "cpu" });
     const memoryExhausted = reasons.code("memory exhausted", { checker: this.name, dimension: "memory" });
     const diskExhausted = reasons.code("disk exhausted", { checker: this.name, dimension: "disk" });
