@@ -367,12 +367,15 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     }
     const path = this.p.legacyTask(jobId, index);
     const r = await this.zk.getIfExists(path, this.authoritative ? undefined : this.taskWatcher);
-    const jt = this.jobTasks.get(jobId);
-    if (!jt || chunkExists()) return;
     if (!r) {
-      if (jt.legacy.delete(index)) this.applyRecord(jt, index, undefined);
+      // Deleted by a migration whose chunk this copy has not read yet: the record moved, it is not gone.
+      await this.loadChunk(jobId, chunkOf(index));
+      const jt = this.jobTasks.get(jobId);
+      if (jt && !chunkExists() && jt.legacy.delete(index)) this.applyRecord(jt, index, undefined);
       return;
     }
+    const jt = this.jobTasks.get(jobId);
+    if (!jt || chunkExists()) return;
     const known = jt.legacy.get(index);
     if (known === undefined || r.stat.version > known) {
       jt.legacy.set(index, r.stat.version);
