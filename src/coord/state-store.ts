@@ -9,6 +9,7 @@ import { zpaths, type ZPaths } from "./paths.js";
 import { retryRead } from "./read-retry.js";
 import { chunkOf, chunkRange, decodeChunk, encodeChunk, fitRecord, parseTasksChild } from "./store/chunks.js";
 import { GroupCommitter } from "./store/group-commit.js";
+import { LegacyZnodes } from "./store/legacy-znodes.js";
 import { TaskGroups } from "./store/task-groups.js";
 import { isZkCode, ZK, type Watcher, type ZkSession, type ZkStat } from "./zk.js";
 
@@ -106,13 +107,13 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   private inflight = 0;
   private drainWaiters: (() => void)[] = [];
   private readonly committer = new GroupCommitter<ChunkOp>((key, ops) => this.writeChunk(key, ops), MAX_PARALLEL_WRITES);
-  /** Jobs with per-index znodes whose chunk exists: left for the primary to delete. */
-  private readonly legacyLeft = new Set<string>();
-  private cleaning: Promise<void> | undefined;
+  /** Per-index znodes whose chunk exists: left for the primary to delete. */
+  private readonly legacyLeft: LegacyZnodes;
 
   constructor(private readonly zk: ZkSession, root: string, private readonly log?: Logger) {
     super();
     this.p = zpaths(root);
+    this.legacyLeft = new LegacyZnodes(zk, this.p, (jobId) => this.jobTasks.get(jobId)?.chunks, log);
   }
 
   get jobs(): ReadonlyMap<string, Job> {
@@ -275,7 +276,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     const jt = this.jobTasks.get(id);
     if (jt) for (const i of [...jt.records.keys()]) this.setTaskEntry(jt.records, i, undefined);
     this.jobTasks.delete(id);
-    this.legacyLeft.delete(id);
+    this.legacyLeft.forget(id);
     this.emit("job", undefined, id);
   }
 
@@ -309,7 +310,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     for (const c of children) {
       if (c.kind !== "legacy") continue;
       // A chunk wins over the per-index znodes of its range (left over from a migration cut short).
-      if (present.has(chunkOf(c.index))) this.legacyLeft.add(jobId);
+      if (present.has(chunkOf(c.index))) this.legacyLeft.note(jobId);
       else if (!jt.legacy.has(c.index)) legacy.push(c.index);
     }
     await Promise.all([
@@ -353,7 +354,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     jt.chunks.set(k, { version: r.stat.version, mzxid: r.stat.mzxid });
     const next = new Map(records.map((t) => [t.index, t]));
     for (let i = first; i < end; i++) {
-      if (jt.legacy.delete(i)) this.legacyLeft.add(jobId);
+      if (jt.legacy.delete(i)) this.legacyLeft.note(jobId);
       this.applyRecord(jt, i, next.get(i));
     }
   }
@@ -362,7 +363,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   private async loadLegacy(jobId: string, index: number): Promise<void> {
     const chunkExists = () => this.jobTasks.get(jobId)?.chunks.has(chunkOf(index)) ?? false;
     if (chunkExists()) {
-      this.legacyLeft.add(jobId);
+      this.legacyLeft.note(jobId);
       return;
     }
     const path = this.p.legacyTask(jobId, index);
@@ -501,14 +502,14 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     }
     if (written) jt.chunks.set(k, written);
     else jt.chunks.delete(k);
-    for (let i = first; i < end; i++) if (jt.legacy.delete(i)) this.legacyLeft.add(jobId);
+    for (let i = first; i < end; i++) if (jt.legacy.delete(i)) this.legacyLeft.note(jobId);
     for (const [i, t] of changed) {
       const prev = jt.records.get(i);
       this.setTaskEntry(jt.records, i, t);
       if (t) this.emit("task", t, t.id);
       else if (prev) this.emit("task", undefined, prev.id);
     }
-    this.cleanLegacy();
+    if (this.authoritative) this.legacyLeft.clean();
   }
 
   /**
@@ -545,30 +546,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
       const failed = results.filter((r) => r.status === "rejected").length;
       this.log?.info({ chunks: writes.length, failed }, "task records moved from per-index znodes into chunks");
     }
-    this.cleanLegacy();
-  }
-
-  /** Starts deleting per-index znodes whose chunk exists, unless that is under way. */
-  private cleanLegacy(): void {
-    if (this.cleaning || this.legacyLeft.size === 0 || !this.authoritative) return;
-    this.cleaning = this.deleteLegacy()
-      .catch((e: unknown) => this.log?.warn({ err: e }, "deleting per-index task znodes failed; the next primary deletes them"))
-      .finally(() => {
-        this.cleaning = undefined;
-      });
-  }
-
-  private async deleteLegacy(): Promise<void> {
-    for (const jobId of [...this.legacyLeft]) {
-      this.legacyLeft.delete(jobId);
-      if (!(await this.zk.exists(this.p.tasks(jobId)))) continue;
-      const chunks = this.jobTasks.get(jobId)?.chunks;
-      const stale = (await this.zk.children(this.p.tasks(jobId)))
-        .map(parseTasksChild)
-        .flatMap((c) => (c.kind === "legacy" && chunks?.has(chunkOf(c.index)) ? [c.index] : []));
-      await parallel(stale, MAX_PARALLEL_WRITES, (i) => this.zk.delete(this.p.legacyTask(jobId, i)));
-      if (stale.length > 0) this.log?.info({ job: jobId, znodes: stale.length }, "per-index task znodes deleted (their records are in chunks)");
-    }
+    this.legacyLeft.clean();
   }
 
   /** Re-reads one job unconditionally (after a conflict showed our copy is behind). */
