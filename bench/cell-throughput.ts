@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { parseExposition, total } from "../test/harness/metrics.js";
 import { EventWatcher, lxcUsable, nowMs, round, startBenchCell, type BenchCell } from "./cell-common.js";
 
 /**
@@ -30,12 +31,19 @@ export async function machineSpawnRate(count: number, concurrency: number): Prom
   return count / ((nowMs() - t0) / 1000);
 }
 
+/** ZooKeeper writes (create, set, delete) the manager at `url` has made so far, from its metrics. */
+async function zookeeperWrites(c: BenchCell, url: string): Promise<number> {
+  const { samples } = parseExposition(await c.api.get(`${url}/metrics`).text());
+  return ["create", "set", "delete"].reduce((n, operation) => n + total(samples, "torca_zookeeper_operation_duration_seconds_count", { operation, result: "ok" }), 0);
+}
+
 function jobYaml(name: string, isolation: "process" | "lxc", instances: number): string {
   return `name: ${name}\ntype: batch\nisolation: ${isolation}\ninstances: ${instances}\ncommand: ["/bin/true"]\nresources: { cpu: 1m, memory: 8MiB, disk: 1MiB }\nrestart: { attempts: 0 }\n`;
 }
 
-async function runBatch(c: BenchCell, isolation: "process" | "lxc", instances: number): Promise<{ perS: number; seconds: number; failed: number }> {
+async function runBatch(c: BenchCell, isolation: "process" | "lxc", instances: number): Promise<{ perS: number; seconds: number; failed: number; zkWritesPerTask: number }> {
   const url = await c.primaryUrl();
+  const writesBefore = await zookeeperWrites(c, url);
   const events = new EventWatcher(c.api, url);
   await events.open();
   try {
@@ -58,7 +66,7 @@ async function runBatch(c: BenchCell, isolation: "process" | "lxc", instances: n
     await c.api.post(`${url}/v1/jobs`, { body: jobYaml(id, isolation, instances), headers: { "content-type": "application/yaml" } });
     const t1 = await all;
     const seconds = (t1 - t0) / 1000;
-    return { perS: instances / seconds, seconds, failed };
+    return { perS: instances / seconds, seconds, failed, zkWritesPerTask: ((await zookeeperWrites(c, url)) - writesBefore) / instances };
   } finally {
     events.close();
   }
@@ -77,6 +85,7 @@ export async function benchBatchThroughput(instances = INSTANCES): Promise<Recor
       out[`P3 ${iso} ${instances} tasks completed (tasks/s)`] = round(r.perS);
       out[`P3 ${iso} wall time (s)`] = round(r.seconds, 2);
       out[`P3 ${iso} ratio to machine limit`] = round(r.perS / limit, 2);
+      out[`P3 ${iso} primary ZooKeeper writes per task`] = round(r.zkWritesPerTask, 3);
       if (r.failed) out[`P3 ${iso} failed tasks`] = r.failed;
     }
     if (!lxcUsable()) out["P3 lxc"] = "skipped (needs root and lxc)";

@@ -12,7 +12,10 @@ export function zpaths(root: string) {
     jobs: `${root}/jobs`,
     job: (jobId: string) => `${root}/jobs/${encodeURIComponent(jobId)}`,
     tasks: (jobId: string) => `${root}/jobs/${encodeURIComponent(jobId)}/tasks`,
-    task: (jobId: string, index: number) => `${root}/jobs/${encodeURIComponent(jobId)}/tasks/${index}`,
+    /** Task records `k*TASKS_PER_CHUNK` to `(k+1)*TASKS_PER_CHUNK - 1` of a job, in one znode (store/chunks.ts). */
+    taskChunk: (jobId: string, k: number) => `${root}/jobs/${encodeURIComponent(jobId)}/tasks/c${k}`,
+    /** One task record per znode: the layout before chunks, read, and moved into chunks by the primary, on upgrade (state-store.ts). */
+    legacyTask: (jobId: string, index: number) => `${root}/jobs/${encodeURIComponent(jobId)}/tasks/${index}`,
     packages: `${root}/packages`,
     packageName: (name: string) => `${root}/packages/${name}`,
     packageVersion: (name: string, version: string) => `${root}/packages/${name}/${version}`,

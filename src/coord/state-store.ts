@@ -7,7 +7,11 @@ import { JobSchema, TaskInstanceSchema } from "../common/schemas/state.js";
 import type { DesiredState, Job, TaskInstance, TaskState } from "../common/types.js";
 import { zpaths, type ZPaths } from "./paths.js";
 import { retryRead } from "./read-retry.js";
-import { isZkCode, ZK, type Watcher, type ZkSession } from "./zk.js";
+import { chunkOf, chunkRange, decodeChunk, encodeChunk, fitRecord, parseTasksChild } from "./store/chunks.js";
+import { GroupCommitter } from "./store/group-commit.js";
+import { LegacyZnodes } from "./store/legacy-znodes.js";
+import { TaskGroups } from "./store/task-groups.js";
+import { isZkCode, ZK, type Watcher, type ZkSession, type ZkStat } from "./zk.js";
 
 /**
  * Durable cluster state (jobs and task instances) in ZooKeeper, with an
@@ -20,13 +24,39 @@ import { isZkCode, ZK, type Watcher, type ZkSession } from "./zk.js";
  *   version it last saw, on the very session that holds its election node. A
  *   stale version means someone else wrote: the caller must stop acting.
  *
- * Layout: /jobs/<job> = Job JSON; /jobs/<job>/tasks/<index> = TaskInstance JSON.
+ * Layout: /jobs/<job> = Job JSON; /jobs/<job>/tasks/c<k> = the job's task
+ * records k·64 to k·64+63 as one JSON array (store/chunks.ts). Task writes
+ * are group-committed per chunk (store/group-commit.ts): `putTask` resolves
+ * once a compare-and-set of its chunk carrying it succeeded.
+ *
+ * Upgrade from one znode per task (/jobs/<job>/tasks/<index>): those are
+ * read as well, and the primary, once authoritative, writes each range of
+ * them into its chunk and then deletes them. A chunk, once it exists, wins:
+ * per-index znodes in its range are ignored and deleted, so a primary dying
+ * between the two steps leaves nothing that reads as a second record.
  */
 
 interface Entry<T> {
   value: T;
   version: number;
 }
+
+/** What this copy knows of a chunk znode: its version (for the compare-and-set) and, when read, its last modification. */
+interface ChunkMeta {
+  version: number;
+  mzxid?: number;
+}
+
+/** A job's task records and where each is stored. */
+interface JobTasks {
+  records: Map<number, TaskInstance>;
+  /** Chunks that exist, by k. */
+  chunks: Map<number, ChunkMeta>;
+  /** Records read from per-index znodes (the layout before chunks) whose chunk does not exist: index → znode version. */
+  legacy: Map<number, number>;
+}
+
+type ChunkOp = { put: TaskInstance } | { remove: number } | { rewrite: true };
 
 export interface StateStoreEvents {
   job: [Job | undefined, string];
@@ -58,12 +88,14 @@ export interface StateStore {
 }
 
 const MAX_PARALLEL_LOADS = 200;
+/** Chunk writes in flight at once over all jobs: ZooKeeper handles many writes well in parallel, not thousands. */
+const MAX_PARALLEL_WRITES = 64;
 
 export class ZkStateStore extends EventEmitter<StateStoreEvents> implements StateStore {
   private readonly jobEntries = new Map<string, Entry<Job>>();
-  private readonly taskEntries = new Map<string, Map<number, Entry<TaskInstance>>>();
+  private readonly jobTasks = new Map<string, JobTasks>();
   private readonly jobView = new Map<string, Job>();
-  // Indexes kept with every change of a task entry (setTaskEntry), so that the
+  // Indexes kept with every change of a task record (setTaskEntry), so that the
   // primary's tick and each report touch the tasks concerned, not all of them.
   private readonly byNode = new TaskGroups();
   private readonly byStatus = new TaskGroups();
@@ -74,10 +106,14 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   private needsResync = false;
   private inflight = 0;
   private drainWaiters: (() => void)[] = [];
+  private readonly committer = new GroupCommitter<ChunkOp>((key, ops) => this.writeChunk(key, ops), MAX_PARALLEL_WRITES);
+  /** Per-index znodes whose chunk exists: left for the primary to delete. */
+  private readonly legacyLeft: LegacyZnodes;
 
   constructor(private readonly zk: ZkSession, root: string, private readonly log?: Logger) {
     super();
     this.p = zpaths(root);
+    this.legacyLeft = new LegacyZnodes(zk, this.p, (jobId) => this.jobTasks.get(jobId)?.chunks, log);
   }
 
   get jobs(): ReadonlyMap<string, Job> {
@@ -85,17 +121,17 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   }
 
   tasksOf(jobId: string): TaskInstance[] {
-    const m = this.taskEntries.get(jobId);
-    if (!m) return [];
-    return [...m.values()].map((e) => e.value).sort((a, b) => a.index - b.index);
+    const jt = this.jobTasks.get(jobId);
+    if (!jt) return [];
+    return [...jt.records.values()].sort((a, b) => a.index - b.index);
   }
 
   task(jobId: string, index: number): TaskInstance | undefined {
-    return this.taskEntries.get(jobId)?.get(index)?.value;
+    return this.jobTasks.get(jobId)?.records.get(index);
   }
 
   *allTasks(): Iterable<TaskInstance> {
-    for (const m of this.taskEntries.values()) for (const e of m.values()) yield e.value;
+    for (const jt of this.jobTasks.values()) yield* jt.records.values();
   }
 
   tasksOnNode(nodeId: string): Iterable<TaskInstance> {
@@ -111,30 +147,49 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   }
 
   taskCount(jobId: string): number {
-    return this.taskEntries.get(jobId)?.size ?? 0;
+    return this.jobTasks.get(jobId)?.records.size ?? 0;
   }
 
   taskRevision(jobId: string): number {
     return this.revisions.get(jobId) ?? 0;
   }
 
-  /** The one place task entries change, so the indexes never drift from them. */
-  private setTaskEntry(m: Map<number, Entry<TaskInstance>>, index: number, entry: Entry<TaskInstance> | undefined): void {
-    const prev = m.get(index)?.value;
+  private jobTasksOf(jobId: string): JobTasks {
+    let jt = this.jobTasks.get(jobId);
+    if (!jt) this.jobTasks.set(jobId, (jt = { records: new Map(), chunks: new Map(), legacy: new Map() }));
+    return jt;
+  }
+
+  /** The one place task records change, so the indexes never drift from them. */
+  private setTaskEntry(m: Map<number, TaskInstance>, index: number, t: TaskInstance | undefined): void {
+    const prev = m.get(index);
     if (prev) {
       this.byNode.remove(prev.nodeId, prev);
       this.byStatus.remove(`${prev.desired}:${prev.state}`, prev);
     }
-    const jobId = entry?.value.jobId ?? prev?.jobId;
+    const jobId = t?.jobId ?? prev?.jobId;
     if (jobId !== undefined) this.revisions.set(jobId, ++this.revisionCounter);
-    if (!entry) {
+    if (!t) {
       m.delete(index);
       return;
     }
-    m.set(index, entry);
-    const t = entry.value;
+    m.set(index, t);
     this.byNode.add(t.nodeId, t);
     this.byStatus.add(`${t.desired}:${t.state}`, t);
+  }
+
+  /** Sets (or with undefined removes) one record and tells the listeners, when it differs from the copy's. */
+  private applyRecord(jt: JobTasks, index: number, t: TaskInstance | undefined): void {
+    const prev = jt.records.get(index);
+    if (!t) {
+      if (!prev) return;
+      this.setTaskEntry(jt.records, index, undefined);
+      this.emit("task", undefined, prev.id);
+      return;
+    }
+    if (prev && JSON.stringify(prev) === JSON.stringify(t)) return;
+    this.setTaskEntry(jt.records, index, t);
+    this.emit("task", t, t.id);
   }
 
   /** Loads everything and arms watches. */
@@ -151,7 +206,8 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
 
   /**
    * Called on election: make sure every write that preceded our election has
-   * reached the cache, then stop watching (we are the only writer from now on).
+   * reached the cache, then stop watching (we are the only writer from now on),
+   * and move task records still in per-index znodes into chunks.
    */
   async becomeAuthoritative(): Promise<void> {
     await this.zk.sync(this.p.jobs);
@@ -160,6 +216,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     await this.track(() => this.loadJobList());
     await this.drained();
     this.authoritative = true;
+    await this.migrateLegacy();
   }
 
   /** Runs a (retried) read, counted so `drained()` can wait for it; a read given up on triggers a resync on reconnect. */
@@ -191,13 +248,15 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     return this.authoritative ? undefined : fn;
   }
 
-  /** Re-reads every job and task list (re-arming their watches) after reads were given up. */
+  /** Re-reads every job, task list and chunk (re-arming their watches) after reads were given up. */
   private async resync(): Promise<void> {
     await this.loadJobList();
     for (const id of [...this.jobEntries.keys()]) {
       await this.loadJob(id);
       await this.loadTaskList(id);
-      for (const i of this.taskEntries.get(id)?.keys() ?? []) await this.loadTask(id, i);
+      const jt = this.jobTasks.get(id);
+      for (const k of [...(jt?.chunks.keys() ?? [])]) await this.loadChunk(id, k);
+      for (const i of [...(jt?.legacy.keys() ?? [])]) await this.loadLegacy(id, i);
     }
   }
 
@@ -214,9 +273,10 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   private forgetJob(id: string): void {
     this.jobEntries.delete(id);
     this.jobView.delete(id);
-    const m = this.taskEntries.get(id);
-    if (m) for (const i of [...m.keys()]) this.setTaskEntry(m, i, undefined);
-    this.taskEntries.delete(id);
+    const jt = this.jobTasks.get(id);
+    if (jt) for (const i of [...jt.records.keys()]) this.setTaskEntry(jt.records, i, undefined);
+    this.jobTasks.delete(id);
+    this.legacyLeft.forget(id);
     this.emit("job", undefined, id);
   }
 
@@ -242,39 +302,85 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     // The job node is created a moment before its tasks node: wait for the latter.
     if (!(await this.zk.exists(this.p.tasks(jobId), reload))) return;
     const names = await this.zk.children(this.p.tasks(jobId), this.watchOrNot(() => void this.track(() => this.loadTaskList(jobId))));
-    const m = this.taskEntries.get(jobId) ?? new Map<number, Entry<TaskInstance>>();
-    this.taskEntries.set(jobId, m);
-    const missing = names.map(Number).filter((i) => !m.has(i));
-    await parallel(missing, MAX_PARALLEL_LOADS, (i) => this.track(() => this.loadTask(jobId, i)));
+    const jt = this.jobTasksOf(jobId);
+    const children = names.map(parseTasksChild);
+    const present = new Set(children.flatMap((c) => (c.kind === "chunk" ? [c.k] : [])));
+    const chunks = [...present].filter((k) => !jt.chunks.has(k));
+    const legacy: number[] = [];
+    for (const c of children) {
+      if (c.kind !== "legacy") continue;
+      // A chunk wins over the per-index znodes of its range (left over from a migration cut short).
+      if (present.has(chunkOf(c.index))) this.legacyLeft.note(jobId);
+      else if (!jt.legacy.has(c.index)) legacy.push(c.index);
+    }
+    await Promise.all([
+      parallel(chunks, MAX_PARALLEL_LOADS, (k) => this.track(() => this.loadChunk(jobId, k))),
+      parallel(legacy, MAX_PARALLEL_LOADS, (i) => this.track(() => this.loadLegacy(jobId, i))),
+    ]);
   }
 
   /**
-   * One watcher for every task node, told the path: a closure per watched
-   * task (re-made on each read) was the largest part of a backup's heap with
-   * 100,000 tasks.
+   * One watcher for every chunk and per-index task node, told the path: a
+   * closure per watched node (re-made on each read) was the largest part of a
+   * backup's heap with 100,000 per-index task nodes.
    */
   private readonly taskWatcher: Watcher = (_ev, path) => {
-    const [job, tasks, index] = path.slice(this.p.jobs.length + 1).split("/");
-    if (job === undefined || tasks !== "tasks" || index === undefined) return;
+    const [job, tasks, name] = path.slice(this.p.jobs.length + 1).split("/");
+    if (job === undefined || tasks !== "tasks" || name === undefined) return;
     const jobId = decodeURIComponent(job);
-    void this.track(() => this.loadTask(jobId, Number(index)));
+    const child = parseTasksChild(name);
+    if (child.kind === "chunk") void this.track(() => this.loadChunk(jobId, child.k));
+    else if (child.kind === "legacy") void this.track(() => this.loadLegacy(jobId, child.index));
   };
 
-  private async loadTask(jobId: string, index: number): Promise<void> {
-    const r = await this.zk.getIfExists(this.p.task(jobId, index), this.authoritative ? undefined : this.taskWatcher);
-    const m = this.taskEntries.get(jobId);
-    if (!m) return;
+  private async loadChunk(jobId: string, k: number): Promise<void> {
+    const r = await this.zk.getIfExists(this.p.taskChunk(jobId, k), this.authoritative ? undefined : this.taskWatcher);
+    this.applyChunk(jobId, k, r, false);
+  }
+
+  /** A chunk as read (undefined: it does not exist) into the copy; unless `force`d, only a newer one than the copy's. */
+  private applyChunk(jobId: string, k: number, r: { data: Buffer; stat: ZkStat } | undefined, force: boolean): void {
+    const jt = this.jobTasks.get(jobId);
+    if (!jt) return;
+    const { first, end } = chunkRange(k);
     if (!r) {
-      const gone = m.get(index);
-      this.setTaskEntry(m, index, undefined);
-      if (gone) this.emit("task", undefined, gone.value.id);
+      if (!jt.chunks.delete(k)) return;
+      for (let i = first; i < end; i++) if (!jt.legacy.has(i)) this.applyRecord(jt, i, undefined);
       return;
     }
-    const cur = m.get(index);
-    if (!cur || r.stat.version > cur.version) {
-      const t = readJson(TaskInstanceSchema, r.data, this.p.task(jobId, index));
-      this.setTaskEntry(m, index, { value: t, version: r.stat.version });
-      this.emit("task", t, t.id);
+    const cur = jt.chunks.get(k);
+    if (!force && cur?.mzxid !== undefined && r.stat.mzxid <= cur.mzxid) return;
+    const records = decodeChunk(r.data, k, this.p.taskChunk(jobId, k));
+    jt.chunks.set(k, { version: r.stat.version, mzxid: r.stat.mzxid });
+    const next = new Map(records.map((t) => [t.index, t]));
+    for (let i = first; i < end; i++) {
+      if (jt.legacy.delete(i)) this.legacyLeft.note(jobId);
+      this.applyRecord(jt, i, next.get(i));
+    }
+  }
+
+  /** A task record of the layout before chunks: followed only while its chunk does not exist. */
+  private async loadLegacy(jobId: string, index: number): Promise<void> {
+    const chunkExists = () => this.jobTasks.get(jobId)?.chunks.has(chunkOf(index)) ?? false;
+    if (chunkExists()) {
+      this.legacyLeft.note(jobId);
+      return;
+    }
+    const path = this.p.legacyTask(jobId, index);
+    const r = await this.zk.getIfExists(path, this.authoritative ? undefined : this.taskWatcher);
+    if (!r) {
+      // Deleted by a migration whose chunk this copy has not read yet: the record moved, it is not gone.
+      await this.loadChunk(jobId, chunkOf(index));
+      const jt = this.jobTasks.get(jobId);
+      if (jt && !chunkExists() && jt.legacy.delete(index)) this.applyRecord(jt, index, undefined);
+      return;
+    }
+    const jt = this.jobTasks.get(jobId);
+    if (!jt || chunkExists()) return;
+    const known = jt.legacy.get(index);
+    if (known === undefined || r.stat.version > known) {
+      jt.legacy.set(index, r.stat.version);
+      this.applyRecord(jt, index, readJson(TaskInstanceSchema, r.data, path));
     }
   }
 
@@ -293,13 +399,13 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
       }
       throw e;
     }
-    // The job is durable from here: a missing tasks node is made by the first putTask (createTask).
+    // The job is durable from here: a missing tasks node is made by the first chunk write (createChunk).
     await this.zk.createIfAbsent(this.p.tasks(job.id)).catch((e: unknown) => this.log?.warn({ job: job.id, err: e }, "tasks node not created yet"));
     this.jobEntries.set(job.id, { value: job, version: 0 });
     this.jobView.set(job.id, job);
-    const stale = this.taskEntries.get(job.id);
-    if (stale) for (const i of [...stale.keys()]) this.setTaskEntry(stale, i, undefined);
-    this.taskEntries.set(job.id, new Map());
+    const stale = this.jobTasks.get(job.id);
+    if (stale) for (const i of [...stale.records.keys()]) this.setTaskEntry(stale.records, i, undefined);
+    this.jobTasks.set(job.id, { records: new Map(), chunks: new Map(), legacy: new Map() });
     this.emit("job", job, job.id);
   }
 
@@ -319,11 +425,14 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   }
 
   async deleteJob(jobId: string): Promise<void> {
-    const m = this.taskEntries.get(jobId);
-    if (m) for (const [i, e] of m) await this.zk.delete(this.p.task(jobId, i), e.version);
-    // Tasks created by a previous primary that this copy never saw (none when a deletion cut short already removed the tasks node).
+    const chunks = this.jobTasks.get(jobId)?.chunks;
+    // Every child, chunks and per-index nodes alike, including those of a previous primary this copy never saw (none when a deletion cut short already removed the tasks node).
     const left = (await this.zk.exists(this.p.tasks(jobId))) ? await this.zk.children(this.p.tasks(jobId)) : [];
-    for (const c of left) await this.zk.delete(`${this.p.tasks(jobId)}/${c}`);
+    await parallel(left, MAX_PARALLEL_WRITES, async (name) => {
+      const child = parseTasksChild(name);
+      const version = child.kind === "chunk" ? chunks?.get(child.k)?.version : undefined;
+      await this.zk.delete(`${this.p.tasks(jobId)}/${name}`, version ?? -1);
+    });
     await this.zk.delete(this.p.tasks(jobId));
     const cur = this.jobEntries.get(jobId);
     await this.zk.delete(this.p.job(jobId), cur?.version ?? -1);
@@ -331,49 +440,76 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   }
 
   async deleteTasks(jobId: string, indexes: readonly number[]): Promise<void> {
-    const m = this.taskEntries.get(jobId);
-    for (const i of indexes) {
-      const e = m?.get(i);
-      await this.zk.delete(this.p.task(jobId, i), e?.version ?? -1);
-      if (m && e) {
-        this.setTaskEntry(m, i, undefined);
-        this.emit("task", undefined, e.value.id);
-      }
-    }
+    const jt = this.jobTasks.get(jobId);
+    const known = indexes.filter((i) => jt?.records.has(i));
+    await Promise.all(known.map((i) => this.committer.submit(chunkKey(jobId, chunkOf(i)), { remove: i })));
   }
 
-  async putTask(task: TaskInstance): Promise<void> {
-    let m = this.taskEntries.get(task.jobId);
-    if (!m) {
-      m = new Map();
-      this.taskEntries.set(task.jobId, m);
+  /** Resolves once a write of the task's chunk carrying this record succeeded; ConflictError when the chunk changed under this copy. */
+  putTask(task: TaskInstance): Promise<void> {
+    const fitted = fitRecord(task);
+    if (fitted !== task) this.log?.warn({ task: task.id }, "task record too large for its chunk: long texts cut and oldest events dropped");
+    return this.committer.submit(chunkKey(task.jobId, chunkOf(task.index)), { put: fitted });
+  }
+
+  /**
+   * One write of a chunk (group-committed): the copy's records of its range
+   * with `ops` applied, by compare-and-set against the version last seen;
+   * created when absent, deleted when left empty. The copy changes only once
+   * the write succeeded. Records of the range still read from per-index
+   * znodes go into the chunk too, which from then on wins over those znodes.
+   */
+  private async writeChunk(key: string, ops: readonly ChunkOp[]): Promise<void> {
+    const { jobId, k } = parseChunkKey(key);
+    const jt = this.jobTasksOf(jobId);
+    const { first, end } = chunkRange(k);
+    const next = new Map<number, TaskInstance>();
+    for (let i = first; i < end; i++) {
+      const t = jt.records.get(i);
+      if (t) next.set(i, t);
     }
-    const cur = m.get(task.index);
-    const path = this.p.task(task.jobId, task.index);
-    const data = JSON.stringify(task);
-    if (!cur) {
-      try {
-        await this.createTask(task.jobId, path, data);
-      } catch (e) {
-        if (isZkCode(e, ZK.NODEEXISTS)) {
-          // Our copy missed it (written just before we took over): learn it, let the caller retry.
-          await this.refreshTask(task.jobId, task.index);
-          throw new ConflictError(`task ${task.id} exists in ZooKeeper but not in this copy; reloaded it`, { taskId: task.id });
-        }
-        throw e;
+    const changed = new Map<number, TaskInstance | undefined>();
+    for (const op of ops) {
+      if ("put" in op) {
+        next.set(op.put.index, op.put);
+        changed.set(op.put.index, op.put);
+      } else if ("remove" in op) {
+        next.delete(op.remove);
+        changed.set(op.remove, undefined);
       }
-      this.setTaskEntry(m, task.index, { value: task, version: 0 });
-    } else {
-      let stat;
-      try {
-        stat = await this.casSet(path, data, cur.version);
-      } catch (e) {
-        if (e instanceof ConflictError) await this.refreshTask(task.jobId, task.index);
-        throw e;
-      }
-      this.setTaskEntry(m, task.index, { value: task, version: stat.version });
     }
-    this.emit("task", task, task.id);
+    const path = this.p.taskChunk(jobId, k);
+    const meta = jt.chunks.get(k);
+    let written: ChunkMeta | undefined;
+    try {
+      if (next.size === 0) {
+        if (meta) await this.casDelete(path, meta.version);
+      } else if (!meta) {
+        await this.createChunk(jobId, path, encodeChunk(next.values(), path));
+        written = { version: 0 };
+      } else {
+        const stat = await this.casSet(path, encodeChunk(next.values(), path), meta.version);
+        written = { version: stat.version, mzxid: stat.mzxid };
+      }
+    } catch (e) {
+      if (isZkCode(e, ZK.NODEEXISTS)) {
+        // Our copy missed it (written just before we took over): learn it, let the caller retry.
+        await this.refreshChunk(jobId, k);
+        throw new ConflictError(`${path} exists in ZooKeeper but not in this copy; reloaded it`, { path });
+      }
+      if (e instanceof ConflictError) await this.refreshChunk(jobId, k);
+      throw e;
+    }
+    if (written) jt.chunks.set(k, written);
+    else jt.chunks.delete(k);
+    for (let i = first; i < end; i++) if (jt.legacy.delete(i)) this.legacyLeft.note(jobId);
+    for (const [i, t] of changed) {
+      const prev = jt.records.get(i);
+      this.setTaskEntry(jt.records, i, t);
+      if (t) this.emit("task", t, t.id);
+      else if (prev) this.emit("task", undefined, prev.id);
+    }
+    if (this.authoritative) this.legacyLeft.clean();
   }
 
   /**
@@ -381,7 +517,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
    * the job without the latter (the two creates are not one transaction): make
    * it here, or the job's tasks could never be written.
    */
-  private async createTask(jobId: string, path: string, data: string): Promise<void> {
+  private async createChunk(jobId: string, path: string, data: string): Promise<void> {
     try {
       await this.zk.create(path, data);
     } catch (e) {
@@ -390,6 +526,27 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
       this.log?.warn({ job: jobId }, "job had no tasks node (its creation was cut short); created it");
       await this.zk.create(path, data);
     }
+  }
+
+  // ---- upgrade from one znode per task ----
+
+  /**
+   * Writes every range of records still read from per-index znodes into its
+   * chunk, then deletes those znodes in the background (a chunk wins over
+   * them, so they are harmless meanwhile). A range that fails stays readable
+   * where it is and moves with the next write of its chunk.
+   */
+  private async migrateLegacy(): Promise<void> {
+    const writes: Promise<void>[] = [];
+    for (const [jobId, jt] of this.jobTasks) {
+      for (const k of new Set([...jt.legacy.keys()].map(chunkOf))) writes.push(this.committer.submit(chunkKey(jobId, k), { rewrite: true }));
+    }
+    if (writes.length > 0) {
+      const results = await Promise.allSettled(writes);
+      const failed = results.filter((r) => r.status === "rejected").length;
+      this.log?.info({ chunks: writes.length, failed }, "task records moved from per-index znodes into chunks");
+    }
+    this.legacyLeft.clean();
   }
 
   /** Re-reads one job unconditionally (after a conflict showed our copy is behind). */
@@ -403,57 +560,42 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     this.emit("job", job, jobId);
   }
 
-  /** Re-reads one task unconditionally (after a conflict showed our copy is behind). */
-  private async refreshTask(jobId: string, index: number): Promise<void> {
-    const r = await this.zk.getIfExists(this.p.task(jobId, index));
-    if (!r) return;
-    let m = this.taskEntries.get(jobId);
-    if (!m) {
-      m = new Map();
-      this.taskEntries.set(jobId, m);
-    }
-    const t = readJson(TaskInstanceSchema, r.data, this.p.task(jobId, index));
-    this.setTaskEntry(m, index, { value: t, version: r.stat.version });
-    this.log?.warn({ task: t.id, version: r.stat.version }, "task copy was behind ZooKeeper; reloaded");
-    this.emit("task", t, t.id);
+  /** Re-reads one chunk unconditionally (after a conflict showed our copy is behind). */
+  private async refreshChunk(jobId: string, k: number): Promise<void> {
+    const r = await this.zk.getIfExists(this.p.taskChunk(jobId, k));
+    this.jobTasksOf(jobId);
+    this.applyChunk(jobId, k, r, true);
+    this.log?.warn({ job: jobId, chunk: k, version: r?.stat.version }, "task chunk copy was behind ZooKeeper; reloaded");
   }
 
   private async casSet(path: string, data: string, version: number) {
     try {
       return await this.zk.set(path, data, version);
     } catch (e) {
-      if (e instanceof CoordinationError && e.zkCode === ZK.BADVERSION) {
-        throw new ConflictError(`${path} changed since this copy read it`, { path });
-      }
-      throw e;
+      throw asConflict(e, path);
+    }
+  }
+
+  private async casDelete(path: string, version: number): Promise<void> {
+    try {
+      await this.zk.delete(path, version);
+    } catch (e) {
+      throw asConflict(e, path);
     }
   }
 }
 
-/** Tasks grouped by a key (a node, a desired/recorded state), each group by task id. */
-class TaskGroups {
-  private readonly groups = new Map<string, Map<string, TaskInstance>>();
+function asConflict(e: unknown, path: string): unknown {
+  if (e instanceof CoordinationError && e.zkCode === ZK.BADVERSION) return new ConflictError(`${path} changed since this copy read it`, { path });
+  return e;
+}
 
-  add(key: string | undefined, t: TaskInstance): void {
-    if (key === undefined) return;
-    let g = this.groups.get(key);
-    if (!g) this.groups.set(key, (g = new Map()));
-    g.set(t.id, t);
-  }
+/** The group committer's key of a chunk: k first, as a job id may hold any character. */
+function chunkKey(jobId: string, k: number): string {
+  return `${k}/${jobId}`;
+}
 
-  remove(key: string | undefined, t: TaskInstance): void {
-    if (key === undefined) return;
-    const g = this.groups.get(key);
-    if (g?.get(t.id) !== t) return;
-    g.delete(t.id);
-    if (g.size === 0) this.groups.delete(key);
-  }
-
-  get(key: string): Iterable<TaskInstance> {
-    return this.groups.get(key)?.values() ?? [];
-  }
-
-  keys(): Iterable<string> {
-    return this.groups.keys();
-  }
+function parseChunkKey(key: string): { jobId: string; k: number } {
+  const slash = key.indexOf("/");
+  return { k: Number(key.slice(0, slash)), jobId: key.slice(slash + 1) };
 }

@@ -10,7 +10,7 @@ export async function zookeeperFigures(port: number): Promise<{ znodes: number; 
   return { znodes: n("znode_count"), dataBytes: n("approximate_data_size") };
 }
 
-/** What ZooKeeper itself holds under the cell's jobs: job ids and the task znodes under them (read with the cell's credential: the znodes have ACLs). */
+/** What ZooKeeper itself holds under the cell's jobs: job ids and the task znodes (chunks of records) under them (read with the cell's credential: the znodes have ACLs). */
 export async function jobsInZooKeeper(connect: string, auth: ZkAuth | undefined, root = "/torca"): Promise<{ jobs: string[]; tasks: number }> {
   const zk = await ZkSession.connect({ connect, sessionTimeoutMs: 4000, ...(auth ? { auth } : {}) });
   try {

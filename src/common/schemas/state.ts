@@ -3,7 +3,7 @@ import { DEPLOYMENT_STATUSES, JOB_STATUSES, type Job, type JobSpec, type TaskIns
 
 /**
  * Schemas of the cell state stored in ZooKeeper: jobs at `<root>/jobs/<id>`
- * and task instances at `<root>/jobs/<id>/tasks/<index>`. Unknown fields are
+ * and task instances in chunks at `<root>/jobs/<id>/tasks/c<k>`. Unknown fields are
  * kept (passthrough), so a copy that rewrites a record never drops what a
  * newer writer added.
  */

@@ -1,46 +1,48 @@
 import { TorcaError } from "../../common/errors.js";
 import type { TaskInstance } from "../../common/types.js";
 
-/** Writes in flight at once: ZooKeeper handles many small writes well in parallel, not thousands. */
-export const WRITE_PARALLELISM = 64;
-
 export interface TaskStore {
+  /** Resolves once the record is durable; the store commits the records of one chunk together (coord/store/group-commit.ts). */
   putTask(task: TaskInstance): Promise<void>;
 }
 
-/** Task records to ZooKeeper, in chunks; a fenced primary writes nothing. */
+/** Task records to ZooKeeper; a fenced primary writes nothing. */
 export class TaskWriter {
   constructor(
     private readonly store: TaskStore,
     private readonly isFenced: () => boolean,
   ) {}
 
+  /** All records handed to the store at once, so it can commit each chunk's share in one write. */
   async put(tasks: readonly TaskInstance[]): Promise<void> {
     if (tasks.length === 0) return;
     if (this.isFenced()) throw new TorcaError("not_primary", "fenced", { status: 503 });
-    for (let i = 0; i < tasks.length; i += WRITE_PARALLELISM) {
-      await Promise.all(tasks.slice(i, i + WRITE_PARALLELISM).map((t) => this.store.putTask(t)));
-    }
+    await Promise.all(tasks.map((t) => this.store.putTask(t)));
   }
 
   /**
-   * Writes dispatched records chunk by chunk and hands each to `send` once it
-   * is durable: agents start on the first tasks while the rest are still
-   * being written. A failed write holds back only its own task (the others of
-   * its chunk are recorded as dispatched and would otherwise wait out the
-   * missing-task grace); the first failure is rethrown at the end.
+   * Writes dispatched records and hands each to `send` once it is durable,
+   * that is as soon as the write of its chunk lands: agents start on the
+   * first tasks while the rest are still being written. A failed write holds
+   * back only its own tasks (the others are recorded as dispatched and would
+   * otherwise wait out the missing-task grace); the first failure is rethrown
+   * at the end. A primary fenced meanwhile sends nothing more.
    */
   async putThenSend(tasks: readonly TaskInstance[], send: (t: TaskInstance) => void): Promise<void> {
+    if (tasks.length === 0 || this.isFenced()) return;
     let firstError: unknown;
-    for (let i = 0; i < tasks.length; i += WRITE_PARALLELISM) {
-      if (this.isFenced()) break;
-      const chunk = tasks.slice(i, i + WRITE_PARALLELISM);
-      const results = await Promise.allSettled(chunk.map((t) => this.store.putTask(t)));
-      results.forEach((r, k) => {
-        if (r.status === "rejected") firstError ??= r.reason;
-        else send(chunk[k] as TaskInstance);
-      });
-    }
+    await Promise.all(
+      tasks.map((t) =>
+        this.store.putTask(t).then(
+          () => {
+            if (!this.isFenced()) send(t);
+          },
+          (e: unknown) => {
+            firstError ??= e;
+          },
+        ),
+      ),
+    );
     if (firstError) throw firstError;
   }
 }

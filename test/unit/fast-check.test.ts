@@ -1,0 +1,88 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { isDeepStrictEqual } from "node:util";
+import { z } from "zod";
+import { TaskInstanceSchema } from "../../src/common/schemas/state.js";
+import { compileCheck } from "../../src/coord/store/fast-check.js";
+
+/*
+ * The compiled check must accept exactly the values its zod schema accepts
+ * and would return unchanged: a record it passes is trusted as parsed.
+ */
+
+const record = {
+  id: "web/3",
+  jobId: "web",
+  index: 3,
+  run: 0,
+  desired: "run",
+  state: "running",
+  attempt: 1,
+  restartsOnNode: 0,
+  migrations: 0,
+  nodeId: "n1",
+  ports: { http: 20001 },
+  exit: { exitCode: null, signal: "SIGKILL", oomKilled: true, reason: "oom", extra: 1 },
+  usage: { cpuSeconds: 1, memoryByteSeconds: 2, peakMemoryBytes: 3, wallSeconds: 4 },
+  createdAt: 1,
+  updatedAt: 2,
+  events: [{ at: 1, type: "created", message: "created", by: "someone" }],
+  addedByANewerWriter: { any: "thing" },
+};
+
+/** One change to the record per case: field path and new value (undefined deletes). */
+const mutations: [string[], unknown][] = [
+  [["index"], -1],
+  [["index"], 1.5],
+  [["index"], "3"],
+  [["id"], ""],
+  [["state"], "sleeping"],
+  [["desired"], undefined],
+  [["nodeId"], undefined],
+  [["nodeId"], 7],
+  [["ports", "http"], 1.5],
+  [["ports"], []],
+  [["exit", "exitCode"], 0],
+  [["exit", "exitCode"], "0"],
+  [["exit", "oomKilled"], "yes"],
+  [["usage", "wallSeconds"], undefined],
+  [["usage", "unknownKey"], 1],
+  [["events"], {}],
+  [["events", "0", "at"], null],
+  [["events", "0", "message"], undefined],
+  [["healthy"], false],
+  [["healthy"], 0],
+  [["version"], -1],
+  [["createdAt"], Number.NaN],
+];
+
+function mutated(path: string[], value: unknown): unknown {
+  const copy = structuredClone(record) as Record<string, unknown>;
+  let at: Record<string, unknown> = copy;
+  for (const key of path.slice(0, -1)) at = at[key] as Record<string, unknown>;
+  const last = path.at(-1) as string;
+  if (value === undefined) delete at[last];
+  else at[last] = value;
+  return copy;
+}
+
+describe("compiled schema checks", () => {
+  const check = compileCheck(TaskInstanceSchema);
+
+  test("the task record schema compiles", () => assert.ok(check));
+
+  test("accept exactly what zod accepts unchanged, for a record and each single change to it", () => {
+    for (const [path, value] of [[[], undefined] as [string[], unknown], ...mutations]) {
+      const v = path.length ? mutated(path, value) : record;
+      const parsed = TaskInstanceSchema.safeParse(v);
+      const unchanged = parsed.success && isDeepStrictEqual(parsed.data, v);
+      assert.equal(check?.(v), unchanged, `${path.join(".") || "the record"} = ${JSON.stringify(value)}`);
+    }
+  });
+
+  test("a schema with rules it does not know is not compiled", () => {
+    assert.equal(compileCheck(z.object({ at: z.string().email() })), undefined);
+    assert.equal(compileCheck(z.object({ n: z.number().refine((n) => n > 1) })), undefined);
+    assert.equal(compileCheck(z.object({ d: z.date() })), undefined);
+  });
+});
