@@ -3,7 +3,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "./errors.js";
-import { ALERT_KINDS } from "./types.js";
+import { ALERT_KINDS, PLACEMENT_STRATEGIES } from "./types.js";
 import { ROLES, type Role } from "../auth/grants.js";
 import { parseCpu, parseDuration, parseSize } from "./units.js";
 
@@ -196,6 +196,8 @@ export const ConfigSchema = z
           .strict()
           .default({}),
         schedulerInterval: duration.default("500ms"),
+        /** The placement strategy of jobs whose task file names none (docs/scheduler.md). */
+        placementStrategy: z.enum(PLACEMENT_STRATEGIES).default("binpack"),
         /** When a node without its ZooKeeper node is declared lost (docs/architecture.md, "Disconnected nodes"). */
         disconnect: z
           .object({

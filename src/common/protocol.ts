@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ValidationError } from "./errors.js";
-import type { ExitInfo, JobSpec } from "./types.js";
+import type { DeviceAssignment, ExitInfo, JobSpec } from "./types.js";
 
 /**
  * The manager ⇄ agent wire protocol. Both sides validate bodies with these
@@ -15,7 +15,21 @@ export interface TaskDispatch {
   attempt: number;
   spec: JobSpec;
   packageDigest?: string;
+  /** The device instances the scheduler gave this attempt (the spec's `resources.devices`, made concrete). */
+  devices?: DeviceAssignment[];
 }
+
+/** Device instances by name, as dispatches and task records carry them. */
+export const DeviceAssignmentSchema = z.object({ name: z.string().min(1).max(200), ids: z.array(z.string().min(1).max(200)).max(64) }).strict();
+
+/** The devices of one kind a node offers (agent ad). */
+export const NodeDeviceGroupSchema = z
+  .object({
+    name: z.string().min(1).max(200),
+    shareable: z.boolean(),
+    instances: z.array(z.object({ id: z.string().min(1).max(200), attributes: z.record(z.string()) }).strict()).max(1024),
+  })
+  .strict();
 
 /**
  * A dispatch as agents (real and simulated) check it. The job spec inside was
@@ -30,6 +44,7 @@ export const TaskDispatchSchema = z
     index: z.number().int().min(0),
     attempt: z.number().int().min(1),
     packageDigest: z.string().regex(/^sha256:[0-9a-f]{64}$/).optional(),
+    devices: z.array(DeviceAssignmentSchema).max(64).optional(),
     spec: z
       .object({
         command: z.array(z.string()).min(1),
@@ -100,6 +115,8 @@ export const AgentAdSchema = z.object({
   cachedPackages: z.array(z.string()).default([]),
   /** Digests whose blobs this agent serves to its peers at `GET {url}/v1/blobs/:digest`. */
   blobs: z.array(z.string()).optional(),
+  /** Devices the agent offers (agent/devices/); absent on agents without any. */
+  devices: z.array(NodeDeviceGroupSchema).max(64).optional(),
   load: z.object({ cpu1m: z.number(), memoryUsed: z.number(), diskFree: z.number() }).optional(),
   startedAt: z.number(),
 });

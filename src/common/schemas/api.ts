@@ -2,6 +2,7 @@ import { z } from "zod";
 import { AuditEntrySchema } from "../../auth/audit.js";
 import { StoredTokenSchema } from "../../auth/token-store.js";
 import { FINISHED_STATUSES } from "../../history/record.js";
+import { DeviceAssignmentSchema } from "../protocol.js";
 import { JOB_STATUSES } from "../types.js";
 import { JobSchema, TaskInstanceSchema } from "./state.js";
 
@@ -77,7 +78,9 @@ const PlacementMetricsSchema = z
 export const PlanAnswerSchema = z
   .object({
     placeable: z.boolean(),
-    placements: z.array(z.object({ taskId: z.string(), nodeId: z.string(), score: z.number(), scores: z.record(z.number()), metrics: PlacementMetricsSchema }).strict()),
+    placements: z.array(
+      z.object({ taskId: z.string(), nodeId: z.string(), score: z.number(), scores: z.record(z.number()), metrics: PlacementMetricsSchema, devices: z.array(DeviceAssignmentSchema).optional().describe("device instances the task would get") }).strict(),
+    ),
     unplaced: z.array(
       z
         .object({

@@ -12,7 +12,8 @@ export const SCHEMA_KEYS = {
     "user", "constraints", "ports", "service", "restart", "schedule", "notify", "placement",
     "disconnect", "update",
   ],
-  resources: ["cpu", "memory", "disk"],
+  resources: ["cpu", "memory", "disk", "devices"],
+  device: ["name", "count", "constraints"],
   constraint: ["attribute", "operator", "value"],
   port: ["name", "static", "check"],
   check: ["type", "path", "interval", "timeout", "failures"],
@@ -32,7 +33,8 @@ export const TASKFILE_DEFAULTS = {
   restart: { attempts: 3, delayMs: 1000, backoff: 2, maxDelayMs: 60_000 } satisfies RestartPolicy,
   check: { path: "/", intervalMs: 5000, timeoutMs: 1000, failures: 3 },
   notifyOn: ["failed", "lost"] as AlertOn[],
-  placement: { strategy: "binpack" } satisfies PlacementPolicy,
+  /** No strategy: the cell's `manager.placementStrategy` decides (binpack unless configured). */
+  placement: {} satisfies PlacementPolicy,
   update: {
     maxParallel: 1,
     maxSurge: 0,
@@ -62,5 +64,7 @@ export const LIMITS = {
   /** Issues reported for one file; past this, a count. Keeps answers and the work of building them small. */
   maxIssues: 100,
   maxServiceName: 253,
+  /** Instances of one device a task may ask for. */
+  maxDeviceCount: 64,
 };
 
