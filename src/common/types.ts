@@ -93,6 +93,9 @@ export interface PlacementPolicy {
   maxPerNode?: number;
 }
 
+/** A device name, vendor/type: lowercase letters, digits, ".", "_" and "-" on each side of one "/". */
+export const DEVICE_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}\/[a-z0-9][a-z0-9._-]{0,62}$/;
+
 /** One `resources.devices` entry: `count` instances of the device `name` whose attributes meet `constraints`. */
 export interface DeviceRequest {
   /** vendor/type, e.g. nvidia/gpu. */

@@ -1,13 +1,10 @@
 /** `resources.devices:` device instances a task needs (GPUs and the like), each by name, count and constraints on the instance's attributes. */
-import type { DeviceRequest } from "../../types.js";
+import { DEVICE_NAME_RE, type DeviceRequest } from "../../types.js";
 import type { Checker } from "../checks.js";
 import { describe } from "../describe.js";
 import type { Path } from "../issues.js";
 import { LIMITS, SCHEMA_KEYS } from "../schema.js";
 import { checkConstraints } from "./constraints.js";
-
-/** vendor/type, as agents name what they offer: lowercase letters, digits, ".", "_" and "-" on each side of one "/". */
-export const DEVICE_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}\/[a-z0-9][a-z0-9._-]{0,62}$/;
 
 export function checkDevices(c: Checker, v: unknown, path: Path): DeviceRequest[] {
   const items = c.list(v, path, "[{ name: nvidia/gpu, count: 1 }]");
