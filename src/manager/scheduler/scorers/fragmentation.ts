@@ -4,13 +4,21 @@
  *
  * The workload M is the distribution of task shapes (cpu, memory, devices by
  * name) over the tasks of this call and every task bound to a node: what is
- * waiting and what the cell typically runs. For a node with free vector f and
- * a shape m, the capacity stranded for m is what m can never use there:
- *   k = how many copies of m fit in f (0 when one does not),
+ * waiting and what the cell typically runs (the MAX_SHAPES most common). For
+ * a node with free vector f and a shape m, the capacity stranded for m is
+ * what tasks of that shape cannot use there:
+ *   k = min_d f_d / m_d, the copies of m the free capacity holds, counted
+ *       fluidly (not rounded down),
  *   stranded(f, m) = Σ_d (f_d − k·m_d) / unit_d
  * (a dimension m does not ask for is entirely stranded for it). The node's
  * expected fragmentation is F(f) = Σ_m p_m · stranded(f, m), and a placement
  * of task t is scored by how much it grows: Δ = F(f − t) − F(f).
+ *
+ * FGD counts whole copies (k rounded down, all of f stranded when m does not
+ * fit). On the fragmentation bench (bench/fragmentation.ts) the fluid count
+ * strands far less: rounding makes many placements on roomy nodes tie at "no
+ * change", and a tie goes to the smallest node id rather than to the node
+ * whose free shape suits the workload.
  *
  * Δ ≥ −size(t), equal exactly when every shape fits as many copies as before
  * (t took only capacity no typical task could use). With y = Δ/size(t) + 1 ≥ 0
@@ -106,9 +114,9 @@ function expectedStranded(w: Workload, free: Float64Array): number {
     let copies = Infinity;
     for (let d = 0; d < dims; d++) {
       const want = w.demand[m * dims + d] as number;
-      if (want > 0) copies = Math.min(copies, Math.floor(((free[d] as number) + 1e-9) / want));
+      if (want > 0) copies = Math.min(copies, (free[d] as number) / want);
     }
-    if (copies === Infinity || copies < 0) copies = 0;
+    if (copies === Infinity) copies = 0;
     let stranded = 0;
     for (let d = 0; d < dims; d++) stranded += Math.max(0, (free[d] as number) - copies * (w.demand[m * dims + d] as number)) / (w.unit[d] as number);
     expected += (w.weight[m] as number) * stranded;
