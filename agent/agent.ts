@@ -18,6 +18,7 @@ import { serveUpgrades } from "../src/http/upgrade.js";
 import { execRoute } from "./http/exec.js";
 import type { Driver } from "./driver/driver.js";
 import { isCutOff, tasksToStopWhenCutOff } from "./cut-off.js";
+import { AgentDevices } from "./devices/devices.js";
 import { detectDrivers } from "./drivers.js";
 import { EpochFence } from "./epoch-fence.js";
 import { agentRouter } from "./http/api.js";
@@ -77,6 +78,7 @@ export class AgentDaemon {
   private reclaim!: ReclaimEnforcer;
   private server?: Server;
   private attributes: Record<string, string> = {};
+  private devices!: AgentDevices;
   private readonly startedAt = Date.now();
   private rotator?: LogRotator;
   /** Last contact with ZooKeeper and with a manager: cut off from both past the grace, tasks stop (checkCutOff). */
@@ -114,6 +116,7 @@ export class AgentDaemon {
     const found = await detectDrivers(a, this.id, this.log);
     this.drivers = found.drivers;
     Object.assign(this.attributes, found.attributes);
+    this.devices = await AgentDevices.detect(a.devices);
     const managerUrls = (): string[] => (this.registration.leader ? [this.registration.leader.url] : []);
     const peers = a.packagePeers;
     this.cache = new PackageCache({
@@ -144,6 +147,7 @@ export class AgentDaemon {
       cache: this.cache,
       ports: new PortAllocator(a.portRange, host === "0.0.0.0" ? "0.0.0.0" : host),
       users: new TaskUsers({ ...a.taskUsers, allowRootTasks: a.allowRootTasks, nodeId: this.id }),
+      devices: this.devices,
       log: this.log,
     });
     this.drains = new DrainingStops(this.runner, () => this.naming, this.log);
@@ -320,6 +324,7 @@ export class AgentDaemon {
       drivers: { lxc: Boolean(this.drivers.lxc), process: true },
       cachedPackages: (await this.cache.list()).map(String),
       ...(this.blobServer ? { blobs: (await this.cache.blobs()).map(String) } : {}),
+      ...(this.devices.ad().length > 0 ? { devices: this.devices.ad() } : {}),
       load: machineLoad(this.dataDir),
       startedAt: this.startedAt,
     };

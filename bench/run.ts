@@ -7,6 +7,7 @@ import { benchAgentLoss, benchTakeover } from "./cell-failover.js";
 import { benchSubmitToRunning } from "./cell-latency.js";
 import { benchBatchThroughput } from "./cell-throughput.js";
 import { benchDriverStart } from "./driver-start.js";
+import { benchFragmentation } from "./fragmentation.js";
 import { benchHistoryArchive } from "./history-archive.js";
 import { benchHostileInput } from "./hostile-input.js";
 import { benchManagerScale } from "./manager-scale.js";
@@ -35,6 +36,7 @@ const benches: [string, () => Promise<Record<string, number | string> | string[]
   ["P8b package pull onto 10 agents: storage against peers", benchPackagePeers],
   ["P9 rolling update", () => benchRollout()],
   ["P10 history archival", () => benchHistoryArchive()],
+  ["P11 fragmentation", benchFragmentation],
   ["driver start latency and throughput", () => benchDriverStart(30)],
 ];
 

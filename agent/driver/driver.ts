@@ -39,6 +39,8 @@ export interface TaskLaunch {
   user?: { uid: number; gid: number };
   /** lxc only: "host" shares the host network namespace, "none" gives an empty netns with lo up. Default "host". */
   network?: "host" | "none";
+  /** Host device nodes of the task's devices: lxc binds each at the same path and allows it in the devices cgroup; processes see the host's /dev already. */
+  devicePaths?: string[];
   /** An alloc (process driver, alloc.ts): these members run under one parent cgroup with `resources`; `command` is unused. */
   members?: MemberLaunch[];
   /** Process driver: the cgroup's name under the driver's parent (an alloc member's: "<alloc>/<member>"); default instanceName. */

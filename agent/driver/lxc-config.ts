@@ -9,8 +9,9 @@
  *   /task/work   taskDir/work, bound read-write (owned by the task's uid); the cwd otherwise
  *   /tmp         a private tmpfs (charged to the task's memory), /dev/shm likewise
  *   /proc, /sys  proc:mixed, sys:ro
+ *   /dev/...     the task's device nodes (its devices' paths), bound at their host path
  */
-import { chmod, mkdir, readFile, rename, symlink, writeFile, lstat } from "node:fs/promises";
+import { chmod, mkdir, readFile, rename, stat, symlink, writeFile, lstat } from "node:fs/promises";
 import { join } from "node:path";
 import { DriverError } from "../../src/common/errors.js";
 import { cfsQuotaUs, type CgroupV1 } from "./cgroup.js";
@@ -110,6 +111,41 @@ export interface ContainerConfigInput {
   memsw: boolean;
   pidsMax: number;
   tmpSizeBytes: number;
+  /** Device nodes to bind in (deviceNodes()). */
+  devices?: DeviceNode[];
+}
+
+/** A host path bound into the container; character and block devices are also allowed in its devices cgroup. */
+export interface DeviceNode {
+  path: string;
+  /** c or b for device files; undefined for anything else (bound only). */
+  type?: "c" | "b";
+  major: number;
+  minor: number;
+}
+
+/** Linux's dev_t split (glibc's major()/minor()): 12 bits of major and 20 of minor, spread over 64 bits. */
+export function deviceNumbers(rdev: number | bigint): { major: number; minor: number } {
+  const d = BigInt(rdev);
+  const major = ((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn);
+  const minor = (d & 0xffn) | ((d >> 12n) & ~0xffn);
+  return { major: Number(major), minor: Number(minor) };
+}
+
+/** What each path is on this host; a missing one fails the start (the node's config or driver changed). */
+export async function deviceNodes(paths: readonly string[]): Promise<DeviceNode[]> {
+  return Promise.all(
+    paths.map(async (path) => {
+      let s;
+      try {
+        s = await stat(path, { bigint: true });
+      } catch (e) {
+        throw new DriverError(`device node ${path} is missing: ${(e as Error).message}`);
+      }
+      const type = s.isCharacterDevice() ? "c" : s.isBlockDevice() ? "b" : undefined;
+      return { path, ...(type ? { type } : {}), ...deviceNumbers(s.rdev) };
+    }),
+  );
 }
 
 /** LXC's config parser is line-based and mount entries are space-separated: refuse what would not survive it. */
@@ -147,6 +183,11 @@ export function renderContainerConfig(c: ContainerConfigInput): string {
     `lxc.cgroup.pids.max = ${c.pidsMax}`,
     `lxc.hook.stop = ${c.stopHook}`,
   ];
+  for (const d of c.devices ?? []) {
+    checkConfigValue("device node", d.path, false);
+    lines.push(`lxc.mount.entry = ${d.path} ${d.path.slice(1)} none bind,create=file 0 0`);
+    if (d.type !== undefined) lines.push(`lxc.cgroup.devices.allow = ${d.type} ${d.major}:${d.minor} rwm`);
+  }
   if (c.cpuCores > 0) lines.push(`lxc.cgroup.cpu.cfs_period_us = ${CFS_PERIOD_US}`, `lxc.cgroup.cpu.cfs_quota_us = ${cfsQuotaUs(c.cpuCores)}`);
   if (c.memoryBytes > 0) {
     // memsw must be ≥ the memory limit, so the memory limit goes first.

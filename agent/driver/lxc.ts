@@ -21,7 +21,7 @@ import { CGSTATS_FILE, readExitRecord } from "./exit-record.js";
 import { findExecutable, firstLineOf, hostAttributes, isRoot } from "./fingerprint.js";
 import { checkLaunch, resolveCommand, taskEnv } from "./launch.js";
 import { KILL_SETTLE_MS, prepareWorkDir, terminateWithGrace, writeHandleFile } from "./lifecycle.js";
-import { ensureRootfs, ensureStopHook, PKG_MOUNT, renderContainerConfig, stopHookScript, WORK_MOUNT } from "./lxc-config.js";
+import { deviceNodes, ensureRootfs, ensureStopHook, PKG_MOUNT, renderContainerConfig, stopHookScript, WORK_MOUNT } from "./lxc-config.js";
 import { LXC_EXEC_SH, type ExecCommand, type ExecContext } from "./exec.js";
 import { hostnameOf, instanceName } from "./names.js";
 import { innermostPidOf, killQuietly } from "./procfs.js";
@@ -122,6 +122,7 @@ export class LxcDriver implements Driver {
         memsw: await this.cgroup.hasMemsw(),
         pidsMax: l.pidsMax ?? DEFAULT_PIDS_MAX,
         tmpSizeBytes: this.tmpSizeBytes,
+        ...(l.devicePaths?.length ? { devices: await deviceNodes(l.devicePaths) } : {}),
       }),
       { mode: 0o600 },
     );

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import { chmod, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { ConflictError, NotFoundError, toTorcaError, UnavailableError } from "../../src/common/errors.js";
+import { ConflictError, DriverError, NotFoundError, toTorcaError, UnavailableError } from "../../src/common/errors.js";
 import type { Logger } from "../../src/common/logger.js";
 import type { ReportedTask, TaskDispatch } from "../../src/common/protocol.js";
 import type { ExitInfo } from "../../src/common/types.js";
@@ -11,6 +11,7 @@ import { underTerminal, type ExecCommand } from "../driver/exec.js";
 import { isRoot } from "../driver/fingerprint.js";
 import { instanceName } from "../driver/names.js";
 import type { PackageCache, PackageLease } from "../packages/cache.js";
+import type { AgentDevices, DeviceLaunch } from "../devices/devices.js";
 import type { PortAllocator } from "./ports.js";
 import { readRecord, RECORD_FILE } from "./record.js";
 import type { TaskUser, TaskUsers } from "./task-users.js";
@@ -68,6 +69,8 @@ export interface RunnerOptions {
   cache: PackageCache;
   ports: PortAllocator;
   users: TaskUsers;
+  /** The node's devices: a dispatch's assignment becomes the task's variables and device nodes. */
+  devices?: AgentDevices;
   log: Logger;
   /** Exited records are kept this long so their exits reach the manager and logs stay readable. */
   retainExitedMs?: number;
@@ -232,6 +235,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       if (r.stopRequested) throw new ConflictError("stopped before start");
       r.user = this.o.users.acquire(d);
       const env = this.environmentOf(r);
+      const devicePaths = this.deviceLaunchOf(d).paths;
       const driver = this.driverFor(d);
       r.handle = await driver.start({
         taskId: d.taskId,
@@ -243,6 +247,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
         resources: d.spec.resources,
         ...(r.user ? { user: r.user } : {}),
         ...(d.spec.alloc ? { members: d.spec.alloc.tasks.map((m) => ({ name: m.name, command: m.command, env: m.env, ...(m.resources ? { resources: m.resources } : {}) })) } : {}),
+        ...(devicePaths.length > 0 ? { devicePaths } : {}),
       });
       if (r.handle.members) r.members = r.handle.members.map((m) => ({ name: m.name, state: "running" }));
       r.state = "running";
@@ -273,7 +278,14 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       TORCA_HOST: this.o.host,
     };
     for (const [name, port] of Object.entries(r.ports)) env[`TORCA_PORT_${name.toUpperCase()}`] = String(port);
-    return env;
+    return { ...env, ...this.deviceLaunchOf(d).env };
+  }
+
+  /** The assigned devices' variables and nodes (none without an assignment); unknown devices fail the start. */
+  private deviceLaunchOf(d: TaskDispatch): DeviceLaunch {
+    if (d.devices === undefined || d.devices.length === 0) return { env: {}, paths: [] };
+    if (this.o.devices === undefined) throw new DriverError("this node offers no devices");
+    return this.o.devices.launchOf(d.devices);
   }
 
   /** How to run `start.command` beside the running task (torca exec): its driver, user, environment and cwd. */

@@ -3,7 +3,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "./errors.js";
-import { ALERT_KINDS } from "./types.js";
+import { ALERT_KINDS, DEVICE_NAME_RE, PLACEMENT_STRATEGIES } from "./types.js";
 import { ROLES, type Role } from "../auth/grants.js";
 import { parseCpu, parseDuration, parseSize } from "./units.js";
 
@@ -122,6 +122,31 @@ const history = z
     if (h.engine === "postgres" && (h.url === undefined) === (h.host === undefined)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: "give exactly one of url or host" });
   });
 
+const devicePath = z.string().regex(/^\/[^\s]*$/, "must be an absolute path without spaces, e.g. /dev/nvidia0");
+const deviceAttributes = z.record(z.union([z.string(), z.number()]).transform(String));
+/** One device instance: its id alone, or with its own device nodes and attributes. */
+const deviceInstance = z.union([
+  z.string().min(1).max(200),
+  z.object({ id: z.string().min(1).max(200), paths: z.array(devicePath).default([]), attributes: deviceAttributes.default({}) }).strict(),
+]);
+
+/** Devices of one kind the agent offers besides those it fingerprints (docs/deploy.md, "Devices"). */
+const deviceGroup = z
+  .object({
+    name: z.string().regex(DEVICE_NAME_RE, "must be vendor/type, e.g. nvidia/gpu"),
+    instances: z.array(deviceInstance).min(1).max(1024),
+    /** Every instance's attributes (model, memory, ...); an instance's own override them. */
+    attributes: deviceAttributes.default({}),
+    /** The variable a task gets the ids of its instances in (comma-separated); nvidia/gpu also sets NVIDIA_VISIBLE_DEVICES and CUDA_VISIBLE_DEVICES. */
+    env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name").optional(),
+    /** Device nodes bound into a task's container whenever it has any instance (control devices such as /dev/nvidiactl). */
+    paths: z.array(devicePath).default([]),
+    /** Several tasks may be given the same instance. */
+    shareable: z.boolean().default(false),
+  })
+  .strict()
+  .refine((g) => new Set(g.instances.map((i) => (typeof i === "string" ? i : i.id))).size === g.instances.length, { message: "instance ids must be unique", path: ["instances"] });
+
 const masterDaemon = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "must be 1-64 of A-Z a-z 0-9 . _ -"),
@@ -207,6 +232,8 @@ export const ConfigSchema = z
           })
           .strict()
           .default({}),
+        /** The placement strategy of jobs whose task file names none (docs/scheduler.md). */
+        placementStrategy: z.enum(PLACEMENT_STRATEGIES).default("binpack"),
         /** When a node without its ZooKeeper node is declared lost (docs/architecture.md, "Disconnected nodes"). */
         disconnect: z
           .object({
@@ -323,6 +350,12 @@ export const ConfigSchema = z
           .default({}),
         logs: z.object({ maxSize: size.default("16MiB"), keep: z.number().int().min(0).max(100).default(3) }).strict().default({}),
         stopGrace: duration.default("5s"),
+        /** Devices declared here (GPUs are also found through nvidia-smi); a declared name replaces a fingerprinted one. */
+        devices: z
+          .array(deviceGroup)
+          .max(64)
+          .refine((groups) => new Set(groups.map((g) => g.name)).size === groups.length, "device names must be unique")
+          .default([]),
       })
       .strict()
       .default({}),

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ValidationError } from "./errors.js";
-import { ALLOC_MEMBER_NAME_RE, type ExitInfo, type JobSpec } from "./types.js";
+import { ALLOC_MEMBER_NAME_RE, type DeviceAssignment, type ExitInfo, type JobSpec } from "./types.js";
 
 /**
  * The manager ⇄ agent wire protocol. Both sides validate bodies with these
@@ -17,6 +17,8 @@ export interface TaskDispatch {
   packageDigest?: string;
   /** Placed on reclaimed capacity: the agent may throttle it, then evict it (docs/reclamation.md). */
   reclaimed?: boolean;
+  /** The device instances the scheduler gave this attempt (the spec's `resources.devices`, made concrete). */
+  devices?: DeviceAssignment[];
 }
 
 const AllocDispatchSchema = z.object({
@@ -33,6 +35,18 @@ const AllocDispatchSchema = z.object({
     .min(1),
 });
 
+/** Device instances by name, as dispatches and task records carry them. */
+export const DeviceAssignmentSchema = z.object({ name: z.string().min(1).max(200), ids: z.array(z.string().min(1).max(200)).max(64) }).strict();
+
+/** The devices of one kind a node offers (agent ad). */
+export const NodeDeviceGroupSchema = z
+  .object({
+    name: z.string().min(1).max(200),
+    shareable: z.boolean(),
+    instances: z.array(z.object({ id: z.string().min(1).max(200), attributes: z.record(z.string()) }).strict()).max(1024),
+  })
+  .strict();
+
 /**
  * A dispatch as agents (real and simulated) check it. The job spec inside was
  * validated by the manager at submission; agents check the envelope and the
@@ -47,6 +61,7 @@ export const TaskDispatchSchema = z
     attempt: z.number().int().min(1),
     packageDigest: z.string().regex(/^sha256:[0-9a-f]{64}$/).optional(),
     reclaimed: z.boolean().optional(),
+    devices: z.array(DeviceAssignmentSchema).max(64).optional(),
     spec: z
       .object({
         command: z.array(z.string()),
@@ -124,6 +139,8 @@ export const AgentAdSchema = z.object({
   cachedPackages: z.array(z.string()).default([]),
   /** Digests whose blobs this agent serves to its peers at `GET {url}/v1/blobs/:digest`. */
   blobs: z.array(z.string()).optional(),
+  /** Devices the agent offers (agent/devices/); absent on agents without any. */
+  devices: z.array(NodeDeviceGroupSchema).max(64).optional(),
   load: z.object({ cpu1m: z.number(), memoryUsed: z.number(), diskFree: z.number() }).optional(),
   startedAt: z.number(),
 });

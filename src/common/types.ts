@@ -79,11 +79,50 @@ export type AlertKind = (typeof ALERT_KINDS)[number];
 
 export type PackageRef = { kind: "named"; name: string; version: string } | { kind: "digest"; digest: string };
 
+export const PLACEMENT_STRATEGIES = ["binpack", "spread", "fragmentation"] as const;
+export type PlacementStrategy = (typeof PLACEMENT_STRATEGIES)[number];
+
 export interface PlacementPolicy {
-  /** binpack (default) fills machines; spread prefers the emptiest. */
-  strategy: "binpack" | "spread";
+  /**
+   * binpack fills machines; spread prefers the emptiest; fragmentation leaves
+   * the least capacity stranded for the cell's typical tasks (docs/scheduler.md).
+   * Absent: the cell's `manager.placementStrategy` (binpack unless configured).
+   */
+  strategy?: PlacementStrategy;
   /** At most this many instances of the job on one machine; absent = no limit. */
   maxPerNode?: number;
+}
+
+/** A device name, vendor/type: lowercase letters, digits, ".", "_" and "-" on each side of one "/". */
+export const DEVICE_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}\/[a-z0-9][a-z0-9._-]{0,62}$/;
+
+/** One `resources.devices` entry: `count` instances of the device `name` whose attributes meet `constraints`. */
+export interface DeviceRequest {
+  /** vendor/type, e.g. nvidia/gpu. */
+  name: string;
+  count: number;
+  /** On the device instance's attributes (model, memory, ...), with the operators of job constraints. */
+  constraints: Constraint[];
+}
+
+/** A job's resources: the machine's dimensions, and devices when the job asks for some. */
+export interface JobResources extends Resources {
+  devices?: DeviceRequest[];
+}
+
+/** Concrete device instances given to one task (the scheduler's choice, kept in the task record). */
+export interface DeviceAssignment {
+  name: string;
+  ids: string[];
+}
+
+/** Devices of one kind on a node, as its agent fingerprinted or was configured with them. */
+export interface NodeDeviceGroup {
+  /** vendor/type, e.g. nvidia/gpu. */
+  name: string;
+  /** Several tasks may be given the same instance. */
+  shareable: boolean;
+  instances: { id: string; attributes: Record<string, string> }[];
 }
 
 /** `update:` how a new version of a service rolls out (docs/task-file.md; defaults in taskfile/schema.ts). */
@@ -117,7 +156,7 @@ export interface JobSpec {
   packageText?: string;
   command: string[];
   env: Record<string, string>;
-  resources: Resources;
+  resources: JobResources;
   isolation?: "lxc" | "process";
   /** Run the task as root; absent: as the agent's unprivileged task user. Allowed only with an admin token on an agent that opts in. */
   user?: "root";
@@ -241,6 +280,8 @@ export interface TaskInstance {
   dispatchedAt?: number;
   /** Ports allocated by the agent (name → host port). */
   ports?: Record<string, number>;
+  /** Device instances the scheduler gave the current attempt; held while the task holds its node (a new primary rebuilds the free instances from these). */
+  devices?: DeviceAssignment[];
   exit?: ExitInfo;
   /** Why the task is pending or failed (scheduler reasons, last error). */
   reason?: string;
@@ -336,6 +377,8 @@ export interface NodeInfo {
   /** Dynamic port range the agent allocates from. */
   portRange: [number, number];
   drivers: { lxc: boolean; process: boolean };
+  /** Devices the node offers (absent: none, or an agent older than devices). */
+  devices?: NodeDeviceGroup[];
   load?: { cpu1m: number; memoryUsed: number; diskFree: number };
   lastReportAt: number;
 }

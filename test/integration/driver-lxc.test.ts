@@ -101,6 +101,14 @@ describe("lxc driver", { skip }, () => {
     await access(join(h.taskDir, "work", "ok"));
   });
 
+  test("the task's device nodes are bound in at their host path; other host devices stay out", async () => {
+    const h = await startTask(["sh", "-c", "stat -c '%F %t:%T' /dev/loop-control; test -e /dev/fuse && echo fuse-present || echo fuse-absent"], { devicePaths: ["/dev/loop-control"] });
+    assert.equal((await driver.wait(h)).exitCode, 0);
+    // loop-control is 10:237 (hex a:ed); /dev/fuse, on most hosts too, was not asked for.
+    assert.deepEqual((await fileText(join(h.taskDir, "stdout"))).trim().split("\n"), ["character special file a:ed", "fuse-absent"]);
+    assert.match(await fileText(join(h.taskDir, "lxc.conf")), /^lxc\.cgroup\.devices\.allow = c 10:237 rwm$/m);
+  });
+
   test("network none: only lo, and it is up", async () => {
     const h = await startTask(["sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; cat /sys/class/net/lo/flags"], { network: "none" });
     assert.equal((await driver.wait(h)).exitCode, 0);

@@ -5,6 +5,8 @@ import { cellCapacity, fragmentation, usedByNode } from "../../src/manager/http/
 import { esc, jsonForScript } from "../../src/http/pages/html.js";
 import { jobPage } from "../../src/manager/http/pages/job.js";
 import { jobRow, taskCounts } from "../../src/manager/http/pages/jobs.js";
+import { nodePage } from "../../src/manager/http/pages/nodes.js";
+import type { StateStore } from "../../src/coord/state-store.js";
 import { loginPage } from "../../src/manager/http/pages/layout.js";
 import { safeNext } from "../../src/manager/http/pages/session.js";
 import { agentPage } from "../../agent/http/page.js";
@@ -103,5 +105,18 @@ describe("capacity and fragmentation", () => {
 
   it("formats task counts in lifecycle order", () => {
     assert.equal(taskCounts([{ state: "failed" }, { state: "running" }, { state: "pending" }, { state: "running" }]), "pending 1 · running 2 · failed 1");
+  });
+});
+
+describe("the node page's devices", () => {
+  it("lists each instance with its attributes and the task holding it", () => {
+    const gpuNode: NodeInfo = { ...node("gpu", res(8, 32)), devices: [{ name: "nvidia/gpu", shareable: false, instances: [{ id: "GPU-a", attributes: { model: "T4" } }, { id: "GPU-b", attributes: { model: "T4" } }] }] };
+    const holder = task("train", 0, "running", "gpu", { devices: [{ name: "nvidia/gpu", ids: ["GPU-b"] }] });
+    const store = { jobs: new Map([["train", job("train", res(1, 1))]]), tasksOnNode: () => [holder] } as unknown as StateStore;
+    const html = nodePage(store, gpuNode);
+    assert.match(html, /<h2>Devices \(2\)<\/h2>/);
+    assert.match(html, /<td>nvidia\/gpu<\/td><td>GPU-a<\/td><td>model=T4<\/td><td>free<\/td>/);
+    assert.match(html, /<td>GPU-b<\/td><td>model=T4<\/td><td><a [^>]*>train\/0<\/a><\/td>/);
+    assert.doesNotMatch(nodePage(store, node("plain", res(8, 32))), /Devices/);
   });
 });

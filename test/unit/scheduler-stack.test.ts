@@ -15,7 +15,7 @@ describe("the stack", () => {
     assert.equal(new Set(names).size, names.length);
     assert.deepEqual(
       CHECKERS.map((c) => c.name),
-      ["sticky-restart", "node-state", "avoided-nodes", "driver", "constraints", "resources", "reclaimed-resources", "max-per-node", "static-ports"],
+      ["sticky-restart", "node-state", "avoided-nodes", "driver", "constraints", "resources", "reclaimed-resources", "max-per-node", "static-ports", "devices"],
     );
   });
 });

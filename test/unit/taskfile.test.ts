@@ -39,7 +39,8 @@ const defaults: Pick<JobSpec, "namespace" | "instances" | "env" | "resources" | 
   constraints: [],
   ports: [],
   restart: { attempts: 3, delayMs: 1000, backoff: 2, maxDelayMs: 60_000 },
-  placement: { strategy: "binpack" },
+  // No strategy written: the cell's manager.placementStrategy decides.
+  placement: {},
 };
 
 describe("examples in config/examples", () => {
@@ -147,7 +148,7 @@ describe("defaults", () => {
   });
 
   test("placement keeps maxPerNode only when given", () => {
-    assert.deepEqual(parseTaskFile("name: a\ncommand: [x]\nplacement: { maxPerNode: 2 }\n").placement, { strategy: "binpack", maxPerNode: 2 });
+    assert.deepEqual(parseTaskFile("name: a\ncommand: [x]\nplacement: { maxPerNode: 2 }\n").placement, { maxPerNode: 2 });
     assert.equal("maxPerNode" in parseTaskFile("name: a\ncommand: [x]\n").placement, false);
   });
 });
@@ -478,7 +479,7 @@ const malformed: Malformed[] = [
   { title: "notify email as a single string", text: head + "notify: { email: ops@example.com }\n", field: "notify.email", line: 3, column: 18, message: "must be a list, e.g. [ops@example.com]" },
   { title: "notify without recipients", text: head + "notify:\n  on: [failed]\n", field: "notify", line: 4, column: 3, message: "needs at least one email or sms recipient" },
   // placement
-  { title: "unknown placement strategy", text: head + "placement: { strategy: random }\n", field: "placement.strategy", line: 3, column: 24, message: '"random" is not one of "binpack", "spread"' },
+  { title: "unknown placement strategy", text: head + "placement: { strategy: random }\n", field: "placement.strategy", line: 3, column: 24, message: '"random" is not one of "binpack", "spread", "fragmentation"' },
   { title: "placement maxPerNode of zero", text: head + "placement: { maxPerNode: 0 }\n", field: "placement.maxPerNode", line: 3, column: 26, message: "must be from 1 to 10000, got 0" },
   // Document-level problems
   { title: "empty file", text: "", field: "", line: 1, column: 1, message: "the file is empty" },

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { AuditEntrySchema } from "../../auth/audit.js";
 import { StoredTokenSchema } from "../../auth/token-store.js";
 import { FINISHED_STATUSES } from "../../history/record.js";
+import { DeviceAssignmentSchema, NodeDeviceGroupSchema } from "../protocol.js";
 import { JOB_STATUSES } from "../types.js";
 import { JobSchema, TaskInstanceSchema } from "./state.js";
 
@@ -77,7 +78,9 @@ const PlacementMetricsSchema = z
 export const PlanAnswerSchema = z
   .object({
     placeable: z.boolean(),
-    placements: z.array(z.object({ taskId: z.string(), nodeId: z.string(), score: z.number(), scores: z.record(z.number()), metrics: PlacementMetricsSchema }).strict()),
+    placements: z.array(
+      z.object({ taskId: z.string(), nodeId: z.string(), score: z.number(), scores: z.record(z.number()), metrics: PlacementMetricsSchema, devices: z.array(DeviceAssignmentSchema).optional().describe("device instances the task would get") }).strict(),
+    ),
     unplaced: z.array(
       z
         .object({
@@ -144,6 +147,7 @@ export const NodeSchema = z
     cachedPackages: z.array(z.string()),
     portRange: z.tuple([z.number(), z.number()]),
     drivers: z.object({ lxc: z.boolean(), process: z.boolean() }),
+    devices: z.array(NodeDeviceGroupSchema).optional().describe("devices the node offers (docs/deploy.md, Devices)"),
     load: z.object({ cpu1m: z.number(), memoryUsed: z.number(), diskFree: z.number() }).optional(),
     lastReportAt: time,
     tasks: z.array(z.string()).describe("tasks dispatched or running there (of the caller's namespaces)"),

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DeviceAssignmentSchema } from "../protocol.js";
 import { DEPLOYMENT_STATUSES, JOB_STATUSES, type Job, type JobSpec, type TaskInstance } from "../types.js";
 
 /**
@@ -36,6 +37,7 @@ export const TaskInstanceSchema = z
     avoidNodes: z.array(z.string()).optional(),
     dispatchedAt: z.number().optional(),
     ports: z.record(z.number().int()).optional(),
+    devices: z.array(DeviceAssignmentSchema).optional(),
     exit: ExitInfoSchema.optional(),
     reason: z.string().optional(),
     notBefore: z.number().optional(),

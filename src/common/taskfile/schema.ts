@@ -14,7 +14,8 @@ export const SCHEMA_KEYS = {
     "alloc",
     "reclaimable",
   ],
-  resources: ["cpu", "memory", "disk"],
+  resources: ["cpu", "memory", "disk", "devices"],
+  device: ["name", "count", "constraints"],
   constraint: ["attribute", "operator", "value"],
   port: ["name", "static", "check"],
   check: ["type", "path", "interval", "timeout", "failures"],
@@ -37,7 +38,8 @@ export const TASKFILE_DEFAULTS = {
   restart: { attempts: 3, delayMs: 1000, backoff: 2, maxDelayMs: 60_000 } satisfies RestartPolicy,
   check: { path: "/", intervalMs: 5000, timeoutMs: 1000, failures: 3 },
   notifyOn: ["failed", "lost"] as AlertOn[],
-  placement: { strategy: "binpack" } satisfies PlacementPolicy,
+  /** No strategy: the cell's `manager.placementStrategy` decides (binpack unless configured). */
+  placement: {} satisfies PlacementPolicy,
   update: {
     maxParallel: 1,
     maxSurge: 0,
@@ -67,5 +69,7 @@ export const LIMITS = {
   /** Issues reported for one file; past this, a count. Keeps answers and the work of building them small. */
   maxIssues: 100,
   maxServiceName: 253,
+  /** Instances of one device a task may ask for. */
+  maxDeviceCount: 64,
 };
 

@@ -208,10 +208,11 @@ export class Collector extends EventEmitter<CollectorEvents> {
       ...(ad.blobs ? { blobs: ad.blobs } : {}),
       portRange: ad.portRange,
       drivers: ad.drivers,
+      ...(ad.devices?.length ? { devices: ad.devices } : {}),
       load: ad.load ?? prev?.load,
       lastReportAt: this.lastReport.get(id) ?? prev?.lastReportAt ?? Date.now(),
     };
-    const facts = JSON.stringify([info.url, info.host, info.state, info.capacity, info.allocatable, info.attributes, info.cachedPackages, info.blobs, info.portRange, info.drivers]);
+    const facts = JSON.stringify([info.url, info.host, info.state, info.capacity, info.allocatable, info.attributes, info.cachedPackages, info.blobs, info.portRange, info.drivers, info.devices]);
     if (prev && prev.state !== "lost" && prev.state !== "disconnected" && this.placementFacts.get(id) === facts) {
       // Only the load moved (agents rewrite their znode for it once a minute):
       // kept in place, and no event, so 10,000 machines do not mean a tick per rewrite.

@@ -9,7 +9,7 @@
  *      └─────────────────────┘   (or completed, failed, killed, lost: terminal)
  */
 import type { ReportedTask } from "../../common/protocol.js";
-import { taskIdOf, type ExitInfo, type Job, type TaskInstance } from "../../common/types.js";
+import { taskIdOf, type DeviceAssignment, type ExitInfo, type Job, type TaskInstance } from "../../common/types.js";
 import { decideAfterExit } from "./restart-policy.js";
 
 /** Events kept per task record; older ones are dropped. */
@@ -35,7 +35,7 @@ export function withEvent(t: TaskInstance, type: string, message: string, now: n
 
 /** Back to the scheduler, anywhere: the node binding, restart count and ports are dropped. */
 export function toPending(t: TaskInstance, reason: string, now: number): TaskInstance {
-  return { ...t, state: "pending", nodeId: undefined, stickyNode: undefined, restartsOnNode: 0, ports: undefined, reason, updatedAt: now };
+  return { ...t, state: "pending", nodeId: undefined, stickyNode: undefined, restartsOnNode: 0, ports: undefined, ...(t.devices !== undefined ? { devices: undefined } : {}), reason, updatedAt: now };
 }
 
 export function newTask(job: Job, index: number, run: number, now: number): TaskInstance {
@@ -67,12 +67,12 @@ export function nextRun(job: Job, previous: TaskInstance, run: number, now: numb
  * so an instance of an older version that restarts, e.g. after a deployment
  * failed without reverting, is recorded as the version it now runs.
  */
-export function dispatched(t: TaskInstance, nodeId: string, now: number, jobVersion = 0): TaskInstance {
+export function dispatched(t: TaskInstance, nodeId: string, now: number, jobVersion = 0, devices?: DeviceAssignment[]): TaskInstance {
   const version = (t.version ?? 0) === jobVersion ? {} : { version: jobVersion, versionSince: now };
   return withEvent(
-    { ...t, ...version, state: "dispatched", nodeId, lastNodeId: nodeId, attempt: t.attempt + 1, dispatchedAt: now, stickyNode: undefined, reason: undefined, notBefore: undefined, exit: undefined, healthy: undefined, healthySince: undefined, members: undefined, reclaimed: undefined },
+    { ...t, ...version, state: "dispatched", nodeId, lastNodeId: nodeId, attempt: t.attempt + 1, dispatchedAt: now, stickyNode: undefined, reason: undefined, notBefore: undefined, exit: undefined, healthy: undefined, healthySince: undefined, members: undefined, reclaimed: undefined, ...(devices !== undefined || t.devices !== undefined ? { devices } : {}) },
     "dispatched",
-    `attempt ${t.attempt + 1} on ${nodeId}`,
+    `attempt ${t.attempt + 1} on ${nodeId}${devices?.length ? ` with ${devices.map((d) => `${d.name} ${d.ids.join(",")}`).join("; ")}` : ""}`,
     now,
   );
 }

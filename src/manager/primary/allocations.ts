@@ -21,7 +21,7 @@ export class AllocationBuilder {
     let cached = this.cache.get(t);
     if (cached?.spec !== job.spec || cached.alloc.nodeId !== nodeId) {
       const staticPorts = job.spec.ports.flatMap((p) => (p.static === undefined ? [] : [p.static]));
-      cached = { spec: job.spec, alloc: { taskId: t.id, jobId: t.jobId, nodeId, resources: job.spec.resources, priority: job.spec.priority, staticPorts } };
+      cached = { spec: job.spec, alloc: { taskId: t.id, jobId: t.jobId, nodeId, resources: job.spec.resources, priority: job.spec.priority, staticPorts, ...(t.devices ? { devices: t.devices } : {}) } };
       this.cache.set(t, cached);
     }
     return cached.alloc;

@@ -1,7 +1,7 @@
 import type { Logger } from "../../common/logger.js";
 import { ConflictError, IdempotencyKeyReusedError, isTorcaError, NotFoundError } from "../../common/errors.js";
 import type { AgentReport, SignalRequest } from "../../common/protocol.js";
-import { jobIdOf, parseTaskId, TERMINAL_TASK_STATES, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
+import { jobIdOf, parseTaskId, TERMINAL_TASK_STATES, type Job, type JobSpec, type NodeInfo, type PlacementStrategy, type TaskInstance } from "../../common/types.js";
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
@@ -50,6 +50,8 @@ import { WorkflowRunner } from "../workflow/runner.js";
 export interface PrimaryOptions {
   epoch: number;
   schedulerIntervalMs: number;
+  /** The placement strategy of jobs that name none (manager.placementStrategy; default binpack). */
+  placementStrategy?: PlacementStrategy;
   /** After takeover, how long agents get to report before missing tasks are presumed gone. */
   reconcileGraceMs: number;
   /** A dispatched task the agent does not report after this long is redispatched. */
@@ -213,6 +215,7 @@ export class Primary {
       advanceWorkflows: async () => this.workflows?.advance(),
       stepDeployments: () => this.rollouts.run(),
       ...(opts.reclamation?.enabled ? { reservations: this.reservations } : {}),
+      ...(opts.placementStrategy ? { placementStrategy: opts.placementStrategy } : {}),
     });
     this.cron = new CronFirer({ store, queue: this.queue, writer: this.writer, log, alert, now: this.now, requestTick: () => this.requestTick() });
   }

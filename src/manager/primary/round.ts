@@ -4,7 +4,7 @@
  * carries it out: writes first, then stops, then each dispatch once its
  * record is durable.
  */
-import type { Job, NodeInfo, TaskInstance } from "../../common/types.js";
+import type { Job, NodeInfo, PlacementStrategy, TaskInstance } from "../../common/types.js";
 import { dispatched, failedEverywhere, preempted, type LifecycleAlert } from "../lifecycle/transitions.js";
 import { placeTasks, type PlacementMetrics, type TaskToPlace } from "../scheduler/index.js";
 import type { AllocationBuilder } from "./allocations.js";
@@ -39,7 +39,7 @@ export function holdingTasks(view: RoundView): Iterable<TaskInstance>[] {
   return [view.tasksWhere("run", "dispatched"), view.tasksWhere("run", "running"), view.tasksWhere("stop", "dispatched"), view.tasksWhere("stop", "running")];
 }
 
-export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allocations: AllocationBuilder, now: number, reclamation?: RoundReclamation): RoundDecision {
+export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allocations: AllocationBuilder, now: number, reclamation?: RoundReclamation, defaultStrategy?: PlacementStrategy): RoundDecision {
   const decision: RoundDecision = { writes: [], stops: [], dispatches: [], alerts: [], unplaced: new Map() };
   const due: TaskInstance[] = [];
   const waiting: TaskInstance[] = [];
@@ -70,7 +70,7 @@ export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allo
       ...(reclamation && mayUseReclaimed(job) ? { reclaimable: true } : {}),
     };
   });
-  const result = placeTasks(input, { nodes, allocations: reserved, ...(reclamation ? { reclaimable: reclamation.reclaimable } : {}) }, { seed: now & 0xffff });
+  const result = placeTasks(input, { nodes, allocations: reserved, ...(reclamation ? { reclaimable: reclamation.reclaimable } : {}) }, { seed: now & 0xffff, ...(defaultStrategy ? { defaultStrategy } : {}) });
 
   const holders = new Map<string, TaskInstance>();
   if (result.preemptions.length > 0) for (const group of holdingTasks(view)) for (const t of group) holders.set(t.id, t);
@@ -95,7 +95,7 @@ export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allo
   }
   for (const p of result.placements) {
     const t = byId.get(p.taskId) as TaskInstance;
-    const next = dispatched(t, p.nodeId, now, view.jobs.get(t.jobId)?.version ?? 0);
+    const next = dispatched(t, p.nodeId, now, view.jobs.get(t.jobId)?.version ?? 0, p.devices);
     decision.dispatches.push(p.reclaimed ? { ...next, reclaimed: true } : next);
   }
   return decision;

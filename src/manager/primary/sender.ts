@@ -35,7 +35,7 @@ export class TaskSender {
   /** Sends a start order; call only once `t` (with its new attempt) is durable. */
   start(t: TaskInstance, job: Job, node: NodeInfo): void {
     if (this.opts.isFenced()) return;
-    const d: TaskDispatch = { epoch: this.opts.epoch, taskId: t.id, jobId: t.jobId, index: t.index, attempt: t.attempt, spec: job.spec, ...(job.packageDigest ? { packageDigest: job.packageDigest } : {}), ...(t.reclaimed ? { reclaimed: true } : {}) };
+    const d: TaskDispatch = { epoch: this.opts.epoch, taskId: t.id, jobId: t.jobId, index: t.index, attempt: t.attempt, spec: job.spec, ...(job.packageDigest ? { packageDigest: job.packageDigest } : {}), ...(t.reclaimed ? { reclaimed: true } : {}), ...(t.devices ? { devices: t.devices } : {}) };
     this.dispatcher.start(node.url, d).catch((e: unknown) => {
       if (isStaleEpoch(e)) {
         this.log.error({ node: node.id }, "agent refused our epoch: a newer primary exists; fencing");

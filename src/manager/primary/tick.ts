@@ -1,5 +1,5 @@
 import type { Logger } from "../../common/logger.js";
-import type { JobSpec, TaskInstance } from "../../common/types.js";
+import type { JobSpec, PlacementStrategy, TaskInstance } from "../../common/types.js";
 import { jobIdOf, taskIdOf } from "../../common/types.js";
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
@@ -46,6 +46,8 @@ export interface TickDeps {
   stepDeployments: () => Promise<void>;
   /** With reclamation on: the estimates whose unused reservations batch tasks may be placed on. */
   reservations?: ReservationEstimates;
+  /** The placement strategy of jobs that name none. */
+  placementStrategy?: PlacementStrategy;
 }
 
 /**
@@ -115,7 +117,7 @@ export class Tick {
     const { store } = this.d;
     const reserved = this.allocations.reservations(store.jobs, store.tasksWhere("run", "pending"));
     for (const group of holdingTasks(store)) this.allocations.reservations(store.jobs, group, reserved);
-    return placeTasks(pending, { nodes: this.d.collector.nodes(), allocations: reserved }, { explain: true });
+    return placeTasks(pending, { nodes: this.d.collector.nodes(), allocations: reserved }, { explain: true, ...(this.d.placementStrategy ? { defaultStrategy: this.d.placementStrategy } : {}) });
   }
 
   pendingMetrics(taskId: string): PlacementMetrics | undefined {
@@ -140,7 +142,7 @@ export class Tick {
     const { store, collector, sender } = this.d;
     const t0 = performance.now();
     const lent = this.d.reservations?.reclaimableByNode(store.jobs, store.tasksWhere("run", "running"), this.d.now());
-    const round = placementRound(store, collector.nodes(), this.allocations, this.d.now(), lent ? { reclaimable: lent } : undefined);
+    const round = placementRound(store, collector.nodes(), this.allocations, this.d.now(), lent ? { reclaimable: lent } : undefined, this.d.placementStrategy);
     this.d.observeRound?.(round, performance.now() - t0);
     this.unplaced = round.unplaced;
     for (const s of round.stops) sender.stop(s.task, s.why);

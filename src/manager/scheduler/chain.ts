@@ -5,16 +5,22 @@
  * applies. A rule is one `Checker` (where a task may go) or one `Scorer` (where
  * it would rather go) in its own file, plus one line in `stack.ts`.
  */
+import type { PlacementStrategy } from "../../common/types.js";
 import type { ClusterState } from "./cluster-state.js";
 import type { RegexpCache } from "./checkers/constraints.js";
 import type { ReasonTable } from "./reasons.js";
 import type { TaskClass } from "./task-class.js";
+import type { TaskToPlace } from "./types.js";
 
 /** What a checker or scorer may use while compiling itself for one task class. */
 export interface ChainContext {
   readonly state: ClusterState;
   readonly reasons: ReasonTable;
   readonly regexps: RegexpCache;
+  /** Every task of the call (the fragmentation scorer's view of the work waiting). */
+  readonly pending: readonly TaskToPlace[];
+  /** The strategy of jobs that name none. */
+  readonly defaultStrategy: PlacementStrategy;
 }
 
 /** FEASIBLE (0), or the code of the reason `node` cannot take one more instance. */

@@ -8,6 +8,7 @@
 import { TorcaError } from "../../common/errors.js";
 import type { NodeInfo, Resources } from "../../common/types.js";
 import { reclaimableCapacityOf, type ReclaimableCapacity } from "./reclaim.js";
+import { DeviceState } from "./devices-state.js";
 import type { Allocation, ClusterSnapshot } from "./types.js";
 
 export const DRIVER_LXC = 1;
@@ -63,6 +64,8 @@ export class ClusterState {
    * consume, so a "fits nowhere" verdict stays true until this changes.
    */
   releaseEpoch = 0;
+  /** Device instances free and held per node; undefined when no node offers devices. */
+  readonly devices: DeviceState | undefined;
 
   private readonly indexById: ReadonlyMap<string, number>;
   /** Per node: static port → the allocation holding it. */
@@ -136,6 +139,12 @@ export class ClusterState {
       if (alloc.priority < lowestPriority) lowestPriority = alloc.priority;
     }
     this.lowestPriority = lowestPriority;
+    this.devices = DeviceState.of(nodes, allocations, (id) => indexById.get(id));
+  }
+
+  /** Every allocation of the snapshot (bound before this call). */
+  get boundAllocations(): readonly Allocation[] {
+    return this.snapshotAllocations;
   }
 
   indexOf(nodeId: string): number | undefined {
@@ -162,6 +171,7 @@ export class ClusterState {
     this.freeMemory[node] -= alloc.resources.memory;
     this.freeDisk[node] -= alloc.resources.disk;
     if (alloc.staticPorts.length > 0) this.holdPorts(node, alloc);
+    if (alloc.devices !== undefined) this.devices?.hold(node, alloc.devices);
     const counts = this.jobCounts.get(alloc.jobId);
     if (counts !== undefined) counts.set(node, (counts.get(node) ?? 0) + 1);
     if (this.allocationsByNode === undefined) this.placed.push({ node, alloc });
@@ -177,6 +187,7 @@ export class ClusterState {
     if (holders !== undefined) {
       for (const port of alloc.staticPorts) if (holders.get(port) === alloc) holders.delete(port);
     }
+    if (alloc.devices !== undefined) this.devices?.release(node, alloc.devices);
     const counts = this.jobCounts.get(alloc.jobId);
     if (counts !== undefined) {
       const count = (counts.get(node) ?? 0) - 1;

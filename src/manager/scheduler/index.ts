@@ -7,7 +7,7 @@
  * - Each rejected node is counted once, under the first check it fails, in
  *   the order of `stack.ts`: sticky restart, node state, avoided nodes,
  *   driver, constraints (in spec order), cpu, memory, disk, job spread limit
- *   (maxPerNode), static ports. Every placement, placed or not, carries its
+ *   (maxPerNode), static ports, devices. Every placement, placed or not, carries its
  *   metrics (nodes evaluated, filtered, exhausted; top candidates).
  * - `regexp` constraints are unanchored (as in Nomad): `^…$` matches the
  *   whole value. A missing attribute fails every operator, `!=` included. An
@@ -30,5 +30,6 @@ export { DEFAULT_SAMPLE_SIZE } from "./types.js";
 export type { SmallestChange } from "./smallest-change.js";
 export type { Allocation, ClusterSnapshot, Placement, PlacementMetrics, PlacementResult, Preemption, SchedulerOptions, ScoredCandidate, TaskToPlace, Unplaced } from "./types.js";
 export { SCORER_BINPACK, SCORER_SPREAD } from "./scorers/fit.js";
+export { SCORER_FRAGMENTATION } from "./scorers/fragmentation.js";
 export { SCORER_JOB_ANTI_AFFINITY } from "./scorers/job-anti-affinity.js";
 export { SCORER_PACKAGE_CACHED } from "./scorers/package-cached.js";

@@ -6,6 +6,7 @@
  */
 import { TorcaError } from "../../common/errors.js";
 import type { NodeInfo } from "../../common/types.js";
+import { assignDevices } from "./checkers/devices.js";
 import { assertValidResources, ClusterState } from "./cluster-state.js";
 import { findPreemption } from "./preempt.js";
 import { copyMetrics, metricsOf, scoresByName } from "./metrics.js";
@@ -72,7 +73,7 @@ export function placeTasks(pending: TaskToPlace[], snapshot: ClusterSnapshot, op
 
   const reasons = new ReasonTable();
   const state = new ClusterState(snapshot, new Set(pending.map((t) => t.jobId)));
-  const classes = new TaskClassRegistry(state, reasons);
+  const classes = new TaskClassRegistry(state, reasons, { pending, ...(opts.defaultStrategy ? { defaultStrategy: opts.defaultStrategy } : {}) });
   const start = Math.floor(seededRandom(opts.seed ?? 0)() * state.size);
   const scanner = new NodeScanner(state, reasons, sampleSize, start);
   const result: PlacementResult = { placements: [], unplaced: [], preemptions: [] };
@@ -80,7 +81,8 @@ export function placeTasks(pending: TaskToPlace[], snapshot: ClusterSnapshot, op
   const bind = (task: TaskToPlace, cls: TaskClass, node: number, score: number, scores: Record<string, number>, metrics: PlacementMetrics): void => {
     const nodeInfo = state.nodes[node] as NodeInfo;
     const reclaimed = cls.reclaimable && usesReclaimed(state.freeCpu[node] as number, state.freeMemory[node] as number, cls, RESOURCE_EPSILON);
-    result.placements.push({ taskId: task.taskId, nodeId: nodeInfo.id, score, scores, metrics, ...(reclaimed ? { reclaimed: true as const } : {}) });
+    const devices = assignDevices(cls, state, node);
+    result.placements.push({ taskId: task.taskId, nodeId: nodeInfo.id, score, scores, metrics, ...(reclaimed ? { reclaimed: true as const } : {}), ...(devices ? { devices } : {}) });
     const alloc: Allocation = {
       taskId: task.taskId,
       jobId: task.jobId,
@@ -88,6 +90,7 @@ export function placeTasks(pending: TaskToPlace[], snapshot: ClusterSnapshot, op
       resources: task.spec.resources,
       priority: cls.priority,
       staticPorts: cls.staticPorts,
+      ...(devices ? { devices } : {}),
     };
     state.place(node, alloc);
   };

@@ -9,6 +9,7 @@
 import type { Checker, ChainContext, NodeCheck, Scorer } from "./chain.js";
 import { avoidedNodes } from "./checkers/avoided.js";
 import { constraints } from "./checkers/constraints.js";
+import { devices } from "./checkers/devices.js";
 import { driver } from "./checkers/driver.js";
 import { maxPerNode } from "./checkers/max-per-node.js";
 import { nodeState } from "./checkers/node-state.js";
@@ -18,14 +19,15 @@ import { staticPorts } from "./checkers/static-ports.js";
 import { stickyRestart } from "./checkers/sticky.js";
 import { FEASIBLE } from "./reasons.js";
 import { binpack, spread } from "./scorers/fit.js";
+import { fragmentation } from "./scorers/fragmentation.js";
 import { jobAntiAffinity } from "./scorers/job-anti-affinity.js";
 import { packageCached } from "./scorers/package-cached.js";
 import type { TaskClass } from "./task-class.js";
 
 /** Checkers with an index hint come first: the hint decides which nodes the rest ever see. */
-export const CHECKERS: readonly Checker[] = [stickyRestart, nodeState, avoidedNodes, driver, constraints, resources, reclaimedResources, maxPerNode, staticPorts];
+export const CHECKERS: readonly Checker[] = [stickyRestart, nodeState, avoidedNodes, driver, constraints, resources, reclaimedResources, maxPerNode, staticPorts, devices];
 
-export const SCORERS: readonly Scorer[] = [binpack, spread, jobAntiAffinity, packageCached];
+export const SCORERS: readonly Scorer[] = [binpack, spread, fragmentation, jobAntiAffinity, packageCached];
 
 /** The stack compiled for one task class: only the rules that apply to it. */
 export class ClassChain {

@@ -4,7 +4,7 @@
  * compiled chain (with its static-check memo), one set of reason codes and,
  * when they cannot be placed, one failure record.
  */
-import type { JobSpec } from "../../common/types.js";
+import type { JobSpec, PlacementStrategy } from "../../common/types.js";
 import type { ChainContext } from "./chain.js";
 import { RegexpCache } from "./checkers/constraints.js";
 import type { ClusterState } from "./cluster-state.js";
@@ -24,6 +24,8 @@ export class TaskClass {
   readonly staticPorts: number[];
   /** Infinity when the job sets no spread limit. */
   readonly maxPerNode: number;
+  /** The job's placement strategy, or the cell's default when it names none. */
+  readonly strategy: PlacementStrategy;
   readonly spread: boolean;
   readonly instances: number;
   readonly packageDigest: string | undefined;
@@ -54,7 +56,8 @@ export class TaskClass {
     this.disk = spec.resources.disk;
     this.staticPorts = [...new Set(spec.ports.flatMap((p) => (p.static === undefined ? [] : [p.static])))];
     this.maxPerNode = spec.placement.maxPerNode ?? Infinity;
-    this.spread = spec.placement.strategy === "spread";
+    this.strategy = spec.placement.strategy ?? ctx.defaultStrategy;
+    this.spread = this.strategy === "spread";
     this.instances = Math.max(1, spec.instances);
     this.packageDigest = task.packageDigest;
     this.stickyNode = task.stickyNode;
@@ -76,8 +79,9 @@ export class TaskClassRegistry {
   constructor(
     private readonly state: ClusterState,
     reasons: ReasonTable,
+    opts: { pending?: readonly TaskToPlace[]; defaultStrategy?: PlacementStrategy } = {},
   ) {
-    this.ctx = { state, reasons, regexps: new RegexpCache() };
+    this.ctx = { state, reasons, regexps: new RegexpCache(), pending: opts.pending ?? [], defaultStrategy: opts.defaultStrategy ?? "binpack" };
   }
 
   classOf(task: TaskToPlace): TaskClass {

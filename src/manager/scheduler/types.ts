@@ -2,7 +2,7 @@
  * Public shapes of the scheduler. The scheduler is a pure function of its
  * input: no I/O, no clock, no randomness except from `SchedulerOptions.seed`.
  */
-import type { JobSpec, NodeInfo, Resources } from "../../common/types.js";
+import type { DeviceAssignment, JobSpec, NodeInfo, PlacementStrategy, Resources } from "../../common/types.js";
 import type { SmallestChange } from "./smallest-change.js";
 
 /** One task instance waiting for a machine. */
@@ -32,6 +32,8 @@ export interface Allocation {
   resources: Resources;
   priority: number;
   staticPorts: number[];
+  /** Device instances the task holds on the node (devices-state.ts). */
+  devices?: DeviceAssignment[];
 }
 
 export interface ClusterSnapshot {
@@ -55,6 +57,8 @@ export interface SchedulerOptions {
    * per class, so dry runs and pages ask for it and placement rounds do not.
    */
   explain?: boolean;
+  /** The strategy of jobs that name none (the cell's `manager.placementStrategy`); default binpack. */
+  defaultStrategy?: PlacementStrategy;
 }
 
 export interface ScoredCandidate {
@@ -87,6 +91,8 @@ export interface Placement {
   metrics: PlacementMetrics;
   /** The placement uses reclaimed capacity: without it the task would not fit there. */
   reclaimed?: true;
+  /** The device instances chosen for the task on that node, when it asks for devices. */
+  devices?: DeviceAssignment[];
 }
 
 export interface Unplaced {

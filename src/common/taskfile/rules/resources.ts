@@ -1,12 +1,13 @@
-/** `resources:` cpu, memory and disk, in normalized units (cores, bytes). */
-import type { Resources } from "../../types.js";
+/** `resources:` cpu, memory and disk, in normalized units (cores, bytes), and devices (rules/devices.ts). */
+import type { JobResources } from "../../types.js";
 import { parseCpu } from "../../units.js";
 import type { Checker } from "../checks.js";
 import type { Path } from "../issues.js";
 import { LIMITS, SCHEMA_KEYS, TASKFILE_DEFAULTS } from "../schema.js";
+import { checkDevices } from "./devices.js";
 
-export function checkResources(c: Checker, v: unknown, path: Path): Resources {
-  const res: Resources = { ...TASKFILE_DEFAULTS.resources };
+export function checkResources(c: Checker, v: unknown, path: Path): JobResources {
+  const res: JobResources = { ...TASKFILE_DEFAULTS.resources };
   const s = c.section(v, path, SCHEMA_KEYS.resources);
   if (!s) return res;
   const cpuV = s.get("cpu");
@@ -25,5 +26,10 @@ export function checkResources(c: Checker, v: unknown, path: Path): Resources {
   }
   const diskV = s.get("disk");
   if (diskV !== undefined) res.disk = c.size(diskV, s.at("disk")) ?? res.disk;
+  const devicesV = s.get("devices");
+  if (devicesV !== undefined) {
+    const devices = checkDevices(c, devicesV, s.at("devices"));
+    if (devices.length > 0) res.devices = devices;
+  }
   return res;
 }

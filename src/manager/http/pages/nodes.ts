@@ -70,5 +70,19 @@ ${table(["", "CPU", "Memory", "Disk"], resourceRows.map(([label, x]) => `<tr><th
 ${extras.charts ? `<h2>Usage over time</h2>${extras.charts}` : ""}
 ${extras.reservations ?? ""}
 <h2>Tasks on this node (${here.length})</h2>${table(["Task", "State", "Attempt", "Resources", "Updated"], taskRows)}
-<h2>Attributes (${attrs.length})</h2>${table(["Attribute", "Value"], attrs.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(v)}</td></tr>`))}`;
+<h2>Attributes (${attrs.length})</h2>${table(["Attribute", "Value"], attrs.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(v)}</td></tr>`))}${devicesSection(n, here)}`;
+}
+
+/** The node's device instances, each with its attributes and the tasks holding it (none when the node offers no devices). */
+function devicesSection(n: NodeInfo, here: readonly TaskInstance[]): string {
+  const groups = n.devices ?? [];
+  if (groups.length === 0) return "";
+  const rows = groups.flatMap((g) =>
+    g.instances.map((i) => {
+      const holders = here.filter((t) => t.devices?.some((d) => d.name === g.name && d.ids.includes(i.id)));
+      const attrs = Object.entries(i.attributes).map(([k, v]) => `${k}=${v}`).join(", ");
+      return `<tr><td>${esc(g.name)}${g.shareable ? " (shareable)" : ""}</td><td>${esc(i.id)}</td><td>${esc(attrs)}</td><td>${holders.length ? holders.map(taskLink).join(", ") : "free"}</td></tr>`;
+    }),
+  );
+  return `<h2>Devices (${rows.length})</h2>${table(["Device", "Instance", "Attributes", "Held by"], rows)}`;
 }

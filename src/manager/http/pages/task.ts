@@ -55,7 +55,7 @@ export function taskPage(job: Job, t: TaskInstance, usage: ReportedUsage | strin
 <dt>Restarts on node</dt><dd data-f="restarts">${esc(t.restartsOnNode)}</dd>
 <dt>Migrations</dt><dd>${esc(t.migrations)}</dd>
 <dt>Reason / exit</dt><dd data-f="why">${esc(t.reason ?? t.exit?.reason ?? "")}</dd>
-<dt>Ports</dt><dd>${t.ports ? esc(Object.entries(t.ports).map(([k, p]) => `${k}=${p}`).join(", ")) : "none"}</dd>
+<dt>Ports</dt><dd>${t.ports ? esc(Object.entries(t.ports).map(([k, p]) => `${k}=${p}`).join(", ")) : "none"}</dd>${t.devices?.length ? `<dt>Devices</dt><dd>${esc(t.devices.map((d) => `${d.name} ${d.ids.join(", ")}`).join("; "))}</dd>` : ""}
 <dt>Started</dt><dd data-f="started">${esc(fmtTime(t.startedAt))}</dd>
 <dt>Finished</dt><dd data-f="finished">${esc(fmtTime(t.finishedAt))}</dd>
 </dl><p><a href="/jobs/${esc(encodeURIComponent(job.id))}">Job ${esc(job.id)}</a></p></div>`;

@@ -40,9 +40,11 @@ export class RegexpCache {
   }
 }
 
-function compileConstraint(c: Constraint, reasons: ReasonTable, regexps: RegexpCache): CompiledConstraint {
-  const origin = { checker: constraints.name };
-  const failed = reasons.code(`constraint ${constraintText(c)} failed`, origin);
+/**
+ * Whether a value meets `c`, with the semantics of job constraints (device
+ * constraints use it too); null when the `regexp` pattern does not compile.
+ */
+export function constraintMatcher(c: Constraint, regexps: RegexpCache): ((value: string) => boolean) | null {
   const scalar = (): string => {
     if (typeof c.value !== "string") throw new TorcaError("internal", `scheduler: constraint ${c.attribute} ${c.operator} needs a string value`);
     return c.value;
@@ -50,31 +52,36 @@ function compileConstraint(c: Constraint, reasons: ReasonTable, regexps: RegexpC
   switch (c.operator) {
     case "=": {
       const want = scalar();
-      return { attribute: c.attribute, reason: failed, matches: (v) => v === want };
+      return (v) => v === want;
     }
     case "!=": {
       const avoid = scalar();
-      return { attribute: c.attribute, reason: failed, matches: (v) => v !== avoid };
+      return (v) => v !== avoid;
     }
     case "in": {
       // A plain string is accepted as a comma-separated list ("a,b").
       const list = Array.isArray(c.value) ? c.value : c.value.split(",").map((s) => s.trim());
       const allowed = new Set(list);
-      return { attribute: c.attribute, reason: failed, matches: (v) => allowed.has(v) };
+      return (v) => allowed.has(v);
     }
     case "regexp": {
-      const pattern = scalar();
-      const re = regexps.get(pattern);
-      // A pattern stored before the parser checked patterns may not compile: it matches nothing, and says so.
-      if (re === null) return { attribute: c.attribute, reason: reasons.code(`constraint ${constraintText(c)} is not a valid regular expression`, origin), matches: () => false };
+      const re = regexps.get(scalar());
       // Unanchored, like Nomad and most regexp engines: write ^…$ to match the whole value.
-      return { attribute: c.attribute, reason: failed, matches: (v) => re.test(v) };
+      return re === null ? null : (v) => re.test(v);
     }
     default: {
       const never: never = c.operator;
       throw new TorcaError("internal", `scheduler: unknown constraint operator ${String(never)}`);
     }
   }
+}
+
+function compileConstraint(c: Constraint, reasons: ReasonTable, regexps: RegexpCache): CompiledConstraint {
+  const origin = { checker: constraints.name };
+  const matches = constraintMatcher(c, regexps);
+  // A pattern stored before the parser checked patterns may not compile: it matches nothing, and says so.
+  if (matches === null) return { attribute: c.attribute, reason: reasons.code(`constraint ${constraintText(c)} is not a valid regular expression`, origin), matches: () => false };
+  return { attribute: c.attribute, reason: reasons.code(`constraint ${constraintText(c)} failed`, origin), matches };
 }
 
 export const constraints: Checker = {

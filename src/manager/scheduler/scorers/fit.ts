@@ -3,7 +3,7 @@
  * fraction of a resource left free after placing, total = 10^f_cpu + 10^f_mem
  * lies in [2, 20]; binpack = (20 - total) / 18 rewards full nodes, spread =
  * (total - 2) / 18 rewards empty ones. Both are in [0, 1]; a job gets the one
- * its `placement.strategy` names.
+ * its `placement.strategy` names (fragmentation.ts has the third).
  */
 import type { ChainContext, Scorer } from "../chain.js";
 import type { TaskClass } from "../task-class.js";
@@ -31,7 +31,7 @@ function fitTotal(cls: TaskClass, { state }: ChainContext): (node: number) => nu
 export const binpack: Scorer = {
   name: SCORER_BINPACK,
   forClass(cls, ctx) {
-    if (cls.spread) return undefined;
+    if (cls.strategy !== "binpack") return undefined;
     const total = fitTotal(cls, ctx);
     return (node) => (20 - total(node)) / 18;
   },
