@@ -27,6 +27,9 @@ const record = {
   createdAt: 1,
   updatedAt: 2,
   events: [{ at: 1, type: "created", message: "created", by: "someone" }],
+  devices: [{ name: "nvidia/gpu", ids: ["GPU-1"] }],
+  members: [{ name: "app", state: "running" }],
+  reclaimed: true,
   addedByANewerWriter: { any: "thing" },
 };
 
@@ -54,6 +57,12 @@ const mutations: [string[], unknown][] = [
   [["healthy"], 0],
   [["version"], -1],
   [["createdAt"], Number.NaN],
+  [["devices", "0", "extra"], 1],
+  [["devices", "0", "ids"], Array.from({ length: 65 }, (_, i) => `GPU-${i}`)],
+  [["devices", "0", "ids", "0"], ""],
+  [["members", "0", "state"], "sleeping"],
+  [["members", "0", "more"], 1],
+  [["reclaimed"], "yes"],
 ];
 
 function mutated(path: string[], value: unknown): unknown {

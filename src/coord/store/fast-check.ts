@@ -4,8 +4,8 @@ import { z } from "zod";
  * A yes/no check compiled from a zod schema, for the bulk of a backup's cold
  * load: zod's parse costs about 40 µs per task record here, 4 s for 100,000,
  * while this check of the same rules costs a few. It accepts exactly what
- * the schema accepts for the kinds it knows (objects, passthrough or not,
- * strings, numbers, booleans, enums, arrays, records, optionals, nullables, with the
+ * the schema accepts for the kinds it knows (objects, passthrough, strip or
+ * strict, strings, numbers, booleans, enums, arrays with length bounds, records, optionals, nullables, with the
  * min/max/int checks) and whose value zod would return unchanged (no key a
  * stripping object would drop); `compileCheck` returns undefined for a schema
  * using anything else, and a value it refuses is parsed by zod anyway, which
@@ -33,8 +33,10 @@ export function compileCheck(schema: z.ZodTypeAny): Check | undefined {
   if (schema instanceof z.ZodArray) {
     const d = schema._def;
     const item = compileCheck(d.type as z.ZodTypeAny);
-    if (!item || d.exactLength || d.minLength || d.maxLength) return undefined;
-    return (v) => Array.isArray(v) && v.every(item);
+    if (!item) return undefined;
+    const min = d.exactLength?.value ?? d.minLength?.value ?? 0;
+    const max = d.exactLength?.value ?? d.maxLength?.value ?? Infinity;
+    return (v) => Array.isArray(v) && v.length >= min && v.length <= max && v.every(item);
   }
   if (schema instanceof z.ZodRecord) {
     const value = compileCheck(schema.valueSchema as z.ZodTypeAny);
@@ -44,7 +46,7 @@ export function compileCheck(schema: z.ZodTypeAny): Check | undefined {
   if (schema instanceof z.ZodObject) {
     const shape = schema.shape as Record<string, z.ZodTypeAny>;
     const unknownKeys = schema._def.unknownKeys as string;
-    if (unknownKeys !== "passthrough" && unknownKeys !== "strip") return undefined;
+    if (unknownKeys !== "passthrough" && unknownKeys !== "strip" && unknownKeys !== "strict") return undefined;
     if (!(schema._def.catchall instanceof z.ZodNever)) return undefined;
     const fields: [string, Check][] = [];
     for (const [key, s] of Object.entries(shape)) {
@@ -54,7 +56,7 @@ export function compileCheck(schema: z.ZodTypeAny): Check | undefined {
     }
     const known = (v: Record<string, unknown>) => fields.every(([key, c]) => c(v[key]));
     if (unknownKeys === "passthrough") return (v) => isPlainObject(v) && known(v);
-    // zod would drop unknown keys: only a value without any is returned as it is.
+    // A stripping object would drop unknown keys and a strict one refuse them: either way only a value without any is returned as it is.
     return (v) => isPlainObject(v) && known(v) && Object.keys(v).every((key) => Object.hasOwn(shape, key));
   }
   return undefined;
