@@ -90,6 +90,11 @@ export interface PrimaryObserver {
   fenced(reason: Exclude<FenceReason, "shutdown">): void;
 }
 
+/** Whether a submission holds the queue as well as the admissions lane. */
+type QueueHeld = "queue held" | "lane only";
+/** The lane found the job's name taken meanwhile: the submission goes through the queue instead. */
+const NEEDS_QUEUE = Symbol("needs the queue");
+
 const DEFAULT_RETENTION: RetentionPolicy = { terminalMs: 3_600_000, keepPerNamespace: 1000, batch: 200 };
 
 export type AlertSink = (kind: string, key: string, data: { job?: Job; task?: TaskInstance; node?: NodeInfo; text: string }) => void;
@@ -101,6 +106,15 @@ export class Primary {
   private readonly startedAt: number;
   private readonly now: () => number;
   private readonly queue: SerialQueue;
+  /**
+   * Admissions: everything that creates a job or grows what a namespace
+   * reserves runs here, one at a time, so job names stay unique and no two
+   * submissions spend the same quota remainder. A submission of a new name
+   * holds only this lane, never the queue, so it is acknowledged as soon as
+   * its job is durable however long a round takes. Lock order: the queue,
+   * then this lane, never the reverse.
+   */
+  private readonly admissions: SerialQueue;
   private readonly writer: TaskWriter;
   private readonly sender: TaskSender;
   private readonly ticks: Tick;
@@ -124,6 +138,7 @@ export class Primary {
     this.now = opts.now ?? Date.now;
     this.startedAt = this.now();
     this.queue = new SerialQueue(() => this.fenced, () => this.requestTick());
+    this.admissions = new SerialQueue(() => this.fenced, () => this.requestTick());
     this.writer = new TaskWriter(opts.observer ? observedTasks(store, opts.observer) : store, () => this.fenced);
     this.sender = new TaskSender(
       dispatcher,
@@ -168,7 +183,7 @@ export class Primary {
       this.workflows = new WorkflowRunner({
         store: opts.workflows,
         jobs: store,
-        createJob: async (spec, source, digest) => (await this.createJob(spec, source, digest)).job,
+        createJob: async (spec, source, digest) => (await this.admissions.run(() => this.createJob(spec, source, digest, "queue held"))).job,
         killJob: (jobId) => this.killJob(jobId).then(() => undefined),
         run: (fn) => this.queue.run(fn),
         requestTick: () => this.requestTick(),
@@ -239,6 +254,7 @@ export class Primary {
   /** Resolves when queued work has drained (used by tests and shutdown). */
   async idle(): Promise<void> {
     await this.queue.idle();
+    await this.admissions.idle();
   }
 
   requestTick(): void {
@@ -268,7 +284,21 @@ export class Primary {
   // ---------------------------------------------------------------- API writes
 
   async submit(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<SubmitOutcome> {
-    return this.queue.run(() => this.createJob(spec, source, packageDigest));
+    return this.admit(jobIdOf(spec.namespace, spec.name), (held) => this.createJob(spec, source, packageDigest, held));
+  }
+
+  /**
+   * Runs a submission of job `jobId` in the admissions lane. A new name needs
+   * nothing else, so it does not wait for the queue (and a round in it); a
+   * name with a job already (a new version, or a finished job to archive
+   * first) changes what the queue's work reads, so it runs in the queue.
+   */
+  private async admit<T>(jobId: string, fn: (held: QueueHeld) => Promise<T>): Promise<T> {
+    if (!this.store.jobs.has(jobId)) {
+      const done = await this.admissions.run(async () => (this.store.jobs.has(jobId) ? NEEDS_QUEUE : { value: await fn("lane only") }));
+      if (done !== NEEDS_QUEUE) return done.value;
+    }
+    return this.queue.run(() => this.admissions.run(() => fn("queue held")));
   }
 
   /**
@@ -284,7 +314,9 @@ export class Primary {
     packageDigest: string | undefined,
     answerOf: (outcome: SubmitOutcome) => Record<string, unknown>,
   ): Promise<IdempotentAnswer> {
-    return this.queue.run(async () => {
+    const jobId = jobIdOf(spec.namespace, spec.name);
+    // Every request for a key runs in the admissions lane, so two of them never interleave.
+    return this.admit(jobId, async (held) => {
       const store = this.opts.idempotency;
       const now = this.now();
       const record = await store.get(key.id);
@@ -298,8 +330,8 @@ export class Primary {
         outcome = { job: earlier, version: earlier.version ?? 0, change: "created" };
         createdAt = record.createdAt;
       } else {
-        await store.put(key.id, { bodyHash: key.bodyHash, jobId: jobIdOf(spec.namespace, spec.name), createdAt });
-        outcome = await this.createJob(spec, source, packageDigest).catch(async (e: unknown) => {
+        await store.put(key.id, { bodyHash: key.bodyHash, jobId, createdAt });
+        outcome = await this.createJob(spec, source, packageDigest, held).catch(async (e: unknown) => {
           // A refusal (e.g. 409: the job is live) is not remembered: the key stays free for a retry.
           if (isTorcaError(e) && e.status < 500) await store.remove(key.id);
           throw e;
@@ -315,16 +347,20 @@ export class Primary {
    * A new job; for a live service of that name, a new version of it (rolled
    * out by a deployment; the same spec again changes nothing). A finished job
    * of that name is archived to the history store before it is replaced.
+   * Runs in the admissions lane; with a job of that name, in the queue too
+   * (`held`). Every job is created in the lane, so a name free when the lane
+   * was entered stays free until this runs; the check below only guards that.
    */
-  private async createJob(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<SubmitOutcome> {
+  private async createJob(spec: JobSpec, source: string, packageDigest: string | undefined, held: QueueHeld): Promise<SubmitOutcome> {
     const id = jobIdOf(spec.namespace, spec.name);
     const existing = this.store.jobs.get(id);
+    if (existing && held === "lane only") throw new ConflictError(`job ${id} was created meanwhile; submit again`, { jobId: id });
     if (existing && isLive(existing, this.store.tasksOf(id))) {
       const outcome = await this.rollouts.submitVersion(existing, spec, source, packageDigest);
       this.requestTick();
       return outcome;
     }
-    // Inside the queue: no other submission can spend the same remainder between this check and the create.
+    // Inside the admissions lane: no other submission can spend the same remainder between this check and the create.
     requireWithinQuota(spec.namespace, await this.opts.quotas?.current(spec.namespace), usageOf(this.store, spec.namespace), spec);
     if (existing) await this.retirer.retireNow(existing);
     const now = this.now();
@@ -412,19 +448,19 @@ export class Primary {
   }
 
   async revert(jobId: string, version: number): Promise<SubmitOutcome> {
-    return this.queue.run(async () => {
+    return this.queue.run(() => this.admissions.run(async () => {
       const outcome = await this.rollouts.revert(jobId, version);
       this.requestTick();
       return outcome;
-    });
+    }));
   }
 
   async scale(jobId: string, instances: number): Promise<SubmitOutcome> {
-    return this.queue.run(async () => {
+    return this.queue.run(() => this.admissions.run(async () => {
       const outcome = await this.rollouts.scale(jobId, instances);
       this.requestTick();
       return outcome;
-    });
+    }));
   }
 
   async restart(jobId: string, allAtOnce: boolean): Promise<Job> {
