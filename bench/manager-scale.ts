@@ -174,16 +174,28 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     let next = 0;
     // Every submission but the first few goes in while earlier jobs' instances are being placed.
     const submitMs: number[] = [];
+    let resubmitted = 0;
+    /** Submits job `j` until a primary acknowledges it: a 503 (the primary lost its session) is not an answer, so it goes to the next primary. */
+    const submit = async (j: number) => {
+      for (;;) {
+        const res = await api.post(`${primary.url}/v1/jobs`, { body: scaleJob(j, o.instancesPerJob), headers: { "content-type": "application/yaml" }, throwHttpErrors: false });
+        if (res.statusCode === 201 || res.statusCode === 200) return;
+        if (res.statusCode !== 503) throw new Error(`submit scale-${j}: HTTP ${res.statusCode} ${res.body}`);
+        resubmitted++;
+        primary = await cell.waitForPrimary(60_000);
+      }
+    };
     await Promise.all(
       Array.from({ length: o.submitConcurrency }, async () => {
         while (next < o.jobs) {
           const j = next++;
           const s0 = performance.now();
-          await api.post(`${primary.url}/v1/jobs`, { body: scaleJob(j, o.instancesPerJob), headers: { "content-type": "application/yaml" } });
+          await submit(j);
           submitMs.push(performance.now() - s0);
         }
       }),
     );
+    out["manager-scale submissions resent after a 503 (primary change)"] = resubmitted;
     const acceptS = (Date.now() - t0) / 1000;
     out["manager-scale submit: all jobs accepted s"] = round1(acceptS);
     await until(`all ${tasks} tasks running`, async () => {
