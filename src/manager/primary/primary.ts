@@ -22,7 +22,7 @@ import { DisconnectedNodes } from "./disconnected-nodes.js";
 import { reconcileReport } from "./reconcile.js";
 import type { RoundDecision } from "./round.js";
 import { TaskSender } from "./sender.js";
-import { SerialQueue } from "./serial-queue.js";
+import { Admissions, SerialQueue, type QueueHeld } from "./serial-queue.js";
 import { Tick, type Trimmer } from "./tick.js";
 import { drainDelayOf, Rollouts, type DeploymentControl, type SubmitOutcome, type VersionPlan } from "../deployment/rollouts.js";
 import type { JobVersion, VersionStore } from "../versions/store.js";
@@ -40,7 +40,9 @@ import { WorkflowRunner } from "../workflow/runner.js";
  * Events reach the event stream from the state copy's change events (in
  * manager.ts), on the primary and the backups alike, so none is published here.
  *
- * All mutations run one at a time through the serial queue. Writes reach
+ * All mutations run one at a time through the serial queue, except that a
+ * submission of a new job name runs in the admissions lane only
+ * (serial-queue.ts), so it does not wait for a round. Writes reach
  * ZooKeeper before the effect they describe: a task is recorded as dispatched
  * (with its new attempt) before the agent is told to start it, so a crash
  * between the two is caught by reconciliation, never a duplicate.
@@ -90,11 +92,6 @@ export interface PrimaryObserver {
   fenced(reason: Exclude<FenceReason, "shutdown">): void;
 }
 
-/** Whether a submission holds the queue as well as the admissions lane. */
-type QueueHeld = "queue held" | "lane only";
-/** The lane found the job's name taken meanwhile: the submission goes through the queue instead. */
-const NEEDS_QUEUE = Symbol("needs the queue");
-
 const DEFAULT_RETENTION: RetentionPolicy = { terminalMs: 3_600_000, keepPerNamespace: 1000, batch: 200 };
 
 export type AlertSink = (kind: string, key: string, data: { job?: Job; task?: TaskInstance; node?: NodeInfo; text: string }) => void;
@@ -106,15 +103,8 @@ export class Primary {
   private readonly startedAt: number;
   private readonly now: () => number;
   private readonly queue: SerialQueue;
-  /**
-   * Admissions: everything that creates a job or grows what a namespace
-   * reserves runs here, one at a time, so job names stay unique and no two
-   * submissions spend the same quota remainder. A submission of a new name
-   * holds only this lane, never the queue, so it is acknowledged as soon as
-   * its job is durable however long a round takes. Lock order: the queue,
-   * then this lane, never the reverse.
-   */
-  private readonly admissions: SerialQueue;
+  /** Submissions and whatever grows a reservation: a lane of their own, so a submission does not wait for a round. */
+  private readonly admissions: Admissions;
   private readonly writer: TaskWriter;
   private readonly sender: TaskSender;
   private readonly ticks: Tick;
@@ -138,7 +128,7 @@ export class Primary {
     this.now = opts.now ?? Date.now;
     this.startedAt = this.now();
     this.queue = new SerialQueue(() => this.fenced, () => this.requestTick());
-    this.admissions = new SerialQueue(() => this.fenced, () => this.requestTick());
+    this.admissions = new Admissions(this.queue, (id) => this.store.jobs.has(id), () => this.fenced, () => this.requestTick());
     this.writer = new TaskWriter(opts.observer ? observedTasks(store, opts.observer) : store, () => this.fenced);
     this.sender = new TaskSender(
       dispatcher,
@@ -183,7 +173,7 @@ export class Primary {
       this.workflows = new WorkflowRunner({
         store: opts.workflows,
         jobs: store,
-        createJob: async (spec, source, digest) => (await this.admissions.run(() => this.createJob(spec, source, digest, "queue held"))).job,
+        createJob: async (spec, source, digest) => (await this.admissions.fromQueue(() => this.createJob(spec, source, digest, "queue held"))).job,
         killJob: (jobId) => this.killJob(jobId).then(() => undefined),
         run: (fn) => this.queue.run(fn),
         requestTick: () => this.requestTick(),
@@ -284,21 +274,7 @@ export class Primary {
   // ---------------------------------------------------------------- API writes
 
   async submit(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<SubmitOutcome> {
-    return this.admit(jobIdOf(spec.namespace, spec.name), (held) => this.createJob(spec, source, packageDigest, held));
-  }
-
-  /**
-   * Runs a submission of job `jobId` in the admissions lane. A new name needs
-   * nothing else, so it does not wait for the queue (and a round in it); a
-   * name with a job already (a new version, or a finished job to archive
-   * first) changes what the queue's work reads, so it runs in the queue.
-   */
-  private async admit<T>(jobId: string, fn: (held: QueueHeld) => Promise<T>): Promise<T> {
-    if (!this.store.jobs.has(jobId)) {
-      const done = await this.admissions.run(async () => (this.store.jobs.has(jobId) ? NEEDS_QUEUE : { value: await fn("lane only") }));
-      if (done !== NEEDS_QUEUE) return done.value;
-    }
-    return this.queue.run(() => this.admissions.run(() => fn("queue held")));
+    return this.admissions.submit(jobIdOf(spec.namespace, spec.name), (held) => this.createJob(spec, source, packageDigest, held));
   }
 
   /**
@@ -316,7 +292,7 @@ export class Primary {
   ): Promise<IdempotentAnswer> {
     const jobId = jobIdOf(spec.namespace, spec.name);
     // Every request for a key runs in the admissions lane, so two of them never interleave.
-    return this.admit(jobId, async (held) => {
+    return this.admissions.submit(jobId, async (held) => {
       const store = this.opts.idempotency;
       const now = this.now();
       const record = await store.get(key.id);
@@ -448,7 +424,7 @@ export class Primary {
   }
 
   async revert(jobId: string, version: number): Promise<SubmitOutcome> {
-    return this.queue.run(() => this.admissions.run(async () => {
+    return this.queue.run(() => this.admissions.fromQueue(async () => {
       const outcome = await this.rollouts.revert(jobId, version);
       this.requestTick();
       return outcome;
@@ -456,7 +432,7 @@ export class Primary {
   }
 
   async scale(jobId: string, instances: number): Promise<SubmitOutcome> {
-    return this.queue.run(() => this.admissions.run(async () => {
+    return this.queue.run(() => this.admissions.fromQueue(async () => {
       const outcome = await this.rollouts.scale(jobId, instances);
       this.requestTick();
       return outcome;
