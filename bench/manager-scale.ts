@@ -177,9 +177,11 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     let resubmitted = 0;
     /** Submits job `j` until a primary acknowledges it: a 503 (the primary lost its session) is not an answer, so it goes to the next primary. */
     const submit = async (j: number) => {
-      for (;;) {
+      for (let resent = false; ; resent = true) {
         const res = await api.post(`${primary.url}/v1/jobs`, { body: scaleJob(j, o.instancesPerJob), headers: { "content-type": "application/yaml" }, throwHttpErrors: false });
         if (res.statusCode === 201 || res.statusCode === 200) return;
+        // A resend finding its job: the attempt answered 503 had made it durable after all (the new primary's copy had not seen it yet).
+        if (res.statusCode === 409 && resent && res.body.includes("already exists")) return;
         if (res.statusCode !== 503) throw new Error(`submit scale-${j}: HTTP ${res.statusCode} ${res.body}`);
         resubmitted++;
         primary = await cell.waitForPrimary(60_000);

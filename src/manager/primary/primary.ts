@@ -1,9 +1,11 @@
 import type { Logger } from "../../common/logger.js";
+import { parallel } from "../../common/parallel.js";
 import { ConflictError, IdempotencyKeyReusedError, isTorcaError, NotFoundError } from "../../common/errors.js";
 import type { AgentReport, SignalRequest } from "../../common/protocol.js";
 import { jobIdOf, parseTaskId, TERMINAL_TASK_STATES, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
+import { ReportBatcher } from "../collector/report-batch.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
 import { classifyRepeat, type IdempotentAnswer } from "../idempotency/keys.js";
 import type { IdempotencyStore } from "../idempotency/store.js";
@@ -19,7 +21,7 @@ import { CronFirer } from "./cron-firing.js";
 import { isLive } from "./job-status.js";
 import type { DisconnectRules } from "./disconnect.js";
 import { DisconnectedNodes } from "./disconnected-nodes.js";
-import { reconcileReport } from "./reconcile.js";
+import { reconcileReport, type ReconcileDecision } from "./reconcile.js";
 import type { RoundDecision } from "./round.js";
 import { TaskSender } from "./sender.js";
 import { Admissions, SerialQueue, type QueueHeld } from "./serial-queue.js";
@@ -92,6 +94,9 @@ export interface PrimaryObserver {
   fenced(reason: Exclude<FenceReason, "shutdown">): void;
 }
 
+/** Reports of one batch whose writes are in flight at once (each writes its tasks WRITE_PARALLELISM at a time). */
+const REPORT_WRITERS = 8;
+
 const DEFAULT_RETENTION: RetentionPolicy = { terminalMs: 3_600_000, keepPerNamespace: 1000, batch: 200 };
 
 export type AlertSink = (kind: string, key: string, data: { job?: Job; task?: TaskInstance; node?: NodeInfo; text: string }) => void;
@@ -105,6 +110,8 @@ export class Primary {
   private readonly queue: SerialQueue;
   /** Submissions and whatever grows a reservation: a lane of their own, so a submission does not wait for a round. */
   private readonly admissions: Admissions;
+  /** Agents' reports waiting for the queue, reconciled together. */
+  private readonly reports: ReportBatcher<AgentReport, void>;
   private readonly writer: TaskWriter;
   private readonly sender: TaskSender;
   private readonly ticks: Tick;
@@ -128,6 +135,7 @@ export class Primary {
     this.now = opts.now ?? Date.now;
     this.startedAt = this.now();
     this.queue = new SerialQueue(() => this.fenced, () => this.requestTick());
+    this.reports = new ReportBatcher((fn) => this.queue.run(fn), (batch) => this.reconcileReports(batch));
     this.admissions = new Admissions(this.queue, (id) => this.store.jobs.has(id), () => this.fenced, () => this.requestTick());
     this.writer = new TaskWriter(opts.observer ? observedTasks(store, opts.observer) : store, () => this.fenced);
     this.sender = new TaskSender(
@@ -470,16 +478,35 @@ export class Primary {
     this.raisePeerCorruptions(report);
     this.disconnected.tracker.reported(report.agentId, this.now());
     this.usage.note(report, this.now());
-    await this.queue.run(async () => {
-      const now = this.now();
-      const d = reconcileReport(report, this.store, now, { presumeMissing: this.pastReconcileGrace(), missingGraceMs: this.opts.missingGraceMs });
-      for (const s of d.stops) this.sender.stop(s.task, s.why);
-      // A task that ended carries its usage totals into ZooKeeper: archived by whichever primary retires it.
-      await this.putTasks(d.updates.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? { ...t, usage: this.usage.totals(t.id) } : t)));
-      this.raise(d.alerts);
-      if (d.updates.length) this.requestTick();
-    });
+    await this.reports.add(report);
     return { recorded: report.tasks.filter((t) => t.state === "exited").map((t) => `${t.taskId}#${t.attempt}`), disconnectGraceMs: this.opts.disconnect.graceMs };
+  }
+
+  /**
+   * Reconciles a batch of reports (one per agent) in one turn of the queue:
+   * each report's writes are its own, at most REPORT_WRITERS reports write at
+   * once, and a report is answered (or fails) by its own writes alone.
+   */
+  private async reconcileReports(reports: AgentReport[]): Promise<PromiseSettledResult<void>[]> {
+    const now = this.now();
+    const opts = { presumeMissing: this.pastReconcileGrace(), missingGraceMs: this.opts.missingGraceMs };
+    const decisions = reports.map((r) => reconcileReport(r, this.store, now, opts));
+    for (const d of decisions) for (const s of d.stops) this.sender.stop(s.task, s.why);
+    const results: PromiseSettledResult<void>[] = [];
+    await parallel(decisions.map((_, i) => i), REPORT_WRITERS, async (i) => {
+      results[i] = await this.writeReconciled(decisions[i]!).then(
+        (value): PromiseSettledResult<void> => ({ status: "fulfilled", value }),
+        (reason: unknown): PromiseSettledResult<void> => ({ status: "rejected", reason }),
+      );
+    });
+    if (decisions.some((d) => d.updates.length)) this.requestTick();
+    return results;
+  }
+
+  private async writeReconciled(d: ReconcileDecision): Promise<void> {
+    // A task that ended carries its usage totals into ZooKeeper: archived by whichever primary retires it.
+    await this.putTasks(d.updates.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? { ...t, usage: this.usage.totals(t.id) } : t)));
+    this.raise(d.alerts);
   }
 
   private async handleDispatchFailure(t: TaskInstance, node: NodeInfo, e: unknown): Promise<void> {
