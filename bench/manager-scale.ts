@@ -85,6 +85,25 @@ async function heapMiB(api: Got, url: string): Promise<number> {
   return Math.round(Number(/^nodejs_heap_size_used_bytes (\d+)/m.exec(m)?.[1] ?? NaN) / 1048576);
 }
 
+function percentile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
+}
+
+/** ZooKeeper operations that change state: everything the session observer counts but reads. */
+const ZK_READS = new Set(["get", "exists", "children", "sync", "getAcl"]);
+
+/** The manager's ZooKeeper writes so far, from its /metrics (operation duration histogram counts, ok or not). */
+async function zookeeperWrites(api: Got, url: string): Promise<number> {
+  const m = await api.get(`${url}/metrics`).text();
+  let n = 0;
+  for (const [, op, count] of m.matchAll(/^torca_zookeeper_operation_duration_seconds_count\{([^}]*)\} (\d+)/gm)) {
+    const operation = /operation="([^"]*)"/.exec(op!)?.[1] ?? "";
+    if (!ZK_READS.has(operation)) n += Number(count);
+  }
+  return n;
+}
+
 async function taskCounts(api: Got, url: string): Promise<{ total: number; running: number }> {
   const { jobs } = await api.get(`${url}/v1/jobs`).json<{ jobs: JobSummary[] }>();
   let total = 0;
@@ -150,16 +169,35 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     const pidOf = (id: string) => cell.daemons.get(id)?.process?.pid;
     const backupId = () => [...cell.daemons.values()].find((d) => d.kind === "manager" && d.id !== primary.id)!.id;
     const cpu0 = cpuSeconds(pidOf(primary.id));
+    const zkWrites0 = await zookeeperWrites(api, primary.url);
     t0 = Date.now();
     let next = 0;
+    // Every submission but the first few goes in while earlier jobs' instances are being placed.
+    const submitMs: number[] = [];
+    let resubmitted = 0;
+    /** Submits job `j` until a primary acknowledges it: a 503 (the primary lost its session) is not an answer, so it goes to the next primary. */
+    const submit = async (j: number) => {
+      for (let resent = false; ; resent = true) {
+        const res = await api.post(`${primary.url}/v1/jobs`, { body: scaleJob(j, o.instancesPerJob), headers: { "content-type": "application/yaml" }, throwHttpErrors: false });
+        if (res.statusCode === 201 || res.statusCode === 200) return;
+        // A resend finding its job: the attempt answered 503 had made it durable after all (the new primary's copy had not seen it yet).
+        if (res.statusCode === 409 && resent && res.body.includes("already exists")) return;
+        if (res.statusCode !== 503) throw new Error(`submit scale-${j}: HTTP ${res.statusCode} ${res.body}`);
+        resubmitted++;
+        primary = await cell.waitForPrimary(60_000);
+      }
+    };
     await Promise.all(
       Array.from({ length: o.submitConcurrency }, async () => {
         while (next < o.jobs) {
           const j = next++;
-          await api.post(`${primary.url}/v1/jobs`, { body: scaleJob(j, o.instancesPerJob), headers: { "content-type": "application/yaml" } });
+          const s0 = performance.now();
+          await submit(j);
+          submitMs.push(performance.now() - s0);
         }
       }),
     );
+    out["manager-scale submissions resent after a 503 (primary change)"] = resubmitted;
     const acceptS = (Date.now() - t0) / 1000;
     out["manager-scale submit: all jobs accepted s"] = round1(acceptS);
     await until(`all ${tasks} tasks running`, async () => {
@@ -170,6 +208,9 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     out["manager-scale submit: all tasks running s"] = round1(runningS);
     out["manager-scale placements/s (submit to running, end to end)"] = Math.round(tasks / runningS);
     out["manager-scale primary cpu s during placement"] = round1(cpuSeconds(pidOf(primary.id)) - cpu0);
+    out["manager-scale submit p50 during placement (ms)"] = Math.round(percentile(submitMs, 0.5));
+    out["manager-scale submit p99 during placement (ms)"] = Math.round(percentile(submitMs, 0.99));
+    out["manager-scale zk writes per task placed"] = round1(((await zookeeperWrites(api, primary.url)) - zkWrites0) / tasks);
     const backupT0 = Date.now();
     await until("the backup's copy holding every task", async () => {
       const c = await taskCounts(api, cell.daemons.get(backupId())!.url);

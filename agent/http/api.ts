@@ -1,8 +1,8 @@
 import Router from "@koa/router";
 import { join } from "node:path";
 import type { TokenTable } from "../../src/common/auth.js";
-import { NotFoundError, ValidationError } from "../../src/common/errors.js";
-import { parseBody, SignalRequestSchema, StopRequestSchema, TaskDispatchSchema, type TaskDispatch } from "../../src/common/protocol.js";
+import { NotFoundError, toTorcaError, ValidationError } from "../../src/common/errors.js";
+import { parseBody, SignalRequestSchema, StopRequestSchema, TaskBatchSchema, TaskDispatchSchema, type TaskBatchResult, type TaskDispatch } from "../../src/common/protocol.js";
 import { requireRole } from "../../src/http/auth.js";
 import { readJson } from "../../src/http/body.js";
 import { MEMBER_QUERY, queryFlag, queryValue, TAIL_LINES } from "../../src/http/query.js";
@@ -31,13 +31,35 @@ export function agentRouter(deps: AgentApiDeps, tokens: TokenTable): Router {
   const control = requireRole(tokens, "control");
   const read = requireRole(tokens, "read");
 
+  /** One start order, as both start routes carry it out: the epoch is checked first (a stale one is refused and starts nothing). */
+  const start = async (d: TaskDispatch) => {
+    deps.admitEpoch(d.epoch);
+    const { created } = await deps.runner.start(d);
+    return { taskId: d.taskId, attempt: d.attempt, created, state: deps.runner.get(d.taskId)?.state };
+  };
+
   r.put("/v1/tasks/:id", control, async (ctx) => {
     const d = parseBody(TaskDispatchSchema, await readJson(ctx, deps.bodyLimit)) as unknown as TaskDispatch;
     if (d.taskId !== ctx.params.id) throw new ValidationError([{ field: "taskId", message: "does not match the URL" }]);
-    deps.admitEpoch(d.epoch);
-    const { created } = await deps.runner.start(d);
+    const { created, ...answer } = await start(d);
     ctx.status = created ? 201 : 200;
-    ctx.body = { taskId: d.taskId, attempt: d.attempt, state: deps.runner.get(d.taskId)?.state };
+    ctx.body = answer;
+  });
+
+  // The primary's start orders of one round in one request; each is answered on its own (TaskBatchResult).
+  r.post("/v1/tasks/batch", control, async (ctx) => {
+    const { tasks } = parseBody(TaskBatchSchema, await readJson(ctx, 16 * deps.bodyLimit));
+    const results = await Promise.all(
+      (tasks as unknown as TaskDispatch[]).map(async (d): Promise<TaskBatchResult> => {
+        try {
+          return await start(d);
+        } catch (e) {
+          const err = toTorcaError(e);
+          return { taskId: d.taskId, attempt: d.attempt, error: { status: err.status, ...err.toJSON() } };
+        }
+      }),
+    );
+    ctx.body = { results };
   });
 
   r.post("/v1/tasks/:id/stop", control, async (ctx) => {

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import type { TokenTable } from "../../src/common/auth.js";
 import type { Grant } from "../../src/auth/grants.js";
 import { NotFoundError, PayloadTooLargeError, toTorcaError, ValidationError } from "../../src/common/errors.js";
-import { parseBody, StopRequestSchema, TaskDispatchSchema, type TaskDispatch } from "../../src/common/protocol.js";
+import { parseBody, StopRequestSchema, TaskBatchSchema, TaskDispatchSchema, type TaskBatchResult, type TaskDispatch } from "../../src/common/protocol.js";
 import type { SimAgent } from "./sim-agent.js";
 
 /**
@@ -77,6 +77,21 @@ export class SimServer {
       const created = agent.start(d);
       this.deps.onDispatch(created);
       return { status: created ? 201 : 200, json: { taskId: d.taskId, attempt: d.attempt, state: agent.task(d.taskId)?.state } };
+    }
+    if (method === "POST" && parts[1] === "tasks" && parts[2] === "batch" && parts.length === 3) {
+      this.authorize(req, "control");
+      const { tasks } = parseBody(TaskBatchSchema, await readJson(req));
+      const results = (tasks as unknown as TaskDispatch[]).map((d): TaskBatchResult => {
+        try {
+          const created = agent.start(d);
+          this.deps.onDispatch(created);
+          return { taskId: d.taskId, attempt: d.attempt, created, state: agent.task(d.taskId)?.state };
+        } catch (e) {
+          const err = toTorcaError(e);
+          return { taskId: d.taskId, attempt: d.attempt, error: { status: err.status, ...err.toJSON() } };
+        }
+      });
+      return { status: 200, json: { results } };
     }
     if (method === "POST" && parts[1] === "tasks" && parts[3] === "stop" && parts.length === 4) {
       this.authorize(req, "control");

@@ -77,6 +77,31 @@ export const TaskDispatchSchema = z
   })
   .strict();
 
+/** At most this many start orders go in one batch (POST /v1/tasks/batch). */
+export const MAX_DISPATCH_BATCH = 500;
+
+/**
+ * Start orders for one agent in one request: each is carried out and answered
+ * on its own, exactly as the same TaskDispatch sent alone (PUT /v1/tasks/:id).
+ * A task appears at most once in a batch.
+ */
+export const TaskBatchSchema = z
+  .object({ tasks: z.array(TaskDispatchSchema).min(1).max(MAX_DISPATCH_BATCH) })
+  .strict()
+  .refine((b) => new Set(b.tasks.map((t) => t.taskId)).size === b.tasks.length, { message: "a task appears more than once", path: ["tasks"] });
+
+/** The answer to one start order of a batch: accepted (`created` false: it was there already), or refused with the error PUT would have answered (`error`, with its HTTP `status`). */
+export const TaskBatchResultSchema = z.object({
+  taskId: z.string(),
+  attempt: z.number().int(),
+  created: z.boolean().optional(),
+  state: z.string().optional(),
+  error: z.object({ status: z.number().int(), code: z.string(), message: z.string(), field: z.string().optional() }).optional(),
+});
+export type TaskBatchResult = z.infer<typeof TaskBatchResultSchema>;
+export const TaskBatchReplySchema = z.object({ results: z.array(TaskBatchResultSchema) });
+export type TaskBatchReply = z.infer<typeof TaskBatchReplySchema>;
+
 export const StopRequestSchema = z.object({ epoch: z.number().int().min(0), attempt: z.number().int().min(0).optional(), graceMs: z.number().int().min(0).max(600_000).optional(), drainMs: z.number().int().min(0).max(3_600_000).optional() }).strict();
 export type StopRequest = z.infer<typeof StopRequestSchema>;
 

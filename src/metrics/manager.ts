@@ -22,7 +22,7 @@ export class ManagerMetrics implements PrimaryObserver {
   readonly registry: Registry = daemonRegistry();
   private readonly placementDuration = this.histogram("torca_placement_duration_seconds", "One placement round of the primary: the scheduler over every due task, and what to write, stop and dispatch", FAST_BUCKETS);
   private readonly submitToRunning = this.histogram("torca_submit_to_running_seconds", "From a task record's creation (submission or cron firing) to its first attempt reported running", SLOW_BUCKETS);
-  private readonly dispatchDuration = new Histogram({ name: "torca_dispatch_duration_seconds", help: "Round trip of a start order to an agent, by result (ok, error)", labelNames: ["result"] as const, buckets: FAST_BUCKETS, registers: [this.registry] });
+  private readonly dispatchDuration = new Histogram({ name: "torca_dispatch_duration_seconds", help: "Round trip of a start request to an agent (one or more start orders), by result (ok, error)", labelNames: ["result"] as const, buckets: FAST_BUCKETS, registers: [this.registry] });
   private readonly httpDuration = new Histogram({ ...httpRequestHistogramOptions(), buckets: FAST_BUCKETS, registers: [this.registry] });
   private readonly zkDuration = new Histogram({ name: "torca_zookeeper_operation_duration_seconds", help: "ZooKeeper operations of this manager's sessions, by operation and result (ok, error)", labelNames: ["operation", "result"] as const, buckets: FAST_BUCKETS, registers: [this.registry] });
   private readonly placements = this.counter("torca_placements_total", "Tasks placed on a node by the primary (each becomes a dispatch)");
@@ -71,14 +71,17 @@ export class ManagerMetrics implements PrimaryObserver {
   /** `inner` with each start order timed and its failures counted. */
   timedDispatcher(inner: Dispatcher): Dispatcher {
     return {
-      start: async (nodeUrl, d) => {
+      start: async (nodeUrl, ds) => {
         const end = this.dispatchDuration.startTimer();
         try {
-          await inner.start(nodeUrl, d);
+          const results = await inner.start(nodeUrl, ds);
           end({ result: "ok" });
+          const refused = results.filter((r) => r.error && r.error.code !== "stale_epoch").length;
+          if (refused) this.dispatchFailures.inc(refused);
+          return results;
         } catch (e) {
           end({ result: "error" });
-          if (!(e instanceof StaleEpochError)) this.dispatchFailures.inc();
+          if (!(e instanceof StaleEpochError)) this.dispatchFailures.inc(ds.length);
           throw e;
         }
       },

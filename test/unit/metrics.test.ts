@@ -73,7 +73,7 @@ describe("expositions", () => {
     m.alertDelivery({ status: "sent", channel: "email" } as Parameters<ManagerMetrics["alertDelivery"]>[0]);
     m.alertDelivery({ status: "retrying", channel: "sms" } as Parameters<ManagerMetrics["alertDelivery"]>[0]);
     const failing = m.timedDispatcher({ start: () => Promise.reject(new Error("refused")), stop: () => Promise.resolve(), signal: () => Promise.resolve() });
-    await assert.rejects(failing.start("http://n1", {} as Parameters<typeof failing.start>[1]));
+    await assert.rejects(failing.start("http://n1", [{} as Parameters<typeof failing.start>[1][number]]));
     const text = await m.registry.metrics();
     promtool(["check", "metrics"], text);
     const { samples } = parseExposition(text);

@@ -1,9 +1,11 @@
 import type { Logger } from "../../common/logger.js";
+import { parallel } from "../../common/parallel.js";
 import { ConflictError, IdempotencyKeyReusedError, isTorcaError, NotFoundError } from "../../common/errors.js";
 import type { AgentReport, SignalRequest } from "../../common/protocol.js";
 import { jobIdOf, parseTaskId, TERMINAL_TASK_STATES, type Job, type JobSpec, type NodeInfo, type PlacementStrategy, type TaskInstance } from "../../common/types.js";
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
+import { ReportBatcher } from "../collector/report-batch.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
 import { classifyRepeat, type IdempotentAnswer } from "../idempotency/keys.js";
 import type { IdempotencyStore } from "../idempotency/store.js";
@@ -20,10 +22,10 @@ import { CronFirer } from "./cron-firing.js";
 import { isLive } from "./job-status.js";
 import type { DisconnectRules } from "./disconnect.js";
 import { DisconnectedNodes } from "./disconnected-nodes.js";
-import { reconcileReport } from "./reconcile.js";
+import { reconcileReport, type ReconcileDecision } from "./reconcile.js";
 import type { RoundDecision } from "./round.js";
 import { TaskSender } from "./sender.js";
-import { SerialQueue } from "./serial-queue.js";
+import { Admissions, SerialQueue, type QueueHeld } from "./serial-queue.js";
 import { Tick, type Trimmer } from "./tick.js";
 import { drainDelayOf, Rollouts, type DeploymentControl, type SubmitOutcome, type VersionPlan } from "../deployment/rollouts.js";
 import type { JobVersion, VersionStore } from "../versions/store.js";
@@ -41,7 +43,9 @@ import { WorkflowRunner } from "../workflow/runner.js";
  * Events reach the event stream from the state copy's change events (in
  * manager.ts), on the primary and the backups alike, so none is published here.
  *
- * All mutations run one at a time through the serial queue. Writes reach
+ * All mutations run one at a time through the serial queue, except that a
+ * submission of a new job name runs in the admissions lane only
+ * (serial-queue.ts), so it does not wait for a round. Writes reach
  * ZooKeeper before the effect they describe: a task is recorded as dispatched
  * (with its new attempt) before the agent is told to start it, so a crash
  * between the two is caught by reconciliation, never a duplicate.
@@ -95,6 +99,9 @@ export interface PrimaryObserver {
   fenced(reason: Exclude<FenceReason, "shutdown">): void;
 }
 
+/** Reports of one batch whose writes are in flight at once (each writes its tasks WRITE_PARALLELISM at a time). */
+const REPORT_WRITERS = 8;
+
 const DEFAULT_RETENTION: RetentionPolicy = { terminalMs: 3_600_000, keepPerNamespace: 1000, batch: 200 };
 
 export type AlertSink = (kind: string, key: string, data: { job?: Job; task?: TaskInstance; node?: NodeInfo; text: string }) => void;
@@ -106,6 +113,10 @@ export class Primary {
   private readonly startedAt: number;
   private readonly now: () => number;
   private readonly queue: SerialQueue;
+  /** Submissions and whatever grows a reservation: a lane of their own, so a submission does not wait for a round. */
+  private readonly admissions: Admissions;
+  /** Agents' reports waiting for the queue, reconciled together. */
+  private readonly reports: ReportBatcher<AgentReport, void>;
   private readonly writer: TaskWriter;
   private readonly sender: TaskSender;
   private readonly ticks: Tick;
@@ -132,6 +143,8 @@ export class Primary {
     this.startedAt = this.now();
     this.reservations = new ReservationEstimates({ margin: opts.reclamation?.margin ?? 0.2, windowMs: opts.reclamation?.windowMs ?? 300_000 });
     this.queue = new SerialQueue(() => this.fenced, () => this.requestTick());
+    this.reports = new ReportBatcher((fn) => this.queue.run(fn), (batch) => this.reconcileReports(batch));
+    this.admissions = new Admissions(this.queue, (id) => this.store.jobs.has(id), () => this.fenced, () => this.requestTick());
     this.writer = new TaskWriter(opts.observer ? observedTasks(store, opts.observer) : store, () => this.fenced);
     this.sender = new TaskSender(
       dispatcher,
@@ -176,7 +189,7 @@ export class Primary {
       this.workflows = new WorkflowRunner({
         store: opts.workflows,
         jobs: store,
-        createJob: async (spec, source, digest) => (await this.createJob(spec, source, digest)).job,
+        createJob: async (spec, source, digest) => (await this.admissions.fromQueue(() => this.createJob(spec, source, digest, "queue held"))).job,
         killJob: (jobId) => this.killJob(jobId).then(() => undefined),
         run: (fn) => this.queue.run(fn),
         requestTick: () => this.requestTick(),
@@ -249,6 +262,7 @@ export class Primary {
   /** Resolves when queued work has drained (used by tests and shutdown). */
   async idle(): Promise<void> {
     await this.queue.idle();
+    await this.admissions.idle();
   }
 
   requestTick(): void {
@@ -278,7 +292,7 @@ export class Primary {
   // ---------------------------------------------------------------- API writes
 
   async submit(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<SubmitOutcome> {
-    return this.queue.run(() => this.createJob(spec, source, packageDigest));
+    return this.admissions.submit(jobIdOf(spec.namespace, spec.name), (held) => this.createJob(spec, source, packageDigest, held));
   }
 
   /**
@@ -294,7 +308,9 @@ export class Primary {
     packageDigest: string | undefined,
     answerOf: (outcome: SubmitOutcome) => Record<string, unknown>,
   ): Promise<IdempotentAnswer> {
-    return this.queue.run(async () => {
+    const jobId = jobIdOf(spec.namespace, spec.name);
+    // Every request for a key runs in the admissions lane, so two of them never interleave.
+    return this.admissions.submit(jobId, async (held) => {
       const store = this.opts.idempotency;
       const now = this.now();
       const record = await store.get(key.id);
@@ -308,8 +324,8 @@ export class Primary {
         outcome = { job: earlier, version: earlier.version ?? 0, change: "created" };
         createdAt = record.createdAt;
       } else {
-        await store.put(key.id, { bodyHash: key.bodyHash, jobId: jobIdOf(spec.namespace, spec.name), createdAt });
-        outcome = await this.createJob(spec, source, packageDigest).catch(async (e: unknown) => {
+        await store.put(key.id, { bodyHash: key.bodyHash, jobId, createdAt });
+        outcome = await this.createJob(spec, source, packageDigest, held).catch(async (e: unknown) => {
           // A refusal (e.g. 409: the job is live) is not remembered: the key stays free for a retry.
           if (isTorcaError(e) && e.status < 500) await store.remove(key.id);
           throw e;
@@ -325,16 +341,20 @@ export class Primary {
    * A new job; for a live service of that name, a new version of it (rolled
    * out by a deployment; the same spec again changes nothing). A finished job
    * of that name is archived to the history store before it is replaced.
+   * Runs in the admissions lane; with a job of that name, in the queue too
+   * (`held`). Every job is created in the lane, so a name free when the lane
+   * was entered stays free until this runs; the check below only guards that.
    */
-  private async createJob(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<SubmitOutcome> {
+  private async createJob(spec: JobSpec, source: string, packageDigest: string | undefined, held: QueueHeld): Promise<SubmitOutcome> {
     const id = jobIdOf(spec.namespace, spec.name);
     const existing = this.store.jobs.get(id);
+    if (existing && held === "lane only") throw new ConflictError(`job ${id} was created meanwhile; submit again`, { jobId: id });
     if (existing && isLive(existing, this.store.tasksOf(id))) {
       const outcome = await this.rollouts.submitVersion(existing, spec, source, packageDigest);
       this.requestTick();
       return outcome;
     }
-    // Inside the queue: no other submission can spend the same remainder between this check and the create.
+    // Inside the admissions lane: no other submission can spend the same remainder between this check and the create.
     requireWithinQuota(spec.namespace, await this.opts.quotas?.current(spec.namespace), usageOf(this.store, spec.namespace), spec);
     if (existing) await this.retirer.retireNow(existing);
     const now = this.now();
@@ -422,19 +442,19 @@ export class Primary {
   }
 
   async revert(jobId: string, version: number): Promise<SubmitOutcome> {
-    return this.queue.run(async () => {
+    return this.queue.run(() => this.admissions.fromQueue(async () => {
       const outcome = await this.rollouts.revert(jobId, version);
       this.requestTick();
       return outcome;
-    });
+    }));
   }
 
   async scale(jobId: string, instances: number): Promise<SubmitOutcome> {
-    return this.queue.run(async () => {
+    return this.queue.run(() => this.admissions.fromQueue(async () => {
       const outcome = await this.rollouts.scale(jobId, instances);
       this.requestTick();
       return outcome;
-    });
+    }));
   }
 
   async restart(jobId: string, allAtOnce: boolean): Promise<Job> {
@@ -472,16 +492,35 @@ export class Primary {
       const ref = parseTaskId(taskId);
       return ref && this.store.jobs.get(ref.jobId)?.spec.resources;
     });
-    await this.queue.run(async () => {
-      const now = this.now();
-      const d = reconcileReport(report, this.store, now, { presumeMissing: this.pastReconcileGrace(), missingGraceMs: this.opts.missingGraceMs });
-      for (const s of d.stops) this.sender.stop(s.task, s.why);
-      // A task that ended carries its usage totals into ZooKeeper: archived by whichever primary retires it.
-      await this.putTasks(d.updates.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? { ...t, usage: this.usage.totals(t.id) } : t)));
-      this.raise(d.alerts);
-      if (d.updates.length) this.requestTick();
-    });
+    await this.reports.add(report);
     return { recorded: report.tasks.filter((t) => t.state === "exited").map((t) => `${t.taskId}#${t.attempt}`), disconnectGraceMs: this.opts.disconnect.graceMs };
+  }
+
+  /**
+   * Reconciles a batch of reports (one per agent) in one turn of the queue:
+   * each report's writes are its own, at most REPORT_WRITERS reports write at
+   * once, and a report is answered (or fails) by its own writes alone.
+   */
+  private async reconcileReports(reports: AgentReport[]): Promise<PromiseSettledResult<void>[]> {
+    const now = this.now();
+    const opts = { presumeMissing: this.pastReconcileGrace(), missingGraceMs: this.opts.missingGraceMs };
+    const decisions = reports.map((r) => reconcileReport(r, this.store, now, opts));
+    for (const d of decisions) for (const s of d.stops) this.sender.stop(s.task, s.why);
+    const results: PromiseSettledResult<void>[] = [];
+    await parallel(decisions.map((_, i) => i), REPORT_WRITERS, async (i) => {
+      results[i] = await this.writeReconciled(decisions[i]!).then(
+        (value): PromiseSettledResult<void> => ({ status: "fulfilled", value }),
+        (reason: unknown): PromiseSettledResult<void> => ({ status: "rejected", reason }),
+      );
+    });
+    if (decisions.some((d) => d.updates.length)) this.requestTick();
+    return results;
+  }
+
+  private async writeReconciled(d: ReconcileDecision): Promise<void> {
+    // A task that ended carries its usage totals into ZooKeeper: archived by whichever primary retires it.
+    await this.putTasks(d.updates.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? { ...t, usage: this.usage.totals(t.id) } : t)));
+    this.raise(d.alerts);
   }
 
   private async handleDispatchFailure(t: TaskInstance, node: NodeInfo, e: unknown): Promise<void> {

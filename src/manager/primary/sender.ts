@@ -1,6 +1,6 @@
-import { ConflictError, StaleEpochError } from "../../common/errors.js";
+import { ConflictError, errorFromWire, StaleEpochError, type WireError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
-import type { SignalRequest, TaskDispatch } from "../../common/protocol.js";
+import { MAX_DISPATCH_BATCH, type SignalRequest, type TaskDispatch } from "../../common/protocol.js";
 import type { Job, NodeInfo, TaskInstance } from "../../common/types.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
 
@@ -19,12 +19,27 @@ export interface SenderOptions {
 /** The same stop is sent to a node at most this often. */
 const STOP_RESEND_MS = 5000;
 
+/** A start order waiting for its node's next request. */
+interface QueuedStart {
+  task: TaskInstance;
+  node: NodeInfo;
+  dispatch: TaskDispatch;
+}
+
 /**
  * Tells agents to start and stop tasks. Every message carries the epoch; a
  * fenced primary sends nothing, and a refusal for a stale epoch fences it.
+ *
+ * Start orders are collected per node and sent together: whatever `start` is
+ * given in one turn of the event loop (a round's records landing chunk by
+ * chunk) goes to each node in one request, so a round costs one request per
+ * node rather than one per task, and no order waits for a later chunk.
  */
 export class TaskSender {
   private readonly lastStopSent = new Map<string, number>();
+  /** Start orders by node URL, sent on the next turn of the event loop. */
+  private readonly queued = new Map<string, QueuedStart[]>();
+  private flushing?: NodeJS.Immediate;
 
   constructor(
     private readonly dispatcher: Dispatcher,
@@ -32,18 +47,49 @@ export class TaskSender {
     private readonly log: Logger,
   ) {}
 
-  /** Sends a start order; call only once `t` (with its new attempt) is durable. */
+  /** Queues a start order for its node's next request; call only once `t` (with its new attempt) is durable. */
   start(t: TaskInstance, job: Job, node: NodeInfo): void {
     if (this.opts.isFenced()) return;
-    const d: TaskDispatch = { epoch: this.opts.epoch, taskId: t.id, jobId: t.jobId, index: t.index, attempt: t.attempt, spec: job.spec, ...(job.packageDigest ? { packageDigest: job.packageDigest } : {}), ...(t.reclaimed ? { reclaimed: true } : {}), ...(t.devices ? { devices: t.devices } : {}) };
-    this.dispatcher.start(node.url, d).catch((e: unknown) => {
+    const dispatch: TaskDispatch = { epoch: this.opts.epoch, taskId: t.id, jobId: t.jobId, index: t.index, attempt: t.attempt, spec: job.spec, ...(job.packageDigest ? { packageDigest: job.packageDigest } : {}), ...(t.reclaimed ? { reclaimed: true } : {}), ...(t.devices ? { devices: t.devices } : {}) };
+    const forNode = this.queued.get(node.url);
+    if (forNode) forNode.push({ task: t, node, dispatch });
+    else this.queued.set(node.url, [{ task: t, node, dispatch }]);
+    this.flushing ??= setImmediate(() => this.flush());
+  }
+
+  /** Sends every queued start order: one request per node (split past MAX_DISPATCH_BATCH). */
+  private flush(): void {
+    this.flushing = undefined;
+    const queued = [...this.queued.values()];
+    this.queued.clear();
+    if (this.opts.isFenced()) return;
+    for (const starts of queued) {
+      for (let i = 0; i < starts.length; i += MAX_DISPATCH_BATCH) void this.send(starts.slice(i, i + MAX_DISPATCH_BATCH));
+    }
+  }
+
+  private async send(starts: QueuedStart[]): Promise<void> {
+    const node = starts[0]!.node;
+    /** Per order: why it was not started (undefined: it was). */
+    let errors: unknown[];
+    try {
+      const results = await this.dispatcher.start(node.url, starts.map((s) => s.dispatch));
+      // The agent's refusal, rebuilt as its class (a StaleEpochError stays one).
+      errors = results.map((r, i) => r.error && errorFromWire(r.error as WireError, r.error.status, { taskId: starts[i]!.task.id }));
+    } catch (e) {
+      errors = starts.map(() => e);
+    }
+    errors.forEach((e, i) => {
+      if (e === undefined) return;
+      const { task } = starts[i]!;
       if (isStaleEpoch(e)) {
+        if (this.opts.isFenced()) return;
         this.log.error({ node: node.id }, "agent refused our epoch: a newer primary exists; fencing");
         this.opts.fence();
         return;
       }
-      this.warn(`dispatch ${t.id} to ${node.id}`, e);
-      this.opts.onDispatchFailed(t, node, e);
+      this.warn(`dispatch ${task.id} to ${node.id}`, e);
+      this.opts.onDispatchFailed(task, node, e);
     });
   }
 
