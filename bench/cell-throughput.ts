@@ -5,8 +5,9 @@ import { EventWatcher, lxcUsable, nowMs, round, startBenchCell, type BenchCell }
  * P3: one batch job of 1,000 instances of a trivial task (`true`) on a local
  * cell → tasks completed per second, from the POST until the primary has
  * recorded the last completion. Beside it, the machine's own limit measured in
- * the same run: how fast this machine spawns and reaps `true` from Node with
- * the same concurrency the agent allows, and the ratio of the two.
+ * the same run: how fast this machine spawns and reaps `true` from Node (16 and
+ * 8 at a time), and the ratio of the two; and, when the Slurm peer ran right
+ * before (`npm run bench -- peers`), each rate against Slurm's.
  */
 
 const INSTANCES = 1000;
@@ -64,7 +65,14 @@ async function runBatch(c: BenchCell, isolation: "process" | "lxc", instances: n
   }
 }
 
-export async function benchBatchThroughput(instances = INSTANCES): Promise<Record<string, number | string>> {
+/** Rates of peers measured in the same invocation (bench/peers/), tasks/s. */
+export interface PeerRates {
+  slurm?: number;
+}
+
+export const SPAWN_LIMIT_IN_FLIGHT = 8;
+
+export async function benchBatchThroughput(instances = INSTANCES, peers: PeerRates = {}): Promise<Record<string, number | string>> {
   const out: Record<string, number | string> = {};
   const c = await startBenchCell({ agentDriver: "auto" });
   try {
@@ -72,11 +80,15 @@ export async function benchBatchThroughput(instances = INSTANCES): Promise<Recor
     // The machine's limit first, while the cell is idle: the same count, 16 at a time.
     const limit = await machineSpawnRate(instances, 16);
     out["P3 machine spawn+reap /bin/true (processes/s)"] = round(limit);
+    const limit8 = await machineSpawnRate(instances, SPAWN_LIMIT_IN_FLIGHT);
+    out[`spawn-and-reap limit at ${SPAWN_LIMIT_IN_FLIGHT} in flight (processes/s)`] = round(limit8);
     for (const iso of isolations) {
       const r = await runBatch(c, iso, instances);
       out[`P3 ${iso} ${instances} tasks completed (tasks/s)`] = round(r.perS);
       out[`P3 ${iso} wall time (s)`] = round(r.seconds, 2);
       out[`P3 ${iso} ratio to machine limit`] = round(r.perS / limit, 2);
+      out[`P3 ${iso} share of the spawn-and-reap limit at ${SPAWN_LIMIT_IN_FLIGHT} in flight (%)`] = round((100 * r.perS) / limit8);
+      if (peers.slurm) out[`P3 ${iso} / slurm (x)`] = round(r.perS / peers.slurm, 2);
       if (r.failed) out[`P3 ${iso} failed tasks`] = r.failed;
     }
     if (!lxcUsable()) out["P3 lxc"] = "skipped (needs root and lxc)";
