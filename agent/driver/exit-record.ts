@@ -1,9 +1,11 @@
 /**
  * The exit record a wrapper leaves in the task dir, and its translation to ExitInfo.
  *
- * `exit` holds key=value lines written by the host-side wrapper: `code` is the
- * wrapper shell's $? for the task (128+N when the task died of signal N), plus
- * final cgroup figures when the wrapper could read them. The LXC stop hook writes
+ * `exit` holds key=value lines written by the host-side wrapper: final cgroup
+ * figures when the wrapper could read them, then `code`, the wrapper shell's $?
+ * for the task (128+N when the task died of signal N). `code` is written last
+ * in one write of its own, so the record is complete once it has a `code` line
+ * (wrappers of earlier versions wrote it first and renamed the file into place). The LXC stop hook writes
  * the same figures to `cgstats`, because the container's cgroup is gone by the
  * time lxc-execute returns.
  */
@@ -55,13 +57,14 @@ async function readOptional(path: string): Promise<string | undefined> {
   }
 }
 
-/** The task's exit record, or undefined while it has not exited (no `exit` file yet). */
+/** The task's exit record, or undefined while it has not exited (no `exit` file yet, or no `code` line in it yet). */
 export async function readExitRecord(taskDir: string): Promise<ExitRecord | undefined> {
   const exitText = await readOptional(join(taskDir, EXIT_FILE));
   if (exitText === undefined) return undefined;
   const kv = parseKeyValues(exitText);
-  const cgText = await readOptional(join(taskDir, CGSTATS_FILE));
+  if (!kv.has("code")) return undefined;
   // The stop hook's figures (lxc) complete what the wrapper could not read itself.
+  const cgText = kv.has("cpu_ns") ? undefined : await readOptional(join(taskDir, CGSTATS_FILE));
   if (cgText !== undefined) for (const [k, v] of parseKeyValues(cgText)) if (!kv.has(k)) kv.set(k, v);
   const code = numberOf(kv, "code");
   return {
