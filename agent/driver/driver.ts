@@ -9,7 +9,7 @@
  *
  * Files in taskDir (the agent's, mode 0600; the dir itself is the runner's, 0711):
  *   stdout, stderr   the task's output (opened O_APPEND by the agent, safe to copy-truncate)
- *   exit             key=value lines: final cgroup figures when the task had a cgroup, then code=<sh status>
+ *   exit             key=value words on one line: final cgroup figures when the task had a cgroup, then code=<sh status>
  *   cgstats          lxc only: final cgroup figures written by the LXC stop hook
  *   lxc.conf         lxc only: the container's configuration
  *   work/            the task's writable work dir, mode 0700, owned by the task's user

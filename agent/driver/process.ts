@@ -69,7 +69,8 @@ export class ProcessDriver implements Driver {
     }
     const handle: TaskHandle = { driver: "process", taskId: l.taskId, attempt: l.attempt, taskDir: l.taskDir, pid, startedAt };
     if (name) handle.cgroup = name;
-    await writeHandleFile(handle);
+    // A copy for operators, off the start path: the runner persists the handle itself.
+    void writeHandleFile(handle).catch(() => undefined);
     return handle;
   }
 

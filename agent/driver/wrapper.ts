@@ -34,28 +34,31 @@ export function shQuote(s: string): string {
 }
 
 /**
- * Shell lines that print the final figures of cgroup "$g" (relative to the
- * controller mounts under "$r"): peak memory, memory limit hits, OOM kills
- * (memory.oom_control counts kills of processes *in* that cgroup, since the
- * cgroup was made: "$o" is the count before the task, when it was reused), CPU time.
+ * Shell lines that append the final figures of cgroup "$g" (relative to the
+ * controller mounts under "$r") to "$s" as key=value words: peak memory, memory
+ * limit hits, OOM kills (memory.oom_control counts kills of processes *in* that
+ * cgroup since it was made: "$o" is the count before the task, when it was
+ * reused), CPU time. Builtins only.
  */
 export const CGROUP_FIGURES_SH = `m="$r/memory/$g"
-read -r v <"$m/memory.max_usage_in_bytes" && echo "mem_peak=$v"
-read -r v <"$m/memory.failcnt" && echo "mem_failcnt=$v"
-while read -r k v; do [ "$k" = oom_kill ] && echo "oom_kill=$((v - \${o:-0}))"; done <"$m/memory.oom_control"
-read -r v <"$r/cpuacct/$g/cpuacct.usage" && echo "cpu_ns=$v"`;
+{
+  read -r v <"$m/memory.max_usage_in_bytes" && s="$s mem_peak=$v"
+  read -r v <"$m/memory.failcnt" && s="$s mem_failcnt=$v"
+  while read -r k v; do [ "$k" = oom_kill ] && s="$s oom_kill=$((v - \${o:-0}))"; done <"$m/memory.oom_control"
+  read -r v <"$r/cpuacct/$g/cpuacct.usage" && s="$s cpu_ns=$v"
+} 2>/dev/null`;
 
 /**
  * Writes the exit record of status $c (and the figures of cgroup "$g" when "$r"
- * is set) with builtins only. `code` is the last line and goes out in one write
- * of its own: a reader that sees it has the whole record (exit-record.ts).
+ * is set) with builtins only, as one line and so one write (bash's echo writes
+ * line by line), `code` last: a reader that sees `code` has the whole record
+ * (exit-record.ts), and the agent's watch on the task dir wakes once for it.
  */
-const EXIT_RECORD_SH = `{
-  if [ -n "$r" ]; then
+const EXIT_RECORD_SH = `s=
+if [ -n "$r" ]; then
 ${CGROUP_FIGURES_SH}
-  fi
-  echo "code=$c"
-} >"$d/exit" 2>/dev/null`;
+fi
+echo "\${s# }\${s:+ }code=$c" >"$d/exit" 2>/dev/null`;
 
 /**
  * Process driver; positional args: taskDir cgroupRoot cgroupRel uid gid argv...
@@ -270,6 +273,8 @@ export interface ExitWaitOptions {
 }
 
 const MIN_POLL_MS = 20;
+/** First poll when the task dir is watched: the watch wakes the wait, polls only back it up. */
+const WATCHED_FIRST_POLL_MS = 250;
 const MAX_POLL_MS = 1000;
 
 /** An inotify watch on the task dir that fires when `exit` appears; undefined if watching is not possible. */
@@ -296,16 +301,25 @@ const WRAPPER_GONE_GRACE_MS = 1000;
  */
 
 export async function waitForExitRecord(o: ExitWaitOptions): Promise<ExitInfo> {
-  let interval = MIN_POLL_MS;
-  let goneSince: number | undefined;
   let wakeUp: () => void = () => undefined;
-  const watcher = watchForExitFile(o.taskDir, () => wakeUp());
+  let changes = 0;
+  const watcher = watchForExitFile(o.taskDir, () => {
+    changes++;
+    wakeUp();
+  });
+  let interval = watcher ? WATCHED_FIRST_POLL_MS : MIN_POLL_MS;
+  let goneSince: number | undefined;
+  // The wrapper is looked for only when a poll (not the watch) woke the wait: right
+  // after a start it is surely there, and reading /proc/<pid> of a process that is
+  // forking or exec'ing waits for it.
+  let polled = false;
   try {
     for (;;) {
       o.signal?.throwIfAborted();
+      const seen = changes;
       const rec = await readExitRecord(o.taskDir);
       if (rec) return exitInfoOf(rec);
-      if (!(await isWrapperAlive(o.wrapperPid, o.taskDir))) {
+      if (polled && !(await isWrapperAlive(o.wrapperPid, o.taskDir))) {
         // The wrapper writes `exit` before it exits: look once more before calling it lost.
         const again = await readExitRecord(o.taskDir);
         if (again) return exitInfoOf(again);
@@ -314,14 +328,18 @@ export async function waitForExitRecord(o: ExitWaitOptions): Promise<ExitInfo> {
         // a while has really lost the status.
         goneSince ??= Date.now();
         if (Date.now() - goneSince >= WRAPPER_GONE_GRACE_MS && !(await o.stillRunningWithoutWrapper())) return lostExitInfo(`wrapper ${o.wrapperPid} is gone and ${join(o.taskDir, EXIT_FILE)} was never written`);
-      } else goneSince = undefined;
+      } else if (polled) goneSince = undefined;
+      // `exit` changed while it was being read: read it again at once.
+      polled = false;
+      if (changes !== seen) continue;
       const ac = new AbortController();
       const abortSleep = (): void => ac.abort();
       o.signal?.addEventListener("abort", abortSleep, { once: true });
       wakeUp = abortSleep;
       await sleep(interval, undefined, { signal: ac.signal }).catch(() => undefined);
       o.signal?.removeEventListener("abort", abortSleep);
-      interval = Math.min(interval * 2, MAX_POLL_MS);
+      polled = changes === seen;
+      if (polled) interval = Math.min(interval * 2, MAX_POLL_MS);
     }
   } finally {
     watcher?.close();
