@@ -16,6 +16,7 @@ import { benchPackagePull } from "./package-pull.js";
 import { benchPackagePeers } from "./package-peers.js";
 import { benchRollout } from "./rollout.js";
 import { benchScheduler } from "./scheduler.js";
+import { benchSlurmPeer, SLURM_RATE, SLURM_TASKS } from "./peers/slurm.js";
 
 function print(section: string, r: Record<string, number | string> | string[]): void {
   process.stdout.write(`# ${section}\n`);
@@ -23,11 +24,29 @@ function print(section: string, r: Record<string, number | string> | string[]): 
   else for (const [k, v] of Object.entries(r)) process.stdout.write(`${k}: ${v}\n`);
 }
 
-const benches: [string, () => Promise<Record<string, number | string> | string[]>][] = [
+/** The peer's rate, when it ran in this invocation: P3 prints its own rates against it. */
+let slurmRate: number | undefined;
+
+async function benchPeers(): Promise<Record<string, number | string>> {
+  const r = await benchSlurmPeer();
+  const rate = r[SLURM_RATE(SLURM_TASKS)];
+  if (typeof rate === "number") slurmRate = rate;
+  return r;
+}
+
+/** Arguments that select a bench by key only, never as part of a name; `optIn`: not in a run without arguments (it installs software). */
+interface Selection {
+  keys: string[];
+  optIn?: boolean;
+}
+
+const benches: [string, () => Promise<Record<string, number | string> | string[]>, Selection?][] = [
   ["P1 scheduler", benchScheduler],
   ["hostile input on the event loop", benchHostileInput],
   ["P2 submit to running", () => benchSubmitToRunning()],
-  ["P3 batch throughput", () => benchBatchThroughput()],
+  // Right before P3, so both rates come from the same sitting.
+  ["peers: Slurm job array of 1,000 /bin/true", benchPeers, { keys: ["peers"], optIn: true }],
+  ["P3 batch throughput", () => benchBatchThroughput(undefined, { slurm: slurmRate }), { keys: ["peers"] }],
   ["P4 takeover", () => benchTakeover()],
   ["P5 agent loss", () => benchAgentLoss()],
   ["P6 naming", benchNaming],
@@ -40,9 +59,14 @@ const benches: [string, () => Promise<Record<string, number | string> | string[]
   ["driver start latency and throughput", () => benchDriverStart(30)],
 ];
 
-const only = process.argv.slice(2);
-for (const [name, fn] of benches) {
-  if (only.length && !only.some((o) => name.toLowerCase().includes(o.toLowerCase()))) continue;
+const only = process.argv.slice(2).map((a) => a.toLowerCase());
+const keys = new Set(benches.flatMap(([, , sel]) => sel?.keys ?? []));
+function selected(name: string, sel: Selection | undefined): boolean {
+  if (only.length === 0) return !sel?.optIn;
+  return only.some((o) => (keys.has(o) ? (sel?.keys.includes(o) ?? false) : !sel?.optIn && name.toLowerCase().includes(o)));
+}
+for (const [name, fn, sel] of benches) {
+  if (!selected(name, sel)) continue;
   try {
     print(name, await fn());
   } catch (e) {

@@ -6,7 +6,8 @@
  * creates these dirs itself; LXC creates them for containers (lxc.cgroup.dir.container)
  * and removes them when the container exits.
  */
-import { access, constants as fsConstants, mkdir, readdir, readFile, rmdir, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { access, constants as fsConstants, mkdir, readdir, rmdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CFS_PERIOD_US, type TaskUsage } from "./driver.js";
@@ -36,9 +37,10 @@ function isErrno(e: unknown, ...codes: string[]): boolean {
   return codes.includes((e as NodeJS.ErrnoException).code ?? "");
 }
 
+/** Synchronous, like /proc (procfs.ts): cgroup files are the kernel's, never a disk's. */
 async function readTrimmed(path: string): Promise<string | undefined> {
   try {
-    return (await readFile(path, "utf8")).trim();
+    return readFileSync(path, "utf8").trim();
   } catch (e) {
     if (isErrno(e, "ENOENT", "ENODEV")) return undefined;
     throw e;
@@ -171,6 +173,11 @@ export class CgroupV1 {
     return text.split("\n").map(Number).filter((n) => Number.isInteger(n) && n > 0);
   }
 
+  /** Bytes charged to the task's memory cgroup (page cache included); undefined when it does not exist. */
+  memoryCharged(name: string): Promise<number | undefined> {
+    return readNumber(join(this.dir("memory", name), "memory.usage_in_bytes"));
+  }
+
   /** Current usage; undefined when the cgroup does not exist (any more). */
   async usage(name: string): Promise<TaskUsage | undefined> {
     const mem = this.dir("memory", name);
@@ -203,14 +210,15 @@ export class CgroupV1 {
   }
 
   /**
-   * Removes the task's dir in every mounted hierarchy (LXC creates them in all of
-   * them). rmdir fails with EBUSY while a process is still inside, or shortly after
-   * the last one died, so it retries a bounded number of times.
+   * Removes the task's dir in `only` these controllers, or in every mounted
+   * hierarchy (LXC creates them in all of them). rmdir fails with EBUSY while a
+   * process is still inside, or shortly after the last one died, so it retries a
+   * bounded number of times.
    */
-  async remove(name: string): Promise<void> {
-    let controllers: string[];
+  async remove(name: string, only?: readonly string[]): Promise<void> {
+    let controllers: readonly string[];
     try {
-      controllers = await readdir(this.root);
+      controllers = only ?? (await readdir(this.root));
     } catch {
       return;
     }

@@ -2,14 +2,14 @@
  * The agent's task driver contract (modelled loosely on Nomad's
  * plugins/drivers: start/wait/stop/destroy/inspect/recover around a persisted handle).
  *
- * Every task runs detached from the agent, under a small host-side /bin/sh
+ * Every task runs detached from the agent, under a small host-side shell
  * wrapper that owns the task's exit status: it writes `exit` in the task dir
- * (atomically, exit.tmp → exit) even while the agent is down, so an agent
- * restart only needs the persisted TaskHandle to find the task again.
+ * (complete once its `code` line is there) even while the agent is down, so an
+ * agent restart only needs the persisted TaskHandle to find the task again.
  *
  * Files in taskDir (the agent's, mode 0600; the dir itself is the runner's, 0711):
  *   stdout, stderr   the task's output (opened O_APPEND by the agent, safe to copy-truncate)
- *   exit             key=value lines: code=<sh status>, and final cgroup figures when the task had a cgroup
+ *   exit             key=value words on one line: final cgroup figures when the task had a cgroup, then code=<sh status>
  *   cgstats          lxc only: final cgroup figures written by the LXC stop hook
  *   lxc.conf         lxc only: the container's configuration
  *   work/            the task's writable work dir, mode 0700, owned by the task's user

@@ -1,9 +1,11 @@
 /**
  * The exit record a wrapper leaves in the task dir, and its translation to ExitInfo.
  *
- * `exit` holds key=value lines written by the host-side wrapper: `code` is the
- * wrapper shell's $? for the task (128+N when the task died of signal N), plus
- * final cgroup figures when the wrapper could read them. The LXC stop hook writes
+ * `exit` holds key=value words written by the host-side wrapper in one line:
+ * final cgroup figures when the wrapper could read them, then `code`, the
+ * wrapper shell's $? for the task (128+N when the task died of signal N). The
+ * record is complete once it has `code` (wrappers of earlier versions wrote one
+ * pair per line, `code` first, and renamed the file into place). The LXC stop hook writes
  * the same figures to `cgstats`, because the container's cgroup is gone by the
  * time lxc-execute returns.
  */
@@ -30,11 +32,12 @@ export interface ExitRecord {
   usage: FinalUsage;
 }
 
+/** key=value words, separated by spaces or line breaks (values are numbers). */
 function parseKeyValues(text: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const line of text.split("\n")) {
-    const eq = line.indexOf("=");
-    if (eq > 0) out.set(line.slice(0, eq).trim(), line.slice(eq + 1).trim());
+  for (const word of text.split(/\s+/)) {
+    const eq = word.indexOf("=");
+    if (eq > 0) out.set(word.slice(0, eq), word.slice(eq + 1));
   }
   return out;
 }
@@ -55,13 +58,14 @@ async function readOptional(path: string): Promise<string | undefined> {
   }
 }
 
-/** The task's exit record, or undefined while it has not exited (no `exit` file yet). */
+/** The task's exit record, or undefined while it has not exited (no `exit` file yet, or no `code` in it yet). */
 export async function readExitRecord(taskDir: string): Promise<ExitRecord | undefined> {
   const exitText = await readOptional(join(taskDir, EXIT_FILE));
   if (exitText === undefined) return undefined;
   const kv = parseKeyValues(exitText);
-  const cgText = await readOptional(join(taskDir, CGSTATS_FILE));
+  if (!kv.has("code")) return undefined;
   // The stop hook's figures (lxc) complete what the wrapper could not read itself.
+  const cgText = kv.has("cpu_ns") ? undefined : await readOptional(join(taskDir, CGSTATS_FILE));
   if (cgText !== undefined) for (const [k, v] of parseKeyValues(cgText)) if (!kv.has(k)) kv.set(k, v);
   const code = numberOf(kv, "code");
   return {

@@ -66,7 +66,9 @@ export async function ensureRootfs(rootfs: string): Promise<void> {
  * The stop hook runs on the host after the container's processes are gone and
  * before LXC removes its cgroup (tested: memory.oom_control still shows the kill),
  * so it is where the final cgroup figures can be read. It finds the task dir as
- * the directory of the container's config file.
+ * the directory of the container's config file. It writes cgstats in place: it
+ * is read only once `exit` is complete, and the wrapper writes that after
+ * lxc-execute returned, which is after this hook.
  */
 export function stopHookScript(cgroup: CgroupV1): string {
   return `#!/bin/sh
@@ -75,9 +77,9 @@ umask 077
 d=\${LXC_CONFIG_FILE%/*}
 r=${shQuote(cgroup.root)}
 g=${shQuote(cgroup.parent)}/"$LXC_NAME"
-{
+s=
 ${CGROUP_FIGURES_SH}
-} >"$d/cgstats.tmp" 2>/dev/null && mv -f "$d/cgstats.tmp" "$d/cgstats"
+echo "\${s# }" >"$d/cgstats"
 exit 0
 `;
 }

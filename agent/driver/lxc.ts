@@ -129,7 +129,8 @@ export class LxcDriver implements Driver {
     const startedAt = Date.now();
     const pid = await spawnWrapper(l.taskDir, { script: LXC_WRAPPER_SH, args: ["-n", name, "-P", this.lxcPath, "-f", configPath, "--", ...command] });
     const handle: TaskHandle = { driver: "lxc", taskId: l.taskId, attempt: l.attempt, taskDir: l.taskDir, pid, containerName: name, lxcPath: this.lxcPath, startedAt, cgroup: name };
-    await writeHandleFile(handle);
+    // A copy for operators, off the start path: the runner persists the handle itself.
+    void writeHandleFile(handle).catch(() => undefined);
     return handle;
   }
 

@@ -1,21 +1,22 @@
 /**
  * The `process` driver: the task runs on the host as a plain process group, under
  * the host-side wrapper. As root with writable cgroup v1 it gets its own
- * memory/pids/cpu/cpuacct cgroup (limits, usage, OOM detection); otherwise no
- * limits at all (fingerprint says so: process.cgroups = none).
+ * memory/pids/cpu/cpuacct cgroup (limits, usage, OOM detection), taken from a
+ * pool of emptied ones (cgroup-pool.ts); otherwise no limits at all
+ * (fingerprint says so: process.cgroups = none).
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ExitInfo } from "../../src/common/types.js";
 import { DEFAULT_PIDS_MAX, DEFAULT_TASK_PATH, type Driver, type FinalUsage, type FingerprintResult, type MemberState, type TaskHandle, type TaskLaunch, type TaskUsage, type WaitOptions } from "./driver.js";
 import { ProcessAllocs } from "./alloc.js";
 import { CgroupV1 } from "./cgroup.js";
+import { cgroupPoolFor, type CgroupPool } from "./cgroup-pool.js";
 import { hostAttributes } from "./fingerprint.js";
 import { checkLaunch, resolveCommand, taskEnv } from "./launch.js";
 import { prepareWorkDir, terminateWithGrace, writeHandleFile } from "./lifecycle.js";
 import { readExitRecord } from "./exit-record.js";
 import { PROCESS_EXEC_SH, type ExecCommand, type ExecContext } from "./exec.js";
-import { instanceName } from "./names.js";
 import { childrenOf, killQuietly } from "./procfs.js";
 import { hasExitFile, isWrapperAlive, PROCESS_WRAPPER_SH, spawnWrapper, waitForExitRecord } from "./wrapper.js";
 
@@ -58,23 +59,32 @@ export class ProcessDriver implements Driver {
     await checkLaunch(l);
     const command = resolveCommand(l, l.packageDir);
     const workDir = await prepareWorkDir(l.taskDir, l.user);
-    const name = l.cgroupName ?? instanceName(l.taskId, l.attempt, l.taskDir);
     const cg = await this.cgroupsUsable();
-    const args = [cg.ok ? this.cgroup.root : "", cg.ok ? this.cgroup.relative(name) : "", l.user ? String(l.user.uid) : "", l.user ? String(l.user.gid) : "", ...command];
     const startedAt = Date.now();
+    let name: string | undefined;
     let pid: number;
     try {
-      if (cg.ok) await this.cgroup.create(name, { cpuCores: l.resources.cpu, memoryBytes: l.resources.memory, pidsMax: l.pidsMax ?? DEFAULT_PIDS_MAX });
+      const limits = { cpuCores: l.resources.cpu, memoryBytes: l.resources.memory, pidsMax: l.pidsMax ?? DEFAULT_PIDS_MAX };
+      // An alloc member's cgroup is a child of its alloc's (alloc.ts), never a pooled one; the pool removes it on release.
+      if (cg.ok && l.cgroupName !== undefined) await this.cgroup.create((name = l.cgroupName), limits);
+      else if (cg.ok) name = await this.cgroupPool(l.taskDir).acquire(limits);
+      const args = [name ? this.cgroup.root : "", name ? this.cgroup.relative(name) : "", l.user ? String(l.user.uid) : "", l.user ? String(l.user.gid) : "", ...command];
       pid = await spawnWrapper(l.taskDir, { script: PROCESS_WRAPPER_SH, args, cwd: l.packageDir ?? workDir, env: taskEnv(l) });
     } catch (e) {
-      // Nothing started: leave no cgroup behind (a leftover would outlive the agent).
-      if (cg.ok) await this.cgroup.remove(name).catch(() => undefined);
+      // Nothing started: the cgroup is empty, back to the pool.
+      if (name) await this.cgroupPool(l.taskDir).release(name).catch(() => undefined);
       throw e;
     }
     const handle: TaskHandle = { driver: "process", taskId: l.taskId, attempt: l.attempt, taskDir: l.taskDir, pid, startedAt };
-    if (cg.ok) handle.cgroup = name;
-    await writeHandleFile(handle);
+    if (name) handle.cgroup = name;
+    // A copy for operators, off the start path: the runner persists the handle itself.
+    void writeHandleFile(handle).catch(() => undefined);
     return handle;
+  }
+
+  /** Task cgroups are pooled per agent: its tasks dir (the parent of every task dir) is the pool's scope. */
+  private cgroupPool(taskDir: string): CgroupPool {
+    return cgroupPoolFor(this.cgroup, dirname(taskDir));
   }
 
   private async cgroupBusy(h: TaskHandle): Promise<boolean> {
@@ -163,6 +173,6 @@ export class ProcessDriver implements Driver {
       for (const p of procs) killQuietly(p, "SIGKILL");
       await sleep(25);
     }
-    await this.cgroup.remove(h.cgroup);
+    await this.cgroupPool(h.taskDir).release(h.cgroup);
   }
 }

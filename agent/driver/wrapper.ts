@@ -1,17 +1,18 @@
 /**
- * The host-side /bin/sh wrappers that own each task's exit status (docs/lxc-and-zookeeper.md, LXC 7).
+ * The host-side wrappers that own each task's exit status (docs/lxc-and-zookeeper.md, LXC 7).
  *
  * Each task gets a generated wrapper script, taskDir/wrapper.sh, run detached
- * (own session, stdin /dev/null, stdout/stderr appended to taskDir/stdout and
- * stderr, O_APPEND): if the agent dies the wrapper is reparented and still
- * writes `exit` when the task ends. A shell rather than a Node process per task:
- * ~1 MB and a millisecond instead of 40 MB and 50 ms. After the task ends only
- * shell builtins run, except the final `mv`.
+ * from the agent with stdin /dev/null and stdout/stderr appended to
+ * taskDir/stdout and stderr (O_APPEND): if the agent dies the wrapper is
+ * reparented and still writes `exit` when the task ends.
  *
- * Wrappers are started by one long-lived /bin/sh launcher per agent (see Launcher):
- * forking the agent's Node process costs ~1.2 ms of its main thread per task
- * (measured), which alone would cap starts below the 500/s target on 2 cores;
- * forking a small shell is far cheaper.
+ * Wrappers are started by one long-lived bash launcher per agent (see Launcher),
+ * in its own session: forking the agent's Node process costs ~1.2 ms of its main
+ * thread per task (measured), forking a small shell is far cheaper. A wrapper is
+ * a forked subshell of the launcher that sources wrapper.sh in the task dir (its
+ * cwd, which identifies it), so starting a task execs nothing but the task
+ * itself (and setpriv before it when it drops to another user), and after the
+ * task ends only builtins run.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { watch, type FSWatcher } from "node:fs";
@@ -22,10 +23,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { ExitInfo } from "../../src/common/types.js";
 import { DriverError } from "../../src/common/errors.js";
 import { EXIT_FILE, exitInfoOf, lostExitInfo, readExitRecord } from "./exit-record.js";
-import { cmdlineOf } from "./procfs.js";
+import { cmdlineOf, cwdOf } from "./procfs.js";
 
 export const WRAPPER_FILE = "wrapper.sh";
-/** PATH of the wrappers and the launcher (they run host tools: lxc-execute, mv, setsid). */
+/** PATH of the launcher and the wrappers (a shell variable there: they run host tools such as lxc-execute). */
 export const TOOLS_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 export function shQuote(s: string): string {
@@ -33,45 +34,75 @@ export function shQuote(s: string): string {
 }
 
 /**
- * Shell lines that print the final figures of cgroup "$g" (relative to the
- * controller mounts under "$r"): peak memory, memory limit hits, OOM kills
- * (memory.oom_control counts kills of processes *in* that cgroup), CPU time.
+ * Shell lines that append the final figures of cgroup "$g" (relative to the
+ * controller mounts under "$r") to "$s" as key=value words: peak memory, memory
+ * limit hits, OOM kills (memory.oom_control counts kills of processes *in* that
+ * cgroup since it was made: "$o" is the count before the task, when it was
+ * reused), CPU time. Builtins only.
  */
 export const CGROUP_FIGURES_SH = `m="$r/memory/$g"
-read -r v <"$m/memory.max_usage_in_bytes" && echo "mem_peak=$v"
-read -r v <"$m/memory.failcnt" && echo "mem_failcnt=$v"
-while read -r k v; do [ "$k" = oom_kill ] && echo "oom_kill=$v"; done <"$m/memory.oom_control"
-read -r v <"$r/cpuacct/$g/cpuacct.usage" && echo "cpu_ns=$v"`;
+{
+  read -r v <"$m/memory.max_usage_in_bytes" && s="$s mem_peak=$v"
+  read -r v <"$m/memory.failcnt" && s="$s mem_failcnt=$v"
+  while read -r k v; do [ "$k" = oom_kill ] && s="$s oom_kill=$((v - \${o:-0}))"; done <"$m/memory.oom_control"
+  read -r v <"$r/cpuacct/$g/cpuacct.usage" && s="$s cpu_ns=$v"
+} 2>/dev/null`;
+
+/**
+ * Writes the exit record of status $c (and the figures of cgroup "$g" when "$r"
+ * is set) with builtins only, as one line and so one write (bash's echo writes
+ * line by line), `code` last: a reader that sees `code` has the whole record
+ * (exit-record.ts), and the agent's watch on the task dir wakes once for it.
+ */
+const EXIT_RECORD_SH = `s=
+if [ -n "$r" ]; then
+${CGROUP_FIGURES_SH}
+fi
+echo "\${s# }\${s:+ }code=$c" >"$d/exit" 2>/dev/null`;
 
 /**
  * Process driver; positional args: taskDir cgroupRoot cgroupRel uid gid argv...
  * (empty cgroupRoot = no cgroup, empty uid = keep the wrapper's user; another
  * user gets no supplementary groups and no_new_privs, so no setuid binary
- * gives it more); the task keeps the launcher's umask 077;
- * @CWD@ and @ENV@ are filled in when the file is generated.
- * The subshell joins the task cgroups (writing 0 to cgroup.procs moves the writer),
- * clears the environment and execs setsid, which does not fork because the subshell
- * is not a group leader: so the task is the wrapper's direct child, leads its own
- * process group (pgid = its pid), and the wrapper's $? is the task's own status.
+ * gives it more); the task keeps the launcher's umask 077.
+ * @CWD@, @ENV@ and @ENV_EXEC@ (the task's environment, see environmentParts)
+ * are filled in when the file is generated; the environment is exported last,
+ * so a task variable named like one of the wrapper's cannot change what it runs.
+ * The cgroup may have run tasks before (cgroup-pool.ts): its counters are reset
+ * first and the OOM kills it has seen kept in $o.
+ * Job control (set -m) gives the task its own process group (pgid = its pid);
+ * the wrapper is a subshell, so it waits for the task's termination only (a
+ * stopped task is still running). The task subshell joins the task cgroups
+ * (writing 0 to cgroup.procs moves the writer) and exports only the task's
+ * environment (the launcher exports nothing) before it execs: the task is the
+ * wrapper's direct child and the wrapper's $? is the task's own status. Bash's
+ * own report of a task killed by a signal goes to /dev/null (fd 3 carries
+ * stderr past it to the task).
  */
 export const PROCESS_WRAPPER_SH = `d=$1 r=$2 g=$3 u=$4 gi=$5
 shift 5
-(
+o=0
+if [ -n "$r" ]; then
+  m="$r/memory/$g"
+  {
+    echo 0 >"$m/memory.max_usage_in_bytes"; echo 0 >"$m/memory.failcnt"; echo 0 >"$r/cpuacct/$g/cpuacct.usage"
+    while read -r k v; do [ "$k" = oom_kill ] && o=$v; done <"$m/memory.oom_control"
+  } 2>/dev/null
+fi
+set -m
+{ (
+  exec 2>&3 3>&-
   cd @CWD@ || exit 126
   if [ -n "$r" ]; then
     { echo 0 >"$r/memory/$g/cgroup.procs" && echo 0 >"$r/pids/$g/cgroup.procs" && echo 0 >"$r/cpu/$g/cgroup.procs" && echo 0 >"$r/cpuacct/$g/cgroup.procs"; } || exit 125
   fi
-  if [ -n "$u" ]; then exec /usr/bin/setpriv --reuid="$u" --regid="$gi" --clear-groups --no-new-privs /usr/bin/env -i @ENV@ /usr/bin/setsid -- "$@"; fi
-  exec /usr/bin/env -i @ENV@ /usr/bin/setsid -- "$@"
-)
+  if [ -n "$u" ]; then set -- /usr/bin/setpriv --reuid="$u" --regid="$gi" --clear-groups --no-new-privs -- "$@"; fi
+  @ENV@
+  exec @ENV_EXEC@"$@"
+); } 3>&2 2>/dev/null
 c=$?
-{
-  echo "code=$c"
-  if [ -n "$r" ]; then
-${CGROUP_FIGURES_SH}
-  fi
-} >"$d/exit.tmp" 2>/dev/null
-mv -f "$d/exit.tmp" "$d/exit"
+set +m
+${EXIT_RECORD_SH}
 `;
 
 /**
@@ -84,17 +115,21 @@ mv -f "$d/exit.tmp" "$d/exit"
  */
 export const LXC_WRAPPER_SH = `d=$1
 shift
-(umask 022 && exec lxc-execute "$@")
+(umask 022 && export PATH && exec lxc-execute "$@")
 c=$?
-echo "code=$c" >"$d/exit.tmp" && mv -f "$d/exit.tmp" "$d/exit"
+r=
+${EXIT_RECORD_SH}
 `;
 
 /**
- * The launcher reads one wrapper path per line and starts it in a new session with
- * the task's stdio, answering with the wrapper's pid. setsid does not fork here (a
- * background job is not a group leader), so $! is the wrapper itself. When the
- * agent dies the launcher reads EOF and exits; the wrappers live on. umask 077:
- * the logs and exit records it and the wrappers create are the agent's alone.
+ * The launcher reads one wrapper path per line and forks a subshell that sources
+ * it in the task dir with the task's stdio, answering with that subshell's pid.
+ * It runs in its own session (spawned detached), so signals to the agent's
+ * process group reach neither it nor the wrappers. When the agent dies the
+ * launcher reads EOF and exits; the wrappers live on. umask 077: the logs and
+ * exit records it and the wrappers create are the agent's alone. It exports
+ * nothing (PATH stays a shell variable for its own lookups), so a task's
+ * environment is exactly the one its wrapper exports.
  */
 const LAUNCHER_ARGV0 = "torca-launcher";
 /**
@@ -108,10 +143,11 @@ const LAUNCHER_ARGV0 = "torca-launcher";
  * Bash, because dash cannot name descriptors above 9.
  */
 const LAUNCHER_SH = `for f in /proc/$$/fd/*; do n=\${f##*/}; if (( n > 2 )); then exec {n}>&-; fi; done 2>/dev/null
+for v in $(compgen -e) OLDPWD; do export -n "$v"; done
 umask 077
 while IFS= read -r f; do
   t=\${f%/*}
-  /usr/bin/setsid /bin/sh "$f" </dev/null >>"$t/stdout" 2>>"$t/stderr" &
+  (cd "$t" && . "$f") </dev/null >>"$t/stdout" 2>>"$t/stderr" &
   echo "$!"
 done`;
 
@@ -122,7 +158,8 @@ class Launcher {
 
   private ensure(): ChildProcess {
     if (this.child) return this.child;
-    const child = spawn("/bin/bash", ["-c", LAUNCHER_SH, LAUNCHER_ARGV0], { stdio: ["pipe", "pipe", "inherit"], env: { PATH: TOOLS_PATH }, cwd: "/" });
+    // --norc: bash reads ~/.bashrc when its stdin is a socket (it guesses rshd/sshd), and Node's pipes are socketpairs.
+    const child = spawn("/bin/bash", ["--norc", "-c", LAUNCHER_SH, LAUNCHER_ARGV0], { stdio: ["pipe", "pipe", "inherit"], env: { PATH: TOOLS_PATH }, cwd: "/", detached: true });
     child.stdout?.setEncoding("utf8");
     child.stdout?.on("data", (chunk: string) => {
       this.buffered += chunk;
@@ -177,11 +214,26 @@ export interface WrapperSpec {
   env?: Record<string, string>;
 }
 
+/**
+ * Names bash will not export as given (read-only, or variables it computes or
+ * reads itself); an environment with one of them goes through `env -i` instead.
+ */
+const BASH_SPECIAL_NAME = /^(BASH\w*|SHELLOPTS|BASHOPTS|UID|EUID|PPID|GROUPS|FUNCNAME|RANDOM|SRANDOM|SECONDS|LINENO|HISTCMD|EPOCHREALTIME|EPOCHSECONDS|DIRSTACK|PIPESTATUS|IFS|OPTIND|OPTARG|POSIXLY_CORRECT|_)$/;
+
+/**
+ * How the process wrapper gives the task exactly `env`: an `export` in the task
+ * subshell (no exec), or, when a name is special to bash, `env -i` before the
+ * command (setpriv -- keeps a command containing `=` from being read as a variable).
+ */
+function environmentParts(env: Record<string, string>): { exportLine: string; execPrefix: string } {
+  const pairs = Object.entries(env).map(([k, v]) => shQuote(`${k}=${v}`));
+  if (Object.keys(env).some((k) => BASH_SPECIAL_NAME.test(k))) return { exportLine: ":", execPrefix: `/usr/bin/env -i ${pairs.join(" ")} /usr/bin/setpriv -- ` };
+  return { exportLine: pairs.length ? `export ${pairs.join(" ")}` : ":", execPrefix: "" };
+}
+
 export function renderWrapper(taskDir: string, spec: WrapperSpec): string {
-  const envArgs = Object.entries(spec.env ?? {})
-    .map(([k, v]) => shQuote(`${k}=${v}`))
-    .join(" ");
-  const body = spec.script.replace(/@CWD@/g, shQuote(spec.cwd ?? taskDir)).replace(/@ENV@/g, envArgs);
+  const { exportLine, execPrefix } = environmentParts(spec.env ?? {});
+  const body = spec.script.replace(/@CWD@/g, shQuote(spec.cwd ?? taskDir)).replace(/@ENV_EXEC@/g, execPrefix).replace(/@ENV@/g, exportLine);
   return `# generated by torca: the host-side wrapper of the task in this directory
 set -- ${[taskDir, ...spec.args].map(shQuote).join(" ")}
 ${body}`;
@@ -200,9 +252,12 @@ export async function isWrapperAlive(pid: number, taskDir: string): Promise<bool
   if (!Number.isInteger(pid) || pid <= 1) return false;
   const argv = await cmdlineOf(pid);
   if (argv === undefined) return false;
-  // Right after the launcher answered, the pid may still be the launcher's fork or
-  // setsid, which both exec on towards `/bin/sh <wrapper>` without forking.
-  return argv.includes(join(taskDir, WRAPPER_FILE)) || argv[argv.length - 1] === LAUNCHER_ARGV0;
+  // A wrapper started by an earlier version: `/bin/sh <wrapper>`.
+  if (argv.includes(join(taskDir, WRAPPER_FILE))) return true;
+  if (argv[argv.length - 1] !== LAUNCHER_ARGV0) return false;
+  // A forked subshell of a launcher: its cwd is the task dir, or still the launcher's "/" right after the fork.
+  const cwd = await cwdOf(pid);
+  return cwd === taskDir || cwd === "/";
 }
 
 export async function hasExitFile(taskDir: string): Promise<boolean> {
@@ -218,6 +273,8 @@ export interface ExitWaitOptions {
 }
 
 const MIN_POLL_MS = 20;
+/** First poll when the task dir is watched: the watch wakes the wait, polls only back it up. */
+const WATCHED_FIRST_POLL_MS = 250;
 const MAX_POLL_MS = 1000;
 
 /** An inotify watch on the task dir that fires when `exit` appears; undefined if watching is not possible. */
@@ -244,31 +301,45 @@ const WRAPPER_GONE_GRACE_MS = 1000;
  */
 
 export async function waitForExitRecord(o: ExitWaitOptions): Promise<ExitInfo> {
-  let interval = MIN_POLL_MS;
-  let goneSince: number | undefined;
   let wakeUp: () => void = () => undefined;
-  const watcher = watchForExitFile(o.taskDir, () => wakeUp());
+  let changes = 0;
+  const watcher = watchForExitFile(o.taskDir, () => {
+    changes++;
+    wakeUp();
+  });
+  let interval = watcher ? WATCHED_FIRST_POLL_MS : MIN_POLL_MS;
+  let goneSince: number | undefined;
+  // The wrapper is looked for only when a poll (not the watch) woke the wait: right
+  // after a start it is surely there, and reading /proc/<pid> of a process that is
+  // forking or exec'ing waits for it.
+  let polled = false;
   try {
     for (;;) {
       o.signal?.throwIfAborted();
+      const seen = changes;
       const rec = await readExitRecord(o.taskDir);
       if (rec) return exitInfoOf(rec);
-      if (!(await isWrapperAlive(o.wrapperPid, o.taskDir))) {
+      if (polled && !(await isWrapperAlive(o.wrapperPid, o.taskDir))) {
         // The wrapper writes `exit` before it exits: look once more before calling it lost.
         const again = await readExitRecord(o.taskDir);
         if (again) return exitInfoOf(again);
-        // /proc/<pid>/cmdline is briefly unreadable or foreign while the launcher execs
-        // on towards the wrapper: only a wrapper gone for a while has really lost the status.
+        // /proc/<pid> can briefly look foreign right after the launcher forked the wrapper
+        // (an earlier version's wrapper exec'd on towards /bin/sh): only a wrapper gone for
+        // a while has really lost the status.
         goneSince ??= Date.now();
         if (Date.now() - goneSince >= WRAPPER_GONE_GRACE_MS && !(await o.stillRunningWithoutWrapper())) return lostExitInfo(`wrapper ${o.wrapperPid} is gone and ${join(o.taskDir, EXIT_FILE)} was never written`);
-      } else goneSince = undefined;
+      } else if (polled) goneSince = undefined;
+      // `exit` changed while it was being read: read it again at once.
+      polled = false;
+      if (changes !== seen) continue;
       const ac = new AbortController();
       const abortSleep = (): void => ac.abort();
       o.signal?.addEventListener("abort", abortSleep, { once: true });
       wakeUp = abortSleep;
       await sleep(interval, undefined, { signal: ac.signal }).catch(() => undefined);
       o.signal?.removeEventListener("abort", abortSleep);
-      interval = Math.min(interval * 2, MAX_POLL_MS);
+      polled = changes === seen;
+      if (polled) interval = Math.min(interval * 2, MAX_POLL_MS);
     }
   } finally {
     watcher?.close();

@@ -8,7 +8,8 @@ import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, rmdir, writeFile, chmod } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { instanceName } from "../../agent/driver/names.js";
+import { pooledCgroupPrefix } from "../../agent/driver/cgroup-pool.js";
+import { readExitRecord } from "../../agent/driver/exit-record.js";
 import { ProcessDriver } from "../../agent/driver/process.js";
 import type { TaskHandle, TaskLaunch } from "../../agent/driver/driver.js";
 import { until } from "../harness/wait.js";
@@ -172,6 +173,10 @@ setInterval(() => {}, 1000);
     assert.equal(exit.exitCode, 5);
     assert.equal(await fileText(join(taskDir, "stdout")), "started\ndone\n");
     assert.equal(await restarted.recover(persisted), "exited");
+    if (isRoot && persisted.cgroup) {
+      await restarted.destroy(persisted);
+      await assert.rejects(readFile(`/sys/fs/cgroup/pids/torca/${persisted.cgroup}/cgroup.procs`), { code: "ENOENT" }, "an earlier process's cgroup is removed, not pooled");
+    }
   });
 
   test("a handle whose wrapper is gone without an exit record is 'gone' and waits end as lost", async () => {
@@ -193,37 +198,61 @@ setInterval(() => {}, 1000);
     assert.ok(usage?.memoryPeakBytes !== undefined && usage.memoryPeakBytes <= 64 * 1024 * 1024, JSON.stringify(usage));
   });
 
-  test("a leftover cgroup of the same name (an agent died before removing it) is replaced, not reused with its old limits", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
-    const l = await launchOf(["/bin/true"], { resources: { cpu: 0.5, memory: 32 * 1024 * 1024, disk: 0 } });
-    const name = instanceName(l.taskId, l.attempt, l.taskDir);
-    const mem = `/sys/fs/cgroup/memory/torca/${name}`;
-    await mkdir(mem, { recursive: true });
-    // Old, lower limits: raising memory above an old memsw limit fails with EINVAL when reused.
-    await writeFile(join(mem, "memory.limit_in_bytes"), String(16 * 1024 * 1024));
-    if (await fileText(join(mem, "memory.memsw.limit_in_bytes"))) await writeFile(join(mem, "memory.memsw.limit_in_bytes"), String(16 * 1024 * 1024));
-    const h = await driver.start(l);
-    started.push(h);
-    assert.equal((await fileText(join(mem, "memory.limit_in_bytes"))).trim(), String(32 * 1024 * 1024));
-    assert.equal((await driver.wait(h)).exitCode, 0);
+  test("a finished task's cgroup goes to the next task with that task's limits, its counters started afresh (root only)", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
+    const first = await startTask([process.execPath, "-e", "const a=[]; for (;;) a.push(Buffer.alloc(1<<20, 1))"], { resources: { cpu: 0.5, memory: 48 * 1024 * 1024, disk: 0 } });
+    assert.equal((await driver.wait(first)).oomKilled, true);
+    await driver.destroy(first);
+    const second = await startTask(["/bin/true"], { resources: { cpu: 0, memory: 96 * 1024 * 1024, disk: 0 } });
+    assert.ok(first.cgroup && second.cgroup === first.cgroup, `reused ${first.cgroup}, got ${second.cgroup}`);
+    const cg = (c: string, file: string): Promise<string> => fileText(`/sys/fs/cgroup/${c}/torca/${second.cgroup}/${file}`).then((t) => t.trim());
+    assert.equal(await cg("memory", "memory.limit_in_bytes"), String(96 * 1024 * 1024));
+    assert.equal(await cg("cpu", "cpu.cfs_quota_us"), "-1", "no cpu quota for cpu 0");
+    const exit = await driver.wait(second);
+    assert.deepEqual(exit, { exitCode: 0, signal: null, oomKilled: false, reason: "exit 0" });
+    const usage = await driver.finalUsage(second);
+    assert.equal(usage?.oomKills, 0, "the first task's OOM kill is not the second's");
+    assert.ok(usage?.memoryPeakBytes !== undefined && usage.memoryPeakBytes < 24 * 1024 * 1024, `peak of /bin/true alone: ${JSON.stringify(usage)}`);
   });
 
-  test("a cgroup of the same name that still holds processes is refused, and a failed start leaves no cgroup", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
+  test("a start that fails after taking a cgroup gives it back for the next task (root only)", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
+    const done = await startTask(["/bin/true"]);
+    await driver.wait(done);
+    await driver.destroy(done);
     const l = await launchOf(["/bin/true"]);
-    const pids = `/sys/fs/cgroup/pids/torca/${instanceName(l.taskId, l.attempt, l.taskDir)}`;
-    await mkdir(pids, { recursive: true });
+    const bad = join(scratch, "line\nbreak");
+    await mkdir(bad, { recursive: true });
+    await assert.rejects(driver.start({ ...l, taskDir: bad }), /line breaks/);
+    const next = await startTask(["/bin/true"]);
+    assert.equal(next.cgroup, done.cgroup);
+    assert.equal((await driver.wait(next)).exitCode, 0);
+  });
+
+  test("empty pooled cgroups an earlier agent process left behind are removed when the pool opens; busy ones stay (root only)", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
+    const scope = join(scratch, "earlier-agent");
+    const prefix = pooledCgroupPrefix(scope);
+    const stale = `${prefix}0badc0de-1`;
+    const busy = `${prefix}0badc0de-2`;
+    for (const c of ["memory", "pids", "cpu", "cpuacct"]) for (const n of [stale, busy]) await mkdir(`/sys/fs/cgroup/${c}/torca/${n}`, { recursive: true });
     const squatter = spawn("sleep", ["30"], { stdio: "ignore" });
     helperPids.push(squatter.pid!);
-    await writeFile(join(pids, "cgroup.procs"), String(squatter.pid));
-    await assert.rejects(driver.start(l), /holds processes/);
-    squatter.kill("SIGKILL");
-    await until("the squatter's cgroup is empty", async () => (await fileText(join(pids, "cgroup.procs"))) === "");
-    await rmdir(pids);
-    for (const c of ["memory", "cpu", "cpuacct"]) {
-      await assert.rejects(readFile(`/sys/fs/cgroup/${c}/torca/${instanceName(l.taskId, l.attempt, l.taskDir)}/cgroup.procs`), { code: "ENOENT" }, `no ${c} cgroup left by the failed start`);
+    await writeFile(`/sys/fs/cgroup/pids/torca/${busy}/cgroup.procs`, String(squatter.pid));
+    try {
+      const taskDir = join(scope, "t1");
+      await mkdir(taskDir, { recursive: true });
+      const h = await driver.start({ taskId: "ptest/earlier", attempt: 1, command: ["/bin/true"], taskDir, env: {}, resources: { cpu: 0, memory: 0, disk: 0 } });
+      started.push(h);
+      assert.notEqual(h.cgroup, stale);
+      for (const c of ["memory", "pids", "cpu", "cpuacct"]) await assert.rejects(readFile(`/sys/fs/cgroup/${c}/torca/${stale}/cgroup.procs`), { code: "ENOENT" }, `${c} of the stale pooled cgroup removed`);
+      assert.equal((await fileText(`/sys/fs/cgroup/pids/torca/${busy}/cgroup.procs`)).trim(), String(squatter.pid));
+      assert.equal((await driver.wait(h)).exitCode, 0);
+    } finally {
+      squatter.kill("SIGKILL");
+      await until("the squatter's cgroup is empty", async () => (await fileText(`/sys/fs/cgroup/pids/torca/${busy}/cgroup.procs`)) === "");
+      for (const c of ["memory", "pids", "cpu", "cpuacct"]) await rmdir(`/sys/fs/cgroup/${c}/torca/${busy}`).catch(() => undefined);
     }
   });
 
-  test("destroy removes the task's cgroup and kills what it left behind", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
+  test("destroy kills what the task left behind; the emptied cgroup goes to the next task (root only)", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
     const h = await startTask(["sh", "-c", "setsid sleep 30 & exit 0"]);
     assert.equal((await driver.wait(h)).exitCode, 0);
     assert.ok(h.cgroup);
@@ -231,6 +260,38 @@ setInterval(() => {}, 1000);
     assert.notEqual(await fileText(join(cgDir, "cgroup.procs")), "", "the orphaned sleep is still in the cgroup");
     await driver.destroy(h);
     assert.equal(await fileText(join(cgDir, "cgroup.procs")), "");
-    await assert.rejects(readFile(join(cgDir, "cgroup.procs")), { code: "ENOENT" });
+    const next = await startTask(["/bin/true"]);
+    assert.equal(next.cgroup, h.cgroup);
+    assert.equal((await driver.wait(next)).exitCode, 0);
+  });
+
+  test("the task leads its own process group, holds only its stdio, ignores no signal, and is its wrapper's child", async () => {
+    const h = await startTask(["sh", "-c", 'ls /proc/$$/fd | tr "\\n" " "; echo; grep SigIgn /proc/$$/status; echo "pgid $(cut -d" " -f5 /proc/$$/stat) pid $$ ppid $PPID"']);
+    assert.equal((await driver.wait(h)).exitCode, 0);
+    const [fds, sigIgn, ids] = (await fileText(join(h.taskDir, "stdout"))).trim().split("\n");
+    assert.equal(fds?.trim(), "0 1 2");
+    assert.match(sigIgn ?? "", /^SigIgn:\s+0+$/);
+    const m = /^pgid (\d+) pid (\d+) ppid (\d+)$/.exec(ids ?? "");
+    assert.ok(m, ids);
+    assert.equal(m[1], m[2], "pgid = pid");
+    assert.equal(Number(m[3]), h.pid, "the wrapper is the task's parent");
+  });
+
+  test("the environment is exactly the given one, also with names bash treats specially or uses itself", async () => {
+    const envs: Record<string, string>[] = [{ d: "1", u: "nobody", r: "x", c: "y" }, { UID: "12", SHELLOPTS: "s", IFS: ":", GREETING: "a b" }];
+    for (const env of envs) {
+      const h = await startTask(["/usr/bin/env"], { env });
+      assert.equal((await driver.wait(h)).exitCode, 0);
+      const lines = (await fileText(join(h.taskDir, "stdout"))).trim().split("\n").sort();
+      assert.deepEqual(lines, Object.entries({ PATH: "/usr/local/bin:/usr/bin:/bin", ...env }).map(([k, v]) => `${k}=${v}`).sort());
+    }
+  });
+
+  test("an exit record without its code line is not an exit yet", async () => {
+    const dir = await mkdtemp(join(scratch, "record-"));
+    await writeFile(join(dir, "exit"), "mem_peak=4096\n");
+    assert.equal(await readExitRecord(dir), undefined);
+    await writeFile(join(dir, "exit"), "mem_peak=4096\ncode=3\n");
+    assert.equal((await readExitRecord(dir))?.code, 3);
   });
 });

@@ -1,0 +1,149 @@
+/**
+ * Task cgroups prepared ahead and reused (process driver): creating and removing
+ * a task's four cgroup v1 dirs costs more of the agent's time than starting
+ * the task itself, so a finished task's emptied cgroup goes back to a pool and
+ * the next task gets it with its own limits written over the old ones (only
+ * those that differ). Counters are not carried over: the wrapper resets peak
+ * memory, limit hits and CPU time before the task starts and reports OOM kills
+ * as the difference to the count it found (wrapper.ts).
+ *
+ * A pooled cgroup is named p-<scope hash>-<process token>-<n>: the scope (the
+ * agent's tasks dir) keeps agents on one host apart; the token marks the pools
+ * of this process, so the empty pooled dirs an earlier agent process left
+ * behind are removed when the pool opens, and a cgroup of an earlier process
+ * (a recovered task) is removed after its task instead of being pooled.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { readdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { cfsQuotaUs, TASK_CONTROLLERS, type CgroupLimits, type CgroupV1 } from "./cgroup.js";
+import { CFS_PERIOD_US } from "./driver.js";
+
+/** Idle cgroups kept per pool; more than the tasks a machine starts at once. */
+export const POOL_MAX_IDLE = 64;
+/** Memory still charged to an emptied cgroup (page cache of its last task) above which it is removed instead of pooled. */
+export const POOL_MAX_LEFTOVER_BYTES = 4 * 1024 * 1024;
+
+const processToken = randomBytes(4).toString("hex");
+
+/** The start of the names of every pooled cgroup of a scope, whichever process made it. */
+export function pooledCgroupPrefix(scope: string): string {
+  return `p-${createHash("sha256").update(scope).digest("hex").slice(0, 8)}-`;
+}
+
+interface Idle {
+  name: string;
+  limits: CgroupLimits;
+}
+
+export class CgroupPool {
+  private readonly idle: Idle[] = [];
+  /** Limits last written to each cgroup of this pool that is in use. */
+  private readonly inUse = new Map<string, CgroupLimits>();
+  private readonly prefix: string;
+  private seq = 0;
+  private opened: Promise<void> | undefined;
+
+  constructor(
+    private readonly cgroup: CgroupV1,
+    scope: string,
+    private readonly maxIdle = POOL_MAX_IDLE,
+  ) {
+    this.prefix = pooledCgroupPrefix(scope);
+  }
+
+  /** Whether `name` is a cgroup of this pool (and so of this process). */
+  owns(name: string): boolean {
+    return name.startsWith(`${this.prefix}${processToken}-`);
+  }
+
+  /** Removes the empty pooled dirs of earlier processes of this scope (busy ones belong to tasks still running). */
+  private open(): Promise<void> {
+    this.opened ??= (async () => {
+      let names: string[];
+      try {
+        names = await readdir(join(this.cgroup.root, "pids", this.cgroup.parent));
+      } catch {
+        return;
+      }
+      const stale = names.filter((n) => n.startsWith(this.prefix) && !this.owns(n));
+      await Promise.all(stale.map(async (n) => ((await this.cgroup.procs(n)).length === 0 ? this.cgroup.remove(n, TASK_CONTROLLERS).catch(() => undefined) : undefined)));
+    })();
+    return this.opened;
+  }
+
+  /** A cgroup with `limits` for a new task: an idle one of this pool, else a new one. */
+  async acquire(limits: CgroupLimits): Promise<string> {
+    await this.open();
+    const reused = this.idle.pop();
+    if (reused) {
+      try {
+        await this.apply(reused.name, reused.limits, limits);
+        this.inUse.set(reused.name, limits);
+        return reused.name;
+      } catch {
+        // A limit the kernel refuses over the old ones (memory still charged above a lower limit): start afresh.
+        await this.cgroup.remove(reused.name, TASK_CONTROLLERS).catch(() => undefined);
+      }
+    }
+    const name = `${this.prefix}${processToken}-${++this.seq}`;
+    await this.cgroup.create(name, limits);
+    this.inUse.set(name, limits);
+    return name;
+  }
+
+  /**
+   * Takes back the cgroup of a task that is gone and whose cgroup is empty (the
+   * driver's destroy makes sure): pooled when it is this pool's, holds little
+   * memory and the pool has room; removed otherwise.
+   */
+  async release(name: string): Promise<void> {
+    const limits = this.inUse.get(name);
+    // Released before (idle, or already another task's): never removed from under that task.
+    if (limits === undefined && this.owns(name)) return;
+    this.inUse.delete(name);
+    if (limits && this.idle.length < this.maxIdle && (await this.cgroup.procs(name)).length === 0) {
+      const charged = await this.cgroup.memoryCharged(name);
+      if (charged !== undefined && charged <= POOL_MAX_LEFTOVER_BYTES) {
+        this.idle.push({ name, limits });
+        return;
+      }
+    }
+    await this.cgroup.remove(name, this.owns(name) ? TASK_CONTROLLERS : undefined);
+  }
+
+  /** Writes the limits of `next` that differ from `prev`; memsw stays ≥ the memory limit throughout. */
+  private async apply(name: string, prev: CgroupLimits, next: CgroupLimits): Promise<void> {
+    const writes: Promise<void>[] = [];
+    if (prev.pidsMax !== next.pidsMax) writes.push(writeFile(join(this.cgroup.dir("pids", name), "pids.max"), String(next.pidsMax)));
+    if (prev.cpuCores !== next.cpuCores) {
+      const quota = next.cpuCores > 0 ? cfsQuotaUs(next.cpuCores) : -1;
+      const cpu = this.cgroup.dir("cpu", name);
+      writes.push(writeFile(join(cpu, "cpu.cfs_period_us"), String(CFS_PERIOD_US)).then(() => writeFile(join(cpu, "cpu.cfs_quota_us"), String(quota))));
+    }
+    if (prev.memoryBytes !== next.memoryBytes) {
+      const mem = this.cgroup.dir("memory", name);
+      const limit = join(mem, "memory.limit_in_bytes");
+      const memsw = join(mem, "memory.memsw.limit_in_bytes");
+      const value = next.memoryBytes > 0 ? String(next.memoryBytes) : "-1";
+      const raising = next.memoryBytes === 0 || (prev.memoryBytes > 0 && next.memoryBytes > prev.memoryBytes);
+      if (!(await this.cgroup.hasMemsw())) writes.push(writeFile(limit, value));
+      else if (raising) writes.push(writeFile(memsw, value).then(() => writeFile(limit, value)));
+      else writes.push(writeFile(limit, value).then(() => writeFile(memsw, value)));
+    }
+    await Promise.all(writes);
+  }
+}
+
+const pools = new Map<string, CgroupPool>();
+
+/** The one pool of this process for a scope under a cgroup root and parent (drivers of one process share it). */
+export function cgroupPoolFor(cgroup: CgroupV1, scope: string): CgroupPool {
+  const key = `${cgroup.root}\0${cgroup.parent}\0${scope}`;
+  let pool = pools.get(key);
+  if (!pool) {
+    pool = new CgroupPool(cgroup, scope);
+    pools.set(key, pool);
+  }
+  return pool;
+}
