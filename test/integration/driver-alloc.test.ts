@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ProcessDriver } from "../../agent/driver/process.js";
 import type { MemberLaunch, TaskHandle } from "../../agent/driver/driver.js";
+import { readExitRecord } from "../../agent/driver/exit-record.js";
 import { until } from "../harness/wait.js";
 import { ALLOC_MEMBERS_MIB, holdMember, idleMember, pushMember } from "../harness/alloc-members.js";
 
@@ -108,7 +109,7 @@ describe("allocs under the process driver", () => {
       ],
       64 * MiB,
     );
-    await until("broken's exit is recorded by its wrapper", async () => (await fileText(join(h.taskDir, "members", "broken", "exit"))).startsWith("code=4"), { timeoutMs: 10_000 });
+    await until("broken's exit is recorded by its wrapper", async () => (await readExitRecord(join(h.taskDir, "members", "broken")))?.code === 4, { timeoutMs: 10_000 });
     const restarted = new ProcessDriver();
     const persisted = JSON.parse(await readFile(join(h.taskDir, "handle.json"), "utf8")) as TaskHandle;
     assert.equal(await restarted.recover(persisted), "running", "app still runs");
