@@ -9,7 +9,7 @@ import type { NodeInfo } from "../../common/types.js";
 import { assertValidResources, ClusterState } from "./cluster-state.js";
 import { findPreemption } from "./preempt.js";
 import { copyMetrics, metricsOf, scoresByName } from "./metrics.js";
-import { ReasonTable, reasonRecord, summarizeReasons } from "./reasons.js";
+import { reasonRecord, summarizeReasons } from "./reasons.js";
 import { seededRandom } from "./random.js";
 import { NodeScanner } from "./scan.js";
 import { smallestChanges } from "./smallest-change.js";
@@ -68,8 +68,9 @@ export function placeTasks(pending: TaskToPlace[], snapshot: ClusterSnapshot, op
   const sampleSize = opts.sampleSize ?? DEFAULT_SAMPLE_SIZE;
   validate(pending, sampleSize);
 
-  const reasons = new ReasonTable();
   const state = new ClusterState(snapshot, new Set(pending.map((t) => t.jobId)));
+  const reasons = state.index.reasons;
+  reasons.beginCall();
   const classes = new TaskClassRegistry(state, reasons);
   const start = Math.floor(seededRandom(opts.seed ?? 0)() * state.size);
   const scanner = new NodeScanner(state, reasons, sampleSize, start);

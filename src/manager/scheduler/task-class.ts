@@ -35,7 +35,7 @@ export class TaskClass {
   readonly chain: ClassChain;
   /** Node index → instances of this job already there (shared by all classes of the job). */
   readonly jobCounts: Map<number, number>;
-  /** Per node: 0 unknown, 1 package cached, 2 not cached. Shared by classes with the same digest. */
+  /** Per node: 0 unknown, 1 package cached, 2 not cached. Shared by classes with the same digest and kept between calls (cluster-index.ts). */
   readonly packageCached: Uint8Array | undefined;
 
   /** `releaseEpoch` of the cluster when this class was last found unplaceable; -1 if never. */
@@ -67,7 +67,6 @@ export class TaskClassRegistry {
   private readonly byKey = new Map<string, TaskClass>();
   /** Spec object → canonical text; most callers pass one spec object per job. */
   private readonly specText = new Map<JobSpec, string>();
-  private readonly packageMemos = new Map<string, Uint8Array>();
   private readonly ctx: ChainContext;
 
   constructor(
@@ -98,12 +97,6 @@ export class TaskClassRegistry {
   }
 
   private packageMemo(digest: string | undefined): Uint8Array | undefined {
-    if (digest === undefined) return undefined;
-    let memo = this.packageMemos.get(digest);
-    if (memo === undefined) {
-      memo = new Uint8Array(this.state.size);
-      this.packageMemos.set(digest, memo);
-    }
-    return memo;
+    return digest === undefined ? undefined : this.state.index.packageMemo(digest);
   }
 }
