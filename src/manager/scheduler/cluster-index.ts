@@ -9,19 +9,19 @@
  *   order) only applies the rest; anything else (an allocation gone or
  *   reordered) rebuilds. Appending in order is what keeps the free figures
  *   bit for bit those of a fresh pass: floating-point sums depend on order.
- * - Per node, the node object and the facts placement reads from it (state,
- *   allocatable, drivers, the cached-package list), compared on every call:
- *   a replaced or changed node rebuilds the index, a changed package list
- *   forgets only that node's package answers.
+ * - Per node, the node object, its state and the objects placement reads
+ *   from it (allocatable, drivers, the cached-package list), compared on
+ *   every call: a replaced or changed node rebuilds the index, a new package
+ *   list forgets only that node's package answers.
  * - Caches that depend on nodes only, shared by every call: the reason table
- *   (so cached reason codes stay valid), per package digest whether each node
- *   caches it, and per static signature the static checks' verdict on every
+ *   (so cached reason codes stay valid), per package digest the nodes that
+ *   cache it, and per static signature the static checks' verdict on every
  *   node (`static-feasibility.ts`).
  *
  * Snapshot objects are values: a caller that changes an allocation, or a
- * node's attributes, passes a new object (the collector builds a new nodes
- * array whenever a node changes in what placement uses). A node's state,
- * resources, drivers and package list may be changed in place; the
+ * node's attributes, resources or drivers, passes a new object (the
+ * collector builds a new nodes array whenever a node changes in what
+ * placement uses). A node's state and package list may be set in place; the
  * comparison above sees it.
  */
 import { TorcaError } from "../../common/errors.js";
@@ -60,8 +60,10 @@ export class ClusterIndex {
   lowestPriority = Infinity;
 
   reasons = new ReasonTable();
-  /** Per package digest, per node: 0 unknown, 1 cached, 2 not cached. */
-  readonly packageMemos = new Map<string, Uint8Array>();
+  /** Per package digest some node caches: 1 at the nodes that cache it; built on the first question. */
+  private packageHolders: Map<string, Uint8Array> | undefined;
+  /** The answer for digests no node caches. */
+  private readonly noHolders: Uint8Array;
   /** Per static signature (static-feasibility.ts): the static checks' verdicts. */
   readonly staticVerdicts = new Map<string, StaticFeasibility>();
 
@@ -72,9 +74,10 @@ export class ClusterIndex {
   private readonly applied: Allocation[] = [];
   // What each node looked like when indexed.
   private readonly seenStates: NodeInfo["state"][] = [];
+  private readonly seenAllocatable: Resources[] = [];
+  private readonly seenDrivers: NodeInfo["drivers"][] = [];
   private readonly seenNodes: NodeInfo[] = [];
   private readonly seenPackages: string[][] = [];
-  private readonly seenIds: string[] = [];
   private readonly allocatableDisk: Float64Array;
 
   /** The index for `snapshot`, brought up to date (or built). */
@@ -103,6 +106,7 @@ export class ClusterIndex {
     this.drivers = new Uint8Array(n);
     this.ready = new Uint8Array(n);
     this.portHolders = new Array<Map<number, Allocation> | undefined>(n);
+    this.noHolders = new Uint8Array(n);
     let readyCount = 0;
     for (let i = 0; i < n; i++) {
       const node = nodes[i] as NodeInfo;
@@ -118,9 +122,10 @@ export class ClusterIndex {
         this.ready[i] = 1;
         readyCount++;
       }
-      this.seenIds.push(node.id);
       this.seenStates.push(node.state);
       this.seenNodes.push(node);
+      this.seenAllocatable.push(node.allocatable);
+      this.seenDrivers.push(node.drivers);
       this.seenPackages.push(node.cachedPackages);
     }
     this.readyCount = readyCount;
@@ -135,14 +140,13 @@ export class ClusterIndex {
     return this.jobCounts.get(jobId);
   }
 
-  /** Package memo for `digest`, shared by every call on this index. */
-  packageMemo(digest: string): Uint8Array {
-    let memo = this.packageMemos.get(digest);
-    if (memo === undefined) {
-      memo = new Uint8Array(this.size);
-      this.packageMemos.set(digest, memo);
+  /** Per node, 1 when it caches `digest`, else 0; shared, never to be changed by a caller. */
+  packageHoldersOf(digest: string): Uint8Array {
+    if (this.packageHolders === undefined) {
+      this.packageHolders = new Map();
+      for (let i = 0; i < this.size; i++) this.markPackages(i, this.seenPackages[i] as string[], 1);
     }
-    return memo;
+    return this.packageHolders.get(digest) ?? this.noHolders;
   }
 
   /**
@@ -154,24 +158,29 @@ export class ClusterIndex {
     if (nodes.length !== this.size) return false;
     for (let i = 0; i < nodes.length; i++) {
       const node = nodes[i] as NodeInfo;
-      const a = node.allocatable;
-      if (
-        node.id !== this.seenIds[i] ||
-        node.state !== this.seenStates[i] ||
-        node !== this.seenNodes[i] ||
-        a.cpu !== this.allocatableCpu[i] ||
-        a.memory !== this.allocatableMemory[i] ||
-        a.disk !== this.allocatableDisk[i] ||
-        driversOf(node) !== this.drivers[i]
-      ) {
-        return false;
-      }
+      // Object identity only: reading every node's nested objects would cost more than the scan.
+      if (node !== this.seenNodes[i] || node.state !== this.seenStates[i] || node.allocatable !== this.seenAllocatable[i] || node.drivers !== this.seenDrivers[i]) return false;
       if (node.cachedPackages !== this.seenPackages[i]) {
+        this.markPackages(i, this.seenPackages[i] as string[], 0);
+        this.markPackages(i, node.cachedPackages, 1);
         this.seenPackages[i] = node.cachedPackages;
-        for (const memo of this.packageMemos.values()) memo[i] = 0;
       }
     }
     return true;
+  }
+
+  private markPackages(node: number, digests: readonly string[], mark: 0 | 1): void {
+    const holders = this.packageHolders;
+    if (holders === undefined) return;
+    for (const digest of digests) {
+      let marks = holders.get(digest);
+      if (marks === undefined) {
+        if (mark === 0) continue;
+        marks = new Uint8Array(this.size);
+        holders.set(digest, marks);
+      }
+      marks[node] = mark;
+    }
   }
 
   /** Applies the allocations past those already applied; false when `allocations` does not start with them. */

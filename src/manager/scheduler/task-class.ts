@@ -35,7 +35,7 @@ export class TaskClass {
   readonly chain: ClassChain;
   /** Node index → instances of this job already there (shared by all classes of the job). */
   readonly jobCounts: Map<number, number>;
-  /** Per node: 0 unknown, 1 package cached, 2 not cached. Shared by classes with the same digest and kept between calls (cluster-index.ts). */
+  /** Per node: 1 when it caches the package, else 0 (from the cluster index, shared). */
   readonly packageCached: Uint8Array | undefined;
 
   /** `releaseEpoch` of the cluster when this class was last found unplaceable; -1 if never. */
@@ -97,6 +97,6 @@ export class TaskClassRegistry {
   }
 
   private packageMemo(digest: string | undefined): Uint8Array | undefined {
-    return digest === undefined ? undefined : this.state.index.packageMemo(digest);
+    return digest === undefined ? undefined : this.state.index.packageHoldersOf(digest);
   }
 }
