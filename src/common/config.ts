@@ -196,6 +196,8 @@ export const ConfigSchema = z
           .strict()
           .default({}),
         schedulerInterval: duration.default("500ms"),
+        /** Scheduler worker threads placing each round concurrently (docs/scheduler.md, "Concurrent placement"); 0 places in the main thread. */
+        schedulerWorkers: z.number().int().min(0).max(16).default(0),
         /** When a node without its ZooKeeper node is declared lost (docs/architecture.md, "Disconnected nodes"). */
         disconnect: z
           .object({

@@ -14,6 +14,7 @@ import type { HistoryStore } from "../../history/store.js";
 import type { RetentionPolicy } from "../retention/decide.js";
 import { Retirer } from "../retention/retirer.js";
 import type { PlacementMetrics, PlacementResult, SmallestChange } from "../scheduler/index.js";
+import { SchedulerWorkers } from "../placement/workers.js";
 import { UsageLedger } from "../usage/ledger.js";
 import { CronFirer } from "./cron-firing.js";
 import { isLive } from "./job-status.js";
@@ -49,6 +50,8 @@ import { WorkflowRunner } from "../workflow/runner.js";
 export interface PrimaryOptions {
   epoch: number;
   schedulerIntervalMs: number;
+  /** Scheduler worker threads placing each round (0 or absent: the main thread places). */
+  schedulerWorkers?: number;
   /** After takeover, how long agents get to report before missing tasks are presumed gone. */
   reconcileGraceMs: number;
   /** A dispatched task the agent does not report after this long is redispatched. */
@@ -97,6 +100,7 @@ export type AlertSink = (kind: string, key: string, data: { job?: Job; task?: Ta
 export class Primary {
   private fenced = false;
   private timer?: NodeJS.Timeout;
+  private schedulerWorkers?: SchedulerWorkers;
   private tickQueued = false;
   private readonly startedAt: number;
   private readonly now: () => number;
@@ -204,6 +208,7 @@ export class Primary {
       trimmers: [{ name: "idempotency keys", trim: (now) => opts.idempotency.trim(now) }, ...(opts.trimmers ?? [])],
       retirer: this.retirer,
       ...(opts.observer ? { observeRound: opts.observer.round.bind(opts.observer) } : {}),
+      ...(opts.schedulerWorkers ? { schedulerWorkers: (this.schedulerWorkers = new SchedulerWorkers(opts.schedulerWorkers)) } : {}),
       advanceWorkflows: async () => this.workflows?.advance(),
       stepDeployments: () => this.rollouts.run(),
     });
@@ -232,6 +237,7 @@ export class Primary {
     if (reason !== "shutdown") this.opts.observer?.fenced(reason);
     if (this.timer) clearInterval(this.timer);
     this.cron.stop();
+    void this.schedulerWorkers?.close();
     this.collector.off("node-up", this.onNodeChange);
     this.collector.off("node-changed", this.onNodeChange);
   }

@@ -2,11 +2,15 @@
  * One placement round, pure: from the store's view (jobs, tasks), the nodes
  * and `now`, what to write, what to stop and what to dispatch. The primary
  * carries it out: writes first, then stops, then each dispatch once its
- * record is durable.
+ * record is durable. With scheduler workers (`manager.schedulerWorkers`), the
+ * placement itself runs in them and is committed against node generations
+ * (src/manager/placement/); the round around it is the same.
  */
 import type { Job, NodeInfo, TaskInstance } from "../../common/types.js";
 import { dispatched, failedEverywhere, preempted, type LifecycleAlert } from "../lifecycle/transitions.js";
-import { placeTasks, type PlacementMetrics, type TaskToPlace } from "../scheduler/index.js";
+import { placeConcurrently } from "../placement/concurrent.js";
+import type { SchedulerWorkers } from "../placement/workers.js";
+import { placeTasks, type Allocation, type PlacementMetrics, type PlacementResult, type TaskToPlace } from "../scheduler/index.js";
 import type { AllocationBuilder } from "./allocations.js";
 
 /** The part of the state store a round reads. */
@@ -32,8 +36,16 @@ export function holdingTasks(view: RoundView): Iterable<TaskInstance>[] {
   return [view.tasksWhere("run", "dispatched"), view.tasksWhere("run", "running"), view.tasksWhere("stop", "dispatched"), view.tasksWhere("stop", "running")];
 }
 
-export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allocations: AllocationBuilder, now: number): RoundDecision {
-  const decision: RoundDecision = { writes: [], stops: [], dispatches: [], alerts: [], unplaced: new Map() };
+interface RoundInput {
+  decision: RoundDecision;
+  input: TaskToPlace[];
+  reserved: Allocation[];
+  byId: Map<string, TaskInstance>;
+}
+
+/** The tasks due for placement and the reservations they are placed around; undefined when none is due. */
+function roundInput(view: RoundView, allocations: AllocationBuilder, now: number): RoundInput | undefined {
+  const decision = emptyDecision();
   const due: TaskInstance[] = [];
   const waiting: TaskInstance[] = [];
   for (const t of view.tasksWhere("run", "pending")) {
@@ -41,7 +53,7 @@ export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allo
     if ((t.notBefore ?? 0) <= now) due.push(t);
     else waiting.push(t);
   }
-  if (due.length === 0) return decision;
+  if (due.length === 0) return undefined;
 
   // Tasks about to be placed give up their reservation to the scheduler, which
   // checks it again; those still backing off keep theirs.
@@ -62,8 +74,27 @@ export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allo
       ...(t.avoidNodes?.length ? { avoidNodes: t.avoidNodes } : {}),
     };
   });
-  const result = placeTasks(input, { nodes, allocations: reserved }, { seed: now & 0xffff });
+  return { decision, input, reserved, byId };
+}
 
+function emptyDecision(): RoundDecision {
+  return { writes: [], stops: [], dispatches: [], alerts: [], unplaced: new Map() };
+}
+
+export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allocations: AllocationBuilder, now: number): RoundDecision {
+  const round = roundInput(view, allocations, now);
+  if (round === undefined) return emptyDecision();
+  return decide(view, round, placeTasks(round.input, { nodes, allocations: round.reserved }, { seed: now & 0xffff }), now);
+}
+
+/** The same round, placed by the scheduler workers on snapshots and committed against node generations (placement/). */
+export async function concurrentPlacementRound(view: RoundView, nodes: readonly NodeInfo[], allocations: AllocationBuilder, now: number, workers: SchedulerWorkers): Promise<RoundDecision> {
+  const round = roundInput(view, allocations, now);
+  if (round === undefined) return emptyDecision();
+  return decide(view, round, await placeConcurrently(workers, round.input, { nodes, allocations: round.reserved }, { seed: now & 0xffff }), now);
+}
+
+function decide(view: RoundView, { decision, byId }: RoundInput, result: PlacementResult, now: number): RoundDecision {
   const holders = new Map<string, TaskInstance>();
   if (result.preemptions.length > 0) for (const group of holdingTasks(view)) for (const t of group) holders.set(t.id, t);
   for (const v of result.preemptions) {

@@ -12,7 +12,8 @@ import { AllocationBuilder } from "./allocations.js";
 import { tasksToCreate } from "./expand.js";
 import { JobStatusWriter } from "./job-status.js";
 import { offDrainingNodes } from "./node-events.js";
-import { holdingTasks, placementRound, type RoundDecision } from "./round.js";
+import type { SchedulerWorkers } from "../placement/workers.js";
+import { concurrentPlacementRound, holdingTasks, placementRound, type RoundDecision } from "./round.js";
 import type { TaskSender } from "./sender.js";
 import type { TaskWriter } from "./writer.js";
 
@@ -37,6 +38,8 @@ export interface TickDeps {
   /** Removes what has outlived its retention besides jobs: expired Idempotency-Keys, expired tokens… */
   trimmers: readonly Trimmer[];
   retirer: Retirer;
+  /** When set, rounds are placed by these scheduler workers (placement/concurrent.ts). */
+  schedulerWorkers?: SchedulerWorkers;
   /** Told of each placement round and how long it took (ms). */
   observeRound?: (round: RoundDecision, ms: number) => void;
   /** Advances the running workflows (workflow/runner.ts). */
@@ -136,7 +139,8 @@ export class Tick {
   private async scheduleAndDispatch(): Promise<void> {
     const { store, collector, sender } = this.d;
     const t0 = performance.now();
-    const round = placementRound(store, collector.nodes(), this.allocations, this.d.now());
+    const workers = this.d.schedulerWorkers;
+    const round = workers ? await concurrentPlacementRound(store, collector.nodes(), this.allocations, this.d.now(), workers) : placementRound(store, collector.nodes(), this.allocations, this.d.now());
     this.d.observeRound?.(round, performance.now() - t0);
     this.unplaced = round.unplaced;
     for (const s of round.stops) sender.stop(s.task, s.why);
