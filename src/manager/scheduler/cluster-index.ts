@@ -68,8 +68,8 @@ export class ClusterIndex {
   readonly staticVerdicts = new Map<string, StaticFeasibility>();
 
   private readonly byId = new Map<string, number>();
-  /** Per job: node index → its applied allocations there. */
-  private readonly jobCounts = new Map<string, Map<number, number>>();
+  /** Per job: the node index of each of its applied allocations (a push per allocation; counted per call). */
+  private readonly jobNodes = new Map<string, number[]>();
   /** The allocations applied, in order. */
   private readonly applied: Allocation[] = [];
   // What each node looked like when indexed.
@@ -135,9 +135,11 @@ export class ClusterIndex {
     return this.byId.get(nodeId);
   }
 
-  /** Node index → applied allocations of `jobId` there; shared, never to be changed by a caller. */
-  jobCountsOf(jobId: string): ReadonlyMap<number, number> | undefined {
-    return this.jobCounts.get(jobId);
+  /** Node index → applied allocations of `jobId` there, as a new map the caller owns. */
+  jobCountsOf(jobId: string): Map<number, number> {
+    const counts = new Map<number, number>();
+    for (const node of this.jobNodes.get(jobId) ?? []) counts.set(node, (counts.get(node) ?? 0) + 1);
+    return counts;
   }
 
   /** Per node, 1 when it caches `digest`, else 0; shared, never to be changed by a caller. */
@@ -206,12 +208,9 @@ export class ClusterIndex {
       freeMemory[index] -= memory;
       freeDisk[index] -= disk;
       if (alloc.staticPorts.length > 0) holdPorts(this.portHolders, index, alloc);
-      let counts = this.jobCounts.get(alloc.jobId);
-      if (counts === undefined) {
-        counts = new Map();
-        this.jobCounts.set(alloc.jobId, counts);
-      }
-      counts.set(index, (counts.get(index) ?? 0) + 1);
+      const onNodes = this.jobNodes.get(alloc.jobId);
+      if (onNodes === undefined) this.jobNodes.set(alloc.jobId, [index]);
+      else onNodes.push(index);
       if (alloc.priority < lowestPriority) lowestPriority = alloc.priority;
     }
     this.lowestPriority = lowestPriority;

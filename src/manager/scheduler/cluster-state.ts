@@ -64,7 +64,7 @@ export class ClusterState {
     this.lowestPriority = index.lowestPriority;
     this.portHolders = index.portHolders.slice();
     this.ownPorts = new Uint8Array(index.size);
-    for (const jobId of trackedJobs) this.jobCounts.set(jobId, new Map(index.jobCountsOf(jobId)));
+    for (const jobId of trackedJobs) this.jobCounts.set(jobId, index.jobCountsOf(jobId));
   }
 
   indexOf(nodeId: string): number | undefined {
@@ -75,7 +75,7 @@ export class ClusterState {
   jobCountsOf(jobId: string): Map<number, number> {
     let counts = this.jobCounts.get(jobId);
     if (counts === undefined) {
-      counts = new Map(this.index.jobCountsOf(jobId));
+      counts = this.index.jobCountsOf(jobId);
       this.jobCounts.set(jobId, counts);
     }
     return counts;
