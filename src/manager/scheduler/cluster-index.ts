@@ -9,10 +9,9 @@
  *   order) only applies the rest; anything else (an allocation gone or
  *   reordered) rebuilds. Appending in order is what keeps the free figures
  *   bit for bit those of a fresh pass: floating-point sums depend on order.
- * - Per node, the node object, its state and the objects placement reads
- *   from it (allocatable, drivers, the cached-package list), compared on
- *   every call: a replaced or changed node rebuilds the index, a new package
- *   list forgets only that node's package answers.
+ * - Per node, the node object, its state and its cached-package list,
+ *   compared on every call: a replaced node or a changed state rebuilds the
+ *   index, a new package list updates only that node's package marks.
  * - Caches that depend on nodes only, shared by every call: the reason table
  *   (so cached reason codes stay valid), per package digest the nodes that
  *   cache it, and per static signature the static checks' verdict on every
@@ -21,8 +20,9 @@
  * Snapshot objects are values: a caller that changes an allocation, or a
  * node's attributes, resources or drivers, passes a new object (the
  * collector builds a new nodes array whenever a node changes in what
- * placement uses). A node's state and package list may be set in place; the
- * comparison above sees it.
+ * placement uses). A node's state and package list may be set in place (the
+ * collector sets the package list from each report); the comparison above
+ * sees it.
  */
 import { TorcaError } from "../../common/errors.js";
 import type { NodeInfo, Resources } from "../../common/types.js";
@@ -74,8 +74,6 @@ export class ClusterIndex {
   private readonly applied: Allocation[] = [];
   // What each node looked like when indexed.
   private readonly seenStates: NodeInfo["state"][] = [];
-  private readonly seenAllocatable: Resources[] = [];
-  private readonly seenDrivers: NodeInfo["drivers"][] = [];
   private readonly seenNodes: NodeInfo[] = [];
   private readonly seenPackages: string[][] = [];
   private readonly allocatableDisk: Float64Array;
@@ -124,8 +122,6 @@ export class ClusterIndex {
       }
       this.seenStates.push(node.state);
       this.seenNodes.push(node);
-      this.seenAllocatable.push(node.allocatable);
-      this.seenDrivers.push(node.drivers);
       this.seenPackages.push(node.cachedPackages);
     }
     this.readyCount = readyCount;
@@ -160,8 +156,8 @@ export class ClusterIndex {
     if (nodes.length !== this.size) return false;
     for (let i = 0; i < nodes.length; i++) {
       const node = nodes[i] as NodeInfo;
-      // Object identity only: reading every node's nested objects would cost more than the scan.
-      if (node !== this.seenNodes[i] || node.state !== this.seenStates[i] || node.allocatable !== this.seenAllocatable[i] || node.drivers !== this.seenDrivers[i]) return false;
+      // Identity and state only: reading every node's nested objects on every call would cost more than the scan.
+      if (node !== this.seenNodes[i] || node.state !== this.seenStates[i]) return false;
       if (node.cachedPackages !== this.seenPackages[i]) {
         this.markPackages(i, this.seenPackages[i] as string[], 0);
         this.markPackages(i, node.cachedPackages, 1);
