@@ -50,7 +50,7 @@ export class ClusterIndex {
   /** 1 when the node is ready (takes tasks), else 0. */
   readonly ready: Uint8Array;
   readonly readyCount: number;
-  /** Free resources after every applied allocation. */
+  /** Free resources after every applied allocation (during a call, with its changes; cluster-state.ts puts them back). */
   readonly freeCpu: Float64Array;
   readonly freeMemory: Float64Array;
   readonly freeDisk: Float64Array;
@@ -222,7 +222,7 @@ export class ClusterIndex {
   }
 }
 
-export function holdPorts(portHolders: (Map<number, Allocation> | undefined)[], node: number, alloc: Allocation): void {
+function holdPorts(portHolders: (Map<number, Allocation> | undefined)[], node: number, alloc: Allocation): void {
   let holders = portHolders[node];
   if (holders === undefined) {
     holders = new Map();

@@ -1,13 +1,16 @@
 /**
- * The scheduler's working copy of the cluster for one `placeTasks` call.
+ * The scheduler's working state of the cluster for one `placeTasks` call.
  *
  * Free resources live in typed arrays indexed by node position so the scan
  * loop touches flat memory only. Placements and evictions made during the
- * call update this state, so later tasks of the same call see them; the
- * cluster index the call starts from (cluster-index.ts) is never changed by it.
+ * call update this state, so later tasks of the same call see them. The free
+ * arrays are the cluster index's own (cluster-index.ts): a node's figures are
+ * saved when the call first changes them and put back by `restore`, which
+ * `placeTasks` calls however it ends, so the index leaves every call as it
+ * entered it without a copy of every node per call.
  */
 import type { NodeInfo } from "../../common/types.js";
-import { ClusterIndex, holdPorts } from "./cluster-index.js";
+import { ClusterIndex } from "./cluster-index.js";
 import type { Allocation, ClusterSnapshot } from "./types.js";
 
 export { assertValidResources, DRIVER_LXC, DRIVER_PROCESS } from "./cluster-index.js";
@@ -35,10 +38,12 @@ export class ClusterState {
    */
   releaseEpoch = 0;
 
-  /** Per node: static port → the allocation holding it; a node's map is the index's until this call changes it. */
-  private readonly portHolders: (Map<number, Allocation> | undefined)[];
-  /** 1 where `portHolders` holds this call's own copy. */
-  private readonly ownPorts: Uint8Array;
+  /** Per node this call changed: static port → the allocation holding it (the index's map for the others). */
+  private readonly ownPorts = new Map<number, Map<number, Allocation>>();
+  /** Nodes whose free figures this call changed, and their figures before (cpu, memory, disk). */
+  private readonly touched: number[] = [];
+  private readonly before: number[] = [];
+  private readonly isTouched: Uint8Array;
   /** Per job of the pending tasks: node index → instances of that job on it. */
   private readonly jobCounts = new Map<string, Map<number, number>>();
   /** The snapshot's allocations, kept to build per-node lists lazily. */
@@ -53,17 +58,16 @@ export class ClusterState {
     this.nodes = snapshot.nodes;
     this.size = index.size;
     this.snapshotAllocations = snapshot.allocations;
-    this.freeCpu = index.freeCpu.slice();
-    this.freeMemory = index.freeMemory.slice();
-    this.freeDisk = index.freeDisk.slice();
+    this.freeCpu = index.freeCpu;
+    this.freeMemory = index.freeMemory;
+    this.freeDisk = index.freeDisk;
     this.allocatableCpu = index.allocatableCpu;
     this.allocatableMemory = index.allocatableMemory;
     this.drivers = index.drivers;
     this.ready = index.ready;
     this.readyCount = index.readyCount;
     this.lowestPriority = index.lowestPriority;
-    this.portHolders = index.portHolders.slice();
-    this.ownPorts = new Uint8Array(index.size);
+    this.isTouched = new Uint8Array(index.size);
     for (const jobId of trackedJobs) this.jobCounts.set(jobId, index.jobCountsOf(jobId));
   }
 
@@ -82,15 +86,28 @@ export class ClusterState {
   }
 
   portHolder(node: number, port: number): Allocation | undefined {
-    return this.portHolders[node]?.get(port);
+    return (this.ownPorts.get(node) ?? this.index.portHolders[node])?.get(port);
+  }
+
+  /** Puts back the free figures of every node this call changed. */
+  restore(): void {
+    for (let k = 0; k < this.touched.length; k++) {
+      const node = this.touched[k] as number;
+      this.freeCpu[node] = this.before[k * 3] as number;
+      this.freeMemory[node] = this.before[k * 3 + 1] as number;
+      this.freeDisk[node] = this.before[k * 3 + 2] as number;
+    }
+    this.touched.length = 0;
+    this.before.length = 0;
   }
 
   /** Binds a new placement made in this call. */
   place(node: number, alloc: Allocation): void {
+    this.touch(node);
     this.freeCpu[node] -= alloc.resources.cpu;
     this.freeMemory[node] -= alloc.resources.memory;
     this.freeDisk[node] -= alloc.resources.disk;
-    if (alloc.staticPorts.length > 0) holdPorts(this.portHolders, this.ownPortsOf(node), alloc);
+    if (alloc.staticPorts.length > 0) for (const port of alloc.staticPorts) this.portsOf(node).set(port, alloc);
     const counts = this.jobCounts.get(alloc.jobId);
     if (counts !== undefined) counts.set(node, (counts.get(node) ?? 0) + 1);
     if (this.allocationsByNode === undefined) this.placed.push({ node, alloc });
@@ -99,11 +116,12 @@ export class ClusterState {
 
   /** Removes a preempted allocation; its resources and ports become free. */
   evict(node: number, alloc: Allocation): void {
+    this.touch(node);
     this.freeCpu[node] += alloc.resources.cpu;
     this.freeMemory[node] += alloc.resources.memory;
     this.freeDisk[node] += alloc.resources.disk;
-    const holders = this.portHolders[this.ownPortsOf(node)];
-    if (holders !== undefined) {
+    if (alloc.staticPorts.length > 0) {
+      const holders = this.portsOf(node);
       for (const port of alloc.staticPorts) if (holders.get(port) === alloc) holders.delete(port);
     }
     const counts = this.jobCounts.get(alloc.jobId);
@@ -132,13 +150,21 @@ export class ClusterState {
     return this.allocationsByNode[node] as Allocation[];
   }
 
-  /** Makes `node`'s port map this call's own before it changes (the index's stays as it was); returns `node`. */
-  private ownPortsOf(node: number): number {
-    if (this.ownPorts[node] === 0) {
-      const shared = this.portHolders[node];
-      if (shared !== undefined) this.portHolders[node] = new Map(shared);
-      this.ownPorts[node] = 1;
+  /** Saves `node`'s free figures before this call first changes them. */
+  private touch(node: number): void {
+    if (this.isTouched[node] === 1) return;
+    this.isTouched[node] = 1;
+    this.touched.push(node);
+    this.before.push(this.freeCpu[node] as number, this.freeMemory[node] as number, this.freeDisk[node] as number);
+  }
+
+  /** `node`'s port map, made this call's own (a copy of the index's) before it changes. */
+  private portsOf(node: number): Map<number, Allocation> {
+    let own = this.ownPorts.get(node);
+    if (own === undefined) {
+      own = new Map(this.index.portHolders[node]);
+      this.ownPorts.set(node, own);
     }
-    return node;
+    return own;
   }
 }

@@ -69,6 +69,14 @@ export function placeTasks(pending: TaskToPlace[], snapshot: ClusterSnapshot, op
   validate(pending, sampleSize);
 
   const state = new ClusterState(snapshot, new Set(pending.map((t) => t.jobId)));
+  try {
+    return placeOnState(pending, state, opts, sampleSize);
+  } finally {
+    state.restore();
+  }
+}
+
+function placeOnState(pending: TaskToPlace[], state: ClusterState, opts: SchedulerOptions, sampleSize: number): PlacementResult {
   const reasons = state.index.reasons;
   reasons.beginCall();
   const classes = new TaskClassRegistry(state, reasons);
