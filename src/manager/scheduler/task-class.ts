@@ -63,6 +63,11 @@ export class TaskClass {
   }
 }
 
+/** Same job, spec object, package and no sticky or avoided nodes: the same class key without building it. */
+function sameClassKey(a: TaskToPlace, b: TaskToPlace): boolean {
+  return a.spec === b.spec && a.jobId === b.jobId && a.packageDigest === b.packageDigest && a.stickyNode === undefined && b.stickyNode === undefined && !a.avoidNodes?.length && !b.avoidNodes?.length;
+}
+
 export class TaskClassRegistry {
   private readonly byKey = new Map<string, TaskClass>();
   /** Spec object → canonical text; most callers pass one spec object per job. */
@@ -76,7 +81,18 @@ export class TaskClassRegistry {
     this.ctx = { state, reasons, regexps: new RegexpCache() };
   }
 
+  /** The last task looked up and its class: instances of a job come in a row. */
+  private last: { task: TaskToPlace; cls: TaskClass } | undefined;
+
   classOf(task: TaskToPlace): TaskClass {
+    const last = this.last;
+    if (last !== undefined && sameClassKey(last.task, task)) return last.cls;
+    const cls = this.lookUp(task);
+    this.last = { task, cls };
+    return cls;
+  }
+
+  private lookUp(task: TaskToPlace): TaskClass {
     let text = this.specText.get(task.spec);
     if (text === undefined) {
       text = JSON.stringify(task.spec);
