@@ -208,11 +208,16 @@ export class Primary {
       trimmers: [{ name: "idempotency keys", trim: (now) => opts.idempotency.trim(now) }, ...(opts.trimmers ?? [])],
       retirer: this.retirer,
       ...(opts.observer ? { observeRound: opts.observer.round.bind(opts.observer) } : {}),
-      ...(opts.schedulerWorkers ? { schedulerWorkers: (this.schedulerWorkers = new SchedulerWorkers(opts.schedulerWorkers)) } : {}),
+      ...(opts.schedulerWorkers ? { schedulerWorkers: this.startSchedulerWorkers(opts.schedulerWorkers) } : {}),
       advanceWorkflows: async () => this.workflows?.advance(),
       stepDeployments: () => this.rollouts.run(),
     });
     this.cron = new CronFirer({ store, queue: this.queue, writer: this.writer, log, alert, now: this.now, requestTick: () => this.requestTick() });
+  }
+
+  private startSchedulerWorkers(count: number): SchedulerWorkers {
+    this.log.info({ workers: count }, "placing with scheduler workers");
+    return (this.schedulerWorkers = new SchedulerWorkers(count));
   }
 
   get epoch(): number {
