@@ -234,6 +234,8 @@ export const ConfigSchema = z
           .default({}),
         /** The placement strategy of jobs whose task file names none (docs/scheduler.md). */
         placementStrategy: z.enum(PLACEMENT_STRATEGIES).default("binpack"),
+        /** Scheduler worker threads placing each round concurrently (docs/scheduler.md, "Concurrent placement"); 0 places in the main thread. */
+        schedulerWorkers: z.number().int().min(0).max(16).default(0),
         /** When a node without its ZooKeeper node is declared lost (docs/architecture.md, "Disconnected nodes"). */
         disconnect: z
           .object({

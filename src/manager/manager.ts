@@ -309,6 +309,7 @@ export class ManagerDaemon {
         epoch: info.epoch,
         schedulerIntervalMs: m.schedulerInterval,
         placementStrategy: m.placementStrategy,
+        schedulerWorkers: m.schedulerWorkers,
         reconcileGraceMs: this.config.agent.reportInterval + 2000,
         missingGraceMs: 10_000,
         stopGraceMs: this.config.agent.stopGrace,

@@ -2,11 +2,12 @@
  * One placement round, specified: from the store's view and `now`, what the
  * primary writes, stops and dispatches. No ZooKeeper, no clock.
  */
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Job, JobSpec, NodeInfo, TaskInstance } from "../../src/common/types.js";
 import { AllocationBuilder } from "../../src/manager/primary/allocations.js";
-import { placementRound, type RoundView } from "../../src/manager/primary/round.js";
+import { concurrentPlacementRound, placementRound, type RoundView } from "../../src/manager/primary/round.js";
+import { SchedulerWorkers } from "../../src/manager/placement/workers.js";
 import { makeNode, makeSpec, type SpecOptions } from "./scheduler-harness.js";
 
 const NOW = 5_000_000;
@@ -113,5 +114,27 @@ describe("a placement round", () => {
     assert.deepEqual(d.stops.map((s) => [s.task.id, s.why]), [["low/0", "preempted by high/0"]]);
     assert.deepEqual(d.writes.map((t) => [t.id, t.state, t.nodeId]), [["low/0", "pending", undefined]]);
     assert.deepEqual(d.dispatches.map((t) => [t.id, t.nodeId]), [["high/0", "n1"]]);
+  });
+});
+
+describe("a placement round with scheduler workers", () => {
+  const workers = new SchedulerWorkers(2);
+  after(() => workers.close());
+
+  test("places around the running tasks' reservations, writes reasons for the rest, and dispatches each placed task once", async () => {
+    const running = jobOf("steady", { cpu: 2 });
+    const jobs = ["a", "b", "c"].map((name) => jobOf(name, { cpu: 2 }));
+    const pending = jobs.flatMap((job) => [0, 1].map((index) => task(job, "pending", { id: `${job.id}/${index}`, index, attempt: 0 })));
+    // Two 4-core nodes, 2 cores held by the running task: room for three of the six.
+    const d = await concurrentPlacementRound(viewOf([running, ...jobs], [task(running, "running", { nodeId: "n1" }), ...pending]), [makeNode("n1", { cpu: 4 }), makeNode("n2", { cpu: 4 })], new AllocationBuilder(), NOW, workers);
+    assert.equal(d.dispatches.length, 3);
+    assert.equal(new Set(d.dispatches.map((t) => t.id)).size, 3);
+    const perNode = new Map<string, number>([["n1", 2]]);
+    for (const t of d.dispatches) perNode.set(t.nodeId as string, (perNode.get(t.nodeId as string) ?? 0) + 2);
+    assert.ok((perNode.get("n1") ?? 0) <= 4 && (perNode.get("n2") ?? 0) <= 4, JSON.stringify([...perNode]));
+    assert.deepEqual(
+      d.writes.map((t) => t.reason?.startsWith("no node fits:")),
+      [true, true, true],
+    );
   });
 });

@@ -260,7 +260,7 @@ describe("the primary: rounds and reports", () => {
   const view = { jobs: new Map([["web", web], ["fill", fill]]), tasksWhere: (d: string, st: string) => tasks.filter((t) => t.desired === d && t.state === st) };
 
   test("with what the node lends, batch tasks beyond the free capacity are dispatched marked reclaimed; without, they wait", () => {
-    const on = placementRound(view, [node], new AllocationBuilder(), 1000, { reclaimable: new Map([["n1", { cpu: 1.2, memory: 0 }]]) });
+    const on = placementRound(view, [node], new AllocationBuilder(), 1000, { reclamation: { reclaimable: new Map([["n1", { cpu: 1.2, memory: 0 }]]) } });
     assert.deepEqual(on.dispatches.map((t) => [t.id, t.reclaimed === true]), [["fill/0", false], ["fill/1", true], ["fill/2", true]]);
     const off = placementRound(view, [node], new AllocationBuilder(), 1000);
     assert.deepEqual(off.dispatches.map((t) => t.id), ["fill/0"]);

@@ -16,6 +16,7 @@ import type { HistoryStore } from "../../history/store.js";
 import type { RetentionPolicy } from "../retention/decide.js";
 import { Retirer } from "../retention/retirer.js";
 import type { PlacementMetrics, PlacementResult, SmallestChange } from "../scheduler/index.js";
+import { SchedulerWorkers } from "../placement/workers.js";
 import { UsageLedger } from "../usage/ledger.js";
 import { ReservationEstimates } from "../usage/reservations.js";
 import { CronFirer } from "./cron-firing.js";
@@ -56,6 +57,8 @@ export interface PrimaryOptions {
   schedulerIntervalMs: number;
   /** The placement strategy of jobs that name none (manager.placementStrategy; default binpack). */
   placementStrategy?: PlacementStrategy;
+  /** Scheduler worker threads placing each round (0 or absent: the main thread places). */
+  schedulerWorkers?: number;
   /** After takeover, how long agents get to report before missing tasks are presumed gone. */
   reconcileGraceMs: number;
   /** A dispatched task the agent does not report after this long is redispatched. */
@@ -109,6 +112,7 @@ export type AlertSink = (kind: string, key: string, data: { job?: Job; task?: Ta
 export class Primary {
   private fenced = false;
   private timer?: NodeJS.Timeout;
+  private schedulerWorkers?: SchedulerWorkers;
   private tickQueued = false;
   private readonly startedAt: number;
   private readonly now: () => number;
@@ -225,12 +229,18 @@ export class Primary {
       trimmers: [{ name: "idempotency keys", trim: (now) => opts.idempotency.trim(now) }, ...(opts.trimmers ?? [])],
       retirer: this.retirer,
       ...(opts.observer ? { observeRound: opts.observer.round.bind(opts.observer) } : {}),
+      ...(opts.schedulerWorkers ? { schedulerWorkers: this.startSchedulerWorkers(opts.schedulerWorkers) } : {}),
       advanceWorkflows: async () => this.workflows?.advance(),
       stepDeployments: () => this.rollouts.run(),
       ...(opts.reclamation?.enabled ? { reservations: this.reservations } : {}),
       ...(opts.placementStrategy ? { placementStrategy: opts.placementStrategy } : {}),
     });
     this.cron = new CronFirer({ store, queue: this.queue, writer: this.writer, log, alert, now: this.now, requestTick: () => this.requestTick() });
+  }
+
+  private startSchedulerWorkers(count: number): SchedulerWorkers {
+    this.log.info({ workers: count }, "placing with scheduler workers");
+    return (this.schedulerWorkers = new SchedulerWorkers(count));
   }
 
   get epoch(): number {
@@ -255,6 +265,7 @@ export class Primary {
     if (reason !== "shutdown") this.opts.observer?.fenced(reason);
     if (this.timer) clearInterval(this.timer);
     this.cron.stop();
+    void this.schedulerWorkers?.close();
     this.collector.off("node-up", this.onNodeChange);
     this.collector.off("node-changed", this.onNodeChange);
   }

@@ -2,11 +2,15 @@
  * One placement round, pure: from the store's view (jobs, tasks), the nodes
  * and `now`, what to write, what to stop and what to dispatch. The primary
  * carries it out: writes first, then stops, then each dispatch once its
- * record is durable.
+ * record is durable. With scheduler workers (`manager.schedulerWorkers`), the
+ * placement itself runs in them and is committed against node generations
+ * (src/manager/placement/); the round around it is the same.
  */
 import type { Job, NodeInfo, PlacementStrategy, TaskInstance } from "../../common/types.js";
 import { dispatched, failedEverywhere, preempted, type LifecycleAlert } from "../lifecycle/transitions.js";
-import { placeTasks, type PlacementMetrics, type TaskToPlace } from "../scheduler/index.js";
+import { placeConcurrently } from "../placement/concurrent.js";
+import type { SchedulerWorkers } from "../placement/workers.js";
+import { placeTasks, type Allocation, type ClusterSnapshot, type PlacementMetrics, type PlacementResult, type SchedulerOptions, type TaskToPlace } from "../scheduler/index.js";
 import type { AllocationBuilder } from "./allocations.js";
 import { mayUseReclaimed } from "../usage/reservations.js";
 import type { Demand } from "../usage/estimate.js";
@@ -14,6 +18,12 @@ import type { Demand } from "../usage/estimate.js";
 /** With reclamation on: what prod tasks lend per node (ReservationEstimates.reclaimableByNode). */
 export interface RoundReclamation {
   reclaimable: ReadonlyMap<string, Demand>;
+}
+
+/** What a round places with besides the store: reclaimed capacity and the cell's default strategy. */
+export interface RoundOptions {
+  reclamation?: RoundReclamation | undefined;
+  defaultStrategy?: PlacementStrategy | undefined;
 }
 
 /** The part of the state store a round reads. */
@@ -39,8 +49,16 @@ export function holdingTasks(view: RoundView): Iterable<TaskInstance>[] {
   return [view.tasksWhere("run", "dispatched"), view.tasksWhere("run", "running"), view.tasksWhere("stop", "dispatched"), view.tasksWhere("stop", "running")];
 }
 
-export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allocations: AllocationBuilder, now: number, reclamation?: RoundReclamation, defaultStrategy?: PlacementStrategy): RoundDecision {
-  const decision: RoundDecision = { writes: [], stops: [], dispatches: [], alerts: [], unplaced: new Map() };
+interface RoundInput {
+  decision: RoundDecision;
+  input: TaskToPlace[];
+  reserved: Allocation[];
+  byId: Map<string, TaskInstance>;
+}
+
+/** The tasks due for placement and the reservations they are placed around; undefined when none is due. */
+function roundInput(view: RoundView, allocations: AllocationBuilder, now: number, reclamation: RoundReclamation | undefined): RoundInput | undefined {
+  const decision = emptyDecision();
   const due: TaskInstance[] = [];
   const waiting: TaskInstance[] = [];
   for (const t of view.tasksWhere("run", "pending")) {
@@ -48,7 +66,7 @@ export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allo
     if ((t.notBefore ?? 0) <= now) due.push(t);
     else waiting.push(t);
   }
-  if (due.length === 0) return decision;
+  if (due.length === 0) return undefined;
 
   // Tasks about to be placed give up their reservation to the scheduler, which
   // checks it again; those still backing off keep theirs.
@@ -70,8 +88,47 @@ export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allo
       ...(reclamation && mayUseReclaimed(job) ? { reclaimable: true } : {}),
     };
   });
-  const result = placeTasks(input, { nodes, allocations: reserved, ...(reclamation ? { reclaimable: reclamation.reclaimable } : {}) }, { seed: now & 0xffff, ...(defaultStrategy ? { defaultStrategy } : {}) });
+  return { decision, input, reserved, byId };
+}
 
+function emptyDecision(): RoundDecision {
+  return { writes: [], stops: [], dispatches: [], alerts: [], unplaced: new Map() };
+}
+
+export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allocations: AllocationBuilder, now: number, opts: RoundOptions = {}): RoundDecision {
+  const round = roundInput(view, allocations, now, opts.reclamation);
+  if (round === undefined) return emptyDecision();
+  return decide(view, round, placeTasks(round.input, snapshotOf(nodes, round, opts), schedulerOptions(now, opts)), now);
+}
+
+function snapshotOf(nodes: readonly NodeInfo[], round: RoundInput, opts: RoundOptions): ClusterSnapshot {
+  return { nodes, allocations: round.reserved, ...(opts.reclamation ? { reclaimable: opts.reclamation.reclaimable } : {}) };
+}
+
+function schedulerOptions(now: number, opts: RoundOptions): SchedulerOptions {
+  return { seed: now & 0xffff, ...(opts.defaultStrategy ? { defaultStrategy: opts.defaultStrategy } : {}) };
+}
+
+/**
+ * The plan committer checks cpu, memory, disk and ports against node
+ * generations (placement/commit.ts), not device instances or lent capacity:
+ * a round that involves either is placed in the main thread.
+ */
+function workersCanPlace(nodes: readonly NodeInfo[], round: RoundInput, opts: RoundOptions): boolean {
+  if (opts.reclamation) return false;
+  return !nodes.some((n) => n.devices !== undefined && n.devices.length > 0) && !round.input.some((t) => (t.spec.resources.devices?.length ?? 0) > 0);
+}
+
+/** The same round, placed by the scheduler workers on snapshots and committed against node generations (placement/). */
+export async function concurrentPlacementRound(view: RoundView, nodes: readonly NodeInfo[], allocations: AllocationBuilder, now: number, workers: SchedulerWorkers, opts: RoundOptions = {}): Promise<RoundDecision> {
+  const round = roundInput(view, allocations, now, opts.reclamation);
+  if (round === undefined) return emptyDecision();
+  const snapshot = snapshotOf(nodes, round, opts);
+  const result = workersCanPlace(nodes, round, opts) ? await placeConcurrently(workers, round.input, snapshot, schedulerOptions(now, opts)) : placeTasks(round.input, snapshot, schedulerOptions(now, opts));
+  return decide(view, round, result, now);
+}
+
+function decide(view: RoundView, { decision, byId }: RoundInput, result: PlacementResult, now: number): RoundDecision {
   const holders = new Map<string, TaskInstance>();
   if (result.preemptions.length > 0) for (const group of holdingTasks(view)) for (const t of group) holders.set(t.id, t);
   for (const v of result.preemptions) {

@@ -13,7 +13,8 @@ import { AllocationBuilder } from "./allocations.js";
 import { tasksToCreate } from "./expand.js";
 import { JobStatusWriter } from "./job-status.js";
 import { offDrainingNodes } from "./node-events.js";
-import { holdingTasks, placementRound, type RoundDecision } from "./round.js";
+import type { SchedulerWorkers } from "../placement/workers.js";
+import { concurrentPlacementRound, holdingTasks, placementRound, type RoundDecision } from "./round.js";
 import type { TaskSender } from "./sender.js";
 import type { TaskWriter } from "./writer.js";
 
@@ -38,6 +39,8 @@ export interface TickDeps {
   /** Removes what has outlived its retention besides jobs: expired Idempotency-Keys, expired tokens… */
   trimmers: readonly Trimmer[];
   retirer: Retirer;
+  /** When set, rounds are placed by these scheduler workers (placement/concurrent.ts). */
+  schedulerWorkers?: SchedulerWorkers;
   /** Told of each placement round and how long it took (ms). */
   observeRound?: (round: RoundDecision, ms: number) => void;
   /** Advances the running workflows (workflow/runner.ts). */
@@ -142,7 +145,9 @@ export class Tick {
     const { store, collector, sender } = this.d;
     const t0 = performance.now();
     const lent = this.d.reservations?.reclaimableByNode(store.jobs, store.tasksWhere("run", "running"), this.d.now());
-    const round = placementRound(store, collector.nodes(), this.allocations, this.d.now(), lent ? { reclaimable: lent } : undefined, this.d.placementStrategy);
+    const opts = { reclamation: lent ? { reclaimable: lent } : undefined, defaultStrategy: this.d.placementStrategy };
+    const workers = this.d.schedulerWorkers;
+    const round = workers ? await concurrentPlacementRound(store, collector.nodes(), this.allocations, this.d.now(), workers, opts) : placementRound(store, collector.nodes(), this.allocations, this.d.now(), opts);
     this.d.observeRound?.(round, performance.now() - t0);
     this.unplaced = round.unplaced;
     for (const s of round.stops) sender.stop(s.task, s.why);

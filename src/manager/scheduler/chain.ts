@@ -45,6 +45,13 @@ export interface Checker {
   readonly static: boolean;
   /** Evicting lower-priority allocations can make the node pass (resources, ports): preemption skips it. */
   readonly preemptible: boolean;
+  /**
+   * For a static checker: everything of the class its check reads, as text
+   * ("" when it reads nothing). Classes whose static checkers all give equal
+   * signatures share one set of verdicts per node, kept between calls. A
+   * static checker without it keeps its verdicts to the class it checks.
+   */
+  signature?(cls: TaskClass): string;
   /** The check for one class, or undefined when this rule does not concern the class. */
   forClass(cls: TaskClass, ctx: ChainContext): CompiledCheck | undefined;
 }

@@ -1,48 +1,25 @@
 /**
- * The scheduler's working copy of the cluster for one `placeTasks` call.
+ * The scheduler's working state of the cluster for one `placeTasks` call.
  *
  * Free resources live in typed arrays indexed by node position so the scan
  * loop touches flat memory only. Placements and evictions made during the
- * call update this state, so later tasks of the same call see them.
+ * call update this state, so later tasks of the same call see them. The free
+ * arrays are the cluster index's own (cluster-index.ts): a node's figures are
+ * saved when the call first changes them and put back by `restore`, which
+ * `placeTasks` calls however it ends, so the index leaves every call as it
+ * entered it without a copy of every node per call.
  */
-import { TorcaError } from "../../common/errors.js";
-import type { NodeInfo, Resources } from "../../common/types.js";
+import type { NodeInfo } from "../../common/types.js";
+import { ClusterIndex } from "./cluster-index.js";
 import { reclaimableCapacityOf, type ReclaimableCapacity } from "./reclaim.js";
 import { DeviceState } from "./devices-state.js";
 import type { Allocation, ClusterSnapshot } from "./types.js";
 
-export const DRIVER_LXC = 1;
-export const DRIVER_PROCESS = 2;
-
-interface NodeIndex {
-  ids: string[];
-  byId: Map<string, number>;
-}
-
-/**
- * id → position maps, remembered per nodes array. A caller that passes the
- * same array again saves rebuilding a 10,000-entry map on every call; the ids
- * are compared position by position each time, so a changed array is noticed
- * and re-indexed. Only the positions are cached, never node contents.
- */
-const nodeIndexCache = new WeakMap<readonly NodeInfo[], NodeIndex>();
-
-function nodeIndexOf(nodes: readonly NodeInfo[]): ReadonlyMap<string, number> {
-  const cached = nodeIndexCache.get(nodes);
-  if (cached !== undefined && cached.ids.length === nodes.length && cached.ids.every((id, i) => nodes[i]?.id === id)) return cached.byId;
-  const ids: string[] = [];
-  const byId = new Map<string, number>();
-  for (let i = 0; i < nodes.length; i++) {
-    const id = (nodes[i] as NodeInfo).id;
-    if (byId.has(id)) throw new TorcaError("internal", `scheduler: duplicate node id ${JSON.stringify(id)} in snapshot`);
-    byId.set(id, i);
-    ids.push(id);
-  }
-  nodeIndexCache.set(nodes, { ids, byId });
-  return byId;
-}
+export { assertValidResources, DRIVER_LXC, DRIVER_PROCESS } from "./cluster-index.js";
 
 export class ClusterState {
+  /** What the call started from, with the caches shared between calls. */
+  readonly index: ClusterIndex;
   readonly nodes: readonly NodeInfo[];
   readonly size: number;
   readonly freeCpu: Float64Array;
@@ -67,9 +44,12 @@ export class ClusterState {
   /** Device instances free and held per node; undefined when no node offers devices. */
   readonly devices: DeviceState | undefined;
 
-  private readonly indexById: ReadonlyMap<string, number>;
-  /** Per node: static port → the allocation holding it. */
-  private readonly portHolders: (Map<number, Allocation> | undefined)[];
+  /** Per node this call changed: static port → the allocation holding it (the index's map for the others). */
+  private readonly ownPorts = new Map<number, Map<number, Allocation>>();
+  /** Nodes whose free figures this call changed, and their figures before (cpu, memory, disk). */
+  private readonly touched: number[] = [];
+  private readonly before: number[] = [];
+  private readonly isTouched: Uint8Array;
   /** Per job of the pending tasks: node index → instances of that job on it. */
   private readonly jobCounts = new Map<string, Map<number, number>>();
   /** The snapshot's allocations, kept to build per-node lists lazily. */
@@ -80,66 +60,24 @@ export class ClusterState {
   private allocationsByNode: Allocation[][] | undefined;
 
   constructor(snapshot: ClusterSnapshot, trackedJobs: ReadonlySet<string>) {
-    const nodes = snapshot.nodes;
-    const n = nodes.length;
-    this.nodes = nodes;
-    this.size = n;
+    const index = (this.index = ClusterIndex.of(snapshot));
+    this.nodes = snapshot.nodes;
+    this.size = index.size;
     this.snapshotAllocations = snapshot.allocations;
-    const freeCpu = (this.freeCpu = new Float64Array(n));
-    const freeMemory = (this.freeMemory = new Float64Array(n));
-    const freeDisk = (this.freeDisk = new Float64Array(n));
-    this.allocatableCpu = new Float64Array(n);
-    this.allocatableMemory = new Float64Array(n);
-    this.ready = new Uint8Array(n);
-    this.drivers = new Uint8Array(n);
-    let readyCount = 0;
-    this.portHolders = new Array<Map<number, Allocation> | undefined>(n);
-    for (const jobId of trackedJobs) this.jobCounts.set(jobId, new Map());
-
-    const indexById = (this.indexById = nodeIndexOf(nodes));
-    for (let i = 0; i < n; i++) {
-      const node = nodes[i] as NodeInfo;
-      const a = node.allocatable;
-      assertValidResources(a, `node ${node.id} allocatable`);
-      freeCpu[i] = this.allocatableCpu[i] = a.cpu;
-      freeMemory[i] = this.allocatableMemory[i] = a.memory;
-      freeDisk[i] = a.disk;
-      this.drivers[i] = (node.drivers.lxc ? DRIVER_LXC : 0) | (node.drivers.process ? DRIVER_PROCESS : 0);
-      if (node.state === "ready") {
-        this.ready[i] = 1;
-        readyCount++;
-      }
-    }
-    this.readyCount = readyCount;
-    this.reclaimable = reclaimableCapacityOf(snapshot, indexById, n);
-
-    // The hot part of every call: one pass over all bound allocations. Kept
-    // flat (no helper calls, one map lookup) because it runs for every task
-    // in the cluster on every call.
-    const allocations = snapshot.allocations;
-    const onlyJob = trackedJobs.size === 1 ? (trackedJobs.values().next().value as string) : undefined;
-    const onlyJobCounts = onlyJob === undefined ? undefined : this.jobCountsOf(onlyJob);
-    let lowestPriority = Infinity;
-    for (let k = 0; k < allocations.length; k++) {
-      const alloc = allocations[k] as Allocation;
-      const index = indexById.get(alloc.nodeId);
-      // An allocation on a node that has left the snapshot uses no machine we could place on.
-      if (index === undefined) continue;
-      const r = alloc.resources;
-      const cpu = r.cpu;
-      const memory = r.memory;
-      const disk = r.disk;
-      if (!(cpu >= 0 && memory >= 0 && disk >= 0 && cpu + memory + disk < Infinity)) assertValidResources(r, `allocation ${alloc.taskId}`);
-      freeCpu[index] -= cpu;
-      freeMemory[index] -= memory;
-      freeDisk[index] -= disk;
-      if (alloc.staticPorts.length > 0) this.holdPorts(index, alloc);
-      const counts = onlyJob === undefined ? this.jobCounts.get(alloc.jobId) : alloc.jobId === onlyJob ? onlyJobCounts : undefined;
-      if (counts !== undefined) counts.set(index, (counts.get(index) ?? 0) + 1);
-      if (alloc.priority < lowestPriority) lowestPriority = alloc.priority;
-    }
-    this.lowestPriority = lowestPriority;
-    this.devices = DeviceState.of(nodes, allocations, (id) => indexById.get(id));
+    this.freeCpu = index.freeCpu;
+    this.freeMemory = index.freeMemory;
+    this.freeDisk = index.freeDisk;
+    this.allocatableCpu = index.allocatableCpu;
+    this.allocatableMemory = index.allocatableMemory;
+    this.drivers = index.drivers;
+    this.ready = index.ready;
+    this.readyCount = index.readyCount;
+    this.lowestPriority = index.lowestPriority;
+    this.isTouched = new Uint8Array(index.size);
+    for (const jobId of trackedJobs) this.jobCounts.set(jobId, index.jobCountsOf(jobId));
+    const indexOf = (nodeId: string): number | undefined => index.indexOf(nodeId);
+    this.reclaimable = reclaimableCapacityOf(snapshot, indexOf, index.size);
+    this.devices = DeviceState.of(snapshot.nodes, snapshot.allocations, indexOf);
   }
 
   /** Every allocation of the snapshot (bound before this call). */
@@ -148,29 +86,42 @@ export class ClusterState {
   }
 
   indexOf(nodeId: string): number | undefined {
-    return this.indexById.get(nodeId);
+    return this.index.indexOf(nodeId);
   }
 
   /** Node index → instances of `jobId` on it (only for jobs passed as tracked). */
   jobCountsOf(jobId: string): Map<number, number> {
     let counts = this.jobCounts.get(jobId);
     if (counts === undefined) {
-      counts = new Map();
+      counts = this.index.jobCountsOf(jobId);
       this.jobCounts.set(jobId, counts);
     }
     return counts;
   }
 
   portHolder(node: number, port: number): Allocation | undefined {
-    return this.portHolders[node]?.get(port);
+    return (this.ownPorts.get(node) ?? this.index.portHolders[node])?.get(port);
+  }
+
+  /** Puts back the free figures of every node this call changed. */
+  restore(): void {
+    for (let k = 0; k < this.touched.length; k++) {
+      const node = this.touched[k] as number;
+      this.freeCpu[node] = this.before[k * 3] as number;
+      this.freeMemory[node] = this.before[k * 3 + 1] as number;
+      this.freeDisk[node] = this.before[k * 3 + 2] as number;
+    }
+    this.touched.length = 0;
+    this.before.length = 0;
   }
 
   /** Binds a new placement made in this call. */
   place(node: number, alloc: Allocation): void {
+    this.touch(node);
     this.freeCpu[node] -= alloc.resources.cpu;
     this.freeMemory[node] -= alloc.resources.memory;
     this.freeDisk[node] -= alloc.resources.disk;
-    if (alloc.staticPorts.length > 0) this.holdPorts(node, alloc);
+    if (alloc.staticPorts.length > 0) for (const port of alloc.staticPorts) this.portsOf(node).set(port, alloc);
     if (alloc.devices !== undefined) this.devices?.hold(node, alloc.devices);
     const counts = this.jobCounts.get(alloc.jobId);
     if (counts !== undefined) counts.set(node, (counts.get(node) ?? 0) + 1);
@@ -180,11 +131,12 @@ export class ClusterState {
 
   /** Removes a preempted allocation; its resources and ports become free. */
   evict(node: number, alloc: Allocation): void {
+    this.touch(node);
     this.freeCpu[node] += alloc.resources.cpu;
     this.freeMemory[node] += alloc.resources.memory;
     this.freeDisk[node] += alloc.resources.disk;
-    const holders = this.portHolders[node];
-    if (holders !== undefined) {
+    if (alloc.staticPorts.length > 0) {
+      const holders = this.portsOf(node);
       for (const port of alloc.staticPorts) if (holders.get(port) === alloc) holders.delete(port);
     }
     if (alloc.devices !== undefined) this.devices?.release(node, alloc.devices);
@@ -205,7 +157,7 @@ export class ClusterState {
     if (this.allocationsByNode === undefined) {
       const byNode: Allocation[][] = Array.from({ length: this.size }, () => []);
       for (const alloc of this.snapshotAllocations) {
-        const index = this.indexById.get(alloc.nodeId);
+        const index = this.index.indexOf(alloc.nodeId);
         if (index !== undefined) byNode[index]?.push(alloc);
       }
       for (const { node: index, alloc } of this.placed) byNode[index]?.push(alloc);
@@ -214,19 +166,21 @@ export class ClusterState {
     return this.allocationsByNode[node] as Allocation[];
   }
 
-  private holdPorts(node: number, alloc: Allocation): void {
-    let holders = this.portHolders[node];
-    if (holders === undefined) {
-      holders = new Map();
-      this.portHolders[node] = holders;
-    }
-    for (const port of alloc.staticPorts) holders.set(port, alloc);
+  /** Saves `node`'s free figures before this call first changes them. */
+  private touch(node: number): void {
+    if (this.isTouched[node] === 1) return;
+    this.isTouched[node] = 1;
+    this.touched.push(node);
+    this.before.push(this.freeCpu[node] as number, this.freeMemory[node] as number, this.freeDisk[node] as number);
   }
-}
 
-/** Negative or non-finite resources are a bug upstream, never a "does not fit". */
-export function assertValidResources(r: Resources, what: string): void {
-  if (!(r.cpu >= 0 && r.memory >= 0 && r.disk >= 0 && Number.isFinite(r.cpu + r.memory + r.disk))) {
-    throw new TorcaError("internal", `scheduler: ${what} has invalid resources ${JSON.stringify(r)}`);
+  /** `node`'s port map, made this call's own (a copy of the index's) before it changes. */
+  private portsOf(node: number): Map<number, Allocation> {
+    let own = this.ownPorts.get(node);
+    if (own === undefined) {
+      own = new Map(this.index.portHolders[node]);
+      this.ownPorts.set(node, own);
+    }
+    return own;
   }
 }

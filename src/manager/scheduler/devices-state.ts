@@ -52,13 +52,9 @@ export class DeviceState {
 
   /** The devices of `nodes` with the instances `allocations` hold; undefined when no node offers any. */
   static of(nodes: readonly NodeInfo[], allocations: readonly Allocation[], indexOf: (nodeId: string) => number | undefined): DeviceState | undefined {
-    let any = false;
-    const byNode = nodes.map((node) => {
-      if (node.devices === undefined || node.devices.length === 0) return undefined;
-      any = true;
-      return new Map(node.devices.map((g) => [g.name, groupState(g)]));
-    });
-    if (!any) return undefined;
+    // Most cells offer no devices: answer that without building anything per node.
+    if (!nodes.some((node) => node.devices !== undefined && node.devices.length > 0)) return undefined;
+    const byNode = nodes.map((node) => (node.devices === undefined || node.devices.length === 0 ? undefined : new Map(node.devices.map((g) => [g.name, groupState(g)]))));
     const state = new DeviceState(byNode);
     for (const alloc of allocations) {
       if (alloc.devices === undefined) continue;

@@ -20,7 +20,9 @@ export function metricsOf(scanner: NodeScanner, chain: ClassChain, state: Cluste
   const nodesFiltered: PlacementMetrics["nodesFiltered"] = {};
   const nodesExhausted: PlacementMetrics["nodesExhausted"] = {};
   const counts = scanner.reasonCounts;
-  for (let code = 1; code < reasons.size; code++) {
+  const codes = reasons.inCall;
+  for (let k = 0; k < codes.length; k++) {
+    const code = codes[k] as number;
     const count = counts[code] ?? 0;
     if (count === 0) continue;
     const origin = reasons.origin(code);

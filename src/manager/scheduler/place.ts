@@ -10,7 +10,7 @@ import { assignDevices } from "./checkers/devices.js";
 import { assertValidResources, ClusterState } from "./cluster-state.js";
 import { findPreemption } from "./preempt.js";
 import { copyMetrics, metricsOf, scoresByName } from "./metrics.js";
-import { ReasonTable, reasonRecord, summarizeReasons } from "./reasons.js";
+import { reasonRecord, summarizeReasons } from "./reasons.js";
 import { seededRandom } from "./random.js";
 import { usesReclaimed } from "./reclaim.js";
 import { RESOURCE_EPSILON } from "./checkers/resources.js";
@@ -71,8 +71,17 @@ export function placeTasks(pending: TaskToPlace[], snapshot: ClusterSnapshot, op
   const sampleSize = opts.sampleSize ?? DEFAULT_SAMPLE_SIZE;
   validate(pending, sampleSize);
 
-  const reasons = new ReasonTable();
   const state = new ClusterState(snapshot, new Set(pending.map((t) => t.jobId)));
+  try {
+    return placeOnState(pending, state, opts, sampleSize);
+  } finally {
+    state.restore();
+  }
+}
+
+function placeOnState(pending: TaskToPlace[], state: ClusterState, opts: SchedulerOptions, sampleSize: number): PlacementResult {
+  const reasons = state.index.reasons;
+  reasons.beginCall();
   const classes = new TaskClassRegistry(state, reasons, { pending, ...(opts.defaultStrategy ? { defaultStrategy: opts.defaultStrategy } : {}) });
   const start = Math.floor(seededRandom(opts.seed ?? 0)() * state.size);
   const scanner = new NodeScanner(state, reasons, sampleSize, start);

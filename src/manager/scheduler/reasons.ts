@@ -1,7 +1,10 @@
 /**
  * Rejection reasons. Checkers record a small integer code per rejected node so
  * the hot scan loop only increments counters; the text is looked up once when
- * a task turns out to be unplaceable.
+ * a task turns out to be unplaceable. The table outlives calls (it belongs to
+ * the cluster index, whose cached verdicts hold its codes); each call lists
+ * the codes it uses in the order it first asks for them, which is the order
+ * its metrics report them in, whatever earlier calls registered.
  */
 
 /** Code 0 means "feasible"; real reasons start at 1. */
@@ -18,6 +21,17 @@ export class ReasonTable {
   private readonly texts: string[] = [""];
   private readonly origins: ReasonOrigin[] = [{ checker: "" }];
   private readonly codes = new Map<string, number>();
+  private call = 0;
+  /** Per code: the last call that asked for it. */
+  private readonly askedIn: number[] = [0];
+  /** The codes asked for in the current call, in the order first asked. */
+  readonly inCall: number[] = [];
+
+  /** Starts a call: `inCall` lists only the codes asked for from now on. */
+  beginCall(): void {
+    this.call++;
+    this.inCall.length = 0;
+  }
 
   /** The code of `text`, registering it (with the checker that records it) on first use. */
   code(text: string, origin: ReasonOrigin): number {
@@ -27,6 +41,10 @@ export class ReasonTable {
       this.texts.push(text);
       this.origins.push(origin);
       this.codes.set(text, code);
+    }
+    if (this.askedIn[code] !== this.call) {
+      this.askedIn[code] = this.call;
+      this.inCall.push(code);
     }
     return code;
   }

@@ -15,13 +15,13 @@ export interface ReclaimableCapacity {
 }
 
 /** The snapshot's reclaimable capacity by node index; undefined when it lends none. */
-export function reclaimableCapacityOf(snapshot: ClusterSnapshot, indexOf: ReadonlyMap<string, number>, size: number): ReclaimableCapacity | undefined {
+export function reclaimableCapacityOf(snapshot: ClusterSnapshot, indexOf: (nodeId: string) => number | undefined, size: number): ReclaimableCapacity | undefined {
   const byNode = snapshot.reclaimable;
   if (byNode === undefined || byNode.size === 0) return undefined;
   const cpu = new Float64Array(size);
   const memory = new Float64Array(size);
   for (const [nodeId, lent] of byNode) {
-    const index = indexOf.get(nodeId);
+    const index = indexOf(nodeId);
     if (index === undefined) continue;
     cpu[index] = Math.max(0, lent.cpu);
     memory[index] = Math.max(0, lent.memory);

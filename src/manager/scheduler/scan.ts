@@ -5,9 +5,16 @@
  * scanning stops after `sampleSize` feasible candidates have been scored, or
  * after every node was visited. The best TOP_CANDIDATES are kept with their
  * per-scorer values, which become the placement's metrics.
+ *
+ * Once the class's static verdicts cover every node, the scan walks only the
+ * statically feasible nodes (static-feasibility.ts) and adds the nodes it
+ * passed over to their reasons' counts: the same nodes, order, choice and
+ * counts as visiting each.
  */
 import type { ClusterState } from "./cluster-state.js";
 import { FEASIBLE, type ReasonTable } from "./reasons.js";
+import type { ClassChain } from "./stack.js";
+import type { StaticFeasibility } from "./static-feasibility.js";
 import type { TaskClass } from "./task-class.js";
 import { TOP_CANDIDATES } from "./types.js";
 
@@ -54,8 +61,12 @@ export class NodeScanner {
     const counts = this.reasonCounts;
     counts.fill(0);
     this.topCount = 0;
-    let feasibleSeen = 0;
     const only = chain.only;
+    if (only === undefined && chain.staticVerdicts.feasible !== undefined) {
+      this.scanFeasible(chain, chain.staticVerdicts, chain.staticVerdicts.feasible, width);
+      return;
+    }
+    let feasibleSeen = 0;
     const n = only === undefined ? state.size : only.nodes.length;
     if (only !== undefined) counts[only.reason] = state.size - n;
     let node = this.cursor;
@@ -76,6 +87,37 @@ export class NodeScanner {
       if (++feasibleSeen >= this.sampleSize) break;
     }
     if (only === undefined) this.cursor = node;
+    this.nodesEvaluated = visited;
+  }
+
+  /** The scan over the statically feasible nodes only, from the cursor on, wrapping. */
+  private scanFeasible(chain: ClassChain, verdicts: StaticFeasibility, feasible: Int32Array, width: number): void {
+    const counts = this.reasonCounts;
+    const n = this.state.size;
+    const m = feasible.length;
+    const start = this.cursor;
+    let at = verdicts.firstAtOrAfter(start);
+    if (at === m) at = 0;
+    let feasibleSeen = 0;
+    let last = -1;
+    for (let seen = 0; seen < m; seen++) {
+      const node = feasible[at] as number;
+      at = at + 1 === m ? 0 : at + 1;
+      const failure = chain.dynamicFailure(node);
+      if (failure !== FEASIBLE) {
+        counts[failure] = (counts[failure] as number) + 1;
+        continue;
+      }
+      this.consider(node, chain.score(node, this.values), width);
+      if (++feasibleSeen >= this.sampleSize) {
+        last = node;
+        break;
+      }
+    }
+    // Without a stop the whole ring was visited and the cursor is back at `start`.
+    const visited = last < 0 ? n : ((last - start + n) % n) + 1;
+    if (last >= 0) this.cursor = last + 1 === n ? 0 : last + 1;
+    verdicts.countRejected(counts, start, visited);
     this.nodesEvaluated = visited;
   }
 

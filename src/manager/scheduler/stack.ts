@@ -22,6 +22,7 @@ import { binpack, spread } from "./scorers/fit.js";
 import { fragmentation } from "./scorers/fragmentation.js";
 import { jobAntiAffinity } from "./scorers/job-anti-affinity.js";
 import { packageCached } from "./scorers/package-cached.js";
+import { StaticFeasibility } from "./static-feasibility.js";
 import type { TaskClass } from "./task-class.js";
 
 /** Checkers with an index hint come first: the hint decides which nodes the rest ever see. */
@@ -39,23 +40,26 @@ export class ClassChain {
   /** The dynamic checks preemption cannot satisfy (it can free resources and ports, nothing else). */
   private readonly unpreemptibleChecks: NodeCheck[] = [];
   private readonly scorers: ((node: number) => number)[] = [];
-  /** Per node: 0 = static checks not yet run, otherwise their result + 1. */
-  private readonly memo: Uint16Array;
+  /** The static checks' verdicts per node, shared with every class of the same static signature. */
+  readonly staticVerdicts: StaticFeasibility;
 
   constructor(cls: TaskClass, ctx: ChainContext) {
-    this.memo = new Uint16Array(ctx.state.size);
     let only: ClassChain["only"];
+    let signature: string | undefined = "";
     for (const checker of CHECKERS) {
       const compiled = checker.forClass(cls, ctx);
       if (compiled === undefined) continue;
       only ??= compiled.only;
-      if (checker.static) this.staticChecks.push(compiled.check);
-      else {
+      if (checker.static) {
+        this.staticChecks.push(compiled.check);
+        signature = signature === undefined || checker.signature === undefined ? undefined : `${signature}${checker.name}=${checker.signature(cls)}\u0000`;
+      } else {
         this.dynamicChecks.push(compiled.check);
         if (!checker.preemptible) this.unpreemptibleChecks.push(compiled.check);
       }
     }
     this.only = only;
+    this.staticVerdicts = sharedVerdicts(ctx, signature);
     for (const scorer of SCORERS) {
       const score = scorer.forClass(cls, ctx);
       if (score === undefined) continue;
@@ -66,19 +70,18 @@ export class ClassChain {
 
   /** FEASIBLE or the first static checker's reason; memoized per node. */
   staticFailure(node: number): number {
-    const known = this.memo[node] as number;
-    if (known !== 0) return known - 1;
-    const checks = this.staticChecks;
-    let result = FEASIBLE;
-    for (let i = 0; i < checks.length && result === FEASIBLE; i++) result = (checks[i] as NodeCheck)(node);
-    this.memo[node] = result + 1;
-    return result;
+    return this.staticVerdicts.verdict(node, this.staticChecks);
   }
 
   /** FEASIBLE or the first reason `node` cannot take one more instance now. */
   firstFailure(node: number): number {
     const fixed = this.staticFailure(node);
     if (fixed !== FEASIBLE) return fixed;
+    return firstOf(this.dynamicChecks, node);
+  }
+
+  /** FEASIBLE or the first dynamic checker's reason (for a node whose static checks pass). */
+  dynamicFailure(node: number): number {
     return firstOf(this.dynamicChecks, node);
   }
 
@@ -100,6 +103,17 @@ export class ClassChain {
     }
     return scorers.length === 0 ? 0 : total / scorers.length;
   }
+}
+
+function sharedVerdicts({ state }: ChainContext, signature: string | undefined): StaticFeasibility {
+  if (signature === undefined) return new StaticFeasibility(state.size);
+  const shared = state.index.staticVerdicts;
+  let verdicts = shared.get(signature);
+  if (verdicts === undefined) {
+    verdicts = new StaticFeasibility(state.size);
+    shared.set(signature, verdicts);
+  }
+  return verdicts;
 }
 
 function firstOf(checks: readonly NodeCheck[], node: number): number {

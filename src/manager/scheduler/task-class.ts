@@ -39,7 +39,7 @@ export class TaskClass {
   readonly chain: ClassChain;
   /** Node index → instances of this job already there (shared by all classes of the job). */
   readonly jobCounts: Map<number, number>;
-  /** Per node: 0 unknown, 1 package cached, 2 not cached. Shared by classes with the same digest. */
+  /** Per node: 1 when it caches the package, else 0 (from the cluster index, shared). */
   readonly packageCached: Uint8Array | undefined;
 
   /** `releaseEpoch` of the cluster when this class was last found unplaceable; -1 if never. */
@@ -69,11 +69,15 @@ export class TaskClass {
   }
 }
 
+/** Same job, spec object, package and no sticky or avoided nodes: the same class key without building it. */
+function sameClassKey(a: TaskToPlace, b: TaskToPlace): boolean {
+  return a.spec === b.spec && a.jobId === b.jobId && a.packageDigest === b.packageDigest && a.stickyNode === undefined && b.stickyNode === undefined && !a.avoidNodes?.length && !b.avoidNodes?.length;
+}
+
 export class TaskClassRegistry {
   private readonly byKey = new Map<string, TaskClass>();
   /** Spec object → canonical text; most callers pass one spec object per job. */
   private readonly specText = new Map<JobSpec, string>();
-  private readonly packageMemos = new Map<string, Uint8Array>();
   private readonly ctx: ChainContext;
 
   constructor(
@@ -84,7 +88,18 @@ export class TaskClassRegistry {
     this.ctx = { state, reasons, regexps: new RegexpCache(), pending: opts.pending ?? [], defaultStrategy: opts.defaultStrategy ?? "binpack" };
   }
 
+  /** The last task looked up and its class: instances of a job come in a row. */
+  private last: { task: TaskToPlace; cls: TaskClass } | undefined;
+
   classOf(task: TaskToPlace): TaskClass {
+    const last = this.last;
+    if (last !== undefined && sameClassKey(last.task, task)) return last.cls;
+    const cls = this.lookUp(task);
+    this.last = { task, cls };
+    return cls;
+  }
+
+  private lookUp(task: TaskToPlace): TaskClass {
     let text = this.specText.get(task.spec);
     if (text === undefined) {
       text = JSON.stringify(task.spec);
@@ -105,12 +120,6 @@ export class TaskClassRegistry {
   }
 
   private packageMemo(digest: string | undefined): Uint8Array | undefined {
-    if (digest === undefined) return undefined;
-    let memo = this.packageMemos.get(digest);
-    if (memo === undefined) {
-      memo = new Uint8Array(this.state.size);
-      this.packageMemos.set(digest, memo);
-    }
-    return memo;
+    return digest === undefined ? undefined : this.state.index.packageHoldersOf(digest);
   }
 }

@@ -6,6 +6,9 @@ export const avoidedNodes: Checker = {
   name: "avoided-nodes",
   static: true,
   preemptible: false,
+  signature(cls) {
+    return JSON.stringify(cls.avoidNodes);
+  },
   forClass(cls, { state, reasons }) {
     if (cls.avoidNodes.length === 0) return undefined;
     const avoided = new Set<number>();

@@ -88,6 +88,9 @@ export const constraints: Checker = {
   name: "constraints",
   static: true,
   preemptible: false,
+  signature(cls) {
+    return JSON.stringify(cls.spec.constraints);
+  },
   forClass(cls, { state, reasons, regexps }) {
     const compiled = cls.spec.constraints.map((c) => compileConstraint(c, reasons, regexps));
     const nodes = state.nodes;

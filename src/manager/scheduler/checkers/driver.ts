@@ -7,6 +7,9 @@ export const driver: Checker = {
   name: "driver",
   static: true,
   preemptible: false,
+  signature(cls) {
+    return cls.spec.isolation ?? "";
+  },
   forClass(cls, { state, reasons }) {
     const isolation = cls.spec.isolation;
     const wanted = isolation === "lxc" ? DRIVER_LXC : isolation === "process" ? DRIVER_PROCESS : DRIVER_LXC | DRIVER_PROCESS;

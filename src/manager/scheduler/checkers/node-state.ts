@@ -6,6 +6,9 @@ export const nodeState: Checker = {
   name: "node-state",
   static: true,
   preemptible: false,
+  signature(_cls) {
+    return "";
+  },
   forClass(_cls, { state, reasons }) {
     const draining = reasons.code("node draining", { checker: this.name });
     const lost = reasons.code("node lost", { checker: this.name });

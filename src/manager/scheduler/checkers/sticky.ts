@@ -11,6 +11,9 @@ export const stickyRestart: Checker = {
   name: "sticky-restart",
   static: true,
   preemptible: false,
+  signature(cls) {
+    return cls.stickyNode ?? "";
+  },
   forClass(cls, { state, reasons }) {
     if (cls.stickyNode === undefined) return undefined;
     const home = state.indexOf(cls.stickyNode);
