@@ -29,10 +29,22 @@ const CPUACCT_CGROUPS = "/sys/fs/cgroup/cpuacct/torca";
 /** How long each batch workload runs before its work is counted; off and on alternate twice (off, on, off, on), so drift in the host's load falls on both. */
 const PHASE_MS = 20_000;
 
-/** The task cgroup dirs of a job (the process driver names them t-<job>_<index>-<hash>-<attempt>). */
+/**
+ * The cgroup dirs (under torca/) of a job's running processes: found from the
+ * processes, whose environment names their job, because the process driver
+ * takes task cgroups from a pool whose names say nothing of the task.
+ */
 async function cgroupsOf(job: string): Promise<string[]> {
-  const names = await readdir(CPU_CGROUPS).catch(() => [] as string[]);
-  return names.filter((n) => n.startsWith(`t-${job}_`));
+  const found = new Set<string>();
+  for (const pid of (await readdir("/proc")).filter((n) => /^\d+$/.test(n))) {
+    const environ = await readFile(`/proc/${pid}/environ`, "utf8").catch(() => "");
+    if (!environ.split("\0").includes(`TORCA_JOB=${job}`)) continue;
+    const cgroups = await readFile(`/proc/${pid}/cgroup`, "utf8").catch(() => "");
+    const cpu = cgroups.split("\n").find((l) => l.split(":")[1]?.split(",").includes("cpu"));
+    const path = cpu?.split(":")[2] ?? "";
+    if (path.startsWith("/torca/")) found.add(path.slice("/torca/".length));
+  }
+  return [...found];
 }
 
 async function readNumber(path: string): Promise<number | undefined> {

@@ -1,6 +1,6 @@
 import type { Checker } from "../chain.js";
 import { FEASIBLE } from "../reasons.js";
-import { RESOURCE_EPSILON } from "./resources.js";
+import { resourceCheckTerms } from "./resources.js";
 
 /**
  * The resources check of a class that may use reclaimed capacity
@@ -15,13 +15,8 @@ export const reclaimedResources: Checker = {
   forClass(cls, { state, reasons }) {
     const lent = state.reclaimable;
     if (!cls.reclaimable || lent === undefined) return undefined;
-    const cpuExhausted = reasons.code("cpu exhausted", { checker: this.name, dimension: "cpu" });
-    const memoryExhausted = reasons.code("memory exhausted", { checker: this.name, dimension: "memory" });
-    const diskExhausted = reasons.code("disk exhausted", { checker: this.name, dimension: "disk" });
+    const { cpuExhausted, memoryExhausted, diskExhausted, cpu, memory, disk } = resourceCheckTerms(this.name, cls, reasons);
     const { freeCpu, freeMemory, freeDisk } = state;
-    const cpu = cls.cpu - RESOURCE_EPSILON;
-    const memory = cls.memory - RESOURCE_EPSILON;
-    const disk = cls.disk - RESOURCE_EPSILON;
     return {
       check: (node) =>
         (freeCpu[node] as number) + (lent.cpu[node] as number) < cpu
