@@ -1,16 +1,12 @@
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { startZooKeeper, type ZooKeeperServer } from "../../src/cell/zookeeper-server.js";
 import { ConflictError } from "../../src/common/errors.js";
-import { parseTaskFile } from "../../src/common/taskfile/index.js";
 import type { Job, TaskInstance } from "../../src/common/types.js";
 import { zpaths } from "../../src/coord/paths.js";
 import { ZkStateStore } from "../../src/coord/state-store.js";
 import { fitRecord, MAX_RECORD_BYTES, TASKS_PER_CHUNK } from "../../src/coord/store/chunks.js";
-import { ZkSession } from "../../src/coord/zk.js";
+import type { ZkSession } from "../../src/coord/zk.js";
+import { jobRecord as job, taskRecord as task, zookeeperForSuite, type SuiteZooKeeper } from "../harness/store-records.js";
 import { until } from "../harness/wait.js";
 
 /*
@@ -20,15 +16,9 @@ import { until } from "../harness/wait.js";
  * cold load of 100,000 tasks takes.
  */
 
-const scratch = await mkdtemp(join(tmpdir(), "torca-store-chunks-"));
-let zk: ZooKeeperServer;
-const sessions: ZkSession[] = [];
+let zk: SuiteZooKeeper;
 
-async function session(): Promise<ZkSession> {
-  const s = await ZkSession.connect({ connect: zk.connectString, sessionTimeoutMs: 4000 });
-  sessions.push(s);
-  return s;
-}
+const session = (): Promise<ZkSession> => zk.connect();
 
 async function store(root: string): Promise<ZkStateStore> {
   const st = new ZkStateStore(await session(), root);
@@ -36,14 +26,6 @@ async function store(root: string): Promise<ZkStateStore> {
   return st;
 }
 
-function job(id: string, instances: number): Job {
-  const spec = parseTaskFile(`name: ${id}\ntype: batch\ninstances: ${instances}\ncommand: [/bin/true]\n`);
-  return { id, spec, source: "", status: "pending", desired: "run", submittedAt: 1, updatedAt: 1 };
-}
-
-function task(jobId: string, index: number, extra: Partial<TaskInstance> = {}): TaskInstance {
-  return { id: `${jobId}/${index}`, jobId, index, run: 0, desired: "run", state: "pending", attempt: 0, restartsOnNode: 0, migrations: 0, createdAt: 1, updatedAt: 1, events: [{ at: 1, type: "created", message: "created" }], ...extra };
-}
 
 /** What a manager before chunks left in ZooKeeper: the job node and one znode per task record. */
 async function writeOldLayout(s: ZkSession, root: string, j: Job, records: TaskInstance[]): Promise<void> {
@@ -74,14 +56,7 @@ async function recordsInChunks(s: ZkSession, root: string, jobId: string): Promi
 const states = (st: ZkStateStore, jobId: string) => st.tasksOf(jobId).map((t) => `${t.index}:${t.state}`);
 
 describe("task records in chunk znodes", () => {
-  before(async () => {
-    zk = await startZooKeeper({ dataDir: join(scratch, "zk"), tickTimeMs: 1000 });
-  });
-  after(async () => {
-    for (const s of sessions) s.close();
-    await zk?.stop();
-    await rm(scratch, { recursive: true, force: true });
-  });
+  zk = zookeeperForSuite("store-chunks");
 
   test("a cell stored one znode per task is read as it is, then moved into chunks by the primary: every record there once", async () => {
     const root = "/upgrade";

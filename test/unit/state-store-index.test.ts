@@ -1,13 +1,8 @@
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { startZooKeeper, type ZooKeeperServer } from "../../src/cell/zookeeper-server.js";
-import { parseTaskFile } from "../../src/common/taskfile/index.js";
 import type { Job, TaskInstance } from "../../src/common/types.js";
 import { ZkStateStore } from "../../src/coord/state-store.js";
-import { ZkSession } from "../../src/coord/zk.js";
+import { jobRecord, taskRecord, zookeeperForSuite, type SuiteZooKeeper } from "../harness/store-records.js";
 import { until } from "../harness/wait.js";
 
 /*
@@ -19,26 +14,16 @@ import { until } from "../harness/wait.js";
  */
 
 const ROOT = "/store-index";
-const scratch = await mkdtemp(join(tmpdir(), "torca-store-"));
-let zk: ZooKeeperServer;
-const sessions: ZkSession[] = [];
+let zk: SuiteZooKeeper;
 
 async function store(): Promise<ZkStateStore> {
-  const s = await ZkSession.connect({ connect: zk.connectString, sessionTimeoutMs: 4000 });
-  sessions.push(s);
-  const st = new ZkStateStore(s, ROOT);
+  const st = new ZkStateStore(await zk.connect(), ROOT);
   await st.start();
   return st;
 }
 
-function job(id: string): Job {
-  const spec = parseTaskFile(`name: ${id}\ntype: service\ninstances: 3\ncommand: [/bin/true]\n`);
-  return { id, spec, source: "", status: "pending", desired: "run", submittedAt: 1, updatedAt: 1 };
-}
-
-function task(jobId: string, index: number, extra: Partial<TaskInstance> = {}): TaskInstance {
-  return { id: `${jobId}/${index}`, jobId, index, run: 0, desired: "run", state: "pending", attempt: 0, restartsOnNode: 0, migrations: 0, createdAt: 1, updatedAt: 1, events: [], ...extra };
-}
+const job = (id: string): Job => jobRecord(id, 3, "service");
+const task = taskRecord;
 
 const ids = (ts: Iterable<TaskInstance>) => [...ts].map((t) => t.id).sort();
 
@@ -55,14 +40,7 @@ function indexes(s: ZkStateStore, nodes: string[]) {
 }
 
 describe("state store indexes", () => {
-  before(async () => {
-    zk = await startZooKeeper({ dataDir: join(scratch, "zk"), tickTimeMs: 1000 });
-  });
-  after(async () => {
-    for (const s of sessions) s.close();
-    await zk?.stop();
-    await rm(scratch, { recursive: true, force: true });
-  });
+  zk = zookeeperForSuite("store-index");
 
   test("follow every task change on the writer and on a backup copy, and forget a deleted job's tasks", async () => {
     const writer = await store();

@@ -1,13 +1,8 @@
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { startZooKeeper, type ZooKeeperServer } from "../../src/cell/zookeeper-server.js";
-import { parseTaskFile } from "../../src/common/taskfile/index.js";
-import type { Job, TaskInstance } from "../../src/common/types.js";
+import type { Job } from "../../src/common/types.js";
 import { ZkStateStore } from "../../src/coord/state-store.js";
-import { ZkSession } from "../../src/coord/zk.js";
+import { jobRecord, taskRecord as task, zookeeperForSuite, type SuiteZooKeeper } from "../harness/store-records.js";
 import { TaskWriter } from "../../src/manager/primary/writer.js";
 
 /*
@@ -23,33 +18,16 @@ const ROOT = "/store-writes";
 const INSTANCES = 1000;
 const REPORT_BATCH = 100;
 const WRITES = new Set(["create", "set", "delete"]);
-const scratch = await mkdtemp(join(tmpdir(), "torca-store-writes-"));
-let zk: ZooKeeperServer;
-const sessions: ZkSession[] = [];
+let zk: SuiteZooKeeper;
 
-function job(id: string): Job {
-  const spec = parseTaskFile(`name: ${id}\ntype: batch\ninstances: ${INSTANCES}\ncommand: [/bin/true]\n`);
-  return { id, spec, source: "", status: "pending", desired: "run", submittedAt: 1, updatedAt: 1 };
-}
-
-function task(jobId: string, index: number, extra: Partial<TaskInstance> = {}): TaskInstance {
-  return { id: `${jobId}/${index}`, jobId, index, run: 0, desired: "run", state: "pending", attempt: 0, restartsOnNode: 0, migrations: 0, createdAt: 1, updatedAt: 1, events: [{ at: 1, type: "created", message: "created" }], ...extra };
-}
+const job = (id: string): Job => jobRecord(id, INSTANCES);
 
 describe("ZooKeeper writes per task", () => {
-  before(async () => {
-    zk = await startZooKeeper({ dataDir: join(scratch, "zk"), tickTimeMs: 1000 });
-  });
-  after(async () => {
-    for (const s of sessions) s.close();
-    await zk?.stop();
-    await rm(scratch, { recursive: true, force: true });
-  });
+  zk = zookeeperForSuite("store-writes");
 
   test("a 1,000-task job placed and run costs well under one write per task", async () => {
     let writes = 0;
-    const s = await ZkSession.connect({ connect: zk.connectString, sessionTimeoutMs: 4000, observe: (op, _ms, ok) => void (ok && WRITES.has(op) && writes++) });
-    sessions.push(s);
+    const s = await zk.connect({ observe: (op, _ms, ok) => void (ok && WRITES.has(op) && writes++) });
     const store = new ZkStateStore(s, ROOT);
     await store.start();
     await store.becomeAuthoritative();
