@@ -7,21 +7,12 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { parseTaskFile } from "../../src/common/taskfile/index.js";
-import { ValidationError, type InputIssue } from "../../src/common/errors.js";
 import { TaskDispatchSchema } from "../../src/common/protocol.js";
+import { issuesOf } from "../harness/taskfile-issues.js";
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
 
-function issuesOf(text: string): InputIssue[] {
-  try {
-    parseTaskFile(text);
-  } catch (e) {
-    assert.ok(e instanceof ValidationError, `expected a ValidationError, got ${String(e)}`);
-    return e.issues;
-  }
-  assert.fail(`expected the file to be rejected:\n${text}`);
-}
 
 const CONTRACT = `name: web
 alloc:

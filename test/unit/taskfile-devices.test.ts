@@ -1,19 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ValidationError, type InputIssue } from "../../src/common/errors.js";
+import type { InputIssue } from "../../src/common/errors.js";
 import { parseTaskFile } from "../../src/common/taskfile/index.js";
+import { issuesOf } from "../harness/taskfile-issues.js";
 
 const head = "name: train\ncommand: [bin/train]\n";
 
-function issuesOf(text: string): InputIssue[] {
-  try {
-    parseTaskFile(text);
-  } catch (e) {
-    assert.ok(e instanceof ValidationError, `expected a ValidationError, got ${String(e)}`);
-    return e.issues;
-  }
-  assert.fail(`expected the file to be rejected:\n${text}`);
-}
 
 describe("resources.devices in a task file", () => {
   test("names a device, a count (default 1) and constraints on the instance's attributes", () => {

@@ -8,8 +8,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import schedule from "node-schedule";
 import { checkCron, formatPath, parseTaskFile, suggest, validateJobObject } from "../../src/common/taskfile/index.js";
-import { ValidationError, type InputIssue } from "../../src/common/errors.js";
+import { ValidationError } from "../../src/common/errors.js";
 import type { JobSpec } from "../../src/common/types.js";
+import { issuesOf } from "../harness/taskfile-issues.js";
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -20,16 +21,6 @@ function example(name: string): string {
   return readFileSync(new URL(name, examplesDir), "utf8");
 }
 
-/** The issues of a file that must be rejected. */
-function issuesOf(text: string, opts: { source?: string; format?: "yaml" | "json" } = {}): InputIssue[] {
-  try {
-    parseTaskFile(text, opts);
-  } catch (e) {
-    assert.ok(e instanceof ValidationError, `expected a ValidationError, got ${String(e)}`);
-    return e.issues;
-  }
-  assert.fail(`expected the file to be rejected:\n${text}`);
-}
 
 const defaults: Pick<JobSpec, "namespace" | "instances" | "env" | "resources" | "constraints" | "ports" | "restart" | "placement"> = {
   namespace: "default",
