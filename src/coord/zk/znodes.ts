@@ -70,6 +70,26 @@ export class ZkSession extends SessionState {
   }
 
   /**
+   * Makes `path` (under `parent`, created as needed) hold exactly `data`,
+   * whether it existed or not, through connection losses (a ZooKeeper server
+   * failing over) within `withinMs`: the whole value is written each time, so
+   * repeating a write whose outcome the loss left unknown is the same write.
+   */
+  async putRetrying(parent: string, path: string, data: string, withinMs = 2 * this.timeoutMs): Promise<void> {
+    const deadline = Date.now() + withinMs;
+    for (;;) {
+      try {
+        await this.ensurePath(parent);
+        if (!(await this.createIfAbsent(path, data))) await this.set(path, data);
+        return;
+      } catch (e) {
+        if (!isZkCode(e, ZK.CONNECTIONLOSS) || Date.now() > deadline || !this.isAlive) throw e;
+      }
+      await sleep(100);
+    }
+  }
+
+  /**
    * Creates a persistent node through connection losses. A create whose reply
    * was lost may have been applied, so on a retry the node already holding
    * exactly our data counts as ours; other data is NODEEXISTS.

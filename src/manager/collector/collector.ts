@@ -108,7 +108,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
   private async writeAdmin(id: string, state: AdminState): Promise<void> {
     const path = this.p.node(id);
     const data = JSON.stringify(state);
-    if (!(await this.zk.createIfAbsent(path, data))) await this.zk.set(path, data);
+    await this.zk.putRetrying(this.p.nodes, path, data);
     this.admin.set(id, state);
     this.refresh(id);
   }

@@ -35,8 +35,7 @@ export class IdempotencyStore {
   async put(id: string, record: IdempotencyRecord): Promise<void> {
     const path = this.p.idempotencyKey(id);
     const data = JSON.stringify(record);
-    await this.zk.ensurePath(this.p.idempotency);
-    if (!(await this.zk.createIfAbsent(path, data))) await this.zk.set(path, data);
+    await this.zk.putRetrying(this.p.idempotency, path, data);
     this.createdAt.set(id, record.createdAt);
   }
 

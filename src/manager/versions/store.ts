@@ -92,8 +92,7 @@ export class VersionStore {
   private async write(jobId: string, versions: JobVersion[]): Promise<void> {
     const path = this.p.jobVersions(jobId);
     const data = JSON.stringify({ versions });
-    await this.zk.ensurePath(this.p.versions);
-    if (!(await this.zk.createIfAbsent(path, data))) await this.zk.set(path, data);
+    await this.zk.putRetrying(this.p.versions, path, data);
     this.cache.set(jobId, versions);
   }
 }
