@@ -22,9 +22,7 @@ function fakeZk(): ZkSession {
   const nodes = new Map<string, string>();
   return {
     getIfExists: async (p: string) => (nodes.has(p) ? { data: Buffer.from(nodes.get(p)!), stat: { version: 0 } } : undefined),
-    ensurePath: async () => undefined,
-    createIfAbsent: async (p: string, d: string) => (nodes.has(p) ? false : (nodes.set(p, d), true)),
-    set: async (p: string, d: string) => (nodes.set(p, d), { version: 1 }),
+    putRetrying: async (_parent: string, p: string, d: string) => void nodes.set(p, d),
     delete: async (p: string) => void nodes.delete(p),
   } as unknown as ZkSession;
 }
