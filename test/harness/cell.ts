@@ -6,6 +6,7 @@ import { createHttpClient } from "../../src/common/http.js";
 import type { Job, TaskInstance } from "../../src/common/types.js";
 import { LocalCell, type LeaderView, type LocalCellOptions } from "../../src/cell/local-cell.js";
 import { until } from "./wait.js";
+import { SimCell } from "../../bench/sim/sim-cell.js";
 
 /**
  * Test harness: a real cell (ZooKeeper, managers, agents as processes) in a
@@ -96,3 +97,12 @@ export function ownAddresses(managers: number, agents: number, first = 2): Recor
   const ids = [...Array.from({ length: managers }, (_, i) => `manager-${i + 1}`), ...Array.from({ length: agents }, (_, i) => `agent-${i + 1}`), "zookeeper"];
   return Object.fromEntries(ids.map((id, i) => [id, `127.0.0.${first + i}`]));
 }
+
+/** `machines` simulated agents (bench/sim) registered with a test cell started with no agents of its own; stop them before the cell. */
+export async function startSimulatedMachines(c: TestCell, machines: number): Promise<SimCell> {
+  const sim = new SimCell({ zookeeper: c.cell.zookeeper!.connectString, auth: c.cell.zookeeperAuth, token: c.cell.token, managerToken: c.cell.managerToken, agents: machines, reportIntervalMs: 1000, sessionTimeoutMs: 2000, batchRunMs: 300 });
+  await sim.start();
+  await c.cell.waitForNodes(machines, 60_000);
+  return sim;
+}
+

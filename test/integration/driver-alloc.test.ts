@@ -15,6 +15,7 @@ import type { MemberLaunch, TaskHandle } from "../../agent/driver/driver.js";
 import { readExitRecord } from "../../agent/driver/exit-record.js";
 import { until } from "../harness/wait.js";
 import { ALLOC_MEMBERS_MIB, holdMember, idleMember, pushMember } from "../harness/alloc-members.js";
+import { stopAndDestroyAll } from "../harness/driver-tasks.js";
 
 const isRoot = process.getuid?.() === 0;
 const scratch = await mkdtemp(join(tmpdir(), "torca-alloc-"));
@@ -42,14 +43,7 @@ async function fileText(path: string): Promise<string> {
 const memLimit = (cgroup: string) => fileText(`/sys/fs/cgroup/memory/torca/${cgroup}/memory.limit_in_bytes`);
 
 after(async () => {
-  for (const h of started) {
-    try {
-      await driver.stop(h, 0);
-      await driver.destroy(h);
-    } catch (e) {
-      console.error(`cleanup of ${h.taskDir} failed:`, e);
-    }
-  }
+  await stopAndDestroyAll(driver, started);
   await rm(scratch, { recursive: true, force: true });
 });
 

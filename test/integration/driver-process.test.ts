@@ -13,6 +13,7 @@ import { readExitRecord } from "../../agent/driver/exit-record.js";
 import { ProcessDriver } from "../../agent/driver/process.js";
 import type { TaskHandle, TaskLaunch } from "../../agent/driver/driver.js";
 import { until } from "../harness/wait.js";
+import { stopAndDestroyAll } from "../harness/driver-tasks.js";
 
 const isRoot = process.getuid?.() === 0;
 const scratch = await mkdtemp(join(tmpdir(), "torca-pdrv-"));
@@ -49,14 +50,7 @@ after(async () => {
       // already gone
     }
   }
-  for (const h of started) {
-    try {
-      await driver.stop(h, 0);
-      await driver.destroy(h);
-    } catch (e) {
-      console.error(`cleanup of ${h.taskDir} failed:`, e);
-    }
-  }
+  await stopAndDestroyAll(driver, started);
   await rm(scratch, { recursive: true, force: true });
 });
 

@@ -1,8 +1,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { SimCell } from "../../bench/sim/sim-cell.js";
+import type { SimCell } from "../../bench/sim/sim-cell.js";
 import type { TaskInstance } from "../../src/common/types.js";
-import { startTestCell, type TestCell } from "../harness/cell.js";
+import { startSimulatedMachines, startTestCell, type TestCell } from "../harness/cell.js";
 import { until } from "../harness/wait.js";
 
 const MACHINES = 20;
@@ -12,9 +12,7 @@ describe("a primary placing with two scheduler workers (manager.schedulerWorkers
   let sim: SimCell;
   before(async () => {
     c = await startTestCell({ managers: 2, agents: 0, managerExtra: { schedulerWorkers: 2 } });
-    sim = new SimCell({ zookeeper: c.cell.zookeeper!.connectString, auth: c.cell.zookeeperAuth, token: c.cell.token, managerToken: c.cell.managerToken, agents: MACHINES, reportIntervalMs: 1000, sessionTimeoutMs: 2000, batchRunMs: 300 });
-    await sim.start();
-    await c.cell.waitForNodes(MACHINES, 60_000);
+    sim = await startSimulatedMachines(c, MACHINES);
   });
   after(async () => {
     await sim?.stop();

@@ -1,9 +1,9 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { HTTPError } from "got";
-import { SimCell } from "../../bench/sim/sim-cell.js";
+import type { SimCell } from "../../bench/sim/sim-cell.js";
 import type { NodeInfo, TaskInstance } from "../../src/common/types.js";
-import { startTestCell, type TestCell } from "../harness/cell.js";
+import { startSimulatedMachines, startTestCell, type TestCell } from "../harness/cell.js";
 import { never, until } from "../harness/wait.js";
 
 const MACHINES = 200;
@@ -13,9 +13,7 @@ describe("simulated cell: 200 machines from one process, speaking the agent prot
   let sim: SimCell;
   before(async () => {
     c = await startTestCell({ managers: 2, agents: 0 });
-    sim = new SimCell({ zookeeper: c.cell.zookeeper!.connectString, auth: c.cell.zookeeperAuth, token: c.cell.token, managerToken: c.cell.managerToken, agents: MACHINES, reportIntervalMs: 1000, sessionTimeoutMs: 2000, batchRunMs: 300 });
-    await sim.start();
-    await c.cell.waitForNodes(MACHINES, 60_000);
+    sim = await startSimulatedMachines(c, MACHINES);
   });
   after(async () => {
     await sim?.stop();
