@@ -14,10 +14,9 @@
  * (a recovered task) is removed after its task instead of being pooled.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { readdir, writeFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { cfsQuotaUs, TASK_CONTROLLERS, type CgroupLimits, type CgroupV1 } from "./cgroup.js";
-import { CFS_PERIOD_US } from "./driver.js";
+import { TASK_CONTROLLERS, type CgroupLimits, type CgroupV1 } from "./cgroup.js";
 
 /** Idle cgroups kept per pool; more than the tasks a machine starts at once. */
 export const POOL_MAX_IDLE = 64;
@@ -78,7 +77,7 @@ export class CgroupPool {
     const reused = this.idle.pop();
     if (reused) {
       try {
-        await this.apply(reused.name, reused.limits, limits);
+        await this.cgroup.setLimits(reused.name, reused.limits, limits);
         this.inUse.set(reused.name, limits);
         return reused.name;
       } catch {
@@ -104,34 +103,13 @@ export class CgroupPool {
     this.inUse.delete(name);
     if (limits && this.idle.length < this.maxIdle && (await this.cgroup.procs(name)).length === 0) {
       const charged = await this.cgroup.memoryCharged(name);
-      if (charged !== undefined && charged <= POOL_MAX_LEFTOVER_BYTES) {
+      // Reused, a cgroup gets only the limits that differ from the recorded ones: one whose cpu weight or quota was changed meanwhile is not reused.
+      if (charged !== undefined && charged <= POOL_MAX_LEFTOVER_BYTES && (await this.cgroup.cpuAsLimited(name, limits))) {
         this.idle.push({ name, limits });
         return;
       }
     }
     await this.cgroup.remove(name, this.owns(name) ? TASK_CONTROLLERS : undefined);
-  }
-
-  /** Writes the limits of `next` that differ from `prev`; memsw stays ≥ the memory limit throughout. */
-  private async apply(name: string, prev: CgroupLimits, next: CgroupLimits): Promise<void> {
-    const writes: Promise<void>[] = [];
-    if (prev.pidsMax !== next.pidsMax) writes.push(writeFile(join(this.cgroup.dir("pids", name), "pids.max"), String(next.pidsMax)));
-    if (prev.cpuCores !== next.cpuCores) {
-      const quota = next.cpuCores > 0 ? cfsQuotaUs(next.cpuCores) : -1;
-      const cpu = this.cgroup.dir("cpu", name);
-      writes.push(writeFile(join(cpu, "cpu.cfs_period_us"), String(CFS_PERIOD_US)).then(() => writeFile(join(cpu, "cpu.cfs_quota_us"), String(quota))));
-    }
-    if (prev.memoryBytes !== next.memoryBytes) {
-      const mem = this.cgroup.dir("memory", name);
-      const limit = join(mem, "memory.limit_in_bytes");
-      const memsw = join(mem, "memory.memsw.limit_in_bytes");
-      const value = next.memoryBytes > 0 ? String(next.memoryBytes) : "-1";
-      const raising = next.memoryBytes === 0 || (prev.memoryBytes > 0 && next.memoryBytes > prev.memoryBytes);
-      if (!(await this.cgroup.hasMemsw())) writes.push(writeFile(limit, value));
-      else if (raising) writes.push(writeFile(memsw, value).then(() => writeFile(limit, value)));
-      else writes.push(writeFile(limit, value).then(() => writeFile(memsw, value)));
-    }
-    await Promise.all(writes);
   }
 }
 

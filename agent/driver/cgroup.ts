@@ -25,7 +25,12 @@ export interface CgroupLimits {
   pidsMax: number;
 }
 
+/** What a new cgroup starts with: no cpu quota, no memory limit, and a pids limit always written (NaN equals nothing). */
+const FRESH_CGROUP: CgroupLimits = { cpuCores: 0, memoryBytes: 0, pidsMax: Number.NaN };
+
 export const DEFAULT_CGROUP_ROOT = "/sys/fs/cgroup";
+/** The kernel's cpu.shares of a new cgroup. */
+export const DEFAULT_CPU_SHARES = 1024;
 export const DEFAULT_CGROUP_PARENT = "torca";
 
 /** CFS quota (µs per CFS_PERIOD_US) for a number of cores; the kernel refuses < 1000 µs. */
@@ -112,22 +117,31 @@ export class CgroupV1 {
   /** Creates the task's dirs in TASK_CONTROLLERS and applies the limits. */
   async create(name: string, limits: CgroupLimits): Promise<void> {
     await Promise.all(TASK_CONTROLLERS.map((c) => this.makeFresh(c, name)));
-    const writes: Promise<void>[] = [writeFile(join(this.dir("pids", name), "pids.max"), String(limits.pidsMax))];
-    if (limits.cpuCores > 0) {
+    await this.setLimits(name, FRESH_CGROUP, limits);
+  }
+
+  /**
+   * Writes the limits of `next` that differ from `prev` (what the cgroup has
+   * now); memsw stays ≥ the memory limit throughout, so a raise writes memsw
+   * first and a cut writes the memory limit first.
+   */
+  async setLimits(name: string, prev: CgroupLimits, next: CgroupLimits): Promise<void> {
+    const writes: Promise<void>[] = [];
+    if (prev.pidsMax !== next.pidsMax) writes.push(writeFile(join(this.dir("pids", name), "pids.max"), String(next.pidsMax)));
+    if (prev.cpuCores !== next.cpuCores) {
+      const quota = next.cpuCores > 0 ? cfsQuotaUs(next.cpuCores) : -1;
       const cpu = this.dir("cpu", name);
-      writes.push(
-        writeFile(join(cpu, "cpu.cfs_period_us"), String(CFS_PERIOD_US)).then(() => writeFile(join(cpu, "cpu.cfs_quota_us"), String(cfsQuotaUs(limits.cpuCores)))),
-      );
+      writes.push(writeFile(join(cpu, "cpu.cfs_period_us"), String(CFS_PERIOD_US)).then(() => writeFile(join(cpu, "cpu.cfs_quota_us"), String(quota))));
     }
-    if (limits.memoryBytes > 0) {
+    if (prev.memoryBytes !== next.memoryBytes) {
       const mem = this.dir("memory", name);
-      const memsw = await this.hasMemsw();
-      // memsw must be ≥ the memory limit, so the memory limit goes first.
-      writes.push(
-        writeFile(join(mem, "memory.limit_in_bytes"), String(limits.memoryBytes)).then(() =>
-          memsw ? writeFile(join(mem, "memory.memsw.limit_in_bytes"), String(limits.memoryBytes)) : undefined,
-        ),
-      );
+      const limit = join(mem, "memory.limit_in_bytes");
+      const memsw = join(mem, "memory.memsw.limit_in_bytes");
+      const value = next.memoryBytes > 0 ? String(next.memoryBytes) : "-1";
+      const raising = next.memoryBytes === 0 || (prev.memoryBytes > 0 && next.memoryBytes > prev.memoryBytes);
+      if (!(await this.hasMemsw())) writes.push(writeFile(limit, value));
+      else if (raising) writes.push(writeFile(memsw, value).then(() => writeFile(limit, value)));
+      else writes.push(writeFile(limit, value).then(() => writeFile(memsw, value)));
     }
     await Promise.all(writes);
   }
@@ -196,7 +210,18 @@ export class CgroupV1 {
     return writeIfPresent(join(this.dir("cpu", name), "cpu.cfs_quota_us"), String(cfsQuotaUs(cores)));
   }
 
-  /** The task's CPU weight against its siblings when the machine is busy (1024 is the kernel's default). */
+  /**
+   * Whether the cgroup's cpu settings are still the ones `limits` wrote: the
+   * default weight and the quota of `limits.cpuCores` (reclamation lowers
+   * both on a running task, agent/reclaim/).
+   */
+  async cpuAsLimited(name: string, limits: CgroupLimits): Promise<boolean> {
+    const cpu = this.dir("cpu", name);
+    const [shares, quota] = await Promise.all([readTrimmed(join(cpu, "cpu.shares")), readTrimmed(join(cpu, "cpu.cfs_quota_us"))]);
+    return shares === String(DEFAULT_CPU_SHARES) && quota === String(limits.cpuCores > 0 ? cfsQuotaUs(limits.cpuCores) : -1);
+  }
+
+  /** The task's CPU weight against its siblings when the machine is busy (DEFAULT_CPU_SHARES is the kernel's default). */
   async setCpuShares(name: string, shares: number): Promise<boolean> {
     return writeIfPresent(join(this.dir("cpu", name), "cpu.shares"), String(shares));
   }

@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, rmdir, writeFile, chmod } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CgroupV1 } from "../../agent/driver/cgroup.js";
 import { pooledCgroupPrefix } from "../../agent/driver/cgroup-pool.js";
 import { readExitRecord } from "../../agent/driver/exit-record.js";
 import { ProcessDriver } from "../../agent/driver/process.js";
@@ -206,6 +207,21 @@ setInterval(() => {}, 1000);
     const usage = await driver.finalUsage(second);
     assert.equal(usage?.oomKills, 0, "the first task's OOM kill is not the second's");
     assert.ok(usage?.memoryPeakBytes !== undefined && usage.memoryPeakBytes < 24 * 1024 * 1024, `peak of /bin/true alone: ${JSON.stringify(usage)}`);
+  });
+
+  test("a cgroup whose cpu weight or quota was lowered while its task ran (reclamation) is not handed to the next task (root only)", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
+    const limits = { cpu: 0.5, memory: 64 * 1024 * 1024, disk: 0 };
+    const throttled = await startTask(["/bin/true"], { resources: limits });
+    await driver.wait(throttled);
+    const cgroups = new CgroupV1();
+    assert.ok(throttled.cgroup && (await cgroups.setCpuShares(throttled.cgroup, 2)) && (await cgroups.setCpuQuota(throttled.cgroup, 0.1)));
+    await driver.destroy(throttled);
+    const next = await startTask(["/bin/true"], { resources: limits });
+    assert.notEqual(next.cgroup, throttled.cgroup);
+    const cg = (file: string): Promise<string> => fileText(`/sys/fs/cgroup/cpu/torca/${next.cgroup}/${file}`).then((t) => t.trim());
+    assert.equal(await cg("cpu.shares"), "1024");
+    assert.equal(await cg("cpu.cfs_quota_us"), "50000");
+    assert.equal((await driver.wait(next)).exitCode, 0);
   });
 
   test("a start that fails after taking a cgroup gives it back for the next task (root only)", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
