@@ -7,7 +7,7 @@ import { JobSchema, TaskInstanceSchema } from "../common/schemas/state.js";
 import type { DesiredState, Job, TaskInstance, TaskState } from "../common/types.js";
 import { zpaths, type ZPaths } from "./paths.js";
 import { retryRead } from "./read-retry.js";
-import { chunkOf, chunkRange, decodeChunk, encodeChunk, fitRecord, parseTasksChild } from "./store/chunks.js";
+import { chunkOf, chunkRange, decodeChunk, encodeChunk, fitRecord, jsonOfRecord, parseTasksChild } from "./store/chunks.js";
 import { GroupCommitter } from "./store/group-commit.js";
 import { LegacyZnodes } from "./store/legacy-znodes.js";
 import { TaskGroups } from "./store/task-groups.js";
@@ -65,7 +65,8 @@ export interface StateStoreEvents {
 
 export interface StateStore {
   readonly jobs: ReadonlyMap<string, Job>;
-  tasksOf(jobId: string): TaskInstance[];
+  /** The job's tasks in index order; the same array until one of them changes (callers must not modify it). */
+  tasksOf(jobId: string): readonly TaskInstance[];
   task(jobId: string, index: number): TaskInstance | undefined;
   allTasks(): Iterable<TaskInstance>;
   /** Tasks whose `nodeId` is this node (any state): what a node report or loss concerns, without a scan of every task. */
@@ -100,6 +101,8 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   private readonly byNode = new TaskGroups();
   private readonly byStatus = new TaskGroups();
   private readonly revisions = new Map<string, number>();
+  /** Each job's tasks as `tasksOf` last sorted them, valid while the job's revision is unchanged: every tick reads every job's. */
+  private readonly sortedTasks = new Map<string, { revision: number; tasks: readonly TaskInstance[] }>();
   private revisionCounter = 0;
   private readonly p: ZPaths;
   private authoritative = false;
@@ -120,10 +123,16 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     return this.jobView;
   }
 
-  tasksOf(jobId: string): TaskInstance[] {
+  tasksOf(jobId: string): readonly TaskInstance[] {
     const jt = this.jobTasks.get(jobId);
     if (!jt) return [];
-    return [...jt.records.values()].sort((a, b) => a.index - b.index);
+    const revision = this.taskRevision(jobId);
+    const cached = this.sortedTasks.get(jobId);
+    if (cached?.revision === revision) return cached.tasks;
+    // Frozen: a caller changing it would change every other caller's answer.
+    const tasks = Object.freeze([...jt.records.values()].sort((a, b) => a.index - b.index));
+    this.sortedTasks.set(jobId, { revision, tasks });
+    return tasks;
   }
 
   task(jobId: string, index: number): TaskInstance | undefined {
@@ -187,7 +196,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
       this.emit("task", undefined, prev.id);
       return;
     }
-    if (prev && JSON.stringify(prev) === JSON.stringify(t)) return;
+    if (prev && jsonOfRecord(prev) === jsonOfRecord(t)) return;
     this.setTaskEntry(jt.records, index, t);
     this.emit("task", t, t.id);
   }
@@ -276,6 +285,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     const jt = this.jobTasks.get(id);
     if (jt) for (const i of [...jt.records.keys()]) this.setTaskEntry(jt.records, i, undefined);
     this.jobTasks.delete(id);
+    this.sortedTasks.delete(id);
     this.legacyLeft.forget(id);
     this.emit("job", undefined, id);
   }
@@ -388,10 +398,18 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
 
   async createJob(job: Job): Promise<void> {
     const path = this.p.job(job.id);
+    // Retried through a connection loss (a ZooKeeper server failing over), so a submission is not refused for it.
+    const jobCreated = this.zk.createRetrying(path, JSON.stringify(job));
+    // Sent right behind the job's create, not after its reply (a session's requests apply in order): one round trip for both.
+    // Harmless when the job's create fails; a missing tasks node is made by the first chunk write (createChunk).
+    const tasksCreated = this.zk.createIfAbsent(this.p.tasks(job.id)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     try {
-      // Retried through a connection loss (a ZooKeeper server failing over), so a submission is not refused for it.
-      await this.zk.createRetrying(path, JSON.stringify(job));
+      await jobCreated;
     } catch (e) {
+      await tasksCreated;
       if (isZkCode(e, ZK.NODEEXISTS)) {
         // Stored by an earlier attempt whose answer was lost: make the copy know it, so it runs.
         if (!this.jobEntries.has(job.id)) await this.refreshJob(job.id).catch(() => undefined);
@@ -399,8 +417,8 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
       }
       throw e;
     }
-    // The job is durable from here: a missing tasks node is made by the first chunk write (createChunk).
-    await this.zk.createIfAbsent(this.p.tasks(job.id)).catch((e: unknown) => this.log?.warn({ job: job.id, err: e }, "tasks node not created yet"));
+    const tasksError = await tasksCreated;
+    if (tasksError) this.log?.warn({ job: job.id, err: tasksError }, "tasks node not created yet");
     this.jobEntries.set(job.id, { value: job, version: 0 });
     this.jobView.set(job.id, job);
     const stale = this.jobTasks.get(job.id);

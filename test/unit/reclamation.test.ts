@@ -104,6 +104,21 @@ describe("reservation estimate", () => {
     est.note({ agentId: "n1", cachedPackages: [], tasks: [] }, 200_000, requestOf);
     assert.equal(est.size, 0, "tasks the node no longer runs are forgotten");
   });
+
+  test("a task that moved keeps its new node's estimate when its old node reports without it; each node forgets only its own", () => {
+    const est = new ReservationEstimates(opts);
+    const requestOf = () => ({ cpu: 1, memory: GiB, disk: 0 });
+    const running = (taskId: string, attempt: number) => ({ taskId, attempt, state: "running" as const, startedAt: 0 });
+    est.note({ agentId: "n1", cachedPackages: [], tasks: [running("a/0", 1), running("b/0", 1)] }, 0, requestOf);
+    est.note({ agentId: "n2", cachedPackages: [], tasks: [running("a/0", 2), running("c/0", 1)] }, 1000, requestOf);
+    est.note({ agentId: "n1", cachedPackages: [], tasks: [running("b/0", 1)] }, 2000, requestOf);
+    assert.ok(est.of({ id: "a/0", attempt: 2, nodeId: "n2" }), "the moved task's estimate on its new node");
+    assert.equal(est.of({ id: "a/0", attempt: 1, nodeId: "n1" }), undefined);
+    assert.equal(est.size, 3);
+    est.note({ agentId: "n2", cachedPackages: [], tasks: [] }, 3000, requestOf);
+    assert.equal(est.size, 1, "n2's tasks forgotten, n1's kept");
+    assert.ok(est.of({ id: "b/0", attempt: 1, nodeId: "n1" }));
+  });
 });
 
 describe("placement on reclaimed capacity", () => {

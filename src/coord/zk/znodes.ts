@@ -79,10 +79,14 @@ export class ZkSession extends SessionState {
     const deadline = Date.now() + withinMs;
     for (;;) {
       try {
-        await this.ensurePath(parent);
         if (!(await this.createIfAbsent(path, data))) await this.set(path, data);
         return;
       } catch (e) {
+        // The parent is made only when missing: each ancestor costs a round trip on a session that may be queued behind large writes.
+        if (isZkCode(e, ZK.NONODE) && Date.now() <= deadline) {
+          await this.ensurePath(parent);
+          continue;
+        }
         if (!isZkCode(e, ZK.CONNECTIONLOSS) || Date.now() > deadline || !this.isAlive) throw e;
       }
       await sleep(100);

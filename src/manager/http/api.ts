@@ -45,7 +45,7 @@ export interface ManagerView {
   readonly bodyLimit: number;
 }
 
-export function jobSummary(job: Job, tasks: TaskInstance[]) {
+export function jobSummary(job: Job, tasks: readonly TaskInstance[]) {
   const counts: Record<string, number> = {};
   for (const t of tasks) counts[t.state] = (counts[t.state] ?? 0) + 1;
   return {

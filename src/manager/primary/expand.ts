@@ -3,7 +3,7 @@ import { newTask, nextRun } from "../lifecycle/transitions.js";
 
 export interface ExpandView {
   readonly jobs: ReadonlyMap<string, Job>;
-  tasksOf(jobId: string): TaskInstance[];
+  tasksOf(jobId: string): readonly TaskInstance[];
   taskCount(jobId: string): number;
 }
 

@@ -1,7 +1,7 @@
 import { TERMINAL_TASK_STATES, type Job, type JobStatus, type TaskInstance } from "../../common/types.js";
 
 /** A job's status, derived from its tasks (never stored independently of them). */
-export function deriveJobStatus(job: Job, tasks: TaskInstance[]): JobStatus {
+export function deriveJobStatus(job: Job, tasks: readonly TaskInstance[]): JobStatus {
   const terminal = tasks.filter((t) => TERMINAL_TASK_STATES.has(t.state)).length;
   if (job.desired === "stop") return terminal === tasks.length ? "dead" : "running";
   if (job.spec.schedule && tasks.length === 0) return "pending";
@@ -15,7 +15,9 @@ export function deriveJobStatus(job: Job, tasks: TaskInstance[]): JobStatus {
 }
 
 /** A live job cannot be replaced by a submission of the same name: it wants to run, or still runs. */
-export function isLive(job: Job, tasks: TaskInstance[]): boolean {
+export function isLive(job: Job, tasks: readonly TaskInstance[]): boolean {
+  // A service or cron job asked to run is live whatever its tasks: no scan of them.
+  if (job.desired === "run" && (job.spec.type !== "batch" || job.spec.schedule)) return true;
   const status = deriveJobStatus(job, tasks);
   const finishedBatch = job.spec.type === "batch" && !job.spec.schedule && (status === "complete" || status === "failed");
   return (job.desired === "run" && !finishedBatch) || status === "running";
@@ -23,7 +25,7 @@ export function isLive(job: Job, tasks: TaskInstance[]): boolean {
 
 export interface JobStatusStore {
   readonly jobs: ReadonlyMap<string, Job>;
-  tasksOf(jobId: string): TaskInstance[];
+  tasksOf(jobId: string): readonly TaskInstance[];
   taskRevision(jobId: string): number;
   updateJob(job: Job): Promise<void>;
 }

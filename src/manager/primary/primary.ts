@@ -1,5 +1,4 @@
 import type { Logger } from "../../common/logger.js";
-import { parallel } from "../../common/parallel.js";
 import { ConflictError, IdempotencyKeyReusedError, isTorcaError, NotFoundError } from "../../common/errors.js";
 import type { AgentReport, SignalRequest } from "../../common/protocol.js";
 import { jobIdOf, parseTaskId, TERMINAL_TASK_STATES, type Job, type JobSpec, type NodeInfo, type PlacementStrategy, type TaskInstance } from "../../common/types.js";
@@ -101,9 +100,6 @@ export interface PrimaryObserver {
   taskWritten(prev: TaskInstance | undefined, next: TaskInstance): void;
   fenced(reason: Exclude<FenceReason, "shutdown">): void;
 }
-
-/** Reports of one batch whose writes are in flight at once (each writes its tasks WRITE_PARALLELISM at a time). */
-const REPORT_WRITERS = 8;
 
 const DEFAULT_RETENTION: RetentionPolicy = { terminalMs: 3_600_000, keepPerNamespace: 1000, batch: 200 };
 
@@ -508,22 +504,18 @@ export class Primary {
   }
 
   /**
-   * Reconciles a batch of reports (one per agent) in one turn of the queue:
-   * each report's writes are its own, at most REPORT_WRITERS reports write at
-   * once, and a report is answered (or fails) by its own writes alone.
+   * Reconciles a batch of reports (one per agent) in one turn of the queue.
+   * Every report's records go to the store at once, so the records of one
+   * chunk that several reports change (a burst of machines telling that their
+   * new tasks of one job run) go in one write; the store bounds the writes in
+   * flight. A report is answered (or fails) by its own records' writes alone.
    */
   private async reconcileReports(reports: AgentReport[]): Promise<PromiseSettledResult<void>[]> {
     const now = this.now();
     const opts = { presumeMissing: this.pastReconcileGrace(), missingGraceMs: this.opts.missingGraceMs };
     const decisions = reports.map((r) => reconcileReport(r, this.store, now, opts));
     for (const d of decisions) for (const s of d.stops) this.sender.stop(s.task, s.why);
-    const results: PromiseSettledResult<void>[] = [];
-    await parallel(decisions.map((_, i) => i), REPORT_WRITERS, async (i) => {
-      results[i] = await this.writeReconciled(decisions[i]!).then(
-        (value): PromiseSettledResult<void> => ({ status: "fulfilled", value }),
-        (reason: unknown): PromiseSettledResult<void> => ({ status: "rejected", reason }),
-      );
-    });
+    const results = await Promise.allSettled(decisions.map((d) => this.writeReconciled(d)));
     if (decisions.some((d) => d.updates.length)) this.requestTick();
     return results;
   }

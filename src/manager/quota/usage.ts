@@ -38,7 +38,7 @@ export function reservationOf(spec: Pick<JobSpec, "instances" | "resources">): A
  * Whether a job holds its reservation: it wants to run and has not finished.
  * A cron job holds it between runs too, since its next firing needs it.
  */
-export function holdsQuota(job: Job, tasks: TaskInstance[]): boolean {
+export function holdsQuota(job: Job, tasks: readonly TaskInstance[]): boolean {
   if (job.desired !== "run") return false;
   if (job.spec.schedule) return true;
   const status = deriveJobStatus(job, tasks);
@@ -47,7 +47,7 @@ export function holdsQuota(job: Job, tasks: TaskInstance[]): boolean {
 
 export interface UsageView {
   readonly jobs: ReadonlyMap<string, Job>;
-  tasksOf(jobId: string): TaskInstance[];
+  tasksOf(jobId: string): readonly TaskInstance[];
 }
 
 /** Every namespace's usage per band (namespaces holding nothing are absent). */

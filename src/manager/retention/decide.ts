@@ -27,7 +27,7 @@ export interface RetentionPolicy {
 
 export interface RetentionView {
   readonly jobs: ReadonlyMap<string, Job>;
-  tasksOf(jobId: string): TaskInstance[];
+  tasksOf(jobId: string): readonly TaskInstance[];
 }
 
 export type Retirement =
@@ -62,7 +62,7 @@ function byRun(tasks: readonly TaskInstance[]): Map<number, TaskInstance[]> {
 const allTerminal = (tasks: readonly TaskInstance[]) => tasks.every((t) => TERMINAL_TASK_STATES.has(t.state));
 
 /** The whole of a finished job as one retirement; undefined while it is live or a task is unfinished. */
-export function wholeJob(job: Job, tasks: TaskInstance[]): Retirement | undefined {
+export function wholeJob(job: Job, tasks: readonly TaskInstance[]): Retirement | undefined {
   if (isLive(job, tasks) || !allTerminal(tasks)) return undefined;
   const status = deriveJobStatus(job, tasks);
   if (status !== "complete" && status !== "failed" && status !== "dead") return undefined;
@@ -74,7 +74,7 @@ export function wholeJob(job: Job, tasks: TaskInstance[]): Retirement | undefine
   return { kind: "job", job, runs, finishedAt: finishedAtOf(job, tasks) };
 }
 
-function cronRuns(job: Job, tasks: TaskInstance[], p: RetentionPolicy, now: number): Retirement[] {
+function cronRuns(job: Job, tasks: readonly TaskInstance[], p: RetentionPolicy, now: number): Retirement[] {
   const current = job.cron?.runs ?? 0;
   const out: Retirement[] = [];
   for (const [run, ts] of byRun(tasks)) {

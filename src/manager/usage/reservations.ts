@@ -10,6 +10,8 @@ import { freshEstimate, nextEstimate, unusedReservation, type Demand, type Estim
 export class ReservationEstimates {
   /** taskId → the node reporting it and the estimate of its current attempt. */
   private readonly tasks = new Map<string, { nodeId: string; estimate: TaskEstimate }>();
+  /** node id → the tasks of `tasks` it reported: a report forgets what its node stopped running without a scan of every task. */
+  private readonly byNode = new Map<string, Set<string>>();
   /** node id → when it last evicted a reclaimed task. */
   private readonly evictions = new Map<string, number>();
 
@@ -29,13 +31,18 @@ export class ReservationEstimates {
       running.add(rt.taskId);
       let entry = this.tasks.get(rt.taskId);
       if (entry === undefined || entry.nodeId !== nodeId || entry.estimate.attempt !== rt.attempt) {
+        if (entry !== undefined) this.byNode.get(entry.nodeId)?.delete(rt.taskId);
         entry = { nodeId, estimate: freshEstimate(request, rt.attempt, now, rt.startedAt) };
         this.tasks.set(rt.taskId, entry);
       }
       const u = rt.usage;
       if (u?.cpuNs !== undefined && u.memoryBytes !== undefined) entry.estimate = nextEstimate(entry.estimate, { cpuNs: u.cpuNs, memoryBytes: u.memoryBytes }, request, now, this.opts);
     }
-    for (const [taskId, entry] of this.tasks) if (entry.nodeId === nodeId && !running.has(taskId)) this.tasks.delete(taskId);
+    for (const taskId of this.byNode.get(nodeId) ?? []) {
+      if (!running.has(taskId) && this.tasks.get(taskId)?.nodeId === nodeId) this.tasks.delete(taskId);
+    }
+    if (running.size > 0) this.byNode.set(nodeId, running);
+    else this.byNode.delete(nodeId);
     if (report.tasks.some((rt) => rt.evicted !== undefined)) this.evictions.set(nodeId, now);
   }
 

@@ -11,7 +11,7 @@ import { ACTIVE_NODE_STATES, workflowIdOf, type WorkflowDef, type WorkflowRecord
 export interface WorkflowRunnerDeps {
   store: WorkflowRecords;
   /** The primary's copy of jobs and tasks. */
-  jobs: { readonly jobs: ReadonlyMap<string, Job>; tasksOf(jobId: string): TaskInstance[] };
+  jobs: { readonly jobs: ReadonlyMap<string, Job>; tasksOf(jobId: string): readonly TaskInstance[] };
   /** Creates a job (the primary's own submission path: quota, name reuse); called inside the serial queue. */
   createJob(spec: JobSpec, source: string, packageDigest: string | undefined): Promise<Job>;
   /** Kills a job; called inside the serial queue. */
