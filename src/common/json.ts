@@ -50,3 +50,29 @@ export function readJsonFileIfValid<T extends z.ZodTypeAny>(schema: T, path: str
   }
   return readJsonIfValid(schema, text, path, onCorrupt);
 }
+
+/**
+ * Whether two JSON-like values serialize to the same JSON document up to key
+ * order (keys holding undefined count as absent, as in JSON.stringify),
+ * without making either document: a backup compares every record of each
+ * chunk it re-reads with its copy's.
+ */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false;
+    return true;
+  }
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let keys = 0;
+  for (const k in x) {
+    if (x[k] === undefined) continue;
+    keys++;
+    if (!Object.hasOwn(y, k) || !sameJson(x[k], y[k])) return false;
+  }
+  for (const k in y) if (y[k] !== undefined) keys--;
+  return keys === 0;
+}

@@ -1,13 +1,13 @@
 import { EventEmitter } from "node:events";
 import { ConflictError, CoordinationError } from "../common/errors.js";
-import { readJson } from "../common/json.js";
+import { readJson, sameJson } from "../common/json.js";
 import type { Logger } from "../common/logger.js";
 import { parallel } from "../common/parallel.js";
 import { JobSchema, TaskInstanceSchema } from "../common/schemas/state.js";
 import type { DesiredState, Job, TaskInstance, TaskState } from "../common/types.js";
 import { zpaths, type ZPaths } from "./paths.js";
 import { retryRead } from "./read-retry.js";
-import { chunkOf, chunkRange, decodeChunk, encodeChunk, fitRecord, jsonOfRecord, parseTasksChild } from "./store/chunks.js";
+import { chunkOf, chunkRange, decodeChunk, encodeChunk, fitRecord, parseTasksChild } from "./store/chunks.js";
 import { GroupCommitter } from "./store/group-commit.js";
 import { LegacyZnodes } from "./store/legacy-znodes.js";
 import { TaskGroups } from "./store/task-groups.js";
@@ -90,7 +90,7 @@ export interface StateStore {
 
 const MAX_PARALLEL_LOADS = 200;
 /** Chunk writes in flight at once over all jobs: ZooKeeper handles many writes well in parallel, not thousands. */
-const MAX_PARALLEL_WRITES = 64;
+const MAX_PARALLEL_WRITES = 16;
 
 export class ZkStateStore extends EventEmitter<StateStoreEvents> implements StateStore {
   private readonly jobEntries = new Map<string, Entry<Job>>();
@@ -196,7 +196,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
       this.emit("task", undefined, prev.id);
       return;
     }
-    if (prev && jsonOfRecord(prev) === jsonOfRecord(t)) return;
+    if (prev && sameJson(prev, t)) return;
     this.setTaskEntry(jt.records, index, t);
     this.emit("task", t, t.id);
   }

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readRecord, RECORD_FILE } from "../../agent/tasks/record.js";
 import { IntegrityError } from "../../src/common/errors.js";
-import { readJson, readJsonFileIfValid, readJsonIfValid } from "../../src/common/json.js";
+import { readJson, readJsonFileIfValid, readJsonIfValid, sameJson } from "../../src/common/json.js";
 import { AgentAdSchema } from "../../src/common/protocol.js";
 import { LeaderInfoSchema, NodeAdminSchema, SessionCredentialsSchema } from "../../src/common/schemas/coord.js";
 import { PackageRecordSchema } from "../../src/common/schemas/packages.js";
@@ -122,5 +122,25 @@ describe("stored JSON is read through its schema", () => {
       await writeFile(join(good, RECORD_FILE), JSON.stringify(record));
       assert.deepEqual(await readRecord(good, log), record);
     });
+  });
+});
+
+describe("sameJson: equal as JSON documents, without making them", () => {
+  test("agrees with JSON.stringify up to key order, undefined keys counting as absent", () => {
+    const rec = { id: "j/0", state: "running", events: [{ at: 1, type: "started", message: "ok" }], ports: { http: 8080 }, exit: null };
+    assert.equal(sameJson(rec, JSON.parse(JSON.stringify(rec))), true);
+    assert.equal(sameJson(rec, { ...rec, reason: undefined }), true);
+    assert.equal(sameJson({ b: 1, a: 2 }, { a: 2, b: 1 }), true);
+  });
+
+  test("any difference in a value, a nested value, a key or an array's length is a difference", () => {
+    const rec = { id: "j/0", events: [{ at: 1, type: "started" }], ports: { http: 8080 } };
+    assert.equal(sameJson(rec, { ...rec, id: "j/1" }), false);
+    assert.equal(sameJson(rec, { ...rec, events: [{ at: 2, type: "started" }] }), false);
+    assert.equal(sameJson(rec, { ...rec, events: [...rec.events, { at: 2, type: "exited" }] }), false);
+    assert.equal(sameJson(rec, { ...rec, extra: 0 }), false);
+    assert.equal(sameJson({ a: [] }, { a: {} }), false);
+    assert.equal(sameJson({ a: null }, { a: {} }), false);
+    assert.equal(sameJson({ a: 1 }, { b: 1 }), false);
   });
 });

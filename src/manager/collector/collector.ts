@@ -46,6 +46,9 @@ export class Collector extends EventEmitter<CollectorEvents> {
   private readonly ids: string[] = [];
   /** `nodes()` as last built; dropped whenever a node is added or changes in what placement uses. */
   private sorted?: readonly NodeInfo[];
+  /** `nodesIn`'s lists, and the `nodes()` array they were built from (every state change makes a new one). */
+  private readonly byState = new Map<NodeState, NodeInfo[]>();
+  private byStateOf?: readonly NodeInfo[];
   private readonly p: ZPaths;
   private closed = false;
 
@@ -78,6 +81,21 @@ export class Collector extends EventEmitter<CollectorEvents> {
 
   node(id: string): NodeInfo | undefined {
     return this.known.get(id);
+  }
+
+  /** The nodes in one state, in id order: built once per `nodes()` array, so a tick's checks need no scan of every node. */
+  nodesIn(state: NodeState): readonly NodeInfo[] {
+    const all = this.nodes();
+    if (this.byStateOf !== all) {
+      this.byState.clear();
+      for (const n of all) {
+        const list = this.byState.get(n.state);
+        if (list) list.push(n);
+        else this.byState.set(n.state, [n]);
+      }
+      this.byStateOf = all;
+    }
+    return this.byState.get(state) ?? [];
   }
 
   /** Records a report's dynamic facts (cache content, load) for the scheduler. */

@@ -64,6 +64,11 @@ export class DisconnectTracker {
     if (a) a.lastReportAt = now;
   }
 
+  /** The nodes it counts as disconnected. */
+  absentIds(): string[] {
+    return [...this.absent.keys()];
+  }
+
   isDisconnected(id: string): boolean {
     return this.absent.has(id);
   }

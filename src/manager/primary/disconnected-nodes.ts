@@ -38,13 +38,13 @@ export class DisconnectedNodes {
   async run(): Promise<void> {
     const { store, collector } = this.d;
     const now = this.d.now();
-    let cellSize = 0;
+    let cellSize = collector.nodes().length - collector.nodesIn("lost").length;
     const lostWithTasks: string[] = [];
-    for (const n of collector.nodes()) {
-      if (n.state === "lost") continue;
-      cellSize++;
-      if (n.state === "disconnected") this.tracker.disconnected(n.id, now);
-      else this.tracker.connected(n.id);
+    for (const n of collector.nodesIn("disconnected")) this.tracker.disconnected(n.id, now);
+    // Back (ready or draining): nothing more to decide. A lost node stays as the tracker has it.
+    for (const id of this.tracker.absentIds()) {
+      const state = collector.node(id)?.state;
+      if (state !== undefined && state !== "disconnected" && state !== "lost") this.tracker.connected(id);
     }
     for (const id of store.nodesWithTasks()) {
       const n = collector.node(id);

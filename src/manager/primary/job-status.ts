@@ -2,15 +2,24 @@ import { TERMINAL_TASK_STATES, type Job, type JobStatus, type TaskInstance } fro
 
 /** A job's status, derived from its tasks (never stored independently of them). */
 export function deriveJobStatus(job: Job, tasks: readonly TaskInstance[]): JobStatus {
-  const terminal = tasks.filter((t) => TERMINAL_TASK_STATES.has(t.state)).length;
+  // One pass, no allocation: every tick derives the status of each job whose tasks changed.
+  let terminal = 0;
+  let running = false;
+  let completed = 0;
+  let failed = 0;
+  for (const t of tasks) {
+    if (TERMINAL_TASK_STATES.has(t.state)) terminal++;
+    if (t.state === "running" || t.state === "dispatched") running = true;
+    else if (t.state === "completed") completed++;
+    else if (t.state === "failed") failed++;
+  }
   if (job.desired === "stop") return terminal === tasks.length ? "dead" : "running";
   if (job.spec.schedule && tasks.length === 0) return "pending";
-  const running = tasks.some((t) => t.state === "running" || t.state === "dispatched");
   if (job.spec.type === "batch" && tasks.length >= job.spec.instances && terminal === tasks.length) {
-    return tasks.every((t) => t.state === "completed") ? "complete" : "failed";
+    return completed === tasks.length ? "complete" : "failed";
   }
   if (running) return "running";
-  if (tasks.length > 0 && terminal === tasks.length && tasks.every((t) => t.state === "failed")) return "failed";
+  if (tasks.length > 0 && terminal === tasks.length && failed === tasks.length) return "failed";
   return "pending";
 }
 

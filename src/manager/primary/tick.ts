@@ -133,7 +133,7 @@ export class Tick {
   }
 
   async migrateOffDrainingNodes(): Promise<void> {
-    const draining = new Set(this.d.collector.nodes().flatMap((n) => (n.state === "draining" ? [n.id] : [])));
+    const draining = new Set(this.d.collector.nodesIn("draining").map((n) => n.id));
     if (draining.size === 0) return;
     const { stops, updates } = offDrainingNodes(draining, this.d.store.allTasks(), this.d.now());
     for (const t of stops) this.d.sender.stop(t, "node draining");
