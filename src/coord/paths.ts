@@ -12,7 +12,7 @@ export function zpaths(root: string) {
     jobs: `${root}/jobs`,
     job: (jobId: string) => `${root}/jobs/${encodeURIComponent(jobId)}`,
     tasks: (jobId: string) => `${root}/jobs/${encodeURIComponent(jobId)}/tasks`,
-    /** Task records `k*W` to `(k+1)*W - 1` of a job, in one znode; W is in the tasks node (store/chunks.ts). */
+    /** Task records `k*TASKS_PER_CHUNK` to `(k+1)*TASKS_PER_CHUNK - 1` of a job, in one znode (store/chunks.ts). */
     taskChunk: (jobId: string, k: number) => `${root}/jobs/${encodeURIComponent(jobId)}/tasks/c${k}`,
     /** One task record per znode: the layout before chunks, read, and moved into chunks by the primary, on upgrade (state-store.ts). */
     legacyTask: (jobId: string, index: number) => `${root}/jobs/${encodeURIComponent(jobId)}/tasks/${index}`,

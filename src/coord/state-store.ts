@@ -7,7 +7,7 @@ import { JobSchema, TaskInstanceSchema } from "../common/schemas/state.js";
 import type { DesiredState, Job, TaskInstance, TaskState } from "../common/types.js";
 import { zpaths, type ZPaths } from "./paths.js";
 import { retryRead } from "./read-retry.js";
-import { chunkOf, chunkRange, decodeChunk, decodeTasksLayout, encodeChunk, encodeTasksLayout, FIRST_LAYOUT_RECORDS_PER_CHUNK, fitRecord, parseTasksChild, RECORDS_PER_CHUNK } from "./store/chunks.js";
+import { chunkOf, chunkRange, decodeChunk, encodeChunk, fitRecord, parseTasksChild } from "./store/chunks.js";
 import { GroupCommitter } from "./store/group-commit.js";
 import { LegacyZnodes } from "./store/legacy-znodes.js";
 import { TaskGroups } from "./store/task-groups.js";
@@ -24,9 +24,8 @@ import { isZkCode, ZK, type Watcher, type ZkSession, type ZkStat } from "./zk.js
  *   version it last saw, on the very session that holds its election node. A
  *   stale version means someone else wrote: the caller must stop acting.
  *
- * Layout: /jobs/<job> = Job JSON; /jobs/<job>/tasks = the job's records per
- * chunk W (fixed at its creation); /jobs/<job>/tasks/c<k> = its task records
- * k·W to k·W+W-1 as one JSON array (store/chunks.ts). Task writes
+ * Layout: /jobs/<job> = Job JSON; /jobs/<job>/tasks/c<k> = the job's task
+ * records k·64 to k·64+63 as one JSON array (store/chunks.ts). Task writes
  * are group-committed per chunk (store/group-commit.ts): `putTask` resolves
  * once a compare-and-set of its chunk carrying it succeeded.
  *
@@ -50,8 +49,6 @@ interface ChunkMeta {
 
 /** A job's task records and where each is stored. */
 interface JobTasks {
-  /** Records per chunk (store/chunks.ts). */
-  width: number;
   records: Map<number, TaskInstance>;
   /** Chunks that exist, by k. */
   chunks: Map<number, ChunkMeta>;
@@ -119,7 +116,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   constructor(private readonly zk: ZkSession, root: string, private readonly log?: Logger) {
     super();
     this.p = zpaths(root);
-    this.legacyLeft = new LegacyZnodes(zk, this.p, (jobId) => this.jobTasks.get(jobId), log);
+    this.legacyLeft = new LegacyZnodes(zk, this.p, (jobId) => this.jobTasks.get(jobId)?.chunks, log);
   }
 
   get jobs(): ReadonlyMap<string, Job> {
@@ -166,10 +163,9 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     return this.revisions.get(jobId) ?? 0;
   }
 
-  /** The job's records as this copy knows them; a job not met yet gets `width` (its tasks node, once read, says). */
-  private jobTasksOf(jobId: string, width = FIRST_LAYOUT_RECORDS_PER_CHUNK): JobTasks {
+  private jobTasksOf(jobId: string): JobTasks {
     let jt = this.jobTasks.get(jobId);
-    if (!jt) this.jobTasks.set(jobId, (jt = { width, records: new Map(), chunks: new Map(), legacy: new Map() }));
+    if (!jt) this.jobTasks.set(jobId, (jt = { records: new Map(), chunks: new Map(), legacy: new Map() }));
     return jt;
   }
 
@@ -314,17 +310,9 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   private async loadTaskList(jobId: string): Promise<void> {
     const reload = this.watchOrNot(() => void this.track(() => this.loadTaskList(jobId)));
     // The job node is created a moment before its tasks node: wait for the latter.
-    const tasksNode = await this.zk.getIfExists(this.p.tasks(jobId), reload);
-    if (!tasksNode) return;
-    const width = decodeTasksLayout(tasksNode.data, this.p.tasks(jobId));
+    if (!(await this.zk.exists(this.p.tasks(jobId), reload))) return;
     const names = await this.zk.children(this.p.tasks(jobId), this.watchOrNot(() => void this.track(() => this.loadTaskList(jobId))));
-    const known = this.jobTasks.get(jobId);
-    if (known && known.width !== width) {
-      // Another generation of the job (its name reused): none of the records known belong to this one.
-      for (const i of [...known.records.keys()]) this.applyRecord(known, i, undefined);
-      this.jobTasks.delete(jobId);
-    }
-    const jt = this.jobTasksOf(jobId, width);
+    const jt = this.jobTasksOf(jobId);
     const children = names.map(parseTasksChild);
     const present = new Set(children.flatMap((c) => (c.kind === "chunk" ? [c.k] : [])));
     const chunks = [...present].filter((k) => !jt.chunks.has(k));
@@ -332,7 +320,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     for (const c of children) {
       if (c.kind !== "legacy") continue;
       // A chunk wins over the per-index znodes of its range (left over from a migration cut short).
-      if (present.has(chunkOf(c.index, jt.width))) this.legacyLeft.note(jobId);
+      if (present.has(chunkOf(c.index))) this.legacyLeft.note(jobId);
       else if (!jt.legacy.has(c.index)) legacy.push(c.index);
     }
     await Promise.all([
@@ -364,7 +352,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   private applyChunk(jobId: string, k: number, r: { data: Buffer; stat: ZkStat } | undefined, force: boolean): void {
     const jt = this.jobTasks.get(jobId);
     if (!jt) return;
-    const { first, end } = chunkRange(k, jt.width);
+    const { first, end } = chunkRange(k);
     if (!r) {
       if (!jt.chunks.delete(k)) return;
       for (let i = first; i < end; i++) if (!jt.legacy.has(i)) this.applyRecord(jt, i, undefined);
@@ -372,7 +360,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     }
     const cur = jt.chunks.get(k);
     if (!force && cur?.mzxid !== undefined && r.stat.mzxid <= cur.mzxid) return;
-    const records = decodeChunk(r.data, k, jt.width, this.p.taskChunk(jobId, k));
+    const records = decodeChunk(r.data, k, this.p.taskChunk(jobId, k));
     jt.chunks.set(k, { version: r.stat.version, mzxid: r.stat.mzxid });
     const next = new Map(records.map((t) => [t.index, t]));
     for (let i = first; i < end; i++) {
@@ -383,10 +371,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
 
   /** A task record of the layout before chunks: followed only while its chunk does not exist. */
   private async loadLegacy(jobId: string, index: number): Promise<void> {
-    const chunkExists = () => {
-      const jt = this.jobTasks.get(jobId);
-      return jt?.chunks.has(chunkOf(index, jt.width)) ?? false;
-    };
+    const chunkExists = () => this.jobTasks.get(jobId)?.chunks.has(chunkOf(index)) ?? false;
     if (chunkExists()) {
       this.legacyLeft.note(jobId);
       return;
@@ -395,7 +380,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     const r = await this.zk.getIfExists(path, this.authoritative ? undefined : this.taskWatcher);
     if (!r) {
       // Deleted by a migration whose chunk this copy has not read yet: the record moved, it is not gone.
-      await this.loadChunk(jobId, chunkOf(index, this.jobTasks.get(jobId)?.width ?? FIRST_LAYOUT_RECORDS_PER_CHUNK));
+      await this.loadChunk(jobId, chunkOf(index));
       const jt = this.jobTasks.get(jobId);
       if (jt && !chunkExists() && jt.legacy.delete(index)) this.applyRecord(jt, index, undefined);
       return;
@@ -417,7 +402,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     const jobCreated = this.zk.createRetrying(path, JSON.stringify(job));
     // Sent right behind the job's create, not after its reply (a session's requests apply in order): one round trip for both.
     // Harmless when the job's create fails; a missing tasks node is made by the first chunk write (createChunk).
-    const tasksCreated = this.zk.createIfAbsent(this.p.tasks(job.id), encodeTasksLayout(RECORDS_PER_CHUNK)).then(
+    const tasksCreated = this.zk.createIfAbsent(this.p.tasks(job.id)).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -438,7 +423,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     this.jobView.set(job.id, job);
     const stale = this.jobTasks.get(job.id);
     if (stale) for (const i of [...stale.records.keys()]) this.setTaskEntry(stale.records, i, undefined);
-    this.jobTasks.set(job.id, { width: RECORDS_PER_CHUNK, records: new Map(), chunks: new Map(), legacy: new Map() });
+    this.jobTasks.set(job.id, { records: new Map(), chunks: new Map(), legacy: new Map() });
     this.emit("job", job, job.id);
   }
 
@@ -474,16 +459,15 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
 
   async deleteTasks(jobId: string, indexes: readonly number[]): Promise<void> {
     const jt = this.jobTasks.get(jobId);
-    if (!jt) return;
-    const known = indexes.filter((i) => jt.records.has(i));
-    await Promise.all(known.map((i) => this.committer.submit(chunkKey(jobId, chunkOf(i, jt.width)), { remove: i })));
+    const known = indexes.filter((i) => jt?.records.has(i));
+    await Promise.all(known.map((i) => this.committer.submit(chunkKey(jobId, chunkOf(i)), { remove: i })));
   }
 
   /** Resolves once a write of the task's chunk carrying this record succeeded; ConflictError when the chunk changed under this copy. */
   putTask(task: TaskInstance): Promise<void> {
     const fitted = fitRecord(task);
     if (fitted !== task) this.log?.warn({ task: task.id }, "task record too large for its chunk: long texts cut and oldest events dropped");
-    return this.committer.submit(chunkKey(task.jobId, chunkOf(task.index, this.jobTasksOf(task.jobId).width)), { put: fitted });
+    return this.committer.submit(chunkKey(task.jobId, chunkOf(task.index)), { put: fitted });
   }
 
   /**
@@ -496,7 +480,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   private async writeChunk(key: string, ops: readonly ChunkOp[]): Promise<void> {
     const { jobId, k } = parseChunkKey(key);
     const jt = this.jobTasksOf(jobId);
-    const { first, end } = chunkRange(k, jt.width);
+    const { first, end } = chunkRange(k);
     const next = new Map<number, TaskInstance>();
     for (let i = first; i < end; i++) {
       const t = jt.records.get(i);
@@ -519,7 +503,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
       if (next.size === 0) {
         if (meta) await this.casDelete(path, meta.version);
       } else if (!meta) {
-        await this.createChunk(jobId, jt.width, path, encodeChunk(next.values(), path));
+        await this.createChunk(jobId, path, encodeChunk(next.values(), path));
         written = { version: 0 };
       } else {
         const stat = await this.casSet(path, encodeChunk(next.values(), path), meta.version);
@@ -551,12 +535,12 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
    * the job without the latter (the two creates are not one transaction): make
    * it here, or the job's tasks could never be written.
    */
-  private async createChunk(jobId: string, width: number, path: string, data: string): Promise<void> {
+  private async createChunk(jobId: string, path: string, data: string): Promise<void> {
     try {
       await this.zk.create(path, data);
     } catch (e) {
       if (!isZkCode(e, ZK.NONODE) || !this.jobEntries.has(jobId)) throw e;
-      await this.zk.createIfAbsent(this.p.tasks(jobId), encodeTasksLayout(width));
+      await this.zk.createIfAbsent(this.p.tasks(jobId));
       this.log?.warn({ job: jobId }, "job had no tasks node (its creation was cut short); created it");
       await this.zk.create(path, data);
     }
@@ -573,7 +557,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   private async migrateLegacy(): Promise<void> {
     const writes: Promise<void>[] = [];
     for (const [jobId, jt] of this.jobTasks) {
-      for (const k of new Set([...jt.legacy.keys()].map((i) => chunkOf(i, jt.width)))) writes.push(this.committer.submit(chunkKey(jobId, k), { rewrite: true }));
+      for (const k of new Set([...jt.legacy.keys()].map(chunkOf))) writes.push(this.committer.submit(chunkKey(jobId, k), { rewrite: true }));
     }
     if (writes.length > 0) {
       const results = await Promise.allSettled(writes);

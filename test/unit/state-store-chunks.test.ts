@@ -4,7 +4,7 @@ import { ConflictError } from "../../src/common/errors.js";
 import type { Job, TaskInstance } from "../../src/common/types.js";
 import { zpaths } from "../../src/coord/paths.js";
 import { ZkStateStore } from "../../src/coord/state-store.js";
-import { FIRST_LAYOUT_RECORDS_PER_CHUNK, fitRecord, MAX_RECORD_BYTES, RECORDS_PER_CHUNK } from "../../src/coord/store/chunks.js";
+import { fitRecord, MAX_RECORD_BYTES, TASKS_PER_CHUNK } from "../../src/coord/store/chunks.js";
 import type { ZkSession } from "../../src/coord/zk.js";
 import { jobRecord as job, taskRecord as task, zookeeperForSuite, type SuiteZooKeeper } from "../harness/store-records.js";
 import { until } from "../harness/wait.js";
@@ -95,7 +95,7 @@ describe("task records in chunk znodes", () => {
     const j = job("half", 100);
     await writeOldLayout(s, root, j, Array.from({ length: 100 }, (_, i) => task("half", i)));
     // The chunk of 0..63 was written (with newer records than the per-index znodes), then the primary died.
-    const newer = Array.from({ length: FIRST_LAYOUT_RECORDS_PER_CHUNK }, (_, i) => task("half", i, { state: "completed", finishedAt: 5 }));
+    const newer = Array.from({ length: TASKS_PER_CHUNK }, (_, i) => task("half", i, { state: "completed", finishedAt: 5 }));
     await s.create(zpaths(root).taskChunk("half", 0), JSON.stringify(newer));
 
     const backup = await store(root);
@@ -112,43 +112,6 @@ describe("task records in chunk znodes", () => {
     assert.equal(stored.get(70)?.state, "pending");
     await until("the backup to follow", () => backup.taskCount("half") === 100 && backup.task("half", 10)?.state === "completed");
     assert.deepEqual(states(backup, "half"), states(writer, "half"));
-  });
-
-  test("a new job's records go RECORDS_PER_CHUNK to a chunk, as its tasks node says; a backup reads them by that width", async () => {
-    const root = "/width";
-    const s = await session();
-    const writer = await store(root);
-    await writer.becomeAuthoritative();
-    await writer.createJob(job("new", 40));
-    await Promise.all(Array.from({ length: 40 }, (_, i) => writer.putTask(task("new", i))));
-    assert.deepEqual(JSON.parse((await s.get(zpaths(root).tasks("new"))).data.toString()), { recordsPerChunk: RECORDS_PER_CHUNK });
-    assert.deepEqual(await tasksChildren(s, root, "new"), Array.from({ length: Math.ceil(40 / RECORDS_PER_CHUNK) }, (_, k) => `c${k}`).sort());
-    const stored = await recordsInChunks(s, root, "new");
-    assert.deepEqual([...stored.keys()].sort((a, b) => a - b), [...Array(40).keys()]);
-
-    const backup = await store(root);
-    assert.deepEqual(states(backup, "new"), states(writer, "new"));
-    await writer.putTask(task("new", 39, { state: "running", nodeId: "n1", attempt: 1 }));
-    await until("the backup to see the write", () => backup.task("new", 39)?.state === "running");
-    assert.equal(backup.taskCount("new"), 40);
-  });
-
-  test("a job of the first chunk layout (tasks node without a width) keeps 64 records to a chunk when written again", async () => {
-    const root = "/first-layout";
-    const s = await session();
-    const p = zpaths(root);
-    await s.ensurePath(p.jobs);
-    await s.create(p.job("older"), JSON.stringify(job("older", 70)));
-    await s.create(p.tasks("older"));
-    const records = Array.from({ length: 70 }, (_, i) => task("older", i));
-    await s.create(p.taskChunk("older", 0), JSON.stringify(records.slice(0, 64)));
-    await s.create(p.taskChunk("older", 1), JSON.stringify(records.slice(64)));
-    const writer = await store(root);
-    await writer.becomeAuthoritative();
-    assert.equal(writer.taskCount("older"), 70);
-    await writer.putTask(task("older", 20, { state: "running", nodeId: "n1", attempt: 1 }));
-    assert.deepEqual(await tasksChildren(s, root, "older"), ["c0", "c1"]);
-    assert.equal((await recordsInChunks(s, root, "older")).get(20)?.state, "running");
   });
 
   test("a write against a chunk another writer changed is a ConflictError, and the copy is reloaded", async () => {
@@ -213,7 +176,7 @@ describe("task records in chunk znodes", () => {
     const seconds = (performance.now() - t0) / 1000;
     let count = 0;
     for (let j = 0; j < JOBS; j++) count += backup.taskCount(`job-${j}`);
-    console.log(`backup cold load of ${count} tasks in ${JOBS * Math.ceil(PER_JOB / RECORDS_PER_CHUNK)} chunks: ${seconds.toFixed(2)} s`);
+    console.log(`backup cold load of ${count} tasks in ${Math.ceil((JOBS * PER_JOB) / TASKS_PER_CHUNK)} chunks: ${seconds.toFixed(2)} s`);
     assert.equal(count, JOBS * PER_JOB);
     assert.equal([...backup.tasksWhere("run", "running")].length, JOBS * PER_JOB);
     assert.ok(seconds <= 5, `cold load took ${seconds.toFixed(2)} s`);

@@ -7,30 +7,17 @@ import { compileCheck } from "./fast-check.js";
 
 /**
  * Task records of one job are stored in chunk znodes, `<job>/tasks/c<k>`
- * holding the records of indexes [k·W, (k+1)·W) as one JSON array sorted by
- * index, so one compare-and-set commits many task changes. W, the job's
- * records per chunk, is fixed when the job is created and kept in its tasks
- * node (`{"recordsPerChunk":W}`); a tasks node without it is of the first
- * chunk layout, W = 64, so state written before W was recorded reads as it
- * was written.
- *
- * Why W = 16 for new jobs: a change to one record rewrites its whole chunk,
- * and in a large cell the records changing together (the tasks one report
- * names, a machine's of many jobs) seldom share a chunk, so a write carries
- * W records of which one changed. Every byte is written to ZooKeeper's log
- * and re-read by every backup. A round's placements of one job still share
- * chunks, 16 to a write.
+ * holding the records of indexes [k·N, (k+1)·N) as one JSON array sorted by
+ * index, so one compare-and-set commits many task changes.
  *
  * Sizes: a fresh record is about 350 bytes, a dispatched one with ports and
- * usage about 700, and one with the full 30 events about 3 KiB. A record is
- * trimmed to at most MAX_RECORD_BYTES (fitRecord), so no chunk, even of the
- * first layout, can pass 64 × 8 KiB = 512 KiB, half of ZooKeeper's packet
- * limit (jute.maxbuffer, 1 MiB), which a larger write would make the server
- * close the session over.
+ * usage about 700, and one with the full 30 events about 3 KiB. With N = 64 a
+ * chunk of such records is under 200 KiB; a record is trimmed to at most
+ * MAX_RECORD_BYTES (fitRecord), so no chunk can pass 64 × 8 KiB = 512 KiB,
+ * half of ZooKeeper's packet limit (jute.maxbuffer, 1 MiB), which a larger
+ * write would make the server close the session over.
  */
-export const RECORDS_PER_CHUNK = 16;
-/** Records per chunk of a tasks node that does not say (the first chunk layout). */
-export const FIRST_LAYOUT_RECORDS_PER_CHUNK = 64;
+export const TASKS_PER_CHUNK = 64;
 export const MAX_RECORD_BYTES = 8 * 1024;
 /** Past this a chunk is refused before it is sent (only records that cannot be trimmed could reach it). */
 export const MAX_CHUNK_BYTES = 768 * 1024;
@@ -39,26 +26,14 @@ const TRIMMED_TEXT = 240;
 
 const ChunkSchema = z.array(TaskInstanceSchema);
 const isTaskRecord = compileCheck(TaskInstanceSchema);
-const TasksLayoutSchema = z.object({ recordsPerChunk: z.number().int().min(1).max(FIRST_LAYOUT_RECORDS_PER_CHUNK) });
 
-/** The tasks node's data for a job created with `width` records per chunk. */
-export function encodeTasksLayout(width: number): string {
-  return JSON.stringify({ recordsPerChunk: width });
-}
-
-/** Records per chunk from a tasks node's data (empty: the first layout). */
-export function decodeTasksLayout(data: Buffer, where: string): number {
-  if (data.length === 0) return FIRST_LAYOUT_RECORDS_PER_CHUNK;
-  return readJson(TasksLayoutSchema, data, where).recordsPerChunk;
-}
-
-export function chunkOf(index: number, width: number): number {
-  return Math.floor(index / width);
+export function chunkOf(index: number): number {
+  return Math.floor(index / TASKS_PER_CHUNK);
 }
 
 /** The indexes chunk `k` holds. */
-export function chunkRange(k: number, width: number): { first: number; end: number } {
-  return { first: k * width, end: (k + 1) * width };
+export function chunkRange(k: number): { first: number; end: number } {
+  return { first: k * TASKS_PER_CHUNK, end: (k + 1) * TASKS_PER_CHUNK };
 }
 
 /** A child of a job's tasks node: a chunk (`c<k>`), a record of the per-index layout before chunks (`<index>`), or something else. */
@@ -94,9 +69,9 @@ export function encodeChunk(records: Iterable<TaskInstance>, where: string): str
 }
 
 /** A chunk's records, validated at the border (records outside the chunk's range are an integrity error). */
-export function decodeChunk(data: Buffer, k: number, width: number, where: string): TaskInstance[] {
+export function decodeChunk(data: Buffer, k: number, where: string): TaskInstance[] {
   const records = parseChunk(data, where);
-  const { first, end } = chunkRange(k, width);
+  const { first, end } = chunkRange(k);
   const stray = records.find((t) => t.index < first || t.index >= end);
   if (stray) throw new IntegrityError(`${where}: record ${stray.id} (index ${stray.index}) lies outside the chunk's range [${first}, ${end})`, { where });
   return records;

@@ -21,8 +21,8 @@ export class LegacyZnodes {
   constructor(
     private readonly zk: ZkSession,
     private readonly p: ZPaths,
-    /** The chunks that exist of a job, as the copy knows them, and its records per chunk. */
-    private readonly chunksOf: (jobId: string) => { chunks: ReadonlyMap<number, unknown>; width: number } | undefined,
+    /** The chunks that exist of a job, as the copy knows them. */
+    private readonly chunksOf: (jobId: string) => ReadonlyMap<number, unknown> | undefined,
     private readonly log?: Logger,
   ) {}
 
@@ -49,10 +49,10 @@ export class LegacyZnodes {
     for (const jobId of [...this.jobs]) {
       this.jobs.delete(jobId);
       if (!(await this.zk.exists(this.p.tasks(jobId)))) continue;
-      const known = this.chunksOf(jobId);
+      const chunks = this.chunksOf(jobId);
       const stale = (await this.zk.children(this.p.tasks(jobId)))
         .map(parseTasksChild)
-        .flatMap((c) => (c.kind === "legacy" && known?.chunks.has(chunkOf(c.index, known.width)) ? [c.index] : []));
+        .flatMap((c) => (c.kind === "legacy" && chunks?.has(chunkOf(c.index)) ? [c.index] : []));
       await parallel(stale, MAX_PARALLEL_DELETES, (i) => this.zk.delete(this.p.legacyTask(jobId, i)));
       if (stale.length > 0) this.log?.info({ job: jobId, znodes: stale.length }, "per-index task znodes deleted (their records are in chunks)");
     }
