@@ -45,24 +45,10 @@ export function parseTasksChild(name: string): TasksChild {
   return { kind: "other" };
 }
 
-/**
- * Each record's JSON, made once per record object: a chunk write serializes
- * its whole range, and most of it is unchanged since the last write.
- * Invariant this relies on: task records are never mutated once made (every
- * change is a new object).
- */
-const recordJson = new WeakMap<TaskInstance, string>();
-
-export function jsonOfRecord(t: TaskInstance): string {
-  let json = recordJson.get(t);
-  if (json === undefined) recordJson.set(t, (json = JSON.stringify(t)));
-  return json;
-}
-
-/** A chunk's znode data: its records in index order (the same text as JSON.stringify of the sorted array). */
+/** A chunk's znode data: its records in index order. */
 export function encodeChunk(records: Iterable<TaskInstance>, where: string): string {
   const sorted = [...records].sort((a, b) => a.index - b.index);
-  const data = `[${sorted.map(jsonOfRecord).join(",")}]`;
+  const data = JSON.stringify(sorted);
   const bytes = Buffer.byteLength(data);
   if (bytes > MAX_CHUNK_BYTES) throw new IntegrityError(`${where}: ${bytes} bytes of task records exceed the chunk limit of ${MAX_CHUNK_BYTES}`, { where });
   return data;
@@ -95,7 +81,6 @@ function cut(text: string): string {
   return text.length > TRIMMED_TEXT ? `${text.slice(0, TRIMMED_TEXT)}…` : text;
 }
 
-/** Not cached: fitRecord changes the record it measures. */
 function bytesOf(t: TaskInstance): number {
   return Buffer.byteLength(JSON.stringify(t));
 }
@@ -106,7 +91,7 @@ function bytesOf(t: TaskInstance): number {
  * oldest events until it fits, keeping the newest one.
  */
 export function fitRecord(t: TaskInstance): TaskInstance {
-  if (Buffer.byteLength(jsonOfRecord(t)) <= MAX_RECORD_BYTES) return t;
+  if (bytesOf(t) <= MAX_RECORD_BYTES) return t;
   const fitted: TaskInstance = {
     ...t,
     events: t.events.map((e) => ({ ...e, message: cut(e.message) })),
