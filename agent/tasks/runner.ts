@@ -88,8 +88,8 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   private readonly tasksDir: string;
   private closing = false;
   private lastPrune = 0;
-  /** Latest cgroup figures of running tasks (refreshed before each report). */
-  private readonly usage = new Map<string, TaskUsage>();
+  /** Each running task's latest reading, and when it was taken (sent with reports: rates are worked out between readings). */
+  private readonly usage = new Map<string, TaskUsage & { sampledAt: number }>();
   private readonly retainExitedMs: number;
 
   constructor(private readonly o: RunnerOptions) {
@@ -154,7 +154,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       while (next < running.length) {
         const r = running[next++]!;
         const info = await this.driverFor(r.dispatch).inspect(r.handle!).catch(() => undefined);
-        if (info?.usage) this.usage.set(r.dispatch.taskId, info.usage);
+        if (info?.usage) this.usage.set(r.dispatch.taskId, { ...info.usage, sampledAt: Date.now() });
         if (r.handle!.members) await this.readMembers(r);
       }
     };

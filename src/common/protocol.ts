@@ -126,7 +126,8 @@ export const ReportedTaskSchema = z.object({
   startedAt: z.number().optional(),
   finishedAt: z.number().optional(),
   healthy: z.boolean().optional(),
-  usage: z.object({ cpuNs: z.number(), memoryBytes: z.number(), memoryPeakBytes: z.number(), pids: z.number() }).partial().optional(),
+  // sampledAt: when the agent read the counters (its clock, ms); a rate is worked out between two of its readings, never against when reports arrived.
+  usage: z.object({ cpuNs: z.number(), memoryBytes: z.number(), memoryPeakBytes: z.number(), pids: z.number(), sampledAt: z.number() }).partial().optional(),
   error: z.string().optional(),
   /** An alloc's members (docs/allocs.md). */
   members: z.array(z.object({ name: z.string(), state: z.enum(["starting", "running", "exited"]), exit: ExitInfoSchema.optional() })).optional(),

@@ -74,6 +74,17 @@ describe("reservation estimate", () => {
     assert.ok(later.e.reservation.cpu < 0.13, `${later.e.reservation.cpu}`);
   });
 
+  test("works out rates between the agent's readings, not between report arrivals: a report right after the agent's sample is not a burst", () => {
+    // The agent samples every second; reports arrive whenever a task changes and carry its latest sample.
+    let e = freshEstimate(request, 1, 0);
+    e = nextEstimate(e, { cpuNs: 0, memoryBytes: MiB, sampledAt: 1000 }, request, 1000, opts);
+    e = nextEstimate(e, { cpuNs: 0, memoryBytes: MiB, sampledAt: 1000 }, request, 1990, opts);
+    e = nextEstimate(e, { cpuNs: 20e6, memoryBytes: MiB, sampledAt: 2000 }, request, 2010, opts);
+    assertNear(e.usage?.cpu ?? NaN, 0.02);
+    const same = nextEstimate(e, { cpuNs: 20e6, memoryBytes: MiB, sampledAt: 2000 }, request, 2500, opts);
+    assert.equal(same, e, "the same reading again changes nothing");
+  });
+
   test("holds at most one point per bucket of the window, however often readings come", () => {
     let e = freshEstimate(request, 1, 0, 0);
     for (let at = 100; at <= 300_000; at += 100) e = nextEstimate(e, { cpuNs: at * 1e5, memoryBytes: MiB }, request, at, opts);

@@ -34,10 +34,17 @@ export interface Demand {
   memory: number;
 }
 
-/** One reading as agents report it: cumulative CPU time and current memory. */
+/** One reading as agents report it: cumulative CPU time and current memory, and when the agent took it (its clock). */
 export interface Reading {
   cpuNs: number;
   memoryBytes: number;
+  /**
+   * Reports carry the agent's latest reading, taken at its own interval, and
+   * arrive whenever something changed: a rate between arrival times would
+   * divide one interval's CPU time by however little time lay between two
+   * reports. Without it (an older agent), arrival time stands in.
+   */
+  sampledAt?: number;
 }
 
 /** The largest readings of one bucket of the window, which starts at `at`. */
@@ -69,10 +76,13 @@ export function freshEstimate(request: Resources, attempt: number, now: number, 
 /** The estimate after one more reading taken at `now`. */
 export function nextEstimate(prev: TaskEstimate, reading: Reading, request: Resources, now: number, opts: EstimateOptions): TaskEstimate {
   const last = prev.lastCpu;
-  const lastCpu = { at: now, cpuNs: reading.cpuNs };
+  const sampledAt = reading.sampledAt ?? now;
+  // The same reading again (a report between two of the agent's samples) tells nothing new.
+  if (last !== undefined && sampledAt <= last.at) return prev;
+  const lastCpu = { at: sampledAt, cpuNs: reading.cpuNs };
   // Without an earlier reading there is no rate yet: the reading only sets the baseline.
-  if (last === undefined || now <= last.at) return { ...prev, lastCpu };
-  const usage = { cpu: Math.max(0, reading.cpuNs - last.cpuNs) / ((now - last.at) * 1e6), memory: reading.memoryBytes };
+  if (last === undefined) return { ...prev, lastCpu };
+  const usage = { cpu: Math.max(0, reading.cpuNs - last.cpuNs) / ((sampledAt - last.at) * 1e6), memory: reading.memoryBytes };
   const since = now - opts.windowMs;
   const points = prev.points.filter((p) => p.at > since);
   const bucket = points.at(-1);

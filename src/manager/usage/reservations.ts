@@ -36,7 +36,7 @@ export class ReservationEstimates {
         this.tasks.set(rt.taskId, entry);
       }
       const u = rt.usage;
-      if (u?.cpuNs !== undefined && u.memoryBytes !== undefined) entry.estimate = nextEstimate(entry.estimate, { cpuNs: u.cpuNs, memoryBytes: u.memoryBytes }, request, now, this.opts);
+      if (u?.cpuNs !== undefined && u.memoryBytes !== undefined) entry.estimate = nextEstimate(entry.estimate, { cpuNs: u.cpuNs, memoryBytes: u.memoryBytes, ...(u.sampledAt !== undefined ? { sampledAt: u.sampledAt } : {}) }, request, now, this.opts);
     }
     for (const taskId of this.byNode.get(nodeId) ?? []) {
       if (!running.has(taskId) && this.tasks.get(taskId)?.nodeId === nodeId) this.tasks.delete(taskId);
