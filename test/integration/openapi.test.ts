@@ -57,6 +57,8 @@ describe("answers of a running cell match the OpenAPI document", { timeout: 300_
     await call("post", "/v1/jobs", "/v1/jobs", { yaml: batchJob("oa-quick", ["/bin/true"]), expect: 201 });
     await call("post", "/v1/jobs", "/v1/jobs", { yaml: batchJob("oa-sleeper", ["/bin/sleep", "300"]), expect: 201 });
     await tc.waitJob("oa-sleeper", (j) => j.taskList.every((t) => t.state === "running"), 60_000, "running");
+    // The node lists what runs there: the quick job's exit may be reported after the sleeper's start.
+    await tc.waitJob("oa-quick", (j) => j.taskList.every((t) => t.state === "completed"), 60_000, "completed");
     await call("post", "/v1/jobs/plan", "/v1/jobs/plan", { yaml: batchJob("oa-plan", ["/bin/true"], "instances: 2\n"), expect: 200 });
     await call("post", "/v1/jobs/plan", "/v1/jobs/plan", { yaml: batchJob("oa-huge", ["/bin/true"]).replace("cpu: 0.1", "cpu: 512"), expect: 200 });
     await call("get", "/v1/jobs", "/v1/jobs", { expect: 200 });
