@@ -1,6 +1,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { startTestCell, type TestCell } from "../harness/cell.js";
@@ -45,11 +46,15 @@ describe("the vertical slice: a local cell runs a submitted task end to end", ()
 
   test("a malformed task file is refused with the field and the line, exit code 2", () => {
     const bad = spawnSync("bash", ["-c", `printf 'name: bad\\ncommand: ["x"]\\nresources:\\n  memory: lots\\n' > /tmp/torca-bad-$$.yaml; echo /tmp/torca-bad-$$.yaml`], { encoding: "utf8" }).stdout.trim();
-    const r = torca(c, "submit", bad);
-    assert.equal(r.status, 2);
-    assert.match(r.stderr, /line 4|:4:/);
-    assert.match(r.stderr, /resources\.memory/);
-    assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, "no stack trace");
+    try {
+      const r = torca(c, "submit", bad);
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /line 4|:4:/);
+      assert.match(r.stderr, /resources\.memory/);
+      assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, "no stack trace");
+    } finally {
+      rmSync(bad, { force: true });
+    }
   });
 
   test("the API answers a malformed body with 400 and a field, and refuses a missing token with 401", async () => {

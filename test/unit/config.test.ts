@@ -1,6 +1,6 @@
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/common/config.js";
@@ -8,6 +8,7 @@ import { ConfigError } from "../../src/common/errors.js";
 import { parseCpu, parseDuration, parseSize } from "../../src/common/units.js";
 
 const dir = mkdtempSync(join(tmpdir(), "torca-config-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
 function file(name: string, text: string): string {
   const p = join(dir, name);
   writeFileSync(p, text);
