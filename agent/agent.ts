@@ -287,7 +287,8 @@ export class AgentDaemon {
   /** One usage sample per task and for the machine, from the readings just taken for the report. */
   private sampleUsage(): void {
     const now = Date.now();
-    for (const t of this.runner.runningUsage()) this.usage.recordTask(t.taskId, t.attempt, now, t.usage, t.startedAt);
+    // At the moment each reading was taken, as the primary's estimates use it: a reading not refreshed since adds no sample.
+    for (const t of this.runner.runningUsage()) this.usage.recordTask(t.taskId, t.attempt, t.usage.sampledAt, t.usage, t.startedAt);
     this.usage.recordMachine(now, { cpuNs: machineCpuNs(), memoryBytes: machineLoad(this.dataDir).memoryUsed });
     this.usage.retain(new Set(this.runner.all().map((r) => r.dispatch.taskId)));
     void this.reclaim.enforce(now).catch((e: unknown) => this.log.warn({ err: e }, "reclamation enforcement failed"));

@@ -162,8 +162,8 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   }
 
   /** The readings `refreshUsage` took of running tasks (for the usage history; no cgroup is read again). */
-  runningUsage(): { taskId: string; attempt: number; startedAt?: number; usage: TaskUsage }[] {
-    const out: { taskId: string; attempt: number; startedAt?: number; usage: TaskUsage }[] = [];
+  runningUsage(): { taskId: string; attempt: number; startedAt?: number; usage: TaskUsage & { sampledAt: number } }[] {
+    const out: { taskId: string; attempt: number; startedAt?: number; usage: TaskUsage & { sampledAt: number } }[] = [];
     for (const [taskId, usage] of this.usage) {
       const r = this.records.get(taskId);
       if (r?.state === "running") out.push({ taskId, attempt: r.dispatch.attempt, ...(r.startedAt !== undefined ? { startedAt: r.startedAt } : {}), usage });
