@@ -74,8 +74,12 @@ export class QuotaStore {
    */
   async current(namespace: string): Promise<Quota | undefined> {
     try {
-      await this.zk.sync(this.path);
-      return (await this.read()).quotas.get(namespace);
+      // The read is sent right behind the sync, not after its reply: a session's requests apply in order, so it still reads what the sync caught up to.
+      const synced = this.zk.sync(this.path);
+      const read = this.read();
+      read.catch(() => undefined);
+      await synced;
+      return (await read).quotas.get(namespace);
     } catch (e) {
       if (!this.zk.isAlive) throw e;
       this.log.warn({ err: e, namespace }, "quota read failed; admitting against the watched copy");

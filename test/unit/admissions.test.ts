@@ -1,11 +1,17 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Admissions, SerialQueue, type QueueHeld } from "../../src/manager/primary/serial-queue.js";
+import type { Job, JobSpec, TaskInstance } from "../../src/common/types.js";
+import { Admissions, type QueueHeld } from "../../src/manager/primary/admissions.js";
+import { SerialQueue } from "../../src/manager/primary/serial-queue.js";
+import type { Quota } from "../../src/manager/quota/admission.js";
+import { GiB, makeSpec } from "./scheduler-harness.js";
 
 /**
- * The admissions lane: a submission of a new job name is answered while the
- * queue is busy (a round writing thousands of tasks); one for a name that has
- * a job waits for the queue; submissions never interleave with each other.
+ * Admissions: a submission of a new job name is answered while the queue is
+ * busy (a round writing thousands of tasks) and while other submissions are
+ * in flight; one for a name that has a job waits for the queue; work on one
+ * name runs one at a time; and however admissions overlap, no two spend the
+ * same quota remainder.
  */
 
 /** A queue whose first task runs until `release()`: a round in flight. */
@@ -16,7 +22,31 @@ function busyQueue() {
   return { queue, release: () => release(), round };
 }
 
+/** A promise with its resolver: a write in flight until `resolve()`. */
+function gate(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
 const settled = async (p: Promise<unknown>) => (await Promise.race([p.then(() => true), new Promise((r) => setImmediate(() => r(false)))])) as boolean;
+
+/** A namespace with room for 4 batch cores. */
+const QUOTA: Quota = { prod: { cpu: 0, memory: 0 }, batch: { cpu: 4, memory: 64 * GiB } };
+
+/** The primary's copy of the jobs, as quota usage reads it: jobs with no tasks yet hold their reservation. */
+function jobStore() {
+  const jobs = new Map<string, Job>();
+  return {
+    jobs,
+    tasksOf: (): readonly TaskInstance[] => [],
+    add(spec: JobSpec) {
+      jobs.set(`default/${spec.name}`, { id: `default/${spec.name}`, spec, source: "", status: "pending", desired: "run", submittedAt: 0, updatedAt: 0 });
+    },
+  };
+}
+
+const batch = (name: string, cpu: number, instances = 1) => makeSpec(name, { type: "batch", cpu, instances, memory: GiB });
 
 describe("admissions", () => {
   test("a submission of a new name is answered while a round holds the queue", async () => {
@@ -30,7 +60,7 @@ describe("admissions", () => {
       return "created";
     });
     assert.equal(answer, "created");
-    assert.deepEqual(held, ["lane only"]);
+    assert.deepEqual(held, ["name only"]);
     release();
     await round;
   });
@@ -50,7 +80,7 @@ describe("admissions", () => {
     assert.deepEqual(held, ["queue held"]);
   });
 
-  test("a name taken while the submission waited for the lane goes through the queue", async () => {
+  test("a name taken while the submission waited for it goes through the queue", async () => {
     const queue = new SerialQueue(() => false, () => undefined);
     const jobs = new Set<string>();
     const admissions = new Admissions(queue, (id) => jobs.has(id), () => false, () => undefined);
@@ -63,22 +93,90 @@ describe("admissions", () => {
       held.push(h);
     });
     await Promise.all([first, second]);
-    assert.deepEqual(held, ["lane only", "queue held"]);
+    assert.deepEqual(held, ["name only", "queue held"]);
   });
 
-  test("submissions and work admitted from the queue never interleave", async () => {
+  test("submissions of different names are in flight together; work on one name runs one at a time", async () => {
     const queue = new SerialQueue(() => false, () => undefined);
     const admissions = new Admissions(queue, () => false, () => false, () => undefined);
+    const writes = { a: gate(), b: gate() };
     const log: string[] = [];
-    const step = (name: string) => async () => {
-      log.push(`${name} begins`);
-      await new Promise((r) => setImmediate(r));
-      log.push(`${name} ends`);
-    };
-    await Promise.all([admissions.submit("default/a", step("a")), queue.run(() => admissions.fromQueue(step("scale"))), admissions.submit("default/b", step("b"))]);
-    assert.equal(log.length, 6);
-    for (let i = 0; i < log.length; i += 2) assert.equal(log[i + 1], log[i]!.replace("begins", "ends"), `one at a time: ${log.join(", ")}`);
-    assert.deepEqual(log.slice(0, 2), ["a begins", "a ends"], "the first submission first");
+    const a = admissions.submit("default/a", async () => {
+      log.push("a begins");
+      await writes.a.promise;
+      log.push("a ends");
+    });
+    const b = admissions.submit("default/b", async () => {
+      log.push("b begins");
+      await writes.b.promise;
+      log.push("b ends");
+    });
+    const scaleA = queue.run(() => admissions.fromQueue("default/a", async () => void log.push("scale a")));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(log, ["a begins", "b begins"], "b does not wait for a's write");
+    writes.b.resolve();
+    await b;
+    assert.equal(await settled(scaleA), false, "work on a waits for a's submission");
+    writes.a.resolve();
+    await Promise.all([a, scaleA]);
+    assert.deepEqual(log, ["a begins", "b begins", "b ends", "a ends", "scale a"]);
+  });
+
+  test("two submissions in flight together never spend the same quota remainder", async () => {
+    const queue = new SerialQueue(() => false, () => undefined);
+    const store = jobStore();
+    const admissions = new Admissions(queue, (id) => store.jobs.has(id), () => false, () => undefined);
+    const firstWrite = gate();
+    // Each asks 3 of the 4 cores: whichever is admitted first, the other is refused.
+    const first = admissions.submit("default/first", async () => {
+      admissions.admit("default/first", batch("first", 3), QUOTA, store);
+      await firstWrite.promise;
+      store.add(batch("first", 3));
+    });
+    await new Promise((r) => setImmediate(r));
+    const second = admissions.submit("default/second", async () => {
+      admissions.admit("default/second", batch("second", 3), QUOTA, store);
+      store.add(batch("second", 3));
+    });
+    await assert.rejects(second, (e: Error & { status?: number }) => e.status === 403 && /batch cpu quota 4 exceeded: .*3 in use, 1 left/.test(e.message));
+    firstWrite.resolve();
+    await first;
+    assert.deepEqual(admissions.usage(store, "default").batch, { cpu: 3, memory: GiB, instances: 1 }, "the stored job counts once");
+  });
+
+  test("a reservation is given back when its write fails", async () => {
+    const queue = new SerialQueue(() => false, () => undefined);
+    const store = jobStore();
+    const admissions = new Admissions(queue, (id) => store.jobs.has(id), () => false, () => undefined);
+    const failed = admissions.submit("default/lost", async () => {
+      admissions.admit("default/lost", batch("lost", 3), QUOTA, store);
+      throw new Error("connection lost");
+    });
+    await assert.rejects(failed, /connection lost/);
+    assert.deepEqual(admissions.usage(store, "default").batch, { cpu: 0, memory: 0, instances: 0 });
+    await admissions.submit("default/retry", async () => admissions.admit("default/retry", batch("retry", 3), QUOTA, store));
+  });
+
+  test("a new version's reservation replaces the job's stored one while it is written", async () => {
+    const queue = new SerialQueue(() => false, () => undefined);
+    const store = jobStore();
+    store.add(batch("svc", 1, 2));
+    const admissions = new Admissions(queue, (id) => store.jobs.has(id), () => false, () => undefined);
+    const write = gate();
+    // 2 × 1 core stored; the new version asks 4 × 1: it fits only because it replaces the 2.
+    const grow = queue.run(() =>
+      admissions.fromQueue("default/svc", async () => {
+        admissions.admit("default/svc", batch("svc", 1, 4), QUOTA, store);
+        await write.promise;
+        store.add(batch("svc", 1, 4));
+      }),
+    );
+    await new Promise((r) => setImmediate(r));
+    assert.equal(admissions.usage(store, "default").batch.cpu, 4, "the new version counts, the stored one not");
+    await assert.rejects(admissions.submit("default/more", async () => admissions.admit("default/more", batch("more", 0.5), QUOTA, store)), { status: 403 });
+    write.resolve();
+    await grow;
+    assert.equal(admissions.usage(store, "default").batch.cpu, 4);
   });
 
   test("a fenced primary admits nothing", async () => {

@@ -23,6 +23,7 @@ function fakeZk(): ZkSession {
   return {
     getIfExists: async (p: string) => (nodes.has(p) ? { data: Buffer.from(nodes.get(p)!), stat: { version: 0 } } : undefined),
     putRetrying: async (_parent: string, p: string, d: string) => void nodes.set(p, d),
+    createIfAbsent: async (p: string, d: string) => !nodes.has(p) && nodes.set(p, d) !== undefined,
     delete: async (p: string) => void nodes.delete(p),
   } as unknown as ZkSession;
 }
@@ -43,17 +44,29 @@ function setup(job: Job, tasks: TaskInstance[], admit: (job: Job, spec: JobSpec)
   };
   const writer = new TaskWriter({ putTask: async (t) => void taskMap.set(t.index, t) }, () => false);
   const sender = { stop: (t: TaskInstance, why: string, drainMs: number) => stops.push({ id: t.id, why, drainMs }) } as unknown as TaskSender;
-  const versions = new VersionStore(fakeZk(), "/t");
+  const zk = fakeZk();
+  const versions = new VersionStore(zk, "/t");
   const rollouts = new Rollouts({ store, writer, sender, versions, log: createLogger("rollouts-test", {}, { level: "silent" }), now: () => NOW, isFenced: () => false, admit });
-  return { rollouts, jobs, taskMap, stops, versions };
+  return { rollouts, jobs, taskMap, stops, versions, zk };
 }
 
 const jobOf = (spec: JobSpec, extra: Partial<Job> = {}): Job => ({ id: "web", spec, source: "v0 file", status: "running", desired: "run", submittedAt: 1, updatedAt: 1, ...extra });
 
+describe("a new job's first version", () => {
+  test("is recorded with the job's create; a list left by a create that failed is replaced by the next job of that name", async () => {
+    const s = setup(jobOf(service()), []);
+    const refused = Object.assign(new Error("job web already exists"), { status: 409 });
+    await assert.rejects(s.rollouts.recordFirst(jobOf(service("stale"), { source: "never created" }), Promise.reject(refused)), /already exists/);
+    await s.rollouts.recordFirst(s.jobs.get("web")!, Promise.resolve());
+    const versions = await new VersionStore(s.zk, "/t").list("web");
+    assert.deepEqual(versions.map((v) => [v.version, v.source]), [[0, "v0 file"]]);
+  });
+});
+
 describe("submitting a live job", () => {
   test("a changed spec: version 1 with a deployment, both versions kept", async () => {
     const s = setup(jobOf(service()), [running(0, 0), running(1, 0)]);
-    await s.rollouts.recordFirst(s.jobs.get("web")!);
+    await s.rollouts.recordFirst(s.jobs.get("web")!, Promise.resolve());
     const out = await s.rollouts.submitVersion(s.jobs.get("web")!, service("v1"), "v1 file", undefined);
     assert.equal(out.change, "new-version");
     assert.equal(out.version, 1);
@@ -95,7 +108,7 @@ describe("submitting a live job", () => {
 describe("a tick's deployment step", () => {
   test("records the stop of an old instance, then asks its agent to drain it for drainDelay", async () => {
     const s = setup(jobOf(service("v0", "update: { drainDelay: 3s }\n")), [running(0, 0), running(1, 0)]);
-    await s.rollouts.recordFirst(s.jobs.get("web")!);
+    await s.rollouts.recordFirst(s.jobs.get("web")!, Promise.resolve());
     await s.rollouts.submitVersion(s.jobs.get("web")!, service("v1", "update: { drainDelay: 3s }\n"), "v1", undefined);
     await s.rollouts.run();
     assert.deepEqual(s.stops, [{ id: "web/1", why: "replaced by version 1", drainMs: 3000 }]);
@@ -106,7 +119,7 @@ describe("a tick's deployment step", () => {
 
   test("a stopped slot is refilled with the new version, its attempts carrying on", async () => {
     const s = setup(jobOf(service()), [running(0, 0), { ...running(1, 0), desired: "stop", state: "killed", attempt: 4 }]);
-    await s.rollouts.recordFirst(s.jobs.get("web")!);
+    await s.rollouts.recordFirst(s.jobs.get("web")!, Promise.resolve());
     await s.rollouts.submitVersion(s.jobs.get("web")!, service("v1"), "v1", undefined);
     await s.rollouts.run();
     const t = s.taskMap.get(1)!;

@@ -73,9 +73,18 @@ export class Rollouts {
 
   // ------------------------------------------------------------- versions
 
-  /** The first version of a new job (a reused name starts its list over). */
-  async recordFirst(job: Job): Promise<void> {
-    await this.d.versions.add(job.id, { version: 0, submittedAt: job.submittedAt, source: job.source, spec: job.spec, ...(job.packageDigest ? { packageDigest: job.packageDigest } : {}) }, true);
+  /**
+   * The first version of a new job (a reused name starts its list over), sent
+   * right behind the job's own create (`created`): a session's requests apply
+   * in order, so both take one round trip. Resolves once both are durable and
+   * rejects as `created` does. A list left by a job whose create failed counts
+   * for nothing: the next job of that name replaces it.
+   */
+  async recordFirst(job: Job, created: Promise<void>): Promise<void> {
+    const first: JobVersion = { version: 0, submittedAt: job.submittedAt, source: job.source, spec: job.spec, ...(job.packageDigest ? { packageDigest: job.packageDigest } : {}) };
+    const sent = this.d.versions.createFirst(job.id, first).catch(() => false);
+    await created;
+    if (!(await sent)) await this.d.versions.add(job.id, first, true);
   }
 
   /** What submitting `spec` for the live `job` would change. */

@@ -9,8 +9,7 @@ import type { Dispatcher } from "../dispatcher/dispatcher.js";
 import { classifyRepeat, type IdempotentAnswer } from "../idempotency/keys.js";
 import type { IdempotencyStore } from "../idempotency/store.js";
 import { dispatchFailed, jobKilled, withEvent, type LifecycleAlert } from "../lifecycle/transitions.js";
-import { requireWithinQuota, type Quota } from "../quota/admission.js";
-import { usageOf } from "../quota/usage.js";
+import type { Quota } from "../quota/admission.js";
 import type { HistoryStore } from "../../history/store.js";
 import type { RetentionPolicy } from "../retention/decide.js";
 import { Retirer } from "../retention/retirer.js";
@@ -25,7 +24,8 @@ import { DisconnectedNodes } from "./disconnected-nodes.js";
 import { reconcileReport, type ReconcileDecision } from "./reconcile.js";
 import type { RoundDecision } from "./round.js";
 import { TaskSender } from "./sender.js";
-import { Admissions, SerialQueue, type QueueHeld } from "./serial-queue.js";
+import { Admissions, type QueueHeld } from "./admissions.js";
+import { SerialQueue } from "./serial-queue.js";
 import { Tick, type Trimmer } from "./tick.js";
 import { drainDelayOf, Rollouts, type DeploymentControl, type SubmitOutcome, type VersionPlan } from "../deployment/rollouts.js";
 import type { JobVersion, VersionStore } from "../versions/store.js";
@@ -44,8 +44,8 @@ import { WorkflowRunner } from "../workflow/runner.js";
  * manager.ts), on the primary and the backups alike, so none is published here.
  *
  * All mutations run one at a time through the serial queue, except that a
- * submission of a new job name runs in the admissions lane only
- * (serial-queue.ts), so it does not wait for a round. Writes reach
+ * submission of a new job name holds only that name (admissions.ts), so it
+ * waits neither for a round nor for other submissions. Writes reach
  * ZooKeeper before the effect they describe: a task is recorded as dispatched
  * (with its new attempt) before the agent is told to start it, so a crash
  * between the two is caught by reconciliation, never a duplicate.
@@ -189,7 +189,7 @@ export class Primary {
       this.workflows = new WorkflowRunner({
         store: opts.workflows,
         jobs: store,
-        createJob: async (spec, source, digest) => (await this.admissions.fromQueue(() => this.createJob(spec, source, digest, "queue held"))).job,
+        createJob: async (spec, source, digest) => (await this.admissions.fromQueue(jobIdOf(spec.namespace, spec.name), () => this.createJob(spec, source, digest, "queue held"))).job,
         killJob: (jobId) => this.killJob(jobId).then(() => undefined),
         run: (fn) => this.queue.run(fn),
         requestTick: () => this.requestTick(),
@@ -206,11 +206,8 @@ export class Primary {
       log,
       now: this.now,
       isFenced: () => this.fenced,
-      admit: async (job, spec) => {
-        // The new version's reservation replaces the job's current one.
-        const others = { jobs: new Map([...store.jobs].filter(([id]) => id !== job.id)), tasksOf: (id: string) => store.tasksOf(id) };
-        requireWithinQuota(spec.namespace, await opts.quotas?.current(spec.namespace), usageOf(others, spec.namespace), spec);
-      },
+      // The new version's reservation replaces the job's current one.
+      admit: async (job, spec) => this.admissions.admit(job.id, spec, await opts.quotas?.current(spec.namespace), store),
     });
     this.ticks = new Tick({
       store,
@@ -316,8 +313,7 @@ export class Primary {
     answerOf: (outcome: SubmitOutcome) => Record<string, unknown>,
   ): Promise<IdempotentAnswer> {
     const jobId = jobIdOf(spec.namespace, spec.name);
-    // Every request for a key runs in the admissions lane, so two of them never interleave.
-    return this.admissions.submit(jobId, async (held) => {
+    return this.admissions.holdingKey(key.id, () => this.admissions.submit(jobId, async (held) => {
       const store = this.opts.idempotency;
       const now = this.now();
       const record = await store.get(key.id);
@@ -341,33 +337,32 @@ export class Primary {
       const answer = { status: outcome.change === "unchanged" ? 200 : 201, body: answerOf(outcome) };
       await store.put(key.id, { bodyHash: key.bodyHash, jobId: outcome.job.id, createdAt, answer });
       return answer;
-    });
+    }));
   }
 
   /**
    * A new job; for a live service of that name, a new version of it (rolled
    * out by a deployment; the same spec again changes nothing). A finished job
    * of that name is archived to the history store before it is replaced.
-   * Runs in the admissions lane; with a job of that name, in the queue too
-   * (`held`). Every job is created in the lane, so a name free when the lane
-   * was entered stays free until this runs; the check below only guards that.
+   * Holds the job's name; with a job of that name, the queue too (`held`).
+   * Every job is created holding its name, so a name free when it was taken
+   * stays free until this runs; the check below only guards that.
    */
   private async createJob(spec: JobSpec, source: string, packageDigest: string | undefined, held: QueueHeld): Promise<SubmitOutcome> {
     const id = jobIdOf(spec.namespace, spec.name);
     const existing = this.store.jobs.get(id);
-    if (existing && held === "lane only") throw new ConflictError(`job ${id} was created meanwhile; submit again`, { jobId: id });
+    if (existing && held === "name only") throw new ConflictError(`job ${id} was created meanwhile; submit again`, { jobId: id });
     if (existing && isLive(existing, this.store.tasksOf(id))) {
       const outcome = await this.rollouts.submitVersion(existing, spec, source, packageDigest);
       this.requestTick();
       return outcome;
     }
-    // Inside the admissions lane: no other submission can spend the same remainder between this check and the create.
-    requireWithinQuota(spec.namespace, await this.opts.quotas?.current(spec.namespace), usageOf(this.store, spec.namespace), spec);
+    // Reserved until this work ends: no other admission can spend the same remainder meanwhile.
+    this.admissions.admit(id, spec, await this.opts.quotas?.current(spec.namespace), this.store);
     if (existing) await this.retirer.retireNow(existing);
     const now = this.now();
     const job: Job = { id, spec, source, status: "pending", desired: "run", submittedAt: now, updatedAt: now, ...(packageDigest ? { packageDigest } : {}), ...(spec.schedule ? { cron: { runs: 0 } } : {}) };
-    await this.store.createJob(job);
-    await this.rollouts.recordFirst(job);
+    await this.rollouts.recordFirst(job, this.store.createJob(job));
     this.requestTick();
     return { job, version: 0, change: "created" };
   }
@@ -449,7 +444,7 @@ export class Primary {
   }
 
   async revert(jobId: string, version: number): Promise<SubmitOutcome> {
-    return this.queue.run(() => this.admissions.fromQueue(async () => {
+    return this.queue.run(() => this.admissions.fromQueue(jobId, async () => {
       const outcome = await this.rollouts.revert(jobId, version);
       this.requestTick();
       return outcome;
@@ -457,7 +452,7 @@ export class Primary {
   }
 
   async scale(jobId: string, instances: number): Promise<SubmitOutcome> {
-    return this.queue.run(() => this.admissions.fromQueue(async () => {
+    return this.queue.run(() => this.admissions.fromQueue(jobId, async () => {
       const outcome = await this.rollouts.scale(jobId, instances);
       this.requestTick();
       return outcome;

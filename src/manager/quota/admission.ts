@@ -5,8 +5,9 @@ import { bandOf, reservationOf, type Band, type Usage } from "./usage.js";
 
 /**
  * Quota arithmetic, pure: whether a submission fits what its namespace has
- * left (checked at admission, inside the primary's serial queue so that two
- * submissions never both spend the same remainder), and whether a new quota
+ * left (checked at admission against what other admissions in flight have
+ * reserved, primary/admissions.ts, so that two submissions never both spend
+ * the same remainder), and whether a new quota
  * keeps the prod quotas of all namespaces within the cell's capacity.
  */
 

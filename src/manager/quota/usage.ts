@@ -62,13 +62,19 @@ export function usageByNamespace(view: UsageView): Map<string, Usage> {
   return out;
 }
 
-/** One namespace's usage per band. */
-export function usageOf(view: UsageView, namespace: string): Usage {
+/** One namespace's usage per band; jobs `skip` names count nothing. */
+export function usageOf(view: UsageView, namespace: string, skip?: (jobId: string) => boolean): Usage {
   const u = zeroUsage();
   for (const job of view.jobs.values()) {
-    if (job.spec.namespace === namespace && holdsQuota(job, view.tasksOf(job.id))) add(u[bandOf(job.spec.priority)], reservationOf(job.spec));
+    if (job.spec.namespace !== namespace || skip?.(job.id)) continue;
+    if (holdsQuota(job, view.tasksOf(job.id))) add(u[bandOf(job.spec.priority)], reservationOf(job.spec));
   }
   return u;
+}
+
+/** Adds what a job of `spec` reserves to `used`. */
+export function addReservation(used: Usage, spec: Pick<JobSpec, "priority" | "instances" | "resources">): void {
+  add(used[bandOf(spec.priority)], reservationOf(spec));
 }
 
 function add(to: Amounts, a: Amounts): void {

@@ -70,6 +70,13 @@ export class VersionStore {
     return (await this.list(jobId)).find((v) => v.version === version);
   }
 
+  /** Starts the list of a new job with `v` when the job has none; false when it has one (left by a job of that name that was never created). */
+  async createFirst(jobId: string, v: JobVersion): Promise<boolean> {
+    const created = await this.zk.createIfAbsent(this.p.jobVersions(jobId), JSON.stringify({ versions: [v] }));
+    if (created) this.cache.set(jobId, [v]);
+    return created;
+  }
+
   /** Adds a version (replacing one of the same number); `fresh` starts the list over (a new job of a reused name). */
   async add(jobId: string, v: JobVersion, fresh = false): Promise<void> {
     const kept = fresh ? [] : (await this.list(jobId)).filter((x) => x.version !== v.version);
