@@ -66,7 +66,7 @@ describe("expositions", () => {
 
   test("rounds, task writes, fencing and alert deliveries land in their families", async () => {
     const m = new ManagerMetrics();
-    m.round({ writes: [], stops: [], dispatches: [record("dispatched"), record("dispatched")], alerts: [], unplaced: new Map() }, 12);
+    m.round({ writes: [], stops: [], dispatches: [record("dispatched"), record("dispatched")], alerts: [], unplaced: new Map(), more: false }, 12);
     const t = record("running");
     m.taskWritten(t, lifecycle.exited(t, jobOf(service), exit1, undefined, NOW).next);
     m.fenced("deposed");

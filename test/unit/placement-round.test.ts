@@ -30,6 +30,18 @@ function round(jobs: Job[], tasks: TaskInstance[], nodes: NodeInfo[]) {
 }
 
 describe("a placement round", () => {
+  test("places at most maxTasks tasks, highest priority first, and says more are due", () => {
+    const low = jobOf("low", { priority: 50, cpu: 0.1 });
+    const high = jobOf("high", { priority: 200, cpu: 0.1 });
+    const tasks = [0, 1, 2].flatMap((i) => [task(low, "pending", { id: `low/${i}`, index: i, attempt: 0 }), task(high, "pending", { id: `high/${i}`, index: i, attempt: 0 })]);
+    const d = placementRound(viewOf([low, high], tasks), [makeNode("n1", { cpu: 8 })], new AllocationBuilder(), NOW, { maxTasks: 4 });
+    assert.deepEqual(d.dispatches.map((t) => t.id).sort(), ["high/0", "high/1", "high/2", "low/0"]);
+    assert.equal(d.more, true);
+    const rest = placementRound(viewOf([low, high], tasks.filter((t) => t.id === "low/1" || t.id === "low/2")), [makeNode("n1", { cpu: 8 })], new AllocationBuilder(), NOW, { maxTasks: 4 });
+    assert.equal(rest.dispatches.length, 2);
+    assert.equal(rest.more, false);
+  });
+
   test("dispatches a due pending task to a node, as a new attempt", () => {
     const web = jobOf("web");
     const d = round([web], [task(web, "pending", { attempt: 0 })], [makeNode("n1")]);

@@ -11,12 +11,15 @@ export interface ExpandView {
  * The task instance records every live job still lacks, pure. For cron jobs,
  * the instances of the current run (`cron.runs`), replacing finished ones of
  * earlier runs: level-triggered, so a run recorded by a primary that died
- * before creating its tasks is completed by the next one.
+ * before creating its tasks is completed by the next one. At most `max`
+ * records (the rest come next time); jobs `skip` names get none.
  */
-export function tasksToCreate(view: ExpandView, now: number): TaskInstance[] {
+export function tasksToCreate(view: ExpandView, now: number, limits: { max?: number; skip?: (job: Job) => boolean } = {}): TaskInstance[] {
   const creates: TaskInstance[] = [];
+  const max = limits.max ?? Infinity;
   for (const job of view.jobs.values()) {
-    if (job.desired !== "run") continue;
+    if (creates.length >= max) break;
+    if (job.desired !== "run" || limits.skip?.(job)) continue;
     if (job.spec.schedule) {
       const run = job.cron?.runs ?? 0;
       if (run === 0 || run <= (job.cron?.retiredRun ?? 0)) continue;
@@ -30,7 +33,7 @@ export function tasksToCreate(view: ExpandView, now: number): TaskInstance[] {
     }
     if (view.taskCount(job.id) >= job.spec.instances) continue;
     const have = new Set(view.tasksOf(job.id).map((t) => t.index));
-    for (let i = 0; i < job.spec.instances; i++) if (!have.has(i)) creates.push(newTask(job, i, 0, now));
+    for (let i = 0; i < job.spec.instances && creates.length < max; i++) if (!have.has(i)) creates.push(newTask(job, i, 0, now));
   }
   return creates;
 }

@@ -225,6 +225,7 @@ export class Primary {
       ...(opts.schedulerWorkers ? { schedulerWorkers: this.startSchedulerWorkers(opts.schedulerWorkers) } : {}),
       advanceWorkflows: async () => this.workflows?.advance(),
       stepDeployments: () => this.rollouts.run(),
+      requestTick: () => this.requestTick(),
       ...(opts.reclamation?.enabled ? { reservations: this.reservations } : {}),
       ...(opts.placementStrategy ? { placementStrategy: opts.placementStrategy } : {}),
     });

@@ -24,6 +24,8 @@ export interface RoundReclamation {
 export interface RoundOptions {
   reclamation?: RoundReclamation | undefined;
   defaultStrategy?: PlacementStrategy | undefined;
+  /** MAX_TASKS_PER_ROUND unless set. */
+  maxTasks?: number | undefined;
 }
 
 /** The part of the state store a round reads. */
@@ -42,7 +44,18 @@ export interface RoundDecision {
   alerts: LifecycleAlert[];
   /** Per task left pending: the scheduler's metrics (why it was not placed). */
   unplaced: Map<string, PlacementMetrics>;
+  /** Tasks were due beyond MAX_TASKS_PER_ROUND: the next round places them. */
+  more: boolean;
 }
+
+/**
+ * A round places at most this many tasks, highest priority first; the rest
+ * stay pending for the next round, which the primary requests at once. So a
+ * round holds the primary's event loop for tens of milliseconds, not seconds
+ * (a ZooKeeper session lives only as long as its heartbeats are answered),
+ * and submissions are answered between rounds however much is pending.
+ */
+export const MAX_TASKS_PER_ROUND = 5_000;
 
 /** Tasks bound to a node, whatever is wanted of them: they hold its resources. */
 export function holdingTasks(view: RoundView): Iterable<TaskInstance>[] {
@@ -57,7 +70,7 @@ interface RoundInput {
 }
 
 /** The tasks due for placement and the reservations they are placed around; undefined when none is due. */
-function roundInput(view: RoundView, allocations: AllocationBuilder, now: number, reclamation: RoundReclamation | undefined): RoundInput | undefined {
+function roundInput(view: RoundView, allocations: AllocationBuilder, now: number, reclamation: RoundReclamation | undefined, maxTasks = MAX_TASKS_PER_ROUND): RoundInput | undefined {
   const decision = emptyDecision();
   const due: TaskInstance[] = [];
   const waiting: TaskInstance[] = [];
@@ -67,6 +80,13 @@ function roundInput(view: RoundView, allocations: AllocationBuilder, now: number
     else waiting.push(t);
   }
   if (due.length === 0) return undefined;
+  if (due.length > maxTasks) {
+    // Highest priority first, so the tasks left for the next round are never ones this round's would preempt.
+    const priority = (t: TaskInstance) => view.jobs.get(t.jobId)?.spec.priority ?? 0;
+    due.sort((a, b) => priority(b) - priority(a) || Number(b.stickyNode !== undefined) - Number(a.stickyNode !== undefined));
+    due.length = maxTasks;
+    decision.more = true;
+  }
 
   // Tasks about to be placed give up their reservation to the scheduler, which
   // checks it again; those still backing off keep theirs.
@@ -92,11 +112,11 @@ function roundInput(view: RoundView, allocations: AllocationBuilder, now: number
 }
 
 function emptyDecision(): RoundDecision {
-  return { writes: [], stops: [], dispatches: [], alerts: [], unplaced: new Map() };
+  return { writes: [], stops: [], dispatches: [], alerts: [], unplaced: new Map(), more: false };
 }
 
 export function placementRound(view: RoundView, nodes: readonly NodeInfo[], allocations: AllocationBuilder, now: number, opts: RoundOptions = {}): RoundDecision {
-  const round = roundInput(view, allocations, now, opts.reclamation);
+  const round = roundInput(view, allocations, now, opts.reclamation, opts.maxTasks);
   if (round === undefined) return emptyDecision();
   return decide(view, round, placeTasks(round.input, snapshotOf(nodes, round, opts), schedulerOptions(now, opts)), now);
 }
@@ -121,7 +141,7 @@ function workersCanPlace(nodes: readonly NodeInfo[], round: RoundInput, opts: Ro
 
 /** The same round, placed by the scheduler workers on snapshots and committed against node generations (placement/). */
 export async function concurrentPlacementRound(view: RoundView, nodes: readonly NodeInfo[], allocations: AllocationBuilder, now: number, workers: SchedulerWorkers, opts: RoundOptions = {}): Promise<RoundDecision> {
-  const round = roundInput(view, allocations, now, opts.reclamation);
+  const round = roundInput(view, allocations, now, opts.reclamation, opts.maxTasks);
   if (round === undefined) return emptyDecision();
   const snapshot = snapshotOf(nodes, round, opts);
   const result = workersCanPlace(nodes, round, opts) ? await placeConcurrently(workers, round.input, snapshot, schedulerOptions(now, opts)) : placeTasks(round.input, snapshot, schedulerOptions(now, opts));

@@ -14,7 +14,7 @@ import { tasksToCreate } from "./expand.js";
 import { JobStatusWriter } from "./job-status.js";
 import { offDrainingNodes } from "./node-events.js";
 import type { SchedulerWorkers } from "../placement/workers.js";
-import { concurrentPlacementRound, holdingTasks, placementRound, type RoundDecision } from "./round.js";
+import { concurrentPlacementRound, holdingTasks, MAX_TASKS_PER_ROUND, placementRound, type RoundDecision } from "./round.js";
 import type { TaskSender } from "./sender.js";
 import type { TaskWriter } from "./writer.js";
 
@@ -47,6 +47,8 @@ export interface TickDeps {
   advanceWorkflows: () => Promise<void>;
   /** Steps every live deployment and carries out its actions (deployment/rollouts.ts). */
   stepDeployments: () => Promise<void>;
+  /** Asks for another tick once this one ends: work was left for it (rounds and expansion are bounded). */
+  requestTick: () => void;
   /** With reclamation on: the estimates whose unused reservations batch tasks may be placed on. */
   reservations?: ReservationEstimates;
   /** The placement strategy of jobs that name none. */
@@ -76,8 +78,7 @@ export class Tick {
     const phases: [string, () => Promise<void>][] = [
       ["retire finished work", () => this.d.retirer.run()],
       ["advance workflows", () => this.d.advanceWorkflows()],
-      // A job with a live deployment gets its instances from the deployment.
-      ["expand jobs", () => this.d.writer.put(tasksToCreate(store, now()).filter((t) => !this.d.retirer.holdsBack(t.jobId) && !isActive(store.jobs.get(t.jobId)?.deployment)))],
+      ["expand jobs", () => this.expandJobs()],
       ["step deployments", () => this.d.stepDeployments()],
       ["lose disconnected nodes", () => this.d.loseDisconnectedNodes()],
       ["migrate off draining nodes", () => this.migrateOffDrainingNodes()],
@@ -132,6 +133,14 @@ export class Tick {
     for (const t of tasks) this.unplaced.delete(t.id);
   }
 
+  /** Creates the task records live jobs lack, at most MAX_TASKS_PER_ROUND a tick (the rest next tick). */
+  private async expandJobs(): Promise<void> {
+    // A job with a live deployment gets its instances from the deployment.
+    const creates = tasksToCreate(this.d.store, this.d.now(), { max: MAX_TASKS_PER_ROUND, skip: (job) => this.d.retirer.holdsBack(job.id) || isActive(job.deployment) });
+    if (creates.length >= MAX_TASKS_PER_ROUND) this.d.requestTick();
+    await this.d.writer.put(creates);
+  }
+
   async migrateOffDrainingNodes(): Promise<void> {
     const draining = new Set(this.d.collector.nodesIn("draining").map((n) => n.id));
     if (draining.size === 0) return;
@@ -150,6 +159,7 @@ export class Tick {
     const round = workers ? await concurrentPlacementRound(store, collector.nodes(), this.allocations, this.d.now(), workers, opts) : placementRound(store, collector.nodes(), this.allocations, this.d.now(), opts);
     this.d.observeRound?.(round, performance.now() - t0);
     this.unplaced = round.unplaced;
+    if (round.more) this.d.requestTick();
     for (const s of round.stops) sender.stop(s.task, s.why);
     await this.d.writer.put(round.writes);
     this.d.raise(round.alerts);
