@@ -209,6 +209,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     out["manager-scale placements/s (submit to running, end to end)"] = Math.round(tasks / runningS);
     out["manager-scale primary cpu s during placement"] = round1(cpuSeconds(pidOf(primary.id)) - cpu0);
     out["manager-scale submit p50 during placement (ms)"] = Math.round(percentile(submitMs, 0.5));
+    out["manager-scale submit p90 during placement (ms)"] = Math.round(percentile(submitMs, 0.9));
     out["manager-scale submit p99 during placement (ms)"] = Math.round(percentile(submitMs, 0.99));
     out["manager-scale zk writes per task placed"] = round1(((await zookeeperWrites(api, primary.url)) - zkWrites0) / tasks);
     const backupT0 = Date.now();
