@@ -90,7 +90,7 @@ export interface StateStore {
 
 const MAX_PARALLEL_LOADS = 200;
 /** Chunk writes in flight at once over all jobs: ZooKeeper handles many writes well in parallel, not thousands. */
-const MAX_PARALLEL_WRITES = 16;
+const MAX_PARALLEL_WRITES = 8;
 
 export class ZkStateStore extends EventEmitter<StateStoreEvents> implements StateStore {
   private readonly jobEntries = new Map<string, Entry<Job>>();
