@@ -113,7 +113,7 @@ export class Primary {
   private readonly startedAt: number;
   private readonly now: () => number;
   private readonly queue: SerialQueue;
-  /** Submissions and whatever grows a reservation: a lane of their own, so a submission does not wait for a round. */
+  /** Submissions and whatever grows a reservation: per-name locks and synchronous quota reservations (admissions.ts), so a submission waits neither for a round nor for other submissions. */
   private readonly admissions: Admissions;
   /** Agents' reports waiting for the queue, reconciled together. */
   private readonly reports: ReportBatcher<AgentReport, void>;
