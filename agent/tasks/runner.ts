@@ -82,6 +82,9 @@ const PRUNE_EVERY_MS = 60_000;
 
 const DEFAULTS = Object.freeze({ retainExitedMs: 3_600_000 });
 
+/** A running task's cgroup figures and when they were read (the agent's clock, ms). */
+export type TaskReading = TaskUsage & { sampledAt: number };
+
 export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   private readonly records = new Map<string, TaskRecord>();
   private readonly leases = new Map<string, PackageLease>();
@@ -89,7 +92,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   private closing = false;
   private lastPrune = 0;
   /** Each running task's latest reading, and when it was taken (sent with reports: rates are worked out between readings). */
-  private readonly usage = new Map<string, TaskUsage & { sampledAt: number }>();
+  private readonly usage = new Map<string, TaskReading>();
   private readonly retainExitedMs: number;
 
   constructor(private readonly o: RunnerOptions) {
@@ -162,8 +165,8 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   }
 
   /** The readings `refreshUsage` took of running tasks (for the usage history; no cgroup is read again). */
-  runningUsage(): { taskId: string; attempt: number; startedAt?: number; usage: TaskUsage & { sampledAt: number } }[] {
-    const out: { taskId: string; attempt: number; startedAt?: number; usage: TaskUsage & { sampledAt: number } }[] = [];
+  runningUsage(): { taskId: string; attempt: number; startedAt?: number; usage: TaskReading }[] {
+    const out: { taskId: string; attempt: number; startedAt?: number; usage: TaskReading }[] = [];
     for (const [taskId, usage] of this.usage) {
       const r = this.records.get(taskId);
       if (r?.state === "running") out.push({ taskId, attempt: r.dispatch.attempt, ...(r.startedAt !== undefined ? { startedAt: r.startedAt } : {}), usage });

@@ -129,9 +129,10 @@ describe("admissions", () => {
     const firstWrite = gate();
     // Each asks 3 of the 4 cores: whichever is admitted first, the other is refused.
     const first = admissions.submit("default/first", async () => {
-      admissions.admit("default/first", batch("first", 3), QUOTA, store);
+      const release = admissions.admit("default/first", batch("first", 3), QUOTA, store);
       await firstWrite.promise;
       store.add(batch("first", 3));
+      release();
     });
     await new Promise((r) => setImmediate(r));
     const second = admissions.submit("default/second", async () => {
@@ -149,8 +150,12 @@ describe("admissions", () => {
     const store = jobStore();
     const admissions = new Admissions(queue, (id) => store.jobs.has(id), () => false, () => undefined);
     const failed = admissions.submit("default/lost", async () => {
-      admissions.admit("default/lost", batch("lost", 3), QUOTA, store);
-      throw new Error("connection lost");
+      const release = admissions.admit("default/lost", batch("lost", 3), QUOTA, store);
+      try {
+        throw new Error("connection lost");
+      } finally {
+        release();
+      }
     });
     await assert.rejects(failed, /connection lost/);
     assert.deepEqual(admissions.usage(store, "default").batch, { cpu: 0, memory: 0, instances: 0 });
@@ -166,9 +171,10 @@ describe("admissions", () => {
     // 2 × 1 core stored; the new version asks 4 × 1: it fits only because it replaces the 2.
     const grow = queue.run(() =>
       admissions.fromQueue("default/svc", async () => {
-        admissions.admit("default/svc", batch("svc", 1, 4), QUOTA, store);
+        const release = admissions.admit("default/svc", batch("svc", 1, 4), QUOTA, store);
         await write.promise;
         store.add(batch("svc", 1, 4));
+        release();
       }),
     );
     await new Promise((r) => setImmediate(r));
@@ -177,6 +183,16 @@ describe("admissions", () => {
     write.resolve();
     await grow;
     assert.equal(admissions.usage(store, "default").batch.cpu, 4);
+  });
+
+  test("a reservation admitted holding no name (an automatic revert inside a round) counts until it is released", () => {
+    const queue = new SerialQueue(() => false, () => undefined);
+    const store = jobStore();
+    const admissions = new Admissions(queue, (id) => store.jobs.has(id), () => false, () => undefined);
+    const release = admissions.admit("default/reverted", batch("reverted", 2), QUOTA, store);
+    assert.equal(admissions.usage(store, "default").batch.cpu, 2);
+    release();
+    assert.equal(admissions.usage(store, "default").batch.cpu, 0);
   });
 
   test("a fenced primary admits nothing", async () => {

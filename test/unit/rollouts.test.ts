@@ -32,7 +32,7 @@ function running(index: number, version: number): TaskInstance {
   return { id: `web/${index}`, jobId: "web", index, run: 0, desired: "run", state: "running", attempt: 1, restartsOnNode: 0, migrations: 0, nodeId: "n1", createdAt: 0, updatedAt: 0, startedAt: 0, events: [], version, healthy: true, healthySince: 0 };
 }
 
-function setup(job: Job, tasks: TaskInstance[], admit: (job: Job, spec: JobSpec) => Promise<void> = async () => undefined) {
+function setup(job: Job, tasks: TaskInstance[], admit: (job: Job, spec: JobSpec) => Promise<() => void> = async () => () => undefined) {
   const jobs = new Map([[job.id, job]]);
   const taskMap = new Map(tasks.map((t) => [t.index, t]));
   const stops: { id: string; why: string; drainMs: number }[] = [];
@@ -87,6 +87,17 @@ describe("submitting a live job", () => {
     const batch = parseTaskFile("name: web\ntype: batch\ncommand: [/bin/run]\n");
     const s = setup(jobOf(batch), []);
     await assert.rejects(s.rollouts.submitVersion(s.jobs.get("web")!, { ...batch, env: { A: "1" } }, "", undefined), ConflictError);
+  });
+
+  test("the version's reservation is given back once the version is stored", async () => {
+    const held: string[] = [];
+    const s = setup(jobOf(service()), [running(0, 0)], async (job) => {
+      held.push(job.id);
+      return () => void held.splice(held.indexOf(job.id), 1);
+    });
+    const out = await s.rollouts.submitVersion(s.jobs.get("web")!, service("v1"), "v1 file", undefined);
+    assert.equal(out.change, "new-version");
+    assert.deepEqual(held, [], "released");
   });
 
   test("a version the namespace's quota cannot hold is refused before anything is written", async () => {

@@ -19,8 +19,12 @@ export interface RolloutDeps {
   log: Logger;
   now: () => number;
   isFenced: () => boolean;
-  /** Refuses a version whose reservation the namespace's quota cannot hold (in place of the job's current one). */
-  admit: (job: Job, spec: JobSpec) => Promise<void>;
+  /**
+   * Refuses a version whose reservation the namespace's quota cannot hold (in
+   * place of the job's current one); otherwise reserves it until the returned
+   * release is called, once the version is stored or has failed.
+   */
+  admit: (job: Job, spec: JobSpec) => Promise<() => void>;
 }
 
 /** What a submission did. */
@@ -105,7 +109,15 @@ export class Rollouts {
     }
     const diff = diffSpecs({ spec: job.spec, packageDigest: job.packageDigest }, { spec, packageDigest });
     if (diff.identical) return { job, version: job.version ?? 0, change: "unchanged", diff };
-    await this.d.admit(job, spec);
+    const release = await this.d.admit(job, spec);
+    try {
+      return await this.storeVersion(job, spec, source, packageDigest, diff, extra);
+    } finally {
+      release();
+    }
+  }
+
+  private async storeVersion(job: Job, spec: JobSpec, source: string, packageDigest: string | undefined, diff: SpecDiff, extra: { revertOf?: number }): Promise<SubmitOutcome> {
     const now = this.d.now();
     const known = await this.d.versions.list(job.id);
     const current = job.version ?? 0;

@@ -7,6 +7,12 @@ import type { SerialQueue } from "./serial-queue.js";
 /** Whether work admitted here holds the primary's serial queue as well. */
 export type QueueHeld = "queue held" | "name only";
 
+/** A reservation admitted but not yet durable. */
+interface PendingReservation {
+  namespace: string;
+  spec: Pick<JobSpec, "priority" | "instances" | "resources">;
+}
+
 /** The name was taken while the submission waited for it: the submission goes through the queue instead. */
 const NEEDS_QUEUE = Symbol("needs the queue");
 
@@ -39,8 +45,10 @@ class KeyedLocks {
  *
  * Quota: the decision (`admit`) is synchronous against what the store holds
  * plus what was admitted but is not durable yet (`pending`, one entry per job
- * until the work that admitted it ends), so two admissions never spend the
- * same remainder although their writes overlap.
+ * until the admitter releases it, once its write has landed or failed), so
+ * two admissions never spend the same remainder although their writes
+ * overlap. Releasing is the admitter's, not a lock's: an automatic revert
+ * admits from inside a round, holding no name.
  *
  * Names: work on one job id runs one at a time. A submission of a name that
  * has no job holds only its name, never the queue, so it is answered as soon
@@ -51,7 +59,7 @@ class KeyedLocks {
  */
 export class Admissions {
   private readonly locks = new KeyedLocks();
-  private readonly pending = new Map<string, { namespace: string; spec: Pick<JobSpec, "priority" | "instances" | "resources"> }>();
+  private readonly pending = new Map<string, PendingReservation>();
 
   constructor(
     private readonly queue: SerialQueue,
@@ -88,12 +96,17 @@ export class Admissions {
   /**
    * Admits `spec` as job `jobId`'s reservation (replacing what the job holds
    * now) or throws the quota refusal. Synchronous: nothing else is admitted
-   * between the check and the reservation. Only inside `submit` or
-   * `fromQueue` for that job, which give the reservation back when they end.
+   * between the check and the reservation. The reservation counts until the
+   * returned release is called, which the admitter does once its write has
+   * landed (the store counts the job from then on) or failed.
    */
-  admit(jobId: string, spec: JobSpec, quota: Quota | undefined, view: UsageView): void {
+  admit(jobId: string, spec: JobSpec, quota: Quota | undefined, view: UsageView): () => void {
     requireWithinQuota(spec.namespace, quota, this.usage(view, spec.namespace, jobId), spec);
-    this.pending.set(jobId, { namespace: spec.namespace, spec });
+    const entry: PendingReservation = { namespace: spec.namespace, spec };
+    this.pending.set(jobId, entry);
+    return () => {
+      if (this.pending.get(jobId) === entry) this.pending.delete(jobId);
+    };
   }
 
   /** What `namespace` holds: the store's jobs, with admitted reservations in place of their jobs' stored ones; `except` counts nothing. */
@@ -116,9 +129,6 @@ export class Admissions {
       } catch (e) {
         if (e instanceof ConflictError) this.onConflict();
         throw e;
-      } finally {
-        // The job's write has landed (the store counts it) or failed (nothing to count).
-        this.pending.delete(jobId);
       }
     });
   }

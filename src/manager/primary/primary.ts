@@ -358,14 +358,18 @@ export class Primary {
       this.requestTick();
       return outcome;
     }
-    // Reserved until this work ends: no other admission can spend the same remainder meanwhile.
-    this.admissions.admit(id, spec, await this.opts.quotas?.current(spec.namespace), this.store);
-    if (existing) await this.retirer.retireNow(existing);
-    const now = this.now();
-    const job: Job = { id, spec, source, status: "pending", desired: "run", submittedAt: now, updatedAt: now, ...(packageDigest ? { packageDigest } : {}), ...(spec.schedule ? { cron: { runs: 0 } } : {}) };
-    await this.rollouts.recordFirst(job, this.store.createJob(job));
-    this.requestTick();
-    return { job, version: 0, change: "created" };
+    // Reserved until the job is stored or has failed: no other admission can spend the same remainder meanwhile.
+    const release = this.admissions.admit(id, spec, await this.opts.quotas?.current(spec.namespace), this.store);
+    try {
+      if (existing) await this.retirer.retireNow(existing);
+      const now = this.now();
+      const job: Job = { id, spec, source, status: "pending", desired: "run", submittedAt: now, updatedAt: now, ...(packageDigest ? { packageDigest } : {}), ...(spec.schedule ? { cron: { runs: 0 } } : {}) };
+      await this.rollouts.recordFirst(job, this.store.createJob(job));
+      this.requestTick();
+      return { job, version: 0, change: "created" };
+    } finally {
+      release();
+    }
   }
 
   async kill(jobId: string): Promise<Job> {
