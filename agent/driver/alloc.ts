@@ -7,7 +7,7 @@
  *
  * Files, below the alloc's task dir:
  *   work/                    shared by the members (TORCA_ALLOC_DIR)
- *   members/<name>/          one member's task dir: stdout, stderr, exit, wrapper.sh, work/
+ *   members/<name>/          one member's task dir: stdout, stderr, exit, work/
  *   members/<name>/stopped   the member was stopped because member <contents> failed
  *
  * Each member has its own host-side wrapper, so its exit status (and its own
@@ -22,7 +22,7 @@ import { allocStep, stoppedMemberExit, type MemberOutcome } from "./alloc-rules.
 import type { CgroupV1 } from "./cgroup.js";
 import { DEFAULT_PIDS_MAX, type Driver, type FinalUsage, type MemberHandle, type MemberState, type TaskHandle, type TaskLaunch, type TaskUsage, type WaitOptions } from "./driver.js";
 import { exitInfoOf, readExitRecord } from "./exit-record.js";
-import { prepareWorkDir, writeHandleFile } from "./lifecycle.js";
+import { prepareWorkDir } from "./lifecycle.js";
 import { instanceName } from "./names.js";
 
 export const MEMBERS_DIR = "members";
@@ -93,7 +93,6 @@ export class ProcessAllocs {
     }
     const handle: TaskHandle = { driver: "process", taskId: l.taskId, attempt: l.attempt, taskDir: l.taskDir, pid: started[0]!.pid, startedAt, members: started };
     if (cg.ok) handle.cgroup = name;
-    await writeHandleFile(handle);
     return handle;
   }
 

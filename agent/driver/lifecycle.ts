@@ -1,11 +1,9 @@
 /** Pieces of the task lifecycle common to both drivers. */
-import { chmod, chown, mkdir, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { TaskHandle } from "./driver.js";
 
 export const WORK_DIR = "work";
-export const HANDLE_FILE = "handle.json";
 /** How long to wait for the exit record after SIGKILL before giving up (the wrapper needs a moment to write it). */
 export const KILL_SETTLE_MS = 5000;
 
@@ -16,11 +14,6 @@ export async function prepareWorkDir(taskDir: string, user: { uid: number; gid: 
   await chmod(work, 0o700);
   if (user) await chown(work, user.uid, user.gid);
   return work;
-}
-
-/** A copy of the handle next to the task's files, for operators and for recovery tools. */
-export async function writeHandleFile(h: TaskHandle): Promise<void> {
-  await writeFile(join(h.taskDir, HANDLE_FILE), JSON.stringify(h) + "\n", { mode: 0o600 });
 }
 
 /**

@@ -20,12 +20,12 @@ import { DEFAULT_PIDS_MAX, DEFAULT_TASK_PATH, type Driver, type FinalUsage, type
 import { CGSTATS_FILE, readExitRecord } from "./exit-record.js";
 import { findExecutable, firstLineOf, hostAttributes, isRoot } from "./fingerprint.js";
 import { checkLaunch, resolveCommand, taskEnv } from "./launch.js";
-import { KILL_SETTLE_MS, prepareWorkDir, terminateWithGrace, writeHandleFile } from "./lifecycle.js";
+import { KILL_SETTLE_MS, prepareWorkDir, terminateWithGrace } from "./lifecycle.js";
 import { deviceNodes, ensureRootfs, ensureStopHook, PKG_MOUNT, renderContainerConfig, stopHookScript, WORK_MOUNT } from "./lxc-config.js";
 import { LXC_EXEC_SH, type ExecCommand, type ExecContext } from "./exec.js";
 import { hostnameOf, instanceName } from "./names.js";
 import { innermostPidOf, killQuietly } from "./procfs.js";
-import { hasExitFile, isWrapperAlive, LXC_WRAPPER_SH, spawnWrapper, TOOLS_PATH, waitForExitRecord } from "./wrapper.js";
+import { hasExitFile, isWrapperAlive, spawnWrapper, TOOLS_PATH, waitForExitRecord } from "./wrapper.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -127,10 +127,8 @@ export class LxcDriver implements Driver {
       { mode: 0o600 },
     );
     const startedAt = Date.now();
-    const pid = await spawnWrapper(l.taskDir, { script: LXC_WRAPPER_SH, args: ["-n", name, "-P", this.lxcPath, "-f", configPath, "--", ...command] });
+    const pid = await spawnWrapper(l.taskDir, { kind: "lxc", args: ["-n", name, "-P", this.lxcPath, "-f", configPath, "--", ...command] });
     const handle: TaskHandle = { driver: "lxc", taskId: l.taskId, attempt: l.attempt, taskDir: l.taskDir, pid, containerName: name, lxcPath: this.lxcPath, startedAt, cgroup: name };
-    // A copy for operators, off the start path: the runner persists the handle itself.
-    void writeHandleFile(handle).catch(() => undefined);
     return handle;
   }
 

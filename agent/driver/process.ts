@@ -14,11 +14,11 @@ import { CgroupV1 } from "./cgroup.js";
 import { cgroupPoolFor, type CgroupPool } from "./cgroup-pool.js";
 import { hostAttributes } from "./fingerprint.js";
 import { checkLaunch, resolveCommand, taskEnv } from "./launch.js";
-import { prepareWorkDir, terminateWithGrace, writeHandleFile } from "./lifecycle.js";
+import { prepareWorkDir, terminateWithGrace } from "./lifecycle.js";
 import { readExitRecord } from "./exit-record.js";
 import { PROCESS_EXEC_SH, type ExecCommand, type ExecContext } from "./exec.js";
 import { childrenOf, killQuietly } from "./procfs.js";
-import { hasExitFile, isWrapperAlive, PROCESS_WRAPPER_SH, spawnWrapper, waitForExitRecord } from "./wrapper.js";
+import { hasExitFile, isWrapperAlive, spawnWrapper, waitForExitRecord } from "./wrapper.js";
 
 export interface ProcessDriverOptions {
   /** Where task cgroups go; default /sys/fs/cgroup/<ctrl>/torca/<name>. */
@@ -68,8 +68,14 @@ export class ProcessDriver implements Driver {
       // An alloc member's cgroup is a child of its alloc's (alloc.ts), never a pooled one; the pool removes it on release.
       if (cg.ok && l.cgroupName !== undefined) await this.cgroup.create((name = l.cgroupName), limits);
       else if (cg.ok) name = await this.cgroupPool(l.taskDir).acquire(limits);
-      const args = [name ? this.cgroup.root : "", name ? this.cgroup.relative(name) : "", l.user ? String(l.user.uid) : "", l.user ? String(l.user.gid) : "", ...command];
-      pid = await spawnWrapper(l.taskDir, { script: PROCESS_WRAPPER_SH, args, cwd: l.packageDir ?? workDir, env: taskEnv(l) });
+      pid = await spawnWrapper(l.taskDir, {
+        kind: "process",
+        command,
+        cwd: l.packageDir ?? workDir,
+        env: taskEnv(l),
+        ...(name ? { cgroup: { root: this.cgroup.root, relative: this.cgroup.relative(name) } } : {}),
+        ...(l.user ? { user: l.user } : {}),
+      });
     } catch (e) {
       // Nothing started: the cgroup is empty, back to the pool.
       if (name) await this.cgroupPool(l.taskDir).release(name).catch(() => undefined);
@@ -77,8 +83,6 @@ export class ProcessDriver implements Driver {
     }
     const handle: TaskHandle = { driver: "process", taskId: l.taskId, attempt: l.attempt, taskDir: l.taskDir, pid, startedAt };
     if (name) handle.cgroup = name;
-    // A copy for operators, off the start path: the runner persists the handle itself.
-    void writeHandleFile(handle).catch(() => undefined);
     return handle;
   }
 

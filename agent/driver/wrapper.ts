@@ -16,7 +16,6 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { watch, type FSWatcher } from "node:fs";
-import { writeFile } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -25,7 +24,8 @@ import { DriverError } from "../../src/common/errors.js";
 import { EXIT_FILE, exitInfoOf, lostExitInfo, readExitRecord } from "./exit-record.js";
 import { cmdlineOf, cwdOf } from "./procfs.js";
 
-export const WRAPPER_FILE = "wrapper.sh";
+/** The wrapper script of tasks started by versions before the launcher had its wrappers as functions. */
+const WRAPPER_FILE = "wrapper.sh";
 /** PATH of the launcher and the wrappers (a shell variable there: they run host tools such as lxc-execute). */
 export const TOOLS_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -61,13 +61,14 @@ fi
 echo "\${s# }\${s:+ }code=$c" >"$d/exit" 2>/dev/null`;
 
 /**
- * Process driver; positional args: taskDir cgroupRoot cgroupRel uid gid argv...
+ * The process driver's wrapper, a function of the launcher; positional args:
+ * taskDir cgroupRoot cgroupRel uid gid cwd envMode envCount env... argv...
  * (empty cgroupRoot = no cgroup, empty uid = keep the wrapper's user; another
  * user gets no supplementary groups and no_new_privs, so no setuid binary
- * gives it more); the task keeps the launcher's umask 077.
- * @CWD@, @ENV@ and @ENV_EXEC@ (the task's environment, see environmentParts)
- * are filled in when the file is generated; the environment is exported last,
- * so a task variable named like one of the wrapper's cannot change what it runs.
+ * gives it more; envMode is "export", or "env" when a name is special to bash,
+ * see environmentOf); the task keeps the launcher's umask 077. The environment
+ * is exported last, so a task variable named like one of the wrapper's cannot
+ * change what it runs.
  * The cgroup may have run tasks before (cgroup-pool.ts): its counters are reset
  * first and the OOM kills it has seen kept in $o.
  * Job control (set -m) gives the task its own process group (pgid = its pid);
@@ -79,8 +80,11 @@ echo "\${s# }\${s:+ }code=$c" >"$d/exit" 2>/dev/null`;
  * own report of a task killed by a signal goes to /dev/null (fd 3 carries
  * stderr past it to the task).
  */
-export const PROCESS_WRAPPER_SH = `d=$1 r=$2 g=$3 u=$4 gi=$5
-shift 5
+const PROCESS_WRAPPER_FN = `torca_process() {
+d=$1 r=$2 g=$3 u=$4 gi=$5 w=$6 x=$7 n=$8
+shift 8
+torca_env=("\${@:1:n}")
+shift "$n"
 o=0
 if [ -n "$r" ]; then
   m="$r/memory/$g"
@@ -92,44 +96,50 @@ fi
 set -m
 { (
   exec 2>&3 3>&-
-  cd @CWD@ || exit 126
+  cd "$w" || exit 126
   if [ -n "$r" ]; then
     { echo 0 >"$r/memory/$g/cgroup.procs" && echo 0 >"$r/pids/$g/cgroup.procs" && echo 0 >"$r/cpu/$g/cgroup.procs" && echo 0 >"$r/cpuacct/$g/cgroup.procs"; } || exit 125
   fi
   if [ -n "$u" ]; then set -- /usr/bin/setpriv --reuid="$u" --regid="$gi" --clear-groups --no-new-privs -- "$@"; fi
-  @ENV@
-  exec @ENV_EXEC@"$@"
+  if [ "$x" = env ]; then exec /usr/bin/env -i "\${torca_env[@]}" /usr/bin/setpriv -- "$@"; fi
+  if (( n > 0 )); then export -- "\${torca_env[@]}"; fi
+  exec "$@"
 ); } 3>&2 2>/dev/null
 c=$?
 set +m
 ${EXIT_RECORD_SH}
-`;
+}`;
 
 /**
- * LXC driver; positional args: taskDir lxc-execute-args... The exit status of
- * lxc-execute is the task's (128+N for signal N; 1 also when the container failed
- * to start, docs/lxc-and-zookeeper.md, LXC 5). The container runs with umask 022, as before the
- * launcher's 077 (its /tmp and work dir are its own anyway). Final cgroup
- * figures come from the stop hook (cgstats),
- * since the container's cgroup is removed before lxc-execute returns.
+ * The LXC driver's wrapper, a function of the launcher; positional args:
+ * taskDir lxc-execute-args... The exit status of lxc-execute is the task's
+ * (128+N for signal N; 1 also when the container failed to start,
+ * docs/lxc-and-zookeeper.md, LXC 5). The container runs with umask 022, as
+ * before the launcher's 077 (its /tmp and work dir are its own anyway). Final
+ * cgroup figures come from the stop hook (cgstats), since the container's
+ * cgroup is removed before lxc-execute returns.
  */
-export const LXC_WRAPPER_SH = `d=$1
+const LXC_WRAPPER_FN = `torca_lxc() {
+d=$1
 shift
 (umask 022 && export PATH && exec lxc-execute "$@")
 c=$?
 r=
 ${EXIT_RECORD_SH}
-`;
+}`;
 
 /**
- * The launcher reads one wrapper path per line and forks a subshell that sources
- * it in the task dir with the task's stdio, answering with that subshell's pid.
- * It runs in its own session (spawned detached), so signals to the agent's
- * process group reach neither it nor the wrappers. When the agent dies the
- * launcher reads EOF and exits; the wrappers live on. umask 077: the logs and
- * exit records it and the wrappers create are the agent's alone. It exports
- * nothing (PATH stays a shell variable for its own lookups), so a task's
- * environment is exactly the one its wrapper exports.
+ * The launcher reads one start order per line, the shell words `kind taskDir
+ * args...` (each quoted by lineQuote, so a line holds exactly one order), and
+ * forks a subshell that runs the wrapper function of that kind in the task dir
+ * with the task's stdio, answering with that subshell's pid. The wrappers are
+ * functions defined once in the launcher, so a start writes no script and
+ * bash parses none. It runs in its own session (spawned detached), so signals
+ * to the agent's process group reach neither it nor the wrappers. When the
+ * agent dies the launcher reads EOF and exits; the wrappers live on. umask
+ * 077: the logs and exit records it and the wrappers create are the agent's
+ * alone. It exports nothing (PATH stays a shell variable for its own lookups),
+ * so a task's environment is exactly the one its wrapper exports.
  */
 const LAUNCHER_ARGV0 = "torca-launcher";
 /**
@@ -145,9 +155,13 @@ const LAUNCHER_ARGV0 = "torca-launcher";
 const LAUNCHER_SH = `for f in /proc/$$/fd/*; do n=\${f##*/}; if (( n > 2 )); then exec {n}>&-; fi; done 2>/dev/null
 for v in $(compgen -e) OLDPWD; do export -n "$v"; done
 umask 077
-while IFS= read -r f; do
-  t=\${f%/*}
-  (cd "$t" && . "$f") </dev/null >>"$t/stdout" 2>>"$t/stderr" &
+${PROCESS_WRAPPER_FN}
+${LXC_WRAPPER_FN}
+while IFS= read -r l; do
+  eval "set -- $l"
+  k=$1 t=$2
+  shift
+  (cd "$t" && "torca_$k" "$@") </dev/null >>"$t/stdout" 2>>"$t/stderr" &
   echo "$!"
 done`;
 
@@ -191,28 +205,37 @@ class Launcher {
     return child;
   }
 
-  launch(wrapperPath: string): Promise<number> {
+  /** `order`: one line, without its line break. */
+  launch(order: string): Promise<number> {
     const child = this.ensure();
     return new Promise<number>((resolve, reject) => {
       this.pending.push({ resolve, reject });
       // An answer is awaited: keep the event loop alive until it arrives.
       (child.stdout as Socket | null)?.ref();
-      child.stdin?.write(wrapperPath + "\n");
+      child.stdin?.write(order + "\n");
     });
   }
 }
 
 const launcher = new Launcher();
 
-export interface WrapperSpec {
-  /** PROCESS_WRAPPER_SH or LXC_WRAPPER_SH. */
-  script: string;
-  /** Positional args after the task dir. */
-  args: string[];
-  /** Process driver: the task's cwd and complete environment. */
-  cwd?: string;
-  env?: Record<string, string>;
-}
+export type WrapperSpec =
+  | {
+      kind: "process";
+      command: string[];
+      cwd: string;
+      /** The task's complete environment. */
+      env: Record<string, string>;
+      /** The task's cgroup under the controller mounts at `root`. */
+      cgroup?: { root: string; relative: string };
+      /** Drop to this user; kept the launcher's without it. */
+      user?: { uid: number; gid: number };
+    }
+  /** A container: lxc-execute's args. */
+  | { kind: "lxc"; args: string[] };
+
+/** The process wrapper's array of the task's environment (see environmentOf). */
+const ENV_ARRAY = "torca_env";
 
 /**
  * Names bash will not export as given (read-only, or variables it computes or
@@ -221,30 +244,36 @@ export interface WrapperSpec {
 const BASH_SPECIAL_NAME = /^(BASH\w*|SHELLOPTS|BASHOPTS|UID|EUID|PPID|GROUPS|FUNCNAME|RANDOM|SRANDOM|SECONDS|LINENO|HISTCMD|EPOCHREALTIME|EPOCHSECONDS|DIRSTACK|PIPESTATUS|IFS|OPTIND|OPTARG|POSIXLY_CORRECT|_)$/;
 
 /**
- * How the process wrapper gives the task exactly `env`: an `export` in the task
- * subshell (no exec), or, when a name is special to bash, `env -i` before the
- * command (setpriv -- keeps a command containing `=` from being read as a variable).
+ * How the process wrapper gives the task exactly `env`: `export` in the task
+ * subshell (no exec), or `env -i` before the command when a name is special to
+ * bash or is the wrapper's array of the environment itself (setpriv -- keeps
+ * a command containing `=` from being read as a variable). Any other name
+ * may shadow a wrapper variable: nothing reads them after the export.
  */
-function environmentParts(env: Record<string, string>): { exportLine: string; execPrefix: string } {
-  const pairs = Object.entries(env).map(([k, v]) => shQuote(`${k}=${v}`));
-  if (Object.keys(env).some((k) => BASH_SPECIAL_NAME.test(k))) return { exportLine: ":", execPrefix: `/usr/bin/env -i ${pairs.join(" ")} /usr/bin/setpriv -- ` };
-  return { exportLine: pairs.length ? `export ${pairs.join(" ")}` : ":", execPrefix: "" };
+function environmentOf(env: Record<string, string>): string[] {
+  const pairs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  const mode = Object.keys(env).some((k) => BASH_SPECIAL_NAME.test(k) || k === ENV_ARRAY) ? "env" : "export";
+  return [mode, String(pairs.length), ...pairs];
 }
 
-export function renderWrapper(taskDir: string, spec: WrapperSpec): string {
-  const { exportLine, execPrefix } = environmentParts(spec.env ?? {});
-  const body = spec.script.replace(/@CWD@/g, shQuote(spec.cwd ?? taskDir)).replace(/@ENV_EXEC@/g, execPrefix).replace(/@ENV@/g, exportLine);
-  return `# generated by torca: the host-side wrapper of the task in this directory
-set -- ${[taskDir, ...spec.args].map(shQuote).join(" ")}
-${body}`;
+/** A shell word on one line: single quotes, or $'…' when `s` holds a line break. */
+export function lineQuote(s: string): string {
+  if (!/[\n\r]/.test(s)) return shQuote(s);
+  return `$'${s.replace(/[\\']/g, (c) => `\\${c}`).replace(/\n/g, "\\n").replace(/\r/g, "\\r")}'`;
 }
 
-/** Writes taskDir/wrapper.sh and starts it detached; returns the wrapper's pid. */
+/** The launcher's start order for a task: one line of quoted words. */
+export function startOrder(taskDir: string, spec: WrapperSpec): string {
+  const words =
+    spec.kind === "process"
+      ? [spec.kind, taskDir, spec.cgroup?.root ?? "", spec.cgroup?.relative ?? "", spec.user ? String(spec.user.uid) : "", spec.user ? String(spec.user.gid) : "", spec.cwd, ...environmentOf(spec.env), ...spec.command]
+      : [spec.kind, taskDir, ...spec.args];
+  return words.map(lineQuote).join(" ");
+}
+
+/** Starts the task's wrapper detached, through the agent's launcher; returns the wrapper's pid. */
 export async function spawnWrapper(taskDir: string, spec: WrapperSpec): Promise<number> {
-  if (/[\n\r]/.test(taskDir)) throw new DriverError(`taskDir must not contain line breaks: ${JSON.stringify(taskDir)}`);
-  const path = join(taskDir, WRAPPER_FILE);
-  await writeFile(path, renderWrapper(taskDir, spec), { mode: 0o600 });
-  return launcher.launch(path);
+  return launcher.launch(startOrder(taskDir, spec));
 }
 
 /** Whether `pid` is still the wrapper of this task dir (guards against pid reuse after an agent restart). */

@@ -32,7 +32,7 @@ function leaseKey(d: Pick<TaskDispatch, "taskId" | "attempt">): string {
  * Modes (least privilege, the agent runs as root; tasks under their own uids,
  * see task-users.ts): the data dir, tasks/ and each attempt dir are 0711, so
  * a task can pass through to its own work dir but list nothing; the agent's
- * files (records, handles, wrappers, logs, exit records) are 0600; the
+ * files (records, logs, exit records) are 0600; the
  * attempt's work/ is the task's, 0700 (prepareWorkDir).
  */
 
@@ -87,6 +87,8 @@ export type TaskReading = TaskUsage & { sampledAt: number };
 
 export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   private readonly records = new Map<string, TaskRecord>();
+  /** Record files being written: whether the record changed again since its write began (see persist). */
+  private readonly persisting = new Map<TaskRecord, { again: boolean; done: Promise<void> }>();
   private readonly leases = new Map<string, PackageLease>();
   private readonly tasksDir: string;
   private closing = false;
@@ -179,10 +181,34 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
     return join(this.tasksDir, instanceName(taskId, attempt));
   }
 
-  private async persist(r: TaskRecord): Promise<void> {
-    const tmp = join(r.dir, `${RECORD_FILE}.tmp`);
-    await writeFile(tmp, JSON.stringify(r), { mode: 0o600 });
-    await rename(tmp, join(r.dir, RECORD_FILE));
+  /**
+   * Writes the record's file, one write per record at a time (two at once
+   * would share its .tmp). A change while a write is in flight is written once
+   * after it, with whatever the record holds then: the file always ends at
+   * the latest state, and changes in quick succession (a short task's
+   * running, then exited) cost one write.
+   */
+  private persist(r: TaskRecord): Promise<void> {
+    const inFlight = this.persisting.get(r);
+    if (inFlight) {
+      inFlight.again = true;
+      return inFlight.done;
+    }
+    const entry = { again: false, done: Promise.resolve() };
+    entry.done = (async () => {
+      try {
+        do {
+          entry.again = false;
+          const tmp = join(r.dir, `${RECORD_FILE}.tmp`);
+          await writeFile(tmp, JSON.stringify(r), { mode: 0o600 });
+          await rename(tmp, join(r.dir, RECORD_FILE));
+        } while (entry.again);
+      } finally {
+        this.persisting.delete(r);
+      }
+    })();
+    this.persisting.set(r, entry);
+    return entry.done;
   }
 
   private changed(r: TaskRecord): void {

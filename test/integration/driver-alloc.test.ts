@@ -105,7 +105,8 @@ describe("allocs under the process driver", () => {
     );
     await until("broken's exit is recorded by its wrapper", async () => (await readExitRecord(join(h.taskDir, "members", "broken")))?.code === 4, { timeoutMs: 10_000 });
     const restarted = new ProcessDriver();
-    const persisted = JSON.parse(await readFile(join(h.taskDir, "handle.json"), "utf8")) as TaskHandle;
+    // The handle as the runner persists it in the task's record.
+    const persisted = JSON.parse(JSON.stringify(h)) as TaskHandle;
     assert.equal(await restarted.recover(persisted), "running", "app still runs");
     const exit = await restarted.wait(persisted);
     assert.equal(exit.reason, "task broken: exit 4");

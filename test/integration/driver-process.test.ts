@@ -225,16 +225,26 @@ setInterval(() => {}, 1000);
   });
 
   test("a start that fails after taking a cgroup gives it back for the next task (root only)", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
-    const done = await startTask(["/bin/true"]);
-    await driver.wait(done);
-    await driver.destroy(done);
-    const l = await launchOf(["/bin/true"]);
-    const bad = join(scratch, "line\nbreak");
-    await mkdir(bad, { recursive: true });
-    await assert.rejects(driver.start({ ...l, taskDir: bad }), /line breaks/);
-    const next = await startTask(["/bin/true"]);
+    // The launch fails right after the pool handed out a cgroup.
+    class NamingFailsOnce extends CgroupV1 {
+      failNext = false;
+      override relative(name: string): string {
+        if (!this.failNext) return super.relative(name);
+        this.failNext = false;
+        throw new Error("injected: the cgroup cannot be named");
+      }
+    }
+    const cgroup = new NamingFailsOnce();
+    const own = new ProcessDriver({ cgroup });
+    const done = await own.start(await launchOf(["/bin/true"]));
+    await own.wait(done);
+    await own.destroy(done);
+    cgroup.failNext = true;
+    await assert.rejects(own.start(await launchOf(["/bin/true"])), /injected/);
+    const next = await own.start(await launchOf(["/bin/true"]));
     assert.equal(next.cgroup, done.cgroup);
-    assert.equal((await driver.wait(next)).exitCode, 0);
+    assert.equal((await own.wait(next)).exitCode, 0);
+    await own.destroy(next);
   });
 
   test("empty pooled cgroups an earlier agent process left behind are removed when the pool opens; busy ones stay (root only)", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
@@ -288,11 +298,17 @@ setInterval(() => {}, 1000);
   });
 
   test("the environment is exactly the given one, also with names bash treats specially or uses itself", async () => {
-    const envs: Record<string, string>[] = [{ d: "1", u: "nobody", r: "x", c: "y" }, { UID: "12", SHELLOPTS: "s", IFS: ":", GREETING: "a b" }];
+    const envs: Record<string, string>[] = [
+      // Names of the wrapper's own variables.
+      { d: "1", u: "nobody", r: "x", c: "y", e: "2", n: "3", w: "/", x: "env", o: "4" },
+      { UID: "12", SHELLOPTS: "s", IFS: ":", GREETING: "a b" },
+      // Values that need quoting on the launcher's one-line start order; the name of the wrapper's array of them.
+      { MULTI: "a\nb 'q' \\ $x\r", torca_env: "mine" },
+    ];
     for (const env of envs) {
-      const h = await startTask(["/usr/bin/env"], { env });
+      const h = await startTask(["/usr/bin/env", "-0"], { env });
       assert.equal((await driver.wait(h)).exitCode, 0);
-      const lines = (await fileText(join(h.taskDir, "stdout"))).trim().split("\n").sort();
+      const lines = (await fileText(join(h.taskDir, "stdout"))).replace(/\0$/, "").split("\0").sort();
       assert.deepEqual(lines, Object.entries({ PATH: "/usr/local/bin:/usr/bin:/bin", ...env }).map(([k, v]) => `${k}=${v}`).sort());
     }
   });
