@@ -11,6 +11,7 @@ import { chunkOf, chunkRange, decodeChunk, encodeChunk, fitRecord, parseTasksChi
 import { GroupCommitter } from "./store/group-commit.js";
 import { LegacyZnodes } from "./store/legacy-znodes.js";
 import { TaskGroups } from "./store/task-groups.js";
+import { countTask, emptyTally, type TaskTally } from "./store/task-tally.js";
 import { isZkCode, ZK, type Watcher, type ZkSession, type ZkStat } from "./zk.js";
 
 /**
@@ -101,6 +102,8 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   private readonly byNode = new TaskGroups();
   private readonly byStatus = new TaskGroups();
   private readonly revisions = new Map<string, number>();
+  /** Each job's tasks counted by kind of state (job statuses are derived from it every tick). */
+  private readonly tallies = new Map<string, TaskTally>();
   /** Each job's tasks as `tasksOf` last sorted them, valid while the job's revision is unchanged: every tick reads every job's. */
   private readonly sortedTasks = new Map<string, { revision: number; tasks: readonly TaskInstance[] }>();
   private revisionCounter = 0;
@@ -133,6 +136,18 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     const tasks = Object.freeze([...jt.records.values()].sort((a, b) => a.index - b.index));
     this.sortedTasks.set(jobId, { revision, tasks });
     return tasks;
+  }
+
+  /** The job's tasks counted by kind of state. */
+  taskTally(jobId: string): Readonly<TaskTally> {
+    return this.tallies.get(jobId) ?? emptyTally();
+  }
+
+  private tallyFor(jobId: string, change: (n: TaskTally) => void): void {
+    let n = this.tallies.get(jobId);
+    if (!n) this.tallies.set(jobId, (n = emptyTally()));
+    change(n);
+    if (n.total === 0) this.tallies.delete(jobId);
   }
 
   task(jobId: string, index: number): TaskInstance | undefined {
@@ -175,6 +190,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     if (prev) {
       this.byNode.remove(prev.nodeId, prev);
       this.byStatus.remove(`${prev.desired}:${prev.state}`, prev);
+      this.tallyFor(prev.jobId, (n) => countTask(n, prev, -1));
     }
     const jobId = t?.jobId ?? prev?.jobId;
     if (jobId !== undefined) this.revisions.set(jobId, ++this.revisionCounter);
@@ -182,7 +198,9 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
       m.delete(index);
       return;
     }
-    m.set(index, t);
+    this.tallyFor(t.jobId, (n) => countTask(n, t, 1));
+    // Stored records are never changed, only replaced: chunk encoding keeps each one's text (chunks.ts).
+    m.set(index, Object.freeze(t));
     this.byNode.add(t.nodeId, t);
     this.byStatus.add(`${t.desired}:${t.state}`, t);
   }

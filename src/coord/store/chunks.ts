@@ -45,10 +45,43 @@ export function parseTasksChild(name: string): TasksChild {
   return { kind: "other" };
 }
 
-/** A chunk's znode data: its records in index order. */
+/** Records whose JSON one generation of the encoding cache keeps (two are kept). */
+const ENCODED_GENERATION = 20_000;
+
+/**
+ * Each record's JSON, kept while it is recent. A chunk write sends all the
+ * chunk's records while usually only a few of them changed since its last
+ * write, and a stored record is never changed (the store freezes it: a change
+ * is a new record), so a record's text stays its text. Two generations of at
+ * most ENCODED_GENERATION records each bound the memory, and the records of
+ * chunks written again and again stay in the newer one; weak keys let a
+ * replaced record go with its text.
+ */
+class EncodedRecords {
+  private current = new WeakMap<TaskInstance, string>();
+  private previous = new WeakMap<TaskInstance, string>();
+  private inCurrent = 0;
+
+  textOf(t: TaskInstance): string {
+    const hit = this.current.get(t);
+    if (hit !== undefined) return hit;
+    const text = this.previous.get(t) ?? JSON.stringify(t);
+    if (++this.inCurrent > ENCODED_GENERATION) {
+      this.previous = this.current;
+      this.current = new WeakMap();
+      this.inCurrent = 1;
+    }
+    this.current.set(t, text);
+    return text;
+  }
+}
+
+const encoded = new EncodedRecords();
+
+/** A chunk's znode data: its records in index order, as one JSON array. */
 export function encodeChunk(records: Iterable<TaskInstance>, where: string): string {
   const sorted = [...records].sort((a, b) => a.index - b.index);
-  const data = JSON.stringify(sorted);
+  const data = `[${sorted.map((t) => encoded.textOf(t)).join(",")}]`;
   const bytes = Buffer.byteLength(data);
   if (bytes > MAX_CHUNK_BYTES) throw new IntegrityError(`${where}: ${bytes} bytes of task records exceed the chunk limit of ${MAX_CHUNK_BYTES}`, { where });
   return data;

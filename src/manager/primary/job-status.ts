@@ -1,25 +1,20 @@
-import { TERMINAL_TASK_STATES, type Job, type JobStatus, type TaskInstance } from "../../common/types.js";
+import type { Job, JobStatus, TaskInstance } from "../../common/types.js";
+import { tallyOf, type TaskTally } from "../../coord/store/task-tally.js";
 
 /** A job's status, derived from its tasks (never stored independently of them). */
 export function deriveJobStatus(job: Job, tasks: readonly TaskInstance[]): JobStatus {
-  // One pass, no allocation: every tick derives the status of each job whose tasks changed.
-  let terminal = 0;
-  let running = false;
-  let completed = 0;
-  let failed = 0;
-  for (const t of tasks) {
-    if (TERMINAL_TASK_STATES.has(t.state)) terminal++;
-    if (t.state === "running" || t.state === "dispatched") running = true;
-    else if (t.state === "completed") completed++;
-    else if (t.state === "failed") failed++;
+  return statusOfTally(job, tallyOf(tasks));
+}
+
+/** A job's status from the count of its tasks in each kind of state (the store keeps each job's, see TaskTally). */
+export function statusOfTally(job: Job, n: Readonly<TaskTally>): JobStatus {
+  if (job.desired === "stop") return n.terminal === n.total ? "dead" : "running";
+  if (job.spec.schedule && n.total === 0) return "pending";
+  if (job.spec.type === "batch" && n.total >= job.spec.instances && n.terminal === n.total) {
+    return n.completed === n.total ? "complete" : "failed";
   }
-  if (job.desired === "stop") return terminal === tasks.length ? "dead" : "running";
-  if (job.spec.schedule && tasks.length === 0) return "pending";
-  if (job.spec.type === "batch" && tasks.length >= job.spec.instances && terminal === tasks.length) {
-    return completed === tasks.length ? "complete" : "failed";
-  }
-  if (running) return "running";
-  if (tasks.length > 0 && terminal === tasks.length && failed === tasks.length) return "failed";
+  if (n.active > 0) return "running";
+  if (n.total > 0 && n.terminal === n.total && n.failed === n.total) return "failed";
   return "pending";
 }
 
@@ -34,7 +29,7 @@ export function isLive(job: Job, tasks: readonly TaskInstance[]): boolean {
 
 export interface JobStatusStore {
   readonly jobs: ReadonlyMap<string, Job>;
-  tasksOf(jobId: string): readonly TaskInstance[];
+  taskTally(jobId: string): Readonly<TaskTally>;
   taskRevision(jobId: string): number;
   updateJob(job: Job): Promise<void>;
 }
@@ -52,7 +47,7 @@ export class JobStatusWriter {
     for (const job of [...this.store.jobs.values()]) {
       const revision = this.store.taskRevision(job.id);
       if (this.derivedAt.get(job) === revision) continue;
-      const status = deriveJobStatus(job, this.store.tasksOf(job.id));
+      const status = statusOfTally(job, this.store.taskTally(job.id));
       if (status === job.status) {
         this.derivedAt.set(job, revision);
         continue;
