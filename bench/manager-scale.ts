@@ -13,7 +13,8 @@
  *    the new backup, and is killed in turn), and the new primary's RSS.
  *
  * Run directly: `node dist/bench/manager-scale.js [--machines N] [--jobs N]
- * [--instances N] [--takeovers N] [--report-interval MS]`.
+ * [--instances N] [--takeovers N] [--report-interval MS] [--submit-concurrency N]
+ * [--report-concurrency N]`.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -36,9 +37,15 @@ export interface ManagerScaleOptions {
   reportIntervalMs: number;
   /** Submissions in flight at once. */
   submitConcurrency: number;
+  /**
+   * Reports the simulated machines have in flight at once. Real machines each
+   * report on their own connection, so a cell of 10,000 can have thousands in
+   * flight; the simulator's one process bounds them.
+   */
+  reportConcurrency: number;
 }
 
-export const DEFAULT_MANAGER_SCALE: ManagerScaleOptions = { machines: 10_000, jobs: 100, instancesPerJob: 1000, takeovers: 5, reportIntervalMs: 10_000, submitConcurrency: 4 };
+export const DEFAULT_MANAGER_SCALE: ManagerScaleOptions = { machines: 10_000, jobs: 100, instancesPerJob: 1000, takeovers: 5, reportIntervalMs: 10_000, submitConcurrency: 4, reportConcurrency: 256 };
 
 const SESSION_TIMEOUT = "2s";
 const GiB = 1024 ** 3;
@@ -121,7 +128,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
   const o = { ...DEFAULT_MANAGER_SCALE, ...opts };
   const tasks = o.jobs * o.instancesPerJob;
   const out: Record<string, number | string> = {
-    "manager-scale workload": `${o.machines} simulated machines (16 cores, 64 GiB), ${o.jobs} service jobs x ${o.instancesPerJob} instances, report interval ${o.reportIntervalMs} ms, session ${SESSION_TIMEOUT}`,
+    "manager-scale workload": `${o.machines} simulated machines (16 cores, 64 GiB), ${o.jobs} service jobs x ${o.instancesPerJob} instances, report interval ${o.reportIntervalMs} ms, ${o.reportConcurrency} reports in flight, session ${SESSION_TIMEOUT}`,
   };
   const dir = mkdtempSync(join(tmpdir(), "torca-bench-scale-"));
   let sim: SimCell | undefined;
@@ -150,6 +157,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
       managerToken: cell.managerToken,
       agents: o.machines,
       reportIntervalMs: o.reportIntervalMs,
+      reportConcurrency: o.reportConcurrency,
       sessionTimeoutMs: 10_000,
       capacity: { cpu: 16, memory: 64 * GiB, disk: 1000 * GiB },
     });
@@ -298,6 +306,7 @@ function argvOptions(argv: string[]): Partial<ManagerScaleOptions> {
     "--takeovers": "takeovers",
     "--report-interval": "reportIntervalMs",
     "--submit-concurrency": "submitConcurrency",
+    "--report-concurrency": "reportConcurrency",
   };
   const o: Partial<ManagerScaleOptions> = {};
   for (let i = 0; i < argv.length; i += 2) {

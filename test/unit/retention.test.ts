@@ -4,6 +4,7 @@ import { parseTaskFile } from "../../src/common/taskfile/index.js";
 import { jobIdOf, type Job, type JobSpec, type TaskInstance, type TaskState } from "../../src/common/types.js";
 import { retirements, runStatusOf, type RetentionPolicy, type Retirement } from "../../src/manager/retention/decide.js";
 import { UsageLedger } from "../../src/manager/usage/ledger.js";
+import { tallyOf } from "../../src/coord/store/task-tally.js";
 
 const HOUR = 3_600_000;
 const policy: RetentionPolicy = { terminalMs: HOUR, keepPerNamespace: 1000, batch: 100 };
@@ -23,7 +24,7 @@ function task(j: Job, index: number, state: TaskState, finishedAt: number | unde
 function view(entries: [Job, TaskInstance[]][]) {
   const jobs = new Map(entries.map(([j]) => [j.id, j]));
   const tasks = new Map(entries.map(([j, ts]) => [j.id, ts]));
-  return { jobs, tasksOf: (id: string) => tasks.get(id) ?? [] };
+  return { jobs, tasksOf: (id: string) => tasks.get(id) ?? [], taskTally: (id: string) => tallyOf(tasks.get(id) ?? []) };
 }
 
 const finishedBatch = (name: string, at: number, namespace = "default", state: TaskState = "completed"): [Job, TaskInstance[]] => {
@@ -35,6 +36,13 @@ const ids = (rs: Retirement[]) => rs.map((r) => (r.kind === "job" ? r.job.id : `
 
 describe("retention decides what leaves ZooKeeper", () => {
   const now = 10 * HOUR;
+
+  test("a job with a task not finished stays, and its tasks are not even read (every tick asks, for every job)", () => {
+    const j = job(batchSpec("busy"));
+    const state = view([[j, [task(j, 0, "completed", 0), task(j, 1, "running", undefined)]], finishedBatch("old", 0)]);
+    const rs = retirements({ ...state, tasksOf: (id) => (id === j.id ? assert.fail("the unfinished job's tasks were read") : state.tasksOf(id)) }, policy, now);
+    assert.deepEqual(ids(rs), ["old"]);
+  });
 
   test("a terminal job leaves once it finished longer ago than the retention, with its one run and every task", () => {
     const rs = retirements(view([finishedBatch("old", now - HOUR - 1), finishedBatch("recent", now - HOUR + 1)]), policy, now);
