@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { z } from "zod";
 import { IntegrityError } from "./errors.js";
+import { safeParseFast } from "./fast-check.js";
 
 /**
  * The one way to read JSON that Torca stored itself (znode payloads, local
@@ -16,8 +17,8 @@ export function readJson<T extends z.ZodTypeAny>(schema: T, data: Buffer | strin
   } catch (e) {
     throw new IntegrityError(`${where}: not valid JSON (${(e as Error).message})`, { where });
   }
-  const r = schema.safeParse(raw);
-  if (r.success) return r.data as z.output<T>;
+  const r = safeParseFast(schema, raw);
+  if (r.success) return r.data;
   const first = r.error.issues[0];
   const field = first?.path.join(".") ?? "";
   throw new IntegrityError(`${where}: ${field ? `${field}: ` : ""}${first?.message ?? "does not match its schema"}`, { where, field: field || undefined });

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ValidationError } from "./errors.js";
+import { safeParseFast } from "./fast-check.js";
 import { ALLOC_MEMBER_NAME_RE, type DeviceAssignment, type ExitInfo, type JobSpec } from "./types.js";
 
 /**
@@ -174,7 +175,7 @@ export type AgentAd = z.infer<typeof AgentAdSchema>;
 
 /** Parses a body with a schema, turning zod issues into one ValidationError naming each field. */
 export function parseBody<T extends z.ZodTypeAny>(schema: T, body: unknown): z.output<T> {
-  const r = schema.safeParse(body);
-  if (r.success) return r.data as z.output<T>;
+  const r = safeParseFast(schema, body);
+  if (r.success) return r.data;
   throw new ValidationError(r.error.issues.map((i) => ({ field: i.path.join("."), message: i.message })));
 }

@@ -2,8 +2,9 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
+import { AgentAdSchema, AgentReportSchema } from "../../src/common/protocol.js";
 import { TaskInstanceSchema } from "../../src/common/schemas/state.js";
-import { compileCheck } from "../../src/coord/store/fast-check.js";
+import { compileCheck } from "../../src/common/fast-check.js";
 
 /*
  * The compiled check must accept exactly the values its zod schema accepts
@@ -65,8 +66,8 @@ const mutations: [string[], unknown][] = [
   [["reclaimed"], "yes"],
 ];
 
-function mutated(path: string[], value: unknown): unknown {
-  const copy = structuredClone(record) as Record<string, unknown>;
+function mutated(path: string[], value: unknown, of: object = record): unknown {
+  const copy = structuredClone(of) as Record<string, unknown>;
   let at: Record<string, unknown> = copy;
   for (const key of path.slice(0, -1)) at = at[key] as Record<string, unknown>;
   const last = path.at(-1) as string;
@@ -86,6 +87,42 @@ describe("compiled schema checks", () => {
       const parsed = TaskInstanceSchema.safeParse(v);
       const unchanged = parsed.success && isDeepStrictEqual(parsed.data, v);
       assert.equal(check?.(v), unchanged, `${path.join(".") || "the record"} = ${JSON.stringify(value)}`);
+    }
+  });
+
+  test("an agent's ad (tuples, defaults) and report compile, and the ad's check is exact", () => {
+    assert.ok(compileCheck(AgentReportSchema), "the report schema compiles");
+    const adCheck = compileCheck(AgentAdSchema);
+    assert.ok(adCheck);
+    const ad = {
+      id: "n1",
+      url: "http://127.0.0.1:1/",
+      host: "127.0.0.1",
+      capacity: { cpu: 2, memory: 4, disk: 8 },
+      allocatable: { cpu: 2, memory: 4, disk: 8 },
+      attributes: { zone: "a" },
+      portRange: [20000, 29999],
+      drivers: { lxc: false, process: true },
+      cachedPackages: ["sha256:ab"],
+      load: { cpu1m: 0.5, memoryUsed: 1, diskFree: 2 },
+      startedAt: 1,
+    };
+    const adMutations: [string[], unknown][] = [
+      [["portRange"], [1, 2, 3]],
+      [["portRange"], [1]],
+      [["portRange", "0"], "1"],
+      [["portRange"], { 0: 1, 1: 2 }],
+      // Absent, zod fills in the default: not returned unchanged.
+      [["cachedPackages"], undefined],
+      [["cachedPackages"], [1]],
+      [["load"], undefined],
+      [["load", "cpu1m"], "high"],
+    ];
+    for (const [path, value] of [[[], undefined] as [string[], unknown], ...adMutations]) {
+      const v = path.length ? mutated(path, value, ad) : ad;
+      const parsed = AgentAdSchema.safeParse(v);
+      const unchanged = parsed.success && isDeepStrictEqual(parsed.data, v);
+      assert.equal(adCheck(v), unchanged, `${path.join(".") || "the ad"} = ${JSON.stringify(value)}`);
     }
   });
 
