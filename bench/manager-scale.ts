@@ -45,7 +45,7 @@ export interface ManagerScaleOptions {
   reportConcurrency: number;
 }
 
-export const DEFAULT_MANAGER_SCALE: ManagerScaleOptions = { machines: 10_000, jobs: 100, instancesPerJob: 1000, takeovers: 5, reportIntervalMs: 10_000, submitConcurrency: 4, reportConcurrency: 256 };
+export const DEFAULT_MANAGER_SCALE: ManagerScaleOptions = { machines: 10_000, jobs: 100, instancesPerJob: 1000, takeovers: 5, reportIntervalMs: 10_000, submitConcurrency: 4, reportConcurrency: 32 };
 
 const SESSION_TIMEOUT = "2s";
 const GiB = 1024 ** 3;

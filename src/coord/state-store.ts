@@ -77,6 +77,8 @@ export interface StateStore {
   /** Tasks with this desired and this recorded state (e.g. run/pending: what the scheduler places), without a scan. */
   tasksWhere(desired: DesiredState, state: TaskState): Iterable<TaskInstance>;
   taskCount(jobId: string): number;
+  /** The job's tasks counted by kind of state, kept with every change. */
+  taskTally(jobId: string): Readonly<TaskTally>;
   /** Changes whenever any task of the job changes: whatever was derived from its tasks at one revision still holds. */
   taskRevision(jobId: string): number;
   /** Durable create; ConflictError when the job exists. */

@@ -8,7 +8,7 @@ import { httpErrorToTorca } from "../../common/http.js";
 import { AgentReportSchema, parseBody } from "../../common/protocol.js";
 import { checkLogMember } from "../../common/alloc.js";
 import { parseTaskFileOffThread } from "../../common/taskfile/off-thread.js";
-import { JOB_STATUSES, parseTaskId, type Job, type JobSpec, type NodeInfo, type TaskInstance } from "../../common/types.js";
+import { JOB_STATUSES, parseTaskId, type Job, type JobSpec, type NodeInfo, type TaskInstance, type TaskState } from "../../common/types.js";
 import type { LeaderInfo } from "../../coord/election.js";
 import type { StateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
@@ -45,9 +45,8 @@ export interface ManagerView {
   readonly bodyLimit: number;
 }
 
-export function jobSummary(job: Job, tasks: readonly TaskInstance[]) {
-  const counts: Record<string, number> = {};
-  for (const t of tasks) counts[t.state] = (counts[t.state] ?? 0) + 1;
+/** `counts`: the job's tasks in each recorded state (the store's TaskTally.byState). */
+export function jobSummary(job: Job, counts: Readonly<Partial<Record<TaskState, number>>>) {
   return {
     id: job.id,
     name: job.spec.name,
@@ -59,7 +58,7 @@ export function jobSummary(job: Job, tasks: readonly TaskInstance[]) {
     desired: job.desired,
     submittedAt: job.submittedAt,
     updatedAt: job.updatedAt,
-    tasks: counts,
+    tasks: { ...counts },
     version: job.version ?? 0,
     ...(job.deployment ? { deployment: job.deployment } : {}),
   };
@@ -69,7 +68,7 @@ export function jobSummary(job: Job, tasks: readonly TaskInstance[]) {
 export function submitAnswer(o: SubmitOutcome, epoch: number) {
   const message =
     o.change === "unchanged" ? `job ${o.job.id} is unchanged: version ${o.version} is running as submitted` : o.change === "new-version" ? `job ${o.job.id} version ${o.version}: deployment started` : `job ${o.job.id} created`;
-  return { id: o.job.id, job: jobSummary(o.job, []), epoch, version: o.version, change: o.change, message, ...(o.diff && o.change === "new-version" ? { diff: o.diff } : {}) };
+  return { id: o.job.id, job: jobSummary(o.job, {}), epoch, version: o.version, change: o.change, message, ...(o.diff && o.change === "new-version" ? { diff: o.diff } : {}) };
 }
 
 /** A node with the tasks placed on it (from the store's node index: a filter over every task per node was O(nodes × tasks)). */
@@ -201,7 +200,7 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
     const status = queryValue(ctx, "status", JOB_STATUSES);
     const caller = callerOf(ctx);
     const jobs = [...store.jobs.values()].filter((j) => (!status || j.status === status) && seesNamespace(caller, j.spec.namespace)).sort((a, b) => b.submittedAt - a.submittedAt);
-    ctx.body = { jobs: jobs.map((j) => jobSummary(j, store.tasksOf(j.id))) };
+    ctx.body = { jobs: jobs.map((j) => jobSummary(j, store.taskTally(j.id).byState)) };
   });
 
   r.get("/v1/jobs/:id", read, (ctx) => {
@@ -209,7 +208,7 @@ export function apiRouter(v: ManagerView, tokens: TokenTable): Router {
     requireInNamespace(callerOf(ctx), "read", namespaceOfJobId(ctx.params.id!));
     const job = store.jobs.get(ctx.params.id!);
     if (!job) throw new NotFoundError("job", ctx.params.id!);
-    ctx.body = { ...jobSummary(job, store.tasksOf(job.id)), spec: job.spec, source: job.source, packageDigest: job.packageDigest, cron: job.cron, taskList: store.tasksOf(job.id) };
+    ctx.body = { ...jobSummary(job, store.taskTally(job.id).byState), spec: job.spec, source: job.source, packageDigest: job.packageDigest, cron: job.cron, taskList: store.tasksOf(job.id) };
   });
 
   r.delete("/v1/jobs/:id", submit, async (ctx) => {

@@ -92,7 +92,7 @@ export function historyRouter(v: ManagerView, tokens: TokenTable): Router {
     const archived: JobView = await store.jobView(name, namespace);
     const state = v.store();
     const job = state?.jobs.get(id);
-    const live = job && state ? { ...jobSummary(job, state.tasksOf(id)), generation: job.submittedAt, cron: job.cron, taskList: state.tasksOf(id) } : null;
+    const live = job && state ? { ...jobSummary(job, state.taskTally(id).byState), generation: job.submittedAt, cron: job.cron, taskList: state.tasksOf(id) } : null;
     if (!live && archived.runs.length === 0 && archived.versions.length === 0) throw new NotFoundError("job", id);
     // The live job's versions (newest first) come from the primary's version store, ahead of those of archived runs.
     const kept = job ? ((await v.primary()?.versions(id)) ?? []) : [];
