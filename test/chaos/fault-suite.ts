@@ -439,6 +439,15 @@ export function faultSuite(label: string, scale: FaultScale): void {
       };
     }
 
+    /** Each daemon's last warnings and errors since the marks, and its last line (a post-mortem for a failed scenario). */
+    function lastErrors(marks: Map<string, number>): string[] {
+      return daemonIds().flatMap((id) => {
+        const lines = daemonLog(id).slice(marks.get(id) ?? 0).split("\n").filter(Boolean);
+        const bad = lines.filter((l) => /"level":(40|50|60)/.test(l) || !l.startsWith("{")).slice(-8);
+        return [`${id}: last line ${lines.at(-1)?.slice(0, 300) ?? "(none)"}`, ...bad.map((l) => `${id}: ${l.slice(0, 300)}`)];
+      });
+    }
+
     test("5. kill -9 of one ZooKeeper server (the leader): submissions see no error, no session expires, no failover", only(5), async (t) => {
       const p0 = await primary();
       const victim = (await ens.leaderId())!;
@@ -465,6 +474,8 @@ export function faultSuite(label: string, scale: FaultScale): void {
       say(t, `stream: ${outs.length} submissions over ${seconds(2 * scale.streamMs + quorumMs)}, ${acked.length} acknowledged (all complete), errors: ${tally(outs.filter((o) => o.fate !== "acked"), (o) => `${o.status ?? o.code}`)}; slowest ${Math.max(...outs.map((o) => o.ms))} ms (around the kill: ${Math.max(0, ...around.map((o) => o.ms))} ms; median overall ${outs.map((o) => o.ms).sort((a, b) => a - b)[Math.floor(outs.length / 2)]} ms)`);
       say(t, `sessions of the 4 daemons: ${ev.lost} connection losses, ${ev.reconnected} reconnections and ${ev.reattached} re-attachments of the same session, ${ev.expired} expiries; primary ${p0.id} epoch ${p0.epoch} → ${p1.id} epoch ${p1.epoch}; node-lost claims ${claimsBefore} → ${claimsAfter}`);
 
+      // On a failure, what each daemon logged last (its errors), since its directory goes with the cell.
+      if (acked.length !== outs.length || ev.expired !== 0 || p1.id !== p0.id) for (const l of lastErrors(marks)) say(t, l);
       assert.equal(acked.length, outs.length, `every submission acknowledged: ${JSON.stringify(outs.filter((o) => o.fate !== "acked"))}`);
       assert.equal(ev.expired, 0, "no session expired");
       assert.deepEqual([p1.id, p1.epoch], [p0.id, p0.epoch], "no failover");
