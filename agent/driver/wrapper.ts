@@ -257,13 +257,13 @@ function environmentOf(env: Record<string, string>): string[] {
 }
 
 /** A shell word on one line: single quotes, or $'…' when `s` holds a line break. */
-export function lineQuote(s: string): string {
+function lineQuote(s: string): string {
   if (!/[\n\r]/.test(s)) return shQuote(s);
   return `$'${s.replace(/[\\']/g, (c) => `\\${c}`).replace(/\n/g, "\\n").replace(/\r/g, "\\r")}'`;
 }
 
 /** The launcher's start order for a task: one line of quoted words. */
-export function startOrder(taskDir: string, spec: WrapperSpec): string {
+function startOrder(taskDir: string, spec: WrapperSpec): string {
   const words =
     spec.kind === "process"
       ? [spec.kind, taskDir, spec.cgroup?.root ?? "", spec.cgroup?.relative ?? "", spec.user ? String(spec.user.uid) : "", spec.user ? String(spec.user.gid) : "", spec.cwd, ...environmentOf(spec.env), ...spec.command]

@@ -77,7 +77,7 @@ export interface StateStore {
   /** Tasks with this desired and this recorded state (e.g. run/pending: what the scheduler places), without a scan. */
   tasksWhere(desired: DesiredState, state: TaskState): Iterable<TaskInstance>;
   taskCount(jobId: string): number;
-  /** The job's tasks counted by kind of state, kept with every change. */
+  /** The job's tasks counted by state, kept with every change. */
   taskTally(jobId: string): Readonly<TaskTally>;
   /** Changes whenever any task of the job changes: whatever was derived from its tasks at one revision still holds. */
   taskRevision(jobId: string): number;
@@ -114,7 +114,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   private readonly byNode = new TaskGroups();
   private readonly byStatus = new TaskGroups();
   private readonly revisions = new Map<string, number>();
-  /** Each job's tasks counted by kind of state (job statuses are derived from it every tick). */
+  /** Each job's tasks counted by state (job statuses are derived from it every tick). */
   private readonly tallies = new Map<string, TaskTally>();
   /** Each job's tasks as `tasksOf` last sorted them, valid while the job's revision is unchanged: every tick reads every job's. */
   private readonly sortedTasks = new Map<string, { revision: number; tasks: readonly TaskInstance[] }>();
@@ -150,7 +150,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     return tasks;
   }
 
-  /** The job's tasks counted by kind of state. */
+  /** The job's tasks counted by state. */
   taskTally(jobId: string): Readonly<TaskTally> {
     return this.tallies.get(jobId) ?? emptyTally();
   }

@@ -49,8 +49,9 @@ const ENCODED_GENERATION = 20_000;
 /**
  * Each record's JSON, kept while it is recent. A chunk write sends all the
  * chunk's records while usually only a few of them changed since its last
- * write, and a stored record is never changed (the store freezes it: a change
- * is a new record), so a record's text stays its text. Two generations of at
+ * write, and a stored record is never changed, only replaced (under the test
+ * runner the store freezes it to hold code to that), so a record's text stays
+ * its text. Two generations of at
  * most ENCODED_GENERATION records each bound the memory, and the records of
  * chunks written again and again stay in the newer one; weak keys let a
  * replaced record go with its text.

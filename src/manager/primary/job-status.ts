@@ -1,20 +1,22 @@
-import type { Job, JobStatus, TaskInstance } from "../../common/types.js";
-import { tallyOf, type TaskTally } from "../../coord/store/task-tally.js";
+import type { Job, JobStatus, TaskInstance, TaskState } from "../../common/types.js";
+import { tallyOf, terminalCount, type TaskTally } from "../../coord/store/task-tally.js";
 
 /** A job's status, derived from its tasks (never stored independently of them). */
 export function deriveJobStatus(job: Job, tasks: readonly TaskInstance[]): JobStatus {
   return statusOfTally(job, tallyOf(tasks));
 }
 
-/** A job's status from the count of its tasks in each kind of state (the store keeps each job's, see TaskTally). */
+/** A job's status from the count of its tasks in each state (the store keeps each job's, see TaskTally). */
 export function statusOfTally(job: Job, n: Readonly<TaskTally>): JobStatus {
-  if (job.desired === "stop") return n.terminal === n.total ? "dead" : "running";
+  const terminal = terminalCount(n);
+  const count = (s: TaskState) => n.byState[s] ?? 0;
+  if (job.desired === "stop") return terminal === n.total ? "dead" : "running";
   if (job.spec.schedule && n.total === 0) return "pending";
-  if (job.spec.type === "batch" && n.total >= job.spec.instances && n.terminal === n.total) {
-    return n.completed === n.total ? "complete" : "failed";
+  if (job.spec.type === "batch" && n.total >= job.spec.instances && terminal === n.total) {
+    return count("completed") === n.total ? "complete" : "failed";
   }
-  if (n.active > 0) return "running";
-  if (n.total > 0 && n.terminal === n.total && n.failed === n.total) return "failed";
+  if (count("running") + count("dispatched") > 0) return "running";
+  if (n.total > 0 && count("failed") === n.total) return "failed";
   return "pending";
 }
 

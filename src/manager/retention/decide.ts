@@ -1,7 +1,7 @@
 import { TERMINAL_TASK_STATES, type Job, type TaskInstance } from "../../common/types.js";
 import type { FinishedRunState, FinishedStatus } from "../../history/record.js";
 import { deriveJobStatus, isLive } from "../primary/job-status.js";
-import { tallyOf, type TaskTally } from "../../coord/store/task-tally.js";
+import { terminalCount, type TaskTally } from "../../coord/store/task-tally.js";
 
 /**
  * What leaves ZooKeeper now, decided from the state alone (pure; time passed
@@ -98,7 +98,7 @@ export function retirements(view: RetentionView, p: RetentionPolicy, now: number
   for (const job of view.jobs.values()) {
     // Neither finished nor a cron job (whose runs retire one by one): nothing to retire, and no need to read its tasks.
     const tally = view.taskTally(job.id);
-    if (!job.spec.schedule && tally.terminal < tally.total) continue;
+    if (!job.spec.schedule && terminalCount(tally) < tally.total) continue;
     const tasks = view.tasksOf(job.id);
     const whole = wholeJob(job, tasks);
     if (whole) {
