@@ -87,6 +87,8 @@ export interface StateStore {
   /** Removes a job and all its tasks (used when a dead job's name is reused). */
   deleteJob(jobId: string): Promise<void>;
   putTask(task: TaskInstance): Promise<void>;
+  /** Takes an observation agents repeat in every report into the copy now and into ZooKeeper with a later write (`flushDeferred`). */
+  deferTask(task: TaskInstance, now: number): void;
   /** Removes some of a job's task records (a cron run that retention archived). */
   deleteTasks(jobId: string, indexes: readonly number[]): Promise<void>;
 }
@@ -125,6 +127,8 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   private inflight = 0;
   private drainWaiters: (() => void)[] = [];
   private readonly committer = new GroupCommitter<ChunkOp>((key, ops) => this.writeChunk(key, ops), MAX_PARALLEL_WRITES);
+  /** Chunks whose copy holds deferred records ZooKeeper does not have yet: chunk key → when the first of them was taken. */
+  private readonly deferred = new Map<string, number>();
   /** Per-index znodes whose chunk exists: left for the primary to delete. */
   private readonly legacyLeft: LegacyZnodes;
 
@@ -315,6 +319,7 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     if (jt) for (const i of [...jt.records.keys()]) this.setTaskEntry(jt.records, i, undefined);
     this.jobTasks.delete(id);
     this.sortedTasks.delete(id);
+    for (const key of this.deferred.keys()) if (parseChunkKey(key).jobId === id) this.deferred.delete(key);
     this.legacyLeft.forget(id);
     this.emit("job", undefined, id);
   }
@@ -500,6 +505,45 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
   }
 
   /**
+   * An observation agents repeat in every report (a task running, its ports,
+   * its health) goes into the copy at once and into ZooKeeper with its
+   * chunk's next write, which `flushDeferred` makes at the latest. Nothing
+   * waits for it to be durable: it decides nothing that a later report does
+   * not decide again, and a primary that dies first loses only what the
+   * agent's next report to the next primary records again. Until then the
+   * backups' copies show the task's previous record.
+   *
+   * A chunk with a write queued or in flight takes it into that write
+   * instead, so no write under way can land an older record over it; so does
+   * a range still read from per-index znodes (the migration writes it).
+   */
+  deferTask(task: TaskInstance, now: number): void {
+    const key = chunkKey(task.jobId, chunkOf(task.index));
+    const jt = this.jobTasks.get(task.jobId);
+    const k = chunkOf(task.index);
+    if (this.committer.busy(key) || !jt?.chunks.has(k) || jt.legacy.size > 0) {
+      // Errors reach the writes' own callers; this record is reported again.
+      void this.putTask(task).catch(() => undefined);
+      return;
+    }
+    this.applyRecord(jt, task.index, fitRecord(task));
+    if (!this.deferred.has(key)) this.deferred.set(key, now);
+  }
+
+  /** Writes the chunks holding records deferred at or before `before`; resolves when those writes settled (failures are the next flush's). */
+  async flushDeferred(before: number): Promise<{ chunks: number; failed: number }> {
+    const due: string[] = [];
+    for (const [key, since] of this.deferred) if (since <= before && !this.committer.busy(key)) due.push(key);
+    const results = await Promise.allSettled(due.map((key) => this.committer.submit(key, { rewrite: true })));
+    return { chunks: due.length, failed: results.filter((r) => r.status === "rejected").length };
+  }
+
+  /** Deferred records waiting for their chunk's write. */
+  get deferredChunks(): number {
+    return this.deferred.size;
+  }
+
+  /**
    * One write of a chunk (group-committed): the copy's records of its range
    * with `ops` applied, by compare-and-set against the version last seen;
    * created when absent, deleted when left empty. The copy changes only once
@@ -541,12 +585,19 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     } catch (e) {
       if (isZkCode(e, ZK.NODEEXISTS)) {
         // Our copy missed it (written just before we took over): learn it, let the caller retry.
+        this.deferred.delete(key);
         await this.refreshChunk(jobId, k);
         throw new ConflictError(`${path} exists in ZooKeeper but not in this copy; reloaded it`, { path });
       }
-      if (e instanceof ConflictError) await this.refreshChunk(jobId, k);
+      if (e instanceof ConflictError) {
+        // The copy becomes ZooKeeper's again: deferred records go, and their agents report them again.
+        this.deferred.delete(key);
+        await this.refreshChunk(jobId, k);
+      }
       throw e;
     }
+    // Deferred records are taken only while no write of the chunk is queued or in flight, so this write carried them all.
+    this.deferred.delete(key);
     if (written) jt.chunks.set(k, written);
     else jt.chunks.delete(k);
     for (let i = first; i < end; i++) if (jt.legacy.delete(i)) this.legacyLeft.note(jobId);

@@ -42,7 +42,7 @@ function setup(job: Job, tasks: TaskInstance[], admit: (job: Job, spec: JobSpec)
     task: (_: string, i: number) => taskMap.get(i),
     updateJob: async (j: Job) => void jobs.set(j.id, j),
   };
-  const writer = new TaskWriter({ putTask: async (t) => void taskMap.set(t.index, t) }, () => false);
+  const writer = new TaskWriter({ putTask: async (t) => void taskMap.set(t.index, t), deferTask: (t) => void taskMap.set(t.index, t) }, () => false);
   const sender = { stop: (t: TaskInstance, why: string, drainMs: number) => stops.push({ id: t.id, why, drainMs }) } as unknown as TaskSender;
   const zk = fakeZk();
   const versions = new VersionStore(zk, "/t");

@@ -19,6 +19,11 @@ export class GroupCommitter<Op> {
     private readonly maxInFlight: number,
   ) {}
 
+  /** Whether a write of `key` is queued or in flight: a change submitted now goes in a write that has not started or in the next one. */
+  busy(key: string): boolean {
+    return this.queues.has(key);
+  }
+
   submit(key: string, op: Op): Promise<void> {
     let q = this.queues.get(key);
     if (!q) this.queues.set(key, (q = { ops: [], waiters: [], writing: false, isReady: false }));

@@ -29,7 +29,7 @@ import { SerialQueue } from "./serial-queue.js";
 import { Tick, type Trimmer } from "./tick.js";
 import { drainDelayOf, Rollouts, type DeploymentControl, type SubmitOutcome, type VersionPlan } from "../deployment/rollouts.js";
 import type { JobVersion, VersionStore } from "../versions/store.js";
-import { TaskWriter } from "./writer.js";
+import { TaskWriter, type TaskStore } from "./writer.js";
 import type { WorkflowStore } from "../workflow/store.js";
 import { WorkflowRunner } from "../workflow/runner.js";
 
@@ -101,6 +101,14 @@ export interface PrimaryObserver {
   fenced(reason: Exclude<FenceReason, "shutdown">): void;
 }
 
+/**
+ * How long an agent's observation of a live task (running, ports, health)
+ * may sit in the primary's copy before its chunk is written for it: a chunk's
+ * observations in that time go in one write, and a backup's copy is that
+ * much behind the primary's for them.
+ */
+const DEFERRED_WRITE_MS = 2000;
+
 const DEFAULT_RETENTION: RetentionPolicy = { terminalMs: 3_600_000, keepPerNamespace: 1000, batch: 200 };
 
 export type AlertSink = (kind: string, key: string, data: { job?: Job; task?: TaskInstance; node?: NodeInfo; text: string }) => void;
@@ -108,6 +116,8 @@ export type AlertSink = (kind: string, key: string, data: { job?: Job; task?: Ta
 export class Primary {
   private fenced = false;
   private timer?: NodeJS.Timeout;
+  private deferredTimer?: NodeJS.Timeout;
+  private flushingDeferred = false;
   private schedulerWorkers?: SchedulerWorkers;
   private tickQueued = false;
   private readonly startedAt: number;
@@ -249,6 +259,13 @@ export class Primary {
     this.collector.on("node-up", this.onNodeChange);
     this.collector.on("node-changed", this.onNodeChange);
     this.timer = setInterval(() => this.requestTick(), this.opts.schedulerIntervalMs);
+    this.deferredTimer = setInterval(() => {
+      if (this.flushingDeferred) return;
+      this.flushingDeferred = true;
+      void this.flushDeferred()
+        .catch((e: unknown) => this.warn("deferred writes", e))
+        .finally(() => (this.flushingDeferred = false));
+    }, DEFERRED_WRITE_MS / 4);
     this.requestTick();
   }
 
@@ -258,6 +275,7 @@ export class Primary {
     this.fenced = true;
     if (reason !== "shutdown") this.opts.observer?.fenced(reason);
     if (this.timer) clearInterval(this.timer);
+    if (this.deferredTimer) clearInterval(this.deferredTimer);
     this.cron.stop();
     void this.schedulerWorkers?.close();
     this.collector.off("node-up", this.onNodeChange);
@@ -515,9 +533,18 @@ export class Primary {
     const opts = { presumeMissing: this.pastReconcileGrace(), missingGraceMs: this.opts.missingGraceMs };
     const decisions = reports.map((r) => reconcileReport(r, this.store, now, opts));
     for (const d of decisions) for (const s of d.stops) this.sender.stop(s.task, s.why);
+    for (const d of decisions) this.writer.defer(d.observations, now);
     const results = await Promise.allSettled(decisions.map((d) => this.writeReconciled(d)));
+    // Observations wait for the periodic tick: a tick after every burst of them costs more than it decides.
     if (decisions.some((d) => d.updates.length)) this.requestTick();
     return results;
+  }
+
+  /** Writes deferred observations older than DEFERRED_WRITE_MS (the chunks' own writes take the rest as they go). */
+  private async flushDeferred(): Promise<void> {
+    if (this.fenced || !this.opts.zookeeperWritable()) return;
+    const { failed } = await this.store.flushDeferred(this.now() - DEFERRED_WRITE_MS);
+    if (failed > 0) this.log.warn({ failed }, "writing deferred task observations failed; they are retried, and agents report them again");
   }
 
   private async writeReconciled(d: ReconcileDecision): Promise<void> {
@@ -590,11 +617,16 @@ export class Primary {
 }
 
 /** The store's task writes, each reported to `observer` with the record it replaced. */
-function observedTasks(store: ZkStateStore, observer: PrimaryObserver): { putTask(t: TaskInstance): Promise<void> } {
+function observedTasks(store: ZkStateStore, observer: PrimaryObserver): TaskStore {
   return {
     async putTask(t) {
       const prev = store.task(t.jobId, t.index);
       await store.putTask(t);
+      observer.taskWritten(prev, t);
+    },
+    deferTask(t, now) {
+      const prev = store.task(t.jobId, t.index);
+      store.deferTask(t, now);
       observer.taskWritten(prev, t);
     },
   };

@@ -18,7 +18,15 @@ export interface ReconcileView {
 }
 
 export interface ReconcileDecision {
+  /** Changes to record durably before the report is answered: exits, and tasks gone missing. */
   updates: TaskInstance[];
+  /**
+   * What the agent observes of a live attempt (running, ports, health,
+   * members). It says so again in every report, so these need not be durable
+   * before the answer: a primary that dies first loses nothing the next
+   * report does not restore.
+   */
+  observations: TaskInstance[];
   stops: { task: Pick<TaskInstance, "id" | "attempt" | "nodeId">; why: string }[];
   alerts: LifecycleAlert[];
 }
@@ -31,7 +39,7 @@ export interface ReconcileOptions {
 
 export function reconcileReport(report: AgentReport, view: ReconcileView, now: number, opts: ReconcileOptions): ReconcileDecision {
   const nodeId = report.agentId;
-  const decision: ReconcileDecision = { updates: [], stops: [], alerts: [] };
+  const decision: ReconcileDecision = { updates: [], observations: [], stops: [], alerts: [] };
   const seen = new Set<string>();
   for (const rt of report.tasks) {
     const ref = parseTaskId(rt.taskId);
@@ -55,7 +63,7 @@ export function reconcileReport(report: AgentReport, view: ReconcileView, now: n
     } else {
       const alive = reportedAlive(t, rt, now);
       const next = withReportedMembers(alive ?? t, rt.members, now) ?? alive;
-      if (next) decision.updates.push(next);
+      if (next) decision.observations.push(next);
     }
   }
   if (opts.presumeMissing) {

@@ -4,6 +4,8 @@ import type { TaskInstance } from "../../common/types.js";
 export interface TaskStore {
   /** Resolves once the record is durable; the store commits the records of one chunk together (coord/store/group-commit.ts). */
   putTask(task: TaskInstance): Promise<void>;
+  /** Takes the record into the copy now and into ZooKeeper with its chunk's next write (coord/state-store.ts). */
+  deferTask(task: TaskInstance, now: number): void;
 }
 
 /** Task records to ZooKeeper; a fenced primary writes nothing. */
@@ -18,6 +20,13 @@ export class TaskWriter {
     if (tasks.length === 0) return;
     if (this.isFenced()) throw new TorcaError("not_primary", "fenced", { status: 503 });
     await Promise.all(tasks.map((t) => this.store.putTask(t)));
+  }
+
+  /** Observations agents repeat in every report: in the copy now, durable later; nothing may wait on them being durable. */
+  defer(tasks: readonly TaskInstance[], now: number): void {
+    if (tasks.length === 0) return;
+    if (this.isFenced()) throw new TorcaError("not_primary", "fenced", { status: 503 });
+    for (const t of tasks) this.store.deferTask(t, now);
   }
 
   /**
