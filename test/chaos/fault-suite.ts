@@ -15,6 +15,7 @@ import { TestEnsemble } from "../harness/ensemble.js";
 import { eventually, never, until } from "../harness/wait.js";
 import { duplicates, freshConnections, seconds, snapshotDiff, startedInstances, stopLeftoverTasks, submitOnce, tally, znodeSnapshot, type SubmitOutcome } from "./probes.js";
 import { pidAlive } from "../../src/common/process.js";
+import { DEFERRED_WRITE_MS } from "../../src/manager/primary/primary.js";
 
 /**
  * The fault suite (issue 8): a 3-server ZooKeeper ensemble on loopback, two
@@ -36,6 +37,8 @@ export interface FaultScale {
 const ROOT = "/torca";
 const PHONE = "+15550100";
 const SESSION_MS = 2000;
+/** Longer than an observation waits in the primary's copy before its chunk is written, with the flush timer's step and a write. */
+const QUIET_MS = DEFERRED_WRITE_MS + 1000;
 /** How many times one storm submission is sent at most (refusals and unknown outcomes re-sent), as the CLI bounds its retries. */
 const SUBMIT_SENDS = 20;
 
@@ -234,19 +237,20 @@ export function faultSuite(label: string, scale: FaultScale): void {
     /** Snapshot of every znode except the ones that change by design (agents' heartbeats, election candidates). */
     const snapshot = () => znodeSnapshot(zk, ROOT, [zpaths(ROOT).agents, zpaths(ROOT).election]);
 
-    /** Waits until two snapshots a second apart are equal: nobody is writing. */
+    /** ZooKeeper's state once it stops changing: two snapshots equal across more than the primary defers observations (so none is still to come). */
     async function quietSnapshot(timeoutMs = 30_000): Promise<Map<string, string>> {
       let prev = await snapshot();
       let changed: string[] = [];
       return until(
-        "the cell to go quiet (two snapshots a second apart equal)",
+        `the cell to go quiet (two snapshots ${QUIET_MS} ms apart equal)`,
         async () => {
+          await sleep(QUIET_MS);
           const cur = await snapshot();
           changed = snapshotDiff(prev, cur);
           prev = cur;
           return changed.length === 0 && cur;
         },
-        { timeoutMs, intervalMs: 1000, show: () => changed.slice(0, 5) },
+        { timeoutMs, intervalMs: 0, show: () => changed.slice(0, 5) },
       );
     }
 

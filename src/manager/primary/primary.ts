@@ -107,7 +107,7 @@ export interface PrimaryObserver {
  * observations in that time go in one write, and a backup's copy is that
  * much behind the primary's for them.
  */
-const DEFERRED_WRITE_MS = 2000;
+export const DEFERRED_WRITE_MS = 2000;
 
 const DEFAULT_RETENTION: RetentionPolicy = { terminalMs: 3_600_000, keepPerNamespace: 1000, batch: 200 };
 
