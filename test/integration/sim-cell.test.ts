@@ -103,10 +103,12 @@ describe("simulated cell: 200 machines from one process, speaking the agent prot
       }, { timeoutMs: 30_000, intervalMs: 100 });
       await until("the machines following the new primary", () => sim.currentLeader?.epoch === fresh.epoch, { timeoutMs: 30_000, intervalMs: 100 });
       // Through the new primary's grace for reports, and past it: a task it had not heard of would be rescheduled.
+      // A task may read dispatched (attempt 1) until its machine reports again: the old primary had not yet written that it runs (observations are deferred).
       await never("a task restarted or dispatched again by the new primary", async () => {
-        const moved = (await c.job(r.id)).taskList.filter((t) => t.state !== "running" || t.attempt !== 1);
+        const moved = (await c.job(r.id)).taskList.filter((t) => (t.state !== "running" && t.state !== "dispatched") || t.attempt !== 1);
         return (moved.length > 0 || sim.stats().dispatches !== dispatchesBefore) && { moved, dispatches: sim.stats().dispatches - dispatchesBefore };
       }, 5000, { intervalMs: 250 });
+      await c.waitJob(r.id, (x) => x.taskList.every((t) => t.state === "running"), 30_000, "all running again, as the machines report them");
       const j = await c.job(r.id);
       const tasks: TaskInstance[] = j.taskList;
       assert.ok(tasks.every((t) => t.state === "running" && t.attempt === 1), JSON.stringify(tasks.filter((t) => t.state !== "running" || t.attempt !== 1)));
