@@ -104,8 +104,9 @@ function cut(text: string): string {
   return text.length > TRIMMED_TEXT ? `${text.slice(0, TRIMMED_TEXT)}…` : text;
 }
 
+/** Through the encoding cache: the chunk write that follows finds the record's text there. */
 function bytesOf(t: TaskInstance): number {
-  return Buffer.byteLength(JSON.stringify(t));
+  return Buffer.byteLength(encoded.textOf(t));
 }
 
 /**
@@ -115,12 +116,13 @@ function bytesOf(t: TaskInstance): number {
  */
 export function fitRecord(t: TaskInstance): TaskInstance {
   if (bytesOf(t) <= MAX_RECORD_BYTES) return t;
-  const fitted: TaskInstance = {
+  let fitted: TaskInstance = {
     ...t,
     events: t.events.map((e) => ({ ...e, message: cut(e.message) })),
     ...(t.reason !== undefined ? { reason: cut(t.reason) } : {}),
     ...(t.exit ? { exit: { ...t.exit, reason: cut(t.exit.reason) } } : {}),
   };
-  while (fitted.events.length > 1 && bytesOf(fitted) > MAX_RECORD_BYTES) fitted.events = fitted.events.slice(1);
+  // A new record each step, never changed after it was measured: the cache keeps each one's text.
+  while (fitted.events.length > 1 && bytesOf(fitted) > MAX_RECORD_BYTES) fitted = { ...fitted, events: fitted.events.slice(1) };
   return fitted;
 }
