@@ -518,9 +518,9 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
    * a range still read from per-index znodes (the migration writes it).
    */
   deferTask(task: TaskInstance, now: number): void {
-    const key = chunkKey(task.jobId, chunkOf(task.index));
-    const jt = this.jobTasks.get(task.jobId);
     const k = chunkOf(task.index);
+    const key = chunkKey(task.jobId, k);
+    const jt = this.jobTasks.get(task.jobId);
     if (this.committer.busy(key) || !jt?.chunks.has(k) || jt.legacy.size > 0) {
       // Errors reach the writes' own callers; this record is reported again.
       void this.putTask(task).catch(() => undefined);
