@@ -15,6 +15,8 @@ import assert from "node:assert/strict";
 import { parseTaskFile } from "../../src/common/taskfile/index.js";
 import { validatePackageRef } from "../../src/manager/packages/registry.js";
 import { ValidationError } from "../../src/common/errors.js";
+import { composeYaml } from "../../src/common/taskfile/yaml-hardening.js";
+import { LineCounter } from "yaml";
 import { judgeIssues, taskFileCase, validBases, type TaskFileCase } from "../harness/fuzz.js";
 import { fuzzSeed } from "../harness/prng.js";
 
@@ -154,6 +156,29 @@ describe("fuzzing: what it found in the task-file parser, pinned down", () => {
     }
     const json = refusal(`{"name":"x","command":["a"],"env":{"A":${"[".repeat(50_000)}${"]".repeat(50_000)}}}`, { format: "json" });
     assert.match(json.issues[0]!.message, /nested more than 32 levels deep/);
+  });
+
+  test("nesting too deep for the composer is refused from the parser's tokens, before the composer's recursion (whose stack overflow can abort the process)", () => {
+    const shapes = {
+      "flow sequences": (d: number) => `${"[".repeat(d)}${"]".repeat(d)}`,
+      "flow mappings": (d: number) => `${"{a: ".repeat(d)}1${"}".repeat(d)}`,
+      "block mappings": (d: number) => "\n" + Array.from({ length: d }, (_, i) => `${" ".repeat(i + 4)}k${i}:`).join("\n") + " leaf",
+    };
+    for (const [shape, nested] of Object.entries(shapes)) {
+      for (const depth of [129, 3_000, 20_000]) {
+        if (shape === "block mappings" && depth > 3_000) continue;
+        const text = `${job}env:\n  A: ${nested(depth)}\n`;
+        assert.throws(() => composeYaml(text, new LineCounter(), "deep.yaml"), (e: unknown) => {
+          assert.ok(e instanceof ValidationError, `${shape} ${depth} deep: refused as invalid input`);
+          assert.match(e.issues[0]!.message, /nested more than 32 levels deep/);
+          assert.ok(e.issues[0]!.line! >= 4, `${shape} ${depth} deep: at a line inside the nesting`);
+          return true;
+        });
+      }
+    }
+    // Within the composer's reach the tree is built, and the refusal names the field.
+    const e = refusal(`${job}env:\n  A: ${shapes["flow mappings"](100)}\n`);
+    assert.equal(e.issues[0]!.field, `env.A${".a".repeat(30)}`);
   });
 
   test("more than 100 aliases, or an alias bomb, is refused at the line of the first alias", () => {

@@ -4,9 +4,9 @@
  * is valid JSON; a file that starts with `{` but is only valid as YAML (a flow
  * mapping, `{name: x}`) is read as YAML.
  */
-import { parseDocument } from "yaml";
+import { LineCounter } from "yaml";
 import { ValidationError, type InputIssue } from "../errors.js";
-import { YAML_OPTIONS } from "./yaml-hardening.js";
+import { composeYaml } from "./yaml-hardening.js";
 
 export interface ParseTaskFileOptions {
   /** File name, used as the prefix of error messages. */
@@ -31,7 +31,7 @@ export function sniffFormat(text: string, opts: ParseTaskFileOptions): SniffedFo
     return { explicitJson, jsonValue: { value: JSON.parse(text) as unknown } };
   } catch (e) {
     // Only a detected-by-content file gets a second chance as YAML, so that real JSON files get JSON error messages.
-    const yamlOk = !explicitJson && parseDocument(text, YAML_OPTIONS).errors.length === 0;
+    const yamlOk = !explicitJson && composeYaml(text, new LineCounter(), opts.source).errors.length === 0;
     if (!yamlOk) throw new ValidationError([jsonSyntaxIssue(text, e)], opts.source);
     return { explicitJson };
   }

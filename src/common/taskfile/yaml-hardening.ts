@@ -6,7 +6,7 @@
  * silently read as plain text. Every limit is checked on the parsed tree
  * before any value is built from it.
  */
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document } from "yaml";
+import { Composer, LineCounter, Parser, YAMLParseError, isAlias, isMap, isScalar, isSeq, type CST, type Document } from "yaml";
 import { ValidationError, type InputIssue } from "../errors.js";
 import { formatPath, type PathSeg } from "./issues.js";
 import { LIMITS } from "./schema.js";
@@ -17,9 +17,16 @@ import { keyText, rangeStart } from "./yaml-positions.js";
  * earlier one (quadratic: a 1 MiB mapping took minutes); inspectTree() does it with a set.
  * logLevel "error": warnings would go to process.emitWarning; problems are reported as issues instead.
  */
-export const YAML_OPTIONS = { prettyErrors: false, logLevel: "error", uniqueKeys: false } as const;
+const YAML_OPTIONS = { prettyErrors: false, logLevel: "error", uniqueKeys: false } as const;
 
 const TOO_DEEP = `is nested more than ${LIMITS.maxNesting} levels deep (a task file needs at most 4)`;
+/**
+ * Nesting the library may build a tree for: its composer recurses once per level and counts on catching the
+ * stack overflow of a deeper document, but an overflow that strikes while V8 compiles a regular expression
+ * ends the whole process instead. Deeper documents are refused from the parser's tokens, read without
+ * recursion; up to this depth the tree is built and inspectTree() names the field that is too deep.
+ */
+const COMPOSE_DEPTH_LIMIT = 4 * LIMITS.maxNesting;
 
 type Position = { line: number; column: number };
 
@@ -35,18 +42,18 @@ export interface ParsedYaml {
 /** Parses the text; throws only for nesting too deep for the parser itself. */
 export function parseYaml(text: string, language: "JSON" | "YAML", source: string | undefined): ParsedYaml {
   const lc = new LineCounter();
-  // The YAML library reads a quoted scalar cut off right after an escaped quote (`"abc \"`, `'abc ''`) at the
-  // very end of the input as closed; with a line break after it, it reports the missing quote. The break
-  // changes nothing else, short of a keep-chomped block scalar (`|+`) whose last line ends in a quote.
-  const doc = parseDocument(/["']$/.test(text) ? text + "\n" : text, { ...YAML_OPTIONS, lineCounter: lc });
   const at = (offset: number): Position => {
-    // Clamped: an error at the line break added above belongs to the last line of the text.
+    // Clamped: an error at the line break added below belongs to the last line of the text.
     const { line, col } = lc.linePos(Math.min(offset, text.length));
     return { line, column: col };
   };
+  // The YAML library reads a quoted scalar cut off right after an escaped quote (`"abc \"`, `'abc ''`) at the
+  // very end of the input as closed; with a line break after it, it reports the missing quote. The break
+  // changes nothing else, short of a keep-chomped block scalar (`|+`) whose last line ends in a quote.
+  const doc = composeYaml(/["']$/.test(text) ? text + "\n" : text, lc, source);
   let syntax: InputIssue | undefined;
   for (const err of doc.errors) {
-    // The composer turns a stack overflow on deep nesting into this code; no JSON fallback can read that either.
+    // The composer's own answer to a stack overflow; composeYaml refuses nesting deep enough for one first.
     if (err.code === "RESOURCE_EXHAUSTION") throw new ValidationError([{ field: "", message: TOO_DEEP, ...at(err.pos[0]) }], source);
     // Only the first syntax error: the parser's later ones are nearly always its consequences.
     // linePos is only filled in with prettyErrors, which would also bury the message in a code excerpt.
@@ -77,6 +84,53 @@ export function hardenedValue({ doc, at }: ParsedYaml, source: string | undefine
     // Alias bombs (aliases of aliases) and aliases without an anchor land here.
     throw new ValidationError([{ field: "", message: `invalid YAML: ${e instanceof Error ? e.message : String(e)}`, ...at(tree.firstAlias ?? 0) }], source);
   }
+}
+
+/**
+ * parseDocument, except that a document nested deeper than COMPOSE_DEPTH_LIMIT is refused (a
+ * ValidationError at the line of its first collection that deep) before any recursive step runs. The lexer and parser keep explicit stacks and read any depth.
+ */
+export function composeYaml(text: string, lc: LineCounter, source: string | undefined): Document {
+  const tokens = [...new Parser(lc.addNewLine).parse(text)];
+  const deep = firstTooDeep(tokens, COMPOSE_DEPTH_LIMIT);
+  if (deep !== undefined) {
+    const { line, col } = lc.linePos(deep);
+    throw new ValidationError([{ field: "", message: TOO_DEEP, line, column: col }], source);
+  }
+  let doc: Document | undefined;
+  for (const next of new Composer(YAML_OPTIONS).compose(tokens, true, text.length)) {
+    if (!doc) doc = next;
+    else {
+      // As parseDocument: one document per text.
+      doc.errors.push(new YAMLParseError([next.range[0], next.range[1]], "MULTIPLE_DOCS", "Source contains multiple documents; please use YAML.parseAllDocuments()"));
+      break;
+    }
+  }
+  // compose(…, forceDoc) yields a document for any text, an empty one included.
+  return doc!;
+}
+
+/** Offset of the first collection nested more than `limit` levels deep in the parser's tokens. */
+function firstTooDeep(tokens: readonly CST.Token[], limit: number): number | undefined {
+  let first: number | undefined;
+  const stack = tokens.map((token) => ({ token, depth: 0 }));
+  while (stack.length > 0) {
+    const { token, depth } = stack.pop()!;
+    if (token.type === "document") {
+      if (token.value) stack.push({ token: token.value, depth });
+      continue;
+    }
+    if (token.type !== "block-map" && token.type !== "block-seq" && token.type !== "flow-collection") continue;
+    if (depth + 1 > limit) {
+      if (first === undefined || token.offset < first) first = token.offset;
+      continue;
+    }
+    for (const item of token.items) {
+      if (item.key) stack.push({ token: item.key, depth: depth + 1 });
+      if (item.value) stack.push({ token: item.value, depth: depth + 1 });
+    }
+  }
+  return first;
 }
 
 function stripLocation(message: string): string {
