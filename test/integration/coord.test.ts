@@ -1,6 +1,9 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createInterface } from "node:readline";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startZooKeeper, type ZooKeeperServer } from "../../src/cell/zookeeper-server.js";
@@ -10,8 +13,22 @@ import { Election, readLeader, type LeaderInfo } from "../../src/coord/election.
 import { SessionKeeper, type SessionEnd } from "../../src/coord/session-keeper.js";
 import { ZkStateStore } from "../../src/coord/state-store.js";
 import { ZK, ZkSession, type SessionCredentials } from "../../src/coord/zk.js";
+import { openHandle } from "../../src/coord/zk/handle.js";
 import { Collector } from "../../src/manager/collector/collector.js";
 import { until } from "../harness/wait.js";
+
+/** A process that keeps a session, stops its keeper, says what it holds, and lives on until it is killed. */
+const HOLDER_SCRIPT = `
+const { SessionKeeper } = await import(process.argv[1]);
+const lost = [];
+const keeper = new SessionKeeper({ onSession: async () => {}, onSessionLost: (_zk, why) => lost.push(why) }, { connect: process.argv[2], sessionTimeoutMs: 2000 });
+await keeper.start();
+const held = keeper.session;
+keeper.stop();
+await new Promise((resolve) => setTimeout(resolve, 200));
+process.stdout.write(JSON.stringify({ alive: held.isAlive, sessionId: held.sessionId, credentials: held.credentials, lost }) + "\\n");
+setInterval(() => {}, 60_000);
+`;
 
 /** Awaits with a deadline, so a missing event fails the test instead of hanging the suite. */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -35,6 +52,27 @@ describe("coordination layer on a real ZooKeeper", () => {
     for (const s of sessions) s.close();
     await zk?.stop();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("the binding's events and completions reach JavaScript only after its own processing of the socket", async () => {
+    // Inside that processing a socket JavaScript opens can take a descriptor number the binding still polls,
+    // which aborts the process (native.ts, deferCallbacks). Run from setImmediate, a callback's stack starts there.
+    const client = await openHandle(zk.connectString, 2000, undefined, 10_000);
+    assert.ok(client, "a handle connects");
+    try {
+      const stacks = await new Promise<{ completion: string; event: string }>((resolve) => {
+        let completion = "";
+        client.once("created", () => resolve({ completion, event: new Error().stack ?? "" }));
+        client.native.a_exists("/deferred-callbacks", true, () => {
+          completion = new Error().stack ?? "";
+          client.native.a_create("/deferred-callbacks", Buffer.from("x"), 0, () => undefined);
+        });
+      });
+      assert.match(stacks.completion, /processImmediate/, "a completion runs from setImmediate");
+      assert.match(stacks.event, /processImmediate/, "a watch event runs from setImmediate");
+    } finally {
+      client.close();
+    }
   });
 
   test("versioned set is a compare-and-set: a stale version is refused", async () => {
@@ -199,22 +237,27 @@ describe("coordination layer on a real ZooKeeper", () => {
     });
 
     test("stop() leaves the session to its owner, and resume() attaches to it again", async () => {
-      const o = owner();
-      const keeper = new SessionKeeper(o, { connect: zk.connectString, sessionTimeoutMs: 2000 });
-      await keeper.start();
-      const held = keeper.session!;
-      keeper.stop();
-      assert.equal(held.isAlive, true, "stopping the keeper does not close the session");
-      const next = owner();
-      const successor = new SessionKeeper(next, { connect: zk.connectString, sessionTimeoutMs: 2000, resume: () => held.credentials });
+      // The owner is a process of its own that dies, as an agent restarting does: two live holders of one
+      // session in one process would take it from each other over and over (each resumption moves it).
+      const holder = spawn(process.execPath, ["--input-type=module", "-e", HOLDER_SCRIPT, new URL("../../src/coord/session-keeper.js", import.meta.url).href, zk.connectString], { stdio: ["ignore", "pipe", "inherit"] });
       try {
-        await successor.start();
-        assert.equal(successor.session?.sessionId, held.sessionId, "the next keeper resumed the same session");
+        const [line] = (await once(createInterface({ input: holder.stdout! }), "line")) as [string];
+        const held = JSON.parse(line) as { alive: boolean; sessionId: string; credentials: SessionCredentials; lost: string[] };
+        assert.equal(held.alive, true, "stopping the keeper does not close the session");
+        holder.kill("SIGKILL");
+        await once(holder, "exit");
+        const next = owner();
+        const successor = new SessionKeeper(next, { connect: zk.connectString, sessionTimeoutMs: 2000, resume: () => held.credentials });
+        try {
+          await successor.start();
+          assert.equal(successor.session?.sessionId, held.sessionId, "the next keeper resumed the same session");
+          assert.deepEqual([...held.lost, ...next.lost], [], "losses after stop() are not reported");
+        } finally {
+          successor.stop();
+          successor.session?.close();
+        }
       } finally {
-        successor.stop();
-        successor.session?.close();
-        held.close();
-        assert.deepEqual([...o.lost, ...next.lost], [], "losses after stop() are not reported");
+        if (holder.exitCode === null && holder.signalCode === null) holder.kill("SIGKILL");
       }
     });
   });
