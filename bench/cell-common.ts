@@ -14,9 +14,17 @@ import { startTestCell, type TestCell } from "../test/harness/cell.js";
 
 export type BenchCell = TestCell;
 
-/** The test harness's cell, with the benches' defaults: agents pick LXC when they can, quiet logs. */
+/**
+ * The test harness's cell, with the benches' defaults: agents pick LXC when they can, quiet logs.
+ */
 export function startBenchCell(opts: Partial<LocalCellOptions> = {}): Promise<BenchCell> {
-  return startTestCell({ agentDriver: "auto", reportInterval: "2s", env: { TORCA_LOG_LEVEL: "warn" }, ...opts });
+  return startTestCell({ agentDriver: "auto", reportInterval: "2s", env: { TORCA_LOG_LEVEL: "warn" }, ...profilingOptions(), ...opts });
+}
+
+/** With TORCA_BENCH_PROFILE_DIR=DIR, the cell's daemons write CPU profiles there (when they exit cleanly, so not a SIGKILLed one). */
+export function profilingOptions(): Pick<LocalCellOptions, "nodeArgs"> {
+  const dir = process.env["TORCA_BENCH_PROFILE_DIR"];
+  return dir ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${dir}`] } : {};
 }
 
 export interface TaskEventData {

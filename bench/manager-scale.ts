@@ -25,6 +25,7 @@ import type { Got } from "got";
 import { LocalCell } from "../src/cell/local-cell.js";
 import { fourLetterWord } from "../src/cell/zookeeper-server.js";
 import { createHttpClient } from "../src/common/http.js";
+import { profilingOptions } from "./cell-common.js";
 import { SimCell } from "./sim/sim-cell.js";
 import { until } from "../test/harness/wait.js";
 
@@ -140,8 +141,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     tickTimeMs: 1000,
     zookeeperHeap: "2g",
     reportInterval: `${o.reportIntervalMs}ms`,
-    // TORCA_BENCH_PROFILE_DIR=DIR: CPU profiles of the managers (written when they exit cleanly, so not by a SIGKILLed one).
-    ...(process.env.TORCA_BENCH_PROFILE_DIR ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${process.env.TORCA_BENCH_PROFILE_DIR}`] } : {}),
+    ...profilingOptions(),
   });
   // An interrupted run still stops every process it started.
   const onSignal = () => void Promise.allSettled([sim?.stop(), cell.stop()]).then(() => process.exit(130));
