@@ -117,21 +117,25 @@ export class CgroupV1 {
   /** Creates the task's dirs in TASK_CONTROLLERS and applies the limits. */
   async create(name: string, limits: CgroupLimits): Promise<void> {
     await Promise.all(TASK_CONTROLLERS.map((c) => this.makeFresh(c, name)));
+    // Quotas are counted in periods of CFS_PERIOD_US, the kernel's default: written only where it is not.
+    const period = join(this.dir("cpu", name), "cpu.cfs_period_us");
+    if ((await readNumber(period)) !== CFS_PERIOD_US) await writeFile(period, String(CFS_PERIOD_US));
     await this.setLimits(name, FRESH_CGROUP, limits);
   }
 
   /**
    * Writes the limits of `next` that differ from `prev` (what the cgroup has
    * now); memsw stays ≥ the memory limit throughout, so a raise writes memsw
-   * first and a cut writes the memory limit first.
+   * first and a cut writes the memory limit first. Each write of a CPU quota
+   * or period walks every cpu cgroup of the machine in the kernel
+   * (tg_set_bandwidth), so only the quota is written: create() set the period.
    */
   async setLimits(name: string, prev: CgroupLimits, next: CgroupLimits): Promise<void> {
     const writes: Promise<void>[] = [];
     if (prev.pidsMax !== next.pidsMax) writes.push(writeFile(join(this.dir("pids", name), "pids.max"), String(next.pidsMax)));
     if (prev.cpuCores !== next.cpuCores) {
       const quota = next.cpuCores > 0 ? cfsQuotaUs(next.cpuCores) : -1;
-      const cpu = this.dir("cpu", name);
-      writes.push(writeFile(join(cpu, "cpu.cfs_period_us"), String(CFS_PERIOD_US)).then(() => writeFile(join(cpu, "cpu.cfs_quota_us"), String(quota))));
+      writes.push(writeFile(join(this.dir("cpu", name), "cpu.cfs_quota_us"), String(quota)));
     }
     if (prev.memoryBytes !== next.memoryBytes) {
       const mem = this.dir("memory", name);

@@ -15,7 +15,6 @@ import { chmod, mkdir, readFile, rename, stat, symlink, writeFile, lstat } from 
 import { join } from "node:path";
 import { DriverError } from "../../src/common/errors.js";
 import { cfsQuotaUs, type CgroupV1 } from "./cgroup.js";
-import { CFS_PERIOD_US } from "./driver.js";
 import { CGROUP_FIGURES_SH, shQuote } from "./wrapper.js";
 
 export const PKG_MOUNT = "/pkg";
@@ -190,7 +189,9 @@ export function renderContainerConfig(c: ContainerConfigInput): string {
     lines.push(`lxc.mount.entry = ${d.path} ${d.path.slice(1)} none bind,create=file 0 0`);
     if (d.type !== undefined) lines.push(`lxc.cgroup.devices.allow = ${d.type} ${d.major}:${d.minor} rwm`);
   }
-  if (c.cpuCores > 0) lines.push(`lxc.cgroup.cpu.cfs_period_us = ${CFS_PERIOD_US}`, `lxc.cgroup.cpu.cfs_quota_us = ${cfsQuotaUs(c.cpuCores)}`);
+  // The quota counts in periods of CFS_PERIOD_US, the period every new cgroup v1 starts with; writing it again would cost
+  // another walk of every cpu cgroup in the kernel (cgroup.ts, setLimits).
+  if (c.cpuCores > 0) lines.push(`lxc.cgroup.cpu.cfs_quota_us = ${cfsQuotaUs(c.cpuCores)}`);
   if (c.memoryBytes > 0) {
     // memsw must be ≥ the memory limit, so the memory limit goes first.
     lines.push(`lxc.cgroup.memory.limit_in_bytes = ${c.memoryBytes}`);
