@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { chmod, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { ConflictError, DriverError, NotFoundError, toTorcaError, UnavailableError } from "../../src/common/errors.js";
 import type { Logger } from "../../src/common/logger.js";
@@ -13,7 +13,7 @@ import { instanceName } from "../driver/names.js";
 import type { PackageCache, PackageLease } from "../packages/cache.js";
 import type { AgentDevices, DeviceLaunch } from "../devices/devices.js";
 import type { PortAllocator } from "./ports.js";
-import { readRecord, RECORD_FILE } from "./record.js";
+import { readRecord, recordFileOf } from "./record.js";
 import type { TaskUser, TaskUsers } from "./task-users.js";
 
 /** The package lease of one (task, attempt). */
@@ -57,6 +57,8 @@ export interface TaskRecord {
   finalUsage?: { cpuNs?: number; memoryPeakBytes?: number };
   /** An alloc's members, as last read (docs/allocs.md). */
   members?: MemberState[];
+  /** The number of the record's last write (record.ts: writes alternate between two files). */
+  seq?: number;
   /** Why this reclaimed attempt was evicted (agent/reclaim/): reported with its exit, which is then no failure. */
   evicted?: string;
 }
@@ -199,9 +201,9 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       try {
         do {
           entry.again = false;
-          const tmp = join(r.dir, `${RECORD_FILE}.tmp`);
-          await writeFile(tmp, JSON.stringify(r), { mode: 0o600 });
-          await rename(tmp, join(r.dir, RECORD_FILE));
+          // Over the older of the record's two files (record.ts): the newer one stays whole until this write is.
+          r.seq = r.seq === undefined ? 0 : r.seq + 1;
+          await writeFile(recordFileOf(r.dir, r.seq), JSON.stringify(r), { mode: 0o600 });
         } while (entry.again);
       } finally {
         this.persisting.delete(r);
@@ -400,6 +402,8 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
     for (const name of await readdir(this.tasksDir)) {
       const r = await readRecord(join(this.tasksDir, name), this.o.log);
       if (!r) continue;
+      // Read from disk, the record has been written at least once: the next write goes to the other file.
+      r.seq ??= 0;
       const prev = this.records.get(r.dispatch.taskId);
       if (prev && prev.dispatch.attempt > r.dispatch.attempt) continue;
       if (r.state === "exited") {

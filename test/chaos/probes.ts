@@ -1,4 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readRecordSync } from "../../agent/tasks/record.js";
 import { join } from "node:path";
 import { Agent } from "node:http";
 import { HTTPError, RequestError, type Got } from "got";
@@ -118,12 +119,9 @@ export function startedInstances(cellDir: string, agent: string): StartedInstanc
   if (!existsSync(dir)) return [];
   const out: StartedInstance[] = [];
   for (const name of readdirSync(dir)) {
-    try {
-      const r = JSON.parse(readFileSync(join(dir, name, "record.json"), "utf8")) as { dispatch: { taskId: string; attempt: number }; state: string; handle?: { pid: number } };
-      out.push({ agent, taskId: r.dispatch.taskId, attempt: r.dispatch.attempt, state: r.state, ...(r.handle ? { pid: r.handle.pid } : {}) });
-    } catch {
-      // A directory whose record is being replaced right now: the next read sees it.
-    }
+    // undefined: a directory whose first record is being written right now; the next read sees it.
+    const r = readRecordSync(join(dir, name));
+    if (r) out.push({ agent, taskId: r.dispatch.taskId, attempt: r.dispatch.attempt, state: r.state, ...(r.handle ? { pid: r.handle.pid } : {}) });
   }
   return out;
 }

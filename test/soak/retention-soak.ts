@@ -13,6 +13,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { RECORD_FILES } from "../../agent/tasks/record.js";
 import { LocalCell } from "../../src/cell/local-cell.js";
 import { createHttpClient } from "../../src/common/http.js";
 import type { HistoryConfig } from "../../src/common/config.js";
@@ -59,13 +60,16 @@ function agentReadings(cellDir: string, agentIds: string[]): { cpuSeconds: numbe
   for (const id of agentIds) {
     const dir = join(cellDir, id, "tasks");
     for (const t of readdirSync(dir)) {
-      let rec: { state?: string; startedAt?: number; finishedAt?: number; finalUsage?: { cpuNs?: number } };
-      try {
-        rec = JSON.parse(readFileSync(join(dir, t, "record.json"), "utf8")) as typeof rec;
-      } catch {
-        continue;
-      }
-      if (rec.state !== "exited") continue;
+      // Read whole (the record schema leaves finalUsage out): the newest of the record's files that parses.
+      type Rec = { seq?: number; state?: string; startedAt?: number; finishedAt?: number; finalUsage?: { cpuNs?: number } };
+      const rec = RECORD_FILES.map((f): Rec | undefined => {
+        try {
+          return JSON.parse(readFileSync(join(dir, t, f), "utf8")) as Rec;
+        } catch {
+          return undefined;
+        }
+      }).reduce<Rec | undefined>((newest, r) => (r && (!newest || (r.seq ?? 0) > (newest.seq ?? 0)) ? r : newest), undefined);
+      if (rec?.state !== "exited") continue;
       cpuNs += rec.finalUsage?.cpuNs ?? 0;
       if (rec.startedAt !== undefined && rec.finishedAt !== undefined) wallMs += rec.finishedAt - rec.startedAt;
     }

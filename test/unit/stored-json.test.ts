@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readRecord, RECORD_FILE } from "../../agent/tasks/record.js";
+import { readRecord, readRecordSync, RECORD_FILE, RECORD_FILES, recordFileOf } from "../../agent/tasks/record.js";
 import { IntegrityError } from "../../src/common/errors.js";
 import { readJson, readJsonFileIfValid, readJsonIfValid, sameJson } from "../../src/common/json.js";
 import { AgentAdSchema } from "../../src/common/protocol.js";
@@ -121,6 +121,36 @@ describe("stored JSON is read through its schema", () => {
       const record = { dispatch: { epoch: 1, taskId: "web/0", jobId: "web", index: 0, attempt: 1, spec: { command: ["/bin/true"], env: {}, resources: { cpu: 1, memory: 0, disk: 0 }, ports: [] } }, state: "exited", dir: good, ports: {}, exit: { exitCode: 0, signal: null, oomKilled: false, reason: "exit 0" } };
       await writeFile(join(good, RECORD_FILE), JSON.stringify(record));
       assert.deepEqual(await readRecord(good, log), record);
+    });
+
+    test("a record's writes alternate between its two files: the newest that reads is the record, so a write cut short leaves the one before", async () => {
+      const warnings: string[] = [];
+      const log = { warn: (o: { err: Error }) => warnings.push(o.err.message) } as unknown as Parameters<typeof readRecord>[1];
+      const rec = join(dir, "alternating");
+      await mkdir(rec);
+      const base = { dispatch: { epoch: 1, taskId: "web/0", jobId: "web", index: 0, attempt: 1, spec: { command: ["/bin/true"], env: {}, resources: { cpu: 1, memory: 0, disk: 0 }, ports: [] } }, dir: rec, ports: {} };
+      const write = (seq: number, state: string) => writeFile(recordFileOf(rec, seq), JSON.stringify({ ...base, state, seq }));
+      await write(0, "starting");
+      assert.equal((await readRecord(rec, log))?.state, "starting");
+      await write(1, "running");
+      assert.equal((await readRecord(rec, log))?.state, "running", "write 1 went to the other file and is newer");
+      await write(2, "exited");
+      assert.equal(recordFileOf(rec, 2), join(rec, RECORD_FILES[0]), "write 2 overwrote the first file");
+      assert.equal((await readRecord(rec, log))?.state, "exited");
+      // Cut short after the truncation: the record is the write before it, and nothing is wrong.
+      await writeFile(recordFileOf(rec, 3), "");
+      assert.deepEqual([(await readRecord(rec, log))?.state, readRecordSync(rec, log)?.state], ["exited", "exited"]);
+      await writeFile(recordFileOf(rec, 3), '{"dispatch":');
+      assert.equal((await readRecord(rec, log))?.seq, 2);
+      assert.deepEqual(warnings, [], "a cut-short file beside a good one is no warning");
+      await writeFile(recordFileOf(rec, 2), "{");
+      assert.equal(await readRecord(rec, log), undefined, "no file reads: no record");
+      assert.equal(warnings.length, 2, "and each file's fault is told");
+      // Written by an agent before the alternation: record.json alone, without a sequence number.
+      const old = join(dir, "before-alternation");
+      await mkdir(old);
+      await writeFile(join(old, RECORD_FILES[0]), JSON.stringify({ ...base, dir: old, state: "running" }));
+      assert.equal((await readRecord(old, log))?.state, "running");
     });
   });
 });

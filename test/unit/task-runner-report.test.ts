@@ -1,11 +1,12 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ProcessDriver } from "../../agent/driver/process.js";
 import { PackageCache } from "../../agent/packages/cache.js";
 import { PortAllocator } from "../../agent/tasks/ports.js";
+import { readRecord, RECORD_FILES } from "../../agent/tasks/record.js";
 import { TaskRunner } from "../../agent/tasks/runner.js";
 import { TaskUsers } from "../../agent/tasks/task-users.js";
 import { createLogger } from "../../src/common/logger.js";
@@ -49,6 +50,17 @@ describe("agent reports: exits the primary has recorded are not resent", () => {
     assert.deepEqual(runner.report({ forPrimary: true }).map((t) => t.taskId), ["j/1"]);
     assert.equal(runner.unrecordedCount, 1);
     assert.deepEqual(runner.report().map((t) => t.taskId).sort(), ["j/0", "j/1"], "the agent's status still lists every task");
+  });
+
+  test("a task's record ends in the newest of its two files, written in place (no temporary file), and a restarted agent reads it", async () => {
+    await runToExit("j/3", 1);
+    const taskDir = runner.dirOf("j/3", 1);
+    await until("the exit to be on disk", async () => (await readRecord(taskDir))?.state === "exited", { timeoutMs: 5000, intervalMs: 25 });
+    const files = (await readdir(taskDir)).filter((f) => f.startsWith("record"));
+    assert.deepEqual(files.sort(), [...RECORD_FILES].sort(), "starting, running and exited went to two files");
+    const onDisk = (await readRecord(taskDir))!;
+    assert.equal(onDisk.seq, runner.get("j/3")?.seq, "the newest file holds the runner's last write");
+    assert.ok(onDisk.seq! >= 1);
   });
 
   test("an acknowledgement of another attempt does not hide the current one", async () => {
