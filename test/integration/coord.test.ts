@@ -49,9 +49,13 @@ describe("coordination layer on a real ZooKeeper", () => {
     zk = await startZooKeeper({ dataDir: join(dir, "zk"), tickTimeMs: 1000 });
   });
   after(async () => {
-    for (const s of sessions) s.close();
-    await zk?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      for (const s of sessions) s.close();
+    } finally {
+      // The server and its directory go even when closing a session throws.
+      await zk?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("the binding's events and completions reach JavaScript only after its own processing of the socket", async () => {
