@@ -1,11 +1,14 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
+import { createInterface } from "node:readline";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startZooKeeper, zookeeperInstalled, type ZooKeeperServer } from "../../src/cell/zookeeper-server.js";
 import { migrateAcls } from "../../src/coord/acl-migration.js";
-import { ZK, isZkCode, ZkSession } from "../../src/coord/zk.js";
+import { ZK, isZkCode, ZkSession, type SessionCredentials } from "../../src/coord/zk.js";
 import { PERM, type ZkAuth } from "../../src/coord/zk/acl.js";
 import { namingPaths } from "../../naming/layout.js";
 import { parseServiceName } from "../../naming/names.js";
@@ -40,6 +43,31 @@ async function outcome(op: Promise<unknown>): Promise<number | "ok"> {
   } catch (e) {
     if (isZkCode(e, ZK.NOAUTH)) return ZK.NOAUTH;
     throw e;
+  }
+}
+
+/**
+ * A process that opens a session (or resumes one), creates or reads a znode, says what it got, and is
+ * SIGKILLed: it leaves the session to whoever resumes it next.
+ */
+async function inChild(o: { connect: string; auth?: ZkAuth; resume?: SessionCredentials; create?: string; read?: string }): Promise<{ sessionId: string; credentials: SessionCredentials; read?: string }> {
+  const script = `
+    const { ZkSession, isZkCode, ZK } = await import(process.argv[1]);
+    const o = JSON.parse(process.argv[2]);
+    const s = await ZkSession.connect({ connect: o.connect, sessionTimeoutMs: 4000, connectTimeoutMs: 30000, ...(o.resume ? { resume: o.resume } : {}), ...(o.auth ? { auth: o.auth } : {}) });
+    let read;
+    if (o.create) { await s.ensurePath(o.create.slice(0, o.create.lastIndexOf("/"))); await s.createIfAbsent(o.create, "{}"); }
+    if (o.read) read = await s.get(o.read).then(() => "ok", (e) => (isZkCode(e, ZK.NOAUTH) ? "NOAUTH" : String(e)));
+    process.stdout.write(JSON.stringify({ sessionId: s.sessionId, credentials: s.credentials, read }) + "\\n");
+    setInterval(() => {}, 60000);
+  `;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script, new URL("../../src/coord/zk.js", import.meta.url).href, JSON.stringify(o)], { stdio: ["ignore", "pipe", "inherit"] });
+  try {
+    const [line] = (await once(createInterface({ input: child.stdout! }), "line")) as [string];
+    return JSON.parse(line) as { sessionId: string; credentials: SessionCredentials; read?: string };
+  } finally {
+    child.kill("SIGKILL");
+    if (child.exitCode === null && child.signalCode === null) await once(child, "exit");
   }
 }
 
@@ -95,16 +123,16 @@ describe("ZooKeeper ACLs", { skip }, () => {
   });
 
   test("authentication belongs to the handle: a session resumed on a new handle is given the credential again", async () => {
-    const first = await session(auth);
-    await first.ensurePath("/acl/jobs");
-    await first.createIfAbsent("/acl/jobs/resumed", "{}");
-    const resume = first.credentials;
-    const bare = await ZkSession.connect({ connect: zk.connectString, sessionTimeoutMs: 4000, resume });
-    sessions.push(bare);
-    assert.equal(await outcome(bare.get("/acl/jobs/resumed")), ZK.NOAUTH, "the same session on a handle without the credential");
+    // Each earlier holder of the session is a process that dies, as a restarted daemon's predecessor does: two live
+    // holders in one process would take the session from each other over and over (each resumption moves it).
+    const created = await inChild({ connect: zk.connectString, auth, create: "/acl/jobs/resumed" });
+    const resume = created.credentials;
+    const bare = await inChild({ connect: zk.connectString, resume, read: "/acl/jobs/resumed" });
+    assert.equal(bare.sessionId, created.sessionId);
+    assert.equal(bare.read, "NOAUTH", "the same session on a handle without the credential");
     const again = await ZkSession.connect({ connect: zk.connectString, sessionTimeoutMs: 4000, resume, auth });
     sessions.push(again);
-    assert.equal(again.sessionId, first.sessionId);
+    assert.equal(again.sessionId, created.sessionId);
     assert.equal(String((await again.get("/acl/jobs/resumed")).data), "{}");
   });
 
