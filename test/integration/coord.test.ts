@@ -13,7 +13,6 @@ import { Election, readLeader, type LeaderInfo } from "../../src/coord/election.
 import { SessionKeeper, type SessionEnd } from "../../src/coord/session-keeper.js";
 import { ZkStateStore } from "../../src/coord/state-store.js";
 import { ZK, ZkSession, type SessionCredentials } from "../../src/coord/zk.js";
-import { openHandle } from "../../src/coord/zk/handle.js";
 import { Collector } from "../../src/manager/collector/collector.js";
 import { until } from "../harness/wait.js";
 
@@ -55,27 +54,6 @@ describe("coordination layer on a real ZooKeeper", () => {
       // The server and its directory go even when closing a session throws.
       await zk?.stop();
       rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  test("the binding's events and completions reach JavaScript only after its own processing of the socket", async () => {
-    // Inside that processing a socket JavaScript opens can take a descriptor number the binding still polls,
-    // which aborts the process (native.ts, deferCallbacks). Run from setImmediate, a callback's stack starts there.
-    const client = await openHandle(zk.connectString, 2000, undefined, 10_000);
-    assert.ok(client, "a handle connects");
-    try {
-      const stacks = await new Promise<{ completion: string; event: string }>((resolve) => {
-        let completion = "";
-        client.once("created", () => resolve({ completion, event: new Error().stack ?? "" }));
-        client.native.a_exists("/deferred-callbacks", true, () => {
-          completion = new Error().stack ?? "";
-          client.native.a_create("/deferred-callbacks", Buffer.from("x"), 0, () => undefined);
-        });
-      });
-      assert.match(stacks.completion, /processImmediate/, "a completion runs from setImmediate");
-      assert.match(stacks.event, /processImmediate/, "a watch event runs from setImmediate");
-    } finally {
-      client.close();
     }
   });
 

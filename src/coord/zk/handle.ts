@@ -1,5 +1,5 @@
 import { accepts, serversOf } from "../zk-probe.js";
-import { deferCallbacks, NATIVE_CONNECTED, ZooKeeper, type NativeClient, type SessionCredentials } from "./native.js";
+import { NATIVE_CONNECTED, ZooKeeper, type NativeClient, type SessionCredentials } from "./native.js";
 
 /** The largest limit the binding's int32 counter can be compared with: it never exceeds it. */
 const NEVER = 2 ** 31 - 1;
@@ -45,7 +45,6 @@ export function openHandle(connect: string, sessionTimeoutMs: number, resume: Se
     ...(resume ? { client_id: resume.clientId, client_password: resume.password } : {}),
   });
   client.data_as_buffer = true;
-  deferCallbacks(client);
   return new Promise((resolve) => {
     const done = (c: NativeClient | undefined) => {
       clearTimeout(timer);

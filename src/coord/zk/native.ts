@@ -117,31 +117,4 @@ export const MODE_FLAGS: Readonly<Record<CreateMode, number>> = Object.freeze({
 /** The C client's "connected" state. */
 export const NATIVE_CONNECTED = 3;
 
-/** The operations whose last argument is a completion callback. */
-const OPS_WITH_CALLBACK = ["a_create", "a_exists", "a_get", "a_get_children", "a_get_children2", "a_set", "a_delete_", "a_sync", "a_set_acl", "add_auth"] as const;
-
-/**
- * Makes the handle run every callback of the binding (events and completions alike) from setImmediate, in the
- * order the binding delivered them. The binding calls JavaScript, and runs its microtasks, from inside the C
- * client's processing of its socket, where the C client may have just closed that socket while the binding's
- * libuv poll handle still holds its descriptor number. A socket JavaScript opens there (a probe of the
- * servers, an HTTP request) takes that number; the binding's next poll handle for it then fails to initialize
- * (libuv: "already watched"), the binding ignores the failure and starts polling with an uninitialized handle,
- * and the process aborts (uv_poll_start: Assertion `!uv__is_closing(handle)`). Deferred, callbacks run only
- * after the binding has moved its poll handle to the C client's new descriptor.
- */
-export function deferCallbacks(client: NativeClient): void {
-  type Callback = (...results: unknown[]) => void;
-  const native = client.native as unknown as Record<string, (...args: unknown[]) => unknown>;
-  const emitNow = native["emit"]!;
-  native["emit"] = (...args: unknown[]) => void setImmediate(emitNow, ...args);
-  for (const name of OPS_WITH_CALLBACK) {
-    const op = native[name]!.bind(native);
-    native[name] = (...args: unknown[]) => {
-      const cb = args.pop() as Callback;
-      return op(...args, (...results: unknown[]) => void setImmediate(cb, ...results));
-    };
-  }
-}
-
 export type { SessionCredentials } from "../../common/schemas/coord.js";

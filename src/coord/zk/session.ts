@@ -195,10 +195,10 @@ export abstract class SessionState extends EventEmitter<ZkSessionEvents> {
       this.log?.warn({ sessionId: this.sessionId }, "zookeeper connection lost; session may still be alive");
       this.distrust();
       this.emit("disconnected");
-      // Replaced rather than left to reconnect (see the header); closed after reattach is under way, so its close
-      // is expected. (Callbacks run after the binding's own processing of the handle: native.ts deferCallbacks.)
+      // Replaced rather than left to reconnect (see the header); closed after reattach is under way, so its close is
+      // expected, and outside this callback, which runs inside the C client's processing of the handle.
       void this.reattach("lost");
-      closeUnconnected(client);
+      setImmediate(() => closeUnconnected(client));
     });
     // Node events of the default watcher (see WatchTable): the native object, then the path.
     for (const ev of ["created", "deleted", "changed", "child"] as const) {
