@@ -14,9 +14,7 @@ import { startTestCell, type TestCell } from "../test/harness/cell.js";
 
 export type BenchCell = TestCell;
 
-/**
- * The test harness's cell, with the benches' defaults: agents pick LXC when they can, quiet logs.
- */
+/** The test harness's cell, with the benches' defaults: agents pick LXC when they can, quiet logs. */
 export function startBenchCell(opts: Partial<LocalCellOptions> = {}): Promise<BenchCell> {
   return startTestCell({ agentDriver: "auto", reportInterval: "2s", env: { TORCA_LOG_LEVEL: "warn" }, ...profilingOptions(), ...opts });
 }

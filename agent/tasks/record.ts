@@ -19,13 +19,12 @@ import type { TaskHandle } from "../driver/driver.js";
  * previous record in the other file, as a write of a temporary file and a
  * rename would, without the new file and the freed one every write of that
  * kind makes: on a file system without a journal, ext4 skips inodes freed in
- * the last 30 s when it allocates one, and with thousands freed by short tasks
+ * the last 35 s when it allocates one, and with thousands freed by short tasks
  * the scan past them was a fifth of the machine's CPU while tasks started.
  */
 
 /** The record's two files; writes 0, 2, 4… go to the first, the one agents before the alternation wrote (read as write 0). */
 export const RECORD_FILES = ["record.json", "record.b.json"] as const;
-export const RECORD_FILE = RECORD_FILES[0];
 
 const TaskHandleSchema = z
   .object({

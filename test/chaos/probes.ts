@@ -1,8 +1,8 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { readRecordSync } from "../../agent/tasks/record.js";
 import { join } from "node:path";
 import { Agent } from "node:http";
 import { HTTPError, RequestError, type Got } from "got";
+import { readRecordSync } from "../../agent/tasks/record.js";
 import type { ZkSession } from "../../src/coord/zk.js";
 import { pidAlive } from "../../src/common/process.js";
 

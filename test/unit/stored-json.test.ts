@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readRecord, readRecordSync, RECORD_FILE, RECORD_FILES, recordFileOf } from "../../agent/tasks/record.js";
+import { readRecord, readRecordSync, RECORD_FILES, recordFileOf } from "../../agent/tasks/record.js";
 import { IntegrityError } from "../../src/common/errors.js";
 import { readJson, readJsonFileIfValid, readJsonIfValid, sameJson } from "../../src/common/json.js";
 import { AgentAdSchema } from "../../src/common/protocol.js";
@@ -110,16 +110,16 @@ describe("stored JSON is read through its schema", () => {
       const log = { warn: (o: { err: Error }) => warnings.push(o.err.message) } as unknown as Parameters<typeof readRecord>[1];
       const bad = join(dir, "bad");
       await mkdir(bad);
-      await writeFile(join(bad, RECORD_FILE), JSON.stringify({ dispatch: { epoch: 1 }, state: "running", dir: bad, ports: {} }));
+      await writeFile(join(bad, RECORD_FILES[0]), JSON.stringify({ dispatch: { epoch: 1 }, state: "running", dir: bad, ports: {} }));
       assert.equal(await readRecord(bad, log), undefined);
       assert.equal(warnings.length, 1);
-      assert.match(warnings[0]!, new RegExp(`^${join(bad, RECORD_FILE)}: dispatch\\.`));
+      assert.match(warnings[0]!, new RegExp(`^${join(bad, RECORD_FILES[0])}: dispatch\\.`));
       assert.equal(await readRecord(join(dir, "missing"), log), undefined);
       assert.equal(warnings.length, 1, "a missing record is no warning");
       const good = join(dir, "good");
       await mkdir(good);
       const record = { dispatch: { epoch: 1, taskId: "web/0", jobId: "web", index: 0, attempt: 1, spec: { command: ["/bin/true"], env: {}, resources: { cpu: 1, memory: 0, disk: 0 }, ports: [] } }, state: "exited", dir: good, ports: {}, exit: { exitCode: 0, signal: null, oomKilled: false, reason: "exit 0" } };
-      await writeFile(join(good, RECORD_FILE), JSON.stringify(record));
+      await writeFile(join(good, RECORD_FILES[0]), JSON.stringify(record));
       assert.deepEqual(await readRecord(good, log), record);
     });
 

@@ -88,7 +88,8 @@ export function hardenedValue({ doc, at }: ParsedYaml, source: string | undefine
 
 /**
  * parseDocument, except that a document nested deeper than COMPOSE_DEPTH_LIMIT is refused (a
- * ValidationError at the line of its first collection that deep) before any recursive step runs. The lexer and parser keep explicit stacks and read any depth.
+ * ValidationError at the line of its first collection that deep) before any recursive step runs.
+ * The lexer and parser keep explicit stacks and read any depth.
  */
 export function composeYaml(text: string, lc: LineCounter, source: string | undefined): Document {
   const tokens = [...new Parser(lc.addNewLine).parse(text)];
