@@ -25,6 +25,12 @@ export function profilingOptions(): Pick<LocalCellOptions, "nodeArgs"> {
   return dir ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${dir}`] } : {};
 }
 
+/** Progress of a long bench on stderr (stdout holds only its `name: value` lines): each phase as it starts, with the seconds since. */
+export function progressOf(bench: string): (what: string) => void {
+  const t0 = Date.now();
+  return (what) => process.stderr.write(`${bench} [${((Date.now() - t0) / 1000).toFixed(1)} s] ${what}\n`);
+}
+
 export interface TaskEventData {
   id: string;
   jobId: string;

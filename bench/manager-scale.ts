@@ -25,7 +25,7 @@ import type { Got } from "got";
 import { LocalCell } from "../src/cell/local-cell.js";
 import { fourLetterWord } from "../src/cell/zookeeper-server.js";
 import { createHttpClient } from "../src/common/http.js";
-import { profilingOptions } from "./cell-common.js";
+import { profilingOptions, progressOf } from "./cell-common.js";
 import { SimCell } from "./sim/sim-cell.js";
 import { until } from "../test/harness/wait.js";
 
@@ -128,6 +128,7 @@ async function taskCounts(api: Got, url: string): Promise<{ total: number; runni
 export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {}): Promise<Record<string, number | string>> {
   const o = { ...DEFAULT_MANAGER_SCALE, ...opts };
   const tasks = o.jobs * o.instancesPerJob;
+  const progress = progressOf("manager-scale");
   const out: Record<string, number | string> = {
     "manager-scale workload": `${o.machines} simulated machines (16 cores, 64 GiB), ${o.jobs} service jobs x ${o.instancesPerJob} instances, report interval ${o.reportIntervalMs} ms, ${o.reportConcurrency} reports in flight, session ${SESSION_TIMEOUT}`,
   };
@@ -162,6 +163,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
       capacity: { cpu: 16, memory: 64 * GiB, disk: 1000 * GiB },
     });
     let t0 = Date.now();
+    progress(`registering ${o.machines} simulated machines`);
     await sim.start();
     out["manager-scale sim registration s"] = round1((Date.now() - t0) / 1000);
     // Polled one request at a time with a long timeout: 10,000 nodes make a large answer.
@@ -173,6 +175,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     out["manager-scale machines ready at the primary s"] = round1((Date.now() - t0) / 1000);
 
     // ---- 100,000 tasks in through the API
+    progress(`submitting ${o.jobs} jobs of ${o.instancesPerJob}`);
     let primary = await cell.waitForPrimary(60_000);
     const pidOf = (id: string) => cell.daemons.get(id)?.process?.pid;
     const backupId = () => [...cell.daemons.values()].find((d) => d.kind === "manager" && d.id !== primary.id)!.id;
@@ -208,6 +211,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     out["manager-scale submissions resent after a 503 (primary change)"] = resubmitted;
     const acceptS = (Date.now() - t0) / 1000;
     out["manager-scale submit: all jobs accepted s"] = round1(acceptS);
+    progress(`all jobs accepted; waiting for ${tasks} tasks running`);
     await until(`all ${tasks} tasks running`, async () => {
       const c = await taskCounts(api, primary.url);
       return c.running >= tasks ? c : undefined;
@@ -221,6 +225,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     out["manager-scale submit p99 during placement (ms)"] = Math.round(percentile(submitMs, 0.99));
     out["manager-scale zk writes per task placed"] = round1(((await zookeeperWrites(api, primary.url)) - zkWrites0) / tasks);
     const backupT0 = Date.now();
+    progress("all running; waiting for the backup's copy");
     await until("the backup's copy holding every task", async () => {
       const c = await taskCounts(api, cell.daemons.get(backupId())!.url);
       return c.running >= tasks ? c : undefined;
@@ -252,6 +257,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
       const victim = (primary = await cell.waitForPrimary(60_000));
       const heir = cell.daemons.get(backupId())!;
       const killedAt = Date.now();
+      progress(`takeover ${k}: SIGKILL of ${victim.id} (epoch ${victim.epoch}); submitting to ${heir.id}`);
       await cell.stopDaemon(victim.id, "SIGKILL");
       const probe = `takeover-${k}`;
       const epoch = await until("the backup accepting a submit", async () => {
@@ -263,6 +269,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
       primary = await cell.waitForPrimary(60_000);
       // The killed manager comes back as the backup and loads everything cold.
       const loadT0 = Date.now();
+      progress(`takeover ${k}: ${primary.id} primary at epoch ${epoch}; restarting ${victim.id}`);
       cell.startDaemon(victim.id);
       await until("the restarted backup's copy", async () => {
         const c = await taskCounts(api, cell.daemons.get(victim.id)!.url);

@@ -63,7 +63,10 @@ export class WatchedChildren {
 
 /**
  * Runs an async job one at a time; a request made while it runs schedules
- * exactly one more run (level-triggered: the next run sees everything).
+ * exactly one more run (level-triggered: the next run sees everything). A run
+ * that fails after such a request is superseded by it rather than ending the
+ * loop: the request may come from a new session, and the failed run from the
+ * old one.
  */
 export class SerialJob {
   private running?: Promise<void>;
@@ -80,7 +83,11 @@ export class SerialJob {
       try {
         do {
           this.again = false;
-          await this.job();
+          try {
+            await this.job();
+          } catch (e) {
+            if (!this.again) throw e;
+          }
         } while (this.again);
       } finally {
         this.running = undefined;

@@ -43,6 +43,8 @@ fi
 if [ ! -f node_modules/zookeeper/build/Release/zookeeper.node ]; then
   npm rebuild zookeeper >&2
 fi
+# npm ci runs it too (postinstall); here it covers an install made before the patch existed. A no-op once applied.
+node scripts/patch-zookeeper-binding.js >&2
 
 echo "setup: building" >&2
 rm -rf dist

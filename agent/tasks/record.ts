@@ -7,6 +7,7 @@ import { readJsonIfValid } from "../../src/common/json.js";
 import type { Logger } from "../../src/common/logger.js";
 import { TaskDispatchSchema, type TaskDispatch } from "../../src/common/protocol.js";
 import type { TaskHandle } from "../driver/driver.js";
+import type { TaskRecord } from "./runner.js";
 
 /**
  * The task record the runner keeps per (task, attempt) in the task's
@@ -59,8 +60,15 @@ export const TaskRecordSchema = z.object({
   members: z.array(z.object({ name: z.string(), state: z.enum(["running", "exited"]), exit: z.object({ exitCode: z.number().int().nullable(), signal: z.string().nullable(), oomKilled: z.boolean(), reason: z.string() }).optional() })).optional(),
   // Which write of the record this is: it went to RECORD_FILES[seq % 2].
   seq: z.number().int().min(0).optional(),
+  // Reported with an exit a restarted agent still owes the primary: usage totals, and an eviction that is no failure.
+  finalUsage: z.object({ cpuNs: z.number().optional(), memoryPeakBytes: z.number().optional() }).optional(),
+  evicted: z.string().optional(),
 });
 export type StoredTaskRecord = z.output<typeof TaskRecordSchema>;
+
+/** Names the runner's record fields the schema would strip on recovery; compiles only while there are none. */
+type UnstoredFields = Exclude<keyof TaskRecord, keyof StoredTaskRecord>;
+export const EVERY_RECORD_FIELD_STORED: [UnstoredFields] extends [never] ? true : UnstoredFields = true;
 
 /** The file the record's write number `seq` goes to (the other holds the write before it). */
 export function recordFileOf(dir: string, seq: number): string {

@@ -6,6 +6,7 @@ import { answerDnsQuery, encodeWithinLimit, nodeTarget, parseDnsName, type DnsSo
 import { decodeEndpointRecord, decodeTaskId, encodeEndpointRecord, encodeTaskId, namingPaths, serviceOfPath, sortEndpoints, type Endpoint, type EndpointRecord } from "../../naming/layout.js";
 import { InvalidNameError, parseServiceName } from "../../naming/names.js";
 import type { Resolution } from "../../naming/resolver.js";
+import { SerialJob } from "../../naming/watched-children.js";
 
 describe("service names", () => {
   test("default namespace and ns/ form; canonical key omits default", () => {
@@ -123,5 +124,59 @@ describe("DNS answers", () => {
     const r = dnsPacket.decode(wire);
     assert.ok(r.flag_tc);
     assert.ok((r.answers ?? []).length > 0 && (r.answers ?? []).length < 60);
+  });
+});
+
+describe("serial reloads (SerialJob)", () => {
+  /** A job whose runs wait for the test to settle them, in order. */
+  function gatedJob() {
+    const gates: { resolve: () => void; reject: (e: Error) => void }[] = [];
+    let runs = 0;
+    const job = new SerialJob(() => {
+      runs += 1;
+      return new Promise<void>((resolve, reject) => gates.push({ resolve, reject }));
+    });
+    const settle = async (how: "ok" | "fail") => {
+      while (gates.length === 0) await new Promise((r) => setImmediate(r));
+      const g = gates.shift()!;
+      if (how === "ok") g.resolve();
+      else g.reject(new Error("connection loss"));
+    };
+    return { job, settle, runs: () => runs };
+  }
+
+  test("requests made while a run is in flight are folded into exactly one more run", async () => {
+    const { job, settle, runs } = gatedJob();
+    const first = job.run();
+    void job.run();
+    void job.run();
+    await settle("ok");
+    await settle("ok");
+    await first;
+    assert.equal(runs(), 2);
+  });
+
+  test("a run that fails after a new request is superseded by it: the request is not lost", async () => {
+    // The failed run read on a session that has since ended; the request came from the new session's reload.
+    const { job, settle, runs } = gatedJob();
+    const first = job.run();
+    void job.run();
+    await settle("fail");
+    await settle("ok");
+    await first;
+    assert.equal(runs(), 2);
+  });
+
+  test("a run that fails with no request behind it reports its error", async () => {
+    const { job, settle, runs } = gatedJob();
+    const first = job.run();
+    await settle("fail");
+    await assert.rejects(first, /connection loss/);
+    assert.equal(runs(), 1);
+    // The next request starts a run of its own.
+    const second = job.run();
+    await settle("ok");
+    await second;
+    assert.equal(runs(), 2);
   });
 });

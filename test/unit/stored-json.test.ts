@@ -118,7 +118,8 @@ describe("stored JSON is read through its schema", () => {
       assert.equal(warnings.length, 1, "a missing record is no warning");
       const good = join(dir, "good");
       await mkdir(good);
-      const record = { dispatch: { epoch: 1, taskId: "web/0", jobId: "web", index: 0, attempt: 1, spec: { command: ["/bin/true"], env: {}, resources: { cpu: 1, memory: 0, disk: 0 }, ports: [] } }, state: "exited", dir: good, ports: {}, exit: { exitCode: 0, signal: null, oomKilled: false, reason: "exit 0" } };
+      // An evicted attempt's exit, with its final usage: both are reported by a restarted agent that still owes the exit.
+      const record = { dispatch: { epoch: 1, taskId: "web/0", jobId: "web", index: 0, attempt: 1, spec: { command: ["/bin/true"], env: {}, resources: { cpu: 1, memory: 0, disk: 0 }, ports: [] } }, state: "exited", dir: good, ports: {}, exit: { exitCode: null, signal: "SIGKILL", oomKilled: false, reason: "killed by SIGKILL" }, finalUsage: { cpuNs: 1_500_000, memoryPeakBytes: 4096 }, evicted: "cpu needed" };
       await writeFile(join(good, RECORD_FILES[0]), JSON.stringify(record));
       assert.deepEqual(await readRecord(good, log), record);
     });

@@ -31,19 +31,22 @@ import { WatchTable, type ArmedWatch, type WatchKind } from "./watches.js";
  *     died looks like; handle.ts turns that counter off, so a `close` -112
  *     is the C client's report of a server's "no such session". It is still
  *     checked with a server before the session is ended (`reattach`).
- *   - A handle never reconnects by itself. When its C client opens a new
- *     socket, the binding's poll loop keeps its watch from the old one and
- *     may never see the new socket's events (seen after server deaths,
+ *   - A handle never reconnects by itself. When its C client opened a new
+ *     socket, the unpatched binding's poll loop kept its watch from the old
+ *     one and could miss the new socket's events (seen after server deaths,
  *     isolations and freezes: a handle timed out on every server, one
  *     connection attempt after another, for minutes, while the servers
  *     accepted its connections and served everyone else; fresh handles of
  *     the same process then often failed too, their descriptor numbers
- *     being reused). So the moment a handle loses its connection it is
- *     closed (a disconnected handle sends nothing, so the session is
- *     untouched) and the session is resumed on a fresh handle once a server
- *     answers for it (`reattach`). While none does, the servers are asked
- *     every few hundred milliseconds: an "alive" answer renews the session
- *     as any reconnection does, and a "no such session" ends it at once.
+ *     being reused). scripts/patch-zookeeper-binding.js now gives each new
+ *     socket a poll handle of its own; replacing the handle stays, being
+ *     the way the fault and partition suites exercise. So the moment a
+ *     handle loses its connection it is closed (a disconnected handle sends
+ *     nothing, so the session is untouched) and the session is resumed on a
+ *     fresh handle once a server answers for it (`reattach`). While none
+ *     does, the servers are asked every few hundred milliseconds: an
+ *     "alive" answer renews the session as any reconnection does, and a
+ *     "no such session" ends it at once.
  * A session no handle could resume within three session timeouts of servers
  * keeping it is given up.
  *
