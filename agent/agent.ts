@@ -346,6 +346,7 @@ export class AgentDaemon {
       await Promise.all(this.runner.all().map((r) => this.runner.stop(r.dispatch.taskId, r.dispatch.attempt, this.config.agent.stopGrace).catch(() => false)));
     }
     await this.naming?.stop({ deregister: Boolean(opts.deregister) });
+    await Promise.all([this.drivers.process.close?.(), this.drivers.lxc?.close?.()]);
     this.rotator?.stop();
     if (opts.deregister) await this.registration.deregister();
     await this.cache.close();

@@ -133,6 +133,8 @@ export interface Driver {
   execCommand(handle: TaskHandle, x: ExecContext): ExecCommand;
   /** Cleanup (kills leftovers, removes cgroup dirs and container leftovers); keeps logs and the exit record. */
   destroy(handle: TaskHandle): Promise<void>;
+  /** The agent is stopping: gives back what the driver keeps for tasks to come (pooled cgroups); running tasks are untouched. */
+  close?(): Promise<void>;
 }
 
 export const DEFAULT_PIDS_MAX = 256;

@@ -11,7 +11,7 @@ import type { ExitInfo } from "../../src/common/types.js";
 import { DEFAULT_PIDS_MAX, DEFAULT_TASK_PATH, type Driver, type FinalUsage, type FingerprintResult, type MemberState, type TaskHandle, type TaskLaunch, type TaskUsage, type WaitOptions } from "./driver.js";
 import { ProcessAllocs } from "./alloc.js";
 import { CgroupV1 } from "./cgroup.js";
-import { cgroupPoolFor, type CgroupPool } from "./cgroup-pool.js";
+import { cgroupPoolFor, drainCgroupPools, type CgroupPool } from "./cgroup-pool.js";
 import { hostAttributes } from "./fingerprint.js";
 import { checkLaunch, resolveCommand, taskEnv } from "./launch.js";
 import { prepareWorkDir, terminateWithGrace } from "./lifecycle.js";
@@ -84,6 +84,10 @@ export class ProcessDriver implements Driver {
     const handle: TaskHandle = { driver: "process", taskId: l.taskId, attempt: l.attempt, taskDir: l.taskDir, pid, startedAt };
     if (name) handle.cgroup = name;
     return handle;
+  }
+
+  async close(): Promise<void> {
+    await drainCgroupPools(this.cgroup);
   }
 
   /** Task cgroups are pooled per agent: its tasks dir (the parent of every task dir) is the pool's scope. */

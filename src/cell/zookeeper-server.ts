@@ -99,9 +99,15 @@ export async function startZooKeeper(opts: ZooKeeperServerOptions): Promise<ZooK
   const logFd = openSync(join(opts.dataDir, "zookeeper.log"), "a");
   // zookeeper.jar alone logs through SLF4J's no-op binding: with these, its warnings reach zookeeper.log.
   const logJars = LOG_JARS.filter((j) => existsSync(j));
+  // The server belongs to the process that started it (a test, `torca up`): a parent-death signal ends it even when
+  // that process is killed or aborts before it can stop the server.
   const child = spawn(
-    "java",
+    "setpriv",
     [
+      "--pdeathsig",
+      "KILL",
+      "--",
+      "java",
       `-Xmx${opts.heap ?? "256m"}`,
       "-XX:+UseSerialGC",
       `-Dzookeeper.root.logger=${opts.logLevel ?? "WARN"},CONSOLE`,

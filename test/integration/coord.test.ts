@@ -29,6 +29,23 @@ process.stdout.write(JSON.stringify({ alive: held.isAlive, sessionId: held.sessi
 setInterval(() => {}, 60_000);
 `;
 
+/** A process that starts a ZooKeeper server, says its pid, and lives on until it is killed. */
+const SERVER_OWNER_SCRIPT = `
+const { startZooKeeper } = await import(process.argv[1]);
+const zk = await startZooKeeper({ dataDir: process.argv[2], tickTimeMs: 1000 });
+process.stdout.write(JSON.stringify({ pid: zk.pid }) + "\\n");
+setInterval(() => {}, 60_000);
+`;
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Awaits with a deadline, so a missing event fails the test instead of hanging the suite. */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout;
@@ -54,6 +71,21 @@ describe("coordination layer on a real ZooKeeper", () => {
       // The server and its directory go even when closing a session throws.
       await zk?.stop();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a ZooKeeper server ends with the process that started it, even one that is SIGKILLed", async () => {
+    const owner = spawn(process.execPath, ["--input-type=module", "-e", SERVER_OWNER_SCRIPT, new URL("../../src/cell/zookeeper-server.js", import.meta.url).href, join(dir, "owned-zk")], { stdio: ["ignore", "pipe", "inherit"] });
+    let serverPid: number | undefined;
+    try {
+      const [line] = (await within(once(createInterface({ input: owner.stdout! }), "line"), 60_000, "the owner's server starting")) as [string];
+      serverPid = (JSON.parse(line) as { pid: number }).pid;
+      assert.ok(isRunning(serverPid));
+      owner.kill("SIGKILL");
+      await until("the server to end with its owner", () => !isRunning(serverPid!), { timeoutMs: 10_000 });
+    } finally {
+      if (owner.exitCode === null && owner.signalCode === null) owner.kill("SIGKILL");
+      if (serverPid !== undefined && isRunning(serverPid)) process.kill(serverPid, "SIGKILL");
     }
   });
 

@@ -52,6 +52,7 @@ after(async () => {
     }
   }
   await stopAndDestroyAll(driver, started);
+  await driver.close();
   await rm(scratch, { recursive: true, force: true });
 });
 
@@ -270,6 +271,19 @@ setInterval(() => {}, 1000);
       await until("the squatter's cgroup is empty", async () => (await fileText(`/sys/fs/cgroup/pids/torca/${busy}/cgroup.procs`)) === "");
       for (const c of ["memory", "pids", "cpu", "cpuacct"]) await rmdir(`/sys/fs/cgroup/${c}/torca/${busy}`).catch(() => undefined);
     }
+  });
+
+  test("closing the driver (its agent stopping) removes the idle pooled cgroups; a running task keeps its own (root only)", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
+    const running = await startTask(["sleep", "30"]);
+    const done = await startTask(["/bin/true"]);
+    assert.equal((await driver.wait(done)).exitCode, 0);
+    await driver.destroy(done);
+    assert.ok(running.cgroup && done.cgroup && running.cgroup !== done.cgroup);
+    await driver.close();
+    for (const c of ["memory", "pids", "cpu", "cpuacct"]) await assert.rejects(readFile(`/sys/fs/cgroup/${c}/torca/${done.cgroup}/cgroup.procs`), { code: "ENOENT" }, `${c} of the idle cgroup removed`);
+    assert.equal((await fileText(`/sys/fs/cgroup/pids/torca/${running.cgroup}/cgroup.procs`)).trim().split("\n").length, 1, "the running task's cgroup holds it still");
+    await driver.stop(running, 0);
+    await driver.destroy(running);
   });
 
   test("destroy kills what the task left behind; the emptied cgroup goes to the next task (root only)", { skip: isRoot ? false : "needs root for cgroups" }, async () => {
