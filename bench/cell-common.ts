@@ -16,13 +16,19 @@ export type BenchCell = TestCell;
 
 /** The test harness's cell, with the benches' defaults: agents pick LXC when they can, quiet logs. */
 export function startBenchCell(opts: Partial<LocalCellOptions> = {}): Promise<BenchCell> {
-  return startTestCell({ agentDriver: "auto", reportInterval: "2s", env: { TORCA_LOG_LEVEL: "warn" }, ...profilingOptions(), ...opts });
+  return startTestCell({ agentDriver: "auto", reportInterval: "2s", env: { TORCA_LOG_LEVEL: "warn" }, ...daemonNodeArgs(), ...opts });
 }
 
-/** With TORCA_BENCH_PROFILE_DIR=DIR, the cell's daemons write CPU profiles there (when they exit cleanly, so not a SIGKILLed one). */
-export function profilingOptions(): Pick<LocalCellOptions, "nodeArgs"> {
+/**
+ * Node flags for the cell's daemons, from the environment: with TORCA_BENCH_PROFILE_DIR=DIR they write CPU profiles
+ * there (when they exit cleanly, so not a SIGKILLed one); TORCA_BENCH_NODE_ARGS adds flags of its own (space-separated,
+ * for V8 experiments such as --max-semi-space-size=64).
+ */
+export function daemonNodeArgs(): Pick<LocalCellOptions, "nodeArgs"> {
   const dir = process.env["TORCA_BENCH_PROFILE_DIR"];
-  return dir ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${dir}`] } : {};
+  const extra = (process.env["TORCA_BENCH_NODE_ARGS"] ?? "").split(" ").filter(Boolean);
+  const args = [...(dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : []), ...extra];
+  return args.length > 0 ? { nodeArgs: args } : {};
 }
 
 /** Progress of a long bench on stderr (stdout holds only its `name: value` lines): each phase as it starts, with the seconds since. */

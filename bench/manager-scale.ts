@@ -25,7 +25,7 @@ import type { Got } from "got";
 import { LocalCell } from "../src/cell/local-cell.js";
 import { fourLetterWord } from "../src/cell/zookeeper-server.js";
 import { createHttpClient } from "../src/common/http.js";
-import { profilingOptions, progressOf } from "./cell-common.js";
+import { daemonNodeArgs, progressOf } from "./cell-common.js";
 import { SimCell } from "./sim/sim-cell.js";
 import { until } from "../test/harness/wait.js";
 
@@ -142,7 +142,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     tickTimeMs: 1000,
     zookeeperHeap: "2g",
     reportInterval: `${o.reportIntervalMs}ms`,
-    ...profilingOptions(),
+    ...daemonNodeArgs(),
   });
   // An interrupted run still stops every process it started.
   const onSignal = () => void Promise.allSettled([sim?.stop(), cell.stop()]).then(() => process.exit(130));
