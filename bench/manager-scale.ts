@@ -112,6 +112,38 @@ async function zookeeperWrites(api: Got, url: string): Promise<number> {
   return n;
 }
 
+/** Sum and count of each histogram series the primary's /metrics names (`name{labels}`), for differences over a phase. */
+async function histogramTotals(api: Got, url: string): Promise<Map<string, { sum: number; count: number }>> {
+  const m = await api.get(`${url}/metrics`).text();
+  const totals = new Map<string, { sum: number; count: number }>();
+  for (const [, name, part, labels, value] of m.matchAll(/^(torca_[a-z_]+)_(sum|count)(\{[^}]*\})? ([0-9.e+-]+)$/gm)) {
+    const key = `${name}${labels ?? ""}`;
+    const t = totals.get(key) ?? { sum: 0, count: 0 };
+    t[part as "sum" | "count"] = Number(value);
+    totals.set(key, t);
+  }
+  return totals;
+}
+
+/** Where the primary's time went during a phase: rounds, ZooKeeper writes and dispatch requests (count, mean ms, total s). */
+function phaseTimings(before: Map<string, { sum: number; count: number }>, after: Map<string, { sum: number; count: number }>): Record<string, string> {
+  const series: [string, string][] = [
+    ["placement rounds", "torca_placement_duration_seconds"],
+    ["zk set", 'torca_zookeeper_operation_duration_seconds{operation="set",result="ok"}'],
+    ["zk create", 'torca_zookeeper_operation_duration_seconds{operation="create",result="ok"}'],
+    ["dispatch requests", 'torca_dispatch_duration_seconds{result="ok"}'],
+  ];
+  const out: Record<string, string> = {};
+  for (const [label, key] of series) {
+    const a = after.get(key) ?? { sum: 0, count: 0 };
+    const b = before.get(key) ?? { sum: 0, count: 0 };
+    const count = a.count - b.count;
+    const sum = a.sum - b.sum;
+    out[`manager-scale ${label} during placement (count, mean ms, total s)`] = `${count} ${count ? round1((1000 * sum) / count) : 0} ${round1(sum)}`;
+  }
+  return out;
+}
+
 async function taskCounts(api: Got, url: string): Promise<{ total: number; running: number }> {
   const { jobs } = await api.get(`${url}/v1/jobs`).json<{ jobs: JobSummary[] }>();
   let total = 0;
@@ -181,6 +213,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     const backupId = () => [...cell.daemons.values()].find((d) => d.kind === "manager" && d.id !== primary.id)!.id;
     const cpu0 = cpuSeconds(pidOf(primary.id));
     const zkWrites0 = await zookeeperWrites(api, primary.url);
+    const timings0 = await histogramTotals(api, primary.url);
     t0 = Date.now();
     let next = 0;
     // Every submission but the first few goes in while earlier jobs' instances are being placed.
@@ -224,6 +257,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     out["manager-scale submit p90 during placement (ms)"] = Math.round(percentile(submitMs, 0.9));
     out["manager-scale submit p99 during placement (ms)"] = Math.round(percentile(submitMs, 0.99));
     out["manager-scale zk writes per task placed"] = round1(((await zookeeperWrites(api, primary.url)) - zkWrites0) / tasks);
+    Object.assign(out, phaseTimings(timings0, await histogramTotals(api, primary.url)));
     const backupT0 = Date.now();
     progress("all running; waiting for the backup's copy");
     await until("the backup's copy holding every task", async () => {
