@@ -87,6 +87,9 @@ export function faultSuite(label: string, scale: FaultScale): void {
         // A restarted agent must leave its tasks running: that is what case 4 checks.
         stopTasksOnExit: false,
         managerExtra: {
+          // Every acknowledged job is checked in the primary's list at the end: none may be retired to the history
+          // store meanwhile (the full storm alone leaves more than the default 1,000 finished jobs per namespace).
+          retention: { keepPerNamespace: 10_000 },
           alerting: {
             sms: { url: `http://127.0.0.1:${(gateway.address() as AddressInfo).port}/sms`, timeout: "5s" },
             routes: [{ kinds: ["node-lost"], sms: [PHONE] }],
