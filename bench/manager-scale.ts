@@ -101,21 +101,12 @@ function percentile(xs: number[], q: number): number {
 /** ZooKeeper operations that change state: everything the session observer counts but reads. */
 const ZK_READS = new Set(["get", "exists", "children", "sync", "getAcl"]);
 
-/** The manager's ZooKeeper writes so far, from its /metrics (operation duration histogram counts, ok or not). */
-async function zookeeperWrites(api: Got, url: string): Promise<number> {
-  const m = await api.get(`${url}/metrics`).text();
-  let n = 0;
-  for (const [, op, count] of m.matchAll(/^torca_zookeeper_operation_duration_seconds_count\{([^}]*)\} (\d+)/gm)) {
-    const operation = /operation="([^"]*)"/.exec(op!)?.[1] ?? "";
-    if (!ZK_READS.has(operation)) n += Number(count);
-  }
-  return n;
-}
+type HistogramTotals = Map<string, { sum: number; count: number }>;
 
 /** Sum and count of each histogram series the primary's /metrics names (`name{labels}`), for differences over a phase. */
-async function histogramTotals(api: Got, url: string): Promise<Map<string, { sum: number; count: number }>> {
+async function histogramTotals(api: Got, url: string): Promise<HistogramTotals> {
   const m = await api.get(`${url}/metrics`).text();
-  const totals = new Map<string, { sum: number; count: number }>();
+  const totals: HistogramTotals = new Map();
   for (const [, name, part, labels, value] of m.matchAll(/^(torca_[a-z_]+)_(sum|count)(\{[^}]*\})? ([0-9.e+-]+)$/gm)) {
     const key = `${name}${labels ?? ""}`;
     const t = totals.get(key) ?? { sum: 0, count: 0 };
@@ -125,8 +116,18 @@ async function histogramTotals(api: Got, url: string): Promise<Map<string, { sum
   return totals;
 }
 
+/** The manager's ZooKeeper writes in `totals` (operation duration histogram counts, ok or not). */
+function zookeeperWrites(totals: HistogramTotals): number {
+  let n = 0;
+  for (const [key, { count }] of totals) {
+    const operation = /^torca_zookeeper_operation_duration_seconds\{.*operation="([^"]*)"/.exec(key)?.[1];
+    if (operation !== undefined && !ZK_READS.has(operation)) n += count;
+  }
+  return n;
+}
+
 /** Where the primary's time went during a phase: rounds, ZooKeeper writes and dispatch requests (count, mean ms, total s). */
-function phaseTimings(before: Map<string, { sum: number; count: number }>, after: Map<string, { sum: number; count: number }>): Record<string, string> {
+function phaseTimings(before: HistogramTotals, after: HistogramTotals): Record<string, string> {
   const series: [string, string][] = [
     ["placement rounds", "torca_placement_duration_seconds"],
     ["zk set", 'torca_zookeeper_operation_duration_seconds{operation="set",result="ok"}'],
@@ -212,7 +213,6 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     const pidOf = (id: string) => cell.daemons.get(id)?.process?.pid;
     const backupId = () => [...cell.daemons.values()].find((d) => d.kind === "manager" && d.id !== primary.id)!.id;
     const cpu0 = cpuSeconds(pidOf(primary.id));
-    const zkWrites0 = await zookeeperWrites(api, primary.url);
     const timings0 = await histogramTotals(api, primary.url);
     t0 = Date.now();
     let next = 0;
@@ -256,8 +256,9 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     out["manager-scale submit p50 during placement (ms)"] = Math.round(percentile(submitMs, 0.5));
     out["manager-scale submit p90 during placement (ms)"] = Math.round(percentile(submitMs, 0.9));
     out["manager-scale submit p99 during placement (ms)"] = Math.round(percentile(submitMs, 0.99));
-    out["manager-scale zk writes per task placed"] = round1(((await zookeeperWrites(api, primary.url)) - zkWrites0) / tasks);
-    Object.assign(out, phaseTimings(timings0, await histogramTotals(api, primary.url)));
+    const timings1 = await histogramTotals(api, primary.url);
+    out["manager-scale zk writes per task placed"] = round1((zookeeperWrites(timings1) - zookeeperWrites(timings0)) / tasks);
+    Object.assign(out, phaseTimings(timings0, timings1));
     const backupT0 = Date.now();
     progress("all running; waiting for the backup's copy");
     await until("the backup's copy holding every task", async () => {
