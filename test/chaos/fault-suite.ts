@@ -43,7 +43,7 @@ const QUIET_MS = DEFERRED_WRITE_MS + 1000;
 const SUBMIT_SENDS = 20;
 
 type JobRow = { id: string; status: string; desired: string };
-type TaskView = { id: string; state: string; attempt: number; nodeId?: string; events: { type: string }[] };
+type TaskView = { id: string; state: string; attempt: number; nodeId?: string; events: { type: string; message: string }[] };
 
 /**
  * The cases to run, from TORCA_FAULT_CASES (e.g. "5,6"); all when unset. The
@@ -120,6 +120,14 @@ export function faultSuite(label: string, scale: FaultScale): void {
     const agentIds = () => c.cell.layout.agents.map((a) => a.id);
     const allStarted = () => agentIds().flatMap((a) => startedInstances(c.cell.dir, a));
     const alertRecords = async () => (await c.api.get(`${await c.primaryUrl()}/v1/alerts?limit=1000`).json<{ alerts: DeliveryRecord[] }>()).alerts;
+
+    /** A task's events as the primary recorded them ("type message" lines). */
+    async function taskEvents(taskId: string): Promise<string[]> {
+      const jobId = taskId.slice(0, taskId.lastIndexOf("/"));
+      const { taskList } = await c.api.get(`${await c.primaryUrl()}/v1/jobs/${encodeURIComponent(jobId)}`).json<{ taskList: TaskView[] }>();
+      const task = taskList.find((x) => x.id === taskId);
+      return task ? task.events.map((e) => `${e.type}: ${e.message}`) : ["absent"];
+    }
 
     /** Waits until every listed job shows one of the statuses (from the primary's list). */
     async function waitStatuses(ids: Iterable<string>, ok: (s: string) => boolean, timeoutMs: number, what: string): Promise<Map<string, string>> {
@@ -224,6 +232,10 @@ export function faultSuite(label: string, scale: FaultScale): void {
       say(t, `instances started: ${started.length} (${perAgent}), ${dups.size} started twice, ${redispatched} redispatched as a later attempt`);
 
       assert.equal(neverRan.length, 0, `acknowledged jobs that never ran: ${neverRan.slice(0, 10).join(", ")}`);
+      if (dups.size > 0) {
+        // Why the primary started them again: each duplicated task's events as it recorded them.
+        for (const taskId of [...dups.keys()].slice(0, 5)) say(t, `${taskId} events: ${JSON.stringify(await taskEvents(taskId))}`);
+      }
       assert.equal(dups.size, 0, `instances started twice: ${JSON.stringify([...dups].slice(0, 5))}`);
       // Re-sent with its key, every submission in flight at the kill got its answer.
       assert.deepEqual(unsure.map((n) => `${n}: ${finalFate.get(n)?.fate} ${finalFate.get(n)?.status ?? finalFate.get(n)?.code ?? ""}`), [], "submissions without an acknowledgement after retries");

@@ -14,7 +14,7 @@ import { createLogger } from "../../src/common/logger.js";
 import { MAX_DISPATCH_BATCH, type TaskBatchResult, type TaskDispatch } from "../../src/common/protocol.js";
 import type { Job, JobSpec, NodeInfo, TaskInstance } from "../../src/common/types.js";
 import { errorEnvelope } from "../../src/http/edge.js";
-import { HttpDispatcher, type Dispatcher } from "../../src/manager/dispatcher/dispatcher.js";
+import { HttpDispatcher, orderMayHaveArrived, type Dispatcher } from "../../src/manager/dispatcher/dispatcher.js";
 import { TaskSender } from "../../src/manager/primary/sender.js";
 import { until } from "../harness/wait.js";
 
@@ -67,6 +67,7 @@ function senderWith(dispatcher: Dispatcher, fenced = { value: false }) {
         fenced.value = true;
       },
       node: () => undefined,
+      job: () => undefined,
       onDispatchFailed: (t, _node, error) => failed.push({ task: t.id, error }),
     },
     quiet,
@@ -229,5 +230,43 @@ describe("the agent's start routes and the HTTP dispatcher", () => {
     assert.deepEqual(started.map((d) => d.taskId), ["default/web/0"]);
     const again = await http.start(olderAgentUrl, [dispatchOf(1), dispatchOf(2)]);
     assert.deepEqual(again.map((r) => r.created), [true, true]);
+  });
+});
+
+describe("a start request that fails: refused for certain, or perhaps arrived", () => {
+  const dispatchOf = (index: number): TaskDispatch => ({ epoch: 7, taskId: `default/web/${index}`, jobId: "default/web", index, attempt: 1, spec: SPEC });
+  let resetting: Server;
+  let resettingUrl = "";
+  let closedUrl = "";
+
+  before(async () => {
+    // Reads each request whole, then drops the connection without answering: the agent may have acted on it.
+    resetting = createServer((req) => req.resume().on("end", () => req.socket.destroy()));
+    await new Promise<void>((resolve) => resetting.listen(0, "127.0.0.1", resolve));
+    resettingUrl = `http://127.0.0.1:${(resetting.address() as AddressInfo).port}`;
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    closedUrl = `http://127.0.0.1:${(probe.address() as AddressInfo).port}`;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+  });
+
+  after(() => new Promise<void>((resolve) => resetting.close(() => resolve())));
+
+  test("sent and unanswered, alone or in a batch: the request fails as a whole, marked as perhaps arrived", async () => {
+    const http = new HttpDispatcher(TOKEN, quiet);
+    // got retries each (idempotent) request twice first, a second apart: both requests at once.
+    const failures = await Promise.all([[dispatchOf(0)], [dispatchOf(1), dispatchOf(2)]].map((orders) => http.start(resettingUrl, orders).then(() => undefined, (x: unknown) => x)));
+    for (const e of failures) {
+      assert.ok(e instanceof UnavailableError, `rejected with ${String(e)}`);
+      assert.equal(orderMayHaveArrived(e), true);
+    }
+  });
+
+  test("a connection never made is a certain refusal: an order alone is answered with its error, a batch rejects unmarked", async () => {
+    const http = new HttpDispatcher(TOKEN, quiet);
+    const [[alone], e] = await Promise.all([http.start(closedUrl, [dispatchOf(0)]), http.start(closedUrl, [dispatchOf(1), dispatchOf(2)]).then(() => undefined, (x: unknown) => x)]);
+    assert.equal(alone!.error?.code, "unavailable");
+    assert.ok(e instanceof UnavailableError);
+    assert.equal(orderMayHaveArrived(e), false);
   });
 });

@@ -107,17 +107,25 @@ describe("the cell takes a task away", () => {
     assert.equal(gone.next.finishedAt, NOW);
   });
 
-  test("drained, preempted and missing tasks go back to pending anywhere, saying why", () => {
+  test("drained and preempted tasks go back to pending anywhere, saying why", () => {
     assert.equal(lifecycle.drained(running(service), NOW).reason, "migrating: node n1 draining");
     assert.equal(lifecycle.preempted(running(service), "big/0", "n1", NOW).reason, "preempted by big/0");
-    assert.equal(lifecycle.missingFromNode(running(service), "n1", NOW).reason, "task missing from node n1");
-    for (const t of [lifecycle.drained(running(service), NOW), lifecycle.preempted(running(service), "big/0", "n1", NOW), lifecycle.missingFromNode(running(service), "n1", NOW)]) {
+    for (const t of [lifecycle.drained(running(service), NOW), lifecycle.preempted(running(service), "big/0", "n1", NOW)]) {
       assert.deepEqual([t.state, t.nodeId, t.restartsOnNode], ["pending", undefined, 0]);
     }
   });
 
+  test("a task its node does not report is sent there again as the same attempt (its report may predate the order)", () => {
+    const before = { ...running(service), state: "dispatched" as const, dispatchedAt: NOW - 60_000 };
+    const { next, resend } = lifecycle.missingFromNode(before, "n1", NOW);
+    assert.equal(resend, true);
+    assert.deepEqual([next.state, next.nodeId, next.attempt, next.dispatchedAt], ["dispatched", "n1", before.attempt, NOW]);
+    assert.equal(next.events.at(-1)?.type, "resent");
+  });
+
   test("a task being stopped that its node no longer reports is killed, not rescheduled", () => {
-    const t = lifecycle.missingFromNode(running(service, { desired: "stop" }), "n1", NOW);
+    const { next: t, resend } = lifecycle.missingFromNode(running(service, { desired: "stop" }), "n1", NOW);
+    assert.equal(resend, false);
     assert.deepEqual([t.state, t.desired, t.finishedAt], ["killed", "stop", NOW]);
   });
 

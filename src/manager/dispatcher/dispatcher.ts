@@ -1,5 +1,5 @@
-import type { Got } from "got";
-import { MethodNotAllowedError, NotFoundError, UnavailableError } from "../../common/errors.js";
+import { HTTPError, RequestError, type Got } from "got";
+import { MethodNotAllowedError, NotFoundError, TorcaError, UnavailableError } from "../../common/errors.js";
 import { createHttpClient, httpErrorToTorca } from "../../common/http.js";
 import type { Logger } from "../../common/logger.js";
 import { parseBody, TaskBatchReplySchema, type SignalRequest, type StopRequest, type TaskBatchResult, type TaskDispatch } from "../../common/protocol.js";
@@ -22,6 +22,28 @@ export interface Dispatcher {
   signal(nodeUrl: string, taskId: string, req: SignalRequest): Promise<void>;
 }
 
+/** Connection errors raised before a byte of the request was sent. */
+const NEVER_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH", "ERR_INVALID_URL"]);
+
+/** Start requests that failed after one of their tries went out unanswered. */
+const ARRIVAL_UNKNOWN = new WeakSet<object>();
+
+/**
+ * Whether a failed start request may still have reached the agent: one of
+ * its tries went out and got no answer (a timeout, a reset connection). The
+ * agent may then be running the orders, so they must not be given to another
+ * attempt. An answer (any status) to every try, or connections never made,
+ * is a certain refusal.
+ */
+export function orderMayHaveArrived(e: unknown): boolean {
+  return typeof e === "object" && e !== null && ARRIVAL_UNKNOWN.has(e);
+}
+
+/** Whether a try went out and its answer was lost. */
+function unanswered(e: RequestError): boolean {
+  return !(e instanceof HTTPError) && !NEVER_SENT.has(e.code);
+}
+
 export class HttpDispatcher implements Dispatcher {
   private readonly http: Got;
   /** Agents that answered the batch route with 404/405 (older builds): each order goes to them alone (PUT). */
@@ -37,10 +59,9 @@ export class HttpDispatcher implements Dispatcher {
     let reply: unknown;
     try {
       // Idempotent by (task, attempt) like PUT, so got may retry it.
-      reply = await this.http.post(`${nodeUrl}/v1/tasks/batch`, { json: { tasks: ds }, retry: { limit: 2, methods: ["POST"] } }).json();
+      reply = await this.tracked(`dispatch ${ds.length} tasks to ${nodeUrl}`, (hooks) => this.http.post(`${nodeUrl}/v1/tasks/batch`, { json: { tasks: ds }, retry: { limit: 2, methods: ["POST"] }, hooks }).json());
     } catch (e) {
-      const err = httpErrorToTorca(e, `dispatch ${ds.length} tasks to ${nodeUrl}`);
-      if (!(err instanceof NotFoundError || err instanceof MethodNotAllowedError)) throw err;
+      if (!(e instanceof NotFoundError || e instanceof MethodNotAllowedError)) throw e;
       this.withoutBatch.add(nodeUrl);
       return this.start(nodeUrl, ds);
     }
@@ -54,12 +75,32 @@ export class HttpDispatcher implements Dispatcher {
   private async startOne(nodeUrl: string, d: TaskDispatch): Promise<TaskBatchResult> {
     try {
       // PUT: idempotent by (task, attempt), so got may retry it.
-      const res = await this.http.put(`${nodeUrl}/v1/tasks/${encodeURIComponent(d.taskId)}`, { json: d });
+      const res = await this.tracked(`dispatch ${d.taskId}#${d.attempt} to ${nodeUrl}`, (hooks) => this.http.put(`${nodeUrl}/v1/tasks/${encodeURIComponent(d.taskId)}`, { json: d, hooks }));
       this.log?.debug({ task: d.taskId, attempt: d.attempt, node: nodeUrl }, "dispatched");
       return { taskId: d.taskId, attempt: d.attempt, created: res.statusCode === 201 };
     } catch (e) {
-      const err = httpErrorToTorca(e, `dispatch ${d.taskId}#${d.attempt} to ${nodeUrl}`);
-      return { taskId: d.taskId, attempt: d.attempt, error: { status: err.status, ...err.toJSON() } };
+      // An order that may have arrived fails the request as a whole, as a batch's does: its outcome is not a refusal.
+      if (orderMayHaveArrived(e) || !(e instanceof TorcaError)) throw e;
+      return { taskId: d.taskId, attempt: d.attempt, error: { status: e.status, ...e.toJSON() } };
+    }
+  }
+
+  /**
+   * Runs a start request, its failure as a TorcaError; one whose tries went
+   * out at least once without an answer is marked (`orderMayHaveArrived`).
+   */
+  private async tracked<T>(what: string, request: (hooks: { beforeRetry: ((e: RequestError) => void)[] }) => Promise<T>): Promise<T> {
+    let lostAnswer = false;
+    const note = (e: RequestError) => {
+      if (unanswered(e)) lostAnswer = true;
+    };
+    try {
+      return await request({ beforeRetry: [note] });
+    } catch (e) {
+      if (e instanceof RequestError) note(e);
+      const err = httpErrorToTorca(e, what);
+      if (lostAnswer) ARRIVAL_UNKNOWN.add(err);
+      throw err;
     }
   }
 

@@ -162,14 +162,22 @@ export function jobKilled(t: TaskInstance, now: number): TaskInstance | undefine
   return undefined;
 }
 
-/** The agent no longer reports a task it was given (after the missing-task grace). */
-export function missingFromNode(t: TaskInstance, nodeId: string, now: number): TaskInstance {
-  // Being stopped anyway: gone from the node is stopped (rescheduling it would leave a record nothing ever ends).
-  if (t.desired === "stop") return withEvent({ ...t, state: "killed", finishedAt: now, reason: `stopped; missing from node ${nodeId}` }, "killed", `missing from node ${nodeId} while stopping`, now);
-  return toPending(t, `task missing from node ${nodeId}`, now);
+/**
+ * The agent does not report a task it was given (after the missing-task
+ * grace). A report can be older than the order: one built before the order
+ * arrived may be reconciled seconds later by a busy primary, so absence from
+ * it proves nothing. The same attempt is therefore sent again (`resend`):
+ * orders are idempotent by (task, attempt), so an agent that has it answers
+ * "not created" and one that has not starts it now; either way the attempt
+ * runs once. Only a task being stopped that is gone from its node ends here
+ * (killed): rescheduling it would leave a record nothing ever ends.
+ */
+export function missingFromNode(t: TaskInstance, nodeId: string, now: number): { next: TaskInstance; resend: boolean } {
+  if (t.desired === "stop") return { next: withEvent({ ...t, state: "killed", finishedAt: now, reason: `stopped; missing from node ${nodeId}` }, "killed", `missing from node ${nodeId} while stopping`, now), resend: false };
+  return { next: withEvent({ ...t, dispatchedAt: now }, "resent", `not in node ${nodeId}'s report; attempt ${t.attempt} sent again`, now), resend: true };
 }
 
 /** The agent could not be told to start the task: retried elsewhere after a second. */
 export function dispatchFailed(t: TaskInstance, nodeId: string, error: string, now: number): TaskInstance {
-  return { ...toPending(t, `dispatch to ${nodeId} failed: ${error}`, now), notBefore: now + 1000 };
+  return withEvent({ ...toPending(t, `dispatch to ${nodeId} failed: ${error}`, now), notBefore: now + 1000 }, "dispatch-failed", `dispatch to ${nodeId} failed: ${error}; retrying elsewhere`, now);
 }

@@ -5,7 +5,7 @@ import { jobIdOf, parseTaskId, TERMINAL_TASK_STATES, type Job, type JobSpec, typ
 import type { ZkStateStore } from "../../coord/state-store.js";
 import type { Collector } from "../collector/collector.js";
 import { ReportBatcher } from "../collector/report-batch.js";
-import type { Dispatcher } from "../dispatcher/dispatcher.js";
+import { orderMayHaveArrived, type Dispatcher } from "../dispatcher/dispatcher.js";
 import { classifyRepeat, type IdempotentAnswer } from "../idempotency/keys.js";
 import type { IdempotencyStore } from "../idempotency/store.js";
 import { dispatchFailed, jobKilled, withEvent, type LifecycleAlert } from "../lifecycle/transitions.js";
@@ -165,6 +165,7 @@ export class Primary {
         isFenced: () => this.fenced,
         fence: () => this.fence("stale-epoch"),
         node: (id) => this.collector.node(id),
+        job: (id) => this.store.jobs.get(id),
         onDispatchFailed: (t, node, e) => void this.queue.run(() => this.handleDispatchFailure(t, node, e)).catch((err) => this.warn("dispatch failure handling", err)),
       },
       log,
@@ -551,11 +552,19 @@ export class Primary {
     // A task that ended carries its usage totals into ZooKeeper: archived by whichever primary retires it.
     await this.putTasks(d.updates.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? { ...t, usage: this.usage.totals(t.id) } : t)));
     this.raise(d.alerts);
+    await this.writer.putThenSend(d.resends, (t) => this.sender.startRecorded(t));
   }
 
+  /**
+   * A start order failed. A certain refusal sends the task elsewhere; an order
+   * that may have arrived leaves it dispatched: the agent's reports settle it,
+   * and one that never mentions it gets the same attempt again after the
+   * missing-task grace (reconcile.ts), so the attempt never runs twice.
+   */
   private async handleDispatchFailure(t: TaskInstance, node: NodeInfo, e: unknown): Promise<void> {
     const cur = this.store.task(t.jobId, t.index);
     if (!cur || cur.attempt !== t.attempt || cur.state !== "dispatched") return;
+    if (orderMayHaveArrived(e)) return;
     await this.putTasks([dispatchFailed(cur, node.id, e instanceof Error ? e.message : String(e), this.now())]);
   }
 

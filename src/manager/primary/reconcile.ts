@@ -2,8 +2,8 @@
  * Reconciling one agent's full report against the store, pure: level-
  * triggered, so whatever the agent runs that the cell does not want is
  * stopped, every reported change of a current attempt is recorded, and a
- * dispatched task the agent does not report (after the grace) goes back to
- * pending.
+ * dispatched task the agent does not report (after the grace) is sent to it
+ * again as the same attempt (lifecycle/transitions.ts, `missingFromNode`).
  */
 import type { AgentReport } from "../../common/protocol.js";
 import { parseTaskId, type ExitInfo, type Job, type TaskInstance } from "../../common/types.js";
@@ -28,6 +28,8 @@ export interface ReconcileDecision {
    */
   observations: TaskInstance[];
   stops: { task: Pick<TaskInstance, "id" | "attempt" | "nodeId">; why: string }[];
+  /** Tasks the agent does not report: their order is sent again, same attempt, once the record (new dispatch time) is durable. */
+  resends: TaskInstance[];
   alerts: LifecycleAlert[];
 }
 
@@ -39,7 +41,7 @@ export interface ReconcileOptions {
 
 export function reconcileReport(report: AgentReport, view: ReconcileView, now: number, opts: ReconcileOptions): ReconcileDecision {
   const nodeId = report.agentId;
-  const decision: ReconcileDecision = { updates: [], observations: [], stops: [], alerts: [] };
+  const decision: ReconcileDecision = { updates: [], observations: [], stops: [], resends: [], alerts: [] };
   const seen = new Set<string>();
   for (const rt of report.tasks) {
     const ref = parseTaskId(rt.taskId);
@@ -71,7 +73,8 @@ export function reconcileReport(report: AgentReport, view: ReconcileView, now: n
       if (t.nodeId !== nodeId || seen.has(t.id)) continue;
       if (t.state !== "dispatched" && t.state !== "running") continue;
       if (t.dispatchedAt !== undefined && now - t.dispatchedAt < opts.missingGraceMs) continue;
-      decision.updates.push(missingFromNode(t, nodeId, now));
+      const missing = missingFromNode(t, nodeId, now);
+      (missing.resend ? decision.resends : decision.updates).push(missing.next);
     }
   }
   return decision;

@@ -12,6 +12,7 @@ export interface SenderOptions {
   /** An agent refused our epoch: a newer primary exists. */
   fence: () => void;
   node: (id: string) => NodeInfo | undefined;
+  job: (id: string) => Job | undefined;
   /** The agent could not be reached to start `t`. */
   onDispatchFailed: (t: TaskInstance, node: NodeInfo, error: unknown) => void;
 }
@@ -55,6 +56,13 @@ export class TaskSender {
     if (forNode) forNode.push({ task: t, node, dispatch });
     else this.queued.set(node.url, [{ task: t, node, dispatch }]);
     this.flushing ??= setImmediate(() => this.flush());
+  }
+
+  /** Queues the start order of a durable dispatched record to its node (nothing when its job or node is gone). */
+  startRecorded(t: TaskInstance): void {
+    const job = this.opts.job(t.jobId);
+    const node = t.nodeId ? this.opts.node(t.nodeId) : undefined;
+    if (job && node) this.start(t, job, node);
   }
 
   /** Sends every queued start order: one request per node (split past MAX_DISPATCH_BATCH). */

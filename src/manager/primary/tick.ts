@@ -163,10 +163,6 @@ export class Tick {
     for (const s of round.stops) sender.stop(s.task, s.why);
     await this.d.writer.put(round.writes);
     this.d.raise(round.alerts);
-    await this.d.writer.putThenSend(round.dispatches, (t) => {
-      const job = store.jobs.get(t.jobId);
-      const node = collector.node(t.nodeId!);
-      if (job && node) sender.start(t, job, node);
-    });
+    await this.d.writer.putThenSend(round.dispatches, (t) => sender.startRecorded(t));
   }
 }
