@@ -23,7 +23,10 @@ import type { ZkAuth } from "./zk/acl.js";
  * agent restarting leaves it open for its next incarnation to resume).
  */
 
-export type SessionEnd = "expired" | "closed" | "suspended";
+/** The ends of a session ZooKeeper (or the session's own trust) reports. */
+export type ReportedSessionEnd = "expired" | "closed" | "suspended";
+/** How a kept session ended; "abandoned": the owner gave it up (`abandon`). */
+export type SessionEnd = ReportedSessionEnd | "abandoned";
 
 export interface SessionOwner {
   /** A new session is up. Throwing closes it and a new one is tried later. */
@@ -43,7 +46,7 @@ export interface SessionKeeperOptions {
   /** Limit of one attempt to resume (default: session timeout + 2 s; the session is gone after that anyway). */
   resumeTimeoutMs?: number;
   /** Which ends of a session the owner hears of and a new session follows (default expired and closed). */
-  ends?: readonly SessionEnd[];
+  ends?: readonly ReportedSessionEnd[];
   /** Pause before the next session after a loss (default 0). */
   renewDelayMs?: number;
   /** Pause after a failed attempt (default 1 s), doubled up to `retryMaxDelayMs` (default: no growth). */
@@ -59,7 +62,7 @@ export interface SessionKeeperOptions {
 }
 
 const DEFAULTS = Object.freeze({
-  ends: Object.freeze(["expired", "closed"]) as readonly SessionEnd[],
+  ends: Object.freeze(["expired", "closed"]) as readonly ReportedSessionEnd[],
   renewDelayMs: 0,
   retryDelayMs: 1000,
   purpose: "session set-up",
@@ -110,6 +113,15 @@ export class SessionKeeper {
   live(): Promise<void> {
     if (this.stopped || (this.ready && this.current?.isAlive)) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /**
+   * The owner cannot go on with `zk` (e.g. a takeover could not read the
+   * state): it is closed, told as lost ("abandoned"), and a new session
+   * follows as after any loss.
+   */
+  abandon(zk: ZkSession): void {
+    this.lost(zk, "abandoned");
   }
 
   /** Stops opening sessions and telling of losses; the current session is left to the owner. */
@@ -191,8 +203,8 @@ export class SessionKeeper {
     this.current = undefined;
     this.ready = false;
     this.owner.onSessionLost?.(zk, why);
-    // A suspended session is abandoned: never used again, whatever became of it.
-    if (why === "suspended") zk.close();
+    // A suspended session is abandoned too: never used again, whatever became of it.
+    if (why === "suspended" || why === "abandoned") zk.close();
     this.schedule(this.o.renewDelayMs);
   }
 }

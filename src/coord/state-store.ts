@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { ConflictError, CoordinationError } from "../common/errors.js";
+import { ConflictError, CoordinationError, UnavailableError } from "../common/errors.js";
 import { readJson, sameJson } from "../common/json.js";
 import type { Logger } from "../common/logger.js";
 import { parallel } from "../common/parallel.js";
@@ -20,7 +20,8 @@ import { isZkCode, ZK, type Watcher, type ZkSession, type ZkStat } from "./zk.js
  *
  * - Backups keep the copy warm by watching every znode (one-shot watches,
  *   re-armed on each read), so a takeover needs no reload: `becomeAuthoritative`
- *   syncs with the ZooKeeper leader and waits for the in-flight re-reads.
+ *   syncs with the ZooKeeper leader and waits for the in-flight re-reads
+ *   (and reads everything again if a read was given up on).
  * - The primary writes through: every write is a compare-and-set against the
  *   version it last saw, on the very session that holds its election node. A
  *   stale version means someone else wrote: the caller must stop acting.
@@ -257,6 +258,15 @@ export class ZkStateStore extends EventEmitter<StateStoreEvents> implements Stat
     await this.drained();
     await this.track(() => this.loadJobList());
     await this.drained();
+    // A read given up on (while a backup, or just now) left part of the copy stale, and no watch will mend it once
+    // authoritative: everything is read again, and a copy that still cannot be read whole is never acted on.
+    if (this.needsResync) {
+      this.needsResync = false;
+      this.log?.warn("part of the state copy is stale (a read was given up); reading it all again before taking over");
+      await this.track(() => this.resync());
+      await this.drained();
+      if (this.needsResync) throw new UnavailableError("the state in ZooKeeper could not be read whole; not taking over with a stale copy");
+    }
     this.authoritative = true;
     await this.migrateLegacy();
   }

@@ -271,7 +271,9 @@ export class ManagerDaemon {
     void term.history?.close();
     term.collector.close();
     this.term = undefined;
-    this.log.warn({ why, was: term.primary ? "primary" : "backup" }, why === "suspended" ? "cut off from ZooKeeper longer than the session can be trusted alive: stepped down; rejoining with a new session once ZooKeeper answers" : "session ended; rejoining as a backup with a new session");
+    const what =
+      why === "suspended" ? "cut off from ZooKeeper longer than the session can be trusted alive: stepped down; rejoining with a new session once ZooKeeper answers" : why === "abandoned" ? "gave up the session; rejoining with a new one" : "session ended; rejoining as a backup with a new session";
+    this.log.warn({ why, was: term.primary ? "primary" : "backup" }, what);
   }
 
   private async watchLeader(term: Term): Promise<void> {
@@ -285,7 +287,16 @@ export class ManagerDaemon {
   private async becomePrimary(term: Term, info: LeaderInfo): Promise<void> {
     if (this.term !== term) return;
     const t0 = Date.now();
-    await term.store.becomeAuthoritative();
+    try {
+      await term.store.becomeAuthoritative();
+    } catch (e) {
+      // Elected but unable to read the state whole: a primary must not act on part of it. Giving the session up
+      // ends the term (another manager, or this one with a new session, is elected).
+      if (this.term !== term) return;
+      this.log.error({ err: e, epoch: info.epoch }, "elected, but could not take over the state; giving up this session");
+      this.keeper.abandon(term.zk);
+      return;
+    }
     const m = this.config.manager;
     const alerting = new TermAlerting({
       zk: term.zk,

@@ -250,6 +250,26 @@ describe("coordination layer on a real ZooKeeper", () => {
       }
     });
 
+    test("a session its owner abandons is closed, reported as abandoned, and followed by a new one", async () => {
+      const o = owner();
+      const keeper = new SessionKeeper(o, { connect: zk.connectString, sessionTimeoutMs: 2000, retryDelayMs: 100 });
+      try {
+        await keeper.start();
+        await keeper.live();
+        const first = keeper.session!;
+        keeper.abandon(first);
+        assert.equal(first.isAlive, false, "the abandoned session is closed at once");
+        const second = await until("a new session", () => (o.sessions.length === 2 && keeper.session?.isAlive ? keeper.session : undefined));
+        assert.notEqual(second.sessionId, first.sessionId);
+        assert.deepEqual(o.lost, [[first.sessionId, "abandoned"]]);
+        keeper.abandon(first);
+        assert.equal(keeper.session, second, "abandoning a session no longer kept changes nothing");
+      } finally {
+        keeper.stop();
+        keeper.session?.close();
+      }
+    });
+
     test("stop() leaves the session to its owner, and resume() attaches to it again", async () => {
       // The owner is a process of its own that dies, as an agent restarting does: two live holders of one
       // session in one process would take it from each other over and over (each resumption moves it).
