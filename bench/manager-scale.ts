@@ -80,6 +80,14 @@ function cpuSeconds(pid: number | undefined): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** Busy and total CPU time of the whole machine so far (all cores, /proc/stat), in seconds. */
+function machineCpu(): { busy: number; total: number } {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  // idle and iowait are the machine waiting; everything else is work.
+  return { busy: (total - f[3]! - f[4]!) / 100, total: total / 100 };
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -213,6 +221,9 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     const pidOf = (id: string) => cell.daemons.get(id)?.process?.pid;
     const backupId = () => [...cell.daemons.values()].find((d) => d.kind === "manager" && d.id !== primary.id)!.id;
     const cpu0 = cpuSeconds(pidOf(primary.id));
+    // Where the machine's CPU goes while placing: every process of the run shares its cores.
+    const otherCpu = () => ({ backup: cpuSeconds(pidOf(backupId())), zookeeper: cpuSeconds(cell.zookeeper!.pid), bench: (process.cpuUsage().user + process.cpuUsage().system) / 1e6, machine: machineCpu() });
+    const others0 = otherCpu();
     const timings0 = await histogramTotals(api, primary.url);
     t0 = Date.now();
     let next = 0;
@@ -253,6 +264,11 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     out["manager-scale submit: all tasks running s"] = round1(runningS);
     out["manager-scale placements/s (submit to running, end to end)"] = Math.round(tasks / runningS);
     out["manager-scale primary cpu s during placement"] = round1(cpuSeconds(pidOf(primary.id)) - cpu0);
+    const others1 = otherCpu();
+    out["manager-scale backup cpu s during placement"] = round1(others1.backup - others0.backup);
+    out["manager-scale zookeeper cpu s during placement"] = round1(others1.zookeeper - others0.zookeeper);
+    out["manager-scale simulated machines (bench process) cpu s during placement"] = round1(others1.bench - others0.bench);
+    out["manager-scale machine cpu busy % during placement (all cores)"] = Math.round((100 * (others1.machine.busy - others0.machine.busy)) / (others1.machine.total - others0.machine.total));
     out["manager-scale submit p50 during placement (ms)"] = Math.round(percentile(submitMs, 0.5));
     out["manager-scale submit p90 during placement (ms)"] = Math.round(percentile(submitMs, 0.9));
     out["manager-scale submit p99 during placement (ms)"] = Math.round(percentile(submitMs, 0.99));
