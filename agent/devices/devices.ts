@@ -61,6 +61,15 @@ export class AgentDevices {
     return [...this.byName.values()].map((g) => ({ name: g.name, shareable: g.shareable, instances: g.instances.map((i) => ({ id: i.id, attributes: i.attributes })) }));
   }
 
+  /** Whether two assignments share an instance of a device that is not shareable. */
+  overlap(a: readonly DeviceAssignment[], b: readonly DeviceAssignment[]): boolean {
+    for (const x of a) {
+      if (this.byName.get(x.name)?.shareable !== false) continue;
+      for (const y of b) if (y.name === x.name && y.ids.some((id) => x.ids.includes(id))) return true;
+    }
+    return false;
+  }
+
   /** The variables and device nodes of an assignment; refuses names and ids this agent does not offer. */
   launchOf(assigned: readonly DeviceAssignment[]): DeviceLaunch {
     const env: Record<string, string> = {};

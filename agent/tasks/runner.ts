@@ -1,6 +1,7 @@
-import { EventEmitter } from "node:events";
+import { EventEmitter, once } from "node:events";
 import { chmod, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ConflictError, DriverError, NotFoundError, toTorcaError, UnavailableError } from "../../src/common/errors.js";
 import type { Logger } from "../../src/common/logger.js";
 import type { ReportedTask, TaskDispatch } from "../../src/common/protocol.js";
@@ -81,6 +82,8 @@ export interface RunnerOptions {
 /** Traversable, not listable: tasks pass through to their own work dir (process driver). */
 const PASS_THROUGH_MODE = 0o711;
 const PRUNE_EVERY_MS = 60_000;
+/** How long a task waits for another task on this node to release its device instances (a stop grace is seconds). */
+const DEVICE_RELEASE_WAIT_MS = 60_000;
 
 const DEFAULTS = Object.freeze({ retainExitedMs: 3_600_000 });
 
@@ -263,6 +266,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
           r.ports[p.name] = p.static;
         } else r.ports[p.name] = await this.o.ports.allocate();
       }
+      await this.devicesReleased(r);
       if (r.stopRequested) throw new ConflictError("stopped before start");
       r.user = this.o.users.acquire(d);
       const env = this.environmentOf(r);
@@ -292,6 +296,33 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
       this.o.log.warn({ task: d.taskId, attempt: d.attempt, err: err.message }, "task failed to start");
       this.finish(r, { exitCode: null, signal: null, oomKilled: false, reason: r.stopRequested ? "stopped before start" : `failed to start: ${err.message}` }, err.message);
       this.releaseUser(r);
+    }
+  }
+
+  /**
+   * Waits until no other live task on this node holds an instance of a
+   * non-shareable device this task was given: a preemption's victim keeps its
+   * device through its stop grace, and two tasks on one GPU can fail each
+   * other (its memory). Gives up after DEVICE_RELEASE_WAIT_MS, which fails the
+   * start (the primary then places the task again).
+   */
+  private async devicesReleased(r: TaskRecord): Promise<void> {
+    const mine = r.dispatch.devices;
+    const devices = this.o.devices;
+    if (mine === undefined || mine.length === 0 || devices === undefined) return;
+    const holder = () => [...this.records.values()].find((o) => o !== r && o.state !== "exited" && o.dispatch.devices !== undefined && devices.overlap(mine, o.dispatch.devices));
+    const deadline = Date.now() + DEVICE_RELEASE_WAIT_MS;
+    let logged = false;
+    for (let h = holder(); h !== undefined; h = holder()) {
+      if (r.stopRequested) return;
+      if (Date.now() >= deadline) throw new ConflictError(`its devices are still held by ${h.dispatch.taskId}#${h.dispatch.attempt} after ${DEVICE_RELEASE_WAIT_MS / 1000} s`);
+      if (!logged) this.o.log.info({ task: r.dispatch.taskId, attempt: r.dispatch.attempt, holder: h.dispatch.taskId }, "waiting for a device instance to be released");
+      logged = true;
+      // A holder's exit is a change; the timeout bounds a wait that misses one.
+      const done = new AbortController();
+      const settled = (p: Promise<unknown>) => p.catch(() => undefined);
+      await Promise.race([settled(once(this, "change", { signal: done.signal })), settled(sleep(1000, undefined, { signal: done.signal }))]);
+      done.abort();
     }
   }
 

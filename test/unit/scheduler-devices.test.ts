@@ -74,12 +74,44 @@ describe("devices", () => {
     for (const p of r.placements.filter((p) => p.taskId.startsWith("cpu-only"))) assert.equal(p.devices, undefined);
   });
 
-  test("a node whose devices are all held is not a preemption target: devices are never freed by evicting", () => {
-    const node = withDevices(makeNode("gpu-node", { cpu: 2 }), gpus(["GPU-a"]));
-    const batch = { ...makeAllocation("batch/0", "gpu-node", { cpu: 1, priority: 100 }), devices: [{ name: "nvidia/gpu", ids: ["GPU-a"] }] };
-    const r = placeTasks(makeTasks(asking("prod", oneGpu, { priority: 200, cpu: 1 })), snapshotOf([node], [batch]));
-    assert.deepEqual(r.preemptions, []);
-    assert.equal(r.unplaced[0]?.summary, "1 node: devices: nvidia/gpu 0 of 1 free");
+  describe("preemption for devices", () => {
+    const held = (task: string, ids: string[], opts: { cpu?: number; priority?: number } = {}) => ({ ...makeAllocation(task, "gpu-node", { cpu: opts.cpu ?? 0.5, priority: opts.priority ?? 100 }), devices: [{ name: "nvidia/gpu", ids }] });
+
+    test("a task whose device is held by lower-priority work evicts the lowest-priority holder and gets its instance", () => {
+      const node = withDevices(makeNode("gpu-node", { cpu: 8 }), gpus(["GPU-a", "GPU-b"]));
+      const r = placeTasks(makeTasks(asking("prod", oneGpu, { priority: 200 })), snapshotOf([node], [held("batch/0", ["GPU-a"], { priority: 100 }), held("scavenger/0", ["GPU-b"], { priority: 50 })]));
+      assert.deepEqual(r.preemptions, [{ victimTaskId: "scavenger/0", forTaskId: "prod/0", nodeId: "gpu-node" }]);
+      assert.deepEqual(r.placements[0]?.devices, [{ name: "nvidia/gpu", ids: ["GPU-b"] }]);
+    });
+
+    test("holders of equal or higher priority keep their devices, and the task waits saying why", () => {
+      const node = withDevices(makeNode("gpu-node", { cpu: 8 }), gpus(["GPU-a"]));
+      const r = placeTasks(makeTasks(asking("prod", oneGpu, { priority: 200 })), snapshotOf([node], [held("other/0", ["GPU-a"], { priority: 200 })]));
+      assert.deepEqual(r.preemptions, []);
+      assert.equal(r.unplaced[0]?.summary, "1 node: devices: nvidia/gpu 0 of 1 free");
+    });
+
+    test("only holders of instances that meet the request's constraints are evicted", () => {
+      const node = withDevices(makeNode("gpu-node", { cpu: 8 }), { name: "nvidia/gpu", shareable: false, instances: [{ id: "GPU-t4", attributes: { model: "T4" } }, { id: "GPU-a100", attributes: { model: "A100" } }] });
+      const request: DeviceRequest[] = [{ name: "nvidia/gpu", count: 1, constraints: [{ attribute: "model", operator: "=", value: "A100" }] }];
+      // The T4's holder has the lower priority, so a victim chosen by priority alone would be the wrong one.
+      const r = placeTasks(makeTasks(asking("big", request, { priority: 200 })), snapshotOf([node], [held("t4-user/0", ["GPU-t4"], { priority: 10 }), held("a100-user/0", ["GPU-a100"], { priority: 100 })]));
+      assert.deepEqual(r.preemptions.map((p) => p.victimTaskId), ["a100-user/0"]);
+      assert.deepEqual(r.placements[0]?.devices, [{ name: "nvidia/gpu", ids: ["GPU-a100"] }]);
+    });
+
+    test("what the device holder frees counts towards cpu and memory: no second victim when it is enough", () => {
+      const node = withDevices(makeNode("gpu-node", { cpu: 2 }), gpus(["GPU-a"]));
+      const cpuOnly = makeAllocation("cpu-only/0", "gpu-node", { cpu: 1, priority: 10 });
+      const r = placeTasks(makeTasks(asking("prod", oneGpu, { priority: 200, cpu: 1 })), snapshotOf([node], [held("gpu-user/0", ["GPU-a"], { cpu: 1, priority: 100 }), cpuOnly]));
+      assert.deepEqual(r.preemptions.map((p) => p.victimTaskId), ["gpu-user/0"]);
+    });
+
+    test("a node without the device at all is no preemption target", () => {
+      const r = placeTasks(makeTasks(asking("prod", oneGpu, { priority: 200 })), snapshotOf([withDevices(makeNode("other"), gpus(["X"], { name: "example/fpga" }))], [makeAllocation("batch/0", "other", { cpu: 0.5, priority: 10 })]));
+      assert.deepEqual(r.preemptions, []);
+      assert.equal(r.unplaced.length, 1);
+    });
   });
 
   test("with no node offering devices, a device request is refused by name on every node", () => {

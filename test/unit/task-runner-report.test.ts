@@ -9,6 +9,7 @@ import { PortAllocator } from "../../agent/tasks/ports.js";
 import { readRecord, RECORD_FILES } from "../../agent/tasks/record.js";
 import { TaskRunner } from "../../agent/tasks/runner.js";
 import { TaskUsers } from "../../agent/tasks/task-users.js";
+import { AgentDevices } from "../../agent/devices/devices.js";
 import { createLogger } from "../../src/common/logger.js";
 import { parseTaskFile } from "../../src/common/taskfile/index.js";
 import { until } from "../harness/wait.js";
@@ -67,5 +68,56 @@ describe("agent reports: exits the primary has recorded are not resent", () => {
     await runToExit("j/2", 2);
     runner.markRecorded(["j/2#1", "nope#1", "malformed"]);
     assert.ok(runner.report({ forPrimary: true }).some((t) => t.taskId === "j/2" && t.attempt === 2));
+  });
+});
+
+describe("agent: a device instance is held by one live task at a time", () => {
+  let dir: string;
+  let runner: TaskRunner;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "torca-runner-devices-"));
+    const log = createLogger("test");
+    runner = new TaskRunner({
+      dataDir: dir,
+      nodeId: "n1",
+      host: "127.0.0.1",
+      drivers: { process: new ProcessDriver({ useCgroups: false }) },
+      cache: new PackageCache({ cacheDir: join(dir, "packages"), maxBytes: 1 << 20, sources: { managerUrls: () => [], token: "" }, logger: log }),
+      ports: new PortAllocator([41020, 41030], "127.0.0.1"),
+      users: new TaskUsers({ uids: { first: 70010, last: 70019 }, allowRootTasks: false, nodeId: "n1" }),
+      devices: new AgentDevices([
+        { name: "example/fpga", shareable: false, paths: [], instances: [{ id: "fpga-0", attributes: {}, paths: [] }] },
+        { name: "example/vf", shareable: true, paths: [], instances: [{ id: "vf-0", attributes: {}, paths: [] }] },
+      ]),
+      log,
+    });
+  });
+  after(async () => {
+    for (const r of runner.all()) if (r.state !== "exited") await runner.stop(r.dispatch.taskId, r.dispatch.attempt, 0);
+    await until("every task to exit", () => runner.all().every((r) => r.state === "exited"), { timeoutMs: 10_000, intervalMs: 25 });
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const sleeper = parseTaskFile("name: d\ntype: batch\nisolation: process\ncommand: [/bin/sleep, '30']\n");
+  const start = (index: number, device: string, id: string) => runner.start({ epoch: 1, taskId: `d/${index}`, jobId: "d", index, attempt: 1, spec: sleeper, devices: [{ name: device, ids: [id] }] });
+  const stateOf = (index: number) => runner.get(`d/${index}`)?.state;
+
+  test("a task given an instance a running task still holds (a preemption's victim in its grace) starts once that task has exited", async () => {
+    await start(0, "example/fpga", "fpga-0");
+    await until("the holder to run", () => stateOf(0) === "running", { timeoutMs: 5000, intervalMs: 25 });
+    await start(1, "example/fpga", "fpga-0");
+    // A task without devices dispatched after it runs: the newcomer had every chance to start, and did not.
+    await runner.start({ epoch: 1, taskId: "d/9", jobId: "d", index: 9, attempt: 1, spec: sleeper });
+    await until("a task without devices to run", () => stateOf(9) === "running", { timeoutMs: 5000, intervalMs: 25 });
+    assert.equal(stateOf(1), "starting", "waits while the holder runs");
+    await runner.stop("d/0", 1, 0);
+    await until("the newcomer to run after the holder exited", () => stateOf(1) === "running", { timeoutMs: 5000, intervalMs: 25 });
+    assert.equal(stateOf(0), "exited");
+  });
+
+  test("a shareable device does not make anyone wait", async () => {
+    await start(2, "example/vf", "vf-0");
+    await start(3, "example/vf", "vf-0");
+    await until("both sharers to run", () => stateOf(2) === "running" && stateOf(3) === "running", { timeoutMs: 5000, intervalMs: 25 });
   });
 });

@@ -7,7 +7,9 @@
  * covering most of it (fewest victims); then victims that turned out not to be
  * needed are dropped again. Allocations holding a static port the task needs
  * must go regardless of size (and if one of them is not of lower priority, the
- * node is out).
+ * node is out). So must, when the task asks for devices the node has none of
+ * free, the fewest lower-priority holders of matching instances that free
+ * enough (lowest priority first); they count towards the resources too.
  *
  * Across nodes the plan that hurts least wins: lowest highest-victim priority,
  * then fewest victims, then least evicted capacity, then node id. Like the
@@ -15,7 +17,9 @@
  */
 import type { NodeInfo } from "../../common/types.js";
 import type { ClusterState } from "./cluster-state.js";
+import { deviceRequestsOf } from "./checkers/devices.js";
 import { RESOURCE_EPSILON } from "./checkers/resources.js";
+import type { CompiledDeviceRequest } from "./devices-state.js";
 import { FEASIBLE } from "./reasons.js";
 import type { TaskClass } from "./task-class.js";
 import type { Allocation } from "./types.js";
@@ -78,6 +82,16 @@ export function planOnNode(cls: TaskClass, state: ClusterState, node: number): P
     release(shortfall, holder, 1);
   }
 
+  const requests = deviceRequestsOf(cls);
+  if (requests !== undefined) {
+    const forDevices = deviceVictims(cls, state, node, requests, mandatory);
+    if (forDevices === undefined) return undefined;
+    for (const victim of forDevices) {
+      mandatory.push(victim);
+      release(shortfall, victim, 1);
+    }
+  }
+
   const candidates = state.allocationsOn(node).filter((a) => a.priority < cls.priority && !mandatory.includes(a));
   const reachable: Shortfall = { ...shortfall };
   for (const a of candidates) release(reachable, a, 1);
@@ -118,6 +132,52 @@ export function planOnNode(cls: TaskClass, state: ClusterState, node: number): P
     else release(shortfall, victim, 1);
   }
   return { node, victims: [...mandatory, ...chosen] };
+}
+
+/**
+ * The holders of device instances that must go for `requests` to be met on
+ * `node`, given that `evicted` go anyway: none when they can be met already;
+ * else the fewest lower-priority holders of a requested device, lowest
+ * priority first, then smallest; undefined when evicting all of them would
+ * not do. Leaves the device state as it found it.
+ */
+function deviceVictims(cls: TaskClass, state: ClusterState, node: number, requests: readonly CompiledDeviceRequest[], evicted: readonly Allocation[]): Allocation[] | undefined {
+  const devices = state.devices;
+  if (devices === undefined) return undefined;
+  const released: Allocation[] = [];
+  const free = (a: Allocation) => {
+    devices.release(node, a.devices!);
+    released.push(a);
+  };
+  const fits = () => devices.choose(node, requests).ok;
+  try {
+    for (const a of evicted) if (a.devices !== undefined) free(a);
+    if (fits()) return [];
+    const wanted = new Set(requests.map((r) => r.name));
+    const holders = state
+      .allocationsOn(node)
+      .filter((a) => a.priority < cls.priority && !evicted.includes(a) && a.devices?.some((d) => wanted.has(d.name)))
+      .sort((a, b) => a.priority - b.priority || sizeOn(state, node, a) - sizeOn(state, node, b));
+    const chosen: Allocation[] = [];
+    for (const a of holders) {
+      free(a);
+      chosen.push(a);
+      if (fits()) break;
+    }
+    if (!fits()) return undefined;
+    // Greedy picks can be redundant (an instance not matching the request's constraints): keep only those needed.
+    for (let i = chosen.length - 1; i >= 0; i--) {
+      const victim = chosen[i] as Allocation;
+      devices.hold(node, victim.devices!);
+      if (fits()) {
+        chosen.splice(i, 1);
+        released.splice(released.indexOf(victim), 1);
+      } else devices.release(node, victim.devices!);
+    }
+    return chosen;
+  } finally {
+    for (const a of released) devices.hold(node, a.devices!);
+  }
 }
 
 function better(a: RankedPlan, b: RankedPlan, nodes: readonly NodeInfo[]): boolean {

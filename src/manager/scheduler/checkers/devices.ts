@@ -4,9 +4,8 @@
  * constraints (job-constraint semantics: a missing attribute fails). The
  * instances themselves are chosen when the task is bound (`assignDevices`).
  *
- * Not preemptible: preemption frees cpu, memory and ports, and choosing
- * victims by the devices they hold is not done, so a node whose devices are
- * all held is never the target of a preemption.
+ * Preemptible: evicting lower-priority tasks that hold matching instances
+ * frees them (preempt.ts chooses those victims first).
  */
 import { TorcaError } from "../../../common/errors.js";
 import type { DeviceAssignment, DeviceRequest } from "../../../common/types.js";
@@ -37,7 +36,7 @@ function wantedText(request: DeviceRequest): string {
 export const devices: Checker = {
   name: "devices",
   static: false,
-  preemptible: false,
+  preemptible: true,
   forClass(cls, { state, reasons, regexps }) {
     const requests = cls.spec.resources.devices;
     if (requests === undefined || requests.length === 0) return undefined;
@@ -78,4 +77,9 @@ export function assignDevices(cls: TaskClass, state: ClusterState, node: number)
   // The class's chain passed this node, devices included, just before binding.
   if (choice === undefined || !choice.ok) throw new TorcaError("internal", `scheduler: node ${state.nodes[node]?.id} passed the devices check but has no devices for ${cls.jobId}`);
   return choice.devices;
+}
+
+/** The class's compiled device requests; undefined when it asks for none. */
+export function deviceRequestsOf(cls: TaskClass): readonly CompiledDeviceRequest[] | undefined {
+  return compiledByClass.get(cls);
 }
