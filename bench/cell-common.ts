@@ -1,4 +1,4 @@
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Got } from "got";
 import type { LocalCellOptions } from "../src/cell/local-cell.js";
@@ -129,6 +129,11 @@ export function quantile(values: number[], q: number): number {
 }
 
 export const round = (x: number, digits = 1): number => Number(x.toFixed(digits));
+
+/** Processes (and threads) the whole machine has created since boot (/proc/stat): the difference over a run counts what it forked. */
+export function processesCreated(): number {
+  return Number(/^processes (\d+)$/m.exec(readFileSync("/proc/stat", "utf8"))?.[1] ?? NaN);
+}
 
 /** True when this machine can run LXC tasks (root and lxc-execute). */
 export function lxcUsable(): boolean {

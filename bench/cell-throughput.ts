@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { parseExposition, total } from "../test/harness/metrics.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TERMINAL_TASK_STATES } from "../src/common/types.js";
-import { EventWatcher, lxcUsable, nowMs, round, startBenchCell, type BenchCell } from "./cell-common.js";
+import { EventWatcher, lxcUsable, nowMs, processesCreated, round, startBenchCell, type BenchCell } from "./cell-common.js";
 
 /**
  * P3: one batch job of 1,000 instances of a trivial task (`true`) on a local
@@ -44,7 +44,7 @@ function jobYaml(name: string, isolation: "process" | "lxc", instances: number):
   return `name: ${name}\ntype: batch\nisolation: ${isolation}\ninstances: ${instances}\ncommand: ["/bin/true"]\nresources: { cpu: 1m, memory: 8MiB, disk: 1MiB }\nrestart: { attempts: 0 }\n`;
 }
 
-async function runBatch(c: BenchCell, isolation: "process" | "lxc", instances: number): Promise<{ perS: number; seconds: number; failed: number; zkWritesPerTask: number }> {
+async function runBatch(c: BenchCell, isolation: "process" | "lxc", instances: number): Promise<{ perS: number; seconds: number; failed: number; forksPerTask: number; zkWritesPerTask: number }> {
   const url = await c.primaryUrl();
   const writesBefore = await zookeeperWrites(c, url);
   const events = new EventWatcher(c.api, url);
@@ -65,6 +65,7 @@ async function runBatch(c: BenchCell, isolation: "process" | "lxc", instances: n
       300_000,
       `${id}: ${instances} tasks finished`,
     );
+    const forks0 = processesCreated();
     const t0 = nowMs();
     await c.api.post(`${url}/v1/jobs`, { body: jobYaml(id, isolation, instances), headers: { "content-type": "application/yaml" } });
     const ac = new AbortController();
@@ -73,7 +74,8 @@ async function runBatch(c: BenchCell, isolation: "process" | "lxc", instances: n
     for (const p of [all, polled]) p.catch(() => undefined);
     const t1 = await Promise.race([all, polled]).finally(() => ac.abort());
     const seconds = (t1 - t0) / 1000;
-    return { perS: instances / seconds, seconds, failed, zkWritesPerTask: ((await zookeeperWrites(c, url)) - writesBefore) / instances };
+    const forksPerTask = (processesCreated() - forks0) / instances;
+    return { perS: instances / seconds, seconds, failed, forksPerTask, zkWritesPerTask: ((await zookeeperWrites(c, url)) - writesBefore) / instances };
   } finally {
     events.close();
   }
@@ -124,6 +126,9 @@ export async function benchBatchThroughput(instances = INSTANCES, peers: PeerRat
       out[`P3 ${iso} primary ZooKeeper writes per task`] = round(r.zkWritesPerTask, 3);
       out[`P3 ${iso} share of the spawn-and-reap limit at ${SPAWN_LIMIT_IN_FLIGHT} in flight (%)`] = round((100 * r.perS) / limit8);
       if (peers.slurm) out[`P3 ${iso} / slurm (x)`] = round(r.perS / peers.slurm, 2);
+      // Every process a task costs is a spawn: the spawn-and-reap limit over this count bounds the rate.
+      out[`P3 ${iso} processes created per task (machine-wide)`] = round(r.forksPerTask, 1);
+      out[`P3 ${iso} spawn-and-reap limit / processes per task (tasks/s)`] = round(limit8 / r.forksPerTask);
       if (r.failed) out[`P3 ${iso} failed tasks`] = r.failed;
     }
     if (!lxcUsable()) out["P3 lxc"] = "skipped (needs root and lxc)";

@@ -24,7 +24,7 @@ import { cpus, hostname, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { nowMs, round } from "../cell-common.js";
+import { nowMs, processesCreated, round } from "../cell-common.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -192,24 +192,29 @@ async function startSlurm(dir: string, host: string): Promise<SlurmCell> {
 }
 
 /** Submits the array and waits until none of its tasks is pending, running or completing; returns tasks/s and the count of failures. */
-async function runArray(cell: SlurmCell, tasks: number): Promise<{ perS: number; seconds: number; failed: number }> {
+async function runArray(cell: SlurmCell, tasks: number): Promise<{ perS: number; seconds: number; failed: number; forksPerTask: number }> {
   const script = join(cell.d.dir, "true.sh");
   await writeFile(script, "#!/bin/sh\nexec /bin/true\n", { mode: 0o755 });
   const out = join(cell.d.dir, "out");
   await mkdir(out);
+  const forks0 = processesCreated();
+  let polls = 0;
   const t0 = nowMs();
   const submitted = await cell.run("sbatch", ["--parsable", `--array=1-${tasks}`, "-n1", "-c1", "--mem=16M", "-o", "/dev/null", "-e", "/dev/null", "-D", out, script]);
   const jobId = submitted.trim().split(";")[0]!;
   try {
     for (;;) {
+      polls++;
       const active = (await cell.run("squeue", ["-h", "-r", "-j", jobId, "-t", "PD,CF,R,CG", "-o", "%i"])).trim();
       if (!active) break;
       if (nowMs() - t0 > 600_000) throw new Error(`slurm: ${active.split("\n").length} of ${tasks} tasks still active after 600 s`);
       await sleep(100);
     }
     const seconds = (nowMs() - t0) / 1000;
+    // The bench's own squeue polls (one process each, and sbatch) are not the cell's.
+    const forksPerTask = (processesCreated() - forks0 - polls - 1) / tasks;
     const completed = (await cell.run("squeue", ["-h", "-r", "-j", jobId, "-t", "CD", "-o", "%i"])).trim().split("\n").filter(Boolean).length;
-    return { perS: tasks / seconds, seconds, failed: tasks - completed };
+    return { perS: tasks / seconds, seconds, failed: tasks - completed, forksPerTask };
   } catch (e) {
     await cell.run("scancel", [jobId]).catch(() => undefined);
     throw e;
@@ -232,6 +237,7 @@ export async function benchSlurmPeer(tasks = SLURM_TASKS): Promise<Record<string
       out["slurm version"] = version;
       out[SLURM_RATE(tasks)] = round(r.perS);
       out["slurm wall time (s)"] = round(r.seconds, 2);
+      out["slurm processes created per task (machine-wide)"] = round(r.forksPerTask, 1);
       if (r.failed) out["slurm failed tasks"] = r.failed;
     } finally {
       await cell.stop();
