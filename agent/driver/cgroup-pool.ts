@@ -58,16 +58,7 @@ export class CgroupPool {
 
   /** Removes the empty pooled dirs of earlier processes of this scope (busy ones belong to tasks still running). */
   private open(): Promise<void> {
-    this.opened ??= (async () => {
-      let names: string[];
-      try {
-        names = await readdir(join(this.cgroup.root, "pids", this.cgroup.parent));
-      } catch {
-        return;
-      }
-      const stale = names.filter((n) => n.startsWith(this.prefix) && !this.owns(n));
-      await Promise.all(stale.map(async (n) => ((await this.cgroup.procs(n)).length === 0 ? this.cgroup.remove(n, TASK_CONTROLLERS).catch(() => undefined) : undefined)));
-    })();
+    this.opened ??= removeIdlePooledCgroups(this.cgroup, this.prefix, (n) => this.owns(n)).then(() => undefined);
     return this.opened;
   }
 
@@ -123,6 +114,41 @@ export class CgroupPool {
     }
     await this.cgroup.remove(name, this.owns(name) ? TASK_CONTROLLERS : undefined);
   }
+}
+
+/**
+ * Removes the empty pooled cgroups named with `prefix` (pooledCgroupPrefix of
+ * a scope), except those `keep` names; busy ones belong to tasks still
+ * running. Resolves with how many were removed.
+ */
+async function removeIdlePooledCgroups(cgroup: CgroupV1, prefix: string, keep: (name: string) => boolean = () => false): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(join(cgroup.root, "pids", cgroup.parent));
+  } catch {
+    return 0;
+  }
+  const stale = names.filter((n) => n.startsWith(prefix) && !keep(n));
+  const removed = await Promise.all(
+    stale.map(async (n) => {
+      if ((await cgroup.procs(n).catch(() => [1])).length > 0) return false;
+      return cgroup.remove(n, TASK_CONTROLLERS).then(
+        () => true,
+        () => false,
+      );
+    }),
+  );
+  return removed.filter(Boolean).length;
+}
+
+/**
+ * Removes the idle pooled cgroups an agent of `scope` (its tasks dir) left
+ * behind, whichever process made them: for whoever retires an agent for good
+ * (a local cell stopping), since an agent killed by SIGKILL drains nothing
+ * and only a later agent of the same scope would.
+ */
+export function removeLeftoverPooledCgroups(cgroup: CgroupV1, scope: string): Promise<number> {
+  return removeIdlePooledCgroups(cgroup, pooledCgroupPrefix(scope));
 }
 
 const pools = new Map<string, CgroupPool>();

@@ -13,7 +13,7 @@ import type { DeliveryRecord } from "../../src/alerting/types.js";
 import { batchJob, startTestCell, type TestCell } from "../harness/cell.js";
 import { TestEnsemble } from "../harness/ensemble.js";
 import { eventually, never, until } from "../harness/wait.js";
-import { duplicates, freshConnections, seconds, snapshotDiff, startedInstances, stopLeftoverTasks, submitOnce, tally, znodeSnapshot, type SubmitOutcome } from "./probes.js";
+import { closeCellAndTasks, duplicates, freshConnections, seconds, snapshotDiff, startedInstances, submitOnce, tally, znodeSnapshot, type SubmitOutcome } from "./probes.js";
 import { pidAlive } from "../../src/common/process.js";
 import { DEFERRED_WRITE_MS } from "../../src/manager/primary/primary.js";
 
@@ -102,9 +102,7 @@ export function faultSuite(label: string, scale: FaultScale): void {
 
     after(async () => {
       zk?.close();
-      const left = c ? c.cell.layout.agents.flatMap((a) => startedInstances(c.cell.dir, a.id)) : [];
-      await c?.close();
-      stopLeftoverTasks(left);
+      await closeCellAndTasks(c);
       await ens?.close();
       gateway?.closeAllConnections();
       await new Promise<void>((r) => (gateway ? gateway.close(() => r()) : r()));

@@ -4,6 +4,7 @@ import { Agent } from "node:http";
 import { HTTPError, RequestError, type Got } from "got";
 import { readRecordSync } from "../../agent/tasks/record.js";
 import type { ZkSession } from "../../src/coord/zk.js";
+import type { TestCell } from "../harness/cell.js";
 import { pidAlive } from "../../src/common/process.js";
 
 /**
@@ -168,4 +169,15 @@ export function stopLeftoverTasks(instances: StartedInstance[]): number {
     }
   }
   return n;
+}
+
+/**
+ * Closes a cell whose agents keep their tasks when they stop: the tasks still
+ * running end first (by the PIDs the agents recorded), so neither a process
+ * nor a task cgroup outlives the cell.
+ */
+export async function closeCellAndTasks(c: TestCell | undefined): Promise<void> {
+  if (!c) return;
+  stopLeftoverTasks(c.cell.layout.agents.flatMap((a) => startedInstances(c.cell.dir, a.id)));
+  await c.close();
 }

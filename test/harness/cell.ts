@@ -6,6 +6,8 @@ import { createHttpClient } from "../../src/common/http.js";
 import type { Job, TaskInstance } from "../../src/common/types.js";
 import { LocalCell, type LeaderView, type LocalCellOptions } from "../../src/cell/local-cell.js";
 import { until } from "./wait.js";
+import { CgroupV1 } from "../../agent/driver/cgroup.js";
+import { removeLeftoverPooledCgroups } from "../../agent/driver/cgroup-pool.js";
 import { SimCell } from "../../bench/sim/sim-cell.js";
 
 /**
@@ -37,6 +39,8 @@ export async function startTestCell(opts: Partial<LocalCellOptions> = {}): Promi
   const cell = new LocalCell({ managers: 2, agents: 1, agentDriver: "process", sessionTimeout: "2s", tickTimeMs: 1000, reportInterval: "1s", stopTasksOnExit: true, ...opts, managerExtra, dir });
   const close = async () => {
     await cell.stop().catch(() => undefined);
+    // An agent a test killed with SIGKILL drained nothing: its idle task cgroups go with the cell.
+    await Promise.all((cell.layout?.agents ?? []).map((a) => removeLeftoverPooledCgroups(new CgroupV1(), join(dir, a.id, "tasks")).catch(() => 0)));
     if (!process.env.TORCA_KEEP_TEST_DIRS) rmSync(dir, { recursive: true, force: true });
   };
   try {

@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { batchJob, startTestCell, type TestCell } from "../harness/cell.js";
 import { until } from "../harness/wait.js";
-import { startedInstances, stopLeftoverTasks } from "../chaos/probes.js";
+import { closeCellAndTasks } from "../chaos/probes.js";
 
 type NodeRow = { id: string; state: string };
 
@@ -19,9 +19,7 @@ describe("disconnected nodes and confirm-lost", () => {
     c = await startTestCell({ managers: 2, agents: 2, stopTasksOnExit: false, managerExtra: { disconnect: { grace: "10m" } } });
   });
   after(async () => {
-    const left = c ? c.cell.layout.agents.flatMap((a) => startedInstances(c.cell.dir, a.id)) : [];
-    await c?.close();
-    stopLeftoverTasks(left);
+    await closeCellAndTasks(c);
   });
 
   const nodesAt = async (url: string) => (await c.api.get(`${url}/v1/nodes`).json<{ nodes: NodeRow[] }>()).nodes;

@@ -9,7 +9,7 @@ import { runTorca } from "../harness/cli.js";
 import { TestEnsemble } from "../harness/ensemble.js";
 import { leftoverTables, nftablesAvailable, Partitions } from "../harness/partitions.js";
 import { until } from "../harness/wait.js";
-import { seconds, startedInstances, stopLeftoverTasks, submitOnce, type StartedInstance } from "../chaos/probes.js";
+import { closeCellAndTasks, seconds, startedInstances, submitOnce, type StartedInstance } from "../chaos/probes.js";
 import { pidAlive } from "../../src/common/process.js";
 
 /**
@@ -68,9 +68,7 @@ export function partitionSuite(label: string, scale: PartitionScale): void {
 
     after(async () => {
       net?.close();
-      const left = c ? c.cell.layout.agents.flatMap((a) => startedInstances(c.cell.dir, a.id)) : [];
-      await c?.close();
-      stopLeftoverTasks(left);
+      await closeCellAndTasks(c);
       await ens?.close();
       const tables = skip ? [] : leftoverTables().filter((t) => t.includes(`torca_test_${process.pid}`));
       assert.deepEqual(tables, [], "the run's nftables table is gone");

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { batchJob, startTestCell, type TestCell } from "../harness/cell.js";
 import { until } from "../harness/wait.js";
-import { startedInstances, stopLeftoverTasks } from "../chaos/probes.js";
+import { closeCellAndTasks, startedInstances } from "../chaos/probes.js";
 import { pidAlive } from "../../src/common/process.js";
 
 const SESSION_MS = 2000;
@@ -28,9 +28,7 @@ describe("a frozen ZooKeeper server, four times", { timeout: 600_000 }, () => {
   });
   after(async () => {
     if (zookeeperPid > 0 && pidAlive(zookeeperPid)) process.kill(zookeeperPid, "SIGCONT");
-    const left = c ? c.cell.layout.agents.flatMap((a) => startedInstances(c.cell.dir, a.id)) : [];
-    await c?.close();
-    stopLeftoverTasks(left);
+    await closeCellAndTasks(c);
   });
 
   /** Per task of the service: "task#attempt port pid", sorted. */
