@@ -138,6 +138,7 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
     return records.map((r) => ({
       taskId: r.dispatch.taskId,
       attempt: r.dispatch.attempt,
+      ...(r.dispatch.incarnation !== undefined ? { incarnation: r.dispatch.incarnation } : {}),
       state: r.state,
       ...(r.exit ? { exit: r.exit } : {}),
       ...(Object.keys(r.ports).length ? { ports: r.ports } : {}),
@@ -229,10 +230,13 @@ export class TaskRunner extends EventEmitter<{ change: [TaskRecord] }> {
   async start(d: TaskDispatch): Promise<{ created: boolean }> {
     if (this.closing) throw new UnavailableError("the agent is shutting down");
     const cur = this.records.get(d.taskId);
-    if (cur && cur.dispatch.attempt === d.attempt) return { created: false };
-    if (cur && cur.dispatch.attempt > d.attempt) return { created: false };
+    // Orders are idempotent by (task, attempt) within one incarnation of the task; an order without one (an older primary) is taken as the same.
+    const sameTask = cur !== undefined && (cur.dispatch.incarnation === undefined || d.incarnation === undefined || cur.dispatch.incarnation === d.incarnation);
+    if (sameTask && cur.dispatch.attempt >= d.attempt) return { created: false };
     if (cur && cur.state !== "exited") await this.stop(d.taskId, cur.dispatch.attempt, 2000);
     const dir = this.dirOf(d.taskId, d.attempt);
+    // A new task under an old id and attempt (its job was submitted again): the old one's directory goes, so its records are never read as the new one's.
+    if (cur && !sameTask && cur.dir === dir) await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
     await chmod(dir, PASS_THROUGH_MODE);
     const r: TaskRecord = { dispatch: d, state: "starting", dir, ports: {} };

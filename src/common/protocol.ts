@@ -14,6 +14,8 @@ export interface TaskDispatch {
   jobId: string;
   index: number;
   attempt: number;
+  /** Which task of that id: its record's creation time (TaskDispatchSchema). */
+  incarnation?: number;
   spec: JobSpec;
   packageDigest?: string;
   /** Placed on reclaimed capacity: the agent may throttle it, then evict it (docs/reclamation.md). */
@@ -60,6 +62,11 @@ export const TaskDispatchSchema = z
     jobId: z.string().min(1),
     index: z.number().int().min(0),
     attempt: z.number().int().min(1),
+    /**
+     * Which task of that id (its record's creation time): a job submitted again under the same name after the
+     * last one was retired numbers its attempts from 1 again, and its orders must not be taken for the old ones.
+     */
+    incarnation: z.number().optional(),
     packageDigest: z.string().regex(/^sha256:[0-9a-f]{64}$/).optional(),
     reclaimed: z.boolean().optional(),
     devices: z.array(DeviceAssignmentSchema).max(64).optional(),
@@ -121,6 +128,8 @@ const ExitInfoSchema = z.object({
 export const ReportedTaskSchema = z.object({
   taskId: z.string().min(1),
   attempt: z.number().int().min(0),
+  /** The dispatch's incarnation, when it carried one. */
+  incarnation: z.number().optional(),
   state: z.enum(["starting", "running", "exited"]),
   exit: ExitInfoSchema.optional(),
   ports: z.record(z.number().int()).optional(),

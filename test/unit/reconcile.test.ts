@@ -65,6 +65,17 @@ describe("reconciling a report against the dispatched tasks", () => {
     assert.deepEqual(d.resends, []);
   });
 
+  test("an attempt of an earlier task of the same id (its job submitted again) is not this task's: stopped if it runs, never recorded", () => {
+    const earlier = sent.createdAt - 1;
+    const live = reconcileReport(report([{ taskId: "batch/0", attempt: 1, incarnation: earlier, state: "running" }]), viewWith(sent), 1_500, PAST_TAKEOVER);
+    assert.deepEqual(live.stops.map((s) => [s.task.id, s.task.attempt]), [["batch/0", 1]]);
+    assert.deepEqual([live.updates, live.observations], [[], []]);
+    const gone = reconcileReport(report([{ taskId: "batch/0", attempt: 1, incarnation: earlier, state: "exited", exit: { exitCode: 0, signal: null, oomKilled: false, reason: "exit 0" } }]), viewWith(sent), 1_500, PAST_TAKEOVER);
+    assert.deepEqual([gone.updates, gone.stops], [[], []]);
+    const same = reconcileReport(report([{ taskId: "batch/0", attempt: 1, incarnation: sent.createdAt, state: "running" }]), viewWith(sent), 1_500, PAST_TAKEOVER);
+    assert.deepEqual(same.observations.map((t) => t.state), ["running"]);
+  });
+
   test("an attempt the cell no longer wants on the node is stopped, and an exited one is only acknowledged", () => {
     const d = reconcileReport(report([{ taskId: "batch/0", attempt: 0, state: "running" }]), viewWith(sent), 1_000 + GRACE, PAST_TAKEOVER);
     assert.deepEqual(d.stops.map((s) => [s.task.id, s.task.attempt, s.why]), [["batch/0", 0, "not assigned to this node"]]);

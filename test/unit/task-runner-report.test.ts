@@ -64,6 +64,20 @@ describe("agent reports: exits the primary has recorded are not resent", () => {
     assert.ok(onDisk.seq! >= 1);
   });
 
+  test("a job submitted again under its old name is a new task: its attempt 1 starts, in a clean directory, though attempt 1 of the old one ran here", async () => {
+    const spec = parseTaskFile("name: j\ntype: batch\nisolation: process\ncommand: [/bin/true]\n");
+    const order = (incarnation: number) => ({ epoch: 1, taskId: "j/7", jobId: "j", index: 7, attempt: 1, incarnation, spec });
+    assert.deepEqual(await runner.start(order(1000)), { created: true });
+    await until("the first task to exit", () => runner.get("j/7")?.state === "exited", { timeoutMs: 5000, intervalMs: 25 });
+    assert.deepEqual(await runner.start(order(1000)), { created: false }, "the same order again starts nothing");
+    runner.markRecorded(["j/7#1"]);
+    assert.deepEqual(await runner.start(order(2000)), { created: true }, "another incarnation's attempt 1 is new");
+    assert.equal(runner.get("j/7")?.dispatch.incarnation, 2000);
+    await until("the second task to exit", () => runner.get("j/7")?.state === "exited" && runner.get("j/7")?.dispatch.incarnation === 2000, { timeoutMs: 5000, intervalMs: 25 });
+    assert.equal((await readRecord(runner.dirOf("j/7", 1)))?.dispatch.incarnation, 2000, "the directory holds the new task's record only");
+    assert.deepEqual(runner.report({ forPrimary: true }).filter((t) => t.taskId === "j/7").map((t) => [t.attempt, t.incarnation]), [[1, 2000]]);
+  });
+
   test("an acknowledgement of another attempt does not hide the current one", async () => {
     await runToExit("j/2", 2);
     runner.markRecorded(["j/2#1", "nope#1", "malformed"]);

@@ -46,7 +46,9 @@ export function reconcileReport(report: AgentReport, view: ReconcileView, now: n
   for (const rt of report.tasks) {
     const ref = parseTaskId(rt.taskId);
     const t = ref ? view.task(ref.jobId, ref.index) : undefined;
-    if (!t || t.nodeId !== nodeId || t.attempt !== rt.attempt || (t.state !== "dispatched" && t.state !== "running")) {
+    // An attempt of an earlier task of the same id (its job was retired and submitted again) is not this one.
+    const otherIncarnation = rt.incarnation !== undefined && t !== undefined && rt.incarnation !== t.createdAt;
+    if (!t || otherIncarnation || t.nodeId !== nodeId || t.attempt !== rt.attempt || (t.state !== "dispatched" && t.state !== "running")) {
       if (rt.state !== "exited") decision.stops.push({ task: { id: rt.taskId, attempt: rt.attempt, nodeId }, why: "not assigned to this node" });
       continue;
     }

@@ -51,7 +51,7 @@ export class TaskSender {
   /** Queues a start order for its node's next request; call only once `t` (with its new attempt) is durable. */
   start(t: TaskInstance, job: Job, node: NodeInfo): void {
     if (this.opts.isFenced()) return;
-    const dispatch: TaskDispatch = { epoch: this.opts.epoch, taskId: t.id, jobId: t.jobId, index: t.index, attempt: t.attempt, spec: job.spec, ...(job.packageDigest ? { packageDigest: job.packageDigest } : {}), ...(t.reclaimed ? { reclaimed: true } : {}), ...(t.devices ? { devices: t.devices } : {}) };
+    const dispatch: TaskDispatch = { epoch: this.opts.epoch, taskId: t.id, jobId: t.jobId, index: t.index, attempt: t.attempt, incarnation: t.createdAt, spec: job.spec, ...(job.packageDigest ? { packageDigest: job.packageDigest } : {}), ...(t.reclaimed ? { reclaimed: true } : {}), ...(t.devices ? { devices: t.devices } : {}) };
     const forNode = this.queued.get(node.url);
     if (forNode) forNode.push({ task: t, node, dispatch });
     else this.queued.set(node.url, [{ task: t, node, dispatch }]);
