@@ -19,22 +19,44 @@ export function relayCommand(socket: Duplex, cmd: ExecCommand, log: Logger): Pro
   return new Promise<ExecExit>((resolve) => {
     const child = spawn(cmd.file, cmd.args, { env: cmd.env, stdio: ["pipe", "pipe", "pipe"], detached: true });
     let exited = false;
+    // Backpressure both ways, so a client that reads slowly (or a command that does not read) costs the agent at
+    // most a buffer per stream, not memory without bound: the command's output waits while the socket's buffer is
+    // full, and the client's input waits (in TCP) while the command's stdin is.
+    let outputPaused = false;
     const send = (type: typeof FRAME.STDOUT | typeof FRAME.STDERR) => (chunk: Buffer) => {
-      for (const f of encodeData(type, chunk)) socket.write(f);
+      if (socket.destroyed) return; // the client is gone: the output is read and dropped until the command ends
+      let room = true;
+      for (const f of encodeData(type, chunk)) room = socket.write(f) && room;
+      if (room || outputPaused) return;
+      outputPaused = true;
+      child.stdout.pause();
+      child.stderr.pause();
+      socket.once("drain", () => {
+        outputPaused = false;
+        child.stdout.resume();
+        child.stderr.resume();
+      });
     };
     child.stdout.on("data", send(FRAME.STDOUT));
     child.stderr.on("data", send(FRAME.STDERR));
     child.stdin.on("error", () => undefined); // a command that exits without reading its stdin
     const frames = socket.pipe(new FrameDecoder());
     frames.on("data", (f: Frame) => {
-      if (f.type === FRAME.STDIN) child.stdin.write(f.payload);
-      else if (f.type === FRAME.STDIN_EOF) child.stdin.end();
+      if (f.type === FRAME.STDIN) {
+        if (!child.stdin.write(f.payload)) {
+          frames.pause();
+          child.stdin.once("drain", () => frames.resume());
+        }
+      } else if (f.type === FRAME.STDIN_EOF) child.stdin.end();
     });
     frames.on("error", (e) => {
       log.warn({ err: e }, "exec: unreadable frames from the client; ending the session");
       socket.destroy();
     });
     socket.on("close", () => {
+      // Paused output would never reach its end, and the command's close waits for it.
+      child.stdout.resume();
+      child.stderr.resume();
       if (exited || child.pid === undefined) return;
       const group = -child.pid;
       try {
