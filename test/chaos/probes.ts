@@ -5,6 +5,7 @@ import { HTTPError, RequestError, type Got } from "got";
 import { readRecordSync } from "../../agent/tasks/record.js";
 import type { ZkSession } from "../../src/coord/zk.js";
 import type { TestCell } from "../harness/cell.js";
+import { until } from "../harness/wait.js";
 import { pidAlive } from "../../src/common/process.js";
 
 /**
@@ -142,13 +143,13 @@ export function seconds(ms: number): string {
  * Ends the task processes the cell's agents left running (the suite's agents
  * keep their tasks when they stop, which is what it tests): each task leads
  * its own process group under its wrapper; both are signalled by the PIDs the
- * agents recorded. Returns how many wrappers were still alive.
+ * agents recorded. Returns the PIDs signalled.
  */
-export function stopLeftoverTasks(instances: StartedInstance[]): number {
-  let n = 0;
+export function stopLeftoverTasks(instances: StartedInstance[]): number[] {
+  const signalled: number[] = [];
   for (const i of instances) {
     if (i.state === "exited" || !i.pid || !pidAlive(i.pid)) continue;
-    n++;
+    signalled.push(i.pid);
     let children: number[] = [];
     try {
       children = readFileSync(`/proc/${i.pid}/task/${i.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
@@ -156,6 +157,7 @@ export function stopLeftoverTasks(instances: StartedInstance[]): number {
       /* exited meanwhile */
     }
     for (const child of children) {
+      signalled.push(child);
       try {
         process.kill(-child, "SIGKILL");
       } catch {
@@ -168,16 +170,20 @@ export function stopLeftoverTasks(instances: StartedInstance[]): number {
       /* gone */
     }
   }
-  return n;
+  return signalled;
 }
 
 /**
- * Closes a cell whose agents keep their tasks when they stop: the tasks still
- * running end first (by the PIDs the agents recorded), so neither a process
- * nor a task cgroup outlives the cell.
+ * Closes a cell whose agents keep their tasks when they stop: the managers go
+ * first (nothing more is dispatched, nothing ended is restarted), then the
+ * tasks still running end (by the PIDs the agents recorded), then the rest,
+ * so neither a process nor a task cgroup outlives the cell.
  */
 export async function closeCellAndTasks(c: TestCell | undefined): Promise<void> {
   if (!c) return;
-  stopLeftoverTasks(c.cell.layout.agents.flatMap((a) => startedInstances(c.cell.dir, a.id)));
+  for (const m of c.cell.layout?.managers ?? []) await c.cell.stopDaemon(m.id).catch(() => undefined);
+  const signalled = stopLeftoverTasks((c.cell.layout?.agents ?? []).flatMap((a) => startedInstances(c.cell.dir, a.id)));
+  // Reaped, they have left their cgroups, which the cell's close then removes.
+  await until("the leftover tasks to be gone", () => signalled.every((pid) => !pidAlive(pid)), { timeoutMs: 10_000, intervalMs: 50 }).catch(() => undefined);
   await c.close();
 }
