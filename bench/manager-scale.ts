@@ -80,6 +80,8 @@ function cpuSeconds(pid: number | undefined): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+const cpuUsageSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
+
 /** Busy and total CPU time of the whole machine so far (all cores, /proc/stat), in seconds. */
 function machineCpu(): { busy: number; total: number } {
   const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
@@ -222,7 +224,7 @@ export async function benchManagerScale(opts: Partial<ManagerScaleOptions> = {})
     const backupId = () => [...cell.daemons.values()].find((d) => d.kind === "manager" && d.id !== primary.id)!.id;
     const cpu0 = cpuSeconds(pidOf(primary.id));
     // Where the machine's CPU goes while placing: every process of the run shares its cores.
-    const otherCpu = () => ({ backup: cpuSeconds(pidOf(backupId())), zookeeper: cpuSeconds(cell.zookeeper!.pid), bench: (process.cpuUsage().user + process.cpuUsage().system) / 1e6, machine: machineCpu() });
+    const otherCpu = () => ({ backup: cpuSeconds(pidOf(backupId())), zookeeper: cpuSeconds(cell.zookeeper!.pid), bench: cpuUsageSeconds(process.cpuUsage()), machine: machineCpu() });
     const others0 = otherCpu();
     const timings0 = await histogramTotals(api, primary.url);
     t0 = Date.now();

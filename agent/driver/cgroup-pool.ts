@@ -131,7 +131,8 @@ async function removeIdlePooledCgroups(cgroup: CgroupV1, prefix: string, keep: (
   const stale = names.filter((n) => n.startsWith(prefix) && !keep(n));
   const removed = await Promise.all(
     stale.map(async (n) => {
-      if ((await cgroup.procs(n).catch(() => [1])).length > 0) return false;
+      const busy = await cgroup.procs(n).then((procs) => procs.length > 0, () => true);
+      if (busy) return false;
       return cgroup.remove(n, TASK_CONTROLLERS).then(
         () => true,
         () => false,

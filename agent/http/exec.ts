@@ -22,17 +22,14 @@ export function relayCommand(socket: Duplex, cmd: ExecCommand, log: Logger): Pro
     // Backpressure both ways, so a client that reads slowly (or a command that does not read) costs the agent at
     // most a buffer per stream, not memory without bound: the command's output waits while the socket's buffer is
     // full, and the client's input waits (in TCP) while the command's stdin is.
-    let outputPaused = false;
     const send = (type: typeof FRAME.STDOUT | typeof FRAME.STDERR) => (chunk: Buffer) => {
       if (socket.destroyed) return; // the client is gone: the output is read and dropped until the command ends
       let room = true;
       for (const f of encodeData(type, chunk)) room = socket.write(f) && room;
-      if (room || outputPaused) return;
-      outputPaused = true;
+      if (room || child.stdout.isPaused()) return;
       child.stdout.pause();
       child.stderr.pause();
       socket.once("drain", () => {
-        outputPaused = false;
         child.stdout.resume();
         child.stderr.resume();
       });

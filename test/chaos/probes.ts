@@ -145,7 +145,7 @@ export function seconds(ms: number): string {
  * its own process group under its wrapper; both are signalled by the PIDs the
  * agents recorded. Returns the PIDs signalled.
  */
-export function stopLeftoverTasks(instances: StartedInstance[]): number[] {
+function stopLeftoverTasks(instances: StartedInstance[]): number[] {
   const signalled: number[] = [];
   for (const i of instances) {
     if (i.state === "exited" || !i.pid || !pidAlive(i.pid)) continue;

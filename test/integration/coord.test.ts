@@ -215,28 +215,37 @@ describe("coordination layer on a real ZooKeeper", () => {
       );
     }
 
-    test("an expired session is reported to its owner before a new one is handed over", async () => {
-      const o = owner();
+    /** Runs `body` with a keeper (2 s sessions, retries after 100 ms) for owner `o`; the keeper and its session end whatever happens. */
+    async function withKeeper(o: ReturnType<typeof owner>, body: (keeper: SessionKeeper) => Promise<void>): Promise<void> {
       const keeper = new SessionKeeper(o, { connect: zk.connectString, sessionTimeoutMs: 2000, retryDelayMs: 100 });
       try {
+        await body(keeper);
+      } finally {
+        keeper.stop();
+        keeper.session?.close();
+      }
+    }
+
+    /** The second session the keeper handed `o`, once it is up. */
+    const secondSession = (o: ReturnType<typeof owner>, keeper: SessionKeeper) => until("a new session", () => (o.sessions.length === 2 && keeper.session?.isAlive ? keeper.session : undefined));
+
+    test("an expired session is reported to its owner before a new one is handed over", async () => {
+      const o = owner();
+      await withKeeper(o, async (keeper) => {
         await keeper.start();
         await keeper.live();
         const first = keeper.session!;
         assert.deepEqual(o.sessions, [first]);
         await expire(first.credentials, () => !first.isAlive);
-        const second = await until("a new session", () => (o.sessions.length === 2 && keeper.session?.isAlive ? keeper.session : undefined));
+        const second = await secondSession(o, keeper);
         assert.notEqual(second.sessionId, first.sessionId);
         assert.deepEqual(o.lost, [[first.sessionId, "expired"]]);
-      } finally {
-        keeper.stop();
-        keeper.session?.close();
-      }
+      });
     });
 
     test("a failed set-up closes that session and tries again on a new one", async () => {
       const o = owner(1);
-      const keeper = new SessionKeeper(o, { connect: zk.connectString, sessionTimeoutMs: 2000, retryDelayMs: 100 });
-      try {
+      await withKeeper(o, async (keeper) => {
         await keeper.start();
         assert.equal(keeper.session, undefined, "the first attempt's session is not kept");
         await keeper.live();
@@ -244,30 +253,23 @@ describe("coordination layer on a real ZooKeeper", () => {
         assert.equal(o.sessions[0]!.isAlive, false);
         assert.equal(keeper.session, o.sessions[1]);
         assert.deepEqual(o.lost, [], "a session the keeper closed itself is no loss");
-      } finally {
-        keeper.stop();
-        keeper.session?.close();
-      }
+      });
     });
 
     test("a session its owner abandons is closed, reported as abandoned, and followed by a new one", async () => {
       const o = owner();
-      const keeper = new SessionKeeper(o, { connect: zk.connectString, sessionTimeoutMs: 2000, retryDelayMs: 100 });
-      try {
+      await withKeeper(o, async (keeper) => {
         await keeper.start();
         await keeper.live();
         const first = keeper.session!;
         keeper.abandon(first);
         assert.equal(first.isAlive, false, "the abandoned session is closed at once");
-        const second = await until("a new session", () => (o.sessions.length === 2 && keeper.session?.isAlive ? keeper.session : undefined));
+        const second = await secondSession(o, keeper);
         assert.notEqual(second.sessionId, first.sessionId);
         assert.deepEqual(o.lost, [[first.sessionId, "abandoned"]]);
         keeper.abandon(first);
         assert.equal(keeper.session, second, "abandoning a session no longer kept changes nothing");
-      } finally {
-        keeper.stop();
-        keeper.session?.close();
-      }
+      });
     });
 
     test("stop() leaves the session to its owner, and resume() attaches to it again", async () => {

@@ -14,22 +14,28 @@ import { createLogger } from "../../src/common/logger.js";
 import { parseTaskFile } from "../../src/common/taskfile/index.js";
 import { until } from "../harness/wait.js";
 
+/** A runner of process tasks (no cgroups) in `dir`, with its own ports and task uids (`slot` keeps suites apart) and, when given, devices. */
+function runnerIn(dir: string, slot: number, devices?: AgentDevices): TaskRunner {
+  const log = createLogger("test");
+  return new TaskRunner({
+    dataDir: dir,
+    nodeId: "n1",
+    host: "127.0.0.1",
+    drivers: { process: new ProcessDriver({ useCgroups: false }) },
+    cache: new PackageCache({ cacheDir: join(dir, "packages"), maxBytes: 1 << 20, sources: { managerUrls: () => [], token: "" }, logger: log }),
+    ports: new PortAllocator([41000 + 20 * slot, 41010 + 20 * slot], "127.0.0.1"),
+    users: new TaskUsers({ uids: { first: 70000 + 10 * slot, last: 70009 + 10 * slot }, allowRootTasks: false, nodeId: "n1" }),
+    ...(devices ? { devices } : {}),
+    log,
+  });
+}
+
 describe("agent reports: exits the primary has recorded are not resent", () => {
   let dir: string;
   let runner: TaskRunner;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "torca-runner-"));
-    const log = createLogger("test");
-    runner = new TaskRunner({
-      dataDir: dir,
-      nodeId: "n1",
-      host: "127.0.0.1",
-      drivers: { process: new ProcessDriver({ useCgroups: false }) },
-      cache: new PackageCache({ cacheDir: join(dir, "packages"), maxBytes: 1 << 20, sources: { managerUrls: () => [], token: "" }, logger: log }),
-      ports: new PortAllocator([41000, 41010], "127.0.0.1"),
-      users: new TaskUsers({ uids: { first: 70000, last: 70009 }, allowRootTasks: false, nodeId: "n1" }),
-      log,
-    });
+    runner = runnerIn(dir, 0);
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -90,21 +96,14 @@ describe("agent: a device instance is held by one live task at a time", () => {
   let runner: TaskRunner;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "torca-runner-devices-"));
-    const log = createLogger("test");
-    runner = new TaskRunner({
-      dataDir: dir,
-      nodeId: "n1",
-      host: "127.0.0.1",
-      drivers: { process: new ProcessDriver({ useCgroups: false }) },
-      cache: new PackageCache({ cacheDir: join(dir, "packages"), maxBytes: 1 << 20, sources: { managerUrls: () => [], token: "" }, logger: log }),
-      ports: new PortAllocator([41020, 41030], "127.0.0.1"),
-      users: new TaskUsers({ uids: { first: 70010, last: 70019 }, allowRootTasks: false, nodeId: "n1" }),
-      devices: new AgentDevices([
+    runner = runnerIn(
+      dir,
+      1,
+      new AgentDevices([
         { name: "example/fpga", shareable: false, paths: [], instances: [{ id: "fpga-0", attributes: {}, paths: [] }] },
         { name: "example/vf", shareable: true, paths: [], instances: [{ id: "vf-0", attributes: {}, paths: [] }] },
       ]),
-      log,
-    });
+    );
   });
   after(async () => {
     for (const r of runner.all()) if (r.state !== "exited") await runner.stop(r.dispatch.taskId, r.dispatch.attempt, 0);

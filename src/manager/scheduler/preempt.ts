@@ -66,6 +66,11 @@ function sizeOn(state: ClusterState, node: number, a: Allocation): number {
   return (cpu > 0 ? a.resources.cpu / cpu : 0) + (memory > 0 ? a.resources.memory / memory : 0);
 }
 
+/** Victim order on `node`: lowest priority first, then smallest. */
+function cheapestFirst(state: ClusterState, node: number): (a: Allocation, b: Allocation) => number {
+  return (a, b) => a.priority - b.priority || sizeOn(state, node, a) - sizeOn(state, node, b);
+}
+
 /** The cheapest set of victims on `node` that makes room for one instance of `cls`, if any. */
 export function planOnNode(cls: TaskClass, state: ClusterState, node: number): PreemptionPlan | undefined {
   const shortfall: Shortfall = {
@@ -97,7 +102,7 @@ export function planOnNode(cls: TaskClass, state: ClusterState, node: number): P
   for (const a of candidates) release(reachable, a, 1);
   if (!satisfied(reachable)) return undefined;
 
-  candidates.sort((a, b) => a.priority - b.priority || sizeOn(state, node, a) - sizeOn(state, node, b));
+  candidates.sort(cheapestFirst(state, node));
   const chosen: Allocation[] = [];
   const taken = new Set<Allocation>();
   while (!satisfied(shortfall)) {
@@ -157,7 +162,7 @@ function deviceVictims(cls: TaskClass, state: ClusterState, node: number, reques
     const holders = state
       .allocationsOn(node)
       .filter((a) => a.priority < cls.priority && !evicted.includes(a) && a.devices?.some((d) => wanted.has(d.name)))
-      .sort((a, b) => a.priority - b.priority || sizeOn(state, node, a) - sizeOn(state, node, b));
+      .sort(cheapestFirst(state, node));
     const chosen: Allocation[] = [];
     for (const a of holders) {
       free(a);
